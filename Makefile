@@ -1,0 +1,47 @@
+# Copyright 2026 The kairos-kms Authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# Thin wrapper over the real commands; each target installs what it needs (Debian 12, as root).
+#   make        the static release binary at build/kairos-kms
+#   make check  every test suite: release build, then the unit and TPM suites again under ASan+UBSan
+#   make demo   the main job on its embedded default
+#   make bench  the benchmarks (they print numbers; nothing is asserted)
+# Third-party libraries are built once into a sysroot cached by content hash under
+# $(KAIROS_KMS_CACHE) (default /var/cache/kairos-kms), outside the checkout.
+
+SHELL := /bin/bash
+export KAIROS_KMS_CACHE ?= /var/cache/kairos-kms
+
+BUILD_PKGS := meson ninja-build pkg-config musl-tools file binutils
+TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd
+APT := third_party/apt-deps.sh
+
+.PHONY: all check demo bench clean release asan FORCE
+
+all: release
+
+release:
+	@$(APT) $(BUILD_PKGS)
+	@third_party/meson-setup.sh build musl -Dstatic=true -Dbuildtype=minsize -Db_ndebug=true
+	@ninja -C build
+	@echo "built: build/kairos-kms ($$(stat -c %s build/kairos-kms) bytes)"
+
+asan:
+	@$(APT) $(BUILD_PKGS) clang libclang-rt-14-dev
+	@third_party/meson-setup.sh build-asan glibc -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug -Dfuzz=true
+	@ninja -C build-asan
+
+check: release asan
+	@$(APT) $(TEST_PKGS)
+	@tests/run-suites.sh build build-asan:unit,tpm,fuzz
+
+demo: release
+	@$(APT) $(TEST_PKGS)
+	@tests/demo.sh build/kairos-kms
+
+bench: release
+	@$(APT) $(TEST_PKGS) hyperfine
+	@bench/run.sh build/kairos-kms
+
+clean:
+	rm -rf build build-asan

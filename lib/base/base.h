@@ -1,0 +1,88 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/base: errors and logging, secret buffers, hex, time. Included by every other lib/ folder. */
+#ifndef KKMS_BASE_H
+#define KKMS_BASE_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Exit codes of every applet (DESIGN.md §1). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* ---- logging: one line on stderr, prefixed with the applet name ---- */
+enum log_level { LOG_ERR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Sets the name printed before every message (the applet's name; not copied). */
+void log_set_program(const char *name);
+const char *log_program(void);
+void log_set_level(enum log_level level);
+enum log_level log_get_level(void);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Logs an error and returns r (a negative errno), so an error path is one line:
+ *   return log_error_errno(-ENOENT, "%s: no such device", path); */
+int log_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* ---- cleanup helpers (tang/systemd style) ---- */
+static inline void freep(void *p) { free(*(void **)p); }
+void closep(int *fd);
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+
+/* ---- memory ---- */
+/* malloc/calloc/strdup that abort with a message on exhaustion (a secret half-built is worse). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+char *xstrdup(const char *s);
+
+/* Wipes n bytes in a way the compiler may not elide. */
+void secure_wipe(void *p, size_t n);
+/* Compares n bytes in constant time; true when equal. */
+bool secure_equal(const void *a, const void *b, size_t n);
+
+/* A buffer holding a secret: wiped when freed, never printed. Owned by whoever holds it. */
+struct secret {
+    size_t len;
+    size_t cap;
+    uint8_t *data;
+};
+/* Allocates an empty secret with room for cap bytes (+1 for a NUL terminator). */
+struct secret *secret_new(size_t cap);
+/* Wipes and frees s (NULL is fine). */
+void secret_free(struct secret *s);
+static inline void secret_freep(struct secret **s) { secret_free(*s); }
+#define _cleanup_secret_ _cleanup_(secret_freep)
+
+/* ---- encodings ---- */
+/* Writes 2*n lowercase hex characters and a NUL into out (size 2*n+1). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Decodes hex (either case, even length) into out (capacity cap); returns bytes or -EINVAL. */
+int hex_decode(const char *in, size_t inlen, uint8_t *out, size_t cap);
+
+/* Parses an unsigned integer in C notation (0x.. hex, decimal) that must fit in max. */
+int parse_u32(const char *s, uint32_t max, uint32_t *out);
+/* Parses a positive number of seconds (decimal, optionally fractional) into milliseconds. */
+int parse_seconds_ms(const char *s, int64_t *out_ms);
+
+/* ---- time ---- */
+/* Monotonic clock in milliseconds. */
+int64_t now_ms(void);
+
+/* ---- files ---- */
+/* Reads a whole file of at most max bytes; *out is NUL-terminated and owned by the caller. */
+int file_read_all(const char *path, size_t max, char **out, size_t *out_len);
+/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno. */
+int fd_write_all(int fd, const void *buf, size_t n);
+
+#endif

@@ -1,0 +1,50 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base.h"
+
+static const char *program = "kairos-kms";
+static enum log_level level = LOG_INFO;
+
+void log_set_program(const char *name) { program = name; }
+const char *log_program(void) { return program; }
+void log_set_level(enum log_level l) { level = l; }
+enum log_level log_get_level(void) { return level; }
+
+static void vlog(enum log_level l, const char *fmt, va_list ap)
+{
+    static const char *const tag[] = {"", "warning: ", "", "debug: "};
+    char line[1024];
+    int n;
+
+    if (l > level)
+        return;
+    /* One write per message, so lines from concurrent processes do not interleave. */
+    n = snprintf(line, sizeof(line), "%s: %s", program, tag[l]);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        n = 0;
+    vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    n = (int)strlen(line);
+    line[n++] = '\n';
+    (void)fd_write_all(STDERR_FILENO, line, (size_t)n);
+}
+
+void log_msg(enum log_level l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(l, fmt, ap);
+    va_end(ap);
+}
+
+int log_error_errno(int r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_ERR, fmt, ap);
+    va_end(ap);
+    return r < 0 ? r : -r;
+}

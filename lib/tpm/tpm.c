@@ -1,0 +1,95 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+#include <string.h>
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_rc.h>
+
+#include "tcti.h"
+#include "tpm_internal.h"
+
+int tpm_fail(struct tpm *t, TSS2_RC rc, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+
+    if (ktcti_timed_out(t->tcti))
+        return -ETIMEDOUT; /* the TCTI already said which TPM and how long */
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    log_msg(t->quiet ? LOG_DEBUG : LOG_ERR, "TPM %s: %s: %s", t->desc, what, Tss2_RC_Decode(rc));
+    return -EIO;
+}
+
+static int tpm_open_spec(const char *spec, int64_t timeout_ms, struct tpm **out)
+{
+    struct tpm *t;
+    TSS2_RC rc;
+    int r;
+
+    t = xcalloc(1, sizeof(*t));
+    r = ktcti_open(spec, timeout_ms, &t->tcti);
+    if (r < 0) {
+        free(t);
+        return r;
+    }
+    snprintf(t->desc, sizeof(t->desc), "%s", ktcti_describe(t->tcti));
+    rc = Esys_Initialize(&t->esys, t->tcti, NULL);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = tpm_fail(t, rc, "initializing ESAPI");
+        tpm_close(t);
+        return r;
+    }
+    /* swtpm without startup-clear, or a TPM no firmware started: start it; an already started
+     * TPM answers TPM2_RC_INITIALIZE, which is fine. */
+    rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
+    if (rc != TSS2_RC_SUCCESS && rc != TPM2_RC_INITIALIZE) {
+        r = tpm_fail(t, rc, "TPM2_Startup");
+        tpm_close(t);
+        return r;
+    }
+    *out = t;
+    return 0;
+}
+
+int tpm_open(const char *device, int64_t timeout_ms, struct tpm **out)
+{
+    static const char *const defaults[] = {"/dev/tpmrm0", "/dev/tpm0"};
+
+    /* tpm2-tss would print its own multi-line errors; ours say the same in one line. */
+    setenv("TSS2_LOG", "all+none", 0);
+    if (timeout_ms <= 0)
+        timeout_ms = TPM_DEFAULT_TIMEOUT_MS;
+    if (device && *device) {
+        int r = tpm_open_spec(device, timeout_ms, out);
+        if (r == -ENOENT)
+            log_error("--tpm-device %s: no such device or socket", device);
+        return r;
+    }
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        int r = tpm_open_spec(defaults[i], timeout_ms, out);
+        if (r != -ENOENT)
+            return r;
+    }
+    return log_error_errno(-ENODEV, "no TPM found: tried /dev/tpmrm0 and /dev/tpm0; "
+                                    "use --tpm-device PATH (a TPM device or a swtpm socket)");
+}
+
+void tpm_close(struct tpm *t)
+{
+    if (!t)
+        return;
+    if (t->esys)
+        Esys_Finalize(&t->esys);
+    ktcti_free(t->tcti);
+    free(t);
+}
+
+const char *tpm_describe(struct tpm *t) { return t->desc; }
+
+void tpm_flush(struct tpm *t, ESYS_TR handle)
+{
+    if (handle != ESYS_TR_NONE)
+        (void)Esys_FlushContext(t->esys, handle);
+}

@@ -1,0 +1,50 @@
+# Copyright 2026 The kairos-kms Authors
+# SPDX-License-Identifier: Apache-2.0
+# Shared by the shell tests: TAP output, a private temporary directory, cleanup of everything a
+# test started (by PID), and a clear failure when a needed tool is missing.
+set -u
+set -o pipefail
+
+: "${KAIROS_KMS:?KAIROS_KMS must name the kairos-kms binary under test}"
+: "${KKMS_TEST_TMP:=/tmp/kkms-test}"
+mkdir -p "$KKMS_TEST_TMP"
+T=$(mktemp -d "$KKMS_TEST_TMP/t.XXXXXX")
+_tap_n=0
+_tap_failed=0
+_cleanups=()
+
+# Runs cleanups in reverse order; keeps $T when a check failed, so its logs can be read.
+_run_cleanups() {
+    local i
+    for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do eval "${_cleanups[i]}" || true; done
+    if [ "$_tap_failed" -eq 0 ]; then rm -rf "$T"; else echo "# kept $T for inspection"; fi
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT TERM
+
+on_exit() { _cleanups+=("$1"); }
+
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+# check DESCRIPTION COMMAND...: one TAP line for whether COMMAND succeeds.
+# check DESCRIPTION EXPRESSION: one TAP line for whether the shell EXPRESSION (eval'd, so
+# && and || stay inside the check) succeeds.
+check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
+diag() { sed 's/^/# /'; }
+done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
+bail() { echo "Bail out! $*"; exit 1; }
+
+require() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || bail "$tool is missing: run 'make check' (it installs the test tools) or apt-get install the package that provides it"
+    done
+}
+
+# run_kkms OUT ERR RC_VAR ARGS...: runs the binary with a hard time limit, captures output.
+run_kkms() {
+    local out=$1 err=$2 __rc=$3
+    shift 3
+    timeout -k 5 60 "$KAIROS_KMS" "$@" >"$out" 2>"$err"
+    printf -v "$__rc" '%d' $?
+}

@@ -1,0 +1,88 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+#include <string.h>
+
+#include "base.h"
+#include "tap.h"
+
+static void test_hex(void)
+{
+    const uint8_t in[] = {0x00, 0x7f, 0x80, 0xff, 0xab};
+    uint8_t back[8];
+    char hex[11];
+
+    hex_encode(in, sizeof(in), hex);
+    CHECK(!strcmp(hex, "007f80ffab"), "hex_encode writes lowercase hex");
+    CHECK(hex_decode("007F80FFab", 10, back, sizeof(back)) == 5 && !memcmp(back, in, 5),
+          "hex_decode accepts both cases");
+    CHECK(hex_decode("abc", 3, back, sizeof(back)) == -EINVAL, "hex_decode refuses an odd length");
+    CHECK(hex_decode("zz", 2, back, sizeof(back)) == -EINVAL, "hex_decode refuses non-hex");
+    CHECK(hex_decode("00112233445566778899", 20, back, sizeof(back)) == -EINVAL,
+          "hex_decode refuses output larger than the buffer");
+}
+
+static void test_parse_u32(void)
+{
+    uint32_t v = 0;
+    CHECK(parse_u32("0x1500000", UINT32_MAX, &v) == 0 && v == 0x1500000, "parse_u32 reads hex");
+    CHECK(parse_u32("0X81000008", UINT32_MAX, &v) == 0 && v == 0x81000008u, "parse_u32 reads 0X hex");
+    CHECK(parse_u32("42", UINT32_MAX, &v) == 0 && v == 42, "parse_u32 reads decimal");
+    CHECK(parse_u32("0xffffffff", UINT32_MAX, &v) == 0 && v == UINT32_MAX, "parse_u32 reads the maximum");
+    CHECK(parse_u32("0x100000000", UINT32_MAX, &v) == -ERANGE, "parse_u32 refuses overflow");
+    CHECK(parse_u32("70000", 65535, &v) == -ERANGE, "parse_u32 honours the caller's maximum");
+    CHECK(parse_u32("", UINT32_MAX, &v) == -EINVAL, "parse_u32 refuses empty");
+    CHECK(parse_u32("0x", UINT32_MAX, &v) == -EINVAL, "parse_u32 refuses a bare 0x");
+    CHECK(parse_u32("12a", UINT32_MAX, &v) == -EINVAL, "parse_u32 refuses trailing junk");
+    CHECK(parse_u32("-1", UINT32_MAX, &v) == -EINVAL, "parse_u32 refuses negatives");
+}
+
+static void test_parse_seconds(void)
+{
+    int64_t ms = 0;
+    CHECK(parse_seconds_ms("2", &ms) == 0 && ms == 2000, "parse_seconds_ms reads whole seconds");
+    CHECK(parse_seconds_ms("0.25", &ms) == 0 && ms == 250, "parse_seconds_ms reads fractions");
+    CHECK(parse_seconds_ms("1.5", &ms) == 0 && ms == 1500, "parse_seconds_ms reads 1.5");
+    CHECK(parse_seconds_ms("0", &ms) == -EINVAL, "parse_seconds_ms refuses zero");
+    CHECK(parse_seconds_ms("abc", &ms) == -EINVAL, "parse_seconds_ms refuses words");
+    CHECK(parse_seconds_ms("", &ms) == -EINVAL, "parse_seconds_ms refuses empty");
+    CHECK(parse_seconds_ms("99999999999", &ms) == -ERANGE, "parse_seconds_ms refuses huge values");
+}
+
+static void test_secrets(void)
+{
+    struct secret *s = secret_new(16);
+    CHECK(s && s->cap == 16 && s->len == 0 && s->data[16] == 0, "secret_new gives an empty, terminated buffer");
+    memcpy(s->data, "passphrase", 10);
+    s->len = 10;
+    secret_free(s);
+    secret_free(NULL);
+    CHECK(secure_equal("abc", "abc", 3) && !secure_equal("abc", "abd", 3), "secure_equal compares bytes");
+    {
+        uint8_t buf[8] = "secret!";
+        secure_wipe(buf, sizeof(buf));
+        CHECK(buf[0] == 0 && buf[6] == 0, "secure_wipe zeroes");
+    }
+}
+
+static void test_read_file(void)
+{
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(file_read_all(tap_data("rsa-spki-vectors.txt"), 1 << 20, &data, &len) == 0 && len > 0 &&
+              data[len] == '\0',
+          "file_read_all reads a file and terminates it");
+    free(data);
+    CHECK(file_read_all(tap_data("rsa-spki-vectors.txt"), 100, &data, &len) == -EFBIG,
+          "file_read_all refuses a file over the limit");
+    CHECK(file_read_all("/nonexistent/x", 100, &data, &len) == -ENOENT, "file_read_all reports a missing file");
+}
+
+int main(void)
+{
+    test_hex();
+    test_parse_u32();
+    test_parse_seconds();
+    test_secrets();
+    test_read_file();
+    return tap_done();
+}
