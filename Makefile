@@ -13,7 +13,8 @@ SHELL := /bin/bash
 export KAIROS_KMS_CACHE ?= /var/cache/kairos-kms
 
 BUILD_PKGS := meson ninja-build pkg-config musl-tools file binutils
-TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd
+TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd cryptsetup-bin gdisk e2fsprogs \
+             python3 python3-cryptography
 APT := third_party/apt-deps.sh
 
 .PHONY: all check demo bench clean release asan FORCE
@@ -33,7 +34,7 @@ asan:
 
 check: release asan
 	@$(APT) $(TEST_PKGS)
-	@tests/run-suites.sh build build-asan:unit,tpm,fuzz
+	@tests/run-suites.sh build build-asan:unit,tpm,luks,fuzz
 
 demo: release
 	@$(APT) $(TEST_PKGS)

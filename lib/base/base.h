@@ -70,6 +70,18 @@ void hex_encode(const uint8_t *in, size_t n, char *out);
 /* Decodes hex (either case, even length) into out (capacity cap); returns bytes or -EINVAL. */
 int hex_decode(const char *in, size_t inlen, uint8_t *out, size_t cap);
 
+enum base64_variant {
+    BASE64_STD,     /* RFC 4648 §4, padded: Go's base64.StdEncoding */
+    BASE64_URL_RAW, /* RFC 4648 §5, no padding: Go's base64.RawURLEncoding */
+};
+/* Length of the encoding of n bytes, without the NUL. */
+size_t base64_encoded_len(size_t n, enum base64_variant v);
+/* Encodes n bytes; returns a malloc'd NUL-terminated string owned by the caller. */
+char *base64_encode(const uint8_t *in, size_t n, enum base64_variant v, size_t *out_len);
+/* Decodes strictly (no whitespace, canonical padding and trailing bits); *out malloc'd, owned by
+ * the caller (wipe it if it holds a secret). -EINVAL on bad input. */
+int base64_decode(const char *in, size_t n, enum base64_variant v, uint8_t **out, size_t *out_len);
+
 /* Parses an unsigned integer in C notation (0x.. hex, decimal) that must fit in max. */
 int parse_u32(const char *s, uint32_t max, uint32_t *out);
 /* Parses a positive number of seconds (decimal, optionally fractional) into milliseconds. */

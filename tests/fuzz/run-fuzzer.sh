@@ -5,6 +5,7 @@
 # (KKMS_FUZZ_SECONDS, default 20) in a scratch corpus, so the repository's seeds stay as they are.
 set -euo pipefail
 harness=$(readlink -f "$1") seeds=$(readlink -f "$2")
+mkdir -p "${KKMS_TEST_TMP:-/tmp}"
 work=$(mktemp -d "${KKMS_TEST_TMP:-/tmp}/fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"

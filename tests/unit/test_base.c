@@ -77,8 +77,49 @@ static void test_read_file(void)
     CHECK(file_read_all("/nonexistent/x", 100, &data, &len) == -ENOENT, "file_read_all reports a missing file");
 }
 
+static void test_base64(void)
+{
+    /* Vectors of RFC 4648 §10 and their URL/raw forms. */
+    static const char *const plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    static const char *const std[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    static const char *const raw[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+    for (size_t i = 0; i < 7; i++) {
+        size_t n = strlen(plain[i]), len;
+        char *e = base64_encode((const uint8_t *)plain[i], n, BASE64_STD, &len);
+        char *u = base64_encode((const uint8_t *)plain[i], n, BASE64_URL_RAW, NULL);
+        uint8_t *d = NULL;
+        CHECK(!strcmp(e, std[i]) && len == strlen(std[i]), "base64 std of \"%s\"", plain[i]);
+        CHECK(!strcmp(u, raw[i]), "base64 raw url of \"%s\"", plain[i]);
+        CHECK(base64_decode(std[i], strlen(std[i]), BASE64_STD, &d, &len) == 0 && len == n &&
+                  !memcmp(d, plain[i], n), "base64 std decode of %s", std[i]);
+        free(d);
+        d = NULL;
+        CHECK(base64_decode(raw[i], strlen(raw[i]), BASE64_URL_RAW, &d, &len) == 0 && len == n &&
+                  !memcmp(d, plain[i], n), "base64 raw url decode of %s", raw[i]);
+        free(d);
+        free(e);
+        free(u);
+    }
+    {
+        const uint8_t bin[] = {0xfb, 0xff, 0xfe};
+        char *s = base64_encode(bin, 3, BASE64_STD, NULL), *u = base64_encode(bin, 3, BASE64_URL_RAW, NULL);
+        CHECK(!strcmp(s, "+//+") && !strcmp(u, "-__-"), "the two alphabets differ in + / and - _");
+        free(s);
+        free(u);
+    }
+    uint8_t *d = NULL;
+    size_t len;
+    CHECK(base64_decode("Zg=", 3, BASE64_STD, &d, &len) == -EINVAL, "std decode refuses a bad length");
+    CHECK(base64_decode("Zh==", 4, BASE64_STD, &d, &len) == -EINVAL, "std decode refuses non-zero trailing bits");
+    CHECK(base64_decode("Z-==", 4, BASE64_STD, &d, &len) == -EINVAL, "std decode refuses the URL alphabet");
+    CHECK(base64_decode("Zm9v\n", 5, BASE64_STD, &d, &len) == -EINVAL, "std decode refuses whitespace");
+    CHECK(base64_decode("Z", 1, BASE64_URL_RAW, &d, &len) == -EINVAL, "raw decode refuses a lone character");
+    CHECK(base64_decode("Zg==", 4, BASE64_URL_RAW, &d, &len) == -EINVAL, "raw decode refuses padding");
+}
+
 int main(void)
 {
+    test_base64();
     test_hex();
     test_parse_u32();
     test_parse_seconds();

@@ -1,0 +1,107 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* Base64 as Go's encoding/base64 writes it: StdEncoding (padded) for []byte in JSON and in the
+ * G1 token, RawURLEncoding (no padding) for the escrowed ciphertext (UPSTREAM.md §6, §8.1). */
+#include <string.h>
+
+#include "base.h"
+
+static const char std_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t base64_encoded_len(size_t n, enum base64_variant v)
+{
+    return v == BASE64_URL_RAW ? (n * 4 + 2) / 3 : (n + 2) / 3 * 4;
+}
+
+char *base64_encode(const uint8_t *in, size_t n, enum base64_variant v, size_t *out_len)
+{
+    const char *a = v == BASE64_URL_RAW ? url_alphabet : std_alphabet;
+    size_t len = base64_encoded_len(n, v), o = 0, i = 0;
+    char *out = xmalloc(len + 1);
+
+    for (; i + 3 <= n; i += 3) {
+        uint32_t x = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = a[x >> 18];
+        out[o++] = a[(x >> 12) & 63];
+        out[o++] = a[(x >> 6) & 63];
+        out[o++] = a[x & 63];
+    }
+    if (n - i == 1) {
+        uint32_t x = (uint32_t)in[i] << 16;
+        out[o++] = a[x >> 18];
+        out[o++] = a[(x >> 12) & 63];
+        if (v == BASE64_STD) {
+            out[o++] = '=';
+            out[o++] = '=';
+        }
+    } else if (n - i == 2) {
+        uint32_t x = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = a[x >> 18];
+        out[o++] = a[(x >> 12) & 63];
+        out[o++] = a[(x >> 6) & 63];
+        if (v == BASE64_STD)
+            out[o++] = '=';
+    }
+    out[o] = '\0';
+    if (out_len)
+        *out_len = o;
+    return out;
+}
+
+static int b64val(char c, enum base64_variant v)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == (v == BASE64_URL_RAW ? '-' : '+'))
+        return 62;
+    if (c == (v == BASE64_URL_RAW ? '_' : '/'))
+        return 63;
+    return -1;
+}
+
+int base64_decode(const char *in, size_t n, enum base64_variant v, uint8_t **out, size_t *out_len)
+{
+    size_t o = 0, pad = 0;
+    uint8_t *buf;
+    uint32_t acc = 0;
+    int bits = 0;
+
+    if (v == BASE64_STD) {
+        /* Go's StdEncoding: the length is a multiple of 4 and padding only at the end. */
+        if (n % 4)
+            return -EINVAL;
+        while (pad < 2 && n > 0 && in[n - 1 - pad] == '=')
+            pad++;
+    } else if (n % 4 == 1) {
+        return -EINVAL;
+    }
+    buf = xmalloc(n / 4 * 3 + 3);
+    for (size_t i = 0; i < n - pad; i++) {
+        int d = b64val(in[i], v);
+        if (d < 0) {
+            secure_wipe(buf, n / 4 * 3 + 3);
+            free(buf);
+            return -EINVAL;
+        }
+        acc = acc << 6 | (uint32_t)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* Leftover bits must be zero (Go's strict decoding of the last quantum). */
+    if (bits >= 6 || (acc & ((1u << bits) - 1))) {
+        secure_wipe(buf, n / 4 * 3 + 3);
+        free(buf);
+        return -EINVAL;
+    }
+    *out = buf;
+    *out_len = o;
+    return 0;
+}

@@ -1,0 +1,174 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/luks: LUKS2 volumes through libcryptsetup, and partitions found from sysfs, libblkid and the
+ * LUKS2 binary header without udev. The only folder that includes libcryptsetup and libblkid
+ * (DESIGN.md §2). Every function returns 0 (or a count) or a negative errno and has already
+ * logged one line naming the device and why; secrets come in as struct secret and are never
+ * logged or copied outside libcryptsetup's own locked memory. */
+#ifndef KKMS_LUKS_H
+#define KKMS_LUKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+
+#define LUKS_LABEL_MAX 48 /* LUKS2 binary header label field, NUL included */
+#define LUKS_UUID_STR 37  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+
+/* Cipher of every volume we create: aes-xts-plain64 with a 512-bit volume key (two AES-256 keys),
+ * libcryptsetup's own LUKS2 default, what upstream kcrypt gets (UPSTREAM.md §2.3). */
+#define LUKS_CIPHER "aes"
+#define LUKS_CIPHER_MODE "xts-plain64"
+#define LUKS_VOLUME_KEY_BYTES 64
+
+/* Keyslot PBKDF, chosen by who made the passphrase (DESIGN.md §5).
+ *
+ * LUKS_PBKDF_MINIMAL: PBKDF2-SHA256, 1000 iterations, no benchmark. Only for generated
+ *   passphrases of >= 32 random bytes (TPM NV, KMS): a KDF cannot add strength to 256 bits of
+ *   entropy, and a slow one costs seconds per unlock in an initramfs (30 s under QEMU TCG with
+ *   libcryptsetup's benchmarked default, TEST-HARNESS.md §1). systemd-cryptenroll and clevis do
+ *   the same (cryptsetup_set_minimal_pbkdf). 1000 is libcryptsetup's minimum for PBKDF2.
+ *
+ * LUKS_PBKDF_OPERATOR: argon2id, memory 64 MiB, time cost 4, 1 lane, no benchmark. For
+ *   passphrases an operator typed, which need a memory-hard KDF. 64 MiB is RFC 9106 §4's second
+ *   recommended memory; its t=3 is raised to 4, libcryptsetup's minimum for argon2; one lane
+ *   instead of four because an initramfs on a small VM has one CPU and perhaps 256 MiB of RAM.
+ *   libcryptsetup's own benchmark (up to 1 GiB, 4 threads, measured on the install machine)
+ *   picks values that fail or take ~30 s at early boot (TEST-HARNESS.md §1). Fixed values make
+ *   unlock time independent of the machine that formatted the disk: about 0.2 s on a 2020s x86
+ *   core, a few seconds under QEMU TCG. */
+enum luks_pbkdf {
+    LUKS_PBKDF_MINIMAL = 0,
+    LUKS_PBKDF_OPERATOR = 1,
+};
+#define LUKS_PBKDF2_ITERATIONS 1000
+#define LUKS_ARGON2_MEMORY_KB (64u * 1024u)
+#define LUKS_ARGON2_TIME_COST 4
+#define LUKS_ARGON2_LANES 1
+
+/* The UUIDv5 (SHA-1, RFC 4122 §4.3) of name in the URL namespace, as upstream's
+ * uuid.NewV5(uuid.NamespaceURL, label) (UPSTREAM.md §2.3): COS_PERSISTENT gives
+ * 85c39d0f-4867-5227-8334-f5eec606d9eb. Writes 36 characters and a NUL into out. */
+void luks_uuid_v5(const char *name, char out[LUKS_UUID_STR]);
+
+/* ---- volumes ---- */
+
+/* Creates a LUKS2 header on device (block device or image file): aes-xts-plain64, 512-bit random
+ * volume key from the kernel RNG, default sector size, header label = label (the filesystem
+ * label, < 48 bytes), UUID = luks_uuid_v5(label), pass in the first free keyslot (0 on a new
+ * header) with the PBKDF of kind. Destroys what was on device, an existing LUKS header included:
+ * the caller refuses already-encrypted devices unless forced (luks_header_read, UPSTREAM.md
+ * §12.3). */
+int luks_format(const char *device, const char *label, const struct secret *pass,
+                enum luks_pbkdf kind);
+
+/* Checks pass against every keyslot of device without device-mapper (works on image files and on
+ * hosts without dm). On success *slot (if not NULL) is the keyslot that matched. -EPERM for a
+ * wrong passphrase, -EINVAL if device is not LUKS, -ENOENT if it does not exist. */
+int luks_check_passphrase(const char *device, const struct secret *pass, int *slot);
+
+/* Unlocks device as /dev/mapper/<name>, trying every keyslot. Needs device-mapper (dm_mod,
+ * dm_crypt): -ENODEV with an error saying so where the kernel has none. */
+int luks_open(const char *device, const char *name, const struct secret *pass);
+
+/* Removes the mapping /dev/mapper/<name>. -ENODEV if it is not active. */
+int luks_close(const char *name);
+
+/* True when /dev/mapper/<name> exists or device-mapper reports <name> active. Logs nothing. */
+bool luks_is_active(const char *name);
+
+/* Room luks_encrypt_in_place needs at the end of the device: the LUKS2 header (16 MiB: 16 KiB
+ * metadata twice, the rest keyslots) plus as much again to move the first data segment, as
+ * `cryptsetup reencrypt --encrypt --reduce-device-size 32M` does. */
+#define LUKS_REDUCE_BYTES (32ull << 20)
+
+/* Progress of luks_encrypt_in_place: done of total bytes encrypted. Return 0 to go on, anything
+ * else to stop (the device is left in a resumable reencryption state; -EINTR is returned). */
+typedef int (*luks_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+/* Encrypts device in place keeping its data (--keep-data), offline, with libcryptsetup's LUKS2
+ * reencryption: header, label and UUID as luks_format, data shifted by 16 MiB.
+ * Precondition, checked: the device holds a filesystem whose size (libblkid FSSIZE) is at most the
+ * device size minus LUKS_REDUCE_BYTES — shrink it first (resize2fs DEV SIZE) — and it is not
+ * mounted or otherwise in use. Afterwards the filesystem is the LUKS volume's content.
+ * A device left half-done by an interrupted run (power loss, progress said stop) and carrying
+ * our header with the same label is resumed, not refused. progress may be NULL. The temporary
+ * header lives in a memfd reached through /proc/self/fd, never on disk; libcryptsetup locks
+ * metadata under /run/cryptsetup, so /run must exist (it does in every initramfs we build). */
+int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass,
+                          enum luks_pbkdf kind, luks_progress_fn progress, void *ctx);
+
+/* ---- the LUKS binary header, read without libcryptsetup (TEST-HARNESS.md §1) ---- */
+
+struct luks_header {
+    int version;                /* 1 or 2 */
+    bool from_secondary;        /* the primary was damaged; these come from a LUKS2 secondary */
+    uint64_t hdr_size;          /* LUKS2: metadata area size (binary header + JSON) */
+    uint64_t seqid;             /* LUKS2: bumped on every metadata write */
+    char label[LUKS_LABEL_MAX]; /* LUKS2 label, "" for LUKS1 or none */
+    char uuid[40];              /* header UUID as stored (36 characters normally) */
+};
+
+/* Reads the LUKS header of the open file or device fd: the primary binary header, or a LUKS2
+ * secondary at any of the sizes LUKS2 allows when the primary is damaged (bad magic or
+ * checksum). -EINVAL when neither is a LUKS header. */
+int luks_header_read_fd(int fd, struct luks_header *out);
+
+/* Same for a path; -ENOENT etc. as open(2). Logs nothing (used while scanning). */
+int luks_header_read(const char *path, struct luks_header *out);
+
+/* ---- partitions without udev ---- */
+
+/* One block device that carries a filesystem or LUKS. Every string is owned by the array
+ * returned by luks_scan, NUL-terminated and never NULL ("" when unknown). */
+struct luks_part {
+    char *name;            /* kernel name: vda5, loop0p2, nvme0n1p5 */
+    char *device;          /* path opened: <root>/dev/<name> */
+    char *disk;            /* kernel name of the whole disk ("" for a whole disk itself) */
+    int partno;            /* partition number, 0 for a whole disk */
+    unsigned major, minor; /* from sysfs dev */
+    uint64_t size;         /* bytes (sysfs size × 512) */
+    bool read_only;        /* sysfs ro */
+    bool has_holders;      /* something (a dm mapping) is stacked on it: sysfs holders/ */
+    char *fs;              /* libblkid TYPE: "crypto_LUKS", "ext4", ... */
+    char *label;           /* filesystem label; for LUKS the header label (primary or secondary) */
+    char *fs_uuid;         /* filesystem UUID; for LUKS the header UUID */
+    char *partition_label; /* GPT partition name (PARTLABEL) */
+    char *uuid;            /* GPT partition UUID (PARTUUID): upstream's `uuid` (§2.2) */
+    char *mount_point;     /* from /proc/mounts, first match */
+};
+
+/* Which devices luks_scan_flags also looks at. */
+enum {
+    LUKS_SCAN_DM = 1 << 0, /* dm-* (unlocked volumes, LVM), skipped by default */
+};
+
+/* Lists the block devices of <root_prefix>/sys/class/block (root_prefix "" or NULL for the real
+ * system; tests point it at a tree of their own) that carry a filesystem or LUKS, sorted by name.
+ * Skips ram*, zram*, fd* (floppies), loop devices without a backing file and dm-*. Devices are
+ * opened as <root>/dev/<name>; when that node is missing (no devtmpfs) it is created with mknod
+ * from sysfs dev, and a line says so. *out is owned by the caller: free it with luks_parts_free. */
+int luks_scan(const char *root_prefix, struct luks_part **out, size_t *n);
+int luks_scan_flags(const char *root_prefix, unsigned flags, struct luks_part **out, size_t *n);
+
+/* Frees an array from luks_scan (NULL is fine). */
+void luks_parts_free(struct luks_part *parts, size_t n);
+
+/* The label to ask a KMS for: the filesystem/LUKS label, or for unlabelled legacy disks COS_OEM /
+ * COS_PERSISTENT from PARTLABEL oem / persistent (UPSTREAM.md §2.7); "" if neither. Borrowed. */
+const char *luks_part_label(const struct luks_part *p);
+
+/* Finds the device whose filesystem or LUKS label is label; for COS_OEM / COS_PERSISTENT with no
+ * such label, the partition named oem / persistent (upstream G3, §2.2). *out points into parts.
+ * -ENOENT (logged) when nothing matches. */
+int luks_find_by_label(const struct luks_part *parts, size_t n, const char *label,
+                       const struct luks_part **out);
+
+/* Fills out (room for n pointers into parts) with the locked LUKS devices: fs crypto_LUKS, no
+ * <root>/dev/mapper/<name> and nothing stacked on them. Returns how many. */
+size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, size_t n,
+                        const struct luks_part **out);
+
+#endif
