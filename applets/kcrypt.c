@@ -7,41 +7,59 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "applets.h"
-#include "base.h"
+#include "kcrypt.h"
 #include "tpm.h"
 
 static const char usage[] =
-    "Usage: kcrypt nv show  [--nv-index I] [--c-index C] [--tpm-device D]\n"
-    "       kcrypt nv init  [--nv-index I] [--c-index C] [--tpm-device D]\n"
-    "       kcrypt nv clear [--nv-index I] [--tpm-device D] [--yes]\n"
-    "       kcrypt encrypt LABEL ...         (not built yet)\n"
-    "       kcrypt unlock-all ...            (not built yet)\n"
+    "Usage: kcrypt encrypt LABEL [--keep-data] [--force] [OPTIONS]\n"
+    "       kcrypt unlock-all [--timeout SECONDS] [OPTIONS]\n"
+    "       kcrypt nv show|init|clear [--yes] [OPTIONS]\n"
     "\n"
-    "Offline mode keeps the LUKS passphrase in the TPM: an NV index (default 0x1500000) holds its\n"
-    "RSA-OAEP-SHA256 ciphertext, which only this TPM's key at c_index (default 0x81000008) can\n"
-    "decrypt, exactly as upstream Kairos stores it.\n"
+    "Kairos partition encryption, compatible with upstream kcrypt (disks and TPM data written by\n"
+    "either unlock with the other).\n"
     "\n"
-    "  nv show    print the decrypted passphrase (no newline)\n"
-    "  nv init    create the passphrase now if there is none (what encrypt does first); prints nothing\n"
-    "  nv clear   remove the NV index (asks for 'yes' unless --yes): disks encrypted with it can no\n"
-    "             longer be unlocked from this TPM\n"
+    "  encrypt LABEL   find the partition whose filesystem label is LABEL, get its passphrase FIRST\n"
+    "                  (no key: the partition is left untouched), format it as LUKS2 (label LABEL,\n"
+    "                  UUID = UUIDv5(URL, LABEL)), open it and create an ext4 filesystem labelled\n"
+    "                  LABEL inside. Prints LABEL:NAME:UUID. Refuses a partition that is already\n"
+    "                  LUKS unless --force (which destroys its data).\n"
+    "      --keep-data encrypt in place instead, keeping the filesystem and its files; the filesystem\n"
+    "                  must leave 32 MiB free at the end of the partition (resize2fs it first).\n"
+    "                  Shows progress on stderr.\n"
+    "  unlock-all      open every locked LUKS partition as /dev/mapper/<name>; one line per partition\n"
+    "                  on stdout; exit 1 naming every partition that stayed locked. Failures that can\n"
+    "                  pass (a KMS not reachable yet) are retried with backoff within --timeout.\n"
+    "  nv show        print the offline passphrase kept by the TPM (no newline)\n"
+    "  nv init        create it now if there is none (what encrypt does first); prints nothing\n"
+    "  nv clear       remove the NV index (asks for 'yes' unless --yes): disks encrypted with it can\n"
+    "                 no longer be unlocked from this TPM\n"
     "\n"
-    "  --nv-index I           NV index (default 0x1500000)\n"
-    "  --c-index C            persistent RSA key handle (default 0x81000008)\n"
+    "Where the passphrase comes from, as upstream decides: when the Kairos config sets\n"
+    "kcrypt.challenger.challenger_server or kcrypt.challenger.mdns, from the kcrypt-discovery-*\n"
+    "plugins (the KMS); otherwise from the TPM (offline mode): the NV index nv_index (default\n"
+    "0x1500000) holds the passphrase encrypted (RSA-OAEP-SHA256) by the TPM key at c_index (default\n"
+    "0x81000008). Config: *.yaml/*.yml with a #cloud-config header under /oem, /sysroot/oem,\n"
+    "/run/cos/oem, /tmp/oem, plus kcrypt.* keys on the kernel command line; nv_index, c_index and\n"
+    "tpm_device are read under kcrypt: and under kcrypt.challenger: (the latter wins).\n"
+    "\n"
+    "  --nv-index I           NV index (overrides the config)\n"
+    "  --c-index C            persistent RSA key handle (overrides the config)\n"
     "  --tpm-device D         TPM device, swtpm socket or TCTI string (see tpm-hash --help)\n"
     "  --tpm-timeout SECONDS  give up on a TPM command after this long (default 120)\n"
-    "  --yes                  do not ask before nv clear\n"
+    "  --timeout SECONDS      unlock-all: total time to keep retrying one partition (default 120)\n"
+    "  --plugin-timeout SECONDS  one discovery plugin run (default 60)\n"
+    "  --root DIR             look for config, /proc, /sys and /dev under DIR (tests, chroots);\n"
+    "                         also the environment variable KAIROS_KMS_ROOT\n"
+    "  --force                encrypt: reformat a partition that is already LUKS\n"
+    "  --yes                  nv clear: do not ask\n"
     "  --debug                say more on stderr\n"
     "  --help                 this text\n"
     "\n"
-    "Example: kcrypt nv show --tpm-device /dev/tpmrm0 | cryptsetup open --test-passphrase /dev/vda5\n";
+    "Examples:\n"
+    "  kcrypt encrypt COS_PERSISTENT\n"
+    "  kcrypt unlock-all --timeout 60\n"
+    "  kcrypt nv show --tpm-device /dev/tpmrm0 | cryptsetup open --test-passphrase /dev/vda5\n";
 
-struct kcrypt_opts {
-    uint32_t nv_index, c_index;
-    struct applet_tpm_opts tpm;
-    bool yes;
-};
 
 static int parse_handle(const char *flag, const char *value, uint32_t *out)
 {
@@ -64,7 +82,7 @@ static bool confirm(const char *question)
     return !strcmp(answer, "yes");
 }
 
-static int nv_command(const char *cmd, const struct kcrypt_opts *o)
+static int nv_command(const char *cmd, const struct kcrypt_ctx *k, bool yes)
 {
     _cleanup_tpm_ struct tpm *tpm = NULL;
     _cleanup_secret_ struct secret *pass = NULL;
@@ -74,10 +92,10 @@ static int nv_command(const char *cmd, const struct kcrypt_opts *o)
         log_error("nv %s: unknown command (show, init or clear)", cmd);
         return EXIT_USAGE;
     }
-    if (!strcmp(cmd, "clear") && !o->yes) {
+    if (!strcmp(cmd, "clear") && !yes) {
         char q[160];
         snprintf(q, sizeof(q), "This removes NV index 0x%x; disks encrypted with it will not unlock from this TPM.",
-                 o->nv_index);
+                 k->cfg.nv_index);
         if (!isatty(STDIN_FILENO)) {
             log_error("nv clear: refusing without --yes (standard input is not a terminal)");
             return EXIT_USAGE;
@@ -87,17 +105,18 @@ static int nv_command(const char *cmd, const struct kcrypt_opts *o)
             return EXIT_RUNTIME;
         }
     }
-    if (tpm_open(o->tpm.device, o->tpm.timeout_ms, &tpm) < 0)
+    if (tpm_open(k->tpm.device ? k->tpm.device : (k->cfg.tpm_device[0] ? k->cfg.tpm_device : NULL),
+                 k->tpm.timeout_ms, &tpm) < 0)
         return EXIT_RUNTIME;
     if (!strcmp(cmd, "clear")) {
-        r = tpm_nv_undefine(tpm, o->nv_index);
+        r = tpm_nv_undefine(tpm, k->cfg.nv_index);
         if (r == -ENOENT) {
-            log_error("nv clear: NV index 0x%x is not defined on TPM %s", o->nv_index, tpm_describe(tpm));
+            log_error("nv clear: NV index 0x%x is not defined on TPM %s", k->cfg.nv_index, tpm_describe(tpm));
             return EXIT_RUNTIME;
         }
         return r < 0 ? EXIT_RUNTIME : EXIT_OK;
     }
-    r = tpm_offline_passphrase(tpm, o->nv_index, o->c_index, !strcmp(cmd, "init"), &pass);
+    r = tpm_offline_passphrase(tpm, k->cfg.nv_index, k->cfg.c_index, !strcmp(cmd, "init"), &pass);
     if (r < 0)
         return EXIT_RUNTIME;
     if (!strcmp(cmd, "show")) {
@@ -109,57 +128,126 @@ static int nv_command(const char *cmd, const struct kcrypt_opts *o)
     return EXIT_OK;
 }
 
+/* Reads the Kairos config (UPSTREAM.md §1) and applies the flags on top. */
+static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint32_t *c_flag)
+{
+    struct kconfig_opts co = {.root = k->root};
+    struct kconfig *cfg = NULL;
+    int r = kconfig_load(&co, &cfg);
+
+    if (r == 0)
+        r = kconfig_kcrypt(cfg, &k->cfg);
+    kconfig_free(cfg);
+    if (r < 0)
+        return log_error_errno(r, "cannot read the Kairos configuration");
+    if (nv_flag)
+        k->cfg.nv_index = *nv_flag;
+    if (c_flag)
+        k->cfg.c_index = *c_flag;
+    return 0;
+}
+
+static int parse_seconds_flag(const char *flag, const char *value, int64_t *out)
+{
+    if (parse_seconds_ms(value, out) == 0)
+        return 0;
+    log_error("%s %s: expected a positive number of seconds", flag, value);
+    return -EINVAL;
+}
+
 int kcrypt_main(int argc, char **argv)
 {
+    enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA };
     static const struct option opts[] = {
         {"nv-index", required_argument, NULL, 'n'},
         {"c-index", required_argument, NULL, 'c'},
         {"yes", no_argument, NULL, 'y'},
         {"help", no_argument, NULL, 'h'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"plugin-timeout", required_argument, NULL, OPT_PLUGIN_TIMEOUT},
+        {"root", required_argument, NULL, OPT_ROOT},
+        {"force", no_argument, NULL, OPT_FORCE},
+        {"keep-data", no_argument, NULL, OPT_KEEP_DATA},
         APPLET_TPM_LONG_OPTIONS,
         {0},
     };
-    struct kcrypt_opts o = {.nv_index = TPM_DEFAULT_NV_INDEX, .c_index = TPM_DEFAULT_C_INDEX};
-    int c, code;
+    struct kcrypt_ctx k = {.unlock_timeout_ms = 120000, .plugin_timeout_ms = 60000};
+    uint32_t nv_index, c_index;
+    const uint32_t *nv_flag = NULL, *c_flag = NULL;
+    const char *cmd;
+    bool yes = false;
+    int c, code, r;
 
+    k.root = getenv("KAIROS_KMS_ROOT");
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'n':
-            if (parse_handle("--nv-index", optarg, &o.nv_index) < 0)
+            if (parse_handle("--nv-index", optarg, &nv_index) < 0)
                 return EXIT_USAGE;
+            nv_flag = &nv_index;
             break;
         case 'c':
-            if (parse_handle("--c-index", optarg, &o.c_index) < 0)
+            if (parse_handle("--c-index", optarg, &c_index) < 0)
+                return EXIT_USAGE;
+            c_flag = &c_index;
+            break;
+        case 'y': yes = true; break;
+        case 'h': return applet_usage(usage, EXIT_OK);
+        case OPT_TIMEOUT:
+            if (parse_seconds_flag("--timeout", optarg, &k.unlock_timeout_ms) < 0)
                 return EXIT_USAGE;
             break;
-        case 'y': o.yes = true; break;
-        case 'h': return applet_usage(usage, EXIT_OK);
+        case OPT_PLUGIN_TIMEOUT:
+            if (parse_seconds_flag("--plugin-timeout", optarg, &k.plugin_timeout_ms) < 0)
+                return EXIT_USAGE;
+            break;
+        case OPT_ROOT: k.root = optarg; break;
+        case OPT_FORCE: k.force = true; break;
+        case OPT_KEEP_DATA: k.keep_data = true; break;
         case '?':
         case ':':
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
             return EXIT_USAGE;
         default:
-            if (!applet_tpm_option(c, optarg, &o.tpm, &code))
+            if (!applet_tpm_option(c, optarg, &k.tpm, &code))
                 return code;
         }
     }
     if (optind >= argc) {
-        log_error("missing command (see --help)");
+        log_error("missing command: encrypt, unlock-all or nv (see --help)");
         return EXIT_USAGE;
     }
-    if (!strcmp(argv[optind], "nv")) {
-        if (optind + 2 != argc) {
+    cmd = argv[optind++];
+    if (!strcmp(cmd, "encrypt")) {
+        if (optind + 1 != argc) {
+            log_error("encrypt: expected exactly one LABEL, the filesystem label of the partition (see --help)");
+            return EXIT_USAGE;
+        }
+    } else if (!strcmp(cmd, "unlock-all")) {
+        if (optind != argc) {
+            log_error("unlock-all: unexpected argument %s", argv[optind]);
+            return EXIT_USAGE;
+        }
+    } else if (!strcmp(cmd, "nv")) {
+        if (optind + 1 != argc) {
             log_error("nv: expected one of show, init, clear (see --help)");
             return EXIT_USAGE;
         }
-        return nv_command(argv[optind + 1], &o);
-    }
-    if (!strcmp(argv[optind], "encrypt") || !strcmp(argv[optind], "unlock-all")) {
-        log_error("%s: not built yet in this version", argv[optind]);
+    } else {
+        log_error("unknown command %s (see --help)", cmd);
         return EXIT_USAGE;
     }
-    log_error("unknown command %s (see --help)", argv[optind]);
-    return EXIT_USAGE;
+    r = load_config(&k, nv_flag, c_flag);
+    if (r < 0)
+        code = EXIT_RUNTIME;
+    else if (!strcmp(cmd, "encrypt"))
+        code = kcrypt_encrypt(&k, argv[optind]);
+    else if (!strcmp(cmd, "unlock-all"))
+        code = kcrypt_unlock_all(&k);
+    else
+        code = nv_command(argv[optind], &k, yes);
+    kconfig_kcrypt_clear(&k.cfg);
+    return code;
 }

@@ -26,8 +26,8 @@
 /* A payload longer than this travels in a temporary file (go-pluggable maxMessageSize, §3.2). */
 #define PLUGIN_MAX_INLINE_PAYLOAD 8192
 /* Most bytes kept of a plugin's stdout (the response) and stderr (for error text). */
-#define PLUGIN_MAX_STDOUT (1u << 20)
-#define PLUGIN_MAX_STDERR (64u << 10)
+#define PLUGIN_MAX_STDOUT SPAWN_MAX_STDOUT
+#define PLUGIN_MAX_STDERR SPAWN_MAX_STDERR
 /* Largest Event (and payload file) the plugin side reads. */
 #define PLUGIN_MAX_EVENT (1u << 20)
 #define PLUGIN_MAX_PLUGINS 64

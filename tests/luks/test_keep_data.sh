@@ -7,6 +7,7 @@
 # filesystem, and e2fsck/debugfs prove every file survived. On a block device (loop) when losetup
 # works here.
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/disk.sh"
 PROBE=${1:?usage: test_keep_data.sh LUKS_PROBE}
 DECRYPT=$(dirname "$0")/luks_decrypt.py
 require cryptsetup mkfs.ext4 e2fsck debugfs python3 truncate timeout sha256sum
@@ -37,19 +38,11 @@ new_image() {
 # verify_plaintext IMAGE WHAT: decrypt the data segment with the volume key Debian's cryptsetup
 # gives and check the filesystem and its files.
 verify_plaintext() {
-    local img=$1 what=$2 key offset sector
-    cs luksDump --dump-volume-key --batch-mode --key-file "$T/pass" "$img" >"$T/vk" 2>&1
-    key=$(awk '/MK dump:/{f=1; sub(/.*MK dump:/, "")} f' "$T/vk" | tr -d ' \t\n')
-    cs luksDump "$img" >"$T/dump2"
-    offset=$(field offset "$T/dump2" | cut -d' ' -f1)
-    sector=$(field sector "$T/dump2" | cut -d' ' -f1)
-    check "$what: Debian's cryptsetup dumps a 512-bit volume key" '[ ${#key} = 128 ]'
-    timeout 120 python3 "$DECRYPT" "$img" "$key" "$offset" "$sector" "$T/plain.img" $((24 << 20))
-    check "$what: e2fsck -fn of the decrypted data is clean" 'timeout 60 e2fsck -fn "$T/plain.img" >"$T/fsck" 2>&1'
-    check "$what: MARKER reads back" \
+    luks_verify_plaintext "$1" "$T/pass" $((24 << 20)) "$2"
+    check "$2: MARKER reads back" \
         '[ "$(timeout 30 debugfs -R "cat /MARKER" "$T/plain.img" 2>/dev/null)" = "hello from before the encryption" ]'
     timeout 30 debugfs -R "dump /dir/random.bin $T/random.out" "$T/plain.img" >/dev/null 2>&1
-    check "$what: a 3 MB random file is byte for byte the same" '[ "$(sha256sum <"$T/random.out")" = "$want" ]'
+    check "$2: a 3 MB random file is byte for byte the same" '[ "$(sha256sum <"$T/random.out")" = "$want" ]'
     rm -f "$T/plain.img" "$T/random.out"
 }
 

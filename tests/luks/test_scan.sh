@@ -5,6 +5,7 @@
 # (sgdisk) attached with losetup -P holds a LUKS2 COS_PERSISTENT, an ext4 COS_OEM and a decoy
 # LUKS2; every field must match blkid and sgdisk. The loop device is detached on every exit.
 . "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/disk.sh"
 PROBE=${1:?usage: test_scan.sh LUKS_PROBE}
 require losetup sgdisk blkid partx mkfs.ext4 cryptsetup timeout truncate
 [ "$(id -u)" = 0 ] || bail "test_scan.sh needs root (losetup, mknod)"
@@ -23,29 +24,10 @@ truncate -s 100M "$img"
 timeout 10 sgdisk -n1:1M:+30M -c1:persistent -n2:0:+30M -c2:oem -n3:0:+30M -c3:decoy "$img" >/dev/null ||
     bail "sgdisk failed"
 
-attached=
-on_exit '[ -z "$attached" ] || timeout 10 losetup -d "$attached"'
-loop=$(timeout 10 losetup -f --show -P "$img") || bail "losetup -f --show -P does not work here"
-attached=$loop
-L=${loop#/dev/}
-check "losetup -f --show -P attached $loop" '[ -b "$loop" ]'
-
-# Without udev the partitions may not show at once; partx asks the kernel again.
-for _ in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/block/${L}p3 ] && break; sleep 0.2; done
-if [ ! -e /sys/class/block/${L}p3 ]; then
-    echo "# the kernel did not scan the partitions of $loop: partx -a"
-    timeout 10 partx -a "$loop"
-fi
-check "the kernel lists ${L}p1..p3 in sysfs" '[ -e /sys/class/block/${L}p1 ] && [ -e /sys/class/block/${L}p3 ]'
-made_nodes=()
-on_exit 'rm -f "${made_nodes[@]}"'
-for n in 1 2 3; do
-    if [ ! -b /dev/${L}p$n ]; then
-        echo "# /dev/${L}p$n missing (no udev/devtmpfs event): mknod from sysfs dev"
-        IFS=: read -r ma mi </sys/class/block/${L}p$n/dev
-        mknod /dev/${L}p$n b "$ma" "$mi" && made_nodes+=("/dev/${L}p$n")
-    fi
-done
+loopdisk_attach "$img"
+loop=$LOOP
+check "losetup -f --show -P attached $loop with ${L}p1..p3 in sysfs" \
+    '[ -b "$loop" ] && [ -e /sys/class/block/${L}p1 ] && [ -e /sys/class/block/${L}p3 ]'
 
 printf %s 'pw-persistent' | lp format /dev/${L}p1 COS_PERSISTENT minimal
 check "luks_format on ${L}p1" '[ $? = 0 ]'

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "plugin_internal.h"
+#include "base.h"
 
 static int pidfd_open_(pid_t pid)
 {
@@ -125,8 +125,8 @@ static void grow_out(struct spawn_result *res)
 {
     size_t cap = res->out_cap ? res->out_cap * 2 : 4096;
     char *nb;
-    if (cap > PLUGIN_MAX_STDOUT + 1)
-        cap = PLUGIN_MAX_STDOUT + 1;
+    if (cap > SPAWN_MAX_STDOUT + 1)
+        cap = SPAWN_MAX_STDOUT + 1;
     nb = xmalloc(cap + 1);
     if (res->out_len)
         memcpy(nb, res->out, res->out_len);
@@ -148,16 +148,16 @@ static bool read_stdout(int fd, struct spawn_result *res)
     if (n == 0)
         return false;
     res->out_len += (size_t)n;
-    if (res->out_len > PLUGIN_MAX_STDOUT)
+    if (res->out_len > SPAWN_MAX_STDOUT)
         res->stdout_overflow = true;
     return true;
 }
 
-/* One read from the stderr pipe; keeps the first PLUGIN_MAX_STDERR bytes, drops the rest. */
+/* One read from the stderr pipe; keeps the first SPAWN_MAX_STDERR bytes, drops the rest. */
 static bool read_stderr(int fd, struct spawn_result *res)
 {
     char sink[4096];
-    size_t room = PLUGIN_MAX_STDERR - res->err_len;
+    size_t room = SPAWN_MAX_STDERR - res->err_len;
     ssize_t n = room ? read(fd, res->err + res->err_len, room) : read(fd, sink, sizeof(sink));
     if (n < 0)
         return errno == EINTR || errno == EAGAIN;
@@ -271,7 +271,7 @@ int spawn_run(char *const argv[], const void *in, size_t in_len, int64_t timeout
     pid_t pid;
 
     memset(res, 0, sizeof(*res));
-    res->err = xmalloc(PLUGIN_MAX_STDERR + 1);
+    res->err = xmalloc(SPAWN_MAX_STDERR + 1);
     grow_out(res);
     if (max_fd < 0 || max_fd > 65536)
         max_fd = 65536;

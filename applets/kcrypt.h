@@ -1,0 +1,38 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* Internal to the kcrypt applet (kcrypt.c, kcrypt_key.c, kcrypt_encrypt.c, kcrypt_unlock.c). */
+#ifndef KKMS_KCRYPT_APPLET_H
+#define KKMS_KCRYPT_APPLET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "applets.h"
+#include "base.h"
+#include "kconfig.h"
+#include "luks.h"
+
+struct kcrypt_ctx {
+    const char *root;          /* --root: prefix of config, /proc, /sys and /dev paths ("" = /) */
+    struct kcrypt_config cfg;  /* the Kairos config, flags applied on top */
+    struct applet_tpm_opts tpm;
+    int64_t plugin_timeout_ms; /* one discovery plugin run */
+    int64_t unlock_timeout_ms; /* unlock-all: total time for retries of one partition */
+    bool force, keep_data;
+};
+
+/* Where a passphrase came from: decides the keyslot PBKDF (DESIGN.md §5). */
+enum key_origin { KEY_FROM_TPM_NV, KEY_FROM_PLUGIN };
+
+/* True when the config names a KMS (challenger_server or mdns): passphrases then come from the
+ * discovery plugins, else from the TPM NV index, as upstream G3 chooses (UPSTREAM.md §2.7). */
+bool kcrypt_uses_kms(const struct kcrypt_ctx *k);
+/* Gets the passphrase of partition p. create: the TPM NV passphrase may be generated (encrypt);
+ * unlocking never creates one. Errors are logged; *out is the caller's. */
+int kcrypt_get_key(const struct kcrypt_ctx *k, const struct luks_part *p, bool create,
+                   struct secret **out, enum key_origin *origin);
+
+int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label);
+int kcrypt_unlock_all(const struct kcrypt_ctx *k);
+
+#endif

@@ -1,0 +1,91 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* kcrypt unlock-all: every locked LUKS partition gets its key and is opened as
+ * /dev/mapper/<name>. Unlike upstream (UPSTREAM.md §2.8), a partition that stays locked makes
+ * the command fail, naming it; retries back off inside a total time limit. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kcrypt.h"
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* A wrong passphrase or a missing NV index will not fix itself; a KMS that is still booting or a
+ * network that is not up yet may. */
+static bool worth_retrying(int r)
+{
+    return r != -EPERM && r != -EINVAL && r != -ENODEV && r != -EEXIST;
+}
+
+static int unlock_one(const struct kcrypt_ctx *k, const struct luks_part *p)
+{
+    const char *label = luks_part_label(p);
+    int64_t deadline = now_ms() + k->unlock_timeout_ms, backoff = 1000;
+    int r, attempt = 0;
+
+    for (;;) {
+        _cleanup_secret_ struct secret *pass = NULL;
+        enum key_origin origin;
+
+        attempt++;
+        r = kcrypt_get_key(k, p, false, &pass, &origin);
+        if (r == 0)
+            r = luks_open(p->device, p->name, pass);
+        if (r == 0 || !worth_retrying(r) || (origin == KEY_FROM_TPM_NV && r == -ENOENT))
+            break;
+        if (now_ms() + backoff >= deadline) {
+            log_error("%s (%s): giving up after %d attempts in %lld s", label[0] ? label : p->name, p->device,
+                      attempt, (long long)(k->unlock_timeout_ms / 1000));
+            break;
+        }
+        log_warn("%s (%s): attempt %d failed; retrying in %lld s", label[0] ? label : p->name, p->device,
+                 attempt, (long long)(backoff / 1000));
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 16000 ? 16000 : backoff * 2;
+    }
+    return r;
+}
+
+int kcrypt_unlock_all(const struct kcrypt_ctx *k)
+{
+    struct luks_part *parts = NULL;
+    const struct luks_part **locked;
+    char failed[1024] = "";
+    size_t n = 0, nlocked, nfailed = 0;
+    int r;
+
+    r = luks_scan(k->root, &parts, &n);
+    if (r < 0)
+        return EXIT_RUNTIME;
+    locked = xcalloc(n ? n : 1, sizeof(*locked));
+    nlocked = luks_list_locked(k->root, parts, n, locked);
+    if (nlocked == 0)
+        printf("no locked LUKS partitions\n");
+    for (size_t i = 0; i < nlocked; i++) {
+        const struct luks_part *p = locked[i];
+        const char *label = luks_part_label(p);
+
+        r = unlock_one(k, p);
+        if (r == 0) {
+            printf("%s (%s): unlocked as /dev/mapper/%s\n", label[0] ? label : "-", p->device, p->name);
+        } else {
+            printf("%s (%s): still locked\n", label[0] ? label : "-", p->device);
+            size_t used = strlen(failed);
+            snprintf(failed + used, sizeof(failed) - used, "%s%s (%s)", nfailed ? ", " : "", p->name,
+                     label[0] ? label : "no label");
+            nfailed++;
+        }
+        fflush(stdout);
+    }
+    if (nfailed)
+        log_error("%zu of %zu LUKS partitions stayed locked: %s", nfailed, nlocked, failed);
+    free(locked);
+    luks_parts_free(parts, n);
+    return nfailed ? EXIT_RUNTIME : EXIT_OK;
+}
