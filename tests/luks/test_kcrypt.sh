@@ -127,6 +127,21 @@ check "a KMS passphrase gets argon2id (memory-capped)" '[ "$(field PBKDF "$T/dum
 cat >"$R/system/discovery/kcrypt-discovery-test" <<'EOP'
 #!/bin/sh
 cat >/dev/null
+printf '%s' '{"state":"","data":"a wrong passphrase","error":"","log":""}'
+EOP
+kk unlock-all --timeout 30
+if has_dm; then
+    check "unlock-all with a wrong passphrase: exit 1, says no keyslot accepts it, no retry loop" \
+        '[ "$rc" = 1 ] && grep -q "${L}p3: no keyslot accepts this passphrase" "$T/err" && ! grep -q "retrying" "$T/err"'
+else
+    # libcryptsetup needs device-mapper before it tries a keyslot; the VM suite checks the message.
+    check "unlock-all with a wrong passphrase (no device-mapper): exit 1, one error per partition, no retry loop" \
+        '[ "$rc" = 1 ] && grep -q "${L}p3: cannot unlock" "$T/err" && ! grep -q "retrying" "$T/err"'
+fi
+
+cat >"$R/system/discovery/kcrypt-discovery-test" <<'EOP'
+#!/bin/sh
+cat >/dev/null
 printf '%s' '{"state":"","data":"","error":"no volume found with data from request","log":""}'
 EOP
 kk encrypt "$D"
