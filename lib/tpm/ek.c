@@ -30,32 +30,70 @@ static void ek_template(TPM2B_PUBLIC *tmpl)
     tmpl->publicArea.unique.rsa.size = 256;
 }
 
-static int ek_from_certificate(struct tpm *t, struct rsa_pub *ek)
+/* Length of the DER TLV at the start of buf (tag, length, contents), or 0 if it is not one
+ * that fits in len. Only definite lengths of up to 4 bytes: a certificate is never larger. */
+static size_t der_tlv_len(const uint8_t *buf, size_t len)
 {
-    _cleanup_free_ uint8_t *cert = NULL;
-    size_t len;
+    size_t hdr = 2, body = 0;
+
+    if (len < 2)
+        return 0;
+    if (buf[1] < 0x80) {
+        body = buf[1];
+    } else {
+        size_t n = buf[1] & 0x7f;
+        if (n == 0 || n > 4 || len < 2 + n)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            body = body << 8 | buf[2 + i];
+        hdr += n;
+    }
+    return body <= len - hdr ? hdr + body : 0;
+}
+
+int tpm_ek_certificate(struct tpm *t, uint8_t **der, size_t *der_len, struct rsa_pub *ek)
+{
+    _cleanup_free_ uint8_t *nv = NULL;
+    const uint8_t *cert;
+    size_t nv_len, cert_len;
     int r;
 
     /* go-attestation falls back to the template on any failure here, and so do we, quietly. */
     t->quiet = true;
-    r = tpm_nv_read(t, TPM_NV_EK_RSA_CERT, &cert, &len);
+    r = tpm_nv_read(t, TPM_NV_EK_RSA_CERT, &nv, &nv_len);
     t->quiet = false;
     if (r < 0)
         return r;
-    r = crypto_x509_rsa_pub(cert, len, ek);
-    if (r < 0)
+    cert = nv;
+    cert_len = nv_len;
+    /* ParseEKCertificate: the TCG PC Client header 10 01 00 || u16be length, when present. */
+    if (cert_len > 5 && cert[0] == 0x10 && cert[1] == 0x01 && cert[2] == 0x00) {
+        size_t inner = (size_t)cert[3] << 8 | cert[4];
+        cert += 5;
+        cert_len = inner <= cert_len - 5 ? inner : 0;
+    }
+    /* NV indices are padded; the certificate is the first DER element (Certificate.Raw). */
+    cert_len = der_tlv_len(cert, cert_len);
+    r = cert_len ? crypto_x509_rsa_pub(cert, cert_len, ek) : -EINVAL;
+    if (r < 0) {
         log_debug("TPM %s: EK certificate at 0x%x does not parse; using the EK template",
                   t->desc, TPM_NV_EK_RSA_CERT);
-    return r;
+        return r;
+    }
+    if (der) {
+        *der = xmalloc(cert_len);
+        memcpy(*der, cert, cert_len);
+        *der_len = cert_len;
+    }
+    return 0;
 }
 
-static int ek_from_template(struct tpm *t, struct rsa_pub *ek)
+int tpm_ek_create(struct tpm *t, ESYS_TR *handle, TPM2B_PUBLIC **pub)
 {
-    TPM2B_PUBLIC tmpl, *out = NULL;
+    TPM2B_PUBLIC tmpl;
     TPM2B_SENSITIVE_CREATE sens = {0};
     TPM2B_DATA outside = {0};
     TPML_PCR_SELECTION pcrs = {0};
-    ESYS_TR handle = ESYS_TR_NONE;
     _cleanup_free_ uint8_t *nonce = NULL;
     size_t nonce_len = 0;
     TSS2_RC rc;
@@ -71,10 +109,23 @@ static int ek_from_template(struct tpm *t, struct rsa_pub *ek)
     else if (r == -ETIMEDOUT)
         return r;
 
+    *handle = ESYS_TR_NONE;
     rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                            ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, &handle, &out, NULL, NULL, NULL);
+                            ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, handle, pub, NULL, NULL, NULL);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "creating the RSA endorsement key");
+    return 0;
+}
+
+static int ek_from_template(struct tpm *t, struct rsa_pub *ek)
+{
+    TPM2B_PUBLIC *out = NULL;
+    ESYS_TR handle;
+    int r;
+
+    r = tpm_ek_create(t, &handle, &out);
+    if (r < 0)
+        return r;
     tpm_flush(t, handle);
     if (out->publicArea.unique.rsa.size > sizeof(ek->n)) {
         Esys_Free(out);
@@ -90,7 +141,7 @@ static int ek_from_template(struct tpm *t, struct rsa_pub *ek)
 
 int tpm_ek_rsa_public(struct tpm *t, struct rsa_pub *ek, bool *from_cert)
 {
-    int r = ek_from_certificate(t, ek);
+    int r = tpm_ek_certificate(t, NULL, NULL, ek);
 
     if (r == -ETIMEDOUT)
         return r;

@@ -66,4 +66,80 @@ int tpm_nv_read(struct tpm *t, uint32_t index, uint8_t **data, size_t *len);
 /* Removes an NV index (owner auth); -ENOENT when it is not defined. */
 int tpm_nv_undefine(struct tpm *t, uint32_t index);
 
+/* ==== Node attestation: EK PEM, SRK/AK, credential activation, PCR quote ====================
+ * What the node proves to the KMS (UPSTREAM.md §6.2 token, §6.3, §6.4), done as go-attestation
+ * 8820d49b does it. Side effects kept from upstream (§6.4): the SRK at 0x81000001 and the EK at
+ * 0x81010001 are created and persisted when absent. */
+
+#define TPM_SRK_HANDLE 0x81000001
+#define TPM_EK_HANDLE 0x81010001
+
+/* A byte string; data is malloc'd and owned by whoever owns the enclosing struct. */
+struct tpm_bytes {
+    uint8_t *data;
+    size_t len;
+};
+
+/* The EK PEM of the G1 token (§6.2): "CERTIFICATE" of the DER at 0x01C00002 (padding dropped)
+ * when go-attestation would find a certificate there (*is_cert true), else "PUBLIC KEY" of the
+ * EK's SubjectPublicKeyInfo; 64-column lines as Go's pem.EncodeToMemory writes them. ek (may be
+ * NULL) receives the EK public key, whose SPKI the KMS hashes (§4.3). *pem malloc'd, owned by
+ * the caller. */
+int tpm_ek_public_pem(struct tpm *t, char **pem, bool *is_cert, struct rsa_pub *ek);
+
+/* Attributes of the AK: G1 clients create 0x00050072 (errata 1), G3 clients add noDA. */
+enum tpm_ak_kind {
+    TPM_AK_G1,      /* sign|restricted|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth */
+    TPM_AK_G3_NODA, /* the same plus noDA: 0x00050472 */
+};
+
+/* go-attestation's AttestationParameters (§6.4), each without a TPM2B size prefix. */
+struct tpm_ak_params {
+    struct tpm_bytes public;             /* TPMT_PUBLIC */
+    struct tpm_bytes create_data;        /* TPMS_CREATION_DATA */
+    struct tpm_bytes create_attestation; /* TPMS_ATTEST from CertifyCreation */
+    struct tpm_bytes create_signature;   /* TPMT_SIGNATURE over create_attestation */
+    struct tpm_bytes name;               /* the AK's Name: 0x000b || SHA-256(public) */
+};
+
+/* A transient AK, loaded until tpm_ak_free; free it before closing its tpm. */
+struct tpm_ak;
+
+/* Creates the SRK at 0x81000001 if absent (and persists it), then an RSA-2048 AK under it
+ * (TPM2_Create, TPM2_Load) and certifies its creation with itself. *out owned by the caller. */
+int tpm_ak_create(struct tpm *t, enum tpm_ak_kind kind, struct tpm_ak **out);
+/* The AK's parameters; owned by ak. */
+const struct tpm_ak_params *tpm_ak_params(const struct tpm_ak *ak);
+/* Flushes the AK from the TPM and frees it; NULL is fine. */
+void tpm_ak_free(struct tpm_ak *ak);
+static inline void tpm_ak_freep(struct tpm_ak **ak) { tpm_ak_free(*ak); }
+#define _cleanup_tpm_ak_ _cleanup_(tpm_ak_freep)
+
+/* TPM2_ActivateCredential with ak and the EK at 0x81010001 (created from the default template
+ * and persisted there if absent, as upstream does). credential and encrypted_secret are the
+ * wire's TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET, size prefix included. -EACCES when the
+ * credential was made for another EK or AK, -EBADMSG when it is malformed. *secret is the
+ * recovered certInfo, owned by the caller. */
+int tpm_activate_credential(struct tpm *t, struct tpm_ak *ak, const uint8_t *credential, size_t credential_len,
+                            const uint8_t *encrypted_secret, size_t encrypted_secret_len, struct secret **secret);
+
+#define TPM_PCR_COUNT 24
+#define TPM_QUOTE_NONCE_MAX 64
+
+/* A PCR quote as G3 sends it (§6.3, §6.4). */
+struct tpm_quote {
+    struct tpm_bytes attest;                /* TPMS_ATTEST (the TPM2B_ATTEST contents) */
+    struct tpm_bytes signature;             /* TPMT_SIGNATURE */
+    uint32_t pcr_mask;                      /* the quoted PCRs: bit i = PCR i */
+    uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN]; /* their SHA-256 bank values, read after the quote */
+};
+
+/* TPM2_Quote of the SHA-256 bank PCRs in pcr_mask, signed by ak (its RSASSA-SHA256 scheme), with
+ * nonce (≤ TPM_QUOTE_NONCE_MAX bytes; empty as upstream, or the server's) as qualifyingData,
+ * then TPM2_PCR_Read of the same PCRs. *out is filled; release it with tpm_quote_clear. */
+int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const uint8_t *nonce, size_t nonce_len,
+                   struct tpm_quote *out);
+/* Frees what a quote holds and zeroes it. */
+void tpm_quote_clear(struct tpm_quote *q);
+
 #endif

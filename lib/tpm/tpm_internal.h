@@ -29,4 +29,37 @@ void tpm_flush(struct tpm *t, ESYS_TR handle);
  * the index is removed again if the write fails. */
 int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size_t len);
 
+/* ---- node attestation (ak.c, activate.c, quote.c; UPSTREAM.md §6.4) ---- */
+
+/* Whether rc is the TPM's format-one error `base` (TPM2_RC_HANDLE, TPM2_RC_INTEGRITY, ...) on
+ * any handle, parameter or session number. */
+static inline bool tpm_rc_is(TSS2_RC rc, TSS2_RC base)
+{
+    return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (rc & TPM2_RC_FMT1) &&
+           (rc & 0x3f) == (base & 0x3f);
+}
+/* The parameter number a format-one error names (1 = first parameter), 0 if it names none. */
+static inline unsigned tpm_rc_parameter(TSS2_RC rc)
+{
+    return (rc & TPM2_RC_FMT1) && (rc & TPM2_RC_P) ? (rc >> 8) & 0xf : 0;
+}
+
+/* The EK certificate at 0x01C00002 as go-attestation's ParseEKCertificate finds it: the TCG
+ * header 10 01 00 len removed, padding after the DER dropped, the key RSA. *der (malloc'd) may
+ * be NULL when only the key is wanted. Quiet on failure, which callers treat as "no certificate". */
+int tpm_ek_certificate(struct tpm *t, uint8_t **der, size_t *der_len, struct rsa_pub *ek);
+/* CreatePrimary of the default RSA EK template (nonce at 0x01C00003 honoured); the caller
+ * flushes *handle and Esys_Free()s *pub. */
+int tpm_ek_create(struct tpm *t, ESYS_TR *handle, TPM2B_PUBLIC **pub);
+
+/* A loaded attestation key (ak.c). */
+struct tpm_ak {
+    struct tpm *t;
+    ESYS_TR handle; /* transient; flushed by tpm_ak_free */
+    struct tpm_ak_params params;
+};
+
+/* Copies len bytes into a new byte string. */
+void tpm_bytes_set(struct tpm_bytes *b, const void *data, size_t len);
+
 #endif
