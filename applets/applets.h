@@ -10,6 +10,7 @@
 int tpm_hash_main(int argc, char **argv);
 int discovery_challenger_main(int argc, char **argv);
 int kcrypt_main(int argc, char **argv);
+int challenger_main(int argc, char **argv);
 
 /* Prints usage to stdout (--help, exit 0) or stderr (bad usage, exit 2); returns exit_code. */
 int applet_usage(const char *usage, int exit_code);

@@ -1,29 +1,168 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* discovery-challenger: the node side of the KMS. With no argument it prints the TPM hash, as
- * upstream's kcrypt-discovery-challenger does (UPSTREAM.md §4.1, §4.2). The discovery.password
- * plugin mode and `get` come with the online mode. */
+/* discovery-challenger: the node side of the KMS (UPSTREAM.md §4, §5). With no command it prints
+ * the TPM hash; `discovery.password` is the kcrypt plugin; `get` runs the same flow for scripts. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "applets.h"
-#include "base.h"
+#include "discovery.h"
+#include "kconfig.h"
+#include "plugin.h"
+#include "tpm.h"
 
 static const char usage[] =
-    "Usage: kcrypt-discovery-challenger [--tpm-device PATH] [--tpm-timeout SECONDS] [--debug]\n"
-    "       kcrypt-discovery-challenger discovery.password   (plugin mode: not built yet)\n"
-    "       kcrypt-discovery-challenger get ...              (not built yet)\n"
+    "Usage: kcrypt-discovery-challenger [--tpm-device PATH]\n"
+    "       kcrypt-discovery-challenger discovery.password\n"
+    "       kcrypt-discovery-challenger get --partition-label L [--partition-name N] [--partition-uuid U]\n"
+    "                  --challenger-server URL [--certificate PEM-OR-FILE] [--tpm-device D] [--timeout S]\n"
     "\n"
-    "With no command, print this node's TPM hash (64 lowercase hex, no newline), exactly as\n"
-    "upstream Kairos does; register it with the KMS.\n"
+    "The node side of the Kairos KMS, compatible with upstream kcrypt-challenger servers (G1:\n"
+    "/getPass, /postPass) and with kcrypt hosts (both discovery.password payload shapes).\n"
     "\n"
-    "  --tpm-device PATH      a TPM device, a swtpm socket or a TCTI string (see tpm-hash --help);\n"
-    "                         default /dev/tpmrm0, then /dev/tpm0\n"
-    "  --tpm-timeout SECONDS  give up on a TPM command after this long (default 120)\n"
-    "  --debug                say more on stderr\n"
-    "  --help                 this text\n"
+    "  (no command)        print this node's TPM hash (64 lowercase hex, no newline), as upstream\n"
+    "  discovery.password  plugin mode: read the event on stdin, answer on stdout. The KMS comes from\n"
+    "                      the Kairos config (kcrypt.challenger.challenger_server, certificate) or the\n"
+    "                      payload; with no KMS configured the passphrase comes from the TPM NV index\n"
+    "                      (offline mode, as upstream's plugin does)\n"
+    "  get                 run the same flow for one partition and print the passphrase (no newline)\n"
     "\n"
-    "Example: kcrypt-discovery-challenger --tpm-device /dev/tpmrm0\n";
+    "The flow: the node proves its TPM (credential activation with its EK) and asks /getPass for the\n"
+    "partition (headers label, name, uuid). If the KMS has no Secret for it yet (auto-generated\n"
+    "keys), the node generates a passphrase, encrypts it with its TPM key (c_index, default\n"
+    "0x81000008) and posts only the ciphertext to /postPass, then asks again and decrypts the\n"
+    "answer with the TPM: the KMS alone can never read it. Transport failures are retried with\n"
+    "backoff within --timeout; a certificate that does not verify or a refusal is final.\n"
+    "\n"
+    "  --challenger-server URL  http(s)://host[:port]; a trailing / is fine\n"
+    "  --certificate PEM|FILE   CA (or the server's own certificate, pinned) to trust, as PEM text\n"
+    "                           or a file; the system roots are trusted too\n"
+    "  --partition-label L --partition-name N --partition-uuid U   which partition (one at least)\n"
+    "  --c-index C              TPM key that decrypts generated passphrases (default 0x81000008)\n"
+    "  --timeout SECONDS        total time for the exchange, retries included (default 50)\n"
+    "  --tpm-device PATH        a TPM device, swtpm socket or TCTI string (see tpm-hash --help)\n"
+    "  --tpm-timeout SECONDS    give up on a TPM command after this long (default 120)\n"
+    "  --debug                  say more on stderr\n"
+    "  --help                   this text\n"
+    "\n"
+    "Examples:\n"
+    "  kcrypt-discovery-challenger > node.tpmhash\n"
+    "  kcrypt-discovery-challenger get --partition-label COS_PERSISTENT --challenger-server http://kms:8082\n";
+
+/* Plugin mode (§3.2, §5.2): always answers with a response document; errors go in "error". */
+static int plugin_mode(const struct applet_tpm_opts *t)
+{
+    struct plugin_event ev = {0};
+    struct plugin_payload pl = {0};
+    struct kconfig *cfg = NULL;
+    struct kcrypt_config kc = {0};
+    struct secret *pass = NULL;
+    char error[512] = "";
+    int r;
+
+    r = plugin_event_read(STDIN_FILENO, &ev);
+    if (r == 0 && plugin_payload_parse(ev.data, ev.data_len, &pl) < 0)
+        r = -EINVAL;
+    if (r < 0)
+        snprintf(error, sizeof(error), "failed reading partitions: the event or its payload is not valid");
+    if (r == 0 && (kconfig_load(NULL, &cfg) < 0 || kconfig_kcrypt(cfg, &kc) < 0)) {
+        snprintf(error, sizeof(error), "failed getting pass: cannot read the Kairos configuration");
+        r = -EINVAL;
+    }
+    if (r == 0) {
+        const char *server = kc.challenger_server[0] ? kc.challenger_server : pl.challenger_server;
+        const char *device = t->device ? t->device : (kc.tpm_device[0] ? kc.tpm_device : NULL);
+        if (!server[0]) { /* no KMS: the TPM NV passphrase, as upstream's localPass */
+            struct tpm *tpm = NULL;
+            r = tpm_open(device, t->timeout_ms, &tpm);
+            if (r == 0)
+                r = tpm_offline_passphrase(tpm, kc.nv_index, kc.c_index, true, &pass);
+            tpm_close(tpm);
+        } else {
+            struct g1_request rq = {.server = server, .certificate = kc.certificate, .tpm_device = device,
+                                    .tpm_timeout_ms = t->timeout_ms, .c_index = kc.c_index,
+                                    .label = pl.part.label, .name = pl.part.name, .uuid = pl.part.uuid,
+                                    .timeout_ms = 50000};
+            r = g1_get_passphrase(&rq, &pass);
+        }
+        if (r < 0)
+            snprintf(error, sizeof(error), "failed getting pass: %s", log_last_error());
+    }
+    r = plugin_response_write(STDOUT_FILENO, "", r == 0 ? pass : NULL, error, "");
+    secret_free(pass);
+    kconfig_kcrypt_clear(&kc);
+    kconfig_free(cfg);
+    plugin_payload_clear(&pl);
+    plugin_event_clear(&ev);
+    return r < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
+{
+    enum { O_SERVER = 0x4000, O_CERT, O_LABEL, O_NAME, O_UUID, O_CINDEX, O_TIMEOUT };
+    static const struct option opts[] = {
+        {"challenger-server", required_argument, NULL, O_SERVER},
+        {"certificate", required_argument, NULL, O_CERT},
+        {"partition-label", required_argument, NULL, O_LABEL},
+        {"partition-name", required_argument, NULL, O_NAME},
+        {"partition-uuid", required_argument, NULL, O_UUID},
+        {"c-index", required_argument, NULL, O_CINDEX},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        APPLET_TPM_LONG_OPTIONS,
+        {0},
+    };
+    struct applet_tpm_opts tpm = *t;
+    struct g1_request rq = {.c_index = TPM_DEFAULT_C_INDEX, .timeout_ms = 50000};
+    _cleanup_secret_ struct secret *pass = NULL;
+    int c, code;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_SERVER: rq.server = optarg; break;
+        case O_CERT: rq.certificate = optarg; break;
+        case O_LABEL: rq.label = optarg; break;
+        case O_NAME: rq.name = optarg; break;
+        case O_UUID: rq.uuid = optarg; break;
+        case O_CINDEX:
+            if (parse_u32(optarg, UINT32_MAX, &rq.c_index) < 0) {
+                log_error("--c-index %s: expected a number such as 0x81000008", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_TIMEOUT:
+            if (parse_seconds_ms(optarg, &rq.timeout_ms) < 0) {
+                log_error("--timeout %s: expected a positive number of seconds", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'h': return applet_usage(usage, EXIT_OK);
+        case '?':
+        case ':':
+            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+            return EXIT_USAGE;
+        default:
+            if (!applet_tpm_option(c, optarg, &tpm, &code))
+                return code;
+        }
+    }
+    if (optind < argc) {
+        log_error("get: unexpected argument %s", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!rq.server || !(rq.label || rq.name || rq.uuid)) {
+        log_error("get: --challenger-server and one of --partition-label/-name/-uuid are required");
+        return EXIT_USAGE;
+    }
+    rq.tpm_device = tpm.device;
+    rq.tpm_timeout_ms = tpm.timeout_ms;
+    if (g1_get_passphrase(&rq, &pass) < 0)
+        return EXIT_RUNTIME;
+    return fd_write_all(STDOUT_FILENO, pass->data, pass->len) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
 
 int discovery_challenger_main(int argc, char **argv)
 {
@@ -32,12 +171,17 @@ int discovery_challenger_main(int argc, char **argv)
 
     if (!applet_tpm_options(argc, argv, usage, &o, &code))
         return code;
-    if (o.nargs > 0) {
-        if (!strcmp(o.args[0], "discovery.password") || !strcmp(o.args[0], "get"))
-            log_error("%s: not built yet in this version (the online mode comes next)", o.args[0]);
-        else
-            log_error("unknown command %s (see --help)", o.args[0]);
-        return EXIT_USAGE;
+    if (o.nargs == 0)
+        return applet_print_tpm_hash(&o);
+    if (!strcmp(o.args[0], "discovery.password")) {
+        if (o.nargs > 1) {
+            log_error("discovery.password: unexpected argument %s", o.args[1]);
+            return EXIT_USAGE;
+        }
+        return plugin_mode(&o);
     }
-    return applet_print_tpm_hash(&o);
+    if (!strcmp(o.args[0], "get"))
+        return get_command(o.nargs, o.args, &o);
+    log_error("unknown command %s (see --help)", o.args[0]);
+    return EXIT_USAGE;
 }

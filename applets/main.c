@@ -24,7 +24,7 @@ struct applet {
 
 /* Sorted by name. A NULL main is an applet that is not built yet. */
 static const struct applet applets[] = {
-    {"challenger", {"kcrypt-challenger", NULL}, NULL, "the KMS server: challenger --db DIR"},
+    {"challenger", {"kcrypt-challenger", NULL}, challenger_main, "the KMS server: challenger --db DIR"},
     {"discovery-challenger", {"kcrypt-discovery-challenger", NULL}, discovery_challenger_main,
      "node-side KMS client and discovery.password plugin; no argument prints the TPM hash"},
     {"kcrypt", {NULL, NULL}, kcrypt_main, "encrypt partitions by label; unlock every LUKS partition at boot"},

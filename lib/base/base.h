@@ -23,6 +23,9 @@ const char *log_program(void);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The text of the last error logged (without the program name), "" if none: for a plugin's
+ * answer, which must carry the reason to its host. */
+const char *log_last_error(void);
 
 /* Logs an error and returns r (a negative errno), so an error path is one line:
  *   return log_error_errno(-ENOENT, "%s: no such device", path); */

@@ -8,6 +8,7 @@
 
 static const char *program = "kairos-kms";
 static enum log_level level = LOG_INFO;
+static char last_error[512];
 
 void log_set_program(const char *name) { program = name; }
 const char *log_program(void) { return program; }
@@ -20,6 +21,12 @@ static void vlog(enum log_level l, const char *fmt, va_list ap)
     char line[1024];
     int n;
 
+    if (l == LOG_ERR) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(last_error, sizeof(last_error), fmt, copy);
+        va_end(copy);
+    }
     if (l > level)
         return;
     /* One write per message, so lines from concurrent processes do not interleave. */
@@ -31,6 +38,8 @@ static void vlog(enum log_level l, const char *fmt, va_list ap)
     line[n++] = '\n';
     (void)fd_write_all(STDERR_FILENO, line, (size_t)n);
 }
+
+const char *log_last_error(void) { return last_error; }
 
 void log_msg(enum log_level l, const char *fmt, ...)
 {

@@ -90,18 +90,14 @@ static int x509_find_spki(const uint8_t *cert, size_t len, struct der *spki)
     return der_expect(&tbs, 0x30, &skip, spki);
 }
 
-int crypto_x509_rsa_pub(const uint8_t *cert, size_t len, struct rsa_pub *out)
+int crypto_spki_rsa_pub(const uint8_t *spki, size_t len, struct rsa_pub *out)
 {
     mbedtls_pk_context pk;
-    struct der spki;
     uint8_t e[4];
-    int r;
+    int r = 0;
 
-    r = x509_find_spki(cert, len, &spki);
-    if (r < 0)
-        return r;
     mbedtls_pk_init(&pk);
-    if (mbedtls_pk_parse_public_key(&pk, spki.p, (size_t)(spki.end - spki.p)) != 0)
+    if (mbedtls_pk_parse_public_key(&pk, spki, len) != 0)
         r = -EINVAL;
     else if (mbedtls_pk_get_type(&pk) != MBEDTLS_PK_RSA)
         r = -EPROTONOSUPPORT;
@@ -118,4 +114,14 @@ int crypto_x509_rsa_pub(const uint8_t *cert, size_t len, struct rsa_pub *out)
     }
     mbedtls_pk_free(&pk);
     return r;
+}
+
+int crypto_x509_rsa_pub(const uint8_t *cert, size_t len, struct rsa_pub *out)
+{
+    struct der spki;
+    int r = x509_find_spki(cert, len, &spki);
+
+    if (r < 0)
+        return r;
+    return crypto_spki_rsa_pub(spki.p, (size_t)(spki.end - spki.p), out);
 }

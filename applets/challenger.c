@@ -1,0 +1,222 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* challenger: the KMS. Its records are the manifests operators `kubectl apply` to upstream
+ * Kairos (SealedVolume keyserver.kairos.io/v1alpha1, Secret v1), kept in a directory. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "applets.h"
+#include "base.h"
+#include "challenger.h"
+
+static const char usage[] =
+    "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
+    "       challenger register --db DIR --tpm-hash H (--label L | --name N | --uuid U)\n"
+    "                  [--volume NAME] [--secret NAME --key KEY | --passphrase-file F]\n"
+    "       challenger list --db DIR\n"
+    "       challenger quarantine|release --db DIR TPM_HASH\n"
+    "\n"
+    "The Kairos KMS, wire-compatible with upstream kcrypt-challenger (G1: /getPass, /postPass over\n"
+    "WebSocket; nodes prove their TPM by credential activation). DIR holds the manifests you would\n"
+    "`kubectl apply` upstream, any file names (*.yaml, *.yml, *.json), one or many documents per\n"
+    "file: SealedVolume (keyserver.kairos.io/v1alpha1) and Secret (v1, data or stringData). Edits\n"
+    "are picked up without a restart; a broken manifest is reported with its file and line and the\n"
+    "others keep working. Passphrases that nodes generate (auto-generated keys) are written into\n"
+    "DIR as Secret manifests holding only TPM ciphertext, 0600, atomically; never overwritten.\n"
+    "\n"
+    "Serving:\n"
+    "  --db DIR               the manifest directory (created 0700 if missing)\n"
+    "  --listen ADDR:PORT     where to listen (default :8082, as upstream); :0 = any free port\n"
+    "                         (also --challenger-bind-address, upstream's name)\n"
+    "  --tls-cert F --tls-key F  serve HTTPS/WSS with this certificate and key (PEM files)\n"
+    "  --audit-log F          append one JSON line per decision to F (never a secret); default stderr\n"
+    "  --port-file F          write the port to F once listening\n"
+    "  --exchange-timeout S   drop a node that stalls mid-exchange after S seconds (default 30)\n"
+    "Endpoints: /getPass, /postPass, /healthz, /readyz. SIGTERM drains open exchanges; SIGHUP rescans.\n"
+    "\n"
+    "Operator commands (they edit DIR; the server need not be stopped):\n"
+    "  register     add a partition of a node: --tpm-hash H (from `kairos-kms tpm-hash` on the node)\n"
+    "               and --label L (and/or --name N, --uuid U). Without a secret option the node\n"
+    "               generates its key on first boot (auto-generated keys). --secret NAME --key KEY\n"
+    "               points at a Secret you write; --passphrase-file F stores a static key (read\n"
+    "               from F, never from the command line). --volume NAME names the SealedVolume.\n"
+    "  list         one line per SealedVolume: name, TPM hash, state, partitions, secrets present\n"
+    "  quarantine   refuse every key of the node with this TPM hash (release undoes it)\n"
+    "\n"
+    "  --debug                say more on stderr\n"
+    "  --help                 this text\n"
+    "\n"
+    "Examples:\n"
+    "  kairos-kms challenger --db /var/lib/kairos-kms --listen 0.0.0.0:8082 --audit-log /var/log/kms.jsonl\n"
+    "  kairos-kms challenger register --db /var/lib/kairos-kms --tpm-hash $(cat node1.tpmhash) --label COS_PERSISTENT\n"
+    "Nodes use it with: kcrypt.challenger.challenger_server: \"http://KMS:8082\" in their Kairos config.\n";
+
+struct opts {
+    const char *db, *audit_log;
+    struct challenger_server_opts srv;
+    struct kms_register reg;
+    const char *passphrase_file;
+};
+
+static int parse_listen(const char *v, struct challenger_server_opts *o)
+{
+    static char host[64];
+    const char *colon = strrchr(v, ':');
+    uint32_t port;
+    size_t hlen;
+
+    if (!colon || parse_u32(colon + 1, 65535, &port) < 0)
+        return log_error_errno(-EINVAL, "--listen %s: expected ADDR:PORT, e.g. 0.0.0.0:8082 or :8082", v);
+    hlen = (size_t)(colon - v);
+    if (hlen >= sizeof(host))
+        return log_error_errno(-EINVAL, "--listen %s: address too long", v);
+    if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') { /* [::1]:8082 */
+        v++;
+        hlen -= 2;
+    }
+    memcpy(host, v, hlen);
+    host[hlen] = '\0';
+    o->listen_addr = hlen ? host : NULL;
+    o->port = (uint16_t)port;
+    return 0;
+}
+
+static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
+{
+    struct kms_store *store = NULL;
+    struct kms_audit *audit = NULL;
+    /* The server looks at DIR before every decision (a listing and a stat per file: cheap), so
+     * an operator's edit (register, quarantine, a new manifest) counts from the next request. */
+    struct kms_store_options so = {.create = true, .poll_interval_ms = 0};
+    _cleanup_secret_ struct secret *pass = NULL;
+    int code = EXIT_RUNTIME;
+
+    if (!o->db) {
+        log_error("--db DIR is required (the directory of SealedVolume and Secret manifests)");
+        return EXIT_USAGE;
+    }
+    if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "release")) {
+        if (nargs != 1) {
+            log_error("%s: expected one TPM_HASH", cmd);
+            return EXIT_USAGE;
+        }
+    } else if (nargs != 0) {
+        log_error("%s: unexpected argument %s", cmd, args[0]);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(cmd, "register")) {
+        if (!o->reg.tpm_hash || !(o->reg.label || o->reg.device_name || o->reg.uuid)) {
+            log_error("register: --tpm-hash and one of --label, --name, --uuid are required");
+            return EXIT_USAGE;
+        }
+        if (o->reg.secret_key && !o->reg.secret_name) {
+            log_error("register: --key goes with --secret");
+            return EXIT_USAGE;
+        }
+        if (o->passphrase_file && kms_passphrase_read_file(o->passphrase_file, &pass) < 0)
+            return EXIT_RUNTIME;
+        o->reg.passphrase = pass;
+    }
+    if (kms_audit_open(o->audit_log, &audit) < 0)
+        return EXIT_RUNTIME;
+    so.audit = audit;
+    if (kms_store_open_dir(o->db, &so, &store) < 0)
+        goto out;
+    if (!strcmp(cmd, "serve"))
+        code = challenger_serve(store, audit, &o->srv);
+    else if (!strcmp(cmd, "register"))
+        code = kms_register(store, &o->reg) < 0 ? EXIT_RUNTIME : EXIT_OK;
+    else if (!strcmp(cmd, "list"))
+        code = kms_list(store, stdout) < 0 ? EXIT_RUNTIME : EXIT_OK;
+    else
+        code = kms_set_quarantine(store, args[0], !strcmp(cmd, "quarantine")) < 0 ? EXIT_RUNTIME : EXIT_OK;
+out:
+    kms_store_free(store);
+    kms_audit_free(audit);
+    return code;
+}
+
+int challenger_main(int argc, char **argv)
+{
+    enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG };
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, O_DB},
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"challenger-bind-address", required_argument, NULL, O_LISTEN},
+        {"tls-cert", required_argument, NULL, O_CERT},
+        {"tls-key", required_argument, NULL, O_KEY},
+        {"audit-log", required_argument, NULL, O_AUDIT},
+        {"port-file", required_argument, NULL, O_PORTFILE},
+        {"exchange-timeout", required_argument, NULL, O_XTIMEOUT},
+        {"tpm-hash", required_argument, NULL, O_HASH},
+        {"label", required_argument, NULL, O_LABEL},
+        {"name", required_argument, NULL, O_NAME},
+        {"uuid", required_argument, NULL, O_UUID},
+        {"volume", required_argument, NULL, O_VOLUME},
+        {"secret", required_argument, NULL, O_SECRET},
+        {"key", required_argument, NULL, O_SKEY},
+        {"passphrase-file", required_argument, NULL, O_PASSFILE},
+        {"debug", no_argument, NULL, O_DEBUG},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    struct opts o = {.srv = {.port = 8082, .exchange_timeout_ms = 30000}};
+    const char *cmd = "serve";
+    int c;
+
+    opterr = 0;
+    optind = 1;
+    /* A command word may come first (challenger register ...) or not at all (serve). */
+    if (argc > 1 && argv[1][0] != '-') {
+        cmd = argv[1];
+        argv++;
+        argc--;
+        if (strcmp(cmd, "register") && strcmp(cmd, "list") && strcmp(cmd, "quarantine") && strcmp(cmd, "release")) {
+            log_error("unknown command %s (see --help)", cmd);
+            return EXIT_USAGE;
+        }
+    }
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: o.db = optarg; break;
+        case O_LISTEN:
+            if (parse_listen(optarg, &o.srv) < 0)
+                return EXIT_USAGE;
+            break;
+        case O_CERT: o.srv.tls_cert = optarg; break;
+        case O_KEY: o.srv.tls_key = optarg; break;
+        case O_AUDIT: o.audit_log = optarg; break;
+        case O_PORTFILE: o.srv.port_file = optarg; break;
+        case O_XTIMEOUT:
+            if (parse_seconds_ms(optarg, &o.srv.exchange_timeout_ms) < 0) {
+                log_error("--exchange-timeout %s: expected a positive number of seconds", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_HASH: o.reg.tpm_hash = optarg; break;
+        case O_LABEL: o.reg.label = optarg; break;
+        case O_NAME: o.reg.device_name = optarg; break;
+        case O_UUID: o.reg.uuid = optarg; break;
+        case O_VOLUME: o.reg.volume = optarg; break;
+        case O_SECRET: o.reg.secret_name = optarg; break;
+        case O_SKEY: o.reg.secret_key = optarg; break;
+        case O_PASSFILE: o.passphrase_file = optarg; break;
+        case O_DEBUG: log_set_level(LOG_DEBUG); break;
+        case 'h': return applet_usage(usage, EXIT_OK);
+        default:
+            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!strcmp(cmd, "serve") && !o.srv.tls_cert != !o.srv.tls_key) {
+        log_error("--tls-cert and --tls-key go together");
+        return EXIT_USAGE;
+    }
+    if (!strcmp(cmd, "serve") && optind < argc) {
+        log_error("unexpected argument %s (see --help)", argv[optind]);
+        return EXIT_USAGE;
+    }
+    return run_command(cmd, &o, argv + optind, argc - optind);
+}

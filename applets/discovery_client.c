@@ -1,0 +1,253 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* The node side of the G1 protocol (UPSTREAM.md §5.2, §6.2, §8.1). */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "discovery.h"
+#include "net.h"
+#include "proto.h"
+#include "tpm.h"
+
+/* One connection's worth of state: the TPM, its EK PEM, and the TLS configuration. */
+struct g1_client {
+    const struct g1_request *rq;
+    struct tpm *tpm;
+    char *ek_pem;
+    struct ktls_client *tls;
+    int64_t deadline;
+};
+
+/* The reply of one exchange: a payload, or a refusal text from the KMS. */
+struct g1_reply {
+    struct proto_payload payload;
+    bool acked; /* /postPass: our KMS acknowledged (upstream ones just close) */
+};
+
+static bool is_final(int r)
+{
+    return r == KTLS_ERR_CERT || r == -EACCES || r == -ENOENT || r == -EREMOTEIO;
+}
+
+/* One exchange with the KMS on path: token, challenge, activation, then (post) our payload or the
+ * KMS's payload. */
+static int exchange(struct g1_client *c, const char *path, const struct proto_payload *post, struct g1_reply *out)
+{
+    _cleanup_tpm_ak_ struct tpm_ak *ak = NULL;
+    _cleanup_free_ char *token = NULL, *url = NULL;
+    _cleanup_secret_ struct secret *activated = NULL;
+    struct net_ws_client *ws = NULL;
+    const struct tpm_ak_params *p;
+    struct proto_ak_params pa;
+    struct proto_bytes cred = {0}, sec = {0};
+    uint8_t *msg = NULL;
+    size_t len = 0;
+    enum net_ws_type type;
+    int r;
+
+    *out = (struct g1_reply){0};
+    r = tpm_ak_create(c->tpm, TPM_AK_G1, &ak);
+    if (r < 0)
+        return r;
+    p = tpm_ak_params(ak);
+    pa = (struct proto_ak_params){{p->public.data, p->public.len}, {p->create_data.data, p->create_data.len},
+                                  {p->create_attestation.data, p->create_attestation.len},
+                                  {p->create_signature.data, p->create_signature.len}, false};
+    r = proto_token_encode(c->ek_pem, &pa, &token);
+    if (r < 0)
+        return r;
+    const struct net_header headers[] = {
+        {"Authorization", token},
+        {PROTO_HDR_LABEL, c->rq->label ? c->rq->label : ""},
+        {PROTO_HDR_NAME, c->rq->name ? c->rq->name : ""},
+        {PROTO_HDR_UUID, c->rq->uuid ? c->rq->uuid : ""},
+    };
+    struct net_client_opts o = {.tls = c->tls, .headers = headers, .n_headers = 4, .deadline_ms = c->deadline,
+                                .max_message = PROTO_MAX_MESSAGE};
+    url = net_url_join(c->rq->server, path);
+    r = net_ws_dial(url, &o, &ws);
+    if (r < 0)
+        return r;
+    r = net_ws_recv(ws, &type, &msg, &len);
+    if (r < 0)
+        goto out;
+    if (proto_challenge_decode((const char *)msg, len, &cred, &sec) < 0) {
+        /* A KMS that refuses before the challenge sends its error payload instead. */
+        if (proto_payload_decode((const char *)msg, len, &out->payload) == 0 && out->payload.error[0]) {
+            r = 0;
+            goto out;
+        }
+        r = log_error_errno(-EPROTO, "%s: the KMS sent something that is not a challenge", url);
+        goto out;
+    }
+    r = tpm_activate_credential(c->tpm, ak, cred.data, cred.len, sec.data, sec.len, &activated);
+    if (r < 0)
+        goto out;
+    free(msg);
+    msg = NULL;
+    r = proto_answer_encode(activated, (char **)&msg, &len);
+    if (r == 0)
+        r = net_ws_send(ws, NET_WS_BINARY, msg, len);
+    secure_wipe(msg, len);
+    free(msg);
+    msg = NULL;
+    if (r < 0)
+        goto out;
+    if (post) {
+        r = proto_payload_encode(post, (char **)&msg, &len);
+        if (r == 0)
+            r = net_ws_send(ws, NET_WS_TEXT, msg, len);
+        free(msg);
+        msg = NULL;
+        if (r < 0)
+            goto out;
+    }
+    r = net_ws_recv(ws, &type, &msg, &len);
+    if (post && r == -ECONNRESET) { /* an upstream KMS stores without answering */
+        r = 0;
+        goto out;
+    }
+    if (r < 0)
+        goto out;
+    if (proto_payload_decode((const char *)msg, len, &out->payload) < 0) {
+        r = log_error_errno(-EPROTO, "%s: the KMS's answer is not a passphrase payload", url);
+        goto out;
+    }
+    out->acked = post != NULL;
+out:
+    if (msg)
+        secure_wipe(msg, len);
+    free(msg);
+    proto_bytes_clear(&cred);
+    proto_bytes_clear(&sec);
+    net_ws_free(ws);
+    return r;
+}
+
+/* Auto-generated keys (§8.1): a passphrase made here, encrypted by this TPM's key, escrowed. */
+static int generate_and_post(struct g1_client *c)
+{
+    _cleanup_secret_ struct secret *plain = NULL;
+    _cleanup_free_ uint8_t *blob = NULL;
+    size_t blob_len = 0, wire_len = 0;
+    struct proto_payload post = {.error = "", .generated_by = "tpm"};
+    struct g1_reply reply;
+    char *wire;
+    int r;
+
+    r = tpm_rsa_key_ensure(c->tpm, c->rq->c_index);
+    if (r == 0)
+        r = tpm_random_passphrase(TPM_PASSPHRASE_LEN, &plain);
+    if (r == 0)
+        r = tpm_rsa_encrypt(c->tpm, c->rq->c_index, plain, &blob, &blob_len);
+    if (r < 0)
+        return r;
+    wire = base64_encode(blob, blob_len, BASE64_URL_RAW, &wire_len);
+    post.passphrase = secret_new(wire_len);
+    memcpy(post.passphrase->data, wire, wire_len);
+    post.passphrase->len = wire_len;
+    free(wire);
+    r = exchange(c, "/postPass", &post, &reply);
+    secret_free(post.passphrase);
+    if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0]) {
+        log_error("%s: the KMS did not store the generated passphrase: %s", c->rq->server, reply.payload.error);
+        r = -EREMOTEIO;
+    }
+    proto_payload_clear(&reply.payload);
+    return r;
+}
+
+/* A "tpm"-generated answer is our own ciphertext: base64url without padding (§8.1). */
+static int decrypt_generated(struct g1_client *c, const struct secret *wire, struct secret **out)
+{
+    _cleanup_free_ uint8_t *blob = NULL;
+    size_t len = 0;
+
+    if (base64_decode((const char *)wire->data, wire->len, BASE64_URL_RAW, &blob, &len) < 0)
+        return log_error_errno(-EBADMSG, "%s: the stored TPM ciphertext is not base64url", c->rq->server);
+    return tpm_rsa_decrypt(c->tpm, c->rq->c_index, blob, len, out);
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static int load_certificate(const char *cert, struct ktls_client **out)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+
+    if (!cert || !cert[0])
+        return ktls_client_new(NULL, 0, true, out);
+    if (strstr(cert, "-----BEGIN"))
+        return ktls_client_new(cert, strlen(cert), true, out);
+    if (file_read_all(cert, 1 << 20, &text, &len) < 0)
+        return log_error_errno(-ENOENT, "--certificate %s: neither PEM text nor a readable file", cert);
+    return ktls_client_new(text, len, true, out);
+}
+
+int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
+{
+    struct g1_client c = {.rq = rq, .deadline = now_ms() + rq->timeout_ms};
+    int64_t backoff = 1000;
+    int r, posted = 0, attempt = 0;
+
+    r = load_certificate(rq->certificate, &c.tls);
+    if (r == 0)
+        r = tpm_open(rq->tpm_device, rq->tpm_timeout_ms, &c.tpm);
+    if (r == 0)
+        r = tpm_ek_public_pem(c.tpm, &c.ek_pem, &(bool){false}, NULL);
+    while (r == 0) {
+        struct g1_reply reply;
+
+        attempt++;
+        r = exchange(&c, "/getPass", NULL, &reply);
+        if (r == 0 && reply.payload.passphrase && reply.payload.passphrase->len) {
+            if (!strcmp(reply.payload.generated_by, "tpm"))
+                r = decrypt_generated(&c, reply.payload.passphrase, out);
+            else {
+                *out = reply.payload.passphrase;
+                reply.payload.passphrase = NULL;
+            }
+            proto_payload_clear(&reply.payload);
+            break;
+        }
+        if (r == 0 && reply.payload.error[0] && !strstr(reply.payload.error, "No secret found for")) {
+            log_error("%s: the KMS refused: %s", rq->server, reply.payload.error);
+            proto_payload_clear(&reply.payload);
+            r = -EREMOTEIO;
+            break;
+        }
+        if (r == 0) { /* no Secret yet: auto-generated keys (§8.1) */
+            proto_payload_clear(&reply.payload);
+            /* Upstream posts and asks again forever (errata 9); once is enough to know. */
+            if (posted++) {
+                r = log_error_errno(-EREMOTEIO, "%s: the KMS still has no passphrase for %s after we sent one",
+                                    rq->server, rq->label ? rq->label : "this partition");
+                break;
+            }
+            r = generate_and_post(&c);
+            if (r == 0)
+                continue;
+            posted = 0; /* not stored: generate again next time */
+        }
+        if (is_final(r))
+            break;
+        if (now_ms() + backoff >= c.deadline) {
+            log_error("%s: giving up after %d attempts in %lld s", rq->server, attempt, (long long)(rq->timeout_ms / 1000));
+            break;
+        }
+        log_warn("%s: attempt %d failed; retrying in %lld s", rq->server, attempt, (long long)(backoff / 1000));
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
+        r = 0;
+    }
+    free(c.ek_pem);
+    tpm_close(c.tpm);
+    ktls_client_free(c.tls);
+    return r;
+}

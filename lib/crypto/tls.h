@@ -1,0 +1,70 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/crypto TLS part: thin mbedTLS wrappers for lib/net (which never includes mbedTLS itself,
+ * DESIGN.md §2). Configurations are shared and read-only once made; a session drives one
+ * non-blocking socket and returns KTLS_WANT_READ/KTLS_WANT_WRITE so an event loop (or a poll()
+ * with a deadline) can drive it. Every function returns 0 (or a byte count) or a negative errno
+ * and logs one line that names the peer and the reason. */
+#ifndef KKMS_TLS_H
+#define KKMS_TLS_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SHA1_LEN 20
+
+/* Session I/O would block: wait for the socket to be readable / writable and call again. */
+#define KTLS_WANT_READ (-EAGAIN)
+#define KTLS_WANT_WRITE (-EINPROGRESS)
+/* The peer's certificate was refused (untrusted, wrong host, expired...): do not retry. */
+#define KTLS_ERR_CERT (-EKEYREJECTED)
+
+struct ktls_server;
+struct ktls_client;
+struct ktls_session;
+
+/* SHA-1 of n bytes (only for RFC 6455's Sec-WebSocket-Accept, never for security). */
+void ktls_sha1(const void *in, size_t n, uint8_t out[SHA1_LEN]);
+
+/* Server configuration from a PEM certificate chain file and its PEM private key file; checks
+ * that they belong together. *out is owned by the caller (ktls_server_free). */
+int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_server **out);
+void ktls_server_free(struct ktls_server *s);
+
+/* Client configuration. pem (pem_len bytes, NULL or empty for none) is the operator's
+ * `certificate` (UPSTREAM.md §5.1): CA certificate(s), or the server's own certificate. A peer is
+ * accepted when its chain verifies against those certificates (plus the system bundle when
+ * system_roots) with the host name checked, or when its leaf certificate equals one of the
+ * configured certificates byte for byte (pinning; the host name is then not checked).
+ * *out is owned by the caller (ktls_client_free). -EINVAL when pem holds no certificate. */
+int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct ktls_client **out);
+void ktls_client_free(struct ktls_client *c);
+
+/* A server-side session on connected non-blocking socket fd (not owned: the caller closes it).
+ * peer names the client in log lines (copied). Failures of a session are logged at info level. */
+int ktls_session_server(struct ktls_server *s, int fd, const char *peer, struct ktls_session **out);
+/* A client-side session on fd for server host (SNI and certificate name; copied). peer names the
+ * server in log lines, e.g. the URL (copied). Failures are logged as errors. */
+int ktls_session_client(struct ktls_client *c, int fd, const char *host, const char *peer,
+                        struct ktls_session **out);
+/* Frees a session (NULL is fine); does not close the socket. */
+void ktls_session_free(struct ktls_session *t);
+
+/* Advances the handshake: 0 when done, KTLS_WANT_READ/WRITE, KTLS_ERR_CERT for a refused
+ * certificate, -ECONNRESET when the peer went away, -EPROTO for any other TLS failure. */
+int ktls_handshake(struct ktls_session *t);
+/* Reads up to n bytes: the count (>0), 0 at the end of the stream (close_notify or EOF),
+ * KTLS_WANT_READ/WRITE, or a negative errno. */
+ssize_t ktls_read(struct ktls_session *t, void *buf, size_t n);
+/* Writes up to n bytes: the count (>0), KTLS_WANT_READ/WRITE, or a negative errno. After a WANT
+ * the next call must pass the same buffer again (mbedTLS keeps the record). */
+ssize_t ktls_write(struct ktls_session *t, const void *buf, size_t n);
+/* Bytes already decrypted and buffered inside the session (readable without touching the socket). */
+size_t ktls_pending(const struct ktls_session *t);
+/* Sends close_notify, best effort (never blocks). */
+void ktls_close_notify(struct ktls_session *t);
+
+#endif

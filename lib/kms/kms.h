@@ -1,0 +1,188 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/kms: the KMS core of `challenger --db DIR` — the registry of SealedVolumes and Secrets
+ * (the Kubernetes manifests operators `kubectl apply` upstream, spec/UPSTREAM.md §9, §10.1), the
+ * G1 policy of /getPass and /postPass (§6.1, §6.2, §7.1, §8.1, errata 6-9), the operator
+ * commands (register, list, quarantine, release) and the audit log.
+ *
+ * The store (backend `dir`) is a directory of manifests:
+ *  - Files: every regular file of DIR named *.yaml, *.yml or *.json (JSON is read as YAML), not
+ *    hidden, not in subdirectories; any number of documents per file; `kind: List` (and
+ *    `SealedVolumeList`, `SecretList`) items are read too. Unknown kinds are skipped (debug line).
+ *  - Namespaces are recorded but ignored: two objects of the same kind and name anywhere in DIR
+ *    are a conflict, reported with both places; a lookup that needs one of them is refused.
+ *  - Reloading: the index is kept in memory; before a lookup, when the last scan is older than
+ *    the poll interval, DIR is listed and each file's (inode, size, mtime, ctime) compared with
+ *    the loaded version; only changed files are parsed again. A file modified less than 2 s
+ *    before it was read is read again on the next scan (a same-tick rewrite would not change its
+ *    stat). Rename-over, new and deleted files are therefore seen at the next lookup.
+ *  - A file that fails to parse as YAML keeps the records of its last good version (a
+ *    half-written file does not lock nodes out); a file broken at start-up loads nothing. Inside
+ *    a parsed file, an invalid document is reported (file:line:col) and skipped; the other
+ *    documents load. Files group- or world-writable, or owned by another user than us or root,
+ *    are not loaded.
+ *  - Writes (/postPass, register, quarantine) are atomic and durable: a 0600 temporary file in DIR
+ *    (O_CREAT|O_EXCL|O_NOFOLLOW), fsync, rename, fsync of DIR. New files never replace an
+ *    existing file or Secret. DIR is created 0700 when missing; a DIR that is a symlink, is
+ *    group/world-writable or is owned by another user is refused.
+ *
+ * A store may be shared by threads: one mutex serializes refreshes, lookups and writes.
+ * Errors are logged where understood; functions return 0 or a negative errno. */
+#ifndef KKMS_KMS_H
+#define KKMS_KMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base.h"
+
+/* Bounds (DESIGN.md §5). */
+#define KMS_MAX_FILES 4096                 /* manifest files in DIR (by name order; rest skipped) */
+#define KMS_MAX_FILE_SIZE (1u << 20)       /* bytes per file (= KYAML_MAX_INPUT) */
+#define KMS_MAX_TOTAL_SIZE (64u << 20)     /* bytes of all loaded files together */
+#define KMS_MAX_DOCS 1024                  /* objects per file, List items included */
+#define KMS_MAX_PARTITIONS 64              /* partitions per SealedVolume */
+#define KMS_MAX_SECRET_KEYS 256            /* keys per Secret */
+#define KMS_MAX_VALUE (64u << 10)          /* bytes per Secret value */
+#define KMS_MAX_NAME 253                   /* object names, Secret keys (Kubernetes' limit) */
+#define KMS_MAX_FIELD 1024                 /* label, deviceName, uuid, namespace */
+#define KMS_DEFAULT_POLL_MS 1000           /* default minimum interval between two rescans */
+
+/* ---------------------------------------------------------------------------------------------
+ * Audit: one JSON line per decision, appended with a single write (O_APPEND), never a secret:
+ * {"time":"2026-01-02T03:04:05.678Z","action":"getPass","outcome":"ok","tpm_hash":"…","label":"…",
+ *  "name":"…","uuid":"…","peer":"…","volume":"…","secret":"<Secret name>","reason":"…"}
+ * ------------------------------------------------------------------------------------------- */
+struct kms_audit;
+
+enum kms_outcome {
+    KMS_OK,      /* the request was served */
+    KMS_REFUSED, /* policy said no: unknown node, quarantined, no Secret, already stored, ... */
+    KMS_ERROR,   /* the store failed (I/O, conflict in the manifests) */
+};
+const char *kms_outcome_name(enum kms_outcome o);
+
+/* Opens path for appending (created 0600, O_NOFOLLOW); NULL or "-" = stderr. Owned by the caller. */
+int kms_audit_open(const char *path, struct kms_audit **out);
+void kms_audit_free(struct kms_audit *a);
+
+/* What a node asked: the TPM hash computed by the server and the partition headers (§6.1). */
+struct kms_request {
+    const char *tpm_hash; /* 64 hex digits (either case) */
+    const char *label;    /* header `label`; NULL or "" = not sent */
+    const char *name;     /* header `name` (kernel name, matched against deviceName) */
+    const char *uuid;     /* header `uuid` */
+    const char *peer;     /* "address:port" of the node, for the audit only; may be NULL */
+};
+
+struct kms_audit_event {
+    const char *action; /* "getPass", "postPass", "register", "quarantine", "release", ... */
+    const struct kms_request *req; /* may be NULL */
+    enum kms_outcome outcome;
+    const char *reason; /* why (the error text sent to the node); may be NULL */
+    const char *volume; /* SealedVolume name, when one was found */
+    const char *secret; /* Secret name (never its value) */
+};
+/* Appends one line; failures are logged, never fatal. a NULL: nothing. */
+void kms_audit_log(struct kms_audit *a, const struct kms_audit_event *e);
+
+/* ---------------------------------------------------------------------------------------------
+ * Store
+ * ------------------------------------------------------------------------------------------- */
+struct kms_store;
+
+struct kms_store_options {
+    bool create;            /* create DIR (mode 0700) when it does not exist */
+    int poll_interval_ms;   /* minimum interval between rescans before lookups; < 0: default */
+    struct kms_audit *audit; /* borrowed; NULL = no audit */
+};
+
+/* Opens (and with opt->create makes) DIR and loads every manifest. opt NULL = defaults.
+ * Broken manifests are reported and skipped; only an unusable DIR is an error. */
+int kms_store_open_dir(const char *dir, const struct kms_store_options *opt, struct kms_store **out);
+void kms_store_free(struct kms_store *s);
+static inline void kms_store_freep(struct kms_store **s) { kms_store_free(*s); }
+#define _cleanup_kms_store_ _cleanup_(kms_store_freep)
+/* Rescans DIR now (force) or when the poll interval has passed; returns 1 when a manifest was
+ * (re)loaded or dropped, 0 when nothing changed, negative errno when DIR cannot be listed (the
+ * old records stay). */
+int kms_store_refresh(struct kms_store *s, bool force);
+/* The directory, as given. */
+const char *kms_store_dir(const struct kms_store *s);
+
+/* Answer to a node. error[] holds the text for the payload's "error" field (upstream's exact
+ * strings where upstream has one); passphrase and generated_by are set for a served /getPass. */
+struct kms_reply {
+    enum kms_outcome outcome;
+    char error[512];
+    struct secret *passphrase; /* owned; kms_reply_clear wipes it */
+    char *generated_by;        /* owned; "" when the Secret has no generated_by */
+    char *volume;              /* SealedVolume name found, or NULL */
+    char *secret_name;         /* Secret name used, or NULL */
+};
+void kms_reply_clear(struct kms_reply *r);
+
+/* /getPass (§6.2 steps 6-9, §7.1). Finds the first SealedVolume by name whose spec.TPMHash is
+ * the node's and that has a partition matching any non-empty header, then its Secret: the
+ * partition's secret.name or "<volume>-<label>", key secret.path or "passphrase", each looked up
+ * as written first and then in upstream's cleanKubeName form. Writes the audit line.
+ * 0: served. -ENOENT: "no volume found with data from request and hash: H" or
+ * "No secret found for H and L"; -EACCES: "quarantined: L"; -ENODATA: the Secret lacks the key
+ * or its value is empty ("passphrase not found in secret at key: K", errata 9); -ENOTUNIQ: the
+ * volume or Secret is defined twice; -EINVAL: a malformed request. */
+int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_reply *out);
+
+/* /postPass (§6.2, §8.1, errata 6): stores a node-generated passphrase (the base64url TPM
+ * ciphertext) as a new Secret manifest DIR/secret-<name>.yaml, named and keyed as /getPass would
+ * look it up (a default name in its cleanKubeName form, an operator's name as written), in the
+ * SealedVolume's namespace (or `default`), stringData {<key>: pass, generated_by: generated_by}.
+ * Returns once the file is durable. Unlike upstream a quarantined volume is refused too.
+ * 0: stored. -EEXIST: the Secret exists (never overwritten; upstream ignores such a post);
+ * -ENOENT: "no TPM Hash found for H"; -EACCES: quarantined; -EINVAL: empty/unprintable input. */
+int kms_post_pass(struct kms_store *s, const struct kms_request *req, const struct secret *pass,
+                  const char *generated_by, struct kms_reply *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Operator commands (the challenger applet wraps them). They write an audit line too.
+ * ------------------------------------------------------------------------------------------- */
+struct kms_register {
+    const char *tpm_hash;    /* required: 64 hex digits */
+    const char *label;       /* partition label; at least one of label/device_name/uuid */
+    const char *device_name;
+    const char *uuid;
+    const char *volume;      /* SealedVolume name; NULL = the volume that holds this hash, else
+                              * "node-<first 8 hex>" */
+    const char *ns;          /* namespace of new objects; NULL = "default" */
+    const char *secret_name; /* optional reference; NULL = upstream's default */
+    const char *secret_key;  /* optional; NULL = "passphrase" */
+    const struct secret *passphrase; /* optional static key: also writes the Secret (first) */
+};
+/* Registers a partition: a new SealedVolume file DIR/sealedvolume-<name>.yaml, or one more
+ * partition in an existing volume when its file is one register wrote and nobody edited (else
+ * the operator is told which file:line to edit). Never overwrites a Secret. */
+int kms_register(struct kms_store *s, const struct kms_register *r);
+
+/* Sets spec.quarantined of every SealedVolume holding tpm_hash, rewriting each file atomically:
+ * only that value changes (or a `quarantined:` line is added to a block-style spec); comments and
+ * the other documents stay as they are. The edit is checked by parsing the result, which must
+ * give the same records but that field; when it cannot be done safely the file:line to edit by
+ * hand is named. 0 also when nothing needed changing. */
+int kms_set_quarantine(struct kms_store *s, const char *tpm_hash, bool quarantined);
+
+/* Writes one line per SealedVolume (name, TPM hash, state, partitions with the Secret each one
+ * resolves to and whether it exists, file:line), then one line per file not loaded. Never a
+ * secret value. */
+int kms_list(struct kms_store *s, FILE *out);
+
+/* Reads a passphrase from a file (at most 4096 bytes; one trailing "\n" or "\r\n" removed;
+ * empty or NUL-holding content refused) into a secret owned by the caller; the buffer is wiped. */
+int kms_passphrase_read_file(const char *path, struct secret **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Names
+ * ------------------------------------------------------------------------------------------- */
+/* Upstream G1 cleanKubeName (§7.1): '_' -> '-', then lowercase (ASCII). malloc'd, caller frees. */
+char *kms_clean_kube_name(const char *s);
+
+#endif

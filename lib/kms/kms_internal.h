@@ -1,0 +1,182 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/kms private: the records read from manifests, the text helpers shared by the loader,
+ * the writer and the quarantine edit, and the store layout. Also used by the unit tests and the
+ * fuzz harness. */
+#ifndef KKMS_KMS_INTERNAL_H
+#define KKMS_KMS_INTERNAL_H
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "kms.h"
+
+#define KMS_API_VERSION "keyserver.kairos.io/v1alpha1"
+
+/* ---- records (one per object of a manifest) ---- */
+struct kms_partition {
+    char *label, *device_name, *uuid; /* "" when absent */
+    char *secret_name, *secret_path;  /* "" when absent (upstream's defaults then apply) */
+    bool has_secret;                  /* a `secret:` mapping was written */
+};
+
+struct kms_volume {
+    char *name, *ns;   /* ns "" when absent */
+    char *tpm_hash;    /* lowercase */
+    bool quarantined;
+    struct kms_partition *parts;
+    size_t nparts;
+    const char *file;  /* path of the manifest, owned by the store's file entry or the loader */
+    unsigned line;     /* line of the document (its `kind:` key) */
+    const struct kms_volume *dup; /* another object with this name, when there is one */
+};
+
+struct kms_kv {
+    char *key;
+    struct secret *value;
+};
+
+struct kms_secret_obj {
+    char *name, *ns;
+    struct kms_kv *kv; /* `data` decoded, then `stringData` over it (as the API server does) */
+    size_t nkv;
+    const char *file;
+    unsigned line;
+    const struct kms_secret_obj *dup;
+};
+
+struct kms_records {
+    struct kms_volume *vols;
+    size_t nvols;
+    struct kms_secret_obj *secrets;
+    size_t nsecrets;
+    size_t invalid; /* documents reported and skipped */
+};
+
+/* Reads every document of buf (name = the path, used in messages and kept by the records, so it
+ * must outlive them). Invalid objects are logged as name:line:col and counted in recs->invalid.
+ * -EINVAL (recs empty) when the text is not YAML or holds more than KMS_MAX_DOCS objects. */
+int kms_manifest_load(const char *buf, size_t len, const char *name, struct kms_records *recs);
+/* The same without reporting invalid objects again (YAML syntax errors are still reported). */
+int kms_manifest_load_quiet(const char *buf, size_t len, const char *name, struct kms_records *recs);
+void kms_records_clear(struct kms_records *r);
+/* True when both hold the same objects in the same order (file/line/dup not compared). */
+bool kms_records_equal(const struct kms_records *a, const struct kms_records *b);
+const struct kms_kv *kms_secret_get(const struct kms_secret_obj *o, const char *key);
+
+/* ---- text ---- */
+/* True when s is valid UTF-8 without control characters (what we accept in names we write). */
+bool kms_text_ok(const char *s, size_t len);
+/* True when s is 64 hex digits. */
+bool kms_hash_ok(const char *s);
+
+/* A growing text buffer; wiped when freed since Secret manifests pass through it. */
+struct kms_buf {
+    char *p;
+    size_t len, cap;
+};
+void kms_buf_add(struct kms_buf *b, const char *s, size_t n);
+void kms_buf_puts(struct kms_buf *b, const char *s);
+void kms_buf_printf(struct kms_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a YAML double-quoted scalar (any UTF-8; control characters escaped). */
+void kms_buf_quoted(struct kms_buf *b, const char *s, size_t n);
+/* s as a plain scalar when it can only read as that string (letters, digits, . _ -; starting
+ * with a letter; not a YAML 1.1 boolean or null), else double-quoted. */
+void kms_buf_scalar(struct kms_buf *b, const char *s, size_t n);
+void kms_buf_free(struct kms_buf *b);
+
+/* The canonical manifest of a volume: what register writes, and what a file must still be
+ * byte for byte for register to rewrite it. */
+void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v);
+/* A Secret manifest; values printable as UTF-8 go to stringData, the others to data (base64).
+ * comment: one line (no user data) put first, or NULL. */
+void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
+                     const struct kms_kv *kv, size_t nkv);
+
+/* Sets spec.quarantined of every SealedVolume holding tpm_hash in the manifest text buf by
+ * editing that value in place (or adding the line to a block-style spec), then checks that the
+ * result parses to the same records but those flags. *out (malloc'd) is the new text; 0 and
+ * *changed = 0 when nothing needed changing (then *out is NULL). -ENOENT: no such volume;
+ * -EINVAL: could not be done safely (logged with file:line). */
+int kms_text_set_quarantine(const char *buf, size_t len, const char *name, const char *tpm_hash,
+                            bool quarantined, char **out, size_t *out_len, int *changed);
+
+/* ---- files in DIR ---- */
+/* Reads DIR/name (O_NOFOLLOW, regular, owned by us or root, not group/world-writable, at most
+ * KMS_MAX_FILE_SIZE); *out NUL-terminated, caller wipes and frees; st gets its fstat. */
+int kms_dir_read(int dirfd, const char *dir, const char *name, char **out, size_t *len,
+                 struct stat *st);
+/* Writes DIR/name atomically and durably (temp file, fsync, rename, fsync DIR). replace false:
+ * -EEXIST when name exists. replace true: when expect is set, the file must still be that one
+ * (same inode, size, mtime), else -EAGAIN. */
+int kms_dir_write(int dirfd, const char *dir, const char *name, const void *buf, size_t len,
+                  bool replace, const struct stat *expect);
+/* "prefix-<name>.yaml" with characters outside [A-Za-z0-9._-] as '_' (NUL-terminated, malloc'd). */
+char *kms_file_name(const char *prefix, const char *name, unsigned attempt);
+
+/* ---- the dir store ---- */
+struct kms_file {
+    char *path; /* DIR/name: what messages and records name */
+    const char *name;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    bool racy;      /* read within 2 s of its mtime: read again next scan */
+    uint64_t digest; /* of the text last parsed: a racy re-read of the same text is not parsed */
+    bool loaded;    /* recs hold a good version (maybe an older one, see problem) */
+    const char *problem; /* NULL, or what is wrong with the current version (static text) */
+    bool known;     /* dev..ctime hold the version last looked at */
+    struct kms_records recs;
+};
+
+struct kms_store {
+    char *dir;
+    int dirfd;
+    pthread_mutex_t lock;
+    int poll_ms;
+    int64_t last_scan_ms;
+    bool scanned;
+    bool warned_too_many;
+    struct kms_audit *audit;
+    struct kms_file **files; /* sorted by name */
+    size_t nfiles;
+    /* the index, rebuilt when a file changes; pointers into files[]->recs, sorted by name */
+    const struct kms_volume **vols;
+    size_t nvols;
+    const struct kms_secret_obj **secrets;
+    size_t nsecrets;
+};
+
+/* Rescan with s->lock held. */
+int kms_store_refresh_locked(struct kms_store *s, bool force);
+/* Index lookups (lock held). */
+const struct kms_secret_obj *kms_store_find_secret(const struct kms_store *s, const char *name);
+const struct kms_volume *kms_store_find_volume(const struct kms_store *s, const char *name);
+const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *path);
+
+/* Writes a new Secret manifest DIR/secret-<name>[.N].yaml (lock held), never replacing a file; the
+ * suffix .N is tried only when the file name is taken by something else than this Secret.
+ * *file (malloc'd) gets the file name. -EEXIST: another writer stored this Secret meanwhile. */
+int kms_write_new_secret(struct kms_store *s, const char *comment, const char *name, const char *ns,
+                         const struct kms_kv *kv, size_t nkv, char **file);
+
+/* The Secret a partition of v resolves to (§7.1): the name and key as written and upstream's
+ * cleanKubeName forms. All malloc'd; release with kms_secret_ref_clear. */
+struct kms_secret_ref {
+    char *name, *key;             /* as written, or the default */
+    char *clean_name, *clean_key; /* cleanKubeName of those */
+    bool default_name;            /* the name is "<volume>-<label>" */
+};
+void kms_secret_ref_of(const struct kms_volume *v, const struct kms_partition *p,
+                       struct kms_secret_ref *ref);
+void kms_secret_ref_clear(struct kms_secret_ref *ref);
+/* The Secret object ref names (exact name first, then the clean one), or NULL. */
+const struct kms_secret_obj *kms_secret_ref_find(const struct kms_store *s,
+                                                 const struct kms_secret_ref *ref);
+/* The value of ref's key in o (exact key first, then the clean one), or NULL. */
+const struct kms_kv *kms_secret_ref_value(const struct kms_secret_obj *o,
+                                          const struct kms_secret_ref *ref);
+
+#endif

@@ -1,0 +1,275 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* The G1 decisions: which passphrase a node gets on /getPass and what a node may store on
+ * /postPass (spec/UPSTREAM.md §6.1, §6.2, §7.1, §8.1, errata 6-9). Error texts sent to nodes are
+ * upstream's where upstream has one; they never name server files. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kms_internal.h"
+
+#define MAX_GENERATED_BY 64
+
+void kms_reply_clear(struct kms_reply *r)
+{
+    secret_free(r->passphrase);
+    free(r->generated_by);
+    free(r->volume);
+    free(r->secret_name);
+    *r = (struct kms_reply){0};
+}
+
+static int reply(struct kms_reply *out, enum kms_outcome o, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int reply(struct kms_reply *out, enum kms_outcome o, int r, const char *fmt, ...)
+{
+    va_list ap;
+
+    out->outcome = o;
+    va_start(ap, fmt);
+    vsnprintf(out->error, sizeof(out->error), fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static bool matches(const char *want, const char *have) { return want && *want && !strcmp(want, have); }
+
+/* §6.1: the first SealedVolume by name (then file) with this hash and a partition any of whose
+ * non-empty request values equals the stored field; its first such partition. */
+static const struct kms_volume *find_volume_for(const struct kms_store *s, const char *hash,
+                                                const struct kms_request *req, const struct kms_partition **part)
+{
+    for (size_t i = 0; i < s->nvols; i++) {
+        const struct kms_volume *v = s->vols[i];
+        if (strcmp(v->tpm_hash, hash))
+            continue;
+        for (size_t j = 0; j < v->nparts; j++) {
+            const struct kms_partition *p = &v->parts[j];
+            if (matches(req->label, p->label) || matches(req->name, p->device_name) || matches(req->uuid, p->uuid)) {
+                *part = p;
+                return v;
+            }
+        }
+    }
+    return NULL;
+}
+
+static bool normalize_hash(const struct kms_request *req, char hash[65])
+{
+    if (!req || !req->tpm_hash || !kms_hash_ok(req->tpm_hash))
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        hash[i] = (char)(req->tpm_hash[i] >= 'A' && req->tpm_hash[i] <= 'F' ? req->tpm_hash[i] - 'A' + 'a'
+                                                                             : req->tpm_hash[i]);
+    hash[64] = '\0';
+    return true;
+}
+
+static void audit(struct kms_store *s, const char *action, const struct kms_request *req, const struct kms_reply *out,
+                  const char *ok_reason)
+{
+    struct kms_audit_event e = {
+        .action = action,
+        .req = req,
+        .outcome = out->outcome,
+        .reason = out->outcome == KMS_OK ? ok_reason : out->error,
+        .volume = out->volume,
+        .secret = out->secret_name,
+    };
+    kms_audit_log(s->audit, &e);
+}
+
+/* Steps shared by both endpoints once the volume is known: conflict and quarantine checks. */
+static int check_volume(const struct kms_volume *v, const struct kms_partition *p, struct kms_reply *out)
+{
+    out->volume = xstrdup(v->name);
+    if (v->dup) {
+        log_error("SealedVolume %s is defined in both %s:%u and %s:%u; refusing its nodes", v->name, v->file,
+                  v->line, v->dup->file, v->dup->line);
+        return reply(out, KMS_ERROR, -ENOTUNIQ, "SealedVolume %s is defined more than once on the server", v->name);
+    }
+    if (v->quarantined)
+        return reply(out, KMS_REFUSED, -EACCES, "quarantined: %s", p->label);
+    return 0;
+}
+
+static int get_pass_locked(struct kms_store *s, const struct kms_request *req, const char *hash, struct kms_reply *out)
+{
+    _cleanup_(kms_secret_ref_clear) struct kms_secret_ref ref = {0};
+    const struct kms_partition *p = NULL;
+    const struct kms_volume *v;
+    const struct kms_secret_obj *o;
+    const struct kms_kv *kv, *gb;
+    int r;
+
+    (void)kms_store_refresh_locked(s, false); /* on failure the previous records answer */
+    v = find_volume_for(s, hash, req, &p);
+    if (!v)
+        return reply(out, KMS_REFUSED, -ENOENT, "no volume found with data from request and hash: %s", hash);
+    r = check_volume(v, p, out);
+    if (r < 0)
+        return r;
+    kms_secret_ref_of(v, p, &ref);
+    o = kms_secret_ref_find(s, &ref);
+    if (!o)
+        return reply(out, KMS_REFUSED, -ENOENT, "No secret found for %s and %s", hash, p->label);
+    out->secret_name = xstrdup(o->name);
+    if (o->dup) {
+        log_error("Secret %s is defined in both %s:%u and %s:%u; refusing to choose", o->name, o->file, o->line,
+                  o->dup->file, o->dup->line);
+        return reply(out, KMS_ERROR, -ENOTUNIQ, "Secret %s is defined more than once on the server", o->name);
+    }
+    /* errata 9: a Secret without the key (or with an empty value) is an explicit error, not an
+     * empty passphrase that a G1 client would answer by posting a new one forever. */
+    kv = kms_secret_ref_value(o, &ref);
+    if (!kv || kv->value->len == 0)
+        return reply(out, KMS_REFUSED, -ENODATA, "passphrase not found in secret at key: %s", ref.key);
+    out->passphrase = secret_new(kv->value->len);
+    memcpy(out->passphrase->data, kv->value->data, kv->value->len);
+    out->passphrase->len = kv->value->len;
+    gb = kms_secret_get(o, "generated_by");
+    out->generated_by = xcalloc(1, gb ? gb->value->len + 1 : 1);
+    if (gb)
+        memcpy(out->generated_by, gb->value->data, gb->value->len);
+    out->outcome = KMS_OK;
+    return 0;
+}
+
+int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_reply *out)
+{
+    struct kms_request nrq = {0};
+    char hash[65];
+    bool valid = normalize_hash(req, hash);
+    int r;
+
+    *out = (struct kms_reply){0};
+    if (!valid) {
+        r = reply(out, KMS_REFUSED, -EINVAL, "invalid TPM hash");
+    } else {
+        pthread_mutex_lock(&s->lock);
+        r = get_pass_locked(s, req, hash, out);
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (req) {
+        nrq = *req;
+        nrq.tpm_hash = valid ? hash : req->tpm_hash; /* the audit shows the hash as compared */
+    }
+    audit(s, "getPass", req ? &nrq : NULL, out, out->generated_by && *out->generated_by ? "passphrase sent (generated_by set)" : "passphrase sent");
+    return r;
+}
+
+int kms_write_new_secret(struct kms_store *s, const char *comment, const char *name, const char *ns,
+                         const struct kms_kv *kv, size_t nkv, char **file)
+{
+    struct kms_buf b = {0};
+    int r = -EEXIST;
+
+    kms_emit_secret(&b, comment, name, ns, kv, nkv);
+    for (unsigned attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
+        char *fname = kms_file_name("secret", name, attempt);
+        r = kms_dir_write(s->dirfd, s->dir, fname, b.p, b.len, false, NULL);
+        if (r == 0)
+            *file = fname;
+        else
+            free(fname);
+        /* Another writer (a second challenger, a register) may have just stored this very
+         * Secret under the same file name: then it exists, and a second copy would be a
+         * conflict. Only a file holding something else sends us to the next name. */
+        if (r == -EEXIST && (kms_store_refresh_locked(s, true), kms_store_find_secret(s, name)))
+            break;
+    }
+    kms_buf_free(&b);
+    if (r == -EEXIST && !kms_store_find_secret(s, name))
+        log_error("%s: no free file name for Secret %s", s->dir, name);
+    return r;
+}
+
+static int post_pass_locked(struct kms_store *s, const struct kms_request *req, const char *hash,
+                            const struct secret *pass, const char *generated_by, struct kms_reply *out,
+                            char **file)
+{
+    _cleanup_(kms_secret_ref_clear) struct kms_secret_ref ref = {0};
+    const struct kms_partition *p = NULL;
+    const struct kms_volume *v;
+    const struct kms_secret_obj *o;
+    const char *name;
+    char label[80];
+    int r;
+
+    /* Decisions that write are taken on the newest state of DIR. */
+    (void)kms_store_refresh_locked(s, true);
+    v = find_volume_for(s, hash, req, &p);
+    if (!v)
+        return reply(out, KMS_REFUSED, -ENOENT, "no TPM Hash found for %s", hash);
+    /* Upstream does not check quarantine on /postPass; a quarantined node gets nothing stored. */
+    r = check_volume(v, p, out);
+    if (r < 0)
+        return r;
+    kms_secret_ref_of(v, p, &ref);
+    o = kms_secret_ref_find(s, &ref);
+    if (o) {
+        out->secret_name = xstrdup(o->name);
+        return reply(out, KMS_REFUSED, -EEXIST, "secret %s already exists; the posted passphrase was ignored", o->name);
+    }
+    /* A default name is written as upstream writes it (a valid Kubernetes name, found by upstream
+     * too); an operator's name as written, since that is where /getPass looks first. */
+    name = ref.default_name ? ref.clean_name : ref.name;
+    out->secret_name = xstrdup(name);
+    if (strlen(name) > KMS_MAX_NAME || !kms_text_ok(name, strlen(name)))
+        return reply(out, KMS_ERROR, -EINVAL, "cannot store secret %.64s: not a usable name", name);
+    if (!strcmp(ref.key, "generated_by"))
+        return reply(out, KMS_ERROR, -EINVAL, "cannot store secret %s: its key would be generated_by", name);
+    /* v and p are not used past the write: a rescan inside it may replace them. */
+    snprintf(label, sizeof(label), "%s", p->label);
+    {
+        struct secret gb = {strlen(generated_by), strlen(generated_by), (uint8_t *)generated_by};
+        struct kms_kv kv[2] = {{ref.key, (struct secret *)pass}, {(char *)"generated_by", &gb}};
+        r = kms_write_new_secret(s, "kairos-kms: passphrase posted by a node on /postPass (TPM-encrypted when "
+                                    "generated_by is tpm)",
+                                 name, *v->ns ? v->ns : "default", kv, 2, file);
+    }
+    if (r == -EEXIST)
+        return reply(out, KMS_REFUSED, r, "secret %s already exists; the posted passphrase was ignored", name);
+    if (r < 0)
+        return reply(out, KMS_ERROR, r, "failed storing secret %s", name);
+    log_info("stored the passphrase posted for %s (%.64s) as Secret %s in %s/%s", hash, label, name, s->dir, *file);
+    (void)kms_store_refresh_locked(s, true);
+    out->outcome = KMS_OK;
+    return 0;
+}
+
+int kms_post_pass(struct kms_store *s, const struct kms_request *req, const struct secret *pass,
+                  const char *generated_by, struct kms_reply *out)
+{
+    _cleanup_free_ char *file = NULL;
+    char hash[65], reason[300] = "";
+    bool valid = normalize_hash(req, hash);
+    int r;
+
+    *out = (struct kms_reply){0};
+    if (!generated_by)
+        generated_by = "";
+    if (!valid)
+        r = reply(out, KMS_REFUSED, -EINVAL, "invalid TPM hash");
+    else if (!pass || pass->len == 0)
+        r = reply(out, KMS_REFUSED, -EINVAL, "invalid answer from client: doesn't contain any passphrase");
+    else if (pass->len > KMS_MAX_VALUE || !kms_text_ok((const char *)pass->data, pass->len))
+        r = reply(out, KMS_REFUSED, -EINVAL, "invalid answer from client: the passphrase is not printable text of at most %u bytes",
+                  KMS_MAX_VALUE);
+    else if (strlen(generated_by) > MAX_GENERATED_BY || !kms_text_ok(generated_by, strlen(generated_by)))
+        r = reply(out, KMS_REFUSED, -EINVAL, "invalid answer from client: bad generated_by");
+    else {
+        pthread_mutex_lock(&s->lock);
+        r = post_pass_locked(s, req, hash, pass, generated_by, out, &file);
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (file)
+        snprintf(reason, sizeof(reason), "stored as %s", file);
+    if (req) {
+        struct kms_request nrq = *req;
+        nrq.tpm_hash = valid ? hash : req->tpm_hash;
+        audit(s, "postPass", &nrq, out, reason);
+    } else {
+        audit(s, "postPass", NULL, out, reason);
+    }
+    return r;
+}

@@ -1,0 +1,222 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/net: an epoll event loop with timers, an HTTP/1.1 + WebSocket (RFC 6455) server driven by
+ * it, and blocking clients with deadlines (WebSocket and plain HTTP) for the node side.
+ * TLS comes from lib/crypto (tls.h). Every size, count and time is bounded (struct net_limits).
+ * Functions return 0 or a negative errno and log one line naming the peer and the reason. */
+#ifndef KKMS_NET_H
+#define KKMS_NET_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tls.h"
+
+/* ---- limits: a zero field means the default shown ---- */
+struct net_limits {
+    size_t max_request_line;  /* 8 KiB: request line, and each header line */
+    size_t max_header_bytes;  /* 32 KiB: all header lines together */
+    size_t max_headers;       /* 64 */
+    size_t max_body;          /* 1 MiB: Content-Length of a request (or of a client's response) */
+    size_t max_message;       /* 1 MiB: one reassembled WebSocket message */
+    int request_timeout_ms;   /* 10 s: TLS handshake + one whole request (or WS handshake) */
+    int idle_timeout_ms;      /* 30 s: keep-alive wait, and a WebSocket without a complete frame */
+    int linger_ms;            /* 2 s: after our last byte, how long we read and discard */
+    size_t max_conns;         /* 1024 concurrent connections; more are answered 503 */
+};
+/* Copies l with every zero field replaced by its default. */
+struct net_limits net_limits_resolve(const struct net_limits *l);
+
+/* ---- event loop ---- */
+struct net_loop;
+struct net_timer;
+typedef void (*net_timer_fn)(struct net_timer *t, void *data);
+typedef void (*net_fd_fn)(int fd, uint32_t epoll_events, void *data);
+typedef void (*net_signal_fn)(struct net_loop *loop, int signo, void *data);
+
+/* A new loop; *out owned by the caller (net_loop_free). */
+int net_loop_new(struct net_loop **out);
+/* Frees the loop and its timers and watches (NULL is fine). Servers must be freed first. */
+void net_loop_free(struct net_loop *loop);
+/* Runs until net_loop_quit(); 0, or a negative errno if epoll fails. */
+int net_loop_run(struct net_loop *loop);
+/* Makes net_loop_run() return after the current iteration. */
+void net_loop_quit(struct net_loop *loop);
+/* A one-shot timer at absolute monotonic time at_ms (now_ms() base); owned by the loop until it
+ * fires (then freed after fn returns) or is cancelled. */
+struct net_timer *net_timer_add(struct net_loop *loop, int64_t at_ms, net_timer_fn fn, void *data);
+/* Cancels and frees a pending timer (NULL is fine); not from inside its own callback. */
+void net_timer_cancel(struct net_timer *t);
+/* Calls fn when fd has any of the epoll events (level-triggered); fd stays the caller's. */
+int net_loop_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_fn fn, void *data);
+int net_loop_watch_modify(struct net_loop *loop, int fd, uint32_t events);
+void net_loop_unwatch(struct net_loop *loop, int fd);
+/* Delivers signo (blocked for the process by this call) through the loop, via a signalfd. */
+int net_loop_on_signal(struct net_loop *loop, int signo, net_signal_fn fn, void *data);
+
+/* ---- URLs ---- */
+struct net_url {
+    char scheme[8];  /* lower case: http, https, ws or wss */
+    bool tls;        /* https or wss */
+    char *host;      /* host name or address, IPv6 without brackets */
+    char *authority; /* host[:port] as written (brackets kept): the Host header */
+    uint16_t port;   /* explicit, or 80/443 */
+    char *path;      /* path and query, "/" when empty; the fragment is dropped */
+};
+/* Parses scheme://host[:port][/path][?query]; no user info. Strings owned by u (net_url_clear). */
+int net_url_parse(const char *s, struct net_url *u);
+void net_url_clear(struct net_url *u);
+/* base + path with exactly one '/' between them ("http://kms/" + "/getPass" ->
+ * "http://kms/getPass", UPSTREAM.md §6.2 #1386). Returns a malloc'd string owned by the caller. */
+char *net_url_join(const char *base, const char *path);
+
+/* ---- HTTP requests as the server hands them to handlers ---- */
+struct net_header {
+    const char *name;
+    const char *value;
+};
+struct net_request;
+const char *net_request_method(const struct net_request *r);
+/* The path of the target, without the query. */
+const char *net_request_path(const struct net_request *r);
+/* The query after '?', or "" (not decoded). */
+const char *net_request_query(const struct net_request *r);
+/* The value of the first header of that name (case-insensitive), or NULL. Owned by r. */
+const char *net_request_header(const struct net_request *r, const char *name);
+size_t net_request_header_count(const struct net_request *r);
+const struct net_header *net_request_header_at(const struct net_request *r, size_t i);
+/* The body (Content-Length bytes, NUL-terminated for convenience); owned by r. */
+const uint8_t *net_request_body(const struct net_request *r, size_t *len);
+
+/* ---- server ---- */
+struct net_server;
+struct net_conn;
+
+enum net_ws_type { NET_WS_TEXT = 1, NET_WS_BINARY = 2 };
+
+/* How a connection ended, passed to on_close. */
+enum net_close_reason {
+    NET_CLOSE_NORMAL = 0,     /* a close handshake (either side) */
+    NET_CLOSE_PEER_GONE,      /* the peer closed TCP or reset it */
+    NET_CLOSE_TIMEOUT,        /* a deadline passed (net_conn_set_deadline or idle) */
+    NET_CLOSE_PROTOCOL,       /* the peer broke RFC 6455 or a limit */
+    NET_CLOSE_SHUTDOWN,       /* the server was drained or freed */
+};
+
+/* One route. HTTP routes set on_request; WebSocket routes set on_open (and usually on_message,
+ * on_close). data is passed to every callback. All callbacks run on the loop's thread. */
+struct net_handler {
+    /* HTTP: the complete request; must answer with net_conn_respond() before returning. */
+    void (*on_request)(struct net_conn *c, const struct net_request *req, void *data);
+    /* WebSocket: a valid upgrade arrived. The handler may refuse it with net_conn_respond()
+     * (e.g. 401); otherwise the 101 is sent, before anything the handler sends. req is only
+     * valid during the call: copy what you need. */
+    void (*on_open)(struct net_conn *c, const struct net_request *req, void *data);
+    /* WebSocket: one complete message (reassembled, text already checked as UTF-8). msg is
+     * owned by the connection and valid during the call only. */
+    void (*on_message)(struct net_conn *c, enum net_ws_type type, const uint8_t *msg, size_t len,
+                       void *data);
+    /* WebSocket: the connection is going away (called once, if on_open was called); free the
+     * per-connection data here. c must not be used after this returns. */
+    void (*on_close)(struct net_conn *c, enum net_close_reason why, void *data);
+    void *data;
+};
+
+struct net_server_config {
+    const char *address;      /* numeric address to bind, NULL = all (IPv6 dual-stack, or IPv4) */
+    uint16_t port;            /* 0 = any free port (see net_server_port) */
+    struct ktls_server *tls;  /* NULL = plain HTTP; not owned, must outlive the server */
+    struct net_limits limits;
+    /* Called once a drain finished (no connection left); NULL = net_loop_quit(). */
+    void (*on_drained)(struct net_server *s, void *data);
+    void *data;
+};
+
+/* Binds and listens; connections are served by loop. *out owned by the caller. */
+int net_server_new(struct net_loop *loop, const struct net_server_config *cfg, struct net_server **out);
+/* Closes every connection (on_close with NET_CLOSE_SHUTDOWN) and the listener (NULL is fine). */
+void net_server_free(struct net_server *s);
+/* The port actually bound. */
+uint16_t net_server_port(const struct net_server *s);
+/* Adds a route for an exact path (no prefix matching: "/getPass/" is 404). method NULL means
+ * GET. h is copied. -EEXIST when the method+path pair is taken. */
+int net_server_route(struct net_server *s, const char *method, const char *path,
+                     const struct net_handler *h);
+/* Graceful stop (SIGTERM): stop accepting, close idle connections, let open exchanges finish,
+ * close the rest after timeout_ms; then cfg.on_drained. */
+void net_server_drain(struct net_server *s, int timeout_ms);
+/* Open connections. */
+size_t net_server_conn_count(const struct net_server *s);
+
+/* Queues an HTTP response with Content-Length (content_type NULL = text/plain; charset=utf-8);
+ * body copied. extra: more header lines ("Name: value"), NULL-terminated, or NULL. */
+int net_conn_respond(struct net_conn *c, int status, const char *content_type, const void *body,
+                     size_t len, const char *const *extra);
+/* Queues one WebSocket message (one unmasked frame); data copied. -ENOTCONN once closing. */
+int net_conn_send(struct net_conn *c, enum net_ws_type type, const void *data, size_t len);
+/* Starts a close: sends a close frame (code, e.g. 1000, and reason), flushes, closes.
+ * on_close follows (from the loop, not from inside this call). */
+void net_conn_close(struct net_conn *c, uint16_t code, const char *reason);
+/* An absolute monotonic deadline (now_ms() base) for the whole exchange; 0 removes it. When it
+ * passes the connection is closed with NET_CLOSE_TIMEOUT. */
+void net_conn_set_deadline(struct net_conn *c, int64_t at_ms);
+/* Per-connection user data (initially NULL); not freed by the library. */
+void net_conn_set_data(struct net_conn *c, void *data);
+void *net_conn_data(const struct net_conn *c);
+/* "address:port" of the peer, for log lines; owned by c. */
+const char *net_conn_peer(const struct net_conn *c);
+
+/* ---- clients (blocking; every call bounded by the deadline) ---- */
+struct net_client_opts {
+    struct ktls_client *tls;   /* for https/wss; NULL = system CA bundle only. Not owned. */
+    const char *host_header;   /* Host header instead of the URL's (mDNS: the original name);
+                                * its host is also the TLS server name */
+    const struct net_header *headers; /* extra request headers (no CR/LF in them) */
+    size_t n_headers;
+    int64_t deadline_ms;       /* absolute monotonic deadline for everything; 0 = now + 30 s */
+    int connect_timeout_ms;    /* per address tried; 0 = 10 s */
+    size_t max_message;        /* WebSocket message / HTTP response body; 0 = 1 MiB */
+};
+
+/* Errors of the clients, besides those of ktls (KTLS_ERR_CERT: never retry):
+ * -ENXIO name not resolved, -ECONNREFUSED/-ETIMEDOUT/-EHOSTUNREACH connect failed,
+ * -ETIME the deadline passed, -EACCES upgrade refused with 401/403, -ENOENT refused with 404,
+ * -EPROTO anything the peer got wrong. */
+
+struct net_ws_client;
+/* Dials url (ws, wss, http = ws, https = wss), upgrades, checks Sec-WebSocket-Accept.
+ * *out owned by the caller (net_ws_free). */
+int net_ws_dial(const char *url, const struct net_client_opts *o, struct net_ws_client **out);
+/* Sends one masked message (a single frame). */
+int net_ws_send(struct net_ws_client *c, enum net_ws_type type, const void *data, size_t len);
+/* Receives the next message (fragments reassembled; pings answered). *data is malloc'd,
+ * NUL-terminated and owned by the caller. -ECONNRESET when the server closed between messages
+ * (with or without a close frame: upstream servers just close TCP); that one is only logged at
+ * debug level, as it may be expected. */
+int net_ws_recv(struct net_ws_client *c, enum net_ws_type *type, uint8_t **data, size_t *len);
+/* The close code the server sent (1005 none given, 1006 no close frame), once recv said so. */
+int net_ws_close_code(const struct net_ws_client *c);
+/* Sends a close frame (best effort, within the deadline) and frees (NULL is fine). */
+void net_ws_free(struct net_ws_client *c);
+
+struct net_http_response {
+    int status;
+    char *reason;
+    struct net_header *headers; /* n_headers entries, strings owned by the response */
+    size_t n_headers;
+    uint8_t *body;              /* NUL-terminated */
+    size_t body_len;
+};
+/* One HTTP/1.1 request on its own connection (Connection: close). body may be NULL. The body
+ * of the response (Content-Length, chunked or up to EOF) is bounded by max_message.
+ * *out owned by the caller (net_http_response_free). Any status is a success here. */
+int net_http_request(const char *method, const char *url, const char *content_type,
+                     const void *body, size_t len, const struct net_client_opts *o,
+                     struct net_http_response **out);
+void net_http_response_free(struct net_http_response *r);
+/* The first header of that name (case-insensitive), or NULL. */
+const char *net_http_response_header(const struct net_http_response *r, const char *name);
+
+#endif

@@ -1,0 +1,85 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/proto: the messages of upstream's G1 KMS protocol (/getPass, /postPass), byte for byte as
+ * the Go peers write them and as tolerant as Go is when reading (UPSTREAM.md §6.2, errata 12):
+ * keys matched case-insensitively, unknown keys ignored, []byte fields as standard padded base64,
+ * a trailing newline or other whitespace accepted. Uses lib/base, lib/json and lib/crypto only.
+ * Decoders do not log: the caller knows which peer sent the bytes and says so. */
+#ifndef KKMS_PROTO_H
+#define KKMS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "crypto.h"
+
+/* Most bytes of any one G1 message we read (the token carries a PEM and four TPM structures). */
+#define PROTO_MAX_MESSAGE (64u << 10)
+/* HTTP headers that name the partition (§6.1). */
+#define PROTO_HDR_LABEL "label"
+#define PROTO_HDR_NAME "name"
+#define PROTO_HDR_UUID "uuid"
+#define PROTO_TOKEN_PREFIX "Bearer TPM"
+
+struct proto_bytes {
+    uint8_t *data;
+    size_t len;
+};
+
+/* go-attestation's AttestationParameters, the "AK" of the token. */
+struct proto_ak_params {
+    struct proto_bytes public_area;        /* "Public": TPMT_PUBLIC */
+    struct proto_bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
+    struct proto_bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
+    struct proto_bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
+    bool use_tcsd_activation_format;       /* "UseTCSDActivationFormat": always false from TPM 2.0 */
+};
+
+/* The decoded Authorization token: the EK PEM text and the AK parameters. */
+struct proto_token {
+    char *ek_pem; /* "EK": PEM bytes (CERTIFICATE or PUBLIC KEY) */
+    struct proto_ak_params ak;
+};
+void proto_token_clear(struct proto_token *t);
+
+/* The Authorization header value: "Bearer TPM" + base64std({"EK":..,"AK":{..}}) with Go's field
+ * order (EK, AK{Public, UseTCSDActivationFormat, CreateData, CreateAttestation, CreateSignature}).
+ * *out malloc'd, owned by the caller. */
+int proto_token_encode(const char *ek_pem, const struct proto_ak_params *ak, char **out);
+/* Decodes a header value (prefix "Bearer TPM" required, as upstream's TrimPrefix + base64 fails
+ * without it). -EBADMSG: prefix, base64 or JSON wrong; -EINVAL: a field of the wrong type or EK
+ * missing. */
+int proto_token_decode(const char *header, size_t len, struct proto_token *out);
+
+/* The EK public key from the token's PEM: a CERTIFICATE's key or a PUBLIC KEY, RSA only (§6.2:
+ * anything else is "invalid pem type"). -EBADMSG: not PEM of those types; -EPROTONOSUPPORT: not RSA. */
+int proto_ek_pem_public(const char *pem, struct rsa_pub *out);
+
+/* Server → node: {"EC":{"Credential":"<b64>","Secret":"<b64>"}} (no newline). */
+int proto_challenge_encode(const struct proto_bytes *credential, const struct proto_bytes *secret,
+                           char **out, size_t *out_len);
+int proto_challenge_decode(const char *msg, size_t len, struct proto_bytes *credential,
+                           struct proto_bytes *secret);
+
+/* Node → server: {"Secret":"<b64 of the activated secret>"} + "\n" (json.Encoder). The secret
+ * travels in a struct secret both ways; the encoded text is wiped by the caller (kjson writer). */
+int proto_answer_encode(const struct secret *activated, char **out, size_t *out_len);
+int proto_answer_decode(const char *msg, size_t len, struct secret **activated);
+
+/* Both ways: {"passphrase":"..","error":"..","generated_by":".."} + "\n", all keys always present,
+ * in that order. */
+struct proto_payload {
+    struct secret *passphrase; /* may be NULL for "" */
+    char *error;               /* "" when none; never NULL after decode */
+    char *generated_by;        /* "tpm" for node-generated ciphertexts, else "" */
+};
+void proto_payload_clear(struct proto_payload *p);
+/* *out is malloc'd; it holds the passphrase, so wipe it (secure_wipe) before freeing. */
+int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_len);
+int proto_payload_decode(const char *msg, size_t len, struct proto_payload *out);
+
+void proto_bytes_clear(struct proto_bytes *b);
+
+#endif

@@ -1,0 +1,47 @@
+# Copyright 2026 The kairos-kms Authors
+# SPDX-License-Identifier: Apache-2.0
+# KMS fixture (source tests/lib/common.sh first): our challenger on 127.0.0.1, a port the kernel
+# picks, killed by PID at exit.
+#   kms_start [ARGS...]   sets KMS_PID, KMS_PORT, KMS_URL (http://127.0.0.1:PORT); DB=$T/db
+#   kms_stop              SIGTERM, wait (SIGKILL after 10 s)
+DB=${DB:-$T/db}
+
+kms_start() {
+    local scheme=http i
+    rm -f "$T/kms.port"
+    case " $* " in *" --tls-cert "*) scheme=https ;; esac
+    "$KAIROS_KMS" challenger --db "$DB" --listen 127.0.0.1:0 --port-file "$T/kms.port" \
+        --audit-log "$T/audit.jsonl" "$@" 2>>"$T/kms.log" &
+    KMS_PID=$!
+    on_exit "kms_stop_pid $KMS_PID"
+    for i in $(seq 300); do
+        [ -s "$T/kms.port" ] && break
+        kill -0 "$KMS_PID" 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
+        sleep 0.02
+    done
+    [ -s "$T/kms.port" ] || bail "the KMS did not listen within 6 s"
+    KMS_PORT=$(cat "$T/kms.port")
+    KMS_URL=$scheme://127.0.0.1:$KMS_PORT
+}
+
+kms_stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+kms_stop() { kms_stop_pid "$KMS_PID"; }
+
+# node_hash SOCK: the TPM hash of the swtpm at SOCK.
+node_hash() { timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$1"; }
+
+# node_get OUT ERR RC_VAR SOCK LABEL [ARGS...]: a node asks the KMS for LABEL's passphrase.
+node_get() {
+    local out=$1 err=$2 rcv=$3 sock=$4 label=$5
+    shift 5
+    run_kkms "$out" "$err" "$rcv" discovery-challenger --tpm-device "$sock" get --partition-label "$label" \
+        --challenger-server "${NODE_URL:-$KMS_URL}" --timeout 20 "$@"
+}
