@@ -16,11 +16,15 @@
  *    the loaded version; only changed files are parsed again. A file modified less than 2 s
  *    before it was read is read again on the next scan (a same-tick rewrite would not change its
  *    stat). Rename-over, new and deleted files are therefore seen at the next lookup.
+ *    Editors that write in place can still be read half-way: write manifests by rename
+ *    (kubectl-style tools, sed -i and our own commands do).
  *  - A file that fails to parse as YAML keeps the records of its last good version (a
  *    half-written file does not lock nodes out); a file broken at start-up loads nothing. Inside
- *    a parsed file, an invalid document is reported (file:line:col) and skipped; the other
- *    documents load. Files group- or world-writable, or owned by another user than us or root,
- *    are not loaded.
+ *    a parsed file, an invalid object is reported (file:line:col) and skipped; the others load.
+ *    Symlinks, FIFOs, files group- or world-writable, owned by another user than us or root,
+ *    over the size bound, or unreadable are not loaded (nothing of them is served).
+ *  - Lookups see SealedVolumes ordered by name, then file path (errata 7). A temporary file of
+ *    an interrupted write (hidden, never loaded) is removed when DIR is opened 10 min later.
  *  - Writes (/postPass, register, quarantine) are atomic and durable: a 0600 temporary file in DIR
  *    (O_CREAT|O_EXCL|O_NOFOLLOW), fsync, rename, fsync of DIR. New files never replace an
  *    existing file or Secret. DIR is created 0700 when missing; a DIR that is a symlink, is
