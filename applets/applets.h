@@ -12,6 +12,9 @@ int discovery_challenger_main(int argc, char **argv);
 int kcrypt_main(int argc, char **argv);
 int challenger_main(int argc, char **argv);
 
+/* Parses a positive number of seconds given to flag into milliseconds; -EINVAL (reported). */
+int applet_parse_seconds(const char *flag, const char *value, int64_t *out_ms);
+
 /* Prints usage to stdout (--help, exit 0) or stderr (bad usage, exit 2); returns exit_code. */
 int applet_usage(const char *usage, int exit_code);
 

@@ -190,10 +190,8 @@ int challenger_main(int argc, char **argv)
         case O_AUDIT: o.audit_log = optarg; break;
         case O_PORTFILE: o.srv.port_file = optarg; break;
         case O_XTIMEOUT:
-            if (parse_seconds_ms(optarg, &o.srv.exchange_timeout_ms) < 0) {
-                log_error("--exchange-timeout %s: expected a positive number of seconds", optarg);
+            if (applet_parse_seconds("--exchange-timeout", optarg, &o.srv.exchange_timeout_ms) < 0)
                 return EXIT_USAGE;
-            }
             break;
         case O_HASH: o.reg.tpm_hash = optarg; break;
         case O_LABEL: o.reg.label = optarg; break;

@@ -15,6 +15,14 @@ int applet_usage(const char *text, int exit_code)
     return exit_code;
 }
 
+int applet_parse_seconds(const char *flag, const char *value, int64_t *out_ms)
+{
+    if (parse_seconds_ms(value, out_ms) == 0)
+        return 0;
+    log_error("%s %s: expected a positive number of seconds", flag, value);
+    return -EINVAL;
+}
+
 bool applet_tpm_option(int c, const char *arg, struct applet_tpm_opts *o, int *exit_code)
 {
     switch (c) {
@@ -22,9 +30,8 @@ bool applet_tpm_option(int c, const char *arg, struct applet_tpm_opts *o, int *e
         o->device = arg;
         return true;
     case APPLET_OPT_TPM_TIMEOUT:
-        if (parse_seconds_ms(arg, &o->timeout_ms) == 0)
+        if (applet_parse_seconds("--tpm-timeout", arg, &o->timeout_ms) == 0)
             return true;
-        log_error("--tpm-timeout %s: expected a positive number of seconds", arg);
         *exit_code = EXIT_USAGE;
         return false;
     case APPLET_OPT_DEBUG:

@@ -134,10 +134,8 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
             }
             break;
         case O_TIMEOUT:
-            if (parse_seconds_ms(optarg, &rq.timeout_ms) < 0) {
-                log_error("--timeout %s: expected a positive number of seconds", optarg);
+            if (applet_parse_seconds("--timeout", optarg, &rq.timeout_ms) < 0)
                 return EXIT_USAGE;
-            }
             break;
         case 'h': return applet_usage(usage, EXIT_OK);
         case '?':

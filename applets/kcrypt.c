@@ -147,14 +147,6 @@ static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint
     return 0;
 }
 
-static int parse_seconds_flag(const char *flag, const char *value, int64_t *out)
-{
-    if (parse_seconds_ms(value, out) == 0)
-        return 0;
-    log_error("%s %s: expected a positive number of seconds", flag, value);
-    return -EINVAL;
-}
-
 int kcrypt_main(int argc, char **argv)
 {
     enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA };
@@ -196,11 +188,11 @@ int kcrypt_main(int argc, char **argv)
         case 'y': yes = true; break;
         case 'h': return applet_usage(usage, EXIT_OK);
         case OPT_TIMEOUT:
-            if (parse_seconds_flag("--timeout", optarg, &k.unlock_timeout_ms) < 0)
+            if (applet_parse_seconds("--timeout", optarg, &k.unlock_timeout_ms) < 0)
                 return EXIT_USAGE;
             break;
         case OPT_PLUGIN_TIMEOUT:
-            if (parse_seconds_flag("--plugin-timeout", optarg, &k.plugin_timeout_ms) < 0)
+            if (applet_parse_seconds("--plugin-timeout", optarg, &k.plugin_timeout_ms) < 0)
                 return EXIT_USAGE;
             break;
         case OPT_ROOT: k.root = optarg; break;
