@@ -34,7 +34,7 @@ asan:
 
 check: release asan
 	@$(APT) $(TEST_PKGS)
-	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,online,fuzz
+	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,net,online,fuzz
 
 demo: release
 	@$(APT) $(TEST_PKGS)

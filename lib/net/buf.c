@@ -61,3 +61,11 @@ void nbuf_free(struct nbuf *b)
     free(b->data);
     *b = (struct nbuf){0};
 }
+
+void nbuf_shrink(struct nbuf *b)
+{
+    if (nbuf_unread(b) == 0 && b->cap > NBUF_KEEP) {
+        secure_wipe(b->data, b->cap);
+        nbuf_free(b);
+    }
+}

@@ -110,6 +110,7 @@ static void conn_flush(struct net_conn *c)
         c->read_paused = true;
     if (nbuf_unread(&c->out) == 0) {
         c->flush_wants = 0;
+        nbuf_shrink(&c->out);
         if (c->state == CS_FLUSH) {
             if (c->st.tls)
                 ktls_close_notify(c->st.tls);
@@ -206,6 +207,7 @@ void conn_read(struct net_conn *c)
             if (c->state != CS_LINGER) {
                 c->in.len += (size_t)n;
                 serve_input(c);
+                nbuf_shrink(&c->in);
             }
         } else if (n == 0) {
             conn_eof(c);
@@ -246,7 +248,8 @@ static void on_io(int fd, uint32_t events, void *data)
     } else if (c->state == CS_TLS) {
         conn_handshake(c);
     } else {
-        if ((events & EPOLLOUT) && nbuf_unread(&c->out) > 0)
+        /* (TLS may need the socket readable to go on writing: any readiness retries.) */
+        if ((events & (EPOLLOUT | EPOLLIN)) && nbuf_unread(&c->out) > 0)
             conn_flush(c);
         if (c->state != CS_DEAD && ((events & (EPOLLIN | EPOLLHUP)) || c->read_wants_out || c->kick_read))
             conn_read(c);

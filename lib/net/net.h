@@ -49,7 +49,8 @@ void net_loop_quit(struct net_loop *loop);
 struct net_timer *net_timer_add(struct net_loop *loop, int64_t at_ms, net_timer_fn fn, void *data);
 /* Cancels and frees a pending timer (NULL is fine); not from inside its own callback. */
 void net_timer_cancel(struct net_timer *t);
-/* Calls fn when fd has any of the epoll events (level-triggered); fd stays the caller's. */
+/* Calls fn when fd has any of the epoll events (level-triggered). fd stays the caller's: unwatch
+ * it before closing it. -EEXIST when fd is already watched. */
 int net_loop_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_fn fn, void *data);
 int net_loop_watch_modify(struct net_loop *loop, int fd, uint32_t events);
 void net_loop_unwatch(struct net_loop *loop, int fd);
@@ -150,8 +151,10 @@ void net_server_drain(struct net_server *s, int timeout_ms);
 /* Open connections. */
 size_t net_server_conn_count(const struct net_server *s);
 
-/* Queues an HTTP response with Content-Length (content_type NULL = text/plain; charset=utf-8);
- * body copied. extra: more header lines ("Name: value"), NULL-terminated, or NULL. */
+/* Queues an HTTP response (status 200-599) with Content-Length (content_type NULL =
+ * text/plain; charset=utf-8); body copied. extra: more header lines ("Name: value"),
+ * NULL-terminated, or NULL. Only inside on_request, or inside on_open to refuse the upgrade;
+ * -EALREADY elsewhere or when already answered. */
 int net_conn_respond(struct net_conn *c, int status, const char *content_type, const void *body,
                      size_t len, const char *const *extra);
 /* Queues one WebSocket message (one unmasked frame); data copied. -ENOTCONN once closing. */

@@ -39,6 +39,10 @@ static inline uint8_t *nbuf_head(const struct nbuf *b)
     return b->data ? b->data + b->off : empty;
 }
 void nbuf_free(struct nbuf *b);
+/* Wipes and releases an empty buffer bigger than NBUF_KEEP (after a big message), so an idle
+ * connection holds little memory. */
+#define NBUF_KEEP (256 * 1024)
+void nbuf_shrink(struct nbuf *b);
 
 /* ---- HTTP/1.1 messages (RFC 9112) ---- */
 /* Progress of the search for the end of a header block, kept between reads. */

@@ -54,7 +54,7 @@ int net_conn_respond(struct net_conn *c, int status, const char *content_type, c
 {
     if (c->state != CS_REQUEST || c->responded)
         return -EALREADY;
-    if (status < 100 || status > 599 || status == 101)
+    if (status < 200 || status > 599)
         return log_error_errno(-EINVAL, "%s: cannot answer with status %d", c->peer, status);
     for (size_t i = 0; extra && extra[i]; i++)
         if (strpbrk(extra[i], "\r\n") || !strchr(extra[i], ':'))
