@@ -28,7 +28,8 @@ ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
 not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
 # check DESCRIPTION COMMAND...: one TAP line for whether COMMAND succeeds.
 # check DESCRIPTION EXPRESSION: one TAP line for whether the shell EXPRESSION (eval'd, so
-# && and || stay inside the check) succeeds.
+# && and || stay inside the check) succeeds. With pipefail on, never end a pipe in `grep -q`:
+# it may exit before the writer is done, which then dies of SIGPIPE; use `grep PAT >/dev/null`.
 check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 diag() { sed 's/^/# /'; }
 done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
