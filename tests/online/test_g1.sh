@@ -120,6 +120,11 @@ sleep 0.3
 NODE_URL=http://127.0.0.1:$PPORT node_get "$T/out" "$T/err" rc "$SOCK_A" COS_PERSISTENT
 wait $PROXY
 check "a node through the recording proxy still gets its key" '[ "$rc" = 0 ] && [ -s "$T/rec/node-1.bin" ]'
+$PROBE token 127.0.0.1 "$KMS_PORT" "$T/rec" >"$T/token" 2>&1
+check "an independent decoder reads our node's token: EK PEM and the four AK structures" \
+    'grep -q "^EK -----BEGIN" "$T/token" && grep -q "^AK Public=[1-9].* CreateSignature=[1-9]" "$T/token"'
+check "an independently encoded token (Python, Go's field order) is the same bytes and the KMS answers it with a challenge" \
+    'grep -q "^same-bytes True" "$T/token" && grep -q "^reply {\"EC\":{\"Credential\"" "$T/token"'
 $PROBE replay 127.0.0.1 "$KMS_PORT" "$T/rec" >"$T/replay" 2>&1
 check "a replayed answer from an earlier exchange is refused" 'grep -q "invalid challenge response" "$T/replay" && ! grep -q awesome "$T/replay"'
 

@@ -10,10 +10,14 @@ independent client for poking the KMS, and a recording proxy.
         (request.txt) and each node->KMS message (node-1.bin, node-2.bin ...)
   wsprobe.py replay HOST PORT DIR       replay DIR/request.txt's upgrade and DIR/node-1.bin as the
         answer to a fresh challenge; print the KMS's reply message
+  wsprobe.py token HOST PORT DIR        decode the token of DIR/request.txt (our node's) with this
+        script, check its fields, re-encode it here as Go would (spec/UPSTREAM.md §6.2) and send
+        that token to the KMS; print the fields and the KMS's first message
   wsprobe.py frames HOST PORT MODE      upgrade without a token and misbehave (MODE: unmasked,
         oversized, badopcode, stall); print what happened
 Every socket has a timeout; the script never waits more than 20 s."""
 import base64
+import json
 import os
 import socket
 import struct
@@ -170,6 +174,36 @@ def cmd_replay(host, port, indir):
         print("(closed)")
 
 
+def go_json(obj):
+    s = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def cmd_token(host, port, indir):
+    path, headers = parse_request(open(os.path.join(indir, "request.txt"), "rb").read())
+    auth = dict((k.lower(), v) for k, v in headers)["authorization"]
+    assert auth.startswith("Bearer TPM"), "no Bearer TPM prefix"
+    tok = json.loads(base64.b64decode(auth[len("Bearer TPM"):], validate=True))
+    ek = base64.b64decode(tok["EK"]).decode()
+    ak = tok["AK"]
+    fields = {k: base64.b64decode(ak[k]) for k in ("Public", "CreateData", "CreateAttestation", "CreateSignature")}
+    print("EK", ek.splitlines()[0])
+    print("AK", " ".join(f"{k}={len(v)}" for k, v in fields.items()), "UseTCSDActivationFormat", ak["UseTCSDActivationFormat"])
+    # Our own encoding, in Go's field order.
+    mine = go_json({"EK": base64.b64encode(ek.encode()).decode(),
+                    "AK": {"Public": base64.b64encode(fields["Public"]).decode(), "UseTCSDActivationFormat": False,
+                           "CreateData": base64.b64encode(fields["CreateData"]).decode(),
+                           "CreateAttestation": base64.b64encode(fields["CreateAttestation"]).decode(),
+                           "CreateSignature": base64.b64encode(fields["CreateSignature"]).decode()}})
+    token = "Bearer TPM" + base64.b64encode(mine.encode()).decode()
+    print("same-bytes", token == auth)
+    headers = [(k, token if k.lower() == "authorization" else v) for k, v in headers]
+    s = connect(host, port)
+    head, rest = handshake(s, host, path, headers)
+    op, msg = read_message(s, [rest])
+    print("reply", msg[:60].decode(errors="replace"))
+
+
 def cmd_frames(host, port, mode):
     s = connect(host, port)
     head, rest = handshake(s, host, "/getPass", [("label", "COS_PERSISTENT")])
@@ -198,5 +232,7 @@ if __name__ == "__main__":
         cmd_proxy(*sys.argv[2:5])
     elif c == "replay":
         cmd_replay(*sys.argv[2:5])
+    elif c == "token":
+        cmd_token(*sys.argv[2:5])
     elif c == "frames":
         cmd_frames(*sys.argv[2:5])
