@@ -4,6 +4,8 @@
 # run.sh BINARY: prints how long the common operations take. Numbers only; nothing is asserted.
 #   - start-up of the static binary (kairos-kms --list)
 #   - tpm-hash against a swtpm with an EK certificate, and against one without (CreatePrimary)
+#   - one node's whole G1 exchange with a local KMS (AK creation, credential activation,
+#     passphrase), static key
 set -euo pipefail
 bin=$(readlink -f "$1")
 work=$(mktemp -d /tmp/kairos-kms-bench.XXXXXX)
@@ -14,7 +16,7 @@ trap cleanup EXIT
 start_swtpm() { # DIR KIND
     "$(dirname "$0")/../tests/lib/swtpm-manufacture.sh" "$1" "$2"
     swtpm socket --tpm2 --tpmstate dir="$1/state" --server type=unixio,path="$1/sock" \
-        --ctrl type=unixio,path="$1/sock.ctrl" --flags not-need-init,startup-clear &
+        --ctrl type=unixio,path="$1/sock.ctrl" --flags not-need-init,startup-clear 2>/dev/null &
     pids+=($!)
     for _ in $(seq 500); do [ -S "$1/sock" ] && return; sleep 0.01; done
 }
@@ -22,6 +24,14 @@ start_swtpm() { # DIR KIND
 start_swtpm "$work/plain" plain
 start_swtpm "$work/ek" ekcert
 
-hyperfine --warmup 3 --runs 50 -N "$bin --list" \
+printf %s 'bench-static-passphrase' >"$work/pass"
+"$bin" challenger register --db "$work/db" --tpm-hash "$("$bin" tpm-hash --tpm-device "$work/ek/sock")" \
+    --label COS_PERSISTENT --passphrase-file "$work/pass" 2>/dev/null
+"$bin" challenger --db "$work/db" --listen 127.0.0.1:0 --port-file "$work/port" --audit-log "$work/audit.jsonl" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.02; done
+
+hyperfine --warmup 3 --runs 30 -N "$bin --list" \
     "$bin tpm-hash --tpm-device $work/ek/sock" \
-    "$bin tpm-hash --tpm-device $work/plain/sock"
+    "$bin tpm-hash --tpm-device $work/plain/sock" \
+    "$bin discovery-challenger --tpm-device $work/ek/sock get --partition-label COS_PERSISTENT --challenger-server http://127.0.0.1:$(cat "$work/port")"
