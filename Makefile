@@ -15,6 +15,8 @@ export KAIROS_KMS_CACHE ?= /var/cache/kairos-kms
 BUILD_PKGS := meson ninja-build pkg-config musl-tools file binutils
 TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd cryptsetup-bin gdisk e2fsprogs \
              python3 python3-cryptography
+VM_PKGS := qemu-system-x86 busybox-static cpio kmod e2fsprogs cryptsetup-bin gdisk swtpm swtpm-tools udev \
+           util-linux iproute2 file
 APT := third_party/apt-deps.sh
 
 .PHONY: all check demo bench clean release asan FORCE
@@ -33,7 +35,7 @@ asan:
 	@ninja -C build-asan
 
 check: release asan
-	@$(APT) $(TEST_PKGS)
+	@$(APT) $(TEST_PKGS) $(VM_PKGS)
 	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,net,online,fuzz
 
 demo: release

@@ -232,6 +232,9 @@ int kcrypt_main(int argc, char **argv)
         return EXIT_USAGE;
     }
     r = load_config(&k, nv_flag, c_flag);
+    /* An initramfs may have no modprobe; a --root tree is a test, not this kernel's system. */
+    if (r == 0 && strcmp(cmd, "nv") && (!k.root || !k.root[0]))
+        kcrypt_load_modules();
     if (r < 0)
         code = EXIT_RUNTIME;
     else if (!strcmp(cmd, "encrypt"))

@@ -33,6 +33,9 @@ int kcrypt_get_key(const struct kcrypt_ctx *k, const struct luks_part *p, bool c
                    struct secret **out, enum key_origin *origin);
 
 int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label);
+/* Loads dm_mod, dm_crypt, ecb, xts and crc32c_generic unless loaded (kcrypt_modules.c): best
+ * effort, a warning for each that fails; nothing at all on a kernel with no modules.dep. */
+void kcrypt_load_modules(void);
 int kcrypt_unlock_all(const struct kcrypt_ctx *k);
 
 #endif

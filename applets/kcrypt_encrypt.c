@@ -3,6 +3,7 @@
 /* kcrypt encrypt LABEL: the key first, then the disk (UPSTREAM.md §2.3), so no key means an
  * untouched partition, never an unencrypted install. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,10 +40,27 @@ static int show_progress(uint64_t done, uint64_t total, void *ctx)
     return 0;
 }
 
+/* The path of mkfs.ext4 in $PATH (spawn_run execs argv[0] as it is, without a PATH search). */
+static void find_mkfs(char *out, size_t n)
+{
+    const char *path = getenv("PATH");
+    char dirs[1024];
+
+    snprintf(dirs, sizeof(dirs), "%s", path && path[0] ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, n, "%s/mkfs.ext4", d);
+        if (access(out, X_OK) == 0)
+            return;
+    }
+    snprintf(out, n, "mkfs.ext4");
+}
+
 /* mkfs.ext4 -L LABEL on the unlocked volume, as upstream's formatLuks does. */
 static int make_filesystem(const char *mapper, const char *label)
 {
-    char *argv[] = {"mkfs.ext4", "-q", "-F", "-L", (char *)label, (char *)mapper, NULL};
+    char mkfs[1100];
+    find_mkfs(mkfs, sizeof(mkfs));
+    char *argv[] = {mkfs, "-q", "-F", "-L", (char *)label, (char *)mapper, NULL};
     struct spawn_result res;
     char why[256];
     int r = spawn_run(argv, NULL, 0, 600000, 5000, &res, why, sizeof(why));

@@ -129,4 +129,16 @@ int spawn_run(char *const argv[], const void *in, size_t in_len, int64_t timeout
               struct spawn_result *res, char *why, size_t why_len);
 void spawn_result_clear(struct spawn_result *res);
 
+/* ---- kernel modules (kmod.c), for initramfs images without modprobe or udev ---- */
+/* Loads kernel module name ("dm-crypt" and "dm_crypt" are the same) after the modules it depends
+ * on, as listed in /lib/modules/$(uname -r)/modules.dep, with finit_module(2). Success when it is
+ * loaded already (/sys/module/<name>), built in (modules.builtin) or loaded meanwhile (EEXIST).
+ * .ko files are loaded as they are; .ko.xz/.ko.zst only where the kernel decompresses modules.
+ * 0, or -errno with one error line logged. */
+int kmod_load(const char *name);
+/* The same with every path under root (<root>/lib/modules, <root>/sys/module; NULL or "" = /),
+ * logging nothing: on failure why holds the one-line reason. -ENOPKG: there is no modules.dep (a
+ * kernel without loadable modules, or none installed); -ENOENT: the module is not in it. */
+int kmod_load_at(const char *root, const char *name, char *why, size_t why_len);
+
 #endif

@@ -283,20 +283,27 @@ static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t len, in
 static int open_unix(const char *path, int64_t deadline)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, r;
+    /* A swtpm that is starting has its socket file before it listens, and one that is busy
+     * with another client may have a full backlog: both refuse for a moment. */
+    int64_t give_up = now_ms() + 2000 < deadline ? now_ms() + 2000 : deadline;
 
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    r = connect_deadline(fd, (struct sockaddr *)&sa, sizeof(sa), deadline);
-    if (r < 0) {
+    for (;;) {
+        /* Non-blocking: a unix connect completes at once or fails at once (EAGAIN when the
+         * backlog is full), so this never waits past the deadline. */
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), r;
+        if (fd < 0)
+            return -errno;
+        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : -errno;
+        if (r == 0)
+            return fd;
         close(fd);
-        return r;
+        if ((r != -ECONNREFUSED && r != -EAGAIN) || now_ms() >= give_up)
+            return r;
+        poll(NULL, 0, 50);
     }
-    return fd;
 }
 
 static int open_tcp(const char *host, const char *port, int64_t deadline)
