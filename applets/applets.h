@@ -11,6 +11,7 @@ int tpm_hash_main(int argc, char **argv);
 int discovery_challenger_main(int argc, char **argv);
 int kcrypt_main(int argc, char **argv);
 int challenger_main(int argc, char **argv);
+int mdns_responder_main(int argc, char **argv);
 
 /* Parses a positive number of seconds given to flag into milliseconds; -EINVAL (reported). */
 int applet_parse_seconds(const char *flag, const char *value, int64_t *out_ms);

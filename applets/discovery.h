@@ -4,6 +4,7 @@
 #ifndef KKMS_DISCOVERY_APPLET_H
 #define KKMS_DISCOVERY_APPLET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base.h"
@@ -17,6 +18,7 @@ struct g1_request {
     uint32_t c_index;        /* key that decrypts auto-generated passphrases */
     const char *label, *name, *uuid; /* partition headers (§6.1); NULL = "" */
     int64_t timeout_ms;      /* total, retries included */
+    bool mdns;               /* find a .local server over mDNS first (UPSTREAM.md §11) */
 };
 
 /* The G1 flow of an upstream node (UPSTREAM.md §5.2, §8.1): /getPass; on "No secret found" a

@@ -37,6 +37,7 @@ static const char usage[] =
     "backoff within --timeout; a certificate that does not verify or a refusal is final.\n"
     "\n"
     "  --challenger-server URL  http(s)://host[:port]; a trailing / is fine\n"
+    "  --mdns                   find the server's .local host over mDNS (kcrypt.challenger.mdns)\n"
     "  --certificate PEM|FILE   CA (or the server's own certificate, pinned) to trust, as PEM text\n"
     "                           or a file; the system roots are trusted too\n"
     "  --partition-label L --partition-name N --partition-uuid U   which partition (one at least)\n"
@@ -84,7 +85,7 @@ static int plugin_mode(const struct applet_tpm_opts *t)
             struct g1_request rq = {.server = server, .certificate = kc.certificate, .tpm_device = device,
                                     .tpm_timeout_ms = t->timeout_ms, .c_index = kc.c_index,
                                     .label = pl.part.label, .name = pl.part.name, .uuid = pl.part.uuid,
-                                    .timeout_ms = 50000};
+                                    .timeout_ms = 50000, .mdns = kc.mdns || pl.mdns};
             r = g1_get_passphrase(&rq, &pass);
         }
         if (r < 0)
@@ -101,7 +102,7 @@ static int plugin_mode(const struct applet_tpm_opts *t)
 
 static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
 {
-    enum { O_SERVER = 0x4000, O_CERT, O_LABEL, O_NAME, O_UUID, O_CINDEX, O_TIMEOUT };
+    enum { O_SERVER = 0x4000, O_CERT, O_LABEL, O_NAME, O_UUID, O_CINDEX, O_TIMEOUT, O_MDNS };
     static const struct option opts[] = {
         {"challenger-server", required_argument, NULL, O_SERVER},
         {"certificate", required_argument, NULL, O_CERT},
@@ -110,6 +111,7 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
         {"partition-uuid", required_argument, NULL, O_UUID},
         {"c-index", required_argument, NULL, O_CINDEX},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"mdns", no_argument, NULL, O_MDNS},
         {"help", no_argument, NULL, 'h'},
         APPLET_TPM_LONG_OPTIONS,
         {0},
@@ -127,6 +129,7 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
         case O_LABEL: rq.label = optarg; break;
         case O_NAME: rq.name = optarg; break;
         case O_UUID: rq.uuid = optarg; break;
+        case O_MDNS: rq.mdns = true; break;
         case O_CINDEX:
             if (parse_u32(optarg, UINT32_MAX, &rq.c_index) < 0) {
                 log_error("--c-index %s: expected a number such as 0x81000008", optarg);

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "discovery.h"
+#include "mdns.h"
 #include "net.h"
 #include "proto.h"
 #include "tpm.h"
@@ -17,6 +18,8 @@ struct g1_client {
     char *ek_pem;
     struct ktls_client *tls;
     int64_t deadline;
+    const char *server;      /* the URL dialled: rq->server, or a KMS found over mDNS */
+    const char *host_header; /* with mDNS: the original host[:port] (§5.1) */
 };
 
 /* The reply of one exchange: a payload, or a refusal text from the KMS. */
@@ -63,9 +66,10 @@ static int exchange(struct g1_client *c, const char *path, const struct proto_pa
         {PROTO_HDR_NAME, c->rq->name ? c->rq->name : ""},
         {PROTO_HDR_UUID, c->rq->uuid ? c->rq->uuid : ""},
     };
-    struct net_client_opts o = {.tls = c->tls, .headers = headers, .n_headers = 4, .deadline_ms = c->deadline,
+    struct net_client_opts o = {.tls = c->tls, .host_header = c->host_header, .headers = headers, .n_headers = 4,
+                                .deadline_ms = c->deadline,
                                 .max_message = PROTO_MAX_MESSAGE};
-    url = net_url_join(c->rq->server, path);
+    url = net_url_join(c->server, path);
     r = net_ws_dial(url, &o, &ws);
     if (r < 0)
         return r;
@@ -192,11 +196,16 @@ static int load_certificate(const char *cert, struct ktls_client **out)
 
 int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
 {
-    struct g1_client c = {.rq = rq, .deadline = now_ms() + rq->timeout_ms};
+    struct g1_client c = {.rq = rq, .deadline = now_ms() + rq->timeout_ms, .server = rq->server};
+    struct mdns_endpoint *kms = NULL;
+    size_t n_kms = 0, next = 0;
     int64_t backoff = 1000;
     int r, posted = 0, attempt = 0;
 
-    r = load_certificate(rq->certificate, &c.tls);
+    /* mDNS (§11.1): every KMS that answers, tried in turn, each with the original Host. */
+    r = rq->mdns ? mdns_resolve_server(rq->server, rq->timeout_ms < 5000 ? rq->timeout_ms : 5000, &kms, &n_kms) : 0;
+    if (r == 0)
+        r = load_certificate(rq->certificate, &c.tls);
     if (r == 0)
         r = tpm_open(rq->tpm_device, rq->tpm_timeout_ms, &c.tpm);
     if (r == 0)
@@ -204,6 +213,10 @@ int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
     while (r == 0) {
         struct g1_reply reply;
 
+        if (n_kms) {
+            c.server = kms[next].url;
+            c.host_header = kms[next].host_header;
+        }
         attempt++;
         r = exchange(&c, "/getPass", NULL, &reply);
         if (r == 0 && reply.payload.passphrase && reply.payload.passphrase->len) {
@@ -237,6 +250,12 @@ int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
         }
         if (is_final(r))
             break;
+        if (++next < n_kms) { /* the next KMS found over mDNS, at once */
+            log_warn("%s: attempt %d at %s failed; trying %s", rq->server, attempt, c.server, kms[next].url);
+            r = 0;
+            continue;
+        }
+        next = 0;
         if (now_ms() + backoff >= c.deadline) {
             log_error("%s: giving up after %d attempts in %lld s", rq->server, attempt, (long long)(rq->timeout_ms / 1000));
             break;
@@ -246,6 +265,7 @@ int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
         backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
         r = 0;
     }
+    mdns_endpoints_free(kms, n_kms);
     free(c.ek_pem);
     tpm_close(c.tpm);
     ktls_client_free(c.tls);

@@ -28,7 +28,7 @@ static const struct applet applets[] = {
     {"discovery-challenger", {"kcrypt-discovery-challenger", NULL}, discovery_challenger_main,
      "node-side KMS client and discovery.password plugin; no argument prints the TPM hash"},
     {"kcrypt", {NULL, NULL}, kcrypt_main, "encrypt partitions by label; unlock every LUKS partition at boot"},
-    {"mdns-responder", {"simple-mdns-server", NULL}, NULL, "announce the KMS as _kcrypt._tcp over mDNS"},
+    {"mdns-responder", {"simple-mdns-server", NULL}, mdns_responder_main, "announce the KMS as _kcrypt._tcp over mDNS"},
     {"tpm-hash", {NULL, NULL}, tpm_hash_main, "print this node's TPM hash (for registration)"},
 };
 #define N_APPLETS (sizeof(applets) / sizeof(applets[0]))

@@ -1,0 +1,139 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* mdns-responder (also simple-mdns-server): announce the KMS on the LAN as _kcrypt._tcp, with the
+ * flags and answers of kairos-io/simple-mdns-server (UPSTREAM.md §11.2), as a daemon. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "applets.h"
+#include "base.h"
+#include "mdns.h"
+
+static const char usage[] =
+    "Usage: mdns-responder --hostName NAME --port PORT (--interfaceName IF | --address ADDR)...\n"
+    "                      [--serviceType TYPE] [--instance NAME] [--txt STRING]... [--debug]\n"
+    "\n"
+    "Announce the KMS over multicast DNS so that nodes configured with\n"
+    "kcrypt.challenger.mdns: true and challenger_server: http://NAME:PORT find it on the LAN.\n"
+    "Flags and answers are those of kairos-io/simple-mdns-server (single-dash -flag and\n"
+    "-flag=value work too): a query for the service gets, in one response, its PTR, the SRV\n"
+    "(target NAME, port PORT), a TXT and NAME's A records; the instance, NAME itself and\n"
+    "_services._dns-sd._udp.local are answered too. Queries are answered by multicast (QM), by\n"
+    "unicast (QU), or for a querier on another port than 5353 (upstream's nodes) by a legacy\n"
+    "unicast reply with its id and TTL 10. It runs until SIGTERM or SIGINT, then says goodbye\n"
+    "(TTL 0); standard input is not read. SIGHUP announces again.\n"
+    "\n"
+    "  --hostName NAME        the KMS's name, as nodes write it in challenger_server (kms.local);\n"
+    "                         the SRV target and owner of the A records. Required\n"
+    "  --port PORT            the port the KMS listens on. Required\n"
+    "  --interfaceName IF     serve on IF and answer with its IPv4 addresses; repeat for several\n"
+    "  --address ADDR         announce this IPv4 (or IPv6) address instead; repeatable. With no\n"
+    "                         --interfaceName, every interface that does multicast is served\n"
+    "  --serviceType TYPE     the service (default " MDNS_SERVICE ", what nodes look for)\n"
+    "  --instance NAME        the instance name (default: this machine's host name, as upstream)\n"
+    "  --txt STRING           a TXT string; repeatable (default \"An instance of TYPE\")\n"
+    "  --debug                log every query answered\n"
+    "  --help                 this text\n"
+    "\n"
+    "Example, next to the KMS on the machine that serves it:\n"
+    "  kairos-kms challenger --db /var/lib/kairos-kms --listen 0.0.0.0:30000 &\n"
+    "  kairos-kms mdns-responder --hostName kms.local --port 30000 --interfaceName eth0 &\n"
+    "and in the nodes' Kairos config:\n"
+    "  kcrypt: {challenger: {challenger_server: \"http://kms.local:30000\", mdns: true}}\n"
+    "Exit codes: 0 stopped by a signal, 1 cannot serve (no such interface, port 5353 busy), 2 bad usage.\n";
+
+#define MAX_REPEAT 16
+
+int mdns_responder_main(int argc, char **argv)
+{
+    enum { O_HOST = 0x4000, O_PORT, O_IFACE, O_ADDR, O_TYPE, O_INSTANCE, O_TXT, O_DEBUG };
+    static const struct option opts[] = {
+        {"hostName", required_argument, NULL, O_HOST},
+        {"port", required_argument, NULL, O_PORT},
+        {"interfaceName", required_argument, NULL, O_IFACE},
+        {"address", required_argument, NULL, O_ADDR},
+        {"serviceType", required_argument, NULL, O_TYPE},
+        {"instance", required_argument, NULL, O_INSTANCE},
+        {"txt", required_argument, NULL, O_TXT},
+        {"debug", no_argument, NULL, O_DEBUG},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *ifaces[MAX_REPEAT], *addrs[MAX_REPEAT], *txt[MAX_REPEAT];
+    struct mdns_responder_config c = {.service = MDNS_SERVICE, .interfaces = ifaces, .addresses = addrs, .txt = txt};
+    struct mdns_responder *r = NULL;
+    struct mdns_name check;
+    uint32_t port = 0;
+    int opt, k;
+
+    opterr = 0;
+    optind = 1;
+    /* getopt_long_only: Go's flag package, which upstream uses, takes -port as well as --port. */
+    while ((opt = getopt_long_only(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case O_HOST: c.host = optarg; break;
+        case O_PORT:
+            if (parse_u32(optarg, 65535, &port) < 0 || port == 0) {
+                log_error("--port %s: expected a port number from 1 to 65535", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case O_IFACE:
+        case O_ADDR:
+        case O_TXT: {
+            const char **list = opt == O_IFACE ? ifaces : opt == O_ADDR ? addrs : txt;
+            size_t *n = opt == O_IFACE ? &c.n_interfaces : opt == O_ADDR ? &c.n_addresses : &c.n_txt;
+            if (*n == MAX_REPEAT) {
+                log_error("%s: given more than %d times", argv[optind - 1], MAX_REPEAT);
+                return EXIT_USAGE;
+            }
+            list[(*n)++] = optarg;
+            break;
+        }
+        case O_TYPE: c.service = optarg; break;
+        case O_INSTANCE: c.instance = optarg; break;
+        case O_DEBUG: log_set_level(LOG_DEBUG); break;
+        case 'h': return applet_usage(usage, EXIT_OK);
+        default:
+            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        log_error("unexpected argument %s (see --help)", argv[optind]);
+        return EXIT_USAGE;
+    }
+    if (!c.host) {
+        log_error("--hostName is required (the name nodes use, e.g. kms.local)");
+        return EXIT_USAGE;
+    }
+    if (mdns_name_parse(c.host, &check) < 0 || check.len <= 1) {
+        log_error("--hostName %s: not a valid host name", c.host);
+        return EXIT_USAGE;
+    }
+    if (!port) {
+        log_error("--port is required (the port the KMS listens on)");
+        return EXIT_USAGE;
+    }
+    if (!c.n_interfaces && !c.n_addresses) {
+        log_error("one of --interfaceName or --address is required");
+        return EXIT_USAGE;
+    }
+    if (mdns_name_parse(c.service, &check) < 0 || check.len <= 1) {
+        log_error("--serviceType %s: not a valid service type such as _kcrypt._tcp", c.service);
+        return EXIT_USAGE;
+    }
+    if (c.instance && (!c.instance[0] || strlen(c.instance) > MDNS_MAX_LABEL)) {
+        log_error("--instance %s: must be 1 to %d bytes", c.instance, MDNS_MAX_LABEL);
+        return EXIT_USAGE;
+    }
+    if (!mdns_host_is_local(c.host))
+        log_warn("--hostName %s does not end in .local: nodes only look up .local names over mDNS", c.host);
+    c.port = (uint16_t)port;
+    if (mdns_responder_new(&c, &r) < 0)
+        return EXIT_RUNTIME;
+    k = mdns_responder_run(r);
+    mdns_responder_free(r);
+    return k < 0 ? EXIT_RUNTIME : EXIT_OK;
+}

@@ -1,0 +1,364 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* The responder daemon: one UDP socket on port 5353 (shared, like every mDNS stack does), the
+ * group joined on each interface served, answers decided by zone.c and sent the way RFC 6762
+ * asks: QM multicast on the interface the query came in on (a record at most once a second
+ * there, §6), QU and direct queries by unicast, legacy queries by unicast with their id (§6.7).
+ * Announced at start (twice, a second apart, §8.3); a goodbye (TTL 0, §10.1) on SIGTERM/SIGINT.
+ * No probing for conflicts (hashicorp/mdns ignores them too). Messages name the flags of
+ * simple-mdns-server, whose configuration this is. */
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "mdns_internal.h"
+
+#define REFRESH_MS 5000   /* interfaces and their addresses are re-read this often */
+#define ANNOUNCEMENTS 2
+#define RATE_PER_S 200    /* responses sent per second at most, whatever arrives */
+#define N_RECORD_KINDS 6  /* bits of MDNS_REC_ALL */
+
+struct served {
+    struct mdns_iface i;
+    int64_t last_multicast[N_RECORD_KINDS];
+};
+
+struct mdns_responder {
+    struct mdns_service svc;
+    char *names[MDNS_MAX_IFACES];
+    size_t n_names;
+    struct served ifs[MDNS_MAX_IFACES];
+    size_t n_ifs;
+    uint8_t v4[MDNS_MAX_IFADDRS][4];
+    size_t n_v4;
+    uint8_t v6[MDNS_MAX_IFADDRS][16];
+    size_t n_v6;
+    int fd, sfd;
+    sigset_t old_mask;
+    bool mask_set;
+    int64_t refreshed_at, tokens_at;
+    int tokens;
+};
+
+static const struct served *find_old(const struct mdns_responder *r, unsigned index)
+{
+    for (size_t i = 0; i < r->n_ifs; i++)
+        if (r->ifs[i].i.index == index)
+            return &r->ifs[i];
+    return NULL;
+}
+
+/* (Re)reads the interfaces to serve and joins the group on each. At start every named one must
+ * be usable; later, one that went away is just left out until it comes back. */
+static int load_ifaces(struct mdns_responder *r, bool at_start)
+{
+    struct served next[MDNS_MAX_IFACES];
+    struct mdns_iface found[MDNS_MAX_IFACES];
+    size_t n = 0, n_found = 0;
+    bool explicit_addrs = r->n_v4 || r->n_v6;
+    int k;
+
+    r->refreshed_at = now_ms(); /* a failure is tried again at the next refresh, not at once */
+    if (r->n_names == 0 && (k = mdns_ifaces(NULL, found, MDNS_MAX_IFACES, &n_found)) < 0)
+        return k;
+    for (size_t i = 0; i < r->n_names; i++) {
+        const char *name = r->names[i];
+        size_t one = 0;
+        k = mdns_ifaces(name, &found[n_found], 1, &one);
+        if (k == -ENODEV && at_start)
+            return log_error_errno(k, "--interfaceName %s: no such interface", name);
+        if (k == -EADDRNOTAVAIL && at_start)
+            return log_error_errno(k, "--interfaceName %s: is down or does not do multicast", name);
+        if (k < 0 && at_start)
+            return k;
+        if (k == 0 && found[n_found].n_v4 == 0 && !explicit_addrs && at_start)
+            return log_error_errno(-EADDRNOTAVAIL, "--interfaceName %s: has no IPv4 address (give --address)", name);
+        n_found += k == 0 ? one : 0;
+    }
+    for (size_t i = 0; i < n_found; i++) {
+        if (found[i].n_v4 == 0 && !explicit_addrs)
+            continue;
+        if ((k = mdns_join(r->fd, found[i].index)) < 0) {
+            if (at_start)
+                return log_error_errno(k, "%s: cannot join %s: %s", found[i].name, MDNS_GROUP_V4, strerror(-k));
+            continue;
+        }
+        const struct served *old = find_old(r, found[i].index);
+        next[n] = old ? *old : (struct served){0};
+        next[n++].i = found[i];
+    }
+    if (n == 0 && at_start)
+        return log_error_errno(-ENETDOWN, "no network interface is up with multicast and an IPv4 address");
+    memcpy(r->ifs, next, n * sizeof(next[0]));
+    r->n_ifs = n;
+    return 0;
+}
+
+int mdns_responder_new(const struct mdns_responder_config *c, struct mdns_responder **out)
+{
+    struct mdns_responder *r = xcalloc(1, sizeof(*r));
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(MDNS_PORT)};
+    char hostname[256] = "";
+    sigset_t set;
+    int k;
+
+    *out = NULL;
+    r->fd = r->sfd = -1;
+    if (!c->instance && (gethostname(hostname, sizeof(hostname) - 1) < 0 || !hostname[0]))
+        snprintf(hostname, sizeof(hostname), "kairos-kms");
+    if (!c->host || !c->host[0]) {
+        k = log_error_errno(-EINVAL, "--hostName is required");
+        goto fail;
+    }
+    k = mdns_service_init(&r->svc, c->instance ? c->instance : hostname, c->service ? c->service : MDNS_SERVICE,
+                          c->host, c->port, c->txt, c->n_txt, c->ttl);
+    if (k < 0)
+        goto fail;
+    for (size_t i = 0; i < c->n_addresses; i++) {
+        if (r->n_v4 < MDNS_MAX_IFADDRS && inet_pton(AF_INET, c->addresses[i], r->v4[r->n_v4]) == 1)
+            r->n_v4++;
+        else if (r->n_v6 < MDNS_MAX_IFADDRS && inet_pton(AF_INET6, c->addresses[i], r->v6[r->n_v6]) == 1)
+            r->n_v6++;
+        else {
+            k = log_error_errno(-EINVAL, "--address %s: not a numeric IPv4 or IPv6 address (or more than %d)",
+                                c->addresses[i], MDNS_MAX_IFADDRS);
+            goto fail;
+        }
+    }
+    if (c->n_interfaces > MDNS_MAX_IFACES) {
+        k = log_error_errno(-EINVAL, "--interfaceName: at most %d interfaces", MDNS_MAX_IFACES);
+        goto fail;
+    }
+    for (size_t i = 0; i < c->n_interfaces; i++)
+        r->names[r->n_names++] = xstrdup(c->interfaces[i]);
+    r->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* Shared with other responders (avahi sets both too); TTL 255 as RFC 6762 §11 asks; our own
+     * multicast looped back so a querier on this host hears it. */
+    if (r->fd < 0 || mdns_set_int(r->fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 ||
+        mdns_set_int(r->fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0 || mdns_set_int(r->fd, IPPROTO_IP, IP_PKTINFO, 1) < 0 ||
+        mdns_set_int(r->fd, IPPROTO_IP, IP_MULTICAST_TTL, 255) < 0 ||
+        mdns_set_int(r->fd, IPPROTO_IP, IP_MULTICAST_LOOP, 1) < 0) {
+        k = log_error_errno(-errno, "cannot open a UDP socket: %s", strerror(errno));
+        goto fail;
+    }
+    if (bind(r->fd, (struct sockaddr *)&any, sizeof(any)) < 0) {
+        k = log_error_errno(-errno, "cannot bind UDP port %d: %s", MDNS_PORT, strerror(errno));
+        goto fail;
+    }
+    if ((k = load_ifaces(r, true)) < 0)
+        goto fail;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, &r->old_mask);
+    r->mask_set = true;
+    r->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (r->sfd < 0) {
+        k = log_error_errno(-errno, "signalfd: %s", strerror(errno));
+        goto fail;
+    }
+    r->tokens = RATE_PER_S;
+    r->tokens_at = now_ms();
+    *out = r;
+    return 0;
+fail:
+    mdns_responder_free(r);
+    return k;
+}
+
+void mdns_responder_free(struct mdns_responder *r)
+{
+    if (!r)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    if (r->sfd >= 0)
+        close(r->sfd);
+    if (r->mask_set)
+        sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
+    for (size_t i = 0; i < r->n_names; i++)
+        free(r->names[i]);
+    free(r);
+}
+
+static struct mdns_addrs addrs_on(const struct mdns_responder *r, const struct served *s)
+{
+    if (r->n_v4 || r->n_v6)
+        return (struct mdns_addrs){r->v4, r->n_v4, r->v6, r->n_v6};
+    return (struct mdns_addrs){s->i.v4, s->i.n_v4, NULL, 0};
+}
+
+static void send_multicast(struct mdns_responder *r, struct served *s, unsigned records, uint32_t ttl)
+{
+    struct mdns_addrs a = addrs_on(r, s);
+    uint8_t buf[MDNS_PACKET_MAX];
+    size_t len;
+    int64_t now = now_ms();
+    int k;
+
+    if (mdns_service_message(&r->svc, &a, records, ttl, false, 0, NULL, 0, buf, sizeof(buf), &len) < 0)
+        return;
+    if ((k = mdns_send_group(r->fd, s->i.index, buf, len)) < 0) {
+        log_debug("%s: cannot send to %s: %s", s->i.name, MDNS_GROUP_V4, strerror(-k));
+        return;
+    }
+    for (int b = 0; b < N_RECORD_KINDS; b++)
+        if (records & (1u << b))
+            s->last_multicast[b] = now;
+}
+
+/* Out of the interface the query came in on, even with no route to the sender. */
+static void send_unicast(struct mdns_responder *r, const struct served *s, const struct sockaddr_in *to,
+                         const uint8_t *buf, size_t len)
+{
+    char peer[INET_ADDRSTRLEN];
+    int k = mdns_send_to(r->fd, s->i.index, to, buf, len);
+
+    if (k < 0)
+        log_debug("cannot answer %s:%u: %s", inet_ntop(AF_INET, &to->sin_addr, peer, sizeof(peer)),
+                  ntohs(to->sin_port), strerror(-k));
+}
+
+static bool take_token(struct mdns_responder *r)
+{
+    int64_t now = now_ms();
+    if (now - r->tokens_at >= 1000) {
+        r->tokens = RATE_PER_S;
+        r->tokens_at = now;
+    }
+    return r->tokens > 0 && r->tokens--;
+}
+
+static void handle(struct mdns_responder *r, const uint8_t *pkt, size_t len, const struct sockaddr_in *from,
+                   unsigned ifindex, struct in_addr dst)
+{
+    struct served *s = NULL;
+    struct sockaddr_in group = mdns_group();
+    struct mdns_plan plan;
+    struct mdns_addrs a;
+    uint8_t buf[MDNS_PACKET_MAX];
+    size_t blen;
+    char peer[INET_ADDRSTRLEN];
+    bool to_multicast = dst.s_addr == group.sin_addr.s_addr;
+    int64_t now = now_ms();
+
+    for (size_t i = 0; i < r->n_ifs && !s; i++)
+        if (r->ifs[i].i.index == ifindex)
+            s = &r->ifs[i];
+    inet_ntop(AF_INET, &from->sin_addr, peer, sizeof(peer));
+    if (!s || from->sin_port == 0)
+        return;
+    /* A query sent to our own address must come from the link (RFC 6762 §11). */
+    if (!to_multicast && !mdns_iface_on_link(&s->i, (const uint8_t *)&from->sin_addr)) {
+        log_debug("%s: a unicast query from %s, which is not on the link; ignored", s->i.name, peer);
+        return;
+    }
+    a = addrs_on(r, s);
+    if (mdns_service_plan(&r->svc, &a, pkt, len, ntohs(from->sin_port), to_multicast, &plan) < 0) {
+        log_debug("%s: a malformed packet from %s:%u; ignored", s->i.name, peer, ntohs(from->sin_port));
+        return;
+    }
+    if (!(plan.multicast | plan.unicast | plan.legacy) || !take_token(r))
+        return;
+    log_debug("%s: query from %s:%u: multicast %#x unicast %#x legacy %#x", s->i.name, peer,
+              ntohs(from->sin_port), plan.multicast, plan.unicast, plan.legacy);
+    for (int b = 0; b < N_RECORD_KINDS; b++) /* at most once a second per interface (§6) */
+        if (s->last_multicast[b] && now - s->last_multicast[b] < 1000)
+            plan.multicast &= ~(1u << b);
+    if (plan.multicast)
+        send_multicast(r, s, plan.multicast, r->svc.ttl);
+    if (plan.unicast && mdns_service_message(&r->svc, &a, plan.unicast, r->svc.ttl, false, plan.id, NULL, 0, buf,
+                                             sizeof(buf), &blen) == 0)
+        send_unicast(r, s, from, buf, blen);
+    if (plan.legacy && mdns_service_message(&r->svc, &a, plan.legacy, r->svc.ttl, true, plan.id, plan.echo,
+                                            plan.n_echo, buf, sizeof(buf), &blen) == 0)
+        send_unicast(r, s, from, buf, blen);
+}
+
+static void drain(struct mdns_responder *r)
+{
+    uint8_t buf[MDNS_RECV_MAX];
+    struct sockaddr_in from;
+    struct in_addr dst;
+    unsigned ifindex;
+    ssize_t n;
+
+    for (int i = 0; i < 64 && (n = mdns_recv(r->fd, buf, sizeof(buf), &from, &ifindex, &dst)) >= 0; i++)
+        if (n > 0)
+            handle(r, buf, (size_t)n, &from, ifindex, dst);
+}
+
+static void describe(const struct mdns_responder *r, char *out, size_t cap)
+{
+    char inst[MDNS_NAME_TEXT_MAX], host[MDNS_NAME_TEXT_MAX], ip[INET6_ADDRSTRLEN];
+    size_t o;
+
+    mdns_name_to_text(&r->svc.instance, inst, sizeof(inst));
+    mdns_name_to_text(&r->svc.host, host, sizeof(host));
+    o = (size_t)snprintf(out, cap, "%s -> %s:%u on", inst, host, r->svc.port);
+    for (size_t i = 0; i < r->n_ifs && o < cap; i++) {
+        const struct mdns_addrs a = addrs_on(r, &r->ifs[i]);
+        o += (size_t)snprintf(out + o, cap - o, "%s %s (", i ? "," : "", r->ifs[i].i.name);
+        for (size_t k = 0; k < a.n_v4 && o < cap; k++)
+            o += (size_t)snprintf(out + o, cap - o, "%s%s", k ? " " : "", inet_ntop(AF_INET, a.v4[k], ip, sizeof(ip)));
+        for (size_t k = 0; k < a.n_v6 && o < cap; k++)
+            o += (size_t)snprintf(out + o, cap - o, "%s%s", k || a.n_v4 ? " " : "",
+                                  inet_ntop(AF_INET6, a.v6[k], ip, sizeof(ip)));
+        if (o < cap)
+            o += (size_t)snprintf(out + o, cap - o, ")");
+    }
+}
+
+int mdns_responder_run(struct mdns_responder *r)
+{
+    char what[1024];
+    int announced = 0;
+    int64_t next_announce = now_ms();
+
+    describe(r, what, sizeof(what));
+    log_info("announcing %s", what);
+    for (;;) {
+        int64_t now = now_ms(), wait;
+        struct pollfd p[2] = {{r->fd, POLLIN, 0}, {r->sfd, POLLIN, 0}};
+
+        if (announced < ANNOUNCEMENTS && now >= next_announce) {
+            for (size_t i = 0; i < r->n_ifs; i++)
+                send_multicast(r, &r->ifs[i], MDNS_REC_ALL, r->svc.ttl);
+            announced++;
+            next_announce = now + 1000;
+        }
+        if (now - r->refreshed_at >= REFRESH_MS)
+            (void)load_ifaces(r, false);
+        wait = r->refreshed_at + REFRESH_MS - now;
+        if (announced < ANNOUNCEMENTS && next_announce - now < wait)
+            wait = next_announce - now;
+        if (poll(p, 2, (int)(wait > 0 ? wait : 0)) < 0 && errno != EINTR)
+            return log_error_errno(-errno, "poll: %s", strerror(errno));
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(r->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo != SIGHUP)
+                    break;
+                /* SIGHUP: look at the interfaces again and announce anew. */
+                (void)load_ifaces(r, false);
+                announced = 0;
+                next_announce = now_ms();
+                describe(r, what, sizeof(what));
+                log_info("announcing again %s", what);
+            }
+        }
+        if (p[0].revents & POLLIN)
+            drain(r);
+    }
+    for (size_t i = 0; i < r->n_ifs; i++)
+        send_multicast(r, &r->ifs[i], MDNS_REC_ALL, 0);
+    log_info("sent the goodbye on %zu interface(s); stopping", r->n_ifs);
+    return 0;
+}

@@ -1,0 +1,92 @@
+#!/bin/bash
+# Copyright 2026 The kairos-kms Authors
+# SPDX-License-Identifier: Apache-2.0
+# The whole G1 exchange with a KMS found over mDNS (UPSTREAM.md §11.1): our challenger and our
+# responder in namespace B, a swtpm node in namespace A (its unix socket works across network
+# namespaces) running discovery-challenger get --mdns against http://kms.local:PORT.
+. "$(dirname "$0")/../lib/common.sh"
+. "$(dirname "$0")/../lib/swtpm.sh"
+. "$(dirname "$0")/lib.sh"
+netns_up
+
+swtpm_start "$(golden_state node-a ekcert)"
+HASH=$(timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$TPM_SOCK") || bail "tpm-hash failed"
+
+DB=$T/db
+mkdir -p "$DB" && chmod 700 "$DB"
+ip netns exec "$NS_B" "$KAIROS_KMS" challenger --db "$DB" --listen 0.0.0.0:0 --port-file "$T/kms.port" \
+    --audit-log "$T/audit.jsonl" </dev/null 2>>"$T/kms.log" &
+KMS=$!
+on_exit "kill_pid $KMS"
+for i in $(seq 300); do
+    [ -s "$T/kms.port" ] && break
+    kill -0 $KMS 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
+    sleep 0.02
+done
+[ -s "$T/kms.port" ] || bail "the KMS did not listen within 6 s"
+PORT=$(cat "$T/kms.port")
+responder_start r1 --hostName kms.local --port "$PORT" --interfaceName vb
+run_kkms "$T/out" "$T/err" rc challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT
+[ "$rc" = 0 ] || bail "challenger register failed: $(cat "$T/err")"
+
+# node_get OUT ERR RC_VAR URL [ARGS...]: the node in A asks for COS_PERSISTENT's passphrase.
+node_get() {
+    local out=$1 err=$2 __rc=$3 url=$4
+    shift 4
+    in_a timeout -k 5 90 "$KAIROS_KMS" discovery-challenger --tpm-device "$TPM_SOCK" get \
+        --partition-label COS_PERSISTENT --challenger-server "$url" --timeout 20 "$@" >"$out" 2>"$err"
+    printf -v "$__rc" '%d' $?
+}
+
+node_get "$T/pass1" "$T/err" rc "http://kms.local:$PORT" --mdns
+if grep -q "unrecognized option\|unknown option" "$T/err"; then
+    diag <"$T/err"
+    bail "discovery-challenger get has no --mdns yet: lib/mdns is not wired into applets/discovery_client.c"
+fi
+check "the node finds the KMS as kms.local over mDNS and gets a generated passphrase" \
+    '[ "$rc" = 0 ] && grep -qxE "[0-9a-z]{32}" "$T/pass1"'
+check "the KMS served it (audit: ok) and stored only ciphertext" \
+    'grep -q "\"outcome\":\"ok\"" "$T/audit.jsonl" && ! grep -rqF "$(cat "$T/pass1")" "$DB" "$T/audit.jsonl" "$T/kms.log"'
+node_get "$T/pass2" "$T/err" rc "http://kms.local:8082/" --mdns
+check "a later boot, with another port in the URL: the SRV's port wins, same passphrase" \
+    '[ "$rc" = 0 ] && cmp -s "$T/pass1" "$T/pass2"'
+
+lines=$(wc -l <"$T/audit.jsonl")
+start=$(date +%s%N)
+node_get "$T/out" "$T/err" rc "http://kms-missing.local:$PORT" --mdns
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+check "a .local name nobody announces: exit 1, the mDNS error, within its 5 s" \
+    '[ "$rc" = 1 ] && grep -q "mdns: no answer for kms-missing.local within 5 s" "$T/err" && [ ! -s "$T/out" ] && [ "$elapsed" -lt 9000 ]'
+check "...and no fall back to ordinary DNS or to any KMS" '[ "$(wc -l <"$T/audit.jsonl")" = "$lines" ]'
+
+# What the node sends to the address it found: the original Host (§5.1). A recorder in B keeps
+# the request head, announced by a second responder as kms-rec.local.
+cat >"$T/recorder.py" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 30999))
+s.listen(4)
+s.settimeout(30)
+c, _ = s.accept()
+c.settimeout(5)
+data = b""
+while b"\r\n\r\n" not in data and len(data) < 65536:
+    more = c.recv(4096)
+    if not more:
+        break
+    data += more
+open(sys.argv[1], "wb").write(data)
+c.close()
+EOF
+ip netns exec "$NS_B" python3 "$T/recorder.py" "$T/request" &
+RECORDER=$!
+on_exit "kill_pid $RECORDER"
+responder_start r2 --hostName kms-rec.local --port 30999 --interfaceName vb --instance recorder
+in_a timeout -k 5 60 "$KAIROS_KMS" discovery-challenger --tpm-device "$TPM_SOCK" get --partition-label COS_PERSISTENT \
+    --challenger-server "http://kms-rec.local:8082" --mdns --timeout 4 >/dev/null 2>"$T/err"
+wait $RECORDER
+check "the node dials the address it found and sends Host: kms-rec.local:8082, as upstream" \
+    'grep -q "^GET /getPass HTTP/1.1" "$T/request" && grep -qi "^Host: kms-rec.local:8082" "$T/request"'
+
+done_testing
