@@ -33,8 +33,14 @@ static int unlock_one(const struct kcrypt_ctx *k, const struct luks_part *p)
         _cleanup_secret_ struct secret *pass = NULL;
         enum key_origin origin;
 
+        /* The plugin run may not outlast the partition's time limit. */
+        struct kcrypt_ctx bounded = *k;
+        int64_t left = deadline - now_ms();
+        if (left < bounded.plugin_timeout_ms)
+            bounded.plugin_timeout_ms = left > 1000 ? left : 1000;
+
         attempt++;
-        r = kcrypt_get_key(k, p, false, &pass, &origin);
+        r = kcrypt_get_key(&bounded, p, false, &pass, &origin);
         if (r == 0)
             r = luks_open(p->device, p->name, pass);
         if (r == 0 || !worth_retrying(r) || (origin == KEY_FROM_TPM_NV && r == -ENOENT))
