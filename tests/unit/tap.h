@@ -5,6 +5,8 @@
 #define KKMS_TAP_H
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static int tap_n, tap_failed;
 
@@ -35,6 +37,35 @@ static inline const char *tap_data(const char *name)
     const char *root = getenv("KKMS_SOURCE_ROOT");
     snprintf(path, sizeof(path), "%s/tests/data/%s", root ? root : ".", name);
     return path;
+}
+
+/* Collects what the code under test logs on stderr between tap_capture_begin() and
+ * tap_capture_end(), to check that errors name the file, line or peer. The text returned is
+ * static and also copied back to stderr, so it stays visible in the test log. */
+static char tap_captured[32768];
+static int tap_saved_stderr = -1;
+static FILE *tap_capture_file;
+
+static inline void tap_capture_begin(void)
+{
+    fflush(stderr);
+    tap_capture_file = tmpfile();
+    tap_saved_stderr = dup(STDERR_FILENO);
+    dup2(fileno(tap_capture_file), STDERR_FILENO);
+}
+
+static inline const char *tap_capture_end(void)
+{
+    size_t n;
+    fflush(stderr);
+    dup2(tap_saved_stderr, STDERR_FILENO);
+    close(tap_saved_stderr);
+    rewind(tap_capture_file);
+    n = fread(tap_captured, 1, sizeof(tap_captured) - 1, tap_capture_file);
+    tap_captured[n] = '\0';
+    fclose(tap_capture_file);
+    fputs(tap_captured, stderr);
+    return tap_captured;
 }
 
 #endif

@@ -34,32 +34,7 @@
 #define H_OTHER "c0ffee0011111111111111111111111111111111111111111111111111111111"
 
 /* ---- helpers ---- */
-static char captured[32768];
-static int saved_stderr = -1;
-static FILE *capture_file;
 static char tmp_root[512];
-
-/* Collects what the code under test logs, to check that errors name file:line. */
-static void capture_begin(void)
-{
-    fflush(stderr);
-    capture_file = tmpfile();
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fileno(capture_file), STDERR_FILENO);
-}
-
-static const char *capture_end(void)
-{
-    size_t n;
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    rewind(capture_file);
-    n = fread(captured, 1, sizeof(captured) - 1, capture_file);
-    captured[n] = '\0';
-    fclose(capture_file);
-    fputs(captured, stderr); /* still visible in the test log */
-    return captured;
-}
 
 static char *path_in(const char *dir, const char *name)
 {
@@ -128,10 +103,10 @@ static struct kms_store *open_store(const char *dir, struct kms_audit *audit)
 {
     struct kms_store_options o = {.create = true, .poll_interval_ms = 0, .audit = audit};
     struct kms_store *s = NULL;
-    capture_begin();
+    tap_capture_begin();
     if (kms_store_open_dir(dir, &o, &s) < 0)
         s = NULL;
-    capture_end();
+    tap_capture_end();
     return s;
 }
 
@@ -224,9 +199,9 @@ static bool load_data(const char *name, struct kms_records *recs, const char **l
 {
     char *text = read_text(tap_data(name));
     int r;
-    capture_begin();
+    tap_capture_begin();
     r = text ? kms_manifest_load(text, strlen(text), name, recs) : -ENOENT;
-    *log = capture_end();
+    *log = tap_capture_end();
     free(text);
     return r == 0;
 }
@@ -286,9 +261,9 @@ static void test_manifests_as_in_the_docs(void)
 static bool load_text(const char *text, struct kms_records *r)
 {
     bool ok;
-    capture_begin();
+    tap_capture_begin();
     ok = kms_manifest_load(text, strlen(text), "t.yaml", r) == 0;
-    capture_end();
+    tap_capture_end();
     return ok;
 }
 
@@ -408,9 +383,9 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
     CHECK(got(s, H_AUTO, "COS_PERSISTENT", "", "", "CIPHERTEXT_base64url-342chars", "tpm"),
           "the next getPass returns it with generated_by tpm (§8.1 step 4)");
 
-    capture_begin();
+    tap_capture_begin();
     rc = post(s, H_AUTO, "COS_PERSISTENT", "ANOTHER", &rep);
-    capture_end();
+    tap_capture_end();
     CHECK(rc == -EEXIST && rep.outcome == KMS_REFUSED && strstr(rep.error, "already exists"),
           "a second post for the same Secret is refused");
     kms_reply_clear(&rep);
@@ -489,9 +464,9 @@ static void test_edits_are_seen_without_restart(void)
     rename_over(file, volume_text("fresh", H_NEW, "second"));
     CHECK(got(s, H_NEW, "DATA", "", "", "second", ""), "a manifest renamed over the old one is seen");
 
-    capture_begin();
+    tap_capture_begin();
     write_file(file, "apiVersion: v1\nkind: Secret\nmetadata: {name: [\n", 0600);
-    CHECK(got(s, H_NEW, "DATA", "", "", "second", "") && strstr(capture_end(), "keeping the records of its last good version"),
+    CHECK(got(s, H_NEW, "DATA", "", "", "second", "") && strstr(tap_capture_end(), "keeping the records of its last good version"),
           "a half-written (unparsable) file keeps its last good records");
     write_file(file, volume_text("fresh", H_NEW, "third"), 0600);
     CHECK(got(s, H_NEW, "DATA", "", "", "third", ""), "once it parses again the new version is served");
@@ -508,9 +483,9 @@ static void test_edits_are_seen_without_restart(void)
     CHECK(refused(s, H_NEW, "DATA", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
           "a deleted manifest's records are gone");
 
-    capture_begin();
+    tap_capture_begin();
     kms_store_open_dir(dir, &slow, &lazy);
-    capture_end();
+    tap_capture_end();
     write_file(file, volume_text("fresh", H_NEW, "later"), 0600);
     CHECK(lazy && refused(lazy, H_NEW, "DATA", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
           "within the poll interval the index is not rescanned");
@@ -530,16 +505,16 @@ static void test_conflicts_are_refused(void)
 
     write_file(path_in(dir, "a.yaml"), volume_text("twice", H_NEW, "one"), 0600);
     write_file(path_in(dir, "b.yaml"), volume_text("twice", H_NEW, "two"), 0600);
-    capture_begin();
+    tap_capture_begin();
     if (kms_store_open_dir(dir, &(struct kms_store_options){.poll_interval_ms = 0}, &s) < 0)
         s = NULL;
-    log = capture_end();
+    log = tap_capture_end();
     CHECK(s && strstr(log, "SealedVolume twice is defined twice:") && strstr(log, "a.yaml:1") && strstr(log, "b.yaml:1"),
           "the same kind and name in two files is reported with both places (namespaces ignored)");
-    capture_begin();
+    tap_capture_begin();
     CHECK(s && refused(s, H_NEW, "DATA", "", "", -ENOTUNIQ, "SealedVolume twice is defined more than once on the server"),
           "and a request that needs it is refused, without naming server files");
-    capture_end();
+    tap_capture_end();
     kms_store_free(s);
     free(dir);
 }
@@ -558,14 +533,14 @@ static void test_directory_and_file_permissions(void)
 
     snprintf(link, sizeof(link), "%s/link", base);
     symlink(sub, link);
-    capture_begin();
+    tap_capture_begin();
     r = kms_store_open_dir(link, NULL, &s);
-    CHECK(r == -ELOOP && strstr(capture_end(), "is a symlink"), "a store directory that is a symlink is refused");
+    CHECK(r == -ELOOP && strstr(tap_capture_end(), "is a symlink"), "a store directory that is a symlink is refused");
 
     chmod(sub, 0777);
-    capture_begin();
+    tap_capture_begin();
     r = kms_store_open_dir(sub, NULL, &s);
-    CHECK(r == -EPERM && strstr(capture_end(), "writable by other users"), "a world-writable store directory is refused");
+    CHECK(r == -EPERM && strstr(tap_capture_end(), "writable by other users"), "a world-writable store directory is refused");
     chmod(sub, 0700);
 
     write_file(path_in(sub, "open.yaml"), volume_text("open", H_NEW, "x"), 0666);
@@ -573,9 +548,9 @@ static void test_directory_and_file_permissions(void)
     symlink(path_in(base, "outside.yaml"), path_in(sub, "linked.yaml"));
     write_file(path_in(sub, ".hidden.yaml"), volume_text("hidden", H_OTHER, "x"), 0600);
     mkfifo(path_in(sub, "fifo.yaml"), 0600);
-    capture_begin();
+    tap_capture_begin();
     r = kms_store_open_dir(sub, &(struct kms_store_options){.poll_interval_ms = 0}, &s);
-    log = capture_end();
+    log = tap_capture_end();
     CHECK(r == 0 && strstr(log, "open.yaml: writable by other users; not loaded") &&
               refused(s, H_NEW, "DATA", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
           "a manifest writable by other users is not loaded");
@@ -595,9 +570,9 @@ static void test_directory_and_file_permissions(void)
         utimensat(AT_FDCWD, path_in(sub, ".kms-tmp-0123456789abcdef"), old, 0);
         write_file(path_in(sub, ".kms-tmp-fresh"), "being written", 0600);
     }
-    capture_begin();
+    tap_capture_begin();
     r = kms_store_open_dir(sub, NULL, &s);
-    log = capture_end();
+    log = tap_capture_end();
     CHECK(r == 0 && strstr(log, "big.yaml: larger than 1048576 bytes; not loaded"), "a manifest over 1 MiB is not loaded");
     CHECK(access(path_in(sub, ".kms-tmp-0123456789abcdef"), F_OK) < 0 && access(path_in(sub, ".kms-tmp-fresh"), F_OK) == 0,
           "opening the store removes temporary files of interrupted writes, not recent ones");
@@ -620,9 +595,9 @@ static void test_register_and_list(void)
     memcpy(pass->data, "static pass 1", 13);
     pass->len = 13;
     reg.passphrase = pass;
-    capture_begin();
+    tap_capture_begin();
     r = kms_register(s, &reg);
-    capture_end();
+    tap_capture_end();
     text = read_text(path_in(dir, "sealedvolume-node-c0ffee00.yaml"));
     CHECK(r == 0 && text && strstr(text, "metadata:\n  name: node-c0ffee00\n  namespace: default\nspec:\n  TPMHash: " H_NEW "\n"
                                          "  partitions:\n    - label: COS_PERSISTENT\n      secret:\n        name: node-c0ffee00-cos-persistent\n"
@@ -635,34 +610,34 @@ static void test_register_and_list(void)
 
     reg.label = "COS_OEM";
     reg.passphrase = NULL;
-    capture_begin();
+    tap_capture_begin();
     r = kms_register(s, &reg);
-    capture_end();
+    tap_capture_end();
     CHECK(r == 0 && refused(s, H_NEW, "COS_OEM", "", "", -ENOENT, "No secret found for " H_NEW " and COS_OEM"),
           "a second partition goes into the node's existing SealedVolume (auto-generated mode)");
-    capture_begin();
+    tap_capture_begin();
     r = kms_register(s, &reg);
-    CHECK(r == -EEXIST && strstr(capture_end(), "already registered"), "registering the same partition twice is refused");
+    CHECK(r == -EEXIST && strstr(tap_capture_end(), "already registered"), "registering the same partition twice is refused");
 
     reg = (struct kms_register){.tpm_hash = H_OTHER, .label = "COS_PERSISTENT"};
-    capture_begin();
+    tap_capture_begin();
     r = kms_register(s, &reg);
-    CHECK(r == -EEXIST && strstr(capture_end(), "holds another TPM hash"),
+    CHECK(r == -EEXIST && strstr(tap_capture_end(), "holds another TPM hash"),
           "two hashes with the same 8-digit prefix: the second needs a name of its own");
     reg.volume = "other-node";
     reg.secret_name = "node-c0ffee00-cos-persistent";
     reg.passphrase = pass;
-    capture_begin();
+    tap_capture_begin();
     r = kms_register(s, &reg);
-    CHECK(r == -EEXIST && strstr(capture_end(), "already exists") && count_prefix(dir, "sealedvolume-other") == 0,
+    CHECK(r == -EEXIST && strstr(tap_capture_end(), "already exists") && count_prefix(dir, "sealedvolume-other") == 0,
           "register never overwrites an existing Secret (and writes no volume then)");
 
     write_file(path_in(dir, "hand.yaml"), "# written by an operator\n" "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\n"
                "metadata: {name: hand}\nspec:\n  TPMHash: " H_STATIC "\n  partitions:\n    - label: A\n", 0600);
     reg = (struct kms_register){.tpm_hash = H_STATIC, .label = "B"};
-    capture_begin();
+    tap_capture_begin();
     r = kms_register(s, &reg);
-    CHECK(r == -EPERM && strstr(capture_end(), "hand.yaml:2, which register did not write"),
+    CHECK(r == -EPERM && strstr(tap_capture_end(), "hand.yaml:2, which register did not write"),
           "adding to a SealedVolume register did not write names the file:line to edit by hand");
 
     out = open_memstream(&listing, &listing_len);
@@ -683,9 +658,9 @@ static bool set_q(const char *text, const char *hash, bool on, char **out, int *
 {
     size_t len;
     int r;
-    capture_begin();
+    tap_capture_begin();
     r = kms_text_set_quarantine(text, strlen(text), "q.yaml", hash, on, out, &len, changed);
-    capture_end();
+    tap_capture_end();
     return r == 0;
 }
 
@@ -734,26 +709,26 @@ static void test_quarantine_command_on_operator_files(void)
     char *before = read_text(path_in(dir, "two-volumes.yaml")), *after;
     int r;
 
-    capture_begin();
+    tap_capture_begin();
     r = kms_set_quarantine(s, H_TWO, true);
-    capture_end();
+    tap_capture_end();
     after = read_text(path_in(dir, "two-volumes.yaml"));
     CHECK(r == 0 && refused(s, H_TWO, "COS_PERSISTENT", "", "", -EACCES, "quarantined: COS_PERSISTENT") && after &&
               strlen(after) == strlen(before) + 2 * strlen("  quarantined: true\n") &&
               mode_of(path_in(dir, "two-volumes.yaml")) == 0600 && count_prefix(dir, ".kms-tmp") == 0,
           "quarantine H sets every volume of H in an operator's multi-document file");
-    capture_begin();
+    tap_capture_begin();
     r = kms_set_quarantine(s, H_TWO, false);
-    capture_end();
+    tap_capture_end();
     free(after);
     after = read_text(path_in(dir, "two-volumes.yaml"));
     CHECK(r == 0 && got(s, H_TWO, "COS_PERSISTENT", "", "", "from-alpha", ""), "release H serves the node again");
-    capture_begin();
+    tap_capture_begin();
     r = kms_set_quarantine(s, H_NEW, true);
-    CHECK(r == -ENOENT && strstr(capture_end(), "no SealedVolume holds TPM hash"), "quarantine of an unknown hash fails");
-    capture_begin();
+    CHECK(r == -ENOENT && strstr(tap_capture_end(), "no SealedVolume holds TPM hash"), "quarantine of an unknown hash fails");
+    tap_capture_begin();
     r = kms_set_quarantine(s, H_LEGACY, true);
-    capture_end();
+    tap_capture_end();
     CHECK(r == 0 && refused(s, H_LEGACY, "COS_PERSISTENT", "", "", -EACCES, "quarantined: COS_PERSISTENT"),
           "quarantine inside a List item");
     free(before);
@@ -857,9 +832,9 @@ static void test_passphrase_file(void)
           "a passphrase file loses one trailing newline");
     secret_free(p);
     write_file(path_in(dir, "e"), "\n", 0600);
-    capture_begin();
+    tap_capture_begin();
     r = kms_passphrase_read_file(path_in(dir, "e"), &p);
-    CHECK(r == -EINVAL && strstr(capture_end(), "empty"), "an empty passphrase file is refused");
+    CHECK(r == -EINVAL && strstr(tap_capture_end(), "empty"), "an empty passphrase file is refused");
     free(dir);
 }
 

@@ -13,31 +13,6 @@
 #include "tap.h"
 
 /* ---- helpers ---- */
-static char captured[16384];
-static int saved_stderr = -1;
-static FILE *capture_file;
-
-/* Collects what the code under test logs, to check that errors name file:line:col. */
-static void capture_begin(void)
-{
-    fflush(stderr);
-    capture_file = tmpfile();
-    saved_stderr = dup(STDERR_FILENO);
-    dup2(fileno(capture_file), STDERR_FILENO);
-}
-
-static const char *capture_end(void)
-{
-    size_t n;
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    rewind(capture_file);
-    n = fread(captured, 1, sizeof(captured) - 1, capture_file);
-    captured[n] = '\0';
-    fclose(capture_file);
-    fputs(captured, stderr); /* still visible in the test log */
-    return captured;
-}
 
 static struct kyaml_node *parse(const char *text)
 {
@@ -122,17 +97,17 @@ static void test_errors_name_file_line_column(void)
     struct kyaml_node *r = NULL;
     int rc;
 
-    capture_begin();
+    tap_capture_begin();
     rc = kyaml_parse(text, strlen(text), "/oem/90_custom.yaml", &r);
-    CHECK(rc == -EINVAL && strstr(capture_end(), "/oem/90_custom.yaml:4:12: mapping values are not allowed"),
+    CHECK(rc == -EINVAL && strstr(tap_capture_end(), "/oem/90_custom.yaml:4:12: mapping values are not allowed"),
           "a syntax error is reported as file:line:col: problem");
-    capture_begin();
+    tap_capture_begin();
     rc = kyaml_parse("a: 1\nb: 2\na: 3\n", 15, "dup.yaml", &r);
-    CHECK(rc == -EINVAL && strstr(capture_end(), "dup.yaml:3:1: mapping key \"a\" already defined at line 1"),
+    CHECK(rc == -EINVAL && strstr(tap_capture_end(), "dup.yaml:3:1: mapping key \"a\" already defined at line 1"),
           "duplicate keys are refused, naming both lines");
-    capture_begin();
+    tap_capture_begin();
     rc = kyaml_parse("a: \xff\n", 5, "utf.yaml", &r);
-    CHECK(rc == -EINVAL && strstr(capture_end(), "utf.yaml:1:4: invalid leading UTF-8 octet"),
+    CHECK(rc == -EINVAL && strstr(tap_capture_end(), "utf.yaml:1:4: invalid leading UTF-8 octet"),
           "an encoding error also has a line and column");
     CHECK(kyaml_parse("? [a]\n: 1\n", 10, "k.yaml", &r) == -EINVAL, "a non-scalar key is refused");
     CHECK(kyaml_parse("a: \"x\\0y\"\n", 10, "nul.yaml", &r) == -EINVAL, "a NUL inside a scalar is refused");
@@ -184,16 +159,16 @@ static void test_typed_getters(void)
     for (const char *const *k = (const char *const[]){"N", "off", NULL}; *k; k++)
         all = all && kyaml_get_bool(r, *k, &b) == 0 && !b;
     CHECK(all, "booleans: true/false, yes/no, on/off in any case, quoted or not");
-    capture_begin();
-    CHECK(kyaml_get_bool(r, "m", &b) == -EINVAL && strstr(capture_end(), "test.yaml:8:4: m: expected true or false"),
+    tap_capture_begin();
+    CHECK(kyaml_get_bool(r, "m", &b) == -EINVAL && strstr(tap_capture_end(), "test.yaml:8:4: m: expected true or false"),
           "a non-boolean is an error naming the key and its position");
     CHECK(kyaml_get_u32(r, "hex", &v) == 0 && v == 0x1500000, "a hex integer is a u32");
     CHECK(kyaml_get_u32(r, "qhex", &v) == 0 && v == 0x1500000, "a quoted hex string is a u32");
     CHECK(kyaml_get_u32(r, "dec", &v) == 0 && v == 0x1500000, "a decimal integer is a u32");
     CHECK(kyaml_get_u32(r, "neg", &v) == -EINVAL && kyaml_get_u32(r, "big", &v) == -ERANGE,
           "negative and too large numbers are refused");
-    capture_begin();
-    CHECK(kyaml_get_u32(r, "banana", &v) < 0 && strstr(capture_end(), "banana: \"banana\" is not a 32-bit number"),
+    tap_capture_begin();
+    CHECK(kyaml_get_u32(r, "banana", &v) < 0 && strstr(tap_capture_end(), "banana: \"banana\" is not a 32-bit number"),
           "a non-number is an error quoting the value");
     CHECK(kyaml_get_str(r, "map", &s) == -EINVAL, "a map where a string is expected is an error");
     kyaml_free(r);
@@ -215,8 +190,8 @@ static void test_handles_must_be_in_their_tpm_range(void)
     struct kyaml_node *r = parse("kcrypt: {nv_index: 0x81000000}\n");
     struct kcrypt_config k;
 
-    capture_begin();
-    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && strstr(capture_end(), "is not a TPM NV index"),
+    tap_capture_begin();
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && strstr(tap_capture_end(), "is not a TPM NV index"),
           "an nv_index outside the NV range is an error");
     kyaml_free(r);
     r = parse("kcrypt: {challenger: {c_index: 0x1500000}}\n");
@@ -234,9 +209,9 @@ static void test_merge_rules(void)
     struct kyaml_node *b = parse("k: {y: 2, w: 3}\ns: [b, c, c]\nm: [{n: 1}]\ne: [q]\nz: 2\nkind: {a: 1}\ngone:\nnew: 1\n");
     const struct kyaml_node *s, *m;
 
-    capture_begin();
+    tap_capture_begin();
     kyaml_merge(&a, b);
-    CHECK(strstr(capture_end(), "test.yaml:6:7: a map replaces the sequence from test.yaml:6:7"),
+    CHECK(strstr(tap_capture_end(), "test.yaml:6:7: a map replaces the sequence from test.yaml:6:7"),
           "replacing a value of another kind is warned about, with both positions");
     s = kyaml_get(a, "s");
     m = kyaml_get(a, "m");
@@ -329,10 +304,10 @@ static void test_kcrypt_key_locations(void)
                  "http://192.168.68.109:30000/", false, 0x1600000, 0x81000009, "/dev/tpmrm1");
     check_kcrypt("config/challenger-only", "G1 layout: the same keys under kcrypt.challenger: are read; yes is true",
                  "https://kms.example.org:30000", true, 0x1700000, 0x8100000a, "/dev/tpm0");
-    capture_begin();
+    tap_capture_begin();
     check_kcrypt("config/both", "both layouts: kcrypt.challenger.* wins, an empty value counts as unset",
                  "http://kms.local:30000", true, 0x1700000, 0x81000009, "/dev/tpmrm1");
-    CHECK(strstr(capture_end(), "kcrypt.challenger.nv_index overrides kcrypt.nv_index set at"),
+    CHECK(strstr(tap_capture_end(), "kcrypt.challenger.nv_index overrides kcrypt.nv_index set at"),
           "a conflict between the two locations is warned about");
     CHECK(load("config/kcrypt-only", true, &c) == 0 && kconfig_kcrypt(c, &k) == 0 &&
               !strncmp(k.certificate, "-----BEGIN CERTIFICATE-----\n", 28) && ends_with(k.certificate, "-----\n"),
@@ -393,9 +368,9 @@ static void test_bad_files(void)
     struct kcrypt_config k;
     const char *log;
 
-    capture_begin();
+    tap_capture_begin();
     CHECK(load("config/bad-yaml", false, &c) == 0 && kconfig_source_count(c) == 1, "a file with invalid YAML is skipped");
-    log = capture_end();
+    log = tap_capture_end();
     CHECK(strstr(log, "/bad-yaml/oem/90_custom.yaml:6:12: mapping values are not allowed"),
           "the skipped file's error names file:line:col");
     CHECK(str_at(kconfig_tree(c), "kcrypt.challenger.challenger_server", "http://good:30000"),
@@ -404,9 +379,9 @@ static void test_bad_files(void)
     c = NULL;
     CHECK(load("config/bad-yaml", true, &c) == -EINVAL && c == NULL, "strict mode makes invalid YAML an error");
     CHECK(load("config/bad-value", true, &c) == 0, "a bad value does not stop the scan");
-    capture_begin();
+    tap_capture_begin();
     CHECK(kconfig_kcrypt(c, &k) == -EINVAL, "nv_index: banana is an error");
-    CHECK(strstr(capture_end(), "/bad-value/oem/90_custom.yaml:7:13: kcrypt.nv_index: \"banana\" is not"),
+    CHECK(strstr(tap_capture_end(), "/bad-value/oem/90_custom.yaml:7:13: kcrypt.nv_index: \"banana\" is not"),
           "the error names the key and the file it came from");
     kconfig_free(c);
 }
@@ -456,11 +431,11 @@ static void test_hostile_trees(void)
     (void)!write(fd, "#cloud-config\nunreadable: true\n", 31);
     close(fd);
 
-    capture_begin();
+    tap_capture_begin();
     t0 = now_ms();
     CHECK(kconfig_load(&o, &c) == 0 && kconfig_kcrypt(c, &k) == 0 && now_ms() - t0 < 5000,
           "loops, FIFOs, dangling links and unreadable files neither hang nor fail the scan");
-    capture_end();
+    tap_capture_end();
     CHECK(!strcmp(k.challenger_server, "http://ok:30000") && k.nv_index == KCONFIG_DEFAULT_NV_INDEX,
           "a file over 1 MiB is skipped");
     CHECK(k.mdns && !strcmp(k.tpm_device, "/dev/inner") && k.c_index == KCONFIG_DEFAULT_C_INDEX,
