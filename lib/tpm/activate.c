@@ -28,12 +28,7 @@ static int ek_open(struct tpm *t, ESYS_TR *ek)
     if (r < 0)
         return r;
     Esys_Free(pub);
-    rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                           TPM_EK_HANDLE, ek);
-    tpm_flush(t, transient);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "persisting the endorsement key at 0x%x", TPM_EK_HANDLE);
-    return 0;
+    return tpm_persist(t, transient, TPM_EK_HANDLE, "endorsement key", ek);
 }
 
 /* The EK's authPolicy is PolicySecret(TPM_RH_ENDORSEMENT): a policy session (SHA-256, no salt,

@@ -100,11 +100,7 @@ static void ak_template(TPM2B_PUBLIC *tmpl, enum tpm_ak_kind kind)
  * be the SRK; otherwise the SRK is created and persisted there (an upstream side effect, §6.4). */
 static int srk_open(struct tpm *t, ESYS_TR *srk)
 {
-    TPM2B_PUBLIC tmpl, *out = NULL;
-    TPM2B_SENSITIVE_CREATE sens = {0};
-    TPM2B_DATA outside = {0};
-    TPML_PCR_SELECTION pcrs = {0};
-    ESYS_TR transient = ESYS_TR_NONE;
+    TPM2B_PUBLIC tmpl;
     TSS2_RC rc;
 
     rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, srk);
@@ -112,19 +108,8 @@ static int srk_open(struct tpm *t, ESYS_TR *srk)
         return 0;
     if (!tpm_rc_is(rc, TPM2_RC_HANDLE))
         return tpm_fail(t, rc, "reading the storage root key at 0x%x", TPM_SRK_HANDLE);
-    log_info("TPM %s: creating the storage root key at 0x%x", t->desc, TPM_SRK_HANDLE);
     srk_template(&tmpl);
-    rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
-                            &outside, &pcrs, &transient, &out, NULL, NULL, NULL);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "creating the storage root key");
-    Esys_Free(out);
-    rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                           TPM_SRK_HANDLE, srk);
-    tpm_flush(t, transient);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "persisting the storage root key at 0x%x", TPM_SRK_HANDLE);
-    return 0;
+    return tpm_create_persistent(t, &tmpl, TPM_SRK_HANDLE, "storage root key", srk);
 }
 
 /* Marshals *src (tss2-mu type T) into the byte string out; evaluates to the TSS2_RC. */

@@ -37,13 +37,8 @@ static void rsa_key_template(TPM2B_PUBLIC *tmpl)
 
 int tpm_rsa_key_ensure(struct tpm *t, uint32_t c_index)
 {
-    TPM2B_PUBLIC tmpl, *out = NULL;
-    TPM2B_SENSITIVE_CREATE sens = {0};
-    TPM2B_DATA outside = {0};
-    TPML_PCR_SELECTION pcrs = {0};
-    ESYS_TR transient = ESYS_TR_NONE, persistent = ESYS_TR_NONE;
+    TPM2B_PUBLIC tmpl;
     bool exists = false;
-    TSS2_RC rc;
     int r;
 
     if ((c_index & 0xff000000) != 0x81000000)
@@ -51,20 +46,8 @@ int tpm_rsa_key_ensure(struct tpm *t, uint32_t c_index)
     r = persistent_exists(t, c_index, &exists);
     if (r < 0 || exists)
         return r;
-    log_info("TPM %s: creating the RSA key at 0x%x", t->desc, c_index);
     rsa_key_template(&tmpl);
-    rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                            &sens, &tmpl, &outside, &pcrs, &transient, &out, NULL, NULL, NULL);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "creating the RSA key for 0x%x", c_index);
-    Esys_Free(out);
-    rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                           ESYS_TR_NONE, c_index, &persistent);
-    tpm_flush(t, transient);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "persisting the RSA key at 0x%x", c_index);
-    Esys_TR_Close(t->esys, &persistent);
-    return 0;
+    return tpm_create_persistent(t, &tmpl, c_index, "RSA key", NULL);
 }
 
 /* Loads the ESYS object of a persistent key, or logs why it cannot. */

@@ -93,3 +93,37 @@ void tpm_flush(struct tpm *t, ESYS_TR handle)
     if (handle != ESYS_TR_NONE)
         (void)Esys_FlushContext(t->esys, handle);
 }
+
+int tpm_persist(struct tpm *t, ESYS_TR transient, uint32_t handle, const char *what, ESYS_TR *out)
+{
+    ESYS_TR persistent = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                   ESYS_TR_NONE, handle, &persistent);
+
+    tpm_flush(t, transient);
+    if (rc != TSS2_RC_SUCCESS)
+        return tpm_fail(t, rc, "persisting the %s at 0x%x", what, handle);
+    if (out)
+        *out = persistent;
+    else
+        Esys_TR_Close(t->esys, &persistent);
+    return 0;
+}
+
+int tpm_create_persistent(struct tpm *t, const TPM2B_PUBLIC *tmpl, uint32_t handle, const char *what, ESYS_TR *out)
+{
+    TPM2B_PUBLIC *pub = NULL;
+    TPM2B_SENSITIVE_CREATE sens = {0};
+    TPM2B_DATA outside = {0};
+    TPML_PCR_SELECTION pcrs = {0};
+    ESYS_TR transient = ESYS_TR_NONE;
+    TSS2_RC rc;
+
+    log_info("TPM %s: creating the %s at 0x%x", t->desc, what, handle);
+    rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, tmpl,
+                            &outside, &pcrs, &transient, &pub, NULL, NULL, NULL);
+    if (rc != TSS2_RC_SUCCESS)
+        return tpm_fail(t, rc, "creating the %s", what);
+    Esys_Free(pub);
+    return tpm_persist(t, transient, handle, what, out);
+}

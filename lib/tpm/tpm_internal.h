@@ -23,6 +23,11 @@ struct tpm {
 int tpm_fail(struct tpm *t, TSS2_RC rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Flushes a transient object or session; ESYS_TR_NONE is ignored. */
 void tpm_flush(struct tpm *t, ESYS_TR handle);
+/* Makes transient persistent at handle (owner auth, empty password) and flushes the transient;
+ * *out gets the persistent object (NULL: not kept). what names the key in messages. */
+int tpm_persist(struct tpm *t, ESYS_TR transient, uint32_t handle, const char *what, ESYS_TR *out);
+/* CreatePrimary in the owner hierarchy from tmpl, then tpm_persist at handle (logs one info line). */
+int tpm_create_persistent(struct tpm *t, const TPM2B_PUBLIC *tmpl, uint32_t handle, const char *what, ESYS_TR *out);
 
 
 /* Defines an NV index of exactly len bytes with upstream's attributes and writes data into it;
