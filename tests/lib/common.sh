@@ -24,6 +24,16 @@ trap 'exit 130' INT TERM
 
 on_exit() { _cleanups+=("$1"); }
 
+# stop_pid PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 10); always reaps.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    for i in $(seq $((${2:-10} * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
 ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
 not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
 # check DESCRIPTION COMMAND...: one TAP line for whether COMMAND succeeds.

@@ -13,7 +13,7 @@ kms_start() {
     "$KAIROS_KMS" challenger --db "$DB" --listen 127.0.0.1:0 --port-file "$T/kms.port" \
         --audit-log "$T/audit.jsonl" "$@" 2>>"$T/kms.log" &
     KMS_PID=$!
-    on_exit "kms_stop_pid $KMS_PID"
+    on_exit "stop_pid $KMS_PID"
     for i in $(seq 300); do
         [ -s "$T/kms.port" ] && break
         kill -0 "$KMS_PID" 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
@@ -24,16 +24,7 @@ kms_start() {
     KMS_URL=$scheme://127.0.0.1:$KMS_PORT
 }
 
-kms_stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
-
-kms_stop() { kms_stop_pid "$KMS_PID"; }
+kms_stop() { stop_pid "$KMS_PID"; }
 
 # node_hash SOCK: the TPM hash of the swtpm at SOCK.
 node_hash() { timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$1"; }

@@ -62,16 +62,6 @@ netns_add_second_link() {
 in_a() { ip netns exec "$NS_A" "$@"; }
 in_b() { ip netns exec "$NS_B" "$@"; }
 
-# kill_pid PID: SIGTERM, then SIGKILL after 5 s; always reaps.
-kill_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
-
 # wait_for_line FILE PATTERN SECONDS PID: until FILE has a line matching PATTERN; false if PID died
 # or the time ran out.
 wait_for_line() {
@@ -92,7 +82,7 @@ responder_start() {
     # Not through in_b: a function run in the background is a subshell, and $! would be its PID.
     ip netns exec "${RESPONDER_NS:-$NS_B}" "$KAIROS_KMS" mdns-responder "$@" </dev/null >"$T/$name.out" 2>"$T/$name.log" &
     RESPONDER_PID=$!
-    on_exit "kill_pid $RESPONDER_PID"
+    on_exit "stop_pid $RESPONDER_PID"
     wait_for_line "$T/$name.log" "announcing" 10 "$RESPONDER_PID" ||
         bail "the responder $name did not start: $(tail -3 "$T/$name.log")"
 }

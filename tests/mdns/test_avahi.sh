@@ -48,7 +48,7 @@ ip netns exec "$NS_B" unshare -m --propagation private sh -c "
     exec avahi-daemon -f '$D/avahi.conf' --no-drop-root --no-chroot --no-rlimits --no-proc-title" \
     </dev/null >"$T/avahi.log" 2>&1 &
 AVAHI=$!
-on_exit "kill_pid $AVAHI"
+on_exit "stop_pid $AVAHI"
 wait_for_line "$T/avahi.log" "Server startup complete" 15 $AVAHI || bail "avahi-daemon did not start: $(tail -3 "$T/avahi.log")"
 # avahi probes its names for about a second before it answers.
 for i in $(seq 30); do

@@ -17,7 +17,7 @@ mkdir -p "$DB" && chmod 700 "$DB"
 ip netns exec "$NS_B" "$KAIROS_KMS" challenger --db "$DB" --listen 0.0.0.0:0 --port-file "$T/kms.port" \
     --audit-log "$T/audit.jsonl" </dev/null 2>>"$T/kms.log" &
 KMS=$!
-on_exit "kill_pid $KMS"
+on_exit "stop_pid $KMS"
 for i in $(seq 300); do
     [ -s "$T/kms.port" ] && break
     kill -0 $KMS 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
@@ -81,7 +81,7 @@ c.close()
 EOF
 ip netns exec "$NS_B" python3 "$T/recorder.py" "$T/request" &
 RECORDER=$!
-on_exit "kill_pid $RECORDER"
+on_exit "stop_pid $RECORDER"
 responder_start r2 --hostName kms-rec.local --port 30999 --interfaceName vb --instance recorder
 in_a timeout -k 5 60 "$KAIROS_KMS" discovery-challenger --tpm-device "$TPM_SOCK" get --partition-label COS_PERSISTENT \
     --challenger-server "http://kms-rec.local:8082" --mdns --timeout 4 >/dev/null 2>"$T/err"

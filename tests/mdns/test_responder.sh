@@ -104,17 +104,17 @@ check "the independent querier hears both" \
 ip netns exec "$NS_C" $PEER respond --iface $IP_C --instance upstream --host kms-up.local --port 30005 \
     --addr $IP_C --timeout 20 >"$T/upstream.log" 2>&1 &
 UPSTREAM=$!
-on_exit "kill_pid $UPSTREAM"
+on_exit "stop_pid $UPSTREAM"
 wait_for_line "$T/upstream.log" responding 10 $UPSTREAM || bail "the hashicorp-style responder did not start"
 resolve "$T/ep" "$T/err" rc http://kms-up.local 3000
 check "a responder that answers as simple-mdns-server does (id 0, all in Answer) is understood" \
     '[ "$rc" = 0 ] && [ "$(wc -l <"$T/ep")" = 1 ] && grep -q "^endpoint 10.199.0.3 30005 url=http://10.199.0.3:30005 host=kms-up.local instance=upstream._kcrypt._tcp.local" "$T/ep"'
-kill_pid $UPSTREAM
+stop_pid $UPSTREAM
 
 # ---- goodbye on SIGTERM ----
 ip netns exec "$NS_A" $PEER listen --iface $IP_A --timeout 3 >"$T/bye" 2>&1 &
 LISTENER=$!
-on_exit "kill_pid $LISTENER"
+on_exit "stop_pid $LISTENER"
 sleep 0.5
 kill -TERM $R2
 wait $R2
@@ -142,7 +142,7 @@ check "asked on each link, it answers with that link's address" \
 resolve "$T/ep" "$T/err" rc http://kms3.local:8443 3000
 check "our resolver, asking on every interface, gets both addresses" \
     '[ "$rc" = 0 ] && [ "$(wc -l <"$T/ep")" = 2 ] && grep -q "^endpoint 10.199.0.2 30002 " "$T/ep" && grep -q "^endpoint 10.199.1.2 30002 " "$T/ep"'
-kill_pid $R3
+stop_pid $R3
 
 # ---- nobody answers ----
 resolve "$T/ep" "$T/err" rc http://kms-nobody.local:8082 2000
@@ -150,7 +150,7 @@ elapsed=$(sed -n 's/^elapsed_ms=//p' "$T/err")
 check "a name nobody announces: exit 1, a clear error, within the time limit" \
     '[ "$rc" = 1 ] && grep -q "^mdns_query_tool: mdns: no answer for kms-nobody.local within 2 s$" "$T/err" &&
      [ "$elapsed" -ge 1900 ] && [ "$elapsed" -lt 3000 ]'
-kill_pid $R1
+stop_pid $R1
 resolve "$T/ep" "$T/err" rc http://kms.local:8082 1500
 elapsed=$(sed -n 's/^elapsed_ms=//p' "$T/err")
 check "no responder at all: the same error, in 1.5 s" \
