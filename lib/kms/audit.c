@@ -44,9 +44,10 @@ int kms_audit_open(const char *path, struct kms_audit **out)
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0)
         return log_error_errno(-errno, "%s: cannot open the audit log: %m", path);
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+    /* A file, or a character device such as /dev/null (no audit) or a console. */
+    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
         close(fd);
-        return log_error_errno(-EINVAL, "%s: the audit log must be a regular file", path);
+        return log_error_errno(-EINVAL, "%s: the audit log must be a regular file or a character device", path);
     }
     if (st.st_mode & 077)
         log_warn("%s: audit log readable by other users (mode %04o); chmod 600 it", path, (unsigned)(st.st_mode & 07777));
