@@ -175,8 +175,16 @@ static int run_plugin(const struct plugin_opts *o, const char *path, const char 
         snprintf(why, why_len, "printed more than %u bytes on stdout", PLUGIN_MAX_STDOUT);
         r = -EBADMSG;
     } else if (res.timed_out) {
+        /* What the plugin said last tells why it was still busy (a KMS not answering...). */
+        size_t end = res.err_len, start;
+        char last[256];
+        while (end > 0 && (res.err[end - 1] == '\n' || res.err[end - 1] == '\r'))
+            end--;
+        for (start = end; start > 0 && res.err[start - 1] != '\n'; start--)
+            ;
+        plugin_one_line(res.err + start, end - start, last, sizeof(last));
         format_seconds(timeout_ms, secs, sizeof(secs));
-        snprintf(why, why_len, "timed out after %s", secs);
+        snprintf(why, why_len, "timed out after %s%s%s", secs, *last ? "; it last said: " : "", last);
         r = -ETIMEDOUT;
     } else if (WIFSIGNALED(res.status)) {
         snprintf(why, why_len, "killed by signal %d (%s)%s%s", WTERMSIG(res.status),

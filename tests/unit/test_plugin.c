@@ -445,6 +445,8 @@ static void test_run_timeouts(void)
     elapsed = now_ms() - t0;
     pgid = read_pid(pidfile);
     CHECK(r == -ETIMEDOUT && contains(msg, "timed out after 0.5 s"), "a fractional limit is reported as such");
+    CHECK(r == -ETIMEDOUT && contains(msg, "it last said: attempt 1 failed: connection refused; retrying"),
+          "a plugin killed at its limit: its last line on stderr says why it was still busy");
     CHECK(elapsed < 2500 && pgid > 0 && group_gone(pgid, 2000),
           "a plugin that obeys SIGTERM ends without waiting for the grace period (%lld ms)",
           (long long)elapsed);
