@@ -61,6 +61,9 @@ void kyaml_free(struct kyaml_node *n)
     for (size_t i = 0; i < n->n; i++)
         kyaml_free(n->items[i]);
     free(n->items);
+    /* Scalars may be secrets (a KMS Secret's stringData): wiped, whoever parsed them. */
+    if (n->text)
+        secure_wipe(n->text, strlen(n->text));
     free(n->text);
     kyaml_src_unref(n->src);
     free(n);
