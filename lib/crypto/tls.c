@@ -80,6 +80,18 @@ static int load_pem_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
+/* What both ends share: mbedTLS's default suites, TLS 1.2 at least, the PSA random generator. */
+static int conf_defaults(mbedtls_ssl_config *conf, int endpoint)
+{
+    int ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                          MBEDTLS_SSL_PRESET_DEFAULT);
+    if (ret != 0)
+        return ret;
+    mbedtls_ssl_conf_rng(conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+    mbedtls_ssl_conf_min_tls_version(conf, MBEDTLS_SSL_VERSION_TLS1_2);
+    return 0;
+}
+
 int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_server **out)
 {
     _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
@@ -121,8 +133,7 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
                             key_file, cert_file);
         goto fail;
     }
-    ret = mbedtls_ssl_config_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                      MBEDTLS_SSL_PRESET_DEFAULT);
+    ret = conf_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER);
     if (ret == 0)
         ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->cert, &s->key);
     if (ret != 0) {
@@ -130,8 +141,6 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
                             tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
-    mbedtls_ssl_conf_rng(&s->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
-    mbedtls_ssl_conf_min_tls_version(&s->conf, MBEDTLS_SSL_VERSION_TLS1_2);
     *out = s;
     return 0;
 fail:
@@ -184,15 +193,12 @@ int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct k
             }
         }
     }
-    ret = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                      MBEDTLS_SSL_PRESET_DEFAULT);
+    ret = conf_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT);
     if (ret != 0) {
         r = log_error_errno(-EIO, "TLS client configuration failed: %s",
                             tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
-    mbedtls_ssl_conf_rng(&c->conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
-    mbedtls_ssl_conf_min_tls_version(&c->conf, MBEDTLS_SSL_VERSION_TLS1_2);
     mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&c->conf, &c->roots, NULL);
     *out = c;
