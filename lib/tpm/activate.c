@@ -15,14 +15,10 @@ static int ek_open(struct tpm *t, ESYS_TR *ek)
 {
     TPM2B_PUBLIC *pub = NULL;
     ESYS_TR transient;
-    TSS2_RC rc;
-    int r;
+    int r = tpm_lookup(t, TPM_EK_HANDLE, "endorsement key", ek);
 
-    rc = Esys_TR_FromTPMPublic(t->esys, TPM_EK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ek);
-    if (rc == TSS2_RC_SUCCESS)
-        return 0;
-    if (!tpm_rc_is(rc, TPM2_RC_HANDLE))
-        return tpm_fail(t, rc, "reading the endorsement key at 0x%x", TPM_EK_HANDLE);
+    if (r != -ENOENT)
+        return r;
     log_info("TPM %s: persisting the endorsement key at 0x%x", t->desc, TPM_EK_HANDLE);
     r = tpm_ek_create(t, &transient, &pub);
     if (r < 0)

@@ -101,13 +101,10 @@ static void ak_template(TPM2B_PUBLIC *tmpl, enum tpm_ak_kind kind)
 static int srk_open(struct tpm *t, ESYS_TR *srk)
 {
     TPM2B_PUBLIC tmpl;
-    TSS2_RC rc;
+    int r = tpm_lookup(t, TPM_SRK_HANDLE, "storage root key", srk);
 
-    rc = Esys_TR_FromTPMPublic(t->esys, TPM_SRK_HANDLE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, srk);
-    if (rc == TSS2_RC_SUCCESS)
-        return 0;
-    if (!tpm_rc_is(rc, TPM2_RC_HANDLE))
-        return tpm_fail(t, rc, "reading the storage root key at 0x%x", TPM_SRK_HANDLE);
+    if (r != -ENOENT)
+        return r;
     srk_template(&tmpl);
     return tpm_create_persistent(t, &tmpl, TPM_SRK_HANDLE, "storage root key", srk);
 }

@@ -4,13 +4,6 @@
 
 #include "tpm_internal.h"
 
-/* Format-one TPM_RC_HANDLE (any handle/parameter number): the index does not exist. */
-static bool rc_is_missing_handle(TSS2_RC rc)
-{
-    return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (rc & TPM2_RC_FMT1) &&
-           (rc & 0x3f) == (TPM2_RC_HANDLE & 0x3f);
-}
-
 /* The largest NV_Read block this TPM accepts (TPM_PT_NV_BUFFER_MAX); 512 if it will not say. */
 static uint16_t nv_buffer_max(struct tpm *t)
 {
@@ -37,11 +30,9 @@ int tpm_nv_read(struct tpm *t, uint32_t index, uint8_t **data, size_t *len)
     TSS2_RC rc;
     int r = 0;
 
-    rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
-    if (rc_is_missing_handle(rc))
-        return -ENOENT;
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "looking up NV index 0x%x", index);
+    r = tpm_lookup(t, index, "NV index", &tr);
+    if (r < 0)
+        return r;
     rc = Esys_NV_ReadPublic(t->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL);
     if (rc != TSS2_RC_SUCCESS) {
         r = tpm_fail(t, rc, "reading the public area of NV index 0x%x", index);
@@ -123,12 +114,11 @@ int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size
 int tpm_nv_undefine(struct tpm *t, uint32_t index)
 {
     ESYS_TR tr = ESYS_TR_NONE;
-    TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
+    TSS2_RC rc;
+    int r = tpm_lookup(t, index, "NV index", &tr);
 
-    if (rc_is_missing_handle(rc))
-        return -ENOENT;
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "looking up NV index 0x%x", index);
+    if (r < 0)
+        return r;
     rc = Esys_NV_UndefineSpace(t->esys, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
     if (rc != TSS2_RC_SUCCESS) {
         Esys_TR_Close(t->esys, &tr);

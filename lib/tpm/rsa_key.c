@@ -53,10 +53,10 @@ int tpm_rsa_key_ensure(struct tpm *t, uint32_t c_index)
 /* Loads the ESYS object of a persistent key, or logs why it cannot. */
 static int load_key(struct tpm *t, uint32_t c_index, ESYS_TR *key)
 {
-    TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, c_index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, key);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail(t, rc, "loading the RSA key at 0x%x", c_index);
-    return 0;
+    int r = tpm_lookup(t, c_index, "RSA key", key);
+    if (r == -ENOENT)
+        return log_error_errno(r, "TPM %s: there is no RSA key at 0x%x (wrong c_index?)", t->desc, c_index);
+    return r;
 }
 
 static const TPMT_RSA_DECRYPT oaep_sha256 = {.scheme = TPM2_ALG_OAEP, .details.oaep.hashAlg = TPM2_ALG_SHA256};

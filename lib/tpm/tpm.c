@@ -94,6 +94,17 @@ void tpm_flush(struct tpm *t, ESYS_TR handle)
         (void)Esys_FlushContext(t->esys, handle);
 }
 
+int tpm_lookup(struct tpm *t, uint32_t handle, const char *what, ESYS_TR *out)
+{
+    TSS2_RC rc = Esys_TR_FromTPMPublic(t->esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, out);
+
+    if (rc == TSS2_RC_SUCCESS)
+        return 0;
+    if (tpm_rc_is(rc, TPM2_RC_HANDLE))
+        return -ENOENT;
+    return tpm_fail(t, rc, "looking up the %s at 0x%x", what, handle);
+}
+
 int tpm_persist(struct tpm *t, ESYS_TR transient, uint32_t handle, const char *what, ESYS_TR *out)
 {
     ESYS_TR persistent = ESYS_TR_NONE;

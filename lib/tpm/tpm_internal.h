@@ -21,6 +21,9 @@ struct tpm {
 /* Logs "TPM <desc>: <what>: <decoded rc>" (or nothing more after a timeout, which the TCTI
  * already reported) and returns -EIO or -ETIMEDOUT. */
 int tpm_fail(struct tpm *t, TSS2_RC rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The ESYS object of a persistent handle or NV index: 0, -ENOENT (not logged) when the TPM has
+ * nothing there, else the TPM error, logged as "looking up the <what> at 0x<handle>". */
+int tpm_lookup(struct tpm *t, uint32_t handle, const char *what, ESYS_TR *out);
 /* Flushes a transient object or session; ESYS_TR_NONE is ignored. */
 void tpm_flush(struct tpm *t, ESYS_TR handle);
 /* Makes transient persistent at handle (owner auth, empty password) and flushes the transient;
