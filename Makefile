@@ -36,7 +36,7 @@ asan:
 
 check: release asan
 	@$(APT) $(TEST_PKGS) $(VM_PKGS)
-	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,net,online,mdns,fuzz
+	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,net,online,mdns,hostile,fuzz
 
 demo: release
 	@$(APT) $(TEST_PKGS)
