@@ -6,6 +6,7 @@
 #   make check  every test suite: release build, then the unit and TPM suites again under ASan+UBSan
 #   make demo   the main job on its embedded default
 #   make bench  the benchmarks (they print numbers; nothing is asserted)
+#   make install [DESTDIR=...] [PREFIX=/usr]  binary, links, systemd units, initramfs hooks, man pages
 # Third-party libraries are built once into a sysroot cached by content hash under
 # $(KAIROS_KMS_CACHE) (default /var/cache/kairos-kms), outside the checkout.
 
@@ -14,12 +15,13 @@ export KAIROS_KMS_CACHE ?= /var/cache/kairos-kms
 
 BUILD_PKGS := meson ninja-build pkg-config musl-tools file binutils
 TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd cryptsetup-bin gdisk e2fsprogs \
-             python3 python3-cryptography avahi-daemon iproute2
+             python3 python3-cryptography avahi-daemon iproute2 man-db groff-base systemd
 VM_PKGS := qemu-system-x86 busybox-static cpio kmod e2fsprogs cryptsetup-bin gdisk swtpm swtpm-tools udev \
            util-linux iproute2 file
 APT := third_party/apt-deps.sh
 
-.PHONY: all check demo bench clean release asan FORCE
+.PHONY: all check demo bench clean release asan install man FORCE
+PREFIX ?= /usr
 
 all: release
 
@@ -45,6 +47,12 @@ demo: release
 bench: release
 	@$(APT) $(TEST_PKGS) hyperfine
 	@bench/run.sh build/kairos-kms
+
+man: release
+	@dist/man/gen-man.sh build/kairos-kms build/man
+
+install: man
+	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" dist/install.sh build/kairos-kms build/man
 
 clean:
 	rm -rf build build-asan
