@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "applets.h"
 #include "base.h"
@@ -33,6 +34,18 @@ int kcrypt_get_key(const struct kcrypt_ctx *k, const struct luks_part *p, bool c
                    struct secret **out, enum key_origin *origin);
 
 int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label);
+
+/* Draws "label: 42% 120.5 MiB/s 0:13 left" on stderr: in place on a terminal, else every 10%
+ * (a luks_progress_fn; ctx is a struct kcrypt_progress). */
+struct kcrypt_progress {
+    const char *label;
+    int64_t start_ms, last_ms;
+    int last_decile;
+    bool tty;
+};
+#define KCRYPT_PROGRESS_INIT(l) \
+    ((struct kcrypt_progress){.label = (l), .start_ms = now_ms(), .last_decile = -1, .tty = isatty(STDERR_FILENO)})
+int kcrypt_show_progress(uint64_t done, uint64_t total, void *ctx);
 /* Loads dm_mod, dm_crypt, ecb, xts and crc32c_generic unless loaded (kcrypt_modules.c): best
  * effort, a warning for each that fails; nothing at all on a kernel with no modules.dep. */
 void kcrypt_load_modules(void);

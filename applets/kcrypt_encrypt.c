@@ -9,17 +9,9 @@
 
 #include "kcrypt.h"
 
-/* Draws "label: 42% 120.5 MiB/s 0:13 left" on stderr: in place on a terminal, else every 10%. */
-struct progress {
-    const char *label;
-    int64_t start_ms, last_ms;
-    int last_decile;
-    bool tty;
-};
-
-static int show_progress(uint64_t done, uint64_t total, void *ctx)
+int kcrypt_show_progress(uint64_t done, uint64_t total, void *ctx)
 {
-    struct progress *pr = ctx;
+    struct kcrypt_progress *pr = ctx;
     int64_t now = now_ms(), elapsed = now - pr->start_ms;
     double pct = total ? 100.0 * (double)done / (double)total : 100.0;
     double rate = elapsed > 0 ? (double)done / (1 << 20) / ((double)elapsed / 1000) : 0;
@@ -133,9 +125,8 @@ int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label)
     }
     kind = origin == KEY_FROM_TPM_NV ? LUKS_PBKDF_MINIMAL : LUKS_PBKDF_OPERATOR;
     if (k->keep_data) {
-        struct progress pr = {.label = label, .start_ms = now_ms(), .last_decile = -1,
-                              .tty = isatty(STDERR_FILENO)};
-        r = luks_encrypt_in_place(p->device, label, pass, kind, show_progress, &pr);
+        struct kcrypt_progress pr = KCRYPT_PROGRESS_INIT(label);
+        r = luks_encrypt_in_place(p->device, label, pass, kind, kcrypt_show_progress, &pr);
     } else {
         r = format_and_mkfs(p, label, pass, kind);
     }

@@ -58,14 +58,70 @@ static int unlock_one(const struct kcrypt_ctx *k, const struct luks_part *p)
     return r;
 }
 
+/* First boot of a cloned image (kcrypt.encrypt_on_boot): each partition of
+ * install.encrypted_partitions that still holds a plain filesystem is encrypted in place, keeping
+ * its files, with a key from this node's own TPM or KMS; one whose encryption was interrupted
+ * (power loss) is resumed. The unlock below then opens them as usual. A partition that cannot be
+ * encrypted is reported and left as it is: its data stay readable, never lost. */
+static int encrypt_on_boot(const struct kcrypt_ctx *k)
+{
+    int failed = 0;
+
+    for (size_t i = 0; i < k->cfg.n_encrypted_partitions; i++) {
+        const char *label = k->cfg.encrypted_partitions[i];
+        _cleanup_secret_ struct secret *pass = NULL;
+        struct luks_part *parts = NULL;
+        const struct luks_part *p;
+        enum key_origin origin;
+        size_t n = 0;
+        int r, pending = 0;
+
+        if (luks_scan(k->root, &parts, &n) < 0)
+            return -EIO;
+        r = luks_find_by_label(parts, n, label, &p);
+        if (r == 0 && !strcmp(p->fs, "crypto_LUKS")) {
+            pending = luks_reencrypt_pending(p->device);
+            if (pending <= 0) { /* already encrypted (or unreadable: the unlock will say) */
+                luks_parts_free(parts, n);
+                continue;
+            }
+        }
+        if (r == 0 && p->mount_point[0])
+            r = log_error_errno(-EBUSY, "%s (%s) is mounted at %s; not encrypting it at boot", label, p->device,
+                                p->mount_point);
+        if (r == 0)
+            r = kcrypt_get_key(k, p, true, &pass, &origin);
+        if (r == 0) {
+            struct kcrypt_progress pr = KCRYPT_PROGRESS_INIT(label);
+            printf("%s (%s): %s encryption in place\n", label, p->device, pending ? "resuming" : "first boot:");
+            fflush(stdout);
+            r = luks_encrypt_in_place(p->device, label, pass,
+                                      origin == KEY_FROM_TPM_NV ? LUKS_PBKDF_MINIMAL : LUKS_PBKDF_OPERATOR,
+                                      kcrypt_show_progress, &pr);
+        }
+        if (r == 0) {
+            printf("%s (%s): encrypted\n", label, p->device);
+        } else {
+            printf("%s: not encrypted at boot (see the error above); left as it is\n", label);
+            failed++;
+        }
+        fflush(stdout);
+        luks_parts_free(parts, n);
+    }
+    return failed ? -EIO : 0;
+}
+
 int kcrypt_unlock_all(const struct kcrypt_ctx *k)
 {
+    int enc = 0;
     struct luks_part *parts = NULL;
     const struct luks_part **locked;
     char failed[1024] = "";
     size_t n = 0, nlocked, nfailed = 0;
     int r;
 
+    if (k->cfg.encrypt_on_boot)
+        enc = encrypt_on_boot(k);
     r = luks_scan(k->root, &parts, &n);
     if (r < 0)
         return EXIT_RUNTIME;
@@ -93,5 +149,5 @@ int kcrypt_unlock_all(const struct kcrypt_ctx *k)
         log_error("%zu of %zu LUKS partitions stayed locked: %s", nfailed, nlocked, failed);
     free(locked);
     luks_parts_free(parts, n);
-    return nfailed ? EXIT_RUNTIME : EXIT_OK;
+    return nfailed || enc < 0 ? EXIT_RUNTIME : EXIT_OK;
 }

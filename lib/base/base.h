@@ -44,10 +44,13 @@ void closep(int *fd);
 #define _cleanup_close_ _cleanup_(closep)
 
 /* ---- memory ---- */
-/* malloc/calloc/strdup that abort with a message on exhaustion (a secret half-built is worse). */
+/* malloc/calloc/realloc/strdup/strndup that abort with a message on exhaustion (a secret
+ * half-built is worse). Never for sizes a peer chooses: those must fail the one request. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
 
 /* Wipes n bytes in a way the compiler may not elide. */
 void secure_wipe(void *p, size_t n);

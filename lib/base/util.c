@@ -35,9 +35,21 @@ void *xcalloc(size_t n, size_t size)
     return p ? p : oom();
 }
 
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    return q ? q : oom();
+}
+
 char *xstrdup(const char *s)
 {
     char *p = strdup(s);
+    return p ? p : oom();
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = strndup(s, n);
     return p ? p : oom();
 }
 

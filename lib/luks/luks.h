@@ -100,6 +100,11 @@ typedef int (*luks_progress_fn)(uint64_t done, uint64_t total, void *ctx);
 int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass,
                           enum luks_pbkdf kind, luks_progress_fn progress, void *ctx);
 
+/* 1 when device is a LUKS2 volume whose encryption in place was interrupted (a power loss, or
+ * progress said stop) and can be resumed by luks_encrypt_in_place, 0 when not (no LUKS2, or no
+ * reencryption pending), or a negative errno when the header cannot be read. Logs only errors. */
+int luks_reencrypt_pending(const char *device);
+
 /* ---- the LUKS binary header, read without libcryptsetup (TEST-HARNESS.md §1) ---- */
 
 struct luks_header {

@@ -228,6 +228,24 @@ static int resume(const char *device, const struct secret *pass, luks_progress_f
     return run(cd, device, progress, ctx);
 }
 
+int luks_reencrypt_pending(const char *device)
+{
+    _cleanup_crypt_ struct crypt_device *cd = NULL;
+    struct crypt_params_reencrypt params = {0};
+    struct luks_header hdr;
+    int r;
+
+    if (luks_header_read(device, &hdr) < 0 || hdr.version != 2)
+        return 0;
+    luks_cs_begin();
+    r = crypt_init(&cd, device);
+    if (r >= 0)
+        r = crypt_load(cd, CRYPT_LUKS2, NULL);
+    if (r < 0)
+        return log_error_errno(r, "%s: cannot read the LUKS2 header: %s", device, luks_cs_reason(r));
+    return crypt_reencrypt_status(cd, &params) != CRYPT_REENCRYPT_NONE;
+}
+
 int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass,
                           enum luks_pbkdf kind, luks_progress_fn progress, void *ctx)
 {

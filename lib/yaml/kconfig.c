@@ -212,6 +212,37 @@ static int get_str(const struct kyaml_node *n, const char *what, const char **ou
     return r == -ENOENT ? 0 : r;
 }
 
+/* install.encrypted_partitions: a list of labels (upstream kairos-agent's install config). */
+static int get_labels(const struct kyaml_node *root, struct kcrypt_config *out)
+{
+    const struct kyaml_node *inst = NULL, *list;
+    char where[PATH_MAX + 32];
+    int r = section(root, "install", "install", &inst);
+
+    out->encrypted_partitions = xcalloc(1, sizeof(char *));
+    if (r < 0)
+        return r;
+    list = kyaml_map_get(inst, "encrypted_partitions");
+    if (!is_set(list))
+        return 0;
+    if (list->type != KYAML_SEQ)
+        return log_error_errno(-EINVAL, "%s: install.encrypted_partitions: expected a list of labels, got %s",
+                               kyaml_where(list, where, sizeof(where)), kind(list));
+    if (kyaml_count(list) > KCONFIG_MAX_ENCRYPTED_PARTITIONS)
+        return log_error_errno(-E2BIG, "%s: install.encrypted_partitions: more than %d labels",
+                               kyaml_where(list, where, sizeof(where)), KCONFIG_MAX_ENCRYPTED_PARTITIONS);
+    out->encrypted_partitions = xrealloc(out->encrypted_partitions, (kyaml_count(list) + 1) * sizeof(char *));
+    for (size_t i = 0; i < kyaml_count(list); i++) {
+        const char *label;
+        r = kyaml_node_str(kyaml_item(list, i), "install.encrypted_partitions[]", &label);
+        if (r < 0)
+            return r;
+        out->encrypted_partitions[out->n_encrypted_partitions++] = xstrdup(label);
+        out->encrypted_partitions[out->n_encrypted_partitions] = NULL;
+    }
+    return 0;
+}
+
 int kconfig_kcrypt_from_tree(const struct kyaml_node *root, struct kcrypt_config *out)
 {
     const struct kyaml_node *kc, *ch;
@@ -232,6 +263,14 @@ int kconfig_kcrypt_from_tree(const struct kyaml_node *root, struct kcrypt_config
     r = kyaml_node_bool(kyaml_map_get(ch, "mdns"), "kcrypt.challenger.mdns", &mdns);
     if (r < 0 && r != -ENOENT)
         return r;
+    r = kyaml_node_bool(kyaml_map_get(kc, "encrypt_on_boot"), "kcrypt.encrypt_on_boot", &out->encrypt_on_boot);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    r = get_labels(root, out);
+    if (r < 0) {
+        kconfig_kcrypt_clear(out);
+        return r;
+    }
     out->challenger_server = xstrdup(server);
     out->mdns = mdns;
     out->certificate = xstrdup(cert);
@@ -253,5 +292,8 @@ void kconfig_kcrypt_clear(struct kcrypt_config *k)
     free(k->challenger_server);
     free(k->certificate);
     free(k->tpm_device);
+    for (size_t i = 0; i < k->n_encrypted_partitions; i++)
+        free(k->encrypted_partitions[i]);
+    free(k->encrypted_partitions);
     memset(k, 0, sizeof(*k));
 }

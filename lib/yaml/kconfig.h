@@ -90,7 +90,13 @@ struct kcrypt_config {
     uint32_t nv_index;       /* offline-mode NV index */
     uint32_t c_index;        /* persistent RSA key handle */
     char *tpm_device;        /* "" = find the TPM automatically */
+    bool encrypt_on_boot;    /* kcrypt.encrypt_on_boot: unlock-all encrypts the partitions below
+                              * in place when they are not LUKS yet (first boot of a cloned image) */
+    char **encrypted_partitions; /* install.encrypted_partitions: labels, NULL-terminated (never NULL) */
+    size_t n_encrypted_partitions;
 };
+
+#define KCONFIG_MAX_ENCRYPTED_PARTITIONS 64
 
 /* Resolves the kcrypt settings of the merged config. nv_index, c_index and tpm_device are read
  * from kcrypt.challenger.* (G1, and where kairos-agent copies them on the cmdline) and from

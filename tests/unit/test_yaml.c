@@ -202,6 +202,40 @@ static void test_handles_must_be_in_their_tpm_range(void)
     kyaml_free(r);
 }
 
+static void test_first_boot_encryption_settings(void)
+{
+    struct kyaml_node *r = parse("install: {encrypted_partitions: [COS_PERSISTENT, COS_OEM]}\n"
+                                 "kcrypt: {encrypt_on_boot: true}\n");
+    struct kcrypt_config k;
+
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == 0 && k.encrypt_on_boot && k.n_encrypted_partitions == 2 &&
+              !strcmp(k.encrypted_partitions[0], "COS_PERSISTENT") && !strcmp(k.encrypted_partitions[1], "COS_OEM") &&
+              !k.encrypted_partitions[2],
+          "kcrypt.encrypt_on_boot and install.encrypted_partitions are read");
+    kconfig_kcrypt_clear(&k);
+    kyaml_free(r);
+    r = parse("kcrypt: {nv_index: 0x1500000}\n");
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == 0 && !k.encrypt_on_boot && k.n_encrypted_partitions == 0 &&
+              k.encrypted_partitions && !k.encrypted_partitions[0],
+          "without them: off, and an empty (not NULL) label list");
+    kconfig_kcrypt_clear(&k);
+    kyaml_free(r);
+    r = parse("install: {encrypted_partitions: COS_PERSISTENT}\n");
+    tap_capture_begin();
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && strstr(tap_capture_end(), "expected a list of labels"),
+          "install.encrypted_partitions that is not a list is an error naming it");
+    kyaml_free(r);
+    r = parse("install: {encrypted_partitions: [[a]]}\n");
+    tap_capture_begin();
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && tap_capture_end(), "a label that is not a string is an error");
+    kyaml_free(r);
+    r = parse("kcrypt: {encrypt_on_boot: maybe}\n");
+    tap_capture_begin();
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && strstr(tap_capture_end(), "kcrypt.encrypt_on_boot"),
+          "kcrypt.encrypt_on_boot that is not a boolean is an error naming it");
+    kyaml_free(r);
+}
+
 /* ---- merge ---- */
 static void test_merge_rules(void)
 {
@@ -459,6 +493,7 @@ int main(void)
     test_typed_getters();
     test_quote_for_logs();
     test_handles_must_be_in_their_tpm_range();
+    test_first_boot_encryption_settings();
     test_merge_rules();
     test_cmdline_split_like_shlex();
     test_cmdline_tree();
