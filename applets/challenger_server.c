@@ -286,17 +286,14 @@ static void on_signal(struct net_loop *loop, int signo, void *data)
     net_server_drain(srv->net, 10000);
 }
 
+/* Through a new file with an unpredictable name renamed over path: a symlink planted at path (or
+ * at any temporary name) is replaced, never written through. */
 static int write_port_file(const char *path, uint16_t port)
 {
-    char buf[16], tmp[4096];
+    char buf[16];
     int n = snprintf(buf, sizeof(buf), "%u\n", port);
-    FILE *f;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f || fwrite(buf, 1, (size_t)n, f) != (size_t)n || fclose(f) != 0 || rename(tmp, path) < 0)
-        return log_error_errno(-errno, "--port-file %s: %s", path, strerror(errno));
-    return 0;
+    return file_write_atomic("--port-file", path, buf, (size_t)n, 0644);
 }
 
 int challenger_serve(struct kms_store *store, struct kms_audit *audit, const struct challenger_server_opts *o)

@@ -52,8 +52,17 @@ static const char usage[] =
     "  --tpm-timeout SECONDS  give up on a TPM command after this long (default 120)\n"
     "  --timeout SECONDS      unlock-all: total time to keep retrying one partition (default 120)\n"
     "  --plugin-timeout SECONDS  one discovery plugin run (default 60)\n"
-    "  --root DIR             look for config, /proc, /sys and /dev under DIR (tests, chroots);\n"
-    "                         also the environment variable KAIROS_KMS_ROOT\n"
+    "  --plugin-dir DIR       also look for kcrypt-discovery-* plugins in DIR, after $PATH,\n"
+    "                         /sysroot/system/discovery, /system/discovery, /oem/kcrypt and\n"
+    "                         /oem/system/discovery (repeatable; the working directory, which\n"
+    "                         upstream searches last, is searched only as --plugin-dir .). As root,\n"
+    "                         a plugin runs only if it is owned by root, not writable by group or\n"
+    "                         others, in directories only root can change; others are skipped\n"
+    "                         with a warning saying why\n"
+    "  --root DIR             look for config, /proc, /sys, /dev and the plugin directories under\n"
+    "                         DIR (tests, chroots); every plugin run must then resolve (symlinks\n"
+    "                         followed) to a file under DIR. Also the environment variable\n"
+    "                         KAIROS_KMS_ROOT\n"
     "  --force                encrypt: reformat a partition that is already LUKS\n"
     "  --yes                  nv clear: do not ask\n"
     "  --debug                say more on stderr\n"
@@ -153,7 +162,7 @@ static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint
 
 int kcrypt_main(int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA };
+    enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_PLUGIN_DIR, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA };
     static const struct option opts[] = {
         {"nv-index", required_argument, NULL, 'n'},
         {"c-index", required_argument, NULL, 'c'},
@@ -161,6 +170,7 @@ int kcrypt_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"plugin-timeout", required_argument, NULL, OPT_PLUGIN_TIMEOUT},
+        {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
         {"root", required_argument, NULL, OPT_ROOT},
         {"force", no_argument, NULL, OPT_FORCE},
         {"keep-data", no_argument, NULL, OPT_KEEP_DATA},
@@ -198,6 +208,14 @@ int kcrypt_main(int argc, char **argv)
         case OPT_PLUGIN_TIMEOUT:
             if (applet_parse_seconds("--plugin-timeout", optarg, &k.plugin_timeout_ms) < 0)
                 return EXIT_USAGE;
+            break;
+        case OPT_PLUGIN_DIR:
+            if (!*optarg || k.n_plugin_dirs == KCRYPT_MAX_PLUGIN_DIRS) {
+                log_error("--plugin-dir %s: %s", optarg,
+                          *optarg ? "too many (at most 16)" : "expected a directory");
+                return EXIT_USAGE;
+            }
+            k.plugin_dirs[k.n_plugin_dirs++] = optarg;
             break;
         case OPT_ROOT: k.root = optarg; break;
         case OPT_FORCE: k.force = true; break;

@@ -13,11 +13,15 @@
 #include "kconfig.h"
 #include "luks.h"
 
+#define KCRYPT_MAX_PLUGIN_DIRS 16
+
 struct kcrypt_ctx {
     const char *root;          /* --root: prefix of config, /proc, /sys and /dev paths ("" = /) */
     struct kcrypt_config cfg;  /* the Kairos config, flags applied on top */
     struct applet_tpm_opts tpm;
     int64_t plugin_timeout_ms; /* one discovery plugin run */
+    const char *plugin_dirs[KCRYPT_MAX_PLUGIN_DIRS]; /* --plugin-dir, searched after the standard ones */
+    size_t n_plugin_dirs;
     int64_t unlock_timeout_ms; /* unlock-all: total time for retries of one partition */
     bool force, keep_data;
 };

@@ -17,6 +17,8 @@ static int key_from_plugins(const struct kcrypt_ctx *k, const struct luks_part *
     struct plugin_opts o = {
         .root = k->root,
         .timeout_ms = k->plugin_timeout_ms,
+        .dirs = k->plugin_dirs,
+        .n_dirs = k->n_plugin_dirs,
         .challenger_server = k->cfg.challenger_server,
         .mdns = k->cfg.mdns,
     };
@@ -34,7 +36,7 @@ static int key_from_plugins(const struct kcrypt_ctx *k, const struct luks_part *
 
     if (r == -ENOENT)
         log_error("%s: a KMS is configured (kcrypt.challenger) but no kcrypt-discovery-* plugin was found "
-                  "in $PATH, /system/discovery or /oem/system/discovery", p->device);
+                  "that may run in $PATH, /system/discovery, /oem/system/discovery or a --plugin-dir", p->device);
     return r;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "applets.h"
@@ -70,14 +71,23 @@ static void list_applets(FILE *f)
     }
 }
 
-/* Replaces DIR/name with a symlink to target, atomically (a temporary link renamed over it). */
+static unsigned rand32(void)
+{
+    unsigned v = 0;
+    if (getrandom(&v, sizeof(v), 0) != sizeof(v))
+        v = (unsigned)now_ms() ^ (unsigned)getpid() << 16;
+    return v;
+}
+
+/* Replaces DIR/name with a symlink to target, atomically (a temporary link, with an unpredictable
+ * name, renamed over it; symlink() never follows an existing name). */
 static int make_link(const char *dir, const char *name, const char *target)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     struct stat st;
 
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp%d", dir, name, (int)getpid()) >= (int)sizeof(tmp))
+        snprintf(tmp, sizeof(tmp), "%s/.%s.%08x%08x", dir, name, rand32(), rand32()) >= (int)sizeof(tmp))
         return log_error_errno(-ENAMETOOLONG, "%s: path too long", dir);
     if (lstat(path, &st) == 0 && !S_ISLNK(st.st_mode))
         return log_error_errno(-EEXIST, "%s: exists and is not a symlink; not replacing it", path);

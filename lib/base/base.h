@@ -102,6 +102,12 @@ int64_t now_ms(void);
 int file_read_all(const char *path, size_t max, char **out, size_t *out_len);
 /* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno. */
 int fd_write_all(int fd, const void *buf, size_t n);
+/* Replaces path with a file holding buf, atomically and without following symlinks: the data go
+ * to a new file in path's directory with an unpredictable name (".NAME.<16 random hex>", created
+ * O_EXCL|O_NOFOLLOW, exactly `mode`), are fsync'd, and the file is renamed over path. A symlink
+ * at path is replaced itself; what it points to is never opened. 0, or -errno with one line
+ * logged naming path (what is prefixed to it: "--port-file"; may be NULL). */
+int file_write_atomic(const char *what, const char *path, const void *buf, size_t len, unsigned mode);
 
 /* ---- child processes with a time limit ---- */
 /* After the child exits, how long its pipes may stay open (held by something it left behind)

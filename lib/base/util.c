@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -228,5 +229,47 @@ int file_read_all(const char *path, size_t max, char **out, size_t *out_len)
     buf = NULL;
     if (out_len)
         *out_len = len;
+    return 0;
+}
+
+int file_write_atomic(const char *what, const char *path, const void *buf, size_t len, unsigned mode)
+{
+    const char *base = strrchr(path, '/');
+    size_t dir_len = base ? (size_t)(base - path) + 1 : 0;
+    char tmp[PATH_MAX];
+    int fd = -1, r = 0;
+
+    base = base ? base + 1 : path;
+    if (!*base)
+        return log_error_errno(-EISDIR, "%s%s%s: not a file name", what ? what : "", what ? " " : "", path);
+    for (int attempt = 0; attempt < 8 && fd < 0; attempt++) {
+        uint8_t rnd[8];
+        char hex[17];
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+            return log_error_errno(-EIO, "%s%s%s: getrandom failed", what ? what : "", what ? " " : "", path);
+        hex_encode(rnd, sizeof(rnd), hex);
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%.*s.%s.%s", (int)dir_len, path, base, hex) >= sizeof(tmp))
+            return log_error_errno(-ENAMETOOLONG, "%s%s%s: name too long", what ? what : "", what ? " " : "", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0)
+        return log_error_errno(-errno, "%s%s%s: cannot create a temporary file next to it: %m", what ? what : "",
+                               what ? " " : "", path);
+    if (fchmod(fd, (mode_t)mode) < 0)
+        r = -errno;
+    if (r == 0)
+        r = fd_write_all(fd, buf, len);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0) {
+        (void)unlink(tmp);
+        return log_error_errno(r, "%s%s%s: %s", what ? what : "", what ? " " : "", path, strerror(-r));
+    }
     return 0;
 }

@@ -49,7 +49,8 @@ int kms_audit_open(const char *path, struct kms_audit **out)
         close(fd);
         return log_error_errno(-EINVAL, "%s: the audit log must be a regular file or a character device", path);
     }
-    if (st.st_mode & 077)
+    /* A device's mode says nothing about who reads what is written to it (/dev/null). */
+    if (S_ISREG(st.st_mode) && (st.st_mode & 077))
         log_warn("%s: audit log readable by other users (mode %04o); chmod 600 it", path, (unsigned)(st.st_mode & 07777));
     a = xcalloc(1, sizeof(*a));
     a->fd = fd;

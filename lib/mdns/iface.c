@@ -135,3 +135,18 @@ int mdns_send_to(int fd, unsigned ifindex, const struct sockaddr_in *to, const u
     ((struct in_pktinfo *)(void *)CMSG_DATA(cm))->ipi_ifindex = (int)ifindex;
     return sendmsg(fd, &m, 0) < 0 ? -errno : 0;
 }
+
+bool mdns_source_ok(const struct mdns_iface *ifaces, size_t n, unsigned ifindex, const uint8_t addr[4],
+                    uint16_t port)
+{
+    if (port != MDNS_PORT)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (ifaces[i].index == ifindex && mdns_iface_on_link(&ifaces[i], addr))
+            return true;
+        for (size_t k = 0; k < ifaces[i].n_v4; k++)
+            if (!memcmp(ifaces[i].v4[k], addr, 4))
+                return true;
+    }
+    return false;
+}

@@ -163,7 +163,10 @@ void mdns_answers_free(struct mdns_answer *a, size_t n);
  * query (RFC 6762 §6.7) from an ephemeral port, repeated at 1, 3, 7 s while nobody answers.
  * Gathers answers and additional records (also multicast ones, when port 5353 can be shared)
  * until 1 s after the first answer or timeout_ms, whichever comes first, and returns every
- * responder's answer; *out (owned by the caller, mdns_answers_free) may be empty. */
+ * responder's answer; *out (owned by the caller, mdns_answers_free) may be empty. Only responses
+ * from port 5353 and from a directly connected subnet of the interface they arrived on (or from
+ * this host), answering the question asked (unicast ones with our id or 0), count; records are
+ * used within their TTL, goodbyes and cache flushes apply to the same responder's records. */
 int mdns_query(const char *name, uint16_t type, int64_t timeout_ms, struct mdns_answer **out, size_t *n);
 
 /* ---- the node's resolver for challenger_server (UPSTREAM.md §11.1) ---- */

@@ -44,6 +44,11 @@ struct mdns_iface {
 int mdns_ifaces(const char *name, struct mdns_iface *out, size_t cap, size_t *n);
 /* True when addr is in one of the interface's IPv4 subnets. */
 bool mdns_iface_on_link(const struct mdns_iface *i, const uint8_t addr[4]);
+/* Whether a response from addr:port that arrived on interface ifindex may be taken: from port
+ * 5353 (RFC 6762 §6, §6.7), from a directly connected subnet of the arrival interface or from one
+ * of our own addresses (a responder on this host). ifaces: those of the query. */
+bool mdns_source_ok(const struct mdns_iface *ifaces, size_t n, unsigned ifindex, const uint8_t addr[4],
+                    uint16_t port);
 
 /* ---- sockets (IPv4) ---- */
 /* 224.0.0.251:5353 */
@@ -66,11 +71,16 @@ ssize_t mdns_recv(int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from, un
 #define MDNS_COLLECT_FOLLOWUPS 8
 #define MDNS_FROM_MAX 64 /* a responder's address as text */
 
+#define MDNS_COLLECT_QUESTIONS 16
+/* A record sent with the cache-flush bit replaces the records of the same name and type that the
+ * same responder sent more than this long before (RFC 6762 §10.2); within it, they form one set. */
+#define MDNS_FLUSH_GRACE_MS 1000
 struct mdns_collect_entry {
     uint32_t src;      /* the responder: an index into sources */
     struct mdns_name instance;
     bool has_srv;
     unsigned srv_packet; /* the packet the SRV came in */
+    int64_t srv_expires_ms; /* when its TTL runs out */
     struct mdns_name target;
     uint16_t port;
     char *txt[MDNS_COLLECT_TXT];
@@ -79,6 +89,7 @@ struct mdns_collect_entry {
 struct mdns_collect_addr {
     uint32_t src;
     unsigned packet;
+    int64_t received_ms, expires_ms;
     struct mdns_name owner;
     struct mdns_addr addr;
 };
@@ -99,12 +110,23 @@ struct mdns_collect {
     size_t n_followups;
     struct mdns_name asked[MDNS_COLLECT_FOLLOWUPS];
     size_t n_asked;
+    /* Every question sent (mdns_collect_ask, and the follow-ups): once there is one, a packet
+     * counts only when its Answer section holds a record answering one of them. */
+    struct mdns_question questions[MDNS_COLLECT_QUESTIONS];
+    size_t n_questions;
+    /* Tests: the time in ms to use instead of now_ms(); 0 = the real clock. */
+    int64_t clock_ms;
 };
 /* service/want_host: text names or NULL. */
 void mdns_collect_init(struct mdns_collect *c, const char *service, const char *want_host);
 void mdns_collect_clear(struct mdns_collect *c);
+/* Records that q was asked (names compared without case; type ANY answered by any type). */
+void mdns_collect_ask(struct mdns_collect *c, const struct mdns_question *q);
 /* Takes one response packet heard from `from` on interface ifindex. -EBADMSG when it is
- * malformed (then nothing of it is kept); 0 otherwise. */
+ * malformed, -ENOMSG when questions were recorded and its Answer section answers none of them
+ * (then nothing of it is kept); 0 otherwise. Records are kept until their TTL runs out; TTL 0 (a
+ * goodbye) removes what the same responder said; a cache-flush record replaces the same
+ * responder's older records of its name and type. */
 int mdns_collect_packet(struct mdns_collect *c, const uint8_t *pkt, size_t len, const char *from, unsigned ifindex);
 /* True once the collected answers hold what the caller is after (an address for want_host, or
  * any answer). */

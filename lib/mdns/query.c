@@ -118,9 +118,13 @@ static int build_query(uint16_t id, const struct mdns_question *qs, size_t n, ui
 }
 
 /* Reads what is waiting on fd into the collector. Answers must come from port 5353 (RFC 6762
- * §6); those sent to our port carry our id, or 0: hashicorp/mdns (simple-mdns-server) answers a
- * question without the QU bit with its "multicast" answer, id 0, sent to the querier. */
-static void drain(int fd, bool unicast, uint16_t id, struct mdns_collect *c, unsigned *count)
+ * §6; legacy unicast replies too, §6.7) and from a directly connected subnet of the interface
+ * they arrived on (or from this host), as a responder on the link sends them; those sent to our
+ * port carry our id, or 0: hashicorp/mdns (simple-mdns-server) answers a question without the QU
+ * bit with its "multicast" answer, id 0, sent to the querier. The collector then keeps only
+ * packets that answer what we asked. */
+static void drain(const struct query_sockets *s, int fd, bool unicast, uint16_t id, struct mdns_collect *c,
+                  unsigned *count)
 {
     uint8_t buf[MDNS_RECV_MAX];
     struct sockaddr_in from;
@@ -128,15 +132,28 @@ static void drain(int fd, bool unicast, uint16_t id, struct mdns_collect *c, uns
     unsigned ifindex;
     char addr[INET_ADDRSTRLEN];
     ssize_t n;
+    int r;
 
     while (*count < MAX_PACKETS && (n = mdns_recv(fd, buf, sizeof(buf), &from, &ifindex, &dst)) >= 0) {
         (*count)++;
-        if (n < MDNS_HEADER_LEN || ntohs(from.sin_port) != MDNS_PORT ||
-            (unicast && (uint16_t)(buf[0] << 8 | buf[1]) != id && (buf[0] | buf[1])))
+        if (n < MDNS_HEADER_LEN)
             continue;
         inet_ntop(AF_INET, &from.sin_addr, addr, sizeof(addr));
-        if (mdns_collect_packet(c, buf, (size_t)n, addr, ifindex) < 0)
+        if (!mdns_source_ok(s->ifaces, s->n_ifaces, ifindex, (const uint8_t *)&from.sin_addr, ntohs(from.sin_port))) {
+            log_debug("mdns: an answer from %s:%u, not a responder on the link it came in on; ignored", addr,
+                      ntohs(from.sin_port));
+            continue;
+        }
+        if (unicast && (uint16_t)(buf[0] << 8 | buf[1]) != id && (buf[0] | buf[1])) {
+            log_debug("mdns: an answer from %s with id %u, not our query's %u; ignored", addr,
+                      (unsigned)(buf[0] << 8 | buf[1]), id);
+            continue;
+        }
+        r = mdns_collect_packet(c, buf, (size_t)n, addr, ifindex);
+        if (r == -EBADMSG)
             log_debug("mdns: a malformed answer from %s, ignored", addr);
+        else if (r == -ENOMSG)
+            log_debug("mdns: a response from %s that answers none of our questions, ignored", addr);
     }
 }
 
@@ -154,6 +171,10 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
 
     if (getrandom(&id, sizeof(id), 0) != sizeof(id))
         id = (uint16_t)(start ^ getpid());
+    if (id == 0) /* 0 is what unsolicited answers carry: ours must differ */
+        id = 1;
+    for (size_t i = 0; i < n_qs; i++)
+        mdns_collect_ask(c, &qs[i]);
     if (build_query(id, qs, n_qs, pkt, sizeof(pkt), &len) < 0)
         return log_error_errno(-EMSGSIZE, "mdns: the query does not fit one packet");
     if ((r = sockets_open(&s)) < 0 || (r = send_everywhere(&s, pkt, len)) < 0)
@@ -185,9 +206,9 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
             r = log_error_errno(-errno, "mdns: poll: %s", strerror(errno));
             goto out;
         }
-        drain(s.unicast, true, id, c, &received);
+        drain(&s, s.unicast, true, id, c, &received);
         if (s.multicast >= 0)
-            drain(s.multicast, false, id, c, &received);
+            drain(&s, s.multicast, false, id, c, &received);
         if (!useful_at && mdns_collect_useful(c))
             useful_at = now_ms();
     }

@@ -280,8 +280,8 @@ int plugin_get_password(const struct plugin_opts *o, const struct plugin_partiti
         return r;
     if (list.n == 0)
         return log_error_errno(-ENOENT, "no discovery plugin found (%s* in $PATH, /sysroot/system/discovery, "
-                                        "/system/discovery, /oem/kcrypt, /oem/system/discovery or the "
-                                        "current directory)",
+                                        "/system/discovery, /oem/kcrypt, /oem/system/discovery or a "
+                                        "--plugin-dir)",
                                PLUGIN_PREFIX);
     for (size_t i = 0; i < list.n; i++) {
         r = ask_password(o, list.items[i].path, payload, len, out, why, sizeof(why));

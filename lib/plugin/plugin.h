@@ -42,10 +42,15 @@ enum plugin_shape {
 
 struct plugin_opts {
     /* Prefix of the fixed directories (/sysroot/system/discovery, /system/discovery, /oem/kcrypt,
-     * /oem/system/discovery); NULL or "" = the real root. Not applied to $PATH or the cwd. */
+     * /oem/system/discovery); NULL or "" = the real root. Not applied to $PATH or dirs, but when
+     * set every plugin found must resolve (symlinks followed) to a file under it. */
     const char *root;
     /* ':'-separated directories searched first; NULL = $PATH. Empty entries are skipped. */
     const char *path;
+    /* Directories searched after the fixed ones, as given (kcrypt --plugin-dir; "." for the
+     * working directory, which is otherwise not searched). */
+    const char *const *dirs;
+    size_t n_dirs;
     /* Wall-clock limit of one plugin run; 0 = PLUGIN_DEFAULT_TIMEOUT_MS. */
     int64_t timeout_ms;
     /* Between SIGTERM and SIGKILL to the plugin's process group; 0 = PLUGIN_DEFAULT_GRACE_MS. */
@@ -85,9 +90,13 @@ struct plugin_list {
 };
 
 /* Finds the plugins in upstream's order: $PATH (or o->path), then root/sysroot/system/discovery,
- * root/system/discovery, root/oem/kcrypt, root/oem/system/discovery, then the cwd; names sorted
- * within a directory; a name already found is skipped (first wins); only executable regular files
- * count. An empty list is not an error. Free with plugin_list_clear. */
+ * root/system/discovery, root/oem/kcrypt, root/oem/system/discovery, then o->dirs (upstream's
+ * last place, the working directory, only when listed there); names sorted within a directory; a
+ * name already found is skipped (first wins); only executable regular files count. When running
+ * as root, only files owned by root and not writable by group or others, in directories only root
+ * can change, count; with o->root, only files resolving under it. Each file skipped for those
+ * reasons is logged as a warning naming why. An empty list is not an error; -errno when o->root
+ * cannot be resolved. Free with plugin_list_clear. */
 int plugin_discover(const struct plugin_opts *o, struct plugin_list *out);
 void plugin_list_clear(struct plugin_list *l);
 

@@ -1,6 +1,10 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
+#include <dirent.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base.h"
 #include "tap.h"
@@ -117,6 +121,56 @@ static void test_base64(void)
     CHECK(base64_decode("Zg==", 4, BASE64_URL_RAW, &d, &len) == -EINVAL, "raw decode refuses padding");
 }
 
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* file_write_atomic never writes through a symlink and leaves no temporary file. */
+static void test_write_atomic(void)
+{
+    const char *base = getenv("KKMS_TEST_TMP");
+    char dir[512], path[600], victim[600], *text = NULL;
+    struct stat st;
+    size_t len;
+
+    snprintf(dir, sizeof(dir), "%s/test_base.XXXXXX", base && *base ? base : "/tmp");
+    mkdir(base && *base ? base : "/tmp", 0755);
+    if (!mkdtemp(dir)) {
+        CHECK(0, "create a temporary directory");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/port", dir);
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    FILE *f = fopen(victim, "w");
+    fputs("precious", f);
+    fclose(f);
+    (void)!symlink(victim, path);
+    CHECK(file_write_atomic("--port-file", path, "1234\n", 5, 0644) == 0 && lstat(path, &st) == 0 &&
+              S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0644 && file_read_all(path, 100, &text, &len) == 0 &&
+              !strcmp(text, "1234\n"),
+          "file_write_atomic replaces a symlink at the path with a regular file of the given mode");
+    free(text);
+    CHECK(file_read_all(victim, 100, &text, &len) == 0 && !strcmp(text, "precious"),
+          "...and the symlink's target is untouched");
+    free(text);
+    CHECK(count_entries(dir) == 2, "...and no temporary file is left behind");
+    CHECK(file_write_atomic(NULL, path, "5678\n", 5, 0600) == 0 && file_read_all(path, 100, &text, &len) == 0 &&
+              !strcmp(text, "5678\n") && stat(path, &st) == 0 && (st.st_mode & 07777) == 0600,
+          "file_write_atomic replaces an existing file");
+    free(text);
+    unlink(path);
+    unlink(victim);
+    rmdir(dir);
+}
+
 int main(void)
 {
     test_base64();
@@ -125,5 +179,6 @@ int main(void)
     test_parse_seconds();
     test_secrets();
     test_read_file();
+    test_write_atomic();
     return tap_done();
 }

@@ -478,6 +478,118 @@ static void test_collect_and_endpoints(void)
     free(c);
 }
 
+/* One A record in the Answer section. */
+static size_t a_answer(uint8_t *p, size_t cap, const char *owner, uint8_t last, uint32_t ttl, uint16_t rclass)
+{
+    struct mdns_writer w;
+    struct mdns_rr rr = {.name = N(owner), .type = MDNS_TYPE_A, .rclass = rclass, .ttl = ttl, .u.a = {10, 0, 0, last}};
+    mdns_writer_init(&w, p, cap, 0, MDNS_FLAG_QR | MDNS_FLAG_AA);
+    mdns_write_rr(&w, &rr, MDNS_ANSWER);
+    return mdns_writer_finish(&w);
+}
+
+static bool has_endpoint(const struct mdns_endpoint *e, size_t n, const char *address)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(e[i].address, address))
+            return true;
+    return false;
+}
+
+/* Spoofs and stale records: questions answered, TTLs, goodbyes and cache flushes per responder,
+ * and who may answer at all. */
+static void test_collect_hostile(void)
+{
+    struct mdns_collect *c = xmalloc(sizeof(*c));
+    struct mdns_question ptr = {.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .qclass = 1};
+    struct mdns_question host = {.name = N("kms.local"), .type = MDNS_TYPE_A, .qclass = 1};
+    struct mdns_endpoint *e;
+    uint8_t p[512];
+    size_t len, n;
+
+    mdns_collect_init(c, "_kcrypt._tcp.local", "kms.local");
+    c->clock_ms = 1000000;
+    mdns_collect_ask(c, &ptr);
+    mdns_collect_ask(c, &host);
+    {
+        /* Answers another question; slips the host's address in as an additional record. */
+        struct mdns_writer w;
+        struct mdns_rr other = {.name = N("_other._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 120,
+                                .u.ptr = N("y._other._tcp.local")};
+        struct mdns_rr a = {.name = N("kms.local"), .type = MDNS_TYPE_A, .rclass = 0x8001, .ttl = 120,
+                            .u.a = {10, 0, 0, 66}};
+        mdns_writer_init(&w, p, sizeof(p), 0, MDNS_FLAG_QR | MDNS_FLAG_AA);
+        mdns_write_rr(&w, &other, MDNS_ANSWER);
+        mdns_write_rr(&w, &a, MDNS_ADDITIONAL);
+        len = mdns_writer_finish(&w);
+    }
+    CHECK(mdns_collect_packet(c, p, len, "10.0.0.66", 1) == -ENOMSG && !mdns_collect_useful(c) && c->n_sources == 0,
+          "a response answering none of our questions is ignored whole, additional records included");
+    len = a_answer(p, sizeof(p), "other.local", 67, 120, 0x8001);
+    CHECK(mdns_collect_packet(c, p, len, "10.0.0.67", 1) == -ENOMSG && !mdns_collect_useful(c),
+          "an address for another name does not answer the question for kms.local");
+
+    len = a_answer(p, sizeof(p), "kms.local", 2, 120, 0x8001);
+    CHECK(mdns_collect_packet(c, p, len, "10.0.0.2", 1) == 0 && mdns_collect_useful(c), "the real answer is taken");
+    len = a_answer(p, sizeof(p), "kms.local", 5, 2, 0x8001);
+    mdns_collect_packet(c, p, len, "10.0.0.5", 1);
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.2") && has_endpoint(e, n, "10.0.0.5"), "a record with TTL 2 s is used at first");
+    mdns_endpoints_free(e, n);
+    c->clock_ms += 3000;
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.2"), "...and not once its TTL has run out");
+    mdns_endpoints_free(e, n);
+
+    /* Another host says goodbye for the real responder's address: nothing changes. */
+    len = a_answer(p, sizeof(p), "kms.local", 2, 0, 0x8001);
+    mdns_collect_packet(c, p, len, "10.0.0.9", 1);
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.2") && mdns_collect_useful(c),
+          "a goodbye from another host does not remove the responder's record");
+    mdns_endpoints_free(e, n);
+
+    /* The responder moves: a cache-flush record replaces its older address. */
+    len = a_answer(p, sizeof(p), "kms.local", 3, 120, 0x8001);
+    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.3"), "a cache-flush record replaces the same responder's older address");
+    mdns_endpoints_free(e, n);
+    len = a_answer(p, sizeof(p), "kms.local", 4, 120, 1);
+    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.3") && has_endpoint(e, n, "10.0.0.4"),
+          "a record without the cache-flush bit adds to the set");
+    mdns_endpoints_free(e, n);
+    c->clock_ms += 2000;
+    len = a_answer(p, sizeof(p), "kms.local", 6, 120, 0x8001);
+    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
+    c->clock_ms += 200;
+    len = a_answer(p, sizeof(p), "kms.local", 7, 120, 0x8001);
+    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.6") && has_endpoint(e, n, "10.0.0.7"),
+          "cache-flush records within one second of each other form one set");
+    mdns_endpoints_free(e, n);
+    /* The responder's own goodbye removes its record. */
+    len = a_answer(p, sizeof(p), "kms.local", 7, 0, 0x8001);
+    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
+    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.6"), "the responder's own goodbye (TTL 0) removes its record");
+    mdns_endpoints_free(e, n);
+    mdns_collect_clear(c);
+    free(c);
+
+    /* Who may answer. */
+    struct mdns_iface ifs[1] = {{.name = "eth0", .index = 2, .v4 = {{10, 0, 0, 1}}, .mask = {{255, 255, 255, 0}}, .n_v4 = 1}};
+    const uint8_t on[4] = {10, 0, 0, 7}, off[4] = {10, 0, 1, 7}, self[4] = {10, 0, 0, 1};
+    CHECK(mdns_source_ok(ifs, 1, 2, on, 5353), "a responder on the subnet of the arrival interface, port 5353: taken");
+    CHECK(!mdns_source_ok(ifs, 1, 2, off, 5353), "a source outside the interface's subnets: refused");
+    CHECK(!mdns_source_ok(ifs, 1, 2, on, 5354), "a source port other than 5353: refused");
+    CHECK(!mdns_source_ok(ifs, 1, 3, on, 5353), "an on-link address arriving on another interface: refused");
+    CHECK(mdns_source_ok(ifs, 1, 1, self, 5353), "one of our own addresses (a responder on this host, via lo): taken");
+}
+
 int main(void)
 {
     test_names();
@@ -487,5 +599,6 @@ int main(void)
     test_responder_plan();
     test_responder_message();
     test_collect_and_endpoints();
+    test_collect_hostile();
     return tap_done();
 }

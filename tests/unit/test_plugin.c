@@ -590,11 +590,24 @@ static void mkdirs(const char *rel)
     mkdir(path, 0755);
 }
 
+/* A copy of the script, mode 0755: a symlink to the source tree would resolve outside the root
+ * the discovery is confined to. */
 static void link_plugin(const char *rel, const char *script)
 {
-    char path[4096];
+    char path[4096], *text = NULL;
+    size_t len = 0;
+    int fd;
+
     snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
-    (void)!symlink(plug(script), path);
+    if (file_read_all(plug(script), 1 << 20, &text, &len) < 0)
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    if (fd >= 0) {
+        (void)!fd_write_all(fd, text, len);
+        fchmod(fd, 0755);
+        close(fd);
+    }
+    free(text);
 }
 
 static void plain_file(const char *rel, mode_t mode)
@@ -613,45 +626,48 @@ static void test_discovery(void)
     char search[4096], root[2048], cwd_before[4096];
     bool order_ok = true;
     static const char *const want[][2] = {
-        {"beta", "p1/kcrypt-discovery-beta"},
-        {"aaa", "p2/kcrypt-discovery-aaa"},
-        {"noexec", "p2/kcrypt-discovery-noexec"},
+        {"beta", "root/p1/kcrypt-discovery-beta"},
+        {"aaa", "root/p2/kcrypt-discovery-aaa"},
+        {"noexec", "root/p2/kcrypt-discovery-noexec"},
         {"gamma", "root/sysroot/system/discovery/kcrypt-discovery-gamma"},
         {"alpha", "root/system/discovery/kcrypt-discovery-alpha"},
         {"omega", "root/oem/kcrypt/kcrypt-discovery-omega"},
         {"delta", "root/oem/system/discovery/kcrypt-discovery-delta"},
-        {"zeta", "cwd/kcrypt-discovery-zeta"},
+        {"zeta", "root/extra/kcrypt-discovery-zeta"},
     };
     const size_t nwant = sizeof(want) / sizeof(want[0]);
 
-    mkdirs("p1");
-    mkdirs("p2");
+    mkdirs("root/p1");
+    mkdirs("root/p2");
     mkdirs("root/sysroot/system/discovery");
     mkdirs("root/system/discovery");
     mkdirs("root/oem/kcrypt");
     mkdirs("root/oem/system/discovery");
-    mkdirs("cwd");
-    link_plugin("p1/kcrypt-discovery-beta", "good.sh");
-    plain_file("p1/kcrypt-discovery-noexec", 0644);      /* skipped: not executable */
-    mkdirs("p1/kcrypt-discovery-dir");                    /* skipped: a directory */
-    (void)!symlink("/nonexistent", tmp_path("p1/kcrypt-discovery-broken")); /* skipped: dangling */
-    plain_file("p1/other-program", 0755);                 /* not a plugin name */
-    link_plugin("p2/kcrypt-discovery-beta", "error.sh");  /* same name later: first wins */
-    link_plugin("p2/kcrypt-discovery-aaa", "good.sh");
-    plain_file("p2/kcrypt-discovery-noexec", 0755);       /* executable here: this one counts */
+    mkdirs("root/extra");
+    mkdirs("root/cwd");
+    link_plugin("root/p1/kcrypt-discovery-beta", "good.sh");
+    plain_file("root/p1/kcrypt-discovery-noexec", 0644);      /* skipped: not executable */
+    mkdirs("root/p1/kcrypt-discovery-dir");                    /* skipped: a directory */
+    (void)!symlink("/nonexistent", tmp_path("root/p1/kcrypt-discovery-broken")); /* skipped: dangling */
+    plain_file("root/p1/other-program", 0755);                 /* not a plugin name */
+    link_plugin("root/p2/kcrypt-discovery-beta", "error.sh");  /* same name later: first wins */
+    link_plugin("root/p2/kcrypt-discovery-aaa", "good.sh");
+    plain_file("root/p2/kcrypt-discovery-noexec", 0755);       /* executable here: this one counts */
     link_plugin("root/sysroot/system/discovery/kcrypt-discovery-gamma", "good.sh");
     link_plugin("root/system/discovery/kcrypt-discovery-alpha", "good.sh");
     link_plugin("root/oem/kcrypt/kcrypt-discovery-alpha", "error.sh");
     link_plugin("root/oem/kcrypt/kcrypt-discovery-omega", "good.sh");
     link_plugin("root/oem/system/discovery/kcrypt-discovery-delta", "good.sh");
-    link_plugin("cwd/kcrypt-discovery-zeta", "good.sh");
-    link_plugin("cwd/kcrypt-discovery-beta", "error.sh");
+    link_plugin("root/extra/kcrypt-discovery-zeta", "good.sh");
+    link_plugin("root/extra/kcrypt-discovery-beta", "error.sh");
+    link_plugin("root/cwd/kcrypt-discovery-incwd", "good.sh"); /* the working directory: not searched */
 
-    snprintf(search, sizeof(search), "%s/p1::%s/p2/", tmpdir, tmpdir);
+    snprintf(search, sizeof(search), "%s/root/p1::%s/root/p2/", tmpdir, tmpdir);
     snprintf(root, sizeof(root), "%s/root/", tmpdir);
     (void)!getcwd(cwd_before, sizeof(cwd_before));
-    (void)!chdir(tmp_path("cwd"));
-    struct plugin_opts o = {.path = search, .root = root};
+    (void)!chdir(tmp_path("root/cwd"));
+    const char *extra[] = {tmp_path("root/extra")};
+    struct plugin_opts o = {.path = search, .root = root, .dirs = extra, .n_dirs = 1};
     CHECK(plugin_discover(&o, &l) == 0 && l.n == nwant, "discovery finds %zu plugins (want %zu)", l.n, nwant);
     for (size_t i = 0; i < l.n && i < nwant; i++) {
         char path[4096];
@@ -662,13 +678,22 @@ static void test_discovery(void)
         }
     }
     CHECK(order_ok && l.n == nwant,
-          "order is $PATH, sysroot, system, oem/kcrypt, oem/system, cwd; sorted per directory; first name "
-          "wins; non-executables, directories and dangling links are skipped");
+          "order is $PATH, sysroot, system, oem/kcrypt, oem/system, then the extra directories; sorted per "
+          "directory; first name wins; non-executables, directories and dangling links are skipped; the "
+          "working directory is not searched");
+    plugin_list_clear(&l);
+
+    /* The working directory only when named. */
+    const char *dot[] = {"."};
+    struct plugin_opts od = {.path = "", .root = root, .dirs = dot, .n_dirs = 1};
+    CHECK(plugin_discover(&od, &l) == 0 && l.n == 5 && !strcmp(l.items[4].name, "incwd") &&
+              !strcmp(l.items[4].path, "./kcrypt-discovery-incwd"),
+          "the working directory is searched, last, when it is one of the extra directories (\".\")");
     plugin_list_clear(&l);
 
     /* PATH from the environment when the options do not set it. */
     char *old_path = getenv("PATH") ? xstrdup(getenv("PATH")) : NULL;
-    setenv("PATH", tmp_path("p2"), 1);
+    setenv("PATH", tmp_path("root/p2"), 1);
     o.path = NULL;
     CHECK(plugin_discover(&o, &l) == 0 && l.n >= 1 && !strcmp(l.items[0].name, "aaa") &&
               !strcmp(l.items[1].name, "beta") && strstr(l.items[1].path, "/p2/"),
@@ -735,6 +760,84 @@ static void test_discovery(void)
     (void)!chdir(cwd_before);
 }
 
+
+/* Which plugins may run: confinement to the root, and (as root) owner and modes. */
+static void test_discovery_trust(void)
+{
+    struct plugin_list l;
+    char *msg;
+    int r;
+
+    mkdirs("trust/system/discovery");
+    mkdirs("trust/oem/kcrypt");
+    mkdirs("outside");
+    link_plugin("outside/kcrypt-discovery-escape", "good.sh");
+    link_plugin("trust/system/discovery/kcrypt-discovery-ok", "good.sh");
+    /* A symlink out of the root. */
+    (void)!symlink(tmp_path("outside/kcrypt-discovery-escape"), tmp_path("trust/system/discovery/kcrypt-discovery-escape"));
+    struct plugin_opts o = {.path = "", .root = tmp_path("trust")};
+    capture_begin();
+    r = plugin_discover(&o, &l);
+    msg = capture_end();
+    CHECK(r == 0 && l.n == 1 && !strcmp(l.items[0].name, "ok") &&
+              contains(msg, "kcrypt-discovery-escape: it resolves to ") && contains(msg, ", outside the root "),
+          "with a root, a plugin symlink resolving outside it is skipped with a warning saying so");
+    plugin_list_clear(&l);
+    free(msg);
+
+    /* A plugin directory that is itself a link out of the root. */
+    mkdirs("trust2/oem");
+    (void)!symlink(tmp_path("outside"), tmp_path("trust2/oem/kcrypt"));
+    struct plugin_opts o2 = {.path = "", .root = tmp_path("trust2")};
+    capture_begin();
+    r = plugin_discover(&o2, &l);
+    msg = capture_end();
+    CHECK(r == 0 && l.n == 0 && contains(msg, "outside the root"),
+          "with a root, a plugin directory linked to outside it yields nothing");
+    plugin_list_clear(&l);
+    free(msg);
+
+    if (geteuid() != 0) {
+        tap_n++;
+        printf("ok %d - # SKIP owner and mode checks apply when running as root\n", tap_n);
+        return;
+    }
+    mkdirs("perm/system/discovery");
+    mkdirs("perm/open");
+    mkdirs("perm/sticky");
+    link_plugin("perm/system/discovery/kcrypt-discovery-a-groupw", "good.sh");
+    chmod(tmp_path("perm/system/discovery/kcrypt-discovery-a-groupw"), 0775);
+    link_plugin("perm/system/discovery/kcrypt-discovery-b-nobody", "good.sh");
+    (void)!chown(tmp_path("perm/system/discovery/kcrypt-discovery-b-nobody"), 65534, 65534);
+    link_plugin("perm/system/discovery/kcrypt-discovery-c-good", "good.sh");
+    link_plugin("perm/open/kcrypt-discovery-d-opendir", "good.sh");
+    chmod(tmp_path("perm/open"), 0777);
+    link_plugin("perm/sticky/kcrypt-discovery-e-sticky", "good.sh");
+    chmod(tmp_path("perm/sticky"), 01777);
+    /* A root-owned plugin reached through a link in a directory others can write. */
+    (void)!symlink(tmp_path("perm/system/discovery/kcrypt-discovery-c-good"),
+                   tmp_path("perm/open/kcrypt-discovery-f-link"));
+    char *open_dir = xstrdup(tmp_path("perm/open")), *sticky_dir = xstrdup(tmp_path("perm/sticky"));
+    const char *dirs[] = {open_dir, sticky_dir};
+    struct plugin_opts p = {.path = "", .root = tmp_path("perm"), .dirs = dirs, .n_dirs = 2};
+    capture_begin();
+    r = plugin_discover(&p, &l);
+    msg = capture_end();
+    CHECK(r == 0 && l.n == 2 && !strcmp(l.items[0].name, "c-good") && !strcmp(l.items[1].name, "e-sticky"),
+          "as root only root-owned plugins not writable by others, in directories only root can change, "
+          "are found (a sticky directory is fine)");
+    CHECK(contains(msg, "kcrypt-discovery-a-groupw: ") && contains(msg, "is writable by group or others (mode 0775)") &&
+              contains(msg, "kcrypt-discovery-b-nobody: ") && contains(msg, "is owned by uid 65534, not root") &&
+              contains(msg, "kcrypt-discovery-d-opendir: directory ") &&
+              contains(msg, "open is writable by group or others (mode 0777)") &&
+              contains(msg, "kcrypt-discovery-f-link: directory ") && contains(msg, "warning: skipping plugin "),
+          "each skipped plugin is a warning saying why");
+    plugin_list_clear(&l);
+    free(msg);
+    free(open_dir);
+    free(sticky_dir);
+}
+
 static void remove_tree(const char *dir)
 {
     char cmd[8192];
@@ -770,6 +873,7 @@ int main(void)
     test_no_fd_leak();
     test_eintr();
     test_discovery();
+    test_discovery_trust();
 
     remove_tree(tmpdir);
     return tap_done();
