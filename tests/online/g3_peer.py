@@ -25,6 +25,11 @@ An empty value means absent. Commands:
                                       stderr when it is not a valid message of KIND
   g3_peer.py vectors DIR              write KIND-NAME.spec files covering the edge cases
   g3_peer.py hostile DIR              write KIND-NAME.msg files every decoder must refuse
+  g3_peer.py encode-all DIR           encode every DIR/KIND-NAME.spec into DIR/KIND-NAME.py.msg
+  g3_peer.py decode-all DIR SUFFIX    decode every DIR/KIND-NAME.SUFFIX into DIR/KIND-NAME.py.dump
+                                      (an invalid one: DIR/KIND-NAME.py.refused)
+  g3_peer.py refuses DIR              print each DIR/KIND-NAME.msg the decoder accepts; exit 1 if any
+(KIND is the file name's part before the first "-".)
 """
 import base64
 import binascii
@@ -367,6 +372,44 @@ def hostile(d):
             fh.write(text.encode())
 
 
+def batch(cmd, d, suffix):
+    """The per-file commands over a directory, in one process (the tests run many files)."""
+    accepted = []
+    for name in sorted(os.listdir(d)):
+        kind = name.split("-")[0]
+        path = os.path.join(d, name)
+        if kind not in KINDS:
+            continue
+        if cmd == "encode-all" and name.endswith(".spec"):
+            with open(path) as fh:
+                f = undump(kind, fh.read())
+            with open(path[:-len(".spec")] + ".py.msg", "wb") as fh:
+                fh.write(encode(kind, f))
+        elif cmd == "decode-all" and name.endswith("." + suffix):
+            base = path[:-len(suffix) - 1]
+            with open(path, "rb") as fh:
+                data = fh.read()
+            try:
+                text = dump(kind, decode(kind, data))
+                out = base + ".py.dump"
+            except Refused as e:
+                text = f"{e}\n"
+                out = base + ".py.refused"
+            with open(out, "w") as fh:
+                fh.write(text)
+        elif cmd == "refuses" and name.endswith(".msg"):
+            with open(path, "rb") as fh:
+                data = fh.read()
+            try:
+                decode(kind, data)
+                accepted.append(name)
+            except Refused:
+                pass
+    for name in accepted:
+        print(name)
+    return 1 if accepted else 0
+
+
 def main(argv):
     if len(argv) == 5 and argv[1] == "encode" and argv[2] in KINDS:
         with open(argv[3]) as fh:
@@ -384,6 +427,8 @@ def main(argv):
             return 1
         sys.stdout.write(dump(argv[2], f))
         return 0
+    if len(argv) in (3, 4) and argv[1] in ("encode-all", "decode-all", "refuses"):
+        return batch(argv[1], argv[2], argv[3] if len(argv) == 4 else None)
     if len(argv) == 3 and argv[1] in ("vectors", "hostile"):
         (vectors if argv[1] == "vectors" else hostile)(argv[2])
         return 0

@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # PCR quote vectors for G3 (upstream kcrypt/pkg/attestation/server.go VerifyProof), both ways,
 # on a fresh swtpm with tpm2-tools 5.x as the independent side:
-#  (a) quotes made by tpm2_createak + tpm2_quote (an RSA-2048 RSASSA AK and an ECC P-256 ECDSA AK,
-#      sha256:0,7,11, our nonce, PCR values written by tpm2_quote -F values) are accepted by
+#  (a) quotes made by tpm2_createak + tpm2_quote (an RSA-2048 RSASSA AK, ECC P-256 and P-384 ECDSA
+#      AKs signing with SHA-256 and SHA-384, sha256:0,7,11, our nonce, PCR values written by tpm2_quote -F values) are accepted by
 #      lib/attest's attest_verify_quote (tests/tpm/attest_tool verify-quote) with the right nonce
 #      and values, and refused with another nonce, an altered PCR value, a flipped signature
 #      byte, a PCR set other than the quote's selection, or the other AK's key;
@@ -44,21 +44,23 @@ head -c 32 /dev/urandom >other-nonce.bin
 nonce=$(xxd -p -c 64 nonce.bin)
 
 # --- (a) tpm2-tools quotes, lib/attest verifier ---
-for alg in rsa ecc; do
+for alg in rsa ecc ecc384; do
     case $alg in
-    rsa) args=(-G rsa -g sha256 -s rsassa) ;;
-    ecc) args=(-G ecc -g sha256 -s ecdsa) ;;
+    rsa) args=(-G rsa -g sha256 -s rsassa) hash=sha256 ;;
+    ecc) args=(-G ecc -g sha256 -s ecdsa) hash=sha256 ;;
+    ecc384) args=(-G ecc384 -g sha384 -s ecdsa) hash=sha384 ;;
     esac
     tpm2 createak -C ek.ctx -c "$alg.ctx" "${args[@]}" -u "$alg.tpub" -f tss -n "$alg.name" -r "$alg.priv" \
         >/dev/null || bail "tpm2_createak -G $alg failed"
     tail -c +3 "$alg.tpub" >"$alg.public"
-    tpm2 quote -c "$alg.ctx" -l sha256:0,7,11 -q "$nonce" -g sha256 -m "$alg.quote" -s "$alg.sig" \
+    tpm2 quote -c "$alg.ctx" -l sha256:0,7,11 -q "$nonce" -g "$hash" -m "$alg.quote" -s "$alg.sig" \
         -o "$alg.pcrs" -F values >/dev/null 2>"$T/err" || bail "tpm2_quote ($alg) failed: $(cat "$T/err")"
 done
 check "tpm2_quote -F values wrote three 32-byte SHA-256 values" '[ "$(stat -c %s rsa.pcrs)" = 96 ]'
-check "the RSA quote has an RSASSA signature, the ECC one an ECDSA signature" \
-    '[ "$(xxd -p -l 2 rsa.sig)" = 0014 ] && [ "$(xxd -p -l 2 ecc.sig)" = 0018 ]'
-for alg in rsa ecc; do
+check "the RSA quote has an RSASSA signature, the ECC ones ECDSA signatures (SHA-256, SHA-384)" \
+    '[ "$(xxd -p -l 4 rsa.sig)" = 0014000b ] && [ "$(xxd -p -l 4 ecc.sig)" = 0018000b ] &&
+     [ "$(xxd -p -l 4 ecc384.sig)" = 0018000c ]'
+for alg in rsa ecc ecc384; do
     other=$([ $alg = rsa ] && echo ecc || echo rsa)
     check "$alg AK: the quote verifies with the nonce and the PCR values" \
         'verify $alg.public $alg.quote $alg.sig $alg.pcrs 0,7,11 nonce.bin >/dev/null 2>"$T/err"'
