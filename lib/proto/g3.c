@@ -261,6 +261,32 @@ int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out,
     return r;
 }
 
+int proto_g3_ek(const struct proto_bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
+                char **pem, char *why)
+{
+    _cleanup_free_ uint8_t *der = NULL;
+    uint8_t digest[SHA256_LEN];
+    size_t der_len;
+    int r;
+
+    if (pem)
+        *pem = NULL;
+    if (ek_public->len == 0 || ek_public->len > PROTO_G3_EK_SPKI_MAX)
+        return fail(why, -EBADMSG, "ek_public: %zu bytes, not 1..%d", ek_public->len, PROTO_G3_EK_SPKI_MAX);
+    r = crypto_spki_rsa_pub(ek_public->data, ek_public->len, key);
+    if (r == -EPROTONOSUPPORT)
+        return fail(why, r, "ek_public: not an RSA key (only RSA EKs are supported)");
+    if (r < 0)
+        return fail(why, -EBADMSG, "ek_public: not a DER SubjectPublicKeyInfo");
+    if (crypto_rsa_spki_der(key, &der, &der_len) < 0)
+        return fail(why, -EBADMSG, "ek_public: the RSA key cannot be re-encoded");
+    crypto_sha256(der, der_len, digest);
+    hex_encode(digest, SHA256_LEN, tpm_hash);
+    if (pem && crypto_rsa_spki_pem(key, pem) < 0)
+        return fail(why, -EBADMSG, "ek_public: the RSA key cannot be written as PEM");
+    return 0;
+}
+
 /* ---- 2. AttestationChallenge ---- */
 
 void proto_g3_challenge_clear(struct proto_g3_challenge *m)

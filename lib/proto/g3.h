@@ -61,6 +61,14 @@ struct proto_g3_init {
     bool defer_pcr_enrollment;    /* live medium: store the PCRs empty (key omitted when false) */
 };
 void proto_g3_init_clear(struct proto_g3_init *m);
+/* What the KMS needs of an init's ek_public: the RSA key; the TPM hash (lowercase hex SHA-256 of
+ * the key's SubjectPublicKeyInfo re-encoded, as upstream hashes x509.MarshalPKIXPublicKey of the
+ * parsed key, so a non-canonical encoding cannot yield a second identity); and when pem is not
+ * NULL the "PUBLIC KEY" PEM upstream keeps in a SealedVolume's attestation.ekPublicKey (64-column
+ * lines, malloc'd, owned by the caller). -EBADMSG: not a SubjectPublicKeyInfo; -EPROTONOSUPPORT:
+ * not an RSA key (upstream G3 supports RSA EKs only). why as for the decoders. */
+int proto_g3_ek(const struct proto_bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
+                char **pem, char *why);
 int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_len);
 int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out, char *why);
 

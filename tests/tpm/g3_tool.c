@@ -14,7 +14,9 @@ static const char usage[] =
     "usage: g3_tool encode init|challenge|proof|response SPEC OUT\n"
     "           writes the message whose fields SPEC gives (g3_peer.py's dump text)\n"
     "       g3_tool decode init|challenge|proof|response FILE\n"
-    "           prints the dump of the message in FILE (an error message: error=HEX)\n";
+    "           prints the dump of the message in FILE (an error message: error=HEX)\n"
+    "       g3_tool ek SPKI_DER\n"
+    "           prints proto_g3_ek's TPM hash, then its PEM\n";
 
 #define MAX_LINES 64
 
@@ -257,6 +259,22 @@ int main(int argc, char **argv)
         if (r < 0)
             return log_error_errno(r, "%s: cannot read", argv[3]), EXIT_RUNTIME;
         return decode(argv[2], argv[3], msg, len) < 0 ? EXIT_RUNTIME : EXIT_OK;
+    }
+    if (argc == 3 && !strcmp(argv[1], "ek")) {
+        _cleanup_free_ char *der = NULL, *pem = NULL;
+        char hash[2 * SHA256_LEN + 1], why[PROTO_G3_WHY_MAX] = "";
+        struct rsa_pub key;
+        struct proto_bytes spki;
+        size_t len = 0;
+        int r = file_read_all(argv[2], 1 << 16, &der, &len);
+        if (r < 0)
+            return log_error_errno(r, "%s: cannot read", argv[2]), EXIT_RUNTIME;
+        spki = (struct proto_bytes){(uint8_t *)der, len};
+        r = proto_g3_ek(&spki, &key, hash, &pem, why);
+        if (r < 0)
+            return log_error_errno(r, "%s: %s", argv[2], why), EXIT_RUNTIME;
+        printf("%s\n%s", hash, pem);
+        return EXIT_OK;
     }
     fputs(usage, stderr);
     return EXIT_USAGE;

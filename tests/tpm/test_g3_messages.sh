@@ -14,7 +14,7 @@
 #      changed in the Python-encoded proof.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/swtpm.sh"
-require python3 xxd openssl tpm2_createek tpm2_readpublic
+require python3 xxd openssl sha256sum tpm2_createek tpm2_readpublic
 root=$(cd "${KKMS_SOURCE_ROOT:-$(dirname "$0")/../..}" && pwd)
 peer=$root/tests/online/g3_peer.py
 : "${KKMS_G3_TOOL:?KKMS_G3_TOOL must name the g3_tool test driver (tests/meson.build builds it)}"
@@ -103,6 +103,11 @@ pcrs=$(hexof "$T/q/quote.pcrs")
     echo "Secret=$(head -c 258 /dev/urandom | xxd -p -c 600)"
     echo "nonce=$nonce"
 } >"$T/challenge.spec"
+c ek "$T/ek.der" >"$T/ek.out" 2>"$T/err"
+check "proto_g3_ek: the TPM hash of the swtpm EK is sha256sum of tpm2_readpublic's DER" \
+    '[ "$(head -1 "$T/ek.out")" = "$(sha256sum "$T/ek.der" | cut -d" " -f1)" ]'
+check "...and its PEM is openssl's, byte for byte" \
+    'cmp -s <(tail -n +2 "$T/ek.out") <(openssl pkey -pubin -inform DER -in "$T/ek.der" -outform PEM)'
 for k in init challenge proof; do
     py encode "$k" "$T/$k.spec" "$T/$k.msg" || bail "g3_peer.py could not encode the real $k"
 done

@@ -471,8 +471,58 @@ static void test_error_anywhere(void)
     free(txt);
 }
 
+/* The base64 body of a PEM file's first block, decoded. */
+static struct proto_bytes pem_der(const char *name)
+{
+    char *text = NULL, *body, *o;
+    struct proto_bytes b = {0};
+
+    if (file_read_all(tap_data(name), 1 << 16, &text, NULL) < 0)
+        return b;
+    body = strchr(text, '\n') + 1;
+    *strstr(body, "-----END") = '\0';
+    for (o = body; *body; body++)
+        if (*body != '\n')
+            *o++ = *body;
+    *o = '\0';
+    base64_decode(strchr(text, '\n') + 1, strlen(strchr(text, '\n') + 1), BASE64_STD, &b.data, &b.len);
+    free(text);
+    return b;
+}
+
+static void test_ek(void)
+{
+    struct proto_bytes der = pem_der("proto/ek-pub.pem"), ec = pem_der("proto/ec-pub.pem"), junk = filled(40, 0x30);
+    struct rsa_pub key, want;
+    char hash[2 * SHA256_LEN + 1], want_hash[2 * SHA256_LEN + 1], *pem = NULL, *file = NULL;
+    uint8_t digest[SHA256_LEN];
+
+    CHECK(der.len > 256 && file_read_all(tap_data("proto/ek-pub.pem"), 1 << 16, &file, NULL) == 0 &&
+              proto_ek_pem_public(file, &want) == 0,
+          "the test EK (tests/data/proto/ek-pub.pem) loads");
+    crypto_sha256(der.data, der.len, digest);
+    hex_encode(digest, SHA256_LEN, want_hash);
+    CHECK(proto_g3_ek(&der, &key, hash, &pem, why) == 0 && key.n_len == want.n_len &&
+              !memcmp(key.n, want.n, key.n_len) && key.e == want.e,
+          "proto_g3_ek: the RSA key of ek_public");
+    CHECK(!strcmp(hash, want_hash), "...the TPM hash is SHA-256 of the SubjectPublicKeyInfo (%.16s...)", hash);
+    CHECK(pem && file && !strcmp(pem, file), "...and the PEM is openssl's text of the same key, byte for byte");
+    free(pem);
+    CHECK(proto_g3_ek(&ec, &key, hash, NULL, why) == -EPROTONOSUPPORT && strstr(why, "RSA"),
+          "an ECC EK: -EPROTONOSUPPORT (%s)", why);
+    CHECK(proto_g3_ek(&junk, &key, hash, NULL, why) == -EBADMSG && strstr(why, "SubjectPublicKeyInfo"),
+          "junk: -EBADMSG (%s)", why);
+    der.len--;
+    CHECK(proto_g3_ek(&der, &key, hash, NULL, why) == -EBADMSG, "a truncated SubjectPublicKeyInfo: -EBADMSG");
+    free(file);
+    proto_bytes_clear(&der);
+    proto_bytes_clear(&ec);
+    proto_bytes_clear(&junk);
+}
+
 int main(void)
 {
+    test_ek();
     test_init();
     test_challenge();
     test_proof();
