@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* libFuzzer: the four G3 message decoders of lib/proto/g3.h on every input. Whatever a decoder
+/* libFuzzer: the four G3 message decoders of lib/proto/g3.h and proto_g3_ek on every input. Whatever a decoder
  * accepts must encode again and decode to the same fields (the decoders' limits are within the
  * encoders'), so a field a decoder lets through is one our own peer could have sent. */
 #include <stdint.h>
@@ -85,6 +85,16 @@ static void response_again(const struct proto_g3_response *m, bool is_error)
     free(txt);
 }
 
+static void ek_of(const struct proto_bytes *spki)
+{
+    struct rsa_pub key;
+    char hash[2 * SHA256_LEN + 1], *pem = NULL;
+
+    if (proto_g3_ek(spki, &key, hash, &pem, NULL) == 0 && (!pem || strlen(hash) != 2 * SHA256_LEN))
+        abort();
+    free(pem);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *msg = (const char *)data;
@@ -97,7 +107,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (proto_g3_init_decode(msg, size, &init, why) == 0) {
         init_again(&init);
+        ek_of(&init.ek_public);
         proto_g3_init_clear(&init);
+    }
+    {
+        const struct proto_bytes raw = {(uint8_t *)data, size}; /* the input as an EK SPKI */
+        ek_of(&raw);
     }
     r = proto_g3_challenge_decode(msg, size, &challenge, why);
     if (r == 0)
