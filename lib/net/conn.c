@@ -23,7 +23,12 @@ static size_t out_high(const struct net_conn *c) { return c->srv->lim.max_messag
 
 struct net_conn *conn_new(struct net_server *s, int fd, const char *peer)
 {
-    struct net_conn *c = xcalloc(1, sizeof(*c));
+    struct net_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_warn("%s: out of memory for a new connection; refused", peer);
+        close(fd);
+        return NULL;
+    }
     c->srv = s;
     c->st.fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
