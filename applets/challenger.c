@@ -33,7 +33,15 @@ static const char usage[] =
     "  --audit-log F          append one JSON line per decision to F (never a secret); default stderr\n"
     "  --port-file F          write the port to F once listening\n"
     "  --exchange-timeout S   drop a node that stalls mid-exchange after S seconds (default 30)\n"
-    "Endpoints: /getPass, /postPass, /healthz, /readyz. SIGTERM drains open exchanges; SIGHUP rescans.\n"
+    "  --max-conns N          open connections in all (default 1024; lowered to fit the\n"
+    "                         descriptor limit, whose soft value is raised to the hard one);\n"
+    "                         more are answered 503 and closed\n"
+    "  --max-conns-per-peer N open connections from one address (IPv6: one /64) (default 32,\n"
+    "                         at most --max-conns); more are answered 503 and closed\n"
+    "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s).\n"
+    "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
+    "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
+    "with other connections.\n"
     "\n"
     "Operator commands (they edit DIR; the server need not be stopped):\n"
     "  register     add a partition of a node: --tpm-hash H (from `kairos-kms tpm-hash` on the node)\n"
@@ -140,7 +148,7 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -150,6 +158,8 @@ int challenger_main(int argc, char **argv)
         {"audit-log", required_argument, NULL, O_AUDIT},
         {"port-file", required_argument, NULL, O_PORTFILE},
         {"exchange-timeout", required_argument, NULL, O_XTIMEOUT},
+        {"max-conns", required_argument, NULL, O_MAXCONNS},
+        {"max-conns-per-peer", required_argument, NULL, O_MAXPEER},
         {"tpm-hash", required_argument, NULL, O_HASH},
         {"label", required_argument, NULL, O_LABEL},
         {"name", required_argument, NULL, O_NAME},
@@ -193,6 +203,20 @@ int challenger_main(int argc, char **argv)
             if (applet_parse_seconds("--exchange-timeout", optarg, &o.srv.exchange_timeout_ms) < 0)
                 return EXIT_USAGE;
             break;
+        case O_MAXCONNS:
+        case O_MAXPEER: {
+            uint32_t v;
+            const char *flag = c == O_MAXCONNS ? "--max-conns" : "--max-conns-per-peer";
+            if (parse_u32(optarg, 1000000, &v) < 0 || v == 0) {
+                log_error("%s %s: expected a number of connections from 1 to 1000000", flag, optarg);
+                return EXIT_USAGE;
+            }
+            if (c == O_MAXCONNS)
+                o.srv.max_conns = v;
+            else
+                o.srv.max_conns_per_peer = v;
+            break;
+        }
         case O_HASH: o.reg.tpm_hash = optarg; break;
         case O_LABEL: o.reg.label = optarg; break;
         case O_NAME: o.reg.device_name = optarg; break;
@@ -212,6 +236,13 @@ int challenger_main(int argc, char **argv)
         log_error("--tls-cert and --tls-key go together");
         return EXIT_USAGE;
     }
+    if (o.srv.max_conns_per_peer > (o.srv.max_conns ? o.srv.max_conns : 1024)) {
+        log_error("--max-conns-per-peer %zu: above --max-conns %zu", o.srv.max_conns_per_peer,
+                  o.srv.max_conns ? o.srv.max_conns : (size_t)1024);
+        return EXIT_USAGE;
+    }
+    if (o.srv.max_conns && !o.srv.max_conns_per_peer && o.srv.max_conns < 32)
+        o.srv.max_conns_per_peer = o.srv.max_conns; /* the default per peer, cut to the total */
     if (!strcmp(cmd, "serve") && optind < argc) {
         log_error("unexpected argument %s (see --help)", argv[optind]);
         return EXIT_USAGE;

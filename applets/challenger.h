@@ -14,6 +14,8 @@ struct challenger_server_opts {
     const char *tls_cert, *tls_key;
     int64_t exchange_timeout_ms; /* one /getPass or /postPass exchange */
     const char *port_file;   /* write the bound port here once listening (tests, --listen :0) */
+    size_t max_conns;          /* open connections in all (0 = lib/net's default, 1024) */
+    size_t max_conns_per_peer; /* open connections from one address (0 = default, 32) */
 };
 
 /* Serves /getPass, /postPass (G1, UPSTREAM.md §6.2), /healthz and /readyz until SIGTERM/SIGINT

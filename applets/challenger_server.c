@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "attest.h"
 #include "challenger.h"
@@ -14,6 +15,10 @@
 #include "proto.h"
 
 enum exchange_state { WAIT_ANSWER, WAIT_POSTED, DONE };
+
+/* How often the store is rescanned in the background, so /readyz answers from the last rescan
+ * instead of scanning DIR per request (an unauthenticated request must stay cheap). */
+#define REFRESH_INTERVAL_MS 5000
 
 struct exchange {
     struct server *srv;
@@ -31,6 +36,7 @@ struct server {
     struct net_server *net;
     int64_t exchange_timeout_ms;
     bool draining;
+    struct net_timer *refresh_timer;
 };
 
 static void exchange_free(struct exchange *x)
@@ -263,10 +269,36 @@ static void on_ready(struct net_conn *c, const struct net_request *req, void *da
 {
     struct server *srv = data;
     (void)req;
-    if (srv->draining || kms_store_refresh(srv->store, false) < 0)
+    if (srv->draining || !kms_store_ready(srv->store))
         net_conn_respond(c, 503, NULL, "not ready\n", 10, NULL);
     else
         net_conn_respond(c, 200, NULL, "ready\n", 6, NULL);
+}
+
+static void on_refresh(struct net_timer *t, void *data)
+{
+    struct server *srv = data;
+    (void)t;
+    srv->refresh_timer = NULL;
+    kms_store_refresh(srv->store, true);
+    if (!srv->draining)
+        srv->refresh_timer = net_timer_add(srv->loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, srv);
+}
+
+/* More descriptors, more connections: the soft limit goes up to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("cannot raise the descriptor limit from %llu to %llu: %m", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_max);
+    else
+        log_debug("descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)rl.rlim_max);
 }
 
 static void on_signal(struct net_loop *loop, int signo, void *data)
@@ -281,6 +313,8 @@ static void on_signal(struct net_loop *loop, int signo, void *data)
     if (srv->draining)
         return;
     srv->draining = true;
+    net_timer_cancel(srv->refresh_timer);
+    srv->refresh_timer = NULL;
     log_info("%s: finishing %zu open exchange(s), then exiting", signo == SIGTERM ? "SIGTERM" : "SIGINT",
              net_server_conn_count(srv->net));
     net_server_drain(srv->net, 10000);
@@ -300,7 +334,8 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
 {
     struct server srv = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms};
     struct ktls_server *tls = NULL;
-    struct net_server_config cfg = {.address = o->listen_addr, .port = o->port};
+    struct net_server_config cfg = {.address = o->listen_addr, .port = o->port,
+                                    .limits = {.max_conns = o->max_conns, .max_conns_per_peer = o->max_conns_per_peer}};
     const struct net_handler get = {.on_open = on_open_get, .on_message = on_message, .on_close = on_close, .data = &srv};
     const struct net_handler post = {.on_open = on_open_post, .on_message = on_message, .on_close = on_close,
                                      .data = &srv};
@@ -308,6 +343,7 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
     const struct net_handler ready = {.on_request = on_ready, .data = &srv};
     int code = EXIT_RUNTIME;
 
+    raise_fd_limit();
     if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0)
         return EXIT_RUNTIME;
     cfg.tls = tls;
@@ -323,10 +359,12 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
         goto out;
     if (o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)
         goto out;
+    srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
     log_info("serving %s on %s%s:%u (%s)", kms_store_dir(store), tls ? "https://" : "http://",
              o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net), "/getPass /postPass /healthz /readyz");
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
+    net_timer_cancel(srv.refresh_timer);
     net_server_free(srv.net);
     net_loop_free(srv.loop);
     ktls_server_free(tls);

@@ -112,6 +112,8 @@ static inline void kms_store_freep(struct kms_store **s) { kms_store_free(*s); }
  * (re)loaded or dropped, 0 when nothing changed, negative errno when DIR cannot be listed (the
  * old records stay). */
 int kms_store_refresh(struct kms_store *s, bool force);
+/* Whether the last rescan could list DIR (what /readyz reports); never scans itself. */
+bool kms_store_ready(struct kms_store *s);
 /* The directory, as given. */
 const char *kms_store_dir(const struct kms_store *s);
 

@@ -128,6 +128,7 @@ struct kms_file {
     bool loaded;    /* recs hold a good version (maybe an older one, see problem) */
     const char *problem; /* NULL, or what is wrong with the current version (static text) */
     bool known;     /* dev..ctime hold the version last looked at */
+    bool kept;      /* seen by the scan in progress */
     struct kms_records recs;
 };
 
@@ -138,6 +139,7 @@ struct kms_store {
     int poll_ms;
     int64_t last_scan_ms;
     bool scanned;
+    int last_refresh; /* 0, or the error of the last rescan (DIR could not be listed) */
     bool warned_too_many;
     struct kms_audit *audit;
     struct kms_file **files; /* sorted by name */

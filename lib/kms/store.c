@@ -239,8 +239,11 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
     if (!force && s->scanned && now - s->last_scan_ms < s->poll_ms)
         return 0;
     names = list_names(s, &n);
-    if (!names)
+    if (!names) {
+        s->last_refresh = -EIO;
         return -EIO;
+    }
+    s->last_refresh = 0;
     s->last_scan_ms = now;
     s->scanned = true;
     if (n > KMS_MAX_FILES) {
@@ -256,6 +259,8 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
     }
 
     files = xcalloc(n + 1, sizeof(*files));
+    for (size_t i = 0; i < s->nfiles; i++)
+        s->files[i]->kept = false;
     for (size_t i = 0; i < n; i++) {
         struct kms_file *f = find_file(s, names[i]);
         struct stat lst;
@@ -289,16 +294,14 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
         }
         if (f->loaded)
             total += (size_t)f->size;
+        f->kept = true;
         files[nnew++] = f;
     }
     free(names);
 
-    /* Entries whose file went away. */
+    /* Entries whose file went away (marked above: one pass, not a search per file). */
     for (size_t i = 0; i < s->nfiles; i++) {
-        bool kept = false;
-        for (size_t j = 0; j < nnew && !kept; j++)
-            kept = files[j] == s->files[i];
-        if (!kept) {
+        if (!s->files[i]->kept) {
             if (s->files[i]->loaded)
                 changed = true;
             log_debug("%s: removed", s->files[i]->path);
@@ -320,6 +323,15 @@ int kms_store_refresh(struct kms_store *s, bool force)
     r = kms_store_refresh_locked(s, force);
     pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+bool kms_store_ready(struct kms_store *s)
+{
+    bool ok;
+    pthread_mutex_lock(&s->lock);
+    ok = s->scanned && s->last_refresh == 0;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
 }
 
 /* Removes temporary files a crashed writer left behind (hidden, so never loaded anyway). */

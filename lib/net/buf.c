@@ -6,7 +6,7 @@
 
 #include "net_internal.h"
 
-void nbuf_reserve(struct nbuf *b, size_t n)
+int nbuf_reserve(struct nbuf *b, size_t n)
 {
     if (b->off > 0 && b->cap - b->len < n) {
         memmove(b->data, b->data + b->off, b->len - b->off);
@@ -14,39 +14,55 @@ void nbuf_reserve(struct nbuf *b, size_t n)
         b->off = 0;
     }
     if (b->cap - b->len >= n)
-        return;
+        return 0;
+    if (n > NBUF_MAX || b->len > NBUF_MAX - n)
+        return -ENOMEM;
     size_t cap = b->cap ? b->cap : 256;
     while (cap - b->len < n)
         cap *= 2;
-    uint8_t *p = realloc(b->data, cap);
+    /* A buffer that input can grow may not take the process down: the caller drops the
+     * connection instead. Contents may be secrets, so the old block is wiped, not realloc'd. */
+    uint8_t *p = malloc(cap);
     if (!p)
-        abort();
+        return -ENOMEM;
+    if (b->data) {
+        memcpy(p, b->data, b->len);
+        secure_wipe(b->data, b->cap);
+        free(b->data);
+    }
     b->data = p;
     b->cap = cap;
+    return 0;
 }
 
-void nbuf_append(struct nbuf *b, const void *p, size_t n)
+int nbuf_append(struct nbuf *b, const void *p, size_t n)
 {
+    int r;
     if (n == 0)
-        return;
-    nbuf_reserve(b, n);
+        return 0;
+    if ((r = nbuf_reserve(b, n)) < 0)
+        return r;
     memcpy(b->data + b->len, p, n);
     b->len += n;
+    return 0;
 }
 
-void nbuf_appendf(struct nbuf *b, const char *fmt, ...)
+int nbuf_appendf(struct nbuf *b, const char *fmt, ...)
 {
     va_list ap;
+    int r;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n <= 0)
-        return;
-    nbuf_reserve(b, (size_t)n + 1);
+        return 0;
+    if ((r = nbuf_reserve(b, (size_t)n + 1)) < 0)
+        return r;
     va_start(ap, fmt);
     vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    return 0;
 }
 
 void nbuf_consume(struct nbuf *b, size_t n)

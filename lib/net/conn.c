@@ -23,14 +23,21 @@ static size_t out_high(const struct net_conn *c) { return c->srv->lim.max_messag
 
 struct net_conn *conn_new(struct net_server *s, int fd, const char *peer)
 {
-    struct net_conn *c = xcalloc(1, sizeof(*c));
+    struct net_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_warn("%s: out of memory for a new connection; refused", peer);
+        close(fd);
+        return NULL;
+    }
     c->srv = s;
     c->st.fd = fd;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->state = s->tls ? CS_TLS : CS_REQUEST;
     c->hs_want = KTLS_WANT_READ;
-    c->io_deadline = now_ms() + s->lim.request_timeout_ms;
+    c->born = now_ms();
+    c->io_deadline = c->born + s->lim.request_timeout_ms;
     c->keep_alive = !s->draining;
+    c->budget = (int)s->lim.requests_per_turn * COST_REQUEST;
     if (s->tls && ktls_session_server(s->tls, fd, peer, &c->st.tls) < 0) {
         close(fd);
         free(c);
@@ -138,7 +145,11 @@ void conn_queue(struct net_conn *c, const void *p, size_t n, bool last);
 
 void conn_queue(struct net_conn *c, const void *p, size_t n, bool last)
 {
-    nbuf_append(&c->out, p, n);
+    if (nbuf_append(&c->out, p, n) < 0) {
+        log_warn("%s: out of memory for the answer; closing", c->peer);
+        conn_kill(c, NET_CLOSE_PROTOCOL);
+        return;
+    }
     if (last)
         conn_finish(c);
     else
@@ -152,7 +163,10 @@ void conn_ws_close(struct net_conn *c, uint16_t code, const char *reason)
         return;
     if (!c->close_sent) {
         c->close_sent = true;
-        ws_frame_append(&c->out, WS_OP_CLOSE, payload, ws_close_payload(payload, code, reason), NULL);
+        if (ws_frame_append(&c->out, WS_OP_CLOSE, payload, ws_close_payload(payload, code, reason), NULL) < 0) {
+            conn_kill(c, NET_CLOSE_PROTOCOL);
+            return;
+        }
     }
     set_why(c, NET_CLOSE_NORMAL);
     conn_finish(c);
@@ -195,12 +209,16 @@ void conn_read(struct net_conn *c)
         ssize_t n;
         if (c->state != CS_REQUEST && c->state != CS_WS && c->state != CS_LINGER)
             return;
-        if (c->read_paused)
-            return;
+        if (c->read_paused || c->backlog)
+            return; /* no more input while what we hold waits for its turn */
         if (c->state == CS_LINGER) {
             n = stream_read(&c->st, junk, sizeof(junk));
         } else {
-            nbuf_reserve(&c->in, NET_IO_CHUNK);
+            if (nbuf_reserve(&c->in, NET_IO_CHUNK) < 0) {
+                log_warn("%s: out of memory for its input; closing", c->peer);
+                conn_kill(c, NET_CLOSE_PROTOCOL);
+                return;
+            }
             n = stream_read(&c->st, c->in.data + c->in.len, c->in.cap - c->in.len);
         }
         if (n > 0) {
@@ -248,6 +266,9 @@ static void on_io(int fd, uint32_t events, void *data)
     } else if (c->state == CS_TLS) {
         conn_handshake(c);
     } else {
+        /* A new turn for this connection: a fresh budget of work. */
+        if (!c->backlog)
+            c->budget = conn_turn_budget(c);
         /* (TLS may need the socket readable to go on writing: any readiness retries.) */
         if ((events & (EPOLLOUT | EPOLLIN)) && nbuf_unread(&c->out) > 0)
             conn_flush(c);
@@ -283,7 +304,7 @@ void conn_update(struct net_conn *c)
         break;
     case CS_REQUEST:
     case CS_WS:
-        if (!c->read_paused)
+        if (!c->read_paused && !c->backlog)
             ev |= EPOLLIN;
         if (c->read_wants_out)
             ev |= EPOLLOUT;

@@ -23,6 +23,10 @@ struct net_limits net_limits_resolve(const struct net_limits *in)
     DEF(idle_timeout_ms, NET_DEFAULT_IDLE_TIMEOUT_MS)
     DEF(linger_ms, NET_DEFAULT_LINGER_MS)
     DEF(max_conns, NET_DEFAULT_MAX_CONNS)
+    DEF(max_conns_per_peer, NET_DEFAULT_MAX_CONNS_PER_PEER)
+    DEF(max_requests_per_conn, NET_DEFAULT_MAX_REQUESTS_PER_CONN)
+    DEF(max_conn_lifetime_ms, NET_DEFAULT_MAX_CONN_LIFETIME_MS)
+    DEF(requests_per_turn, NET_DEFAULT_REQUESTS_PER_TURN)
 #undef DEF
     return l;
 }
@@ -71,7 +75,11 @@ int http_find_head_end(const uint8_t *buf, size_t len, struct http_scan *s, cons
                 s->pos = i; /* a call with more bytes (the body) finds the same end again */
                 return (int)(i + 1);
             }
-            s->line_start = i + 1; /* empty lines before the request line are ignored */
+            /* Empty lines before the start line are ignored (RFC 9112 §2.2), a few of them:
+             * endless ones would otherwise pile up in the input buffer. */
+            if (i + 1 > HTTP_MAX_LEADING_EMPTY)
+                return -400;
+            s->line_start = i + 1;
             continue;
         }
         if (s->lines == 0)
@@ -117,7 +125,9 @@ static char *next_line(char **cursor)
 static int parse_header_lines(char **cursor, const struct net_limits *l, struct http_head *h)
 {
     char *line;
-    h->headers = xcalloc(l->max_headers + 1, sizeof(*h->headers));
+    h->headers = calloc(l->max_headers + 1, sizeof(*h->headers));
+    if (!h->headers)
+        return -503;
     while ((line = next_line(cursor)) && *line) {
         char *colon = strchr(line, ':'), *v, *end;
         if (!colon || colon == line)
@@ -214,7 +224,9 @@ void http_head_clear(struct http_head *h) { clear_head(h); }
 /* A NUL-terminated copy of the head, with room after it for a copy of the target. */
 static char *copy_block(const uint8_t *buf, size_t len)
 {
-    char *b = xmalloc(2 * len + 2);
+    char *b = malloc(2 * len + 2);
+    if (!b)
+        return NULL;
     memcpy(b, buf, len);
     b[len] = 0;
     return b;
@@ -229,6 +241,8 @@ int http_parse_request_head(const uint8_t *buf, size_t len, const struct net_lim
     if (memchr(buf, 0, len))
         return -400;
     h->block = cursor = copy_block(buf, len);
+    if (!cursor)
+        return -503; /* out of memory: this request fails, not the process */
     while (*cursor == '\r' || *cursor == '\n')
         cursor++;
     line = next_line(&cursor);
@@ -298,6 +312,8 @@ int http_parse_response_head(const uint8_t *buf, size_t len, const struct net_li
     if (memchr(buf, 0, len))
         return -EPROTO;
     h->block = cursor = copy_block(buf, len);
+    if (!cursor)
+        return -ENOMEM;
     line = next_line(&cursor);
     /* HTTP/1.x SP 3DIGIT [SP reason] */
     if (!line || strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) || line[8] != ' ' ||
@@ -342,7 +358,11 @@ int http_parse_request(const uint8_t *buf, size_t len, const struct net_limits *
         http_request_clear(req); /* parsed again when the body is complete: heads are small */
         return 0;
     }
-    req->body = xmalloc((size_t)body + 1);
+    req->body = malloc((size_t)body + 1);
+    if (!req->body) {
+        http_request_clear(req);
+        return -503;
+    }
     memcpy(req->body, buf + head, (size_t)body);
     req->body[body] = 0;
     req->body_len = (size_t)body;
@@ -388,7 +408,8 @@ int http_chunked_decode(struct http_chunked *s, const uint8_t *buf, size_t len, 
             size_t n = avail < s->remain ? avail : (size_t)s->remain;
             if (n == 0)
                 return 0;
-            nbuf_append(out, p, n);
+            if (nbuf_append(out, p, n) < 0)
+                return -ENOMEM;
             s->pos += n;
             s->remain -= n;
             if (s->remain == 0)
@@ -409,7 +430,10 @@ int http_chunked_decode(struct http_chunked *s, const uint8_t *buf, size_t len, 
         case CH_TRAILER:
             nl = memchr(p, '\n', avail);
             if (!nl)
-                return avail > 8192 ? -EPROTO : 0;
+                return s->trailer + avail > HTTP_MAX_TRAILER ? -EPROTO : 0;
+            s->trailer += (size_t)(nl - p) + 1;
+            if (s->trailer > HTTP_MAX_TRAILER)
+                return -EPROTO; /* endless trailer lines */
             s->pos += (size_t)(nl - p) + 1;
             if (nl == p || (nl == p + 1 && p[0] == '\r'))
                 return 1;

@@ -40,6 +40,13 @@ static struct net_http_response *response_from_head(const struct http_head *h)
     return r;
 }
 
+static void free_body(struct nbuf *b)
+{
+    if (b->data)
+        secure_wipe(b->data, b->cap); /* answers of a store carry secrets */
+    nbuf_free(b);
+}
+
 /* Reads the body after a head of `head` bytes into r, framed as h says. */
 static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const struct http_head *h,
                      bool no_body, size_t max, int64_t deadline, const char *peer, struct net_http_response *r)
@@ -58,40 +65,56 @@ static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const 
         if (h->chunked) {
             done = http_chunked_decode(&ch, nbuf_head(in), nbuf_unread(in), &body, max);
             if (done < 0) {
-                nbuf_free(&body);
+                free_body(&body);
                 return log_error_errno(done, "%s: %s", peer,
-                                       done == -E2BIG ? "response body over the limit" : "malformed chunked body");
+                                       done == -E2BIG   ? "response body over the limit"
+                                       : done == -ENOMEM ? "out of memory for the response body"
+                                                         : "malformed chunked body");
             }
+            /* What was decoded is in body: drop it from the input, which stays small however
+             * the server splits its chunks. */
+            nbuf_consume(in, ch.pos);
+            ch.pos = 0;
         } else if (h->has_length) {
             done = nbuf_unread(in) >= h->content_length;
         } else if (nbuf_unread(in) > max) {
-            nbuf_free(&body);
+            free_body(&body);
             return log_error_errno(-E2BIG, "%s: response body over the %zu-byte limit", peer, max);
         }
         if (done)
             break;
-        nbuf_reserve(in, NET_IO_CHUNK);
+        if (nbuf_reserve(in, NET_IO_CHUNK) < 0) {
+            free_body(&body);
+            return log_error_errno(-ENOMEM, "%s: out of memory for the response body", peer);
+        }
         ssize_t n = stream_read_deadline(st, in->data + in->len, in->cap - in->len, deadline);
         if (n > 0) {
             in->len += (size_t)n;
         } else if (n == 0 && !h->chunked && !h->has_length) {
             done = 1; /* the body runs to the end of the connection */
         } else {
-            nbuf_free(&body);
+            free_body(&body);
             return n == 0 ? log_error_errno(-EPROTO, "%s: connection closed before the end of the body", peer)
                           : stream_error(st, (int)n, peer, "reading the response body");
         }
     }
     if (!h->chunked) {
         size_t n = h->has_length ? (size_t)h->content_length : nbuf_unread(in);
-        nbuf_append(&body, nbuf_head(in), n);
+        if (nbuf_append(&body, nbuf_head(in), n) < 0) {
+            free_body(&body);
+            return log_error_errno(-ENOMEM, "%s: out of memory for the response body", peer);
+        }
     }
     r->body_len = nbuf_unread(&body);
-    r->body = xmalloc(r->body_len + 1);
+    r->body = malloc(r->body_len + 1);
+    if (!r->body) {
+        free_body(&body);
+        return log_error_errno(-ENOMEM, "%s: out of memory for the response body", peer);
+    }
     if (r->body_len)
         memcpy(r->body, nbuf_head(&body), r->body_len);
     r->body[r->body_len] = 0;
-    nbuf_free(&body);
+    free_body(&body);
     return 0;
 }
 
@@ -128,16 +151,21 @@ int net_http_request(const char *method, const char *url, const char *content_ty
     }
     if ((r = net_dial(&u, o, tls, deadline, url, &st)) < 0)
         goto out;
-    nbuf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kairos-kms/%s\r\nConnection: close\r\n", method,
-                 u.path, o && o->host_header ? o->host_header : u.authority, KKMS_VERSION);
-    if (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
-        nbuf_appendf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\n",
-                     content_type ? content_type : "application/octet-stream", len);
-    for (size_t i = 0; o && i < o->n_headers; i++)
-        nbuf_appendf(&req, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
-    nbuf_append(&req, "\r\n", 2);
-    if (body)
-        nbuf_append(&req, body, len);
+    r = nbuf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kairos-kms/%s\r\nConnection: close\r\n",
+                     method, u.path, o && o->host_header ? o->host_header : u.authority, KKMS_VERSION);
+    if (r == 0 && (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0))
+        r = nbuf_appendf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                         content_type ? content_type : "application/octet-stream", len);
+    for (size_t i = 0; r == 0 && o && i < o->n_headers; i++)
+        r = nbuf_appendf(&req, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
+    if (r == 0)
+        r = nbuf_append(&req, "\r\n", 2);
+    if (r == 0 && body)
+        r = nbuf_append(&req, body, len);
+    if (r < 0) {
+        log_error_errno(r, "%s: out of memory for the request", url);
+        goto out;
+    }
     r = stream_write_all_deadline(&st, req.data, req.len, deadline);
     if (r < 0) {
         stream_error(&st, r, url, "sending the request");

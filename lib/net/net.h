@@ -24,7 +24,14 @@ struct net_limits {
     int request_timeout_ms;   /* 10 s: TLS handshake + one whole request (or WS handshake) */
     int idle_timeout_ms;      /* 30 s: keep-alive wait, and a WebSocket without a complete frame */
     int linger_ms;            /* 2 s: after our last byte, how long we read and discard */
-    size_t max_conns;         /* 1024 concurrent connections; more are answered 503 */
+    size_t max_conns;         /* 1024 concurrent connections; more are answered 503 (lowered to
+                               * stay 64 below RLIMIT_NOFILE) */
+    size_t max_conns_per_peer; /* 32 concurrent connections from one address; more get 503 */
+    size_t max_requests_per_conn; /* 100 requests on one keep-alive connection, then it closes */
+    int max_conn_lifetime_ms; /* 120 s: no new request starts on a connection older than this
+                               * (a WebSocket exchange has its own deadline) */
+    size_t requests_per_turn; /* 4 requests (or 4x that many WebSocket frames) of one connection
+                               * per loop turn; the rest waits while others are served */
 };
 /* Copies l with every zero field replaced by its default. */
 struct net_limits net_limits_resolve(const struct net_limits *l);

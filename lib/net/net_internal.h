@@ -19,6 +19,10 @@
 #define NET_DEFAULT_IDLE_TIMEOUT_MS 30000
 #define NET_DEFAULT_LINGER_MS 2000
 #define NET_DEFAULT_MAX_CONNS 1024
+#define NET_DEFAULT_MAX_CONNS_PER_PEER 32
+#define NET_DEFAULT_MAX_REQUESTS_PER_CONN 100
+#define NET_DEFAULT_MAX_CONN_LIFETIME_MS 120000
+#define NET_DEFAULT_REQUESTS_PER_TURN 4
 #define NET_IO_CHUNK 16384
 
 /* ---- byte buffer: data[off..len) is unread ---- */
@@ -26,10 +30,13 @@ struct nbuf {
     uint8_t *data;
     size_t off, len, cap;
 };
-/* Makes room for n more bytes after len (moving unread bytes to the front first). */
-void nbuf_reserve(struct nbuf *b, size_t n);
-void nbuf_append(struct nbuf *b, const void *p, size_t n);
-void nbuf_appendf(struct nbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Makes room for n more bytes after len (moving unread bytes to the front first). -ENOMEM when
+ * memory runs out or the buffer would pass NBUF_MAX: the caller fails that connection or that
+ * call, never the process (b is unchanged then). */
+#define NBUF_MAX (64 * 1024 * 1024)
+int nbuf_reserve(struct nbuf *b, size_t n);
+int nbuf_append(struct nbuf *b, const void *p, size_t n);
+int nbuf_appendf(struct nbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Marks n unread bytes as read; an emptied buffer restarts at 0. */
 void nbuf_consume(struct nbuf *b, size_t n);
 static inline size_t nbuf_unread(const struct nbuf *b) { return b->len - b->off; }
@@ -73,6 +80,8 @@ struct net_request {
     size_t body_len;
 };
 
+/* Empty lines accepted before a start line, in bytes (CRLF pairs count 2). */
+#define HTTP_MAX_LEADING_EMPTY 64
 /* Searches buf[0..len) for the blank line that ends a head. Returns the head's length (> 0),
  * 0 when more bytes are needed, or -(HTTP status) when a limit is exceeded (414 start line,
  * 431 header line, header count or header bytes). */
@@ -100,9 +109,12 @@ struct http_chunked {
     size_t pos;       /* bytes of the input consumed */
     uint64_t remain;  /* bytes left in the current chunk */
     int state;
+    size_t trailer;   /* bytes of trailer lines so far (bounded by HTTP_MAX_TRAILER) */
 };
+#define HTTP_MAX_TRAILER 8192
 /* Decodes from buf[s->pos..len) into out (at most max bytes in all): 1 done (s->pos is the end
- * of the body), 0 need more input, -EPROTO malformed, -E2BIG over max. */
+ * of the body), 0 need more input, -EPROTO malformed, -E2BIG over max, -ENOMEM. The caller may
+ * drop the consumed input (buf[0..s->pos)) between calls if it sets s->pos to 0. */
 int http_chunked_decode(struct http_chunked *s, const uint8_t *buf, size_t len, struct nbuf *out,
                         size_t max);
 
@@ -150,8 +162,9 @@ int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *
                    struct ws_event *ev, uint16_t *close_code);
 /* Whether a message is half received. */
 static inline bool ws_reader_in_message(const struct ws_reader *r) { return r->msg_opcode != 0; }
-/* Appends one frame (FIN set) to b; masked with mask when it is not NULL (client frames). */
-void ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len, const uint8_t *mask);
+/* Appends one frame (FIN set) to b; masked with mask when it is not NULL (client frames).
+ * -ENOMEM (b unchanged) when memory runs out. */
+int ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len, const uint8_t *mask);
 /* Encodes a frame header into out; returns its length. */
 size_t ws_frame_header(uint8_t out[WS_MAX_HEADER], bool fin, uint8_t opcode, uint64_t len,
                        const uint8_t *mask);

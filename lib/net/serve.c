@@ -17,19 +17,31 @@ static void respond(struct net_conn *c, int status, const char *ctype, const voi
                     const char *const *extra)
 {
     struct nbuf h = {0};
-    nbuf_appendf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status, http_reason(status),
-                 ctype ? ctype : "text/plain; charset=utf-8", len);
-    if (!c->keep_alive)
-        nbuf_appendf(&h, "Connection: close\r\n");
-    for (size_t i = 0; extra && extra[i]; i++)
-        nbuf_appendf(&h, "%s\r\n", extra[i]);
-    nbuf_append(&h, "\r\n", 2);
-    nbuf_append(&h, body, len);
+    int r = nbuf_appendf(&h, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", status,
+                         http_reason(status), ctype ? ctype : "text/plain; charset=utf-8", len);
+    if (!c->keep_alive && r == 0)
+        r = nbuf_appendf(&h, "Connection: close\r\n");
+    for (size_t i = 0; extra && extra[i] && r == 0; i++)
+        r = nbuf_appendf(&h, "%s\r\n", extra[i]);
+    if (r == 0)
+        r = nbuf_append(&h, "\r\n", 2);
+    if (r == 0)
+        r = nbuf_append(&h, body, len);
     c->responded = true;
-    if (c->keep_alive)
-        c->io_deadline = now_ms() + c->srv->lim.idle_timeout_ms;
-    conn_queue(c, nbuf_head(&h), nbuf_unread(&h), !c->keep_alive);
-    secure_wipe(h.data, h.cap);
+    if (r < 0) {
+        log_warn("%s: out of memory for the answer; closing", c->peer);
+        conn_kill(c, NET_CLOSE_PROTOCOL);
+    } else {
+        if (c->keep_alive) {
+            /* Idle until the next request, but never past the connection's lifetime. */
+            int64_t idle = now_ms() + c->srv->lim.idle_timeout_ms;
+            int64_t end = c->born + c->srv->lim.max_conn_lifetime_ms;
+            c->io_deadline = idle < end ? idle : end;
+        }
+        conn_queue(c, nbuf_head(&h), nbuf_unread(&h), !c->keep_alive);
+    }
+    if (h.data)
+        secure_wipe(h.data, h.cap);
     nbuf_free(&h);
 }
 
@@ -90,7 +102,11 @@ int net_conn_send(struct net_conn *c, enum net_ws_type type, const void *data, s
         return -ENOTCONN;
     if (type != NET_WS_TEXT && type != NET_WS_BINARY)
         return -EINVAL;
-    ws_frame_append(&c->out, (uint8_t)type, data, len, NULL);
+    if (ws_frame_append(&c->out, (uint8_t)type, data, len, NULL) < 0) {
+        log_warn("%s: out of memory for a message; closing", c->peer);
+        conn_kill(c, NET_CLOSE_PROTOCOL);
+        return -ENOMEM;
+    }
     conn_queue(c, NULL, 0, false);
     return c->state == CS_DEAD ? -ENOTCONN : 0;
 }
@@ -121,6 +137,11 @@ static void ws_input(struct net_conn *c)
     const struct net_handler *h = &c->route->h;
     while (c->state == CS_WS) {
         struct ws_event ev;
+        if (c->budget <= 0) {
+            if (nbuf_unread(&c->in) > 0)
+                server_backlog(c); /* the other connections first */
+            return;
+        }
         size_t used;
         uint16_t code;
         int r = ws_reader_next(&c->rd, nbuf_head(&c->in), nbuf_unread(&c->in), &used, &ev, &code);
@@ -134,6 +155,7 @@ static void ws_input(struct net_conn *c)
         if (used == 0)
             return;
         nbuf_consume(&c->in, used); /* events point into the reader, not the input */
+        c->budget--;
         c->io_deadline = now_ms() + c->srv->lim.idle_timeout_ms;
         if (r == 0)
             continue;
@@ -144,8 +166,10 @@ static void ws_input(struct net_conn *c)
             break;
         case WS_EV_PING:
             if (!c->close_sent) {
-                ws_frame_append(&c->out, WS_OP_PONG, ev.data, ev.len, NULL);
-                conn_queue(c, NULL, 0, false);
+                if (ws_frame_append(&c->out, WS_OP_PONG, ev.data, ev.len, NULL) < 0)
+                    conn_kill(c, NET_CLOSE_PROTOCOL);
+                else
+                    conn_queue(c, NULL, 0, false);
             }
             break;
         case WS_EV_PONG:
@@ -217,7 +241,12 @@ static void dispatch(struct net_conn *c, const struct net_request *req)
         if (strcmp(r->method, req->h.method) == 0)
             found = r;
     }
-    c->keep_alive = req->h.keep_alive && req->h.version_minor >= 1 && !c->srv->draining;
+    /* A keep-alive connection serves a bounded number of requests for a bounded time: a peer
+     * cannot hold a slot forever with a trickle of cheap requests. */
+    c->requests++;
+    c->keep_alive = req->h.keep_alive && req->h.version_minor >= 1 && !c->srv->draining &&
+                    c->requests < c->srv->lim.max_requests_per_conn &&
+                    now_ms() - c->born < c->srv->lim.max_conn_lifetime_ms;
     c->responded = false;
     if (!found) {
         const char *const extra[] = {allow, NULL};
@@ -261,9 +290,15 @@ static bool http_input(struct net_conn *c)
 
 void serve_input(struct net_conn *c)
 {
-    while (c->state == CS_REQUEST && nbuf_unread(&c->in) > 0 && !c->read_paused)
+    while (c->state == CS_REQUEST && nbuf_unread(&c->in) > 0 && !c->read_paused) {
+        if (c->budget < COST_REQUEST) {
+            server_backlog(c); /* pipelined requests wait while other connections are served */
+            return;
+        }
         if (!http_input(c))
             break;
+        c->budget -= COST_REQUEST;
+    }
     if (c->state == CS_WS)
         ws_input(c);
 }

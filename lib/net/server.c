@@ -6,7 +6,9 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,8 +16,94 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
+/* Descriptors kept free for the store, the audit log, TLS and the like: the connection cap is
+ * lowered to stay this far below RLIMIT_NOFILE. */
+#define FD_RESERVE 64
+
+static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\n"
+                           "Connection: close\r\n\r\nServer is too busy.\n";
 
 static void on_accept(int fd, uint32_t events, void *data);
+
+/* ---- connections per peer address ---- */
+
+static void peer_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const void *)ss;
+        /* IPv4-mapped: the IPv4 address; native IPv6: its /64 (one host owns a whole /64). */
+        memcpy(key, s6->sin6_addr.s6_addr, IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ? 16 : 8);
+    } else if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const void *)ss;
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &s4->sin_addr, 4);
+    }
+}
+
+static size_t peer_bucket(const uint8_t key[16])
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % PEER_BUCKETS;
+}
+
+/* The count of key's connections, made when absent (NULL when out of memory). */
+static struct peer_count *peer_get(struct net_server *s, const uint8_t key[16])
+{
+    struct peer_count **b = &s->peers[peer_bucket(key)], *p;
+    for (p = *b; p; p = p->next)
+        if (memcmp(p->key, key, 16) == 0)
+            return p;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    memcpy(p->key, key, 16);
+    p->next = *b;
+    *b = p;
+    return p;
+}
+
+static void peer_release(struct net_server *s, struct peer_count *pc)
+{
+    if (!pc || --pc->n > 0)
+        return;
+    for (struct peer_count **p = &s->peers[peer_bucket(pc->key)]; *p; p = &(*p)->next)
+        if (*p == pc) {
+            *p = pc->next;
+            free(pc);
+            return;
+        }
+}
+
+/* ---- fair turns ---- */
+
+static void resume_backlog(struct net_timer *t, void *data)
+{
+    struct net_server *s = data;
+    (void)t;
+    s->resume_timer = NULL;
+    for (struct net_conn *c = s->conns; c; c = c->next) {
+        if (!c->backlog || c->state == CS_DEAD)
+            continue;
+        c->backlog = false;
+        c->budget = conn_turn_budget(c);
+        conn_read(c);
+        if (c->state != CS_DEAD)
+            server_touch(c);
+    }
+}
+
+void server_backlog(struct net_conn *c)
+{
+    struct net_server *s = c->srv;
+    c->backlog = true;
+    server_touch(c);
+    /* On the next turn (not this one): events of other connections come first. */
+    if (!s->resume_timer)
+        s->resume_timer = net_timer_add(s->loop, net_loop_now(s->loop) + 1, resume_backlog, s);
+}
 
 static void reap(void *data)
 {
@@ -41,6 +129,7 @@ static void reap(void *data)
             if (c->next)
                 c->next->prev = c->prev;
             s->n_conns--;
+            peer_release(s, c->pc);
             conn_free(c);
         } else if (c->state != CS_DEAD) {
             conn_update(c);
@@ -103,20 +192,46 @@ static void resume_accept(struct net_timer *t, void *data)
         (void)net_loop_watch(s->loop, s->listen_fd, EPOLLIN, on_accept, s);
 }
 
+static void refuse_busy(struct net_server *s, int cfd)
+{
+    if (!s->tls)
+        (void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(cfd);
+}
+
+/* Out of descriptors: the spare one is given back to accept the oldest waiting connection and
+ * refuse it with a 503, so clients are answered instead of hanging in the backlog. */
+static bool accept_with_spare(struct net_server *s, int fd)
+{
+    if (s->spare_fd < 0)
+        return false;
+    close(s->spare_fd);
+    s->spare_fd = -1;
+    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd >= 0)
+        refuse_busy(s, cfd);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return cfd >= 0;
+}
+
 static void on_accept(int fd, uint32_t events, void *data)
 {
-    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\n"
-                               "Connection: close\r\n\r\nServer is too busy.\n";
     struct net_server *s = data;
     (void)events;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         char peer[INET6_ADDRSTRLEN + 8];
+        uint8_t key[16];
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
+            if ((errno == EMFILE || errno == ENFILE) && accept_with_spare(s, fd)) {
+                log_warn("out of file descriptors (%zu connections open): refused a connection with 503",
+                         s->n_conns);
+                continue;
+            }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 /* Out of descriptors: pause accepting instead of spinning on a level trigger. */
                 log_warn("accept failed: %s; pausing new connections for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
@@ -128,14 +243,27 @@ static void on_accept(int fd, uint32_t events, void *data)
         format_peer(&ss, peer, sizeof(peer));
         if (s->n_conns >= s->lim.max_conns) {
             log_info("%s: refused: %zu connections open (the limit)", peer, s->n_conns);
-            if (!s->tls)
-                (void)!send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            close(cfd);
+            refuse_busy(s, cfd);
+            continue;
+        }
+        peer_key(&ss, key);
+        struct peer_count *pc = peer_get(s, key);
+        if (!pc || pc->n >= s->lim.max_conns_per_peer) {
+            if (pc && !pc->warned)
+                log_info("%s: refused: %zu connections open from this address (the limit; said once)", peer,
+                         pc->n);
+            if (pc)
+                pc->warned = true;
+            refuse_busy(s, cfd);
             continue;
         }
         struct net_conn *c = conn_new(s, cfd, peer);
-        if (!c)
+        pc->n++;
+        if (!c) {
+            peer_release(s, pc);
             continue;
+        }
+        c->pc = pc;
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
@@ -205,6 +333,15 @@ int net_server_new(struct net_loop *loop, const struct net_server_config *cfg, s
     s->on_drained = cfg->on_drained;
     s->data = cfg->data;
     s->listen_fd = -1;
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        s->lim.max_conns + FD_RESERVE > rl.rlim_cur) {
+        size_t cap = rl.rlim_cur > 2 * FD_RESERVE ? (size_t)rl.rlim_cur - FD_RESERVE : (size_t)rl.rlim_cur / 2;
+        log_warn("the descriptor limit is %llu: serving at most %zu connections, not %zu",
+                 (unsigned long long)rl.rlim_cur, cap, s->lim.max_conns);
+        s->lim.max_conns = cap;
+    }
     if ((r = listen_on(cfg->address, cfg->port, &s->listen_fd, &s->port)) < 0 ||
         (r = net_loop_watch(loop, s->listen_fd, EPOLLIN, on_accept, s)) < 0) {
         net_server_free(s);
@@ -232,6 +369,9 @@ void net_server_free(struct net_server *s)
     net_loop_defer_cancel(s->loop, reap, s);
     close_listener(s);
     net_timer_cancel(s->drain_timer);
+    net_timer_cancel(s->resume_timer);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
     for (struct net_conn *c = s->conns, *n; c; c = n) {
         n = c->next;
         if (c->opened && !c->close_notified && c->route->h.on_close) {
@@ -242,6 +382,11 @@ void net_server_free(struct net_server *s)
             net_loop_unwatch(s->loop, c->st.fd);
         conn_free(c);
     }
+    for (size_t i = 0; i < PEER_BUCKETS; i++)
+        for (struct peer_count *p = s->peers[i], *n; p; p = n) {
+            n = p->next;
+            free(p);
+        }
     for (struct route *r = s->routes, *n; r; r = n) {
         n = r->next;
         free(r->method);

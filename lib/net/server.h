@@ -15,6 +15,15 @@ struct route {
     struct route *next;
 };
 
+/* Open connections of one peer address (IPv4, or the /64 of an IPv6 address). */
+struct peer_count {
+    uint8_t key[16];
+    size_t n;
+    bool warned; /* its refusal was logged */
+    struct peer_count *next;
+};
+#define PEER_BUCKETS 256
+
 struct net_server {
     struct net_loop *loop;
     struct net_limits lim;
@@ -28,6 +37,9 @@ struct net_server {
     bool reap_scheduled;
     bool draining, drained_notified;
     struct net_timer *drain_timer, *accept_timer;
+    struct net_timer *resume_timer; /* connections with input left over get their next turn */
+    struct peer_count *peers[PEER_BUCKETS];
+    int spare_fd;          /* held in reserve: freed to accept-and-refuse when out of descriptors */
     void (*on_drained)(struct net_server *s, void *data);
     void *data;
 };
@@ -64,10 +76,20 @@ struct net_conn {
     void *user;
     int64_t io_deadline, user_deadline, timer_at;
     struct net_timer *timer;
+    struct peer_count *pc; /* this peer's count */
+    int64_t born;          /* accepted at (ms): bounds the keep-alive life */
+    size_t requests;       /* requests dispatched on this connection */
+    int budget;            /* work units left this turn (a request costs COST_REQUEST, a frame 1) */
+    bool backlog;          /* input left when the budget ran out: resumed on a later turn */
 };
+#define COST_REQUEST 4
+
+/* The work allowed to one connection per loop turn. */
+static inline int conn_turn_budget(const struct net_conn *c) { return (int)c->srv->lim.requests_per_turn * COST_REQUEST; }
 
 /* server.c */
 void server_touch(struct net_conn *c); /* queue c for the after-batch pass */
+void server_backlog(struct net_conn *c); /* c used its budget with input left: resume it later */
 /* conn.c */
 struct net_conn *conn_new(struct net_server *s, int fd, const char *peer);
 void conn_free(struct net_conn *c);

@@ -116,8 +116,9 @@ int stream_read_head(struct net_stream *s, struct nbuf *b, const struct net_limi
         if (head > 0)
             return head;
         if (head < 0)
-            return log_error_errno(-EPROTO, "%s: the response head is too large", peer);
-        nbuf_reserve(b, NET_IO_CHUNK);
+            return log_error_errno(-EPROTO, "%s: the response head is malformed or too large", peer);
+        if (nbuf_reserve(b, NET_IO_CHUNK) < 0)
+            return log_error_errno(-ENOMEM, "%s: out of memory for the server's answer", peer);
         ssize_t r = stream_read_deadline(s, b->data + b->len, b->cap - b->len, deadline);
         if (r == 0)
             return log_error_errno(-ECONNRESET, "%s: the server closed the connection without answering", peer);

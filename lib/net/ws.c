@@ -189,7 +189,9 @@ int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *
             cap *= 2;
         if (cap > r->max_message + 1)
             cap = r->max_message + 1;
-        uint8_t *m = xmalloc(cap);
+        uint8_t *m = malloc(cap);
+        if (!m)
+            return fail(r, close_code, 1011, "out of memory for the message"); /* this peer only */
         if (r->msg) {
             memcpy(m, r->msg, r->msg_len);
             secure_wipe(r->msg, r->msg_cap);
@@ -235,14 +237,17 @@ size_t ws_frame_header(uint8_t out[WS_MAX_HEADER], bool fin, uint8_t opcode, uin
     return n;
 }
 
-void ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len, const uint8_t *mask)
+int ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len, const uint8_t *mask)
 {
     uint8_t hdr[WS_MAX_HEADER];
     size_t n = ws_frame_header(hdr, true, opcode, len, mask);
-    nbuf_append(b, hdr, n);
-    nbuf_reserve(b, len);
+    if (len > SIZE_MAX - n || nbuf_reserve(b, n + len) < 0)
+        return -ENOMEM; /* b unchanged */
+    memcpy(b->data + b->len, hdr, n);
+    b->len += n;
     unmask_into(b->data + b->len, data, len, mask); /* masking is its own inverse */
     b->len += len;
+    return 0;
 }
 
 size_t ws_close_payload(uint8_t out[WS_MAX_CONTROL], uint16_t code, const char *reason)

@@ -46,7 +46,8 @@ static void read_error_body(struct net_ws_client *c, const struct http_head *h, 
     nbuf_consume(&c->in, head);
     int64_t until = now_ms() + 1000 < c->deadline ? now_ms() + 1000 : c->deadline;
     while (nbuf_unread(&c->in) < want) {
-        nbuf_reserve(&c->in, NET_IO_CHUNK);
+        if (nbuf_reserve(&c->in, NET_IO_CHUNK) < 0)
+            break;
         ssize_t r = stream_read_deadline(&c->st, c->in.data + c->in.len, c->in.cap - c->in.len, until);
         if (r <= 0)
             break;
@@ -136,18 +137,25 @@ int net_ws_dial(const char *url, const struct net_client_opts *o, struct net_ws_
     if ((r = fill_random(nonce, sizeof(nonce))) < 0)
         goto fail;
     key = base64_encode(nonce, sizeof(nonce), BASE64_STD, NULL);
-    nbuf_appendf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\n", u.path,
-                 o && o->host_header ? o->host_header : u.authority);
-    nbuf_appendf(&req, "User-Agent: kairos-kms/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", KKMS_VERSION, key);
-    for (size_t i = 0; o && i < o->n_headers; i++)
-        nbuf_appendf(&req, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
-    nbuf_append(&req, "\r\n", 2);
-    r = stream_write_all_deadline(&c->st, req.data, req.len, c->deadline);
-    secure_wipe(req.data, req.len); /* the Authorization header carries the node's token */
+    r = nbuf_appendf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\n", u.path,
+                     o && o->host_header ? o->host_header : u.authority);
+    if (r == 0)
+        r = nbuf_appendf(&req, "User-Agent: kairos-kms/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", KKMS_VERSION, key);
+    for (size_t i = 0; r == 0 && o && i < o->n_headers; i++)
+        r = nbuf_appendf(&req, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
+    if (r == 0)
+        r = nbuf_append(&req, "\r\n", 2);
+    if (r == 0)
+        r = stream_write_all_deadline(&c->st, req.data, req.len, c->deadline);
+    else
+        log_error_errno(r, "%s: out of memory for the upgrade request", url);
+    if (req.data)
+        secure_wipe(req.data, req.cap); /* the Authorization header carries the node's token */
     nbuf_free(&req);
     if (r < 0) {
-        stream_error(&c->st, r, url, "sending the upgrade request");
+        if (r != -ENOMEM)
+            stream_error(&c->st, r, url, "sending the upgrade request");
         goto fail;
     }
     if ((r = check_upgrade(c, key, &l)) < 0)
@@ -172,8 +180,10 @@ static int send_frame(struct net_ws_client *c, uint8_t opcode, const void *data,
         return log_error_errno(-ENOTCONN, "%s: the connection is closed", c->peer);
     if ((r = fill_random(mask, sizeof(mask))) < 0)
         return r;
-    ws_frame_append(&b, opcode, data, len, mask);
+    if (ws_frame_append(&b, opcode, data, len, mask) < 0)
+        return log_error_errno(-ENOMEM, "%s: out of memory for a message", c->peer);
     r = stream_write_all_deadline(&c->st, b.data, b.len, c->deadline);
+    secure_wipe(b.data, b.cap); /* the payload may be a passphrase */
     nbuf_free(&b);
     if (r < 0) {
         c->closed = true;
@@ -200,8 +210,8 @@ static void send_close(struct net_ws_client *c, uint16_t code, const char *reaso
         return;
     c->closed = true;
     (void)fill_random(mask, sizeof(mask));
-    ws_frame_append(&b, WS_OP_CLOSE, payload, ws_close_payload(payload, code, reason), mask);
-    (void)stream_write_all_deadline(&c->st, b.data, b.len, until);
+    if (ws_frame_append(&b, WS_OP_CLOSE, payload, ws_close_payload(payload, code, reason), mask) == 0)
+        (void)stream_write_all_deadline(&c->st, b.data, b.len, until);
     nbuf_free(&b);
 }
 
@@ -222,7 +232,9 @@ int net_ws_recv(struct net_ws_client *c, enum net_ws_type *type, uint8_t **data,
             switch (ev.kind) {
             case WS_EV_MESSAGE:
                 *type = ev.opcode == WS_OP_TEXT ? NET_WS_TEXT : NET_WS_BINARY;
-                *data = xmalloc(ev.len + 1);
+                *data = malloc(ev.len + 1);
+                if (!*data)
+                    return log_error_errno(-ENOMEM, "%s: out of memory for a message", c->peer);
                 memcpy(*data, ev.data, ev.len);
                 (*data)[ev.len] = 0;
                 *len = ev.len;
@@ -242,7 +254,8 @@ int net_ws_recv(struct net_ws_client *c, enum net_ws_type *type, uint8_t **data,
         }
         if (used > 0)
             continue;
-        nbuf_reserve(&c->in, NET_IO_CHUNK);
+        if (nbuf_reserve(&c->in, NET_IO_CHUNK) < 0)
+            return log_error_errno(-ENOMEM, "%s: out of memory for the server's messages", c->peer);
         ssize_t n = stream_read_deadline(&c->st, c->in.data + c->in.len, c->in.cap - c->in.len, c->deadline);
         if (n > 0) {
             c->in.len += (size_t)n;

@@ -127,6 +127,7 @@ static void on_term(struct net_loop *l, int signo, void *data)
 static int usage(void)
 {
     fprintf(stderr, "usage: net_echo_server [--debug] [--tls CERT KEY] [--port N] [--address A] [--max-conns N]\n"
+                    "  [--max-conns-per-peer N (default: --max-conns)]\n"
                     "  [--request-timeout-ms N] [--idle-ms N] [--linger-ms N] [--max-message N] [--drain-ms N]\n"
                     "  [--answer-ms N]\n");
     return 2;
@@ -160,6 +161,8 @@ int main(int argc, char **argv)
             cfg.address = v;
         } else if (strcmp(a, "--max-conns") == 0) {
             cfg.limits.max_conns = (size_t)atol(v);
+        } else if (strcmp(a, "--max-conns-per-peer") == 0) {
+            cfg.limits.max_conns_per_peer = (size_t)atol(v);
         } else if (strcmp(a, "--request-timeout-ms") == 0) {
             cfg.limits.request_timeout_ms = atoi(v);
         } else if (strcmp(a, "--idle-ms") == 0) {
@@ -176,6 +179,10 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+    /* Every client of the net suite comes from 127.0.0.1: unless told, one address may use
+     * every slot (the per-address limit has its own tests in tests/hostile). */
+    if (!cfg.limits.max_conns_per_peer)
+        cfg.limits.max_conns_per_peer = cfg.limits.max_conns ? cfg.limits.max_conns : 1024;
     if (net_loop_new(&loop) < 0 || net_server_new(loop, &cfg, &server) < 0)
         return 1;
     const struct net_handler routes[] = {

@@ -167,6 +167,23 @@ static void test_http_request(void)
     nbuf_append(&b, "", 1);
     CHECK(parse_status((char *)b.data) == -414, "http: a 9000-byte request line: 414");
     nbuf_free(&b);
+    CHECK(parse_status("\r\n\r\nGET / HTTP/1.1\r\nHost: k\r\n\r\n") == 1, "http: a few empty lines before a request");
+    for (int i = 0; i < 100000; i++)
+        nbuf_append(&b, "\r\n", 2);
+    nbuf_append(&b, "", 1);
+    CHECK(parse_status((char *)b.data) == -400, "http: endless empty lines before a request: 400, not buffered");
+    nbuf_free(&b);
+    nbuf_appendf(&b, "GET / HTTP/1.1\r\nHost: k\r\nX-F: a\r\n");
+    for (int i = 0; i < 10000; i++)
+        nbuf_appendf(&b, " folded\r\n");
+    nbuf_append(&b, "", 1);
+    CHECK(parse_status((char *)b.data) == -431, "http: endless obs-fold continuation lines: 431");
+    nbuf_free(&b);
+    {
+        struct nbuf big = {0};
+        CHECK(nbuf_reserve(&big, NBUF_MAX + 1) == -ENOMEM && big.data == NULL,
+              "nbuf: growth past NBUF_MAX fails (the caller drops the peer), no abort");
+    }
 
     /* Byte by byte, as a slow client sends it: same result, and the scan is incremental. */
     const char *post = "POST /postPass HTTP/1.1\r\nHost: k\r\nContent-Length: 4\r\n\r\nbodyGET /next HTTP/1.1\r\n";
@@ -221,6 +238,15 @@ static void test_chunked(void)
     nbuf_free(&out);
     s = (struct http_chunked){0};
     CHECK(http_chunked_decode(&s, (const uint8_t *)"zz\r\n", 4, &out, 8) == -EPROTO, "chunked: bad size");
+    nbuf_free(&out);
+    struct nbuf tr = {0};
+    nbuf_appendf(&tr, "1\r\nx\r\n0\r\n");
+    for (int i = 0; i < 1000; i++)
+        nbuf_appendf(&tr, "X-Trailer: endless\r\n");
+    s = (struct http_chunked){0};
+    CHECK(http_chunked_decode(&s, nbuf_head(&tr), nbuf_unread(&tr), &out, 8) == -EPROTO,
+          "chunked: endless trailer lines refused");
+    nbuf_free(&tr);
     nbuf_free(&out);
 }
 
