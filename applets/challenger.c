@@ -12,6 +12,7 @@
 
 static const char usage[] =
     "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
+    "                  [--ek-ca FILE|DIR]\n"
     "       challenger register --db DIR --tpm-hash H (--label L | --name N | --uuid U)\n"
     "                  [--volume NAME] [--secret NAME --key KEY | --passphrase-file F]\n"
     "       challenger list --db DIR\n"
@@ -33,6 +34,9 @@ static const char usage[] =
     "  --audit-log F          append one JSON line per decision to F (never a secret); default stderr\n"
     "  --port-file F          write the port to F once listening\n"
     "  --exchange-timeout S   drop a node that stalls mid-exchange after S seconds (default 30)\n"
+    "  --ek-ca FILE|DIR       accept only TPMs whose EK certificate chains to one of these CAs (PEM;\n"
+    "                         a DIR: its *.pem and *.crt), e.g. the TPM vendors' roots and intermediates;\n"
+    "                         TPMs without an EK certificate are refused. Default: any TPM\n"
     "Endpoints: /getPass, /postPass, /healthz, /readyz. SIGTERM drains open exchanges; SIGHUP rescans.\n"
     "\n"
     "Operator commands (they edit DIR; the server need not be stopped):\n"
@@ -140,7 +144,7 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_EKCA };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -159,6 +163,7 @@ int challenger_main(int argc, char **argv)
         {"key", required_argument, NULL, O_SKEY},
         {"passphrase-file", required_argument, NULL, O_PASSFILE},
         {"debug", no_argument, NULL, O_DEBUG},
+        {"ek-ca", required_argument, NULL, O_EKCA},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -202,6 +207,7 @@ int challenger_main(int argc, char **argv)
         case O_SKEY: o.reg.secret_key = optarg; break;
         case O_PASSFILE: o.passphrase_file = optarg; break;
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
+        case O_EKCA: o.srv.ek_ca = optarg; break;
         case 'h': return applet_usage(usage, EXIT_OK);
         default:
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);

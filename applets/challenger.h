@@ -14,6 +14,7 @@ struct challenger_server_opts {
     const char *tls_cert, *tls_key;
     int64_t exchange_timeout_ms; /* one /getPass or /postPass exchange */
     const char *port_file;   /* write the bound port here once listening (tests, --listen :0) */
+    const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
 };
 
 /* Serves /getPass, /postPass (G1, UPSTREAM.md §6.2), /healthz and /readyz until SIGTERM/SIGINT
