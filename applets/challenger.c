@@ -12,6 +12,7 @@
 
 static const char usage[] =
     "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
+    "                  [--ek-ca FILE|DIR]\n"
     "       challenger register --db DIR --tpm-hash H (--label L | --name N | --uuid U)\n"
     "                  [--volume NAME] [--secret NAME --key KEY | --passphrase-file F]\n"
     "       challenger list --db DIR\n"
@@ -38,6 +39,10 @@ static const char usage[] =
     "                         more are answered 503 and closed\n"
     "  --max-conns-per-peer N open connections from one address (IPv6: one /64) (default 32,\n"
     "                         at most --max-conns); more are answered 503 and closed\n"
+    "  --ek-ca FILE|DIR       accept only TPMs whose EK certificate chains to one of these CAs\n"
+    "                         (PEM; in a DIR its *.pem and *.crt): TPM vendors' roots and\n"
+    "                         intermediates. TPMs without an EK certificate are refused.\n"
+    "                         Default: any TPM, as upstream\n"
     "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s).\n"
     "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
     "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
@@ -148,7 +153,7 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -169,6 +174,7 @@ int challenger_main(int argc, char **argv)
         {"key", required_argument, NULL, O_SKEY},
         {"passphrase-file", required_argument, NULL, O_PASSFILE},
         {"debug", no_argument, NULL, O_DEBUG},
+        {"ek-ca", required_argument, NULL, O_EKCA},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -226,6 +232,7 @@ int challenger_main(int argc, char **argv)
         case O_SKEY: o.reg.secret_key = optarg; break;
         case O_PASSFILE: o.passphrase_file = optarg; break;
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
+        case O_EKCA: o.srv.ek_ca = optarg; break;
         case 'h': return applet_usage(usage, EXIT_OK);
         default:
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);

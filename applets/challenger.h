@@ -16,6 +16,7 @@ struct challenger_server_opts {
     const char *port_file;   /* write the bound port here once listening (tests, --listen :0) */
     size_t max_conns;          /* open connections in all (0 = lib/net's default, 1024) */
     size_t max_conns_per_peer; /* open connections from one address (0 = default, 32) */
+    const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
 };
 
 /* Serves /getPass, /postPass (G1, UPSTREAM.md §6.2), /healthz and /readyz until SIGTERM/SIGINT

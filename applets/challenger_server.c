@@ -37,6 +37,7 @@ struct server {
     int64_t exchange_timeout_ms;
     bool draining;
     struct net_timer *refresh_timer;
+    struct crypto_x509_set *ek_ca; /* --ek-ca: EK certificates must chain to one; NULL = not checked */
 };
 
 static void exchange_free(struct exchange *x)
@@ -91,6 +92,32 @@ static char *header_copy(const struct net_request *req, const char *name)
     return xstrdup(v ? v : "");
 }
 
+/* --ek-ca: the token's EK must be a certificate issued by a trusted CA (a TPM vendor). The EK
+ * the credential is made for is that certificate's key, so only the TPM holding it can answer.
+ * Unlike upstream, which accepts any EK. */
+static bool ek_cert_trusted(const struct server *srv, const char *ek_pem, char *error, size_t error_len)
+{
+    _cleanup_free_ uint8_t *der = NULL;
+    char why[256];
+    size_t len = 0;
+    int r = proto_ek_pem_cert(ek_pem, &der, &len);
+
+    if (r == -ENOENT) {
+        snprintf(error, error_len, "EK certificate required: the TPM sent its EK without a certificate");
+        return false;
+    }
+    if (r < 0) {
+        snprintf(error, error_len, "EK certificate required: the token's EK is not a PEM certificate");
+        return false;
+    }
+    r = crypto_x509_chain_verify(der, len, srv->ek_ca, why, sizeof(why));
+    if (r < 0) {
+        snprintf(error, error_len, "EK certificate not trusted: %s", why);
+        return false;
+    }
+    return true;
+}
+
 /* The upgrade: decode the token, check the AK, compute the TPM hash, send the challenge. */
 static void on_open(struct net_conn *c, const struct net_request *req, void *data, bool post)
 {
@@ -130,6 +157,13 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     }
     crypto_sha256(spki, spki_len, digest);
     hex_encode(digest, sizeof(digest), x->hash);
+    if (srv->ek_ca) {
+        char error[ATTEST_WHY_MAX + 64];
+        if (!ek_cert_trusted(srv, tok.ek_pem, error, sizeof(error))) {
+            refuse(x, c, error);
+            goto out;
+        }
+    }
     ak = (struct attest_ak_params){
         {tok.ak.public_area.data, tok.ak.public_area.len},
         {tok.ak.create_data.data, tok.ak.create_data.len},
@@ -344,8 +378,16 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
     int code = EXIT_RUNTIME;
 
     raise_fd_limit();
-    if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0)
+    if (o->ek_ca) {
+        if (crypto_x509_set_load(o->ek_ca, &srv.ek_ca) < 0)
+            return EXIT_RUNTIME;
+        log_info("--ek-ca %s: %zu CA certificate(s); nodes must present an EK certificate issued by one", o->ek_ca,
+                 crypto_x509_set_count(srv.ek_ca));
+    }
+    if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0) {
+        crypto_x509_set_free(srv.ek_ca);
         return EXIT_RUNTIME;
+    }
     cfg.tls = tls;
     if (net_loop_new(&srv.loop) < 0)
         goto out;
@@ -368,5 +410,6 @@ out:
     net_server_free(srv.net);
     net_loop_free(srv.loop);
     ktls_server_free(tls);
+    crypto_x509_set_free(srv.ek_ca);
     return code;
 }

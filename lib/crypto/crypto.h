@@ -37,6 +37,23 @@ int crypto_x509_rsa_pub(const uint8_t *cert, size_t len, struct rsa_pub *out);
  * the key is not RSA. */
 int crypto_spki_rsa_pub(const uint8_t *spki, size_t len, struct rsa_pub *out);
 
+/* ==== X.509 chains for EK certificates (x509.c) ==== */
+/* A set of trusted CA certificates (TPM vendors' roots and intermediates). */
+struct crypto_x509_set;
+/* Loads path: a file of PEM "CERTIFICATE" blocks (or one DER certificate), or a directory whose
+ * *.pem and *.crt files (not hidden, not in subdirectories) are loaded that way. A file that does
+ * not parse, or no certificate at all, is an error (logged, naming --ek-ca and the file). */
+int crypto_x509_set_load(const char *path, struct crypto_x509_set **out);
+size_t crypto_x509_set_count(const struct crypto_x509_set *s);
+void crypto_x509_set_free(struct crypto_x509_set *s);
+/* Whether the DER certificate cert chains to a certificate of cas (one that is in the set is
+ * trusted as it is, an intermediate as well as a root). Tolerates what TPM EK certificates carry
+ * (unknown or critical extensions, no basicConstraints, any key usage) and ignores validity
+ * dates; SHA-1 and up, RSA >= 2048 bits. Does not log: why (why_len bytes) says what failed.
+ * 0: chains. -EBADMSG: not a certificate; -EKEYREJECTED: does not chain; -EINVAL: no CA. */
+int crypto_x509_chain_verify(const uint8_t *cert, size_t len, const struct crypto_x509_set *cas, char *why,
+                             size_t why_len);
+
 /* ==== Credential activation and attestation primitives (sym.c), used by lib/attest ==== */
 /* None of these log except crypto_random; the caller says what failed. Keys and intermediate
  * values are wiped before returning. */

@@ -139,13 +139,18 @@ void kms_reply_clear(struct kms_reply *r);
  * volume or Secret is defined twice; -EINVAL: a malformed request. */
 int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_reply *out);
 
-/* /postPass (§6.2, §8.1, errata 6): stores a node-generated passphrase (the base64url TPM
- * ciphertext) as a new Secret manifest DIR/secret-<name>.yaml, named and keyed as /getPass would
- * look it up (a default name in its cleanKubeName form, an operator's name as written), in the
- * SealedVolume's namespace (or `default`), stringData {<key>: pass, generated_by: generated_by}.
- * Returns once the file is durable. Unlike upstream a quarantined volume is refused too.
+/* /postPass (§6.2, §8.1): stores a node-generated passphrase (the base64url TPM ciphertext) as a
+ * new Secret manifest DIR/secret-<name>.yaml, under the default name "<volume>-<label>" in its
+ * cleanKubeName form, keyed as /getPass looks it up, in the SealedVolume's namespace (or
+ * `default`), stringData {<key>: pass, generated_by: tpm}. Returns once the file is durable.
+ * Unlike upstream (which stores anything under any name the partition resolves to), a node
+ * stores only its own generated key: generated_by must be "tpm", pass must be the unpadded
+ * base64url of one 256-byte RSA-2048 ciphertext (342 characters), the partition must not name an
+ * operator Secret (secret.name), and no SealedVolume of another TPM may resolve to that name;
+ * a quarantined volume is refused too.
  * 0: stored. -EEXIST: the Secret exists (never overwritten; upstream ignores such a post);
- * -ENOENT: "no TPM Hash found for H"; -EACCES: quarantined; -EINVAL: empty/unprintable input. */
+ * -ENOENT: "no TPM Hash found for H"; -EACCES: quarantined; -EPERM: refused by the rules above;
+ * -EINVAL: empty/unprintable input. */
 int kms_post_pass(struct kms_store *s, const struct kms_request *req, const struct secret *pass,
                   const char *generated_by, struct kms_reply *out);
 

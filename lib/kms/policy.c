@@ -9,6 +9,10 @@
 #include "kms_internal.h"
 
 #define MAX_GENERATED_BY 64
+/* What a node posts (upstream kcrypt-challenger cmd/discovery/client/client.go generatePass):
+ * base64.RawURLEncoding of one RSA-2048 OAEP ciphertext made by its TPM key. */
+#define TPM_CIPHERTEXT_LEN 256
+#define TPM_CIPHERTEXT_WIRE_LEN 342
 
 void kms_reply_clear(struct kms_reply *r)
 {
@@ -183,6 +187,53 @@ int kms_write_new_secret(struct kms_store *s, const char *comment, const char *n
     return r;
 }
 
+/* A default name can still be one another TPM's volume looks up: a partition naming it, or a
+ * default name that collides once cleaned ("a-b" + "c" and "a" + "b-c"). Such a Secret would be
+ * that node's passphrase; this node may not choose it. Compared in cleanKubeName form, the
+ * widest of the two lookups /getPass makes. */
+static int check_other_tpms(const struct kms_store *s, const struct kms_volume *self, const char *hash,
+                            const struct kms_secret_ref *ref, struct kms_reply *out)
+{
+    for (size_t i = 0; i < s->nvols; i++) {
+        const struct kms_volume *v = s->vols[i];
+        if (!strcmp(v->tpm_hash, hash))
+            continue;
+        for (size_t j = 0; j < v->nparts; j++) {
+            struct kms_secret_ref other = {0};
+            bool same;
+            kms_secret_ref_of(v, &v->parts[j], &other);
+            same = !strcmp(other.clean_name, ref->clean_name);
+            kms_secret_ref_clear(&other);
+            if (!same)
+                continue;
+            log_warn("/postPass from %s for SealedVolume %s: Secret %s is also referenced by SealedVolume %s "
+                     "(%s:%u) of another TPM; not stored",
+                     hash, self->name, ref->clean_name, v->name, v->file, v->line);
+            out->secret_name = xstrdup(ref->clean_name);
+            return reply(out, KMS_REFUSED, -EPERM,
+                         "secret %s is referenced by another TPM's SealedVolume; the posted passphrase was not stored",
+                         ref->clean_name);
+        }
+    }
+    return 0;
+}
+
+/* The node's own TPM ciphertext, exactly as upstream's node encodes it: base64url without
+ * padding (canonical: no whitespace, zero trailing bits) of 256 bytes. */
+static bool is_tpm_ciphertext(const struct secret *pass)
+{
+    uint8_t *blob = NULL;
+    size_t len = 0;
+    bool ok;
+
+    if (pass->len != TPM_CIPHERTEXT_WIRE_LEN)
+        return false;
+    ok = base64_decode((const char *)pass->data, pass->len, BASE64_URL_RAW, &blob, &len) == 0 &&
+         len == TPM_CIPHERTEXT_LEN;
+    free(blob);
+    return ok;
+}
+
 static int post_pass_locked(struct kms_store *s, const struct kms_request *req, const char *hash,
                             const struct secret *pass, const char *generated_by, struct kms_reply *out,
                             char **file)
@@ -205,14 +256,27 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
     if (r < 0)
         return r;
     kms_secret_ref_of(v, p, &ref);
+    /* Unlike upstream (which creates whatever Secret the partition names): a node stores only
+     * its own generated key, under the name the KMS derives for it. An operator's Secret name
+     * may be shared with other nodes (a fleet key) and is the operator's to fill. */
+    if (!ref.default_name) {
+        out->secret_name = xstrdup(ref.name);
+        return reply(out, KMS_REFUSED, -EPERM,
+                     "secret %s is named by the operator (secret.name of %s): nodes may only store a generated key "
+                     "under the default name",
+                     ref.name, p->label);
+    }
+    r = check_other_tpms(s, v, hash, &ref, out);
+    if (r < 0)
+        return r;
     o = kms_secret_ref_find(s, &ref);
     if (o) {
         out->secret_name = xstrdup(o->name);
         return reply(out, KMS_REFUSED, -EEXIST, "secret %s already exists; the posted passphrase was ignored", o->name);
     }
-    /* A default name is written as upstream writes it (a valid Kubernetes name, found by upstream
-     * too); an operator's name as written, since that is where /getPass looks first. */
-    name = ref.default_name ? ref.clean_name : ref.name;
+    /* The default name is written as upstream writes it (a valid Kubernetes name, found by
+     * upstream too). */
+    name = ref.clean_name;
     out->secret_name = xstrdup(name);
     if (strlen(name) > KMS_MAX_NAME || !kms_text_ok(name, strlen(name)))
         return reply(out, KMS_ERROR, -EINVAL, "cannot store secret %.64s: not a usable name", name);
@@ -257,6 +321,15 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
                   KMS_MAX_VALUE);
     else if (strlen(generated_by) > MAX_GENERATED_BY || !kms_text_ok(generated_by, strlen(generated_by)))
         r = reply(out, KMS_REFUSED, -EINVAL, "invalid answer from client: bad generated_by");
+    /* Unlike upstream: only a key the node's TPM encrypted is stored, never a plaintext one. */
+    else if (strcmp(generated_by, "tpm"))
+        r = reply(out, KMS_REFUSED, -EPERM,
+                  "invalid answer from client: generated_by must be tpm (only a node's TPM-encrypted key is stored)");
+    else if (!is_tpm_ciphertext(pass))
+        r = reply(out, KMS_REFUSED, -EPERM,
+                  "invalid answer from client: the passphrase is not a TPM ciphertext (base64url of %u bytes, %u "
+                  "characters)",
+                  TPM_CIPHERTEXT_LEN, TPM_CIPHERTEXT_WIRE_LEN);
     else {
         pthread_mutex_lock(&s->lock);
         r = post_pass_locked(s, req, hash, pass, generated_by, out, &file);

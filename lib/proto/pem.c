@@ -56,3 +56,21 @@ int proto_ek_pem_public(const char *pem, struct rsa_pub *out)
     free(der);
     return r;
 }
+
+int proto_ek_pem_cert(const char *pem, uint8_t **der, size_t *der_len)
+{
+    uint8_t *other = NULL;
+    size_t other_len = 0;
+
+    *der = NULL;
+    *der_len = 0;
+    if (strlen(pem) > PEM_MAX)
+        return -EBADMSG;
+    if (pem_block(pem, "CERTIFICATE", der, der_len) == 0)
+        return 0;
+    if (pem_block(pem, "PUBLIC KEY", &other, &other_len) == 0) {
+        free(other);
+        return -ENOENT;
+    }
+    return -EBADMSG;
+}

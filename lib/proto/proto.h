@@ -57,6 +57,10 @@ int proto_token_decode(const char *header, size_t len, struct proto_token *out);
  * anything else is "invalid pem type"). -EBADMSG: not PEM of those types; -EPROTONOSUPPORT: not RSA. */
 int proto_ek_pem_public(const char *pem, struct rsa_pub *out);
 
+/* The DER of the token's EK CERTIFICATE block (*der malloc'd, owned by the caller). -ENOENT: the
+ * EK was sent as a PUBLIC KEY (no certificate); -EBADMSG: not PEM of those types. */
+int proto_ek_pem_cert(const char *pem, uint8_t **der, size_t *der_len);
+
 /* Server → node: {"EC":{"Credential":"<b64>","Secret":"<b64>"}} (no newline). */
 int proto_challenge_encode(const struct proto_bytes *credential, const struct proto_bytes *secret,
                            char **out, size_t *out_len);

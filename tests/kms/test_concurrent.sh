@@ -49,8 +49,9 @@ for i in $(seq 1 8); do
     printf 'apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: race%d}\nspec:\n  TPMHash: "%s"\n  partitions: [{label: COS_PERSISTENT}]\n' "$i" "$h" >"$DB/race$i.yaml"
     chmod 600 "$DB/race$i.yaml"
 done
-printf 'first-ciphertext' >"$T/p1"
-printf 'second-ciphertext' >"$T/p2"
+# Two different node ciphertexts (base64url of 256 bytes, 342 characters).
+printf %s "$(printf 'F%.0s' $(seq 341))A" >"$T/p1"
+printf %s "$(printf 'S%.0s' $(seq 341))A" >"$T/p2"
 winners=0 losers=0
 for i in $(seq 1 8); do
     h=$(printf 'cc%062d' "$i")

@@ -38,15 +38,18 @@ tool "$DB" getpass $H_STATIC COS_PERSISTENT "" "" >"$T/out" 2>"$T/err"
 check "static keys from the docs' manifests" 'grep -qx "ok - awesome-plaintext-passphrase" "$T/out"'
 
 # ---- postPass, then getPass (auto-generated keys) ----
-printf 'QmFzZTY0VXJsQ2lwaGVydGV4dA' >"$T/cipher"
+# A node posts base64url (no padding) of a 256-byte RSA-2048 ciphertext: 342 characters.
+CIPHER=QmFzZTY0VXJsQ2lwaGVydGV4dA$(printf 'A%.0s' $(seq 316))
+printf %s "$CIPHER" >"$T/cipher"
+printf %s "$(printf 'B%.0s' $(seq 341))A" >"$T/cipher2"
 tool "$DB" postpass $H_AUTO COS_PERSISTENT vda5 "" "$T/cipher" >"$T/out" 2>"$T/err"; rc=$?
-check "postPass stores the ciphertext" '[ $rc = 0 ] && grep -q "^  passphrase: QmFzZTY0VXJsQ2lwaGVydGV4dA$" "$DB/secret-auto-cos-persistent.yaml"'
+check "postPass stores the ciphertext" '[ $rc = 0 ] && grep -q "^  passphrase: $CIPHER$" "$DB/secret-auto-cos-persistent.yaml"'
 check "no temporary file is left in DIR" '[ -z "$(find "$DB" -name ".kms-tmp*")" ]'
-tool "$DB" postpass $H_AUTO COS_PERSISTENT vda5 "" "$T/pass" >"$T/out" 2>"$T/err"
+tool "$DB" postpass $H_AUTO COS_PERSISTENT vda5 "" "$T/cipher2" >"$T/out" 2>"$T/err"
 check "a second postPass is refused and changes nothing" \
-    'grep -q "^refused: secret auto-cos-persistent already exists" "$T/out" && grep -q QmFzZTY0VXJsQ2lwaGVydGV4dA "$DB/secret-auto-cos-persistent.yaml"'
+    'grep -q "^refused: secret auto-cos-persistent already exists" "$T/out" && grep -q "$CIPHER" "$DB/secret-auto-cos-persistent.yaml"'
 tool "$DB" getpass $H_AUTO COS_PERSISTENT "" "" >"$T/out" 2>"$T/err"
-check "getPass returns it with generated_by tpm" 'grep -qx "ok tpm QmFzZTY0VXJsQ2lwaGVydGV4dA" "$T/out"'
+check "getPass returns it with generated_by tpm" 'grep -qx "ok tpm $CIPHER" "$T/out"'
 
 # ---- quarantine a hand-written manifest, keep its comments ----
 cp "$DB/static-keys.yaml" "$T/before.yaml"

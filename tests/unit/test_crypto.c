@@ -1,8 +1,12 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* SPKI encoding and X.509 key extraction against vectors made by OpenSSL (tests/data). */
+/* SPKI encoding and X.509 key extraction against vectors made by OpenSSL (tests/data); EK
+ * certificate chains against fixtures made by tests/data/ekca/make_fixtures.py. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base.h"
 #include "crypto.h"
@@ -103,10 +107,151 @@ static void test_x509(void)
     CHECK(crypto_x509_rsa_pub((const uint8_t *)"", 0, &from_cert) == -EINVAL, "empty input is refused");
 }
 
+/* ---- EK certificate chains (--ek-ca) ---- */
+static char ekca_tmp[512];
+
+static void copy_to(const char *src, const char *dir, const char *name)
+{
+    char *text = NULL, dst[1024];
+    size_t len = 0;
+    FILE *f;
+
+    snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+    if (file_read_all(src, 1 << 20, &text, &len) < 0 || !(f = fopen(dst, "w"))) {
+        printf("# cannot copy %s to %s\n", src, dst);
+        free(text);
+        return;
+    }
+    fwrite(text, 1, len, f);
+    fclose(f);
+    free(text);
+}
+
+static char *subdir(const char *name)
+{
+    static char p[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof(p[k]), "%s/%s", ekca_tmp, name);
+    mkdir(p[k], 0700);
+    return p[k];
+}
+
+static struct crypto_x509_set *load_set(const char *path, const char **log)
+{
+    struct crypto_x509_set *s = NULL;
+    tap_capture_begin();
+    if (crypto_x509_set_load(path, &s) < 0)
+        s = NULL;
+    *log = tap_capture_end();
+    return s;
+}
+
+/* Verifies a fixture; returns the code and leaves the reason in why. */
+static int verify(const char *fixture, const struct crypto_x509_set *cas, char why[256])
+{
+    char *der = NULL;
+    size_t len = 0;
+    int r;
+
+    if (file_read_all(tap_data(fixture), 1 << 16, &der, &len) < 0)
+        return -999;
+    r = crypto_x509_chain_verify((const uint8_t *)der, len, cas, why, 256);
+    free(der);
+    return r;
+}
+
+static void test_ek_chain(void)
+{
+    const char *base = getenv("KKMS_TEST_TMP"), *log;
+    struct crypto_x509_set *full, *inter, *root, *other, *bundle, *s;
+    char why[256], *dir, bundle_text[8192];
+
+    snprintf(ekca_tmp, sizeof(ekca_tmp), "%s/ekca.XXXXXX", base ? base : "/tmp");
+    if (base)
+        mkdir(base, 0755);
+    if (!mkdtemp(ekca_tmp)) {
+        CHECK(false, "mkdtemp %s", ekca_tmp);
+        return;
+    }
+    dir = subdir("full");
+    copy_to(tap_data("ekca/root.pem"), dir, "root.pem");
+    copy_to(tap_data("ekca/intermediate.pem"), dir, "intermediate.crt");
+    copy_to(tap_data("ekca/make_fixtures.py"), dir, "README"); /* not *.pem / *.crt: ignored */
+    copy_to(tap_data("ekca/root.pem"), dir, ".hidden.pem");    /* hidden: ignored */
+    full = load_set(dir, &log);
+    CHECK(full && crypto_x509_set_count(full) == 2, "a directory: its *.pem and *.crt files are loaded, others ignored");
+
+    CHECK(full && verify("ekca/ek.der", full, why) == 0,
+          "an EK certificate shaped as vendors make them (empty subject, critical SAN directoryName, critical TCG "
+          "policy, an unknown critical extension, no basicConstraints, keyEncipherment) chains to root + intermediate");
+    if (*why)
+        printf("# %s\n", why);
+    CHECK(full && verify("ekca/ek-expired.der", full, why) == 0, "validity dates are not enforced (an expired EK certificate)");
+
+    inter = load_set(tap_data("ekca/intermediate.pem"), &log);
+    CHECK(inter && verify("ekca/ek.der", inter, why) == 0, "a trusted intermediate alone is enough (a FILE)");
+    root = load_set(tap_data("ekca/root.pem"), &log);
+    CHECK(root && verify("ekca/ek.der", root, why) == -EKEYREJECTED && *why,
+          "the root alone is not: the node does not send the intermediate (\"%s\")", why);
+    other = load_set(tap_data("ekca/other-root.pem"), &log);
+    CHECK(other && verify("ekca/ek.der", other, why) == -EKEYREJECTED && *why,
+          "another CA with the same name refuses it (\"%s\")", why);
+    CHECK(other && verify("ekca/ek-by-other.der", other, why) == 0 && full &&
+              verify("ekca/ek-by-other.der", full, why) == -EKEYREJECTED,
+          "each CA accepts its own EK certificates only");
+    CHECK(full && verify("ekca/root.pem", full, why) == -EBADMSG && *why, "PEM text is not a DER certificate: -EBADMSG");
+    CHECK(full && crypto_x509_chain_verify((const uint8_t *)"\x30\x03\x02\x01\x01", 5, full, why, sizeof(why)) == -EBADMSG,
+          "garbage: -EBADMSG");
+
+    /* One file holding both, with text around the blocks (as `cat` and bundles make). */
+    {
+        char *a = NULL, *b = NULL;
+        size_t al = 0, bl = 0;
+        FILE *f;
+        file_read_all(tap_data("ekca/root.pem"), 1 << 16, &a, &al);
+        file_read_all(tap_data("ekca/intermediate.pem"), 1 << 16, &b, &bl);
+        snprintf(bundle_text, sizeof(bundle_text), "# vendor bundle\n%s\nsubject=...\n%s", a ? a : "", b ? b : "");
+        free(a);
+        free(b);
+        f = fopen(strcat(strcpy(why, ekca_tmp), "/bundle.pem"), "w");
+        if (f) {
+            fputs(bundle_text, f);
+            fclose(f);
+        }
+        bundle = load_set(why, &log);
+        CHECK(bundle && crypto_x509_set_count(bundle) == 2 && verify("ekca/ek.der", bundle, why) == 0,
+              "a PEM bundle file: every certificate in it");
+    }
+
+    s = load_set(subdir("empty"), &log);
+    CHECK(!s && strstr(log, "no certificate found"), "a directory without certificates is an error");
+    dir = subdir("bad");
+    copy_to(tap_data("ekca/make_fixtures.py"), dir, "notes.pem");
+    s = load_set(dir, &log);
+    CHECK(!s && strstr(log, "--ek-ca ") && strstr(log, "/bad/notes.pem: "),
+          "a *.pem that holds no certificate is an error naming the file");
+    s = load_set(strcat(strcpy(why, ekca_tmp), "/missing"), &log);
+    CHECK(!s && strstr(log, "/missing: "), "a missing path is an error naming it");
+    CHECK(crypto_x509_chain_verify((const uint8_t *)"x", 1, NULL, why, sizeof(why)) == -EINVAL, "no CA set: -EINVAL");
+
+    crypto_x509_set_free(full);
+    crypto_x509_set_free(inter);
+    crypto_x509_set_free(root);
+    crypto_x509_set_free(other);
+    crypto_x509_set_free(bundle);
+    if (!tap_failed) {
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ekca_tmp);
+        (void)!system(cmd);
+    }
+}
+
 int main(void)
 {
     test_spki_vectors();
     test_pem();
     test_x509();
+    test_ek_chain();
     return tap_done();
 }

@@ -143,16 +143,35 @@ static bool refused(struct kms_store *s, const char *hash, const char *label, co
     return ok;
 }
 
-static int post(struct kms_store *s, const char *hash, const char *label, const char *pass, struct kms_reply *rep)
+static int post_as(struct kms_store *s, const char *hash, const char *label, const char *pass, const char *gb,
+                   struct kms_reply *rep)
 {
     struct kms_request rq = {hash, label, "vda5", "", "192.0.2.7:40001"};
-    struct secret *p = secret_new(strlen(pass));
+    struct secret *p = secret_new(strlen(pass) + 1);
     int r;
     memcpy(p->data, pass, strlen(pass));
     p->len = strlen(pass);
-    r = kms_post_pass(s, &rq, p, "tpm", rep);
+    r = kms_post_pass(s, &rq, p, gb, rep);
     secret_free(p);
     return r;
+}
+
+static int post(struct kms_store *s, const char *hash, const char *label, const char *pass, struct kms_reply *rep)
+{
+    return post_as(s, hash, label, pass, "tpm", rep);
+}
+
+/* A wire-form TPM ciphertext as upstream's node posts it: base64url, no padding, 342 characters
+ * for 256 bytes. tag (letters) starts it, 'A's fill it (the last one has no trailing bits). */
+static const char *ciphertext(const char *tag)
+{
+    static char buf[4][343];
+    static int k;
+    k = (k + 1) % 4;
+    memset(buf[k], 'A', 342);
+    memcpy(buf[k], tag, strlen(tag));
+    buf[k][342] = '\0';
+    return buf[k];
 }
 
 static int count_prefix(const char *dir, const char *prefix)
@@ -362,10 +381,11 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
 {
     struct kms_reply rep;
     struct kms_records r = {0};
-    char *text;
+    char *text, want[600], ct1[343];
     int rc;
 
-    rc = post(s, H_AUTO, "COS_PERSISTENT", "CIPHERTEXT_base64url-342chars", &rep);
+    snprintf(ct1, sizeof(ct1), "%s", ciphertext("CIPHERTEXTbase64url-342chars"));
+    rc = post(s, H_AUTO, "COS_PERSISTENT", ct1, &rep);
     CHECK(rc == 0 && rep.outcome == KMS_OK && !strcmp(rep.secret_name, "auto-cos-persistent"),
           "postPass stores the node's passphrase under <volume>-<label> in cleanKubeName form");
     kms_reply_clear(&rep);
@@ -373,34 +393,36 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
     CHECK(text && mode_of(path_in(dir, "secret-auto-cos-persistent.yaml")) == 0600 && mode_of(dir) == 0700 &&
               count_prefix(dir, ".kms-tmp") == 0,
           "the new manifest is 0600 in the 0700 directory, no temporary file is left");
-    CHECK(text && strstr(text, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: auto-cos-persistent\n  namespace: default\n"
-                               "type: Opaque\nstringData:\n  passphrase: CIPHERTEXT_base64url-342chars\n  generated_by: tpm\n"),
-          "it is written as an operator would write it");
+    snprintf(want, sizeof(want),
+             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: auto-cos-persistent\n  namespace: default\n"
+             "type: Opaque\nstringData:\n  passphrase: %s\n  generated_by: tpm\n",
+             ct1);
+    CHECK(text && strstr(text, want), "it is written as an operator would write it");
     CHECK(text && kms_manifest_load(text, strlen(text), "posted", &r) == 0 && r.nsecrets == 1 &&
-              kv_is(&r.secrets[0], "passphrase", "CIPHERTEXT_base64url-342chars") && kv_is(&r.secrets[0], "generated_by", "tpm"),
+              kv_is(&r.secrets[0], "passphrase", ct1) && kv_is(&r.secrets[0], "generated_by", "tpm"),
           "and it parses back");
     kms_records_clear(&r);
-    CHECK(got(s, H_AUTO, "COS_PERSISTENT", "", "", "CIPHERTEXT_base64url-342chars", "tpm"),
+    CHECK(got(s, H_AUTO, "COS_PERSISTENT", "", "", ct1, "tpm"),
           "the next getPass returns it with generated_by tpm (§8.1 step 4)");
 
     tap_capture_begin();
-    rc = post(s, H_AUTO, "COS_PERSISTENT", "ANOTHER", &rep);
+    rc = post(s, H_AUTO, "COS_PERSISTENT", ciphertext("ANOTHER"), &rep);
     tap_capture_end();
     CHECK(rc == -EEXIST && rep.outcome == KMS_REFUSED && strstr(rep.error, "already exists"),
           "a second post for the same Secret is refused");
     kms_reply_clear(&rep);
     {
         char *again = read_text(path_in(dir, "secret-auto-cos-persistent.yaml"));
-        CHECK(again && text && !strcmp(again, text) && got(s, H_AUTO, "COS_PERSISTENT", "", "", "CIPHERTEXT_base64url-342chars", "tpm"),
+        CHECK(again && text && !strcmp(again, text) && got(s, H_AUTO, "COS_PERSISTENT", "", "", ct1, "tpm"),
               "and never overwrites the stored one");
         free(again);
     }
     free(text);
 
-    rc = post(s, H_STOLEN, "COS_PERSISTENT", "X", &rep);
+    rc = post(s, H_STOLEN, "COS_PERSISTENT", ciphertext("X"), &rep);
     CHECK(rc == -EACCES && !strcmp(rep.error, "quarantined: COS_PERSISTENT"), "a quarantined node cannot post");
     kms_reply_clear(&rep);
-    rc = post(s, H_NEW, "COS_PERSISTENT", "X", &rep);
+    rc = post(s, H_NEW, "COS_PERSISTENT", ciphertext("X"), &rep);
     CHECK(rc == -ENOENT && !strcmp(rep.error, "no TPM Hash found for " H_NEW), "unknown TPM: upstream's /postPass text");
     kms_reply_clear(&rep);
     rc = post(s, H_SURVIVOR, "COS_PERSISTENT", "", &rep);
@@ -411,28 +433,128 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
     CHECK(rc == -EINVAL, "a passphrase with control characters is refused");
     kms_reply_clear(&rep);
 
-    /* errata 6: an operator-named Secret that does not exist yet is created under that name and key. */
+    /* errata 6: upstream creates an operator-named Secret that does not exist yet; we refuse (a
+     * node may store only its own key under the default name). */
     write_file(path_in(dir, "errata6.yaml"),
                "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: e6, namespace: kcrypt}\n"
                "spec:\n  TPMHash: " H_OTHER "\n  partitions:\n    - label: COS_OEM\n      secret: {name: Ops_Name, path: Ops_Key}\n",
                0600);
     /* A file already holds the name the next Secret's file would get: another one is used. */
     write_file(path_in(dir, "secret-e6-cos-persistent.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", 0600);
-    rc = post(s, H_OTHER, "COS_OEM", "opsvalue", &rep);
-    text = read_text(path_in(dir, "secret-Ops_Name.yaml"));
-    CHECK(rc == 0 && text && strstr(text, "name: Ops_Name\n  namespace: kcrypt\n") && strstr(text, "  Ops_Key: opsvalue\n"),
-          "the partition's own Secret name and key are used as written, in the volume's namespace (errata 6)");
-    free(text);
+    rc = post(s, H_OTHER, "COS_OEM", ciphertext("opsvalue"), &rep);
+    CHECK(rc == -EPERM && rep.outcome == KMS_REFUSED && strstr(rep.error, "secret Ops_Name is named by the operator") &&
+              count_prefix(dir, "secret-Ops") == 0 && count_prefix(dir, "secret-ops") == 0,
+          "an operator-named Secret that does not exist yet is not created by a node's post (unlike upstream)");
     kms_reply_clear(&rep);
     write_file(path_in(dir, "errata6.yaml"),
                "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: e6}\n"
                "spec:\n  TPMHash: " H_OTHER "\n  partitions:\n    - label: COS_PERSISTENT\n",
                0600);
-    rc = post(s, H_OTHER, "COS_PERSISTENT", "v2", &rep);
+    rc = post(s, H_OTHER, "COS_PERSISTENT", ciphertext("vTwo"), &rep);
     CHECK(rc == 0 && count_prefix(dir, "secret-e6-cos-persistent.1.yaml") == 1 &&
-              got(s, H_OTHER, "COS_PERSISTENT", "", "", "v2", "tpm"),
+              got(s, H_OTHER, "COS_PERSISTENT", "", "", ciphertext("vTwo"), "tpm"),
           "a file name taken by something else is never replaced: the next free one is used");
     kms_reply_clear(&rep);
+}
+
+/* A node stores only its own generated key under its default name (unlike upstream). */
+#define H_NODE_A "aaaa000000000000000000000000000000000000000000000000000000000001"
+#define H_NODE_B "bbbb000000000000000000000000000000000000000000000000000000000002"
+static void test_post_pass_only_own_key(struct kms_store *s, const char *dir)
+{
+    struct kms_reply rep;
+    char bad[400];
+    int rc;
+
+    write_file(path_in(dir, "hijack.yaml"),
+               "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: node-a}\n"
+               "spec:\n  TPMHash: " H_NODE_A "\n  partitions:\n    - label: COS_PERSISTENT\n"
+               "    - label: FLEET\n      secret: {name: fleet-key, path: passphrase}\n"
+               "---\napiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: node-b}\n"
+               "spec:\n  TPMHash: " H_NODE_B "\n  partitions:\n    - label: OWN\n"
+               "    - label: FLEET\n      secret: {name: fleet-key}\n"
+               "    - label: STEAL\n      secret: {name: node-a-cos-persistent}\n",
+               0600);
+    /* node B's operator-named partitions: no Secret is created, existing or not. */
+    rc = post(s, H_NODE_B, "FLEET", ciphertext("B"), &rep);
+    CHECK(rc == -EPERM && !strcmp(rep.secret_name, "fleet-key") && strstr(rep.error, "named by the operator") &&
+              count_prefix(dir, "secret-fleet") == 0,
+          "a post for a partition naming an operator Secret (a fleet key) is refused, nothing written");
+    kms_reply_clear(&rep);
+    rc = post(s, H_NODE_B, "STEAL", ciphertext("B"), &rep);
+    CHECK(rc == -EPERM && strstr(rep.error, "named by the operator") && count_prefix(dir, "secret-node-a") == 0,
+          "a post naming another node's default Secret name is refused, nothing written");
+    kms_reply_clear(&rep);
+    /* node B's default name, collides once cleaned with node A's default name. */
+    write_file(path_in(dir, "hijack2.yaml"),
+               "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: node-a-cos}\n"
+               "spec:\n  TPMHash: " H_NODE_B "\n  partitions:\n    - label: PERSISTENT\n",
+               0600);
+    tap_capture_begin();
+    rc = post(s, H_NODE_B, "PERSISTENT", ciphertext("B"), &rep);
+    CHECK(rc == -EPERM && strstr(rep.error, "secret node-a-cos-persistent is referenced by another TPM's SealedVolume") &&
+              !strstr(rep.error, "hijack") && count_prefix(dir, "secret-node-a") == 0 &&
+              strstr(tap_capture_end(), "referenced by SealedVolume node-a ("),
+          "a default name that another TPM's volume resolves to is refused (the operator is told which volume)");
+    kms_reply_clear(&rep);
+    tap_capture_begin();
+    rc = post(s, H_NODE_A, "COS_PERSISTENT", ciphertext("A"), &rep);
+    tap_capture_end();
+    CHECK(rc == -EPERM && count_prefix(dir, "secret-node-a") == 0,
+          "...both ways: while two TPMs' volumes resolve to one name, neither may store it");
+    kms_reply_clear(&rep);
+
+    /* What node B may post for its own partition. */
+    rc = post(s, H_NODE_B, "OWN", "attacker-known", &rep);
+    CHECK(rc == -EPERM && strstr(rep.error, "not a TPM ciphertext"), "a plaintext passphrase is refused");
+    kms_reply_clear(&rep);
+    rc = post_as(s, H_NODE_B, "OWN", ciphertext("B"), "", &rep);
+    CHECK(rc == -EPERM && strstr(rep.error, "generated_by must be tpm"), "generated_by \"\" is refused");
+    kms_reply_clear(&rep);
+    rc = post_as(s, H_NODE_B, "OWN", ciphertext("B"), "TPM", &rep);
+    CHECK(rc == -EPERM, "generated_by is compared exactly, as the node compares it");
+    kms_reply_clear(&rep);
+    snprintf(bad, sizeof(bad), "%s==", ciphertext("B"));
+    rc = post(s, H_NODE_B, "OWN", bad, &rep);
+    CHECK(rc == -EPERM, "a padded ciphertext is refused (nodes send it unpadded)");
+    kms_reply_clear(&rep);
+    snprintf(bad, sizeof(bad), "%s", ciphertext("B+/"));
+    rc = post(s, H_NODE_B, "OWN", bad, &rep);
+    CHECK(rc == -EPERM, "the standard base64 alphabet is refused");
+    kms_reply_clear(&rep);
+    snprintf(bad, sizeof(bad), "%s", ciphertext("B"));
+    bad[341] = 'B';
+    rc = post(s, H_NODE_B, "OWN", bad, &rep);
+    CHECK(rc == -EPERM, "non-canonical trailing bits are refused");
+    kms_reply_clear(&rep);
+    bad[341] = '\0';
+    rc = post(s, H_NODE_B, "OWN", bad, &rep);
+    CHECK(rc == -EPERM, "341 characters (255 bytes) are refused");
+    kms_reply_clear(&rep);
+    snprintf(bad, sizeof(bad), "%sAAAA", ciphertext("B"));
+    rc = post(s, H_NODE_B, "OWN", bad, &rep);
+    CHECK(rc == -EPERM && count_prefix(dir, "secret-node-b") == 0, "259 bytes are refused; nothing was written");
+    kms_reply_clear(&rep);
+    rc = post(s, H_NODE_B, "OWN", ciphertext("Bown"), &rep);
+    CHECK(rc == 0 && got(s, H_NODE_B, "OWN", "", "", ciphertext("Bown"), "tpm"),
+          "the node's own ciphertext under its default name is stored");
+    kms_reply_clear(&rep);
+
+    /* The operator fixes the collision: node A stores its own key. */
+    unlink(path_in(dir, "hijack2.yaml"));
+    write_file(path_in(dir, "hijack.yaml"),
+               "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: node-a}\n"
+               "spec:\n  TPMHash: " H_NODE_A "\n  partitions:\n    - label: COS_PERSISTENT\n"
+               "    - label: FLEET\n      secret: {name: fleet-key, path: passphrase}\n",
+               0600);
+    rc = post(s, H_NODE_A, "COS_PERSISTENT", ciphertext("A"), &rep);
+    CHECK(rc == 0 && got(s, H_NODE_A, "COS_PERSISTENT", "", "", ciphertext("A"), "tpm"),
+          "once no other TPM's volume resolves to its name, node A stores and gets its own key");
+    kms_reply_clear(&rep);
+    rc = post(s, H_NODE_A, "FLEET", ciphertext("A"), &rep);
+    CHECK(rc == -EPERM && count_prefix(dir, "secret-fleet") == 0, "node A cannot create the operator's Secret either");
+    kms_reply_clear(&rep);
+    unlink(path_in(dir, "hijack.yaml"));
 }
 
 /* ---- reloads ---- */
@@ -744,7 +866,7 @@ static void test_audit_lines(const char *audit_path)
     bool all_json = true, no_secret;
     int n = 0;
 
-    no_secret = text && !strstr(text, "awesome-plaintext-passphrase") && !strstr(text, "CIPHERTEXT") &&
+    no_secret = text && !strstr(text, "awesome-plaintext-passphrase") && !strstr(text, "CIPHERTEXT") && !strstr(text, "attacker-known") &&
                 !strstr(text, "oem-passphrase") && !strstr(text, "must-never-be-served");
     CHECK(no_secret, "the audit log never holds a passphrase");
     CHECK(mode_of(audit_path) == 0600, "the audit log is created 0600");
@@ -767,6 +889,12 @@ static void test_audit_lines(const char *audit_path)
                                "\"volume\":\"stolen\",\"secret\":\"\",\"reason\":\"quarantined: COS_PERSISTENT\"}") &&
               strstr(text, "\"action\":\"postPass\",\"outcome\":\"ok\""),
           "a line names the action, outcome, hash, partition, peer, volume and reason");
+    CHECK(text && strstr(text, "\"action\":\"postPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_NODE_B
+                               "\",\"label\":\"FLEET\",\"name\":\"vda5\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40001\","
+                               "\"volume\":\"node-b\",\"secret\":\"fleet-key\",\"reason\":\"secret fleet-key is named by "
+                               "the operator") &&
+              strstr(text, "\"reason\":\"invalid answer from client: generated_by must be tpm"),
+          "a refused post is audited with its reason and the Secret it aimed at");
     free(text);
 }
 
@@ -866,6 +994,7 @@ int main(void)
     if (s) {
         test_get_pass_decisions(s);
         test_post_pass_stores_atomically(s, db);
+        test_post_pass_only_own_key(s, db);
         kms_store_free(s);
     }
     kms_audit_free(audit);

@@ -189,6 +189,27 @@ static void test_pem(void)
     free(pem);
     CHECK(proto_ek_pem_public("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &a) == -EBADMSG,
           "another PEM type is refused (upstream: invalid pem type)");
+
+    /* The certificate itself, for --ek-ca. */
+    {
+        uint8_t *der = NULL;
+        size_t len = 0;
+        struct rsa_pub c;
+        pem = NULL;
+        CHECK(file_read_all(tap_data("proto/ek-cert.pem"), 1 << 16, &pem, NULL) == 0 &&
+                  proto_ek_pem_cert(pem, &der, &len) == 0 && crypto_x509_rsa_pub(der, len, &c) == 0 &&
+                  c.n_len == b.n_len && !memcmp(c.n, b.n, c.n_len),
+              "proto_ek_pem_cert gives the DER of the EK CERTIFICATE");
+        free(pem);
+        free(der);
+        pem = NULL;
+        CHECK(file_read_all(tap_data("proto/ek-pub.pem"), 1 << 16, &pem, NULL) == 0 &&
+                  proto_ek_pem_cert(pem, &der, &len) == -ENOENT && !der,
+              "an EK sent as PUBLIC KEY has no certificate: -ENOENT");
+        free(pem);
+        CHECK(proto_ek_pem_cert("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &der, &len) == -EBADMSG,
+              "another PEM type: -EBADMSG");
+    }
 }
 
 int main(void)
