@@ -9,6 +9,7 @@
 #include "applets.h"
 #include "base.h"
 #include "challenger.h"
+#include "mdns.h"
 
 static const char usage[] =
     "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
@@ -43,6 +44,11 @@ static const char usage[] =
     "                         (PEM; in a DIR its *.pem and *.crt): TPM vendors' roots and\n"
     "                         intermediates. TPMs without an EK certificate are refused.\n"
     "                         Default: any TPM, as upstream\n"
+    "  --announce NAME        answer mDNS for NAME (e.g. kms.local) as _kcrypt._tcp with this\n"
+    "                         server's port, from this process (as mdns-responder does); a goodbye\n"
+    "                         is sent on SIGTERM. Nodes use challenger_server: http://NAME:PORT\n"
+    "                         with kcrypt.challenger.mdns: true\n"
+    "  --announce-interface IF  announce on IF only (repeatable; default every multicast interface)\n"
     "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s).\n"
     "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
     "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
@@ -153,7 +159,8 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ANNOUNCE,
+           O_ANNOUNCE_IF };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -175,6 +182,8 @@ int challenger_main(int argc, char **argv)
         {"passphrase-file", required_argument, NULL, O_PASSFILE},
         {"debug", no_argument, NULL, O_DEBUG},
         {"ek-ca", required_argument, NULL, O_EKCA},
+        {"announce", required_argument, NULL, O_ANNOUNCE},
+        {"announce-interface", required_argument, NULL, O_ANNOUNCE_IF},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -233,6 +242,20 @@ int challenger_main(int argc, char **argv)
         case O_PASSFILE: o.passphrase_file = optarg; break;
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
         case O_EKCA: o.srv.ek_ca = optarg; break;
+        case O_ANNOUNCE:
+            if (!mdns_host_is_local(optarg)) {
+                log_error("--announce %s: must be a .local name (nodes look up only .local names over mDNS)", optarg);
+                return EXIT_USAGE;
+            }
+            o.srv.announce = optarg;
+            break;
+        case O_ANNOUNCE_IF:
+            if (o.srv.n_announce_ifaces == sizeof(o.srv.announce_ifaces) / sizeof(o.srv.announce_ifaces[0])) {
+                log_error("--announce-interface: at most %zu interfaces", o.srv.n_announce_ifaces);
+                return EXIT_USAGE;
+            }
+            o.srv.announce_ifaces[o.srv.n_announce_ifaces++] = optarg;
+            break;
         case 'h': return applet_usage(usage, EXIT_OK);
         default:
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);

@@ -16,6 +16,9 @@ struct challenger_server_opts {
     const char *port_file;   /* write the bound port here once listening (tests, --listen :0) */
     size_t max_conns;          /* open connections in all (0 = lib/net's default, 1024) */
     size_t max_conns_per_peer; /* open connections from one address (0 = default, 32) */
+    const char *announce;    /* --announce NAME: answer mDNS for NAME (_kcrypt._tcp) from this process */
+    const char *announce_ifaces[8]; /* --announce-interface: where; none = every multicast interface */
+    size_t n_announce_ifaces;
     const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
 };
 

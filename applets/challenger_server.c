@@ -11,6 +11,7 @@
 
 #include "attest.h"
 #include "challenger.h"
+#include "mdns.h"
 #include "net.h"
 #include "proto.h"
 
@@ -37,6 +38,7 @@ struct server {
     int64_t exchange_timeout_ms;
     bool draining;
     struct net_timer *refresh_timer;
+    struct mdns_responder *mdns; /* --announce: on this loop; NULL = not announced */
     struct crypto_x509_set *ek_ca; /* --ek-ca: EK certificates must chain to one; NULL = not checked */
 };
 
@@ -342,11 +344,15 @@ static void on_signal(struct net_loop *loop, int signo, void *data)
     if (signo == SIGHUP) {
         log_info("SIGHUP: rescanning %s", kms_store_dir(srv->store));
         kms_store_refresh(srv->store, true);
+        if (srv->mdns)
+            mdns_responder_reload(srv->mdns);
         return;
     }
     if (srv->draining)
         return;
     srv->draining = true;
+    if (srv->mdns) /* nodes stop finding a KMS that is going away */
+        mdns_responder_goodbye(srv->mdns);
     net_timer_cancel(srv->refresh_timer);
     srv->refresh_timer = NULL;
     log_info("%s: finishing %zu open exchange(s), then exiting", signo == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -401,12 +407,19 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
         goto out;
     if (o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)
         goto out;
+    if (o->announce) {
+        const struct mdns_responder_config mc = {.host = o->announce, .port = net_server_port(srv.net),
+                                                 .interfaces = o->announce_ifaces, .n_interfaces = o->n_announce_ifaces};
+        if (mdns_responder_new(srv.loop, &mc, &srv.mdns) < 0)
+            goto out;
+    }
     srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
     log_info("serving %s on %s%s:%u (%s)", kms_store_dir(store), tls ? "https://" : "http://",
              o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net), "/getPass /postPass /healthz /readyz");
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
     net_timer_cancel(srv.refresh_timer);
+    mdns_responder_free(srv.mdns);
     net_server_free(srv.net);
     net_loop_free(srv.loop);
     ktls_server_free(tls);

@@ -3,6 +3,7 @@
 /* mdns-responder (also simple-mdns-server): announce the KMS on the LAN as _kcrypt._tcp, with the
  * flags and answers of kairos-io/simple-mdns-server (UPSTREAM.md §11.2), as a daemon. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,8 +46,18 @@ static const char usage[] =
 
 #define MAX_REPEAT 16
 
+/* SIGHUP: look at the interfaces again and announce anew; SIGTERM, SIGINT: goodbye, then exit. */
+static void on_signal(struct net_loop *loop, int signo, void *data)
+{
+    if (signo == SIGHUP)
+        mdns_responder_reload(data);
+    else
+        net_loop_quit(loop);
+}
+
 int mdns_responder_main(int argc, char **argv)
 {
+    struct net_loop *loop = NULL;
     enum { O_HOST = 0x4000, O_PORT, O_IFACE, O_ADDR, O_TYPE, O_INSTANCE, O_TXT, O_DEBUG };
     static const struct option opts[] = {
         {"hostName", required_argument, NULL, O_HOST},
@@ -131,9 +142,18 @@ int mdns_responder_main(int argc, char **argv)
     if (!mdns_host_is_local(c.host))
         log_warn("--hostName %s does not end in .local: nodes only look up .local names over mDNS", c.host);
     c.port = (uint16_t)port;
-    if (mdns_responder_new(&c, &r) < 0)
+    if (net_loop_new(&loop) < 0)
         return EXIT_RUNTIME;
-    k = mdns_responder_run(r);
+    if (mdns_responder_new(loop, &c, &r) < 0 || net_loop_on_signal(loop, SIGTERM, on_signal, r) < 0 ||
+        net_loop_on_signal(loop, SIGINT, on_signal, r) < 0 || net_loop_on_signal(loop, SIGHUP, on_signal, r) < 0) {
+        mdns_responder_free(r);
+        net_loop_free(loop);
+        return EXIT_RUNTIME;
+    }
+    k = net_loop_run(loop);
+    mdns_responder_goodbye(r);
+    log_info("stopping");
     mdns_responder_free(r);
+    net_loop_free(loop);
     return k < 0 ? EXIT_RUNTIME : EXIT_OK;
 }

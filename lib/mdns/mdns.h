@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net.h"
+
 #define MDNS_PORT 5353
 #define MDNS_GROUP_V4 "224.0.0.251"
 #define MDNS_SERVICE "_kcrypt._tcp" /* what upstream nodes browse for (UPSTREAM.md §11.1) */
@@ -278,15 +280,16 @@ struct mdns_responder_config {
     uint32_t ttl;           /* 0 = MDNS_TTL */
 };
 struct mdns_responder;
-/* Checks the configuration, finds the interfaces and binds UDP 5353 (shared with other
- * responders); logs why not, naming simple-mdns-server's flags ("--interfaceName eth9: no such
- * interface"). Blocks SIGTERM, SIGINT and SIGHUP until freed. *out owned by the caller
- * (mdns_responder_free). */
-int mdns_responder_new(const struct mdns_responder_config *c, struct mdns_responder **out);
-/* Announces, then answers queries until SIGTERM or SIGINT, then sends a goodbye (TTL 0) on every
- * interface and returns 0. SIGHUP re-reads the interfaces and announces again (they are also
- * re-read every 5 s). Standard input is never read. */
-int mdns_responder_run(struct mdns_responder *r);
+/* Checks the configuration, finds the interfaces, binds UDP 5353 (shared with other responders)
+ * and starts serving on loop: announces (twice, a second apart), answers queries, re-reads the
+ * interfaces every 5 s. Logs why it cannot, naming simple-mdns-server's flags ("--interfaceName
+ * eth9: no such interface"). Touches no signal. *out owned by the caller (mdns_responder_free,
+ * before the loop is freed). Standard input is never read. */
+int mdns_responder_new(struct net_loop *loop, const struct mdns_responder_config *c, struct mdns_responder **out);
+/* Re-reads the interfaces and announces anew (what SIGHUP does). */
+void mdns_responder_reload(struct mdns_responder *r);
+/* Sends the goodbye (TTL 0) on every interface served; call it before freeing when stopping. */
+void mdns_responder_goodbye(struct mdns_responder *r);
 void mdns_responder_free(struct mdns_responder *r);
 
 #endif

@@ -4,15 +4,15 @@
  * group joined on each interface served, answers decided by zone.c and sent the way RFC 6762
  * asks: QM multicast on the interface the query came in on (a record at most once a second
  * there, §6), QU and direct queries by unicast, legacy queries by unicast with their id (§6.7).
- * Announced at start (twice, a second apart, §8.3); a goodbye (TTL 0, §10.1) on SIGTERM/SIGINT.
+ * Announced at start (twice, a second apart, §8.3); a goodbye (TTL 0, §10.1) when the owner
+ * stops it. It lives on the owner's net_loop (the mdns-responder applet's, or the challenger's for
+ * `--announce`) and touches no signal: the owner maps SIGHUP and SIGTERM to reload and goodbye.
  * No probing for conflicts (hashicorp/mdns ignores them too). Messages name the flags of
  * simple-mdns-server, whose configuration this is. */
 #include <arpa/inet.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,12 +39,17 @@ struct mdns_responder {
     size_t n_v4;
     uint8_t v6[MDNS_MAX_IFADDRS][16];
     size_t n_v6;
-    int fd, sfd;
-    sigset_t old_mask;
-    bool mask_set;
+    int fd;
+    struct net_loop *loop;
+    struct net_timer *timer; /* the next announcement or interface refresh */
+    bool watching;
+    int announced;
+    int64_t next_announce;
     int64_t refreshed_at, tokens_at;
     int tokens;
 };
+
+static void arm(struct mdns_responder *r);
 
 static const struct served *find_old(const struct mdns_responder *r, unsigned index)
 {
@@ -100,16 +105,26 @@ static int load_ifaces(struct mdns_responder *r, bool at_start)
     return 0;
 }
 
-int mdns_responder_new(const struct mdns_responder_config *c, struct mdns_responder **out)
+static void drain(struct mdns_responder *r);
+static void describe(const struct mdns_responder *r, char *out, size_t cap);
+
+static void on_readable(int fd, uint32_t events, void *data)
+{
+    (void)fd;
+    (void)events;
+    drain(data);
+}
+
+int mdns_responder_new(struct net_loop *loop, const struct mdns_responder_config *c, struct mdns_responder **out)
 {
     struct mdns_responder *r = xcalloc(1, sizeof(*r));
     struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(MDNS_PORT)};
-    char hostname[256] = "";
-    sigset_t set;
+    char hostname[256] = "", what[1024];
     int k;
 
     *out = NULL;
-    r->fd = r->sfd = -1;
+    r->fd = -1;
+    r->loop = loop;
     if (!c->instance && (gethostname(hostname, sizeof(hostname) - 1) < 0 || !hostname[0]))
         snprintf(hostname, sizeof(hostname), "kairos-kms");
     if (!c->host || !c->host[0]) {
@@ -153,19 +168,17 @@ int mdns_responder_new(const struct mdns_responder_config *c, struct mdns_respon
     }
     if ((k = load_ifaces(r, true)) < 0)
         goto fail;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, &r->old_mask);
-    r->mask_set = true;
-    r->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (r->sfd < 0) {
-        k = log_error_errno(-errno, "signalfd: %s", strerror(errno));
+    if ((k = net_loop_watch(loop, r->fd, EPOLLIN, on_readable, r)) < 0) {
+        log_error_errno(k, "cannot watch the mDNS socket: %s", strerror(-k));
         goto fail;
     }
+    r->watching = true;
     r->tokens = RATE_PER_S;
     r->tokens_at = now_ms();
+    r->next_announce = now_ms();
+    describe(r, what, sizeof(what));
+    log_info("announcing %s", what);
+    arm(r);
     *out = r;
     return 0;
 fail:
@@ -177,12 +190,11 @@ void mdns_responder_free(struct mdns_responder *r)
 {
     if (!r)
         return;
+    net_timer_cancel(r->timer);
+    if (r->watching)
+        net_loop_unwatch(r->loop, r->fd);
     if (r->fd >= 0)
         close(r->fd);
-    if (r->sfd >= 0)
-        close(r->sfd);
-    if (r->mask_set)
-        sigprocmask(SIG_SETMASK, &r->old_mask, NULL);
     for (size_t i = 0; i < r->n_names; i++)
         free(r->names[i]);
     free(r);
@@ -316,49 +328,50 @@ static void describe(const struct mdns_responder *r, char *out, size_t cap)
     }
 }
 
-int mdns_responder_run(struct mdns_responder *r)
+/* Announcements (a second apart) and the periodic re-read of the interfaces, on one timer. */
+static void on_timer(struct net_timer *t, void *data)
+{
+    struct mdns_responder *r = data;
+    int64_t now = now_ms();
+
+    (void)t;
+    r->timer = NULL;
+    if (r->announced < ANNOUNCEMENTS && now >= r->next_announce) {
+        for (size_t i = 0; i < r->n_ifs; i++)
+            send_multicast(r, &r->ifs[i], MDNS_REC_ALL, r->svc.ttl);
+        r->announced++;
+        r->next_announce = now + 1000;
+    }
+    if (now - r->refreshed_at >= REFRESH_MS)
+        (void)load_ifaces(r, false);
+    arm(r);
+}
+
+static void arm(struct mdns_responder *r)
+{
+    int64_t at = r->refreshed_at + REFRESH_MS;
+
+    if (r->announced < ANNOUNCEMENTS && r->next_announce < at)
+        at = r->next_announce;
+    net_timer_cancel(r->timer);
+    r->timer = net_timer_add(r->loop, at, on_timer, r);
+}
+
+void mdns_responder_reload(struct mdns_responder *r)
 {
     char what[1024];
-    int announced = 0;
-    int64_t next_announce = now_ms();
 
+    (void)load_ifaces(r, false);
+    r->announced = 0;
+    r->next_announce = now_ms();
     describe(r, what, sizeof(what));
-    log_info("announcing %s", what);
-    for (;;) {
-        int64_t now = now_ms(), wait;
-        struct pollfd p[2] = {{r->fd, POLLIN, 0}, {r->sfd, POLLIN, 0}};
+    log_info("announcing again %s", what);
+    arm(r);
+}
 
-        if (announced < ANNOUNCEMENTS && now >= next_announce) {
-            for (size_t i = 0; i < r->n_ifs; i++)
-                send_multicast(r, &r->ifs[i], MDNS_REC_ALL, r->svc.ttl);
-            announced++;
-            next_announce = now + 1000;
-        }
-        if (now - r->refreshed_at >= REFRESH_MS)
-            (void)load_ifaces(r, false);
-        wait = r->refreshed_at + REFRESH_MS - now;
-        if (announced < ANNOUNCEMENTS && next_announce - now < wait)
-            wait = next_announce - now;
-        if (poll(p, 2, (int)(wait > 0 ? wait : 0)) < 0 && errno != EINTR)
-            return log_error_errno(-errno, "poll: %s", strerror(errno));
-        if (p[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(r->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo != SIGHUP)
-                    break;
-                /* SIGHUP: look at the interfaces again and announce anew. */
-                (void)load_ifaces(r, false);
-                announced = 0;
-                next_announce = now_ms();
-                describe(r, what, sizeof(what));
-                log_info("announcing again %s", what);
-            }
-        }
-        if (p[0].revents & POLLIN)
-            drain(r);
-    }
+void mdns_responder_goodbye(struct mdns_responder *r)
+{
     for (size_t i = 0; i < r->n_ifs; i++)
         send_multicast(r, &r->ifs[i], MDNS_REC_ALL, 0);
-    log_info("sent the goodbye on %zu interface(s); stopping", r->n_ifs);
-    return 0;
+    log_info("sent the goodbye on %zu interface(s)", r->n_ifs);
 }
