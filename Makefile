@@ -15,7 +15,7 @@ export KAIROS_KMS_CACHE ?= /var/cache/kairos-kms
 
 BUILD_PKGS := meson ninja-build pkg-config musl-tools file binutils
 TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd cryptsetup-bin gdisk e2fsprogs \
-             python3 python3-cryptography avahi-daemon iproute2 man-db groff-base systemd
+             python3 python3-cryptography avahi-daemon iproute2 man-db groff-base systemd prometheus
 VM_PKGS := qemu-system-x86 busybox-static cpio kmod e2fsprogs cryptsetup-bin gdisk swtpm swtpm-tools udev \
            util-linux iproute2 file initramfs-tools
 APT := third_party/apt-deps.sh

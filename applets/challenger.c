@@ -49,7 +49,10 @@ static const char usage[] =
     "                         is sent on SIGTERM. Nodes use challenger_server: http://NAME:PORT\n"
     "                         with kcrypt.challenger.mdns: true\n"
     "  --announce-interface IF  announce on IF only (repeatable; default every multicast interface)\n"
-    "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s).\n"
+    "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) there instead of on\n"
+    "                         the node-facing port (e.g. 127.0.0.1:9108)\n"
+    "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s),\n"
+    "/metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or secret in any label).\n"
     "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
     "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
     "with other connections.\n"
@@ -160,7 +163,7 @@ int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
            O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ANNOUNCE,
-           O_ANNOUNCE_IF };
+           O_ANNOUNCE_IF, O_METRICS };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -184,6 +187,7 @@ int challenger_main(int argc, char **argv)
         {"ek-ca", required_argument, NULL, O_EKCA},
         {"announce", required_argument, NULL, O_ANNOUNCE},
         {"announce-interface", required_argument, NULL, O_ANNOUNCE_IF},
+        {"metrics-listen", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -242,6 +246,7 @@ int challenger_main(int argc, char **argv)
         case O_PASSFILE: o.passphrase_file = optarg; break;
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
         case O_EKCA: o.srv.ek_ca = optarg; break;
+        case O_METRICS: o.srv.metrics_listen = optarg; break;
         case O_ANNOUNCE:
             if (!mdns_host_is_local(optarg)) {
                 log_error("--announce %s: must be a .local name (nodes look up only .local names over mDNS)", optarg);

@@ -19,6 +19,7 @@ struct challenger_server_opts {
     const char *announce;    /* --announce NAME: answer mDNS for NAME (_kcrypt._tcp) from this process */
     const char *announce_ifaces[8]; /* --announce-interface: where; none = every multicast interface */
     size_t n_announce_ifaces;
+    const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics there, not on the node port */
     const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
 };
 

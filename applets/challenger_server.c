@@ -12,6 +12,7 @@
 #include "attest.h"
 #include "challenger.h"
 #include "mdns.h"
+#include "metrics.h"
 #include "net.h"
 #include "proto.h"
 
@@ -39,6 +40,8 @@ struct server {
     bool draining;
     struct net_timer *refresh_timer;
     struct mdns_responder *mdns; /* --announce: on this loop; NULL = not announced */
+    struct kms_metrics *metrics;
+    struct net_server *metrics_net; /* --metrics-listen: /metrics on its own listener */
     struct crypto_x509_set *ek_ca; /* --ek-ca: EK certificates must chain to one; NULL = not checked */
 };
 
@@ -283,6 +286,8 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
     struct exchange *x = net_conn_data(c);
     (void)data;
 
+    if (x)
+        kms_metrics_observe(x->srv->metrics, x->post ? "/postPass" : "/getPass", net_conn_busy_seconds(c));
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
         struct kms_request req = exchange_request(x, c);
         struct kms_audit_event e = {.action = x->post ? "postPass" : "getPass", .req = &req,
@@ -309,6 +314,57 @@ static void on_ready(struct net_conn *c, const struct net_request *req, void *da
         net_conn_respond(c, 503, NULL, "not ready\n", 10, NULL);
     else
         net_conn_respond(c, 200, NULL, "ready\n", 6, NULL);
+}
+
+/* Prometheus text exposition (lib/kms/metrics.h). */
+static void on_metrics(struct net_conn *c, const struct net_request *req, void *data)
+{
+    struct server *srv = data;
+    char *text = NULL;
+    size_t len = 0;
+    (void)req;
+    if (kms_metrics_render(srv->metrics, srv->store, net_server_conn_count(srv->net), &text, &len) < 0) {
+        net_conn_respond(c, 500, NULL, "cannot render the metrics\n", 26, NULL);
+        return;
+    }
+    net_conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+    free(text);
+}
+
+/* The main listener's drain ends the loop; the metrics listener's has nothing to add. */
+static void metrics_drained(struct net_server *s, void *data)
+{
+    (void)s;
+    (void)data;
+}
+
+/* --metrics-listen ADDR:PORT: /metrics (and /healthz) on a listener of their own, so the scrape
+ * port can stay off the network the nodes use. */
+static int metrics_listener(struct server *srv, const char *listen)
+{
+    const struct net_handler metrics = {.on_request = on_metrics, .data = srv};
+    const struct net_handler health = {.on_request = on_health, .data = srv};
+    struct net_server_config cfg = {0};
+    char addr[128];
+    uint32_t port;
+    const char *colon = strrchr(listen, ':');
+
+    if (!colon || (size_t)(colon - listen) >= sizeof(addr) || parse_u32(colon + 1, 65535, &port) < 0)
+        return log_error_errno(-EINVAL, "--metrics-listen %s: expected ADDR:PORT", listen);
+    snprintf(addr, sizeof(addr), "%.*s", (int)(colon - listen), listen);
+    if (addr[0] == '[' && addr[strlen(addr) - 1] == ']') {
+        memmove(addr, addr + 1, strlen(addr));
+        addr[strlen(addr) - 1] = 0;
+    }
+    cfg.address = addr[0] ? addr : NULL;
+    cfg.port = (uint16_t)port;
+    cfg.on_drained = metrics_drained;
+    if (net_server_new(srv->loop, &cfg, &srv->metrics_net) < 0 ||
+        net_server_route(srv->metrics_net, NULL, "/metrics", &metrics) < 0 ||
+        net_server_route(srv->metrics_net, NULL, "/healthz", &health) < 0)
+        return -EINVAL;
+    log_info("metrics on http://%s:%u/metrics", listen, net_server_port(srv->metrics_net));
+    return 0;
 }
 
 static void on_refresh(struct net_timer *t, void *data)
@@ -357,6 +413,8 @@ static void on_signal(struct net_loop *loop, int signo, void *data)
     srv->refresh_timer = NULL;
     log_info("%s: finishing %zu open exchange(s), then exiting", signo == SIGTERM ? "SIGTERM" : "SIGINT",
              net_server_conn_count(srv->net));
+    if (srv->metrics_net)
+        net_server_drain(srv->metrics_net, 1000);
     net_server_drain(srv->net, 10000);
 }
 
@@ -381,6 +439,7 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
                                      .data = &srv};
     const struct net_handler health = {.on_request = on_health, .data = &srv};
     const struct net_handler ready = {.on_request = on_ready, .data = &srv};
+    const struct net_handler metrics = {.on_request = on_metrics, .data = &srv};
     int code = EXIT_RUNTIME;
 
     raise_fd_limit();
@@ -402,6 +461,11 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
     if (net_server_route(srv.net, NULL, "/getPass", &get) < 0 || net_server_route(srv.net, NULL, "/postPass", &post) < 0 ||
         net_server_route(srv.net, NULL, "/healthz", &health) < 0 || net_server_route(srv.net, NULL, "/readyz", &ready) < 0)
         goto out;
+    kms_metrics_new(&srv.metrics);
+    kms_audit_set_metrics(audit, srv.metrics);
+    if (o->metrics_listen ? metrics_listener(&srv, o->metrics_listen) < 0
+                          : net_server_route(srv.net, NULL, "/metrics", &metrics) < 0)
+        goto out;
     if (net_loop_on_signal(srv.loop, SIGTERM, on_signal, &srv) < 0 || net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
         net_loop_on_signal(srv.loop, SIGHUP, on_signal, &srv) < 0)
         goto out;
@@ -420,7 +484,10 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
 out:
     net_timer_cancel(srv.refresh_timer);
     mdns_responder_free(srv.mdns);
+    net_server_free(srv.metrics_net);
     net_server_free(srv.net);
+    kms_audit_set_metrics(audit, NULL);
+    kms_metrics_free(srv.metrics);
     net_loop_free(srv.loop);
     ktls_server_free(tls);
     crypto_x509_set_free(srv.ek_ca);

@@ -11,11 +11,19 @@
 
 #include "kjson.h"
 #include "kms.h"
+#include "metrics.h"
 
 struct kms_audit {
     int fd;
     bool own;
+    struct kms_metrics *metrics; /* counts exchange decisions; NULL = none */
 };
+
+void kms_audit_set_metrics(struct kms_audit *a, struct kms_metrics *m)
+{
+    if (a)
+        a->metrics = m;
+}
 
 const char *kms_outcome_name(enum kms_outcome o)
 {
@@ -80,6 +88,7 @@ void kms_audit_log(struct kms_audit *a, const struct kms_audit_event *e)
 
     if (!a)
         return;
+    kms_metrics_count(a->metrics, e->action, e->outcome);
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);

@@ -140,6 +140,7 @@ struct kms_store {
     int64_t last_scan_ms;
     bool scanned;
     int last_refresh; /* 0, or the error of the last rescan (DIR could not be listed) */
+    uint64_t reload_errors; /* rescans that failed, since open (metrics) */
     bool warned_too_many;
     struct kms_audit *audit;
     struct kms_file **files; /* sorted by name */

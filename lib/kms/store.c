@@ -241,6 +241,7 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
     names = list_names(s, &n);
     if (!names) {
         s->last_refresh = -EIO;
+        s->reload_errors++;
         return -EIO;
     }
     s->last_refresh = 0;

@@ -175,6 +175,9 @@ void net_conn_set_deadline(struct net_conn *c, int64_t at_ms);
 /* Per-connection user data (initially NULL); not freed by the library. */
 void net_conn_set_data(struct net_conn *c, void *data);
 void *net_conn_data(const struct net_conn *c);
+/* Seconds spent so far inside this connection's handler calls (on_open, on_message,
+ * on_request): the server's own work on an exchange, without the time spent waiting for the peer. */
+double net_conn_busy_seconds(const struct net_conn *c);
 /* "address:port" of the peer, for log lines; owned by c. */
 const char *net_conn_peer(const struct net_conn *c);
 

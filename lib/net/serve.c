@@ -6,12 +6,30 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "server.h"
 
 void conn_queue(struct net_conn *c, const void *p, size_t n, bool last); /* conn.c */
 void serve_input(struct net_conn *c);
 void serve_timeout(struct net_conn *c);
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Runs one handler call and adds its duration to the connection's busy time. */
+#define TIMED(c, call)                            \
+    do {                                          \
+        int64_t t0_ = mono_us();                  \
+        call;                                     \
+        (c)->busy_us += mono_us() - t0_;          \
+    } while (0)
+
+double net_conn_busy_seconds(const struct net_conn *c) { return (double)c->busy_us / 1e6; }
 
 static void respond(struct net_conn *c, int status, const char *ctype, const void *body, size_t len,
                     const char *const *extra)
@@ -162,7 +180,8 @@ static void ws_input(struct net_conn *c)
         switch (ev.kind) {
         case WS_EV_MESSAGE:
             if (h->on_message)
-                h->on_message(c, ev.opcode == WS_OP_TEXT ? NET_WS_TEXT : NET_WS_BINARY, ev.data, ev.len, h->data);
+                TIMED(c, h->on_message(c, ev.opcode == WS_OP_TEXT ? NET_WS_TEXT : NET_WS_BINARY, ev.data, ev.len,
+                                       h->data));
             break;
         case WS_EV_PING:
             if (!c->close_sent) {
@@ -218,7 +237,7 @@ static void ws_upgrade(struct net_conn *c, const struct route *rt, const struct 
         c->upgrading = true;
         c->opened = true;
         c->keep_alive = false;
-        rt->h.on_open(c, req, rt->h.data);
+        TIMED(c, rt->h.on_open(c, req, rt->h.data));
         if (c->upgrading)
             ws_accept(c);
     }
@@ -255,7 +274,7 @@ static void dispatch(struct net_conn *c, const struct net_request *req)
     } else if (found->h.on_open) {
         ws_upgrade(c, found, req);
     } else {
-        found->h.on_request(c, req, found->h.data);
+        TIMED(c, found->h.on_request(c, req, found->h.data));
         if (!c->responded && c->state == CS_REQUEST) {
             log_error("%s: %s %s: the handler gave no answer", c->peer, req->h.method, req->h.path);
             respond_error(c, 500, NULL);

@@ -51,6 +51,7 @@ enum conn_state { CS_TLS, CS_REQUEST, CS_WS, CS_FLUSH, CS_LINGER, CS_DEAD };
 
 struct net_conn {
     struct net_server *srv;
+    int64_t busy_us; /* time spent in this connection's handlers (net_conn_busy_seconds) */
     struct net_conn *prev, *next, *reap_next;
     bool queued; /* on the reap list */
     struct net_stream st;
