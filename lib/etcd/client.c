@@ -225,6 +225,15 @@ static int authenticate(struct etcd *e, size_t i, int64_t deadline, struct secre
         int code = 0;
         char msg[160];
         etcd_decode_error((const char *)resp->body, resp->body_len, &code, msg, sizeof(msg));
+        if (strstr(msg, "authentication is not enabled")) {
+            /* auth is off (an operator may turn it on later): go on without a token; a later
+             * "user name is empty" brings us back here */
+            log_info("etcd %s: authentication is not enabled; sending requests without a token", e->ep[i]);
+            net_http_response_free(resp);
+            *tok = secret_new(0);
+            (*tok)->data[0] = 0;
+            return 0;
+        }
         *verdict = etcd_classify(resp->status, code, msg, verdict_err);
         if (*verdict == ETCD_REAUTH) {
             *verdict = ETCD_FAIL;
@@ -354,12 +363,13 @@ int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_le
             continue;
         }
         struct net_header auth = {"Authorization", token};
-        struct net_client_opts o = etcd_opts(e, until, e->user ? &auth : NULL);
+        struct net_client_opts o = etcd_opts(e, until, token[0] ? &auth : NULL);
         _cleanup_free_ char *url = NULL;
         if (asprintf(&url, "%s/v3/%s", e->ep[i], path) < 0)
             abort();
         struct net_http_response *resp = NULL;
         r = net_http_request("POST", url, "application/json", json, json_len, &o, &resp);
+        bool had_token = token[0] != 0;
         secure_wipe(token, sizeof(token));
         if (r < 0) {
             if (r == KTLS_ERR_CERT || r == -E2BIG || r == -EINVAL)
@@ -393,6 +403,8 @@ int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_le
         secure_wipe(resp->body, resp->body_len);
         net_http_response_free(resp);
         v = etcd_classify(status, code, msg, &err);
+        if (v == ETCD_FAIL && e->user && !had_token && strstr(msg, "user name is empty"))
+            v = ETCD_REAUTH; /* auth was turned on since we found it off */
         if (v == ETCD_REAUTH && e->user && reauths < 2) {
             reauths++;
             log_info("etcd %s: %s: token refused (%s), authenticating again", e->ep[i], what, msg);

@@ -624,7 +624,7 @@ int etcd_status(struct etcd *e, size_t endpoint, struct etcd_status *out)
     if ((r = etcd_token(e, deadline, token, sizeof(token), &gen)) < 0)
         return r;
     struct net_header auth = {"Authorization", token};
-    struct net_client_opts o = etcd_opts(e, deadline, e->user ? &auth : NULL);
+    struct net_client_opts o = etcd_opts(e, deadline, token[0] ? &auth : NULL);
     if (asprintf(&url, "%s/v3/maintenance/status", e->ep[endpoint]) < 0)
         abort();
     r = net_http_request("POST", url, "application/json", "{}", 2, &o, &resp);

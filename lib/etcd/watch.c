@@ -132,8 +132,9 @@ static int open_on(struct etcd_watch *w, size_t i, int64_t until)
     if (asprintf(&url, "%s/v3/watch", e->ep[i]) < 0)
         abort();
     struct net_header auth = {"Authorization", token};
-    struct net_client_opts o = etcd_opts(e, until, e->user ? &auth : NULL);
+    struct net_client_opts o = etcd_opts(e, until, token[0] ? &auth : NULL);
     r = net_http_stream_open("POST", url, "application/json", text, len, &o, &w->s);
+    bool had_token = token[0] != 0;
     secure_wipe(token, sizeof(token));
     if (r < 0)
         return r == KTLS_ERR_CERT ? r : -EAGAIN;
@@ -155,6 +156,8 @@ static int open_on(struct etcd_watch *w, size_t i, int64_t until)
         etcd_decode_error(body, got, &code, msg, sizeof(msg));
         drop_stream(w);
         enum etcd_verdict v = etcd_classify(status, code, msg, &err);
+        if (v == ETCD_FAIL && e->user && !had_token && strstr(msg, "user name is empty"))
+            v = ETCD_REAUTH; /* auth was turned on since we found it off */
         if (v == ETCD_REAUTH && e->user) {
             etcd_token_drop(e, gen);
             return -EAGAIN;
