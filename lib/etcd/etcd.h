@@ -95,10 +95,14 @@ enum etcd_read { ETCD_LINEARIZABLE = 0, ETCD_SERIALIZABLE = 1 };
  * reads the newest; else the key as of that revision (-ESTALE when it was compacted). */
 int etcd_get(struct etcd *e, const char *key, int64_t revision, enum etcd_read how, struct etcd_kv *kv,
              int64_t *store_revision);
-/* Every key under prefix, in key order, page by page, all pages pinned to the revision of the
- * first one (a consistent snapshot; -ESTALE if it gets compacted meanwhile: list again). At most
- * max_keys keys (-E2BIG beyond). A page too big for max_response is asked again smaller. */
-int etcd_list(struct etcd *e, const char *prefix, enum etcd_read how, struct etcd_kvs *out);
+/* Every key under prefix, in key order, page by page (cfg.page keys each), all pages read at
+ * revision (0: the revision of the first page), so the result is one consistent snapshot;
+ * -ESTALE if that revision is or gets compacted: list again. At most max_keys keys (-E2BIG
+ * beyond). A page too big for max_response is asked again with fewer keys. */
+int etcd_list(struct etcd *e, const char *prefix, int64_t revision, enum etcd_read how, struct etcd_kvs *out);
+
+/* -ENOENT (absent), -EEXIST and -ESTALE (create/CAS conflicts) below are outcomes the caller
+ * expects and are not logged; every other error is. */
 
 /* Plain put (last writer wins); lease 0 = none. *revision: the revision it made (may be NULL). */
 int etcd_put(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease, int64_t *revision);

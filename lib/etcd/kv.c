@@ -155,12 +155,12 @@ out:
     return r;
 }
 
-int etcd_list(struct etcd *e, const char *prefix, enum etcd_read how, struct etcd_kvs *out)
+int etcd_list(struct etcd *e, const char *prefix, int64_t revision, enum etcd_read how, struct etcd_kvs *out)
 {
     _cleanup_free_ char *end = NULL, *from = NULL;
     size_t from_len, plen;
     unsigned limit = e->page;
-    int64_t rev = 0;
+    int64_t rev = revision > 0 ? revision : 0;
     char what[80];
     int r;
 
@@ -383,7 +383,7 @@ int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t ncmp, const stru
         return r;
     kjson_w_obj_end(w);
     if ((r = call_w(e, "kv/txn", w, what, &a.body, &a.len, &a.doc)) < 0)
-        return r;
+        return r == -ENOENT ? log_error_errno(r, "etcd: %s: a lease it names was not found", what) : r;
     if ((r = kjson_get_bool(a.doc, KJSON_ROOT, "succeeded", 0, &out->succeeded)) < 0 ||
         (r = etcd_decode_header(a.doc, KJSON_ROOT, &out->revision, NULL)) < 0)
         return bad_answer(e, what, r);
@@ -394,16 +394,12 @@ int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t ncmp, const stru
             return bad_answer(e, what, -EPROTO);
         for (int v = kjson_next(a.doc, arr, -1); v >= 0; v = kjson_next(a.doc, arr, v)) {
             int rr = kjson_get(a.doc, v, "response_range", 0);
-            if (rr < 0)
-                continue;
             bool more;
             int64_t count;
-            int64_t keep = out->kvs.revision;
-            if ((r = etcd_decode_range(a.doc, rr, e->max_value, e->max_keys, &out->kvs, &more, &count)) < 0) {
+            if (rr >= 0 && (r = etcd_decode_range(a.doc, rr, e->max_value, e->max_keys, &out->kvs, &more, &count)) < 0) {
                 etcd_txn_result_clear(out);
                 return bad_answer(e, what, r);
             }
-            out->kvs.revision = keep ? keep : out->kvs.revision;
         }
     } else if (arr >= 0 && kjson_type(a.doc, arr) != KJSON_NULL) {
         return bad_answer(e, what, -EPROTO);

@@ -220,16 +220,16 @@ int etcd_watch_open(struct etcd *e, const char *key, int64_t start_revision, uns
     int r = reopen(w, now_ms() + e->deadline_ms);
     if (r == 0) {
         r = etcd_watch_next(w, e->deadline_ms, &b);
-        if (r == 0 && b.n == 0 && w->next_rev > 0)
-            etcd_watch_batch_clear(&b);
-        else if (r == 0) {
-            /* events already: keep them for the first etcd_watch_next (rare: replay from a revision) */
-            etcd_watch_batch_clear(&b);
-            w->next_rev = start_revision; /* deliver them again from the new stream */
+        if (r == 0 && b.n > 0) {
+            /* events before "created" (etcd sends it first): not delivered; the next call opens
+             * the watch again from where it was asked to start */
+            w->next_rev = start_revision;
             drop_stream(w);
-        } else if (r == -ETIME) {
-            r = log_error_errno(-ETIME, "etcd %s: watch %.60s: not confirmed in time", e->ep[w->ep], key);
         }
+        if (r == 0)
+            etcd_watch_batch_clear(&b);
+        else if (r == -ETIME)
+            r = log_error_errno(-ETIME, "etcd %s: watch %.60s: not confirmed in time", e->ep[w->ep], key);
     }
     if (r < 0 && r != -ESTALE) {
         etcd_watch_free(w);

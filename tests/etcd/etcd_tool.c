@@ -8,7 +8,8 @@
  *            --user NAME --password-file FILE --deadline MS --attempt MS --max-value BYTES --page N
  *   put KEY VALUE [LEASE]          -> "ok REV"             (VALUE "@FILE" = the file's bytes)
  *   get KEY [serializable] [REV]   -> "value VALUE mod=N create=N version=N lease=N" | "absent" (exit 3)
- *   list PREFIX [serializable]     -> "KEY VALUE" lines, then "revision N count N"
+ *   list PREFIX [serializable|linearizable] [REV]
+ *                                  -> "KEY VALUE" lines, then "revision N count N"
  *   del KEY [prefix]               -> "deleted N"
  *   create KEY VALUE [LEASE]       -> "created REV" | "exists VALUE" (exit 4)
  *   cas KEY MODREV VALUE           -> "swapped REV" | "conflict MODREV VALUE" (exit 4)
@@ -157,8 +158,9 @@ static int run(struct etcd *e, const char *cmd, int argc, char **argv)
     } else if (!strcmp(cmd, "list") && argc >= 1) {
         struct etcd_kvs kvs;
         bool ser = argc > 1 && !strcmp(argv[1], "serializable");
-        if (etcd_list(e, argv[0], ser ? ETCD_SERIALIZABLE : ETCD_LINEARIZABLE, &kvs) < 0)
-            return 1;
+        r = etcd_list(e, argv[0], argc > 2 ? num(argv[2]) : 0, ser ? ETCD_SERIALIZABLE : ETCD_LINEARIZABLE, &kvs);
+        if (r < 0)
+            return r == -ESTALE ? 5 : 1;
         for (size_t i = 0; i < kvs.n; i++)
             printf("%s %.*s\n", kvs.kv[i].key, (int)kvs.kv[i].value_len, (const char *)kvs.kv[i].value);
         printf("revision %lld count %zu\n", (long long)kvs.revision, kvs.n);

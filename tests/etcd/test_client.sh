@@ -40,6 +40,14 @@ check "list over 3 pages returns the 7 keys in order, nothing outside the prefix
      [ "$(grep "^/kms/list/" "$T/list.out" | sort -c && echo sorted)" = sorted ]'
 etcdt list /kms/list/ serializable >"$T/lists.out" 2>&1
 check "serializable list" 'has "$T/lists.out" "count 7"'
+lrev=$(awk '/^revision/ {print $2}' "$T/list.out")
+etcdt put /kms/list/k8 v8 >/dev/null 2>&1
+etcdt put /kms/list/k1 changed >/dev/null 2>&1
+etcdt --page 2 list /kms/list/ linearizable "$lrev" >"$T/listrev.out" 2>&1
+check "list at an older revision: the snapshot as it was, over 4 pages" \
+    'has "$T/listrev.out" "count 7" && has "$T/listrev.out" "/kms/list/k1 v1" && ! has "$T/listrev.out" k8'
+check "the newest listing sees the changes" 'etcdt list /kms/list/ | grep -F "/kms/list/k1 changed" >/dev/null'
+etcdt del /kms/list/k8 >/dev/null 2>&1
 etcdt del /kms/list/ prefix >"$T/del.out" 2>&1
 check "delete of a prefix deletes exactly its 7 keys" 'has "$T/del.out" "deleted 7"'
 etcdt del /kms/list/ prefix >"$T/del2.out" 2>&1
@@ -234,6 +242,34 @@ check "the last line says no endpoint answered, naming the last one tried and wh
 timeout -k 5 30 "$ETCD_TOOL" --endpoints "ftp://127.0.0.1:1" get /kms/a >/dev/null 2>"$T/badep.err"
 rc=$?
 check "a bad endpoint is refused at once, named" '[ $rc = 1 ] && has "$T/badep.err" "endpoint ftp://127.0.0.1:1 is not an http:// or https:// URL"'
+
+# ---- a member that accepts connections and never answers ----
+python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)' >"$T/hole.port" 2>"$T/hole.err" &
+hole_pid=$!
+on_exit "stop_pid $hole_pid 2"
+for i in $(seq 50); do [ -s "$T/hole.port" ] && break; sleep 0.1; done
+hole="http://127.0.0.1:$(cat "$T/hole.port")"
+start=$(date +%s%N)
+timeout -k 5 30 "$ETCD_TOOL" --endpoints "$hole,$ETCD_ENDPOINTS" get /kms/a >"$T/hole.out" 2>"$T/hole.err"
+rc=$?
+elapsed=$(ms_since $start)
+check "a silent member first in the list: its attempt times out after about 1 s, the next answers (${elapsed} ms)" \
+    '[ $rc = 0 ] && has "$T/hole.out" "value world" && [ $elapsed -lt 4000 ] && has "$T/hole.err" "$hole/v3/kv/range: timed out"'
+hrev=$(etcdt put /kms/hw seen 2>/dev/null | awk '{print $2}')
+timeout -k 5 30 "$ETCD_TOOL" --endpoints "$hole,$ETCD_ENDPOINTS" watch /kms/hw "$hrev" 1 10 >"$T/hole-w.out" 2>&1
+check "a watch skips the silent member too" 'has "$T/hole-w.out" "put /kms/hw seen"'
+start=$(date +%s%N)
+timeout -k 5 30 "$ETCD_TOOL" --endpoints "$hole" --deadline 2500 put /kms/h x >/dev/null 2>"$T/hole2.err"
+rc=$?
+elapsed=$(ms_since $start)
+check "only the silent member: the call ends at its 2.5 s deadline (${elapsed} ms)" \
+    '[ $rc = 1 ] && [ $elapsed -ge 2000 ] && [ $elapsed -lt 5000 ] && has "$T/hole2.err" "no endpoint answered within 2500 ms"'
+stop_pid $hole_pid 2
 
 # ---- authentication ----
 printf 'rootpw\n' >"$T/root.pw"
