@@ -391,8 +391,12 @@ int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_le
                 *doc = NULL;
                 etcd_body_free(*body, *body_len);
                 *body = NULL;
-                return log_error_errno(-EPROTO, "etcd %s: %s: the answer is not a JSON object (%s at byte %zu)",
-                                       e->ep[i], what, je.msg ? je.msg : "wrong type", je.offset);
+                /* not etcd speaking (a proxy's page, a broken member): ask another one */
+                log_warn("etcd %s: %s: the answer is not a JSON object (%s at byte %zu); trying the next endpoint",
+                         e->ep[i], what, je.msg ? je.msg : "wrong type", je.offset);
+                snprintf(last_why, sizeof(last_why), "%s: an answer that is not JSON", e->ep[i]);
+                etcd_rotate(e, i);
+                continue;
             }
             return 0;
         }

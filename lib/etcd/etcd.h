@@ -213,8 +213,10 @@ int etcd_watch_open(struct etcd *e, const char *key, int64_t start_revision, uns
                     struct etcd_watch **out);
 /* Waits up to timeout_ms for the next message with events (or a progress notification: n = 0).
  * 0 with a batch; -ETIME when nothing came (not logged); -ESTALE when the revision to resume
- * from was compacted (etcd_watch_compact_revision); -EACCES when refused; another negative errno
- * when no endpoint could be reached in time (the next call tries again). */
+ * from was compacted (etcd_watch_compact_revision); -E2BIG when a message is over max_response
+ * (a replay of many revisions: etcd packs up to 1000 in one message); after either, list again
+ * and open a new watch from the listing's revision + 1. -EACCES when refused; another negative
+ * errno when no endpoint could be reached in time (the next call tries again). */
 int etcd_watch_next(struct etcd_watch *w, int timeout_ms, struct etcd_watch_batch *out);
 /* The revision a resumed watch would start from (last delivered + 1). */
 int64_t etcd_watch_next_revision(const struct etcd_watch *w);

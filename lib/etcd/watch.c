@@ -260,6 +260,12 @@ int etcd_watch_next(struct etcd_watch *w, int timeout_ms, struct etcd_watch_batc
         r = read_line(w, deadline, &line, &len, &used);
         if (r == -ETIME)
             return -ETIME;
+        if (r == -E2BIG) {
+            /* a replay bigger than we keep (etcd packs up to 1000 revisions in one message):
+             * resuming would bring the same message again; the caller lists instead */
+            drop_stream(w);
+            return -E2BIG;
+        }
         if (r < 0) {
             /* the member went away (or broke the stream): resume on the next one */
             etcd_rotate(e, w->ep);

@@ -5,7 +5,8 @@
  *
  *   etcd_tool [OPTIONS] COMMAND ARGS
  *   OPTIONS: --endpoints URL[,URL...] (default $ETCD_ENDPOINTS) --ca FILE --cert FILE --key FILE
- *            --user NAME --password-file FILE --deadline MS --attempt MS --max-value BYTES --page N
+ *            --user NAME --password-file FILE --deadline MS --attempt MS --max-value BYTES
+ *            --max-response BYTES --page N
  *   put KEY VALUE [LEASE]          -> "ok REV"             (VALUE "@FILE" = the file's bytes)
  *   get KEY [serializable] [REV]   -> "value VALUE mod=N create=N version=N lease=N" | "absent" (exit 3)
  *   list PREFIX [serializable|linearizable] [REV]
@@ -16,14 +17,14 @@
  *   cas-del KEY MODREV             -> "deleted" | "conflict MODREV VALUE" (exit 4)
  *   watch KEY START_REV MAX_EVENTS SECONDS [prefix]
  *                                  -> "watching", then "put KEY VALUE REV" / "delete KEY REV" per
- *                                     event, "compacted REV" (exit 5) or "done N"
+ *                                     event, "compacted REV" (exit 5), "too-big" (exit 6) or "done N"
  *   lease-grant TTL | lease-keepalive ID | lease-revoke ID
  *                                  -> "lease ID TTL" | "ttl N" or "expired" (exit 3) | "revoked"
  *   status                         -> per endpoint "URL member=ID leader=ID term=N revision=N" or "URL down"
  *   compact REV | raw PATH JSON    -> "compacted" | the answer's body
  *   put-loop PREFIX N              -> N puts PREFIX<i> = v<i>: "acked I MS" or "failed I MS" each,
  *                                     then "max_ms MS acked A failed F"
- * Exit codes: 0 ok, 1 error, 2 usage, 3 absent, 4 conflict, 5 compacted. */
+ * Exit codes: 0 ok, 1 error, 2 usage, 3 absent, 4 conflict, 5 compacted, 6 over a size limit. */
 #include <stdio.h>
 #include <string.h>
 
@@ -32,7 +33,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: etcd_tool [--endpoints E] [--ca F] [--cert F --key F] [--user U --password-file F] "
-                    "[--deadline MS] [--attempt MS] [--max-value N] [--page N] COMMAND ARGS\n");
+                    "[--deadline MS] [--attempt MS] [--max-value N] [--max-response N] [--page N] COMMAND ARGS\n");
     return 2;
 }
 
@@ -88,6 +89,11 @@ static int watch(struct etcd *e, int argc, char **argv)
             printf("compacted %lld\n", (long long)etcd_watch_compact_revision(w));
             etcd_watch_free(w);
             return 5;
+        }
+        if (r == -E2BIG) {
+            printf("too-big\n");
+            etcd_watch_free(w);
+            return 6;
         }
         if (r < 0)
             continue; /* unreachable for now: the next call tries again until the time is up */
@@ -283,6 +289,8 @@ int main(int argc, char **argv)
             cfg.attempt_timeout_ms = (int)num(v);
         else if (!strcmp(o, "max-value"))
             cfg.max_value = (size_t)num(v);
+        else if (!strcmp(o, "max-response"))
+            cfg.max_response = (size_t)num(v);
         else if (!strcmp(o, "page"))
             cfg.page = (unsigned)num(v);
         else

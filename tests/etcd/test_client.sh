@@ -166,6 +166,18 @@ etcdt put /kms/w/5 five >/dev/null 2>&1
 wait $wpid
 check "a new watch from the compaction revision + 1 works" 'has "$T/watch4.out" "put /kms/w/5 five"'
 
+# ---- a replay bigger than the client keeps: reported, not retried forever ----
+head -c 900 /dev/zero | tr '\0' r >"$T/r900"
+rep0=$(etcdt put /kms/rep/0 @"$T/r900" 2>/dev/null | awk '{print $2}')
+for i in $(seq 1 99); do etcdt put "/kms/rep/$i" @"$T/r900" >/dev/null 2>&1; done
+start=$(date +%s%N)
+etcdt --max-value 1000 --max-response 70000 watch /kms/rep/ "$rep0" 100 10 prefix >"$T/rep.out" 2>"$T/rep.err"
+rc=$?
+check "a watch replay over the answer bound: -E2BIG at once (exit 6), so the caller lists instead" \
+    '[ $rc = 6 ] && has "$T/rep.out" too-big && grep -E "(a chunk of the response is over the limit|watch: a message over)" "$T/rep.err" >/dev/null && [ $(ms_since $start) -lt 5000 ]'
+etcdt watch /kms/rep/ "$rep0" 100 10 prefix >"$T/rep2.out" 2>&1
+check "the same replay within the default bound: all 100 events" '[ "$(grep -c "^put /kms/rep/" "$T/rep2.out")" = 100 ]'
+
 # ---- sizes ----
 head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' x >"$T/big"
 start=$(date +%s%N)
