@@ -215,10 +215,16 @@ static int authenticate(struct etcd *e, size_t i, int64_t deadline, struct secre
         abort();
     struct net_client_opts o = etcd_opts(e, deadline, NULL);
     o.max_message = 64 * 1024;
+    bool q = log_set_quiet(true);
     r = net_http_request("POST", url, "application/json", text, len, &o, &resp);
+    log_set_quiet(q);
     if (r < 0) {
         *verdict = r == KTLS_ERR_CERT ? ETCD_FAIL : ETCD_RETRY_NEXT;
         *verdict_err = r;
+        const char *why = *log_quiet_last() ? log_quiet_last() : strerror(-r);
+        if (r == KTLS_ERR_CERT)
+            return log_error_errno(r, "etcd %s: authentication: %s", e->ep[i], why);
+        log_info("etcd %s: authentication: %s", e->ep[i], why);
         return r;
     }
     if (resp->status != 200) {
@@ -331,6 +337,7 @@ int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_le
     int64_t deadline = now_ms() + e->deadline_ms;
     char token[TOKEN_MAX + 1];
     int reauths = 0;
+    unsigned logged = 0; /* endpoints whose transport failure was logged (at most 16) */
     char last_why[200] = "no attempt";
     size_t tried = 0;
 
@@ -368,14 +375,21 @@ int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_le
         if (asprintf(&url, "%s/v3/%s", e->ep[i], path) < 0)
             abort();
         struct net_http_response *resp = NULL;
+        /* lib/net logs each failure; we retry elsewhere and report once, so quietly */
+        bool q = log_set_quiet(true);
         r = net_http_request("POST", url, "application/json", json, json_len, &o, &resp);
+        log_set_quiet(q);
         bool had_token = token[0] != 0;
         secure_wipe(token, sizeof(token));
         if (r < 0) {
+            const char *why = *log_quiet_last() ? log_quiet_last() : strerror(-r);
             if (r == KTLS_ERR_CERT || r == -E2BIG || r == -EINVAL)
-                return log_error_errno(r, "etcd %s: %s failed: %s", e->ep[i], what,
-                                       r == -E2BIG ? "the answer is over the size limit" : strerror(-r));
-            snprintf(last_why, sizeof(last_why), "%s: %s", e->ep[i], r == -ETIME ? "timed out" : strerror(-r));
+                return log_error_errno(r, "etcd %s: %s failed: %s", e->ep[i], what, why);
+            snprintf(last_why, sizeof(last_why), "%s", why);
+            if (!(logged & (1u << i))) { /* once per endpoint and call */
+                logged |= 1u << i;
+                log_info("etcd %s: %s: %s; trying the next endpoint", e->ep[i], what, why);
+            }
             etcd_rotate(e, i);
             continue;
         }

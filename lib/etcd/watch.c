@@ -24,6 +24,7 @@ struct etcd_watch {
     size_t ep;
     char *buf;           /* bytes of the stream not yet split into lines */
     size_t len, cap;
+    char why[512];       /* why the stream or the last open failed */
 };
 
 int64_t etcd_watch_next_revision(const struct etcd_watch *w)
@@ -70,17 +71,23 @@ static int read_line(struct etcd_watch *w, int64_t deadline, char **line, size_t
             return 0;
         }
         scanned = w->len;
-        if (w->len >= w->cap)
-            return log_error_errno(-E2BIG, "etcd %s: watch: a message over %zu bytes", w->e->ep[w->ep], w->cap);
+        if (w->len >= w->cap) {
+            snprintf(w->why, sizeof(w->why), "a message over %zu bytes", w->cap);
+            return -E2BIG;
+        }
+        bool q = log_set_quiet(true);
         ssize_t n = net_http_stream_read(w->s, w->buf + w->len, w->cap - w->len, deadline);
+        log_set_quiet(q);
         if (n == -ETIME)
             return -ETIME;
         if (n == 0) {
-            log_info("etcd %s: watch: the stream ended", w->e->ep[w->ep]);
+            snprintf(w->why, sizeof(w->why), "the stream ended");
             return -ECONNRESET;
         }
-        if (n < 0)
+        if (n < 0) {
+            snprintf(w->why, sizeof(w->why), "%s", *log_quiet_last() ? log_quiet_last() : strerror((int)-n));
             return (int)n;
+        }
         w->len += (size_t)n;
     }
 }
@@ -133,11 +140,18 @@ static int open_on(struct etcd_watch *w, size_t i, int64_t until)
         abort();
     struct net_header auth = {"Authorization", token};
     struct net_client_opts o = etcd_opts(e, until, token[0] ? &auth : NULL);
+    bool q = log_set_quiet(true);
     r = net_http_stream_open("POST", url, "application/json", text, len, &o, &w->s);
+    log_set_quiet(q);
     bool had_token = token[0] != 0;
     secure_wipe(token, sizeof(token));
-    if (r < 0)
-        return r == KTLS_ERR_CERT ? r : -EAGAIN;
+    if (r < 0) {
+        snprintf(w->why, sizeof(w->why), "%s", *log_quiet_last() ? log_quiet_last() : strerror(-r));
+        if (r == KTLS_ERR_CERT)
+            return log_error_errno(r, "etcd %s: watch %.60s: %s", e->ep[i], w->key, w->why);
+        log_info("etcd %s: watch %.60s: %s; trying the next endpoint", e->ep[i], w->key, w->why);
+        return -EAGAIN;
+    }
     w->ep = i;
     w->len = 0;
     int status = net_http_stream_status(w->s);
@@ -163,6 +177,7 @@ static int open_on(struct etcd_watch *w, size_t i, int64_t until)
             return -EAGAIN;
         }
         if (v == ETCD_RETRY_NEXT) {
+            snprintf(w->why, sizeof(w->why), "HTTP %d: %s", status, msg);
             log_info("etcd %s: watch %.60s: HTTP %d %s; trying the next endpoint", e->ep[i], w->key, status, msg);
             return -EAGAIN;
         }
@@ -199,7 +214,8 @@ static int reopen(struct etcd_watch *w, int64_t deadline)
             }
         }
     }
-    return log_error_errno(-ETIME, "etcd: watch %.60s: no endpoint accepted the watch in time", w->key);
+    return log_error_errno(-ETIME, "etcd: watch %.60s: no endpoint accepted the watch in time (last: %s)", w->key,
+                           w->why[0] ? w->why : "no attempt");
 }
 
 int etcd_watch_open(struct etcd *e, const char *key, int64_t start_revision, unsigned flags, struct etcd_watch **out)
@@ -263,11 +279,14 @@ int etcd_watch_next(struct etcd_watch *w, int timeout_ms, struct etcd_watch_batc
         if (r == -E2BIG) {
             /* a replay bigger than we keep (etcd packs up to 1000 revisions in one message):
              * resuming would bring the same message again; the caller lists instead */
+            log_error("etcd %s: watch %.60s: %s; list again", e->ep[w->ep], w->key, w->why);
             drop_stream(w);
             return -E2BIG;
         }
         if (r < 0) {
             /* the member went away (or broke the stream): resume on the next one */
+            log_info("etcd %s: watch %.60s: %s; resuming from revision %lld on the next endpoint", e->ep[w->ep],
+                     w->key, w->why, (long long)w->next_rev);
             etcd_rotate(e, w->ep);
             drop_stream(w);
             continue;

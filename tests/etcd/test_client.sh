@@ -250,7 +250,8 @@ elapsed=$(ms_since $start)
 tail -n 1 "$T/down.err" | diag
 check "every endpoint down: exit 1 within the 3 s deadline (${elapsed} ms)" '[ $rc = 1 ] && [ $elapsed -lt 5000 ]'
 check "the last line says no endpoint answered, naming the last one tried and why" \
-    'tail -n 1 "$T/down.err" | grep -E "no endpoint answered within 3000 ms \(last: http://127.0.0.1:[0-9]+: (Connection refused|timed out)" >/dev/null'
+    'tail -n 1 "$T/down.err" | grep -E "no endpoint answered within 3000 ms \(last: http://127.0.0.1:[0-9]+/v3/kv/range: (cannot connect: .*Connection refused|timed out)" >/dev/null'
+check "one line per endpoint while retrying, then the error: not one per attempt" '[ "$(wc -l <"$T/down.err")" = 3 ]'
 timeout -k 5 30 "$ETCD_TOOL" --endpoints "ftp://127.0.0.1:1" get /kms/a >/dev/null 2>"$T/badep.err"
 rc=$?
 check "a bad endpoint is refused at once, named" '[ $rc = 1 ] && has "$T/badep.err" "endpoint ftp://127.0.0.1:1 is not an http:// or https:// URL"'
