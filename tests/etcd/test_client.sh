@@ -285,21 +285,9 @@ check "only the silent member: the call ends at its 2.5 s deadline (${elapsed} m
 stop_pid $hole_pid 2
 
 # ---- authentication ----
-printf 'rootpw\n' >"$T/root.pw"
 printf 'kmspw\n' >"$T/kms.pw"
 printf 'wrong\n' >"$T/wrong.pw"
-b64() { printf %s "$1" | base64 -w0; }
-{
-    etcdt raw auth/user/add '{"name":"root","password":"rootpw"}' &&
-        etcdt raw auth/role/add '{"name":"root"}' &&
-        etcdt raw auth/user/grant '{"user":"root","role":"root"}' &&
-        etcdt raw auth/user/add '{"name":"kms","password":"kmspw"}' &&
-        etcdt raw auth/role/add '{"name":"kms-rw"}' &&
-        etcdt raw auth/role/grant "{\"name\":\"kms-rw\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"$(b64 /kms/)\",\"range_end\":\"$(b64 /kms0)\"}}" &&
-        etcdt raw auth/user/grant '{"user":"kms","role":"kms-rw"}' &&
-        etcdt raw auth/enable '{}'
-} >"$T/auth-setup.out" 2>&1 || { diag <"$T/auth-setup.out"; bail "could not enable authentication"; }
-ETCD_AUTH_OPTS=(--user root --password-file "$T/root.pw")
+etcd_enable_auth kms kmspw /kms/
 etcdt --user kms --password-file "$T/kms.pw" put /kms/auth ok >"$T/auth1.out" 2>"$T/auth1.err"
 arev=$(awk '{print $2}' "$T/auth1.out")
 check "authenticated put with a token" 'has "$T/auth1.out" ok'

@@ -13,6 +13,7 @@
 #   etcd_leader                prints the index (0-2) of the leader member
 #   etcd_kill I / etcd_restart I   SIGKILL member I / start it again with its old data
 #   etcd_wait_healthy [SECONDS]    waits until every running member reports the same leader
+#   etcd_enable_auth USER PASSWORD PREFIX   users root and USER (READWRITE on PREFIX), auth on
 : "${ETCD_TOOL:?set ETCD_TOOL to the etcd_tool binary}"
 require etcd openssl python3
 
@@ -157,3 +158,28 @@ etcd_restart() {
 }
 
 ETCD_AUTH_OPTS=()
+
+# etcd_enable_auth USER PASSWORD PREFIX: a root user (password in $T/etcd-root.pw), USER with a
+# role granting READWRITE on PREFIX only, then auth on. Sets ETCD_AUTH_OPTS (root's etcd_tool
+# options) for the fixture's own status calls.
+etcd_enable_auth() {
+    local user=$1 pw=$2 prefix=$3 end
+    printf 'rootpw-%s\n' "$RANDOM$RANDOM" >"$T/etcd-root.pw"
+    end=$(python3 -c 'import sys, base64
+p = sys.argv[1].encode()
+e = bytearray(p)
+while e and e[-1] == 0xff: e.pop()
+e = bytes(e[:-1]) + bytes([e[-1] + 1]) if e else b"\0"
+print(base64.b64encode(e).decode())' "$prefix")
+    {
+        etcdt raw auth/user/add "{\"name\":\"root\",\"password\":\"$(head -n 1 "$T/etcd-root.pw")\"}" &&
+            etcdt raw auth/role/add '{"name":"root"}' &&
+            etcdt raw auth/user/grant '{"user":"root","role":"root"}' &&
+            etcdt raw auth/user/add "{\"name\":\"$user\",\"password\":\"$pw\"}" &&
+            etcdt raw auth/role/add "{\"name\":\"$user-rw\"}" &&
+            etcdt raw auth/role/grant "{\"name\":\"$user-rw\",\"perm\":{\"permType\":\"READWRITE\",\"key\":\"$(printf %s "$prefix" | base64 -w0)\",\"range_end\":\"$end\"}}" &&
+            etcdt raw auth/user/grant "{\"user\":\"$user\",\"role\":\"$user-rw\"}" &&
+            etcdt raw auth/enable '{}'
+    } >"$ETCD_DIR/auth-setup.log" 2>&1 || { diag <"$ETCD_DIR/auth-setup.log"; bail "could not enable etcd authentication"; }
+    ETCD_AUTH_OPTS=(--user root --password-file "$T/etcd-root.pw")
+}
