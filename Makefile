@@ -15,7 +15,7 @@ export KAIROS_KMS_CACHE ?= /var/cache/kairos-kms
 
 BUILD_PKGS := meson ninja-build pkg-config musl-tools file binutils
 TEST_PKGS := swtpm swtpm-tools tpm2-tools openssl util-linux coreutils xxd cryptsetup-bin gdisk e2fsprogs \
-             python3 python3-cryptography avahi-daemon iproute2 man-db groff-base systemd prometheus
+             python3 python3-cryptography avahi-daemon iproute2 man-db groff-base systemd prometheus etcd-server
 VM_PKGS := qemu-system-x86 busybox-static cpio kmod e2fsprogs cryptsetup-bin gdisk swtpm swtpm-tools udev \
            util-linux iproute2 file initramfs-tools
 APT := third_party/apt-deps.sh
@@ -38,7 +38,7 @@ asan:
 
 check: release asan
 	@$(APT) $(TEST_PKGS) $(VM_PKGS)
-	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,net,online,mdns,hostile,fuzz
+	@tests/run-suites.sh build build-asan:unit,tpm,luks,kms,net,online,mdns,hostile,fuzz,etcd
 
 demo: release
 	@$(APT) $(TEST_PKGS)

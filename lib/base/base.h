@@ -26,6 +26,13 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 /* The text of the last error logged (without the program name), "" if none: for a plugin's
  * answer, which must carry the reason to its host. */
 const char *log_last_error(void);
+/* Quiet mode of the calling thread, for a caller that retries elsewhere and reports once itself
+ * (the etcd client rotating endpoints): while on, errors and warnings are logged at debug level
+ * only, and the text of the last of them is kept for log_quiet_last(). Returns the previous
+ * setting, to restore it. */
+bool log_set_quiet(bool on);
+/* The last error or warning demoted in this thread's quiet mode ("" if none since it was set). */
+const char *log_quiet_last(void);
 
 /* Logs an error and returns r (a negative errno), so an error path is one line:
  *   return log_error_errno(-ENOENT, "%s: no such device", path); */

@@ -9,6 +9,8 @@
 static const char *program = "kairos-kms";
 static enum log_level level = LOG_INFO;
 static char last_error[512];
+static __thread bool quiet;
+static __thread char quiet_last[512];
 
 void log_set_program(const char *name) { program = name; }
 const char *log_program(void) { return program; }
@@ -27,6 +29,13 @@ static void vlog(enum log_level l, const char *fmt, va_list ap)
         vsnprintf(last_error, sizeof(last_error), fmt, copy);
         va_end(copy);
     }
+    if (quiet && l < LOG_DEBUG) {
+        va_list copy;
+        va_copy(copy, ap);
+        vsnprintf(quiet_last, sizeof(quiet_last), fmt, copy);
+        va_end(copy);
+        l = LOG_DEBUG;
+    }
     if (l > level)
         return;
     /* One write per message, so lines from concurrent processes do not interleave. */
@@ -40,6 +49,17 @@ static void vlog(enum log_level l, const char *fmt, va_list ap)
 }
 
 const char *log_last_error(void) { return last_error; }
+
+bool log_set_quiet(bool on)
+{
+    bool was = quiet;
+    quiet = on;
+    if (on && !was)
+        quiet_last[0] = 0;
+    return was;
+}
+
+const char *log_quiet_last(void) { return quiet_last; }
 
 void log_msg(enum log_level l, const char *fmt, ...)
 {

@@ -37,6 +37,8 @@ struct ktls_client {
     mbedtls_x509_crt roots;      /* configured certificates + system bundle */
     mbedtls_x509_crt configured; /* the configured certificates alone, for pinning */
     bool have_configured;
+    mbedtls_x509_crt own_cert;   /* our certificate for servers that ask for one (mTLS) */
+    mbedtls_pk_context own_key;
 };
 
 struct ktls_session {
@@ -169,6 +171,8 @@ int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct k
     mbedtls_ssl_config_init(&c->conf);
     mbedtls_x509_crt_init(&c->roots);
     mbedtls_x509_crt_init(&c->configured);
+    mbedtls_x509_crt_init(&c->own_cert);
+    mbedtls_pk_init(&c->own_key);
 
     if (pem && pem_len > 0) {
         /* PEM parsing needs a NUL-terminated buffer whose length counts the NUL. */
@@ -215,7 +219,53 @@ void ktls_client_free(struct ktls_client *c)
     mbedtls_ssl_config_free(&c->conf);
     mbedtls_x509_crt_free(&c->roots);
     mbedtls_x509_crt_free(&c->configured);
+    mbedtls_x509_crt_free(&c->own_cert);
+    mbedtls_pk_free(&c->own_key);
     free(c);
+}
+
+int ktls_client_set_cert(struct ktls_client *c, const char *cert_file, const char *key_file)
+{
+    _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
+    size_t cert_len, key_len;
+    char err[128];
+    int r, ret;
+
+    if (c->own_cert.raw.len)
+        return log_error_errno(-EALREADY, "TLS: a client certificate is already set");
+    if ((r = load_pem_file(cert_file, &cert_pem, &cert_len)) < 0)
+        return r;
+    if ((r = load_pem_file(key_file, &key_pem, &key_len)) < 0)
+        return r;
+    ret = mbedtls_x509_crt_parse(&c->own_cert, (const unsigned char *)cert_pem, cert_len + 1);
+    if (ret != 0) {
+        r = log_error_errno(-EINVAL, "%s: not a PEM certificate: %s", cert_file, tls_strerror(ret, err, sizeof(err)));
+        goto fail;
+    }
+    ret = mbedtls_pk_parse_key(&c->own_key, (const unsigned char *)key_pem, key_len + 1, NULL, 0,
+                               mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+    if (ret != 0) {
+        r = log_error_errno(-EINVAL, "%s: not a PEM private key: %s", key_file, tls_strerror(ret, err, sizeof(err)));
+        goto fail;
+    }
+    if (mbedtls_pk_check_pair(&c->own_cert.pk, &c->own_key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE) != 0) {
+        r = log_error_errno(-EINVAL, "%s: the private key does not match the certificate %s", key_file, cert_file);
+        goto fail;
+    }
+    ret = mbedtls_ssl_conf_own_cert(&c->conf, &c->own_cert, &c->own_key);
+    if (ret != 0) {
+        r = log_error_errno(-EIO, "TLS client certificate configuration failed: %s", tls_strerror(ret, err, sizeof(err)));
+        goto fail;
+    }
+    secure_wipe(key_pem, key_len);
+    return 0;
+fail:
+    secure_wipe(key_pem, key_len);
+    mbedtls_x509_crt_free(&c->own_cert);
+    mbedtls_pk_free(&c->own_key);
+    mbedtls_x509_crt_init(&c->own_cert);
+    mbedtls_pk_init(&c->own_key);
+    return r;
 }
 
 /* ---- socket callbacks: non-blocking, so EAGAIN becomes WANT_READ/WANT_WRITE ---- */

@@ -42,6 +42,10 @@ void ktls_server_free(struct ktls_server *s);
  * *out is owned by the caller (ktls_client_free). -EINVAL when pem holds no certificate. */
 int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct ktls_client **out);
 void ktls_client_free(struct ktls_client *c);
+/* Adds our own certificate (PEM chain file) and its PEM private key file, sent to servers that
+ * ask for one (mutual TLS, e.g. etcd --client-cert-auth). Checks that they belong together.
+ * Only before the first session; -EALREADY when one is set already. */
+int ktls_client_set_cert(struct ktls_client *c, const char *cert_file, const char *key_file);
 
 /* A server-side session on connected non-blocking socket fd (not owned: the caller closes it).
  * peer names the client in log lines (copied). Failures of a session are logged at info level. */

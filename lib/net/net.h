@@ -232,4 +232,25 @@ void net_http_response_free(struct net_http_response *r);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *net_http_response_header(const struct net_http_response *r, const char *name);
 
+/* ---- streaming HTTP client (http_stream.c) ----
+ * One request on its own connection, then the response body as it arrives (chunked, with a
+ * Content-Length, or up to EOF), de-chunked: for endless answers such as etcd's watch. One chunk
+ * may be at most o->max_message bytes (default 1 MiB); the body as a whole is not bounded here,
+ * the caller bounds what it keeps. */
+struct net_http_stream;
+/* Sends the request and reads the response head, all before o->deadline_ms. Any status is a
+ * success here. *out owned by the caller (net_http_stream_free). Errors as net_http_request. */
+int net_http_stream_open(const char *method, const char *url, const char *content_type,
+                         const void *body, size_t len, const struct net_client_opts *o,
+                         struct net_http_stream **out);
+int net_http_stream_status(const struct net_http_stream *s);
+/* The first header of that name (case-insensitive), or NULL. */
+const char *net_http_stream_header(const struct net_http_stream *s, const char *name);
+/* Up to n bytes of the body: the count (> 0), 0 at its end, -ETIME when nothing arrived before
+ * the absolute monotonic deadline_ms (not logged; the stream stays usable), or a negative errno
+ * (logged, naming the URL). */
+ssize_t net_http_stream_read(struct net_http_stream *s, void *buf, size_t n, int64_t deadline_ms);
+/* Closes the connection and frees (NULL is fine). */
+void net_http_stream_free(struct net_http_stream *s);
+
 #endif

@@ -171,8 +171,29 @@ static void test_write_atomic(void)
     rmdir(dir);
 }
 
+/* Quiet mode: errors of the thread go to debug level, their text is kept, the setting nests. */
+static void test_log_quiet(void)
+{
+    tap_capture_begin();
+    bool was = log_set_quiet(true);
+    log_error("first failure");
+    log_warn("second failure");
+    bool inner = log_set_quiet(true);
+    char kept[64];
+    snprintf(kept, sizeof(kept), "%s", log_quiet_last());
+    log_set_quiet(inner);
+    log_set_quiet(was);
+    log_error("reported once");
+    const char *out = tap_capture_end();
+    CHECK(!was && inner, "quiet mode: off by default, nests");
+    CHECK(!strcmp(kept, "second failure"), "the last demoted message is kept");
+    CHECK(!strstr(out, "first failure") && !strstr(out, "second failure") && strstr(out, "reported once"),
+          "demoted messages are not printed at the default level; errors after it are");
+}
+
 int main(void)
 {
+    test_log_quiet();
     test_base64();
     test_hex();
     test_parse_u32();
