@@ -185,6 +185,12 @@ int kcrypt_main(int argc, char **argv)
     int c, code, r;
 
     k.root = getenv("KAIROS_KMS_ROOT");
+    if (argc > 1 && (!strcmp(argv[1], "enroll") || !strcmp(argv[1], "unlock") || !strcmp(argv[1], "reseal"))) {
+        r = load_config(&k, NULL, NULL);
+        code = r < 0 ? EXIT_RUNTIME : kcrypt_mboot_main(argv[1], argc - 1, argv + 1, &k);
+        kconfig_kcrypt_clear(&k.cfg);
+        return code == -1 ? applet_usage(usage, EXIT_OK) : code;
+    }
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
