@@ -185,11 +185,27 @@ int kcrypt_main(int argc, char **argv)
     int c, code, r;
 
     k.root = getenv("KAIROS_KMS_ROOT");
-    if (argc > 1 && (!strcmp(argv[1], "enroll") || !strcmp(argv[1], "unlock") || !strcmp(argv[1], "reseal"))) {
-        r = load_config(&k, NULL, NULL);
-        code = r < 0 ? EXIT_RUNTIME : kcrypt_mboot_main(argv[1], argc - 1, argv + 1, &k);
-        kconfig_kcrypt_clear(&k.cfg);
-        return code == -1 ? applet_usage(usage, EXIT_OK) : code;
+    /* enroll, unlock and reseal (kcrypt_mboot.c) parse their own options, before or after the verb. */
+    for (int i = 1; i < argc; i++) {
+        static const char *const with_value[] = {"--root", "--tpm-device", "--tpm-timeout", "--nv-index",
+                                                 "--c-index", "--timeout", "--plugin-timeout", "--plugin-dir"};
+        bool is_value = false;
+        for (size_t j = 0; i > 1 && j < sizeof(with_value) / sizeof(*with_value); j++)
+            is_value |= !strcmp(argv[i - 1], with_value[j]);
+        if (argv[i][0] == '-' || is_value)
+            continue;
+        if (!strcmp(argv[i], "enroll") || !strcmp(argv[i], "unlock") || !strcmp(argv[i], "reseal")) {
+            const char *verb = argv[i];
+            memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv)); /* argv[argc] NULL too */
+            for (int j = 1; j + 1 < argc - 1; j++) /* --root anywhere: the config is read from there */
+                if (!strcmp(argv[j], "--root"))
+                    k.root = argv[j + 1];
+            r = load_config(&k, NULL, NULL);
+            code = r < 0 ? EXIT_RUNTIME : kcrypt_mboot_main(verb, argc - 1, argv, &k);
+            kconfig_kcrypt_clear(&k.cfg);
+            return code == -1 ? applet_usage(usage, EXIT_OK) : code;
+        }
+        break;
     }
     opterr = 0;
     optind = 1;

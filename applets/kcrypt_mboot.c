@@ -241,7 +241,7 @@ static int enroll_tpm2(struct tpm *tpm, const char *device, const struct secret 
     return 0;
 }
 
-static int enroll_recovery(const char *device, const struct secret *unlock)
+static int enroll_recovery(const char *device, const struct secret *unlock, int out_fd)
 {
     _cleanup_secret_ struct secret *key = NULL;
     _cleanup_free_ char *json = NULL;
@@ -262,7 +262,7 @@ static int enroll_recovery(const char *device, const struct secret *unlock)
     /* As systemd-cryptenroll --recovery-key: words on stderr, the key alone on stdout. */
     fprintf(stderr, "A secret recovery key has been generated for this volume:\n\n    ");
     fflush(stderr);
-    if (fd_write_all(STDOUT_FILENO, key->data, key->len) < 0 || fd_write_all(STDOUT_FILENO, "\n", 1) < 0) {
+    if (fd_write_all(out_fd, key->data, key->len) < 0 || fd_write_all(out_fd, "\n", 1) < 0) {
         (void)luks_token_remove(device, token, slot);
         return log_error_errno(-EIO, "%s: cannot print the recovery key; it was removed again", device);
     }
@@ -317,7 +317,7 @@ static int cmd_enroll(const struct kcrypt_ctx *k, const struct mboot_opts *o)
         log_info("%s: new TPM2 token %d enrolled as key slot %d, sealed to PCRs %s%s", o->device, token, slot,
                  tpm_pcr_mask_str(o->pcr_mask, pcrs, sizeof(pcrs)), pin ? " and a PIN" : "");
     }
-    if (o->recovery && enroll_recovery(o->device, unlock) < 0)
+    if (o->recovery && enroll_recovery(o->device, unlock, STDOUT_FILENO) < 0)
         return EXIT_RUNTIME;
     return EXIT_OK;
 }
@@ -447,6 +447,8 @@ static int cmd_unlock(const struct kcrypt_ctx *k, const struct mboot_opts *o)
         return EXIT_RUNTIME;
     }
     r = luks_open_slot(o->device, name, r == 0 ? used.keyslot : -1, key);
+    if (r >= 0 && used.blob)
+        kcrypt_measured_after_unlock(k, o->device, &used);
     luks_tpm2_token_clear(&used);
     if (r < 0)
         return EXIT_RUNTIME;
@@ -639,4 +641,88 @@ int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx
     if (unlock)
         return cmd_unlock(k, &o);
     return cmd_reseal(k, &o);
+}
+
+/* ---- kcrypt encrypt with kcrypt.tpm_pcrs ---- */
+
+int kcrypt_measured_new_key(const struct kcrypt_ctx *k, struct secret **pass, struct luks_tpm2_token *tok)
+{
+    _cleanup_tpm_ struct tpm *tpm = NULL;
+    _cleanup_secret_ struct secret *key = NULL;
+    struct tpm_sealed sealed;
+    uint32_t mask = k->cfg.tpm_pcrs_defer ? 0 : k->cfg.tpm_pcrs;
+    int r = open_tpm(k, &tpm);
+
+    if (r < 0)
+        return r;
+    r = tpm_seal(tpm, mask, NULL, &sealed, &key);
+    if (r < 0)
+        return r;
+    token_from_sealed(tok, &sealed, -1);
+    tpm_sealed_clear(&sealed);
+    *pass = sealed_passphrase(key);
+    return 0;
+}
+
+int kcrypt_measured_finish(const struct kcrypt_ctx *k, const char *device, struct luks_tpm2_token *tok,
+                           const struct secret *pass)
+{
+    _cleanup_free_ char *json = NULL;
+    char pcrs[80];
+    int r, token;
+
+    r = luks_check_passphrase(device, pass, &tok->keyslot);
+    if (r == 0)
+        r = luks_tpm2_token_format(tok, &json);
+    if (r == 0)
+        r = luks_token_add(device, json, &token);
+    if (r < 0)
+        return log_error_errno(r, "%s: the TPM2 token could not be stored", device);
+    log_info("%s: key sealed to PCRs %s in TPM2 token %d (keyslot %d)%s", device,
+             tpm_pcr_mask_str(tok->pcr_mask, pcrs, sizeof(pcrs)), token, tok->keyslot,
+             k->cfg.tpm_pcrs_defer ? "; sealed to the configured PCRs at the first unlock" : "");
+    /* stdout carries upstream's LABEL:NAME:UUID line, so the recovery key goes to stderr here. */
+    if (k->cfg.recovery_key && enroll_recovery(device, pass, STDERR_FILENO) < 0)
+        return -EIO;
+    return 0;
+}
+
+/* kcrypt.tpm_pcrs_defer: a token sealed to no PCRs at install is sealed to kcrypt.tpm_pcrs at the
+ * first unlock that used it. Failure is a warning: the volume is open and the token still works. */
+void kcrypt_measured_after_unlock(const struct kcrypt_ctx *k, const char *device, const struct luks_tpm2_token *used)
+{
+    if (!k->cfg.tpm_pcrs_defer || !k->cfg.tpm_pcrs_set || !k->cfg.tpm_pcrs || used->pcr_mask)
+        return;
+    if (kcrypt_reseal_device(k, device, NULL, NULL, true, k->cfg.tpm_pcrs, 0) < 0)
+        log_warn("%s: could not seal to kcrypt.tpm_pcrs yet (see above); trying again at the next unlock", device);
+}
+
+/* unlock-all for a volume with systemd-tpm2 tokens: the TPM, else (unless rd.kcrypt.prompt=0) the
+ * console prompt. -ENOENT: the volume has no such token (use the other modes). */
+int kcrypt_unlock_measured(const struct kcrypt_ctx *k, const struct luks_part *p)
+{
+    _cleanup_secret_ struct secret *key = NULL;
+    struct luks_tpm2_token used = {0};
+    const char *label = luks_part_label(p);
+    int r;
+
+    if (luks_token_count(p->device, "systemd-tpm2") <= 0)
+        return -ENOENT;
+    r = kcrypt_tpm2_key(k, p->device, NULL, &key, &used);
+    if (r == 0) {
+        r = luks_open_slot(p->device, p->name, used.keyslot, key);
+        if (r >= 0)
+            kcrypt_measured_after_unlock(k, p->device, &used);
+        luks_tpm2_token_clear(&used);
+        return r < 0 ? r : 0;
+    }
+    if (!kcrypt_prompt_enabled(k))
+        return r;
+    log_warn("%s (%s): the TPM did not release the key; asking for the recovery key", label[0] ? label : "-",
+             p->device);
+    r = kcrypt_prompt_key(p->device, label, true, KCRYPT_PROMPT_TIMEOUT_MS, &key);
+    if (r < 0)
+        return r;
+    r = luks_open_slot(p->device, p->name, -1, key);
+    return r < 0 ? r : 0;
 }
