@@ -118,6 +118,35 @@ kk reseal "$T/k.img"
 ck "reseal with a working token needs no key: exit 0, still one token" \
     '[ "$rc" = 0 ] && [ "$(tokens_of "$T/k.img" systemd-tpm2)" = 1 ]' "$T/err"
 
+# ---- 4b. the recovery prompt on a terminal (kcrypt_prompt_key; at boot the same on the console) ----
+tpm2 pcrextend 7:sha256=0000000000000000000000000000000000000000000000000000000000000002
+tty_reseal() { # tty_reseal ANSWERS [flags]: kcrypt reseal on a pty answering from the file ANSWERS
+    local answers=$1
+    shift
+    timeout -k 5 70 python3 "$(dirname "$0")/tty_answer.py" "$T/tty.out" "$answers" -- \
+        "$KAIROS_KMS" kcrypt reseal "$T/k.img" --tpm-device "$TPM_SOCK" "$@" >/dev/null 2>&1
+    rc=$?
+    cp "$T/tty.out" "$T/err"
+}
+printf 'wrong\n%s\nnot-a-key\n' "$(cat "$T/rk-typo")" >"$T/answers-bad"
+h=$(hdr "$T/k.img")
+tty_reseal "$T/answers-bad"
+ck "prompt: three wrong answers, then exit 1 (no loop), the volume unchanged" \
+    '[ "$rc" = 1 ] && [ "$(grep -c "try [123] of 3" "$T/tty.out")" = 3 ] && grep -q "three wrong" "$T/tty.out" && [ "$(hdr "$T/k.img")" = "$h" ]'
+ck "...the typo'd recovery key is called a typo, and nothing typed is echoed" \
+    'grep -q "check for a typo" "$T/tty.out" && ! grep -q "wrong\$\|not-a-key\|$(cut -c1-20 "$T/rk-typo")" "$T/tty.out"'
+printf '%s\n' "$(cat "$T/rk")" >"$T/answers-good"
+tty_reseal "$T/answers-good"
+ck "prompt: the recovery key typed on the terminal reseals (exit 0), not echoed" \
+    '[ "$rc" = 0 ] && grep -q "sealed to PCRs 7" "$T/tty.out" && ! grep -q "$(cut -c1-20 "$T/rk")" "$T/tty.out"'
+tpm2 pcrextend 7:sha256=0000000000000000000000000000000000000000000000000000000000000003
+: >"$T/answers-none"
+start=$(date +%s)
+tty_reseal "$T/answers-none" --prompt-timeout 2
+ck "prompt: nothing typed within --prompt-timeout 2: exit 1 within a few seconds" \
+    '[ "$rc" = 1 ] && grep -q "no recovery key typed within 2 s" "$T/tty.out" && [ $(( $(date +%s) - start )) -lt 20 ]'
+kk reseal "$T/k.img" --unlock-key-file "$T/rk"
+
 # ---- 5. PIN ----
 newimg pin.img
 printf '1234\n' >"$T/pin"; printf '9999\n' >"$T/badpin"
