@@ -160,6 +160,55 @@ kk unlock --test "$T/pin.img" </dev/null
 ck "no PIN given and no terminal: exit 1, says to use --tpm-pin-file" \
     '[ "$rc" = 1 ] && grep -q "tpm-pin-file" "$T/err"'
 
+# ---- 5b. a token as systemd >= 254 writes it: persistent SRK parent (tpm2_srk) and salted PIN
+# (tpm2_salt), made here with tpm2-tools: SRK from the TCG L-2 ECC template at 0x81000001, the PIN's
+# authValue = SHA-256(base64(PBKDF2-HMAC-SHA256(pin, salt, 10000, 32))) computed by Python ----
+newimg v257.img
+python3 - "$T" <<'EOF'
+import base64, hashlib, os, sys
+t = sys.argv[1]
+salt = os.urandom(32)
+auth = hashlib.sha256(base64.b64encode(hashlib.pbkdf2_hmac("sha256", b"1234", salt, 10000, 32))).digest().rstrip(b"\0")
+open(t + "/salt.b64", "w").write(base64.b64encode(salt).decode())
+open(t + "/auth.hex", "w").write(auth.hex())
+secret = os.urandom(32)
+open(t + "/v257.secret", "wb").write(secret)
+open(t + "/v257.pass", "w").write(base64.b64encode(secret).decode())
+EOF
+cryptsetup luksAddKey --batch-mode --key-file "$T/pw" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    "$T/v257.img" "$T/v257.pass"
+(
+    export TPM2TOOLS_TCTI="swtpm:path=$TPM_SOCK"
+    timeout 30 tpm2_createprimary -Q -C o -g sha256 -G ecc256:aes128cfb -c "$T/srk.ctx" \
+        -a 'restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda' &&
+        timeout 30 tpm2_evictcontrol -Q -C o -c "$T/srk.ctx" 0x81000001 && timeout 30 tpm2_flushcontext -t &&
+        timeout 30 tpm2_startauthsession -S "$T/trial.ctx" &&
+        timeout 30 tpm2_policypcr -Q -S "$T/trial.ctx" -l sha256:7 &&
+        timeout 30 tpm2_policyauthvalue -Q -S "$T/trial.ctx" -L "$T/v257.policy" &&
+        timeout 30 tpm2_flushcontext "$T/trial.ctx" &&
+        timeout 30 tpm2_create -Q -C 0x81000001 -g sha256 -a 'fixedtpm|fixedparent' -L "$T/v257.policy" \
+            -p "hex:$(cat "$T/auth.hex")" -i "$T/v257.secret" -u "$T/v257.pub" -r "$T/v257.priv"
+    rc=$?
+    timeout 30 tpm2_flushcontext -t >/dev/null 2>&1; timeout 30 tpm2_flushcontext -s >/dev/null 2>&1
+    exit $rc
+) 2>"$T/v257.err"
+python3 - "$T" <<'EOF'
+import base64, json, sys
+t = sys.argv[1]
+blob = open(t + "/v257.priv", "rb").read() + open(t + "/v257.pub", "rb").read()
+tok = {"type": "systemd-tpm2", "keyslots": ["1"], "tpm2-blob": base64.b64encode(blob).decode(),
+       "tpm2-pcrs": [7], "tpm2-pcr-bank": "sha256", "tpm2-primary-alg": "ecc",
+       "tpm2-policy-hash": open(t + "/v257.policy", "rb").read().hex(), "tpm2-pin": True,
+       "tpm2_salt": open(t + "/salt.b64").read(), "tpm2_srk": base64.b64encode(b"serialized-esys-tr").decode()}
+json.dump(tok, open(t + "/v257.json", "w"))
+EOF
+cryptsetup --disable-external-tokens token import --json-file "$T/v257.json" "$T/v257.img"
+kk unlock --test "$T/v257.img" --tpm-pin-file "$T/pin"
+ck "a token with tpm2_srk and tpm2_salt (systemd >= 254) opens with the right PIN" '[ "$rc" = 0 ]' "$T/err"
+kk unlock --test "$T/v257.img" --tpm-pin-file "$T/badpin"
+ck "...and not with a wrong one" '[ "$rc" = 1 ] && grep -q "wrong PIN" "$T/err"'
+tpm2 evictcontrol -C o -c 0x81000001 >/dev/null 2>&1
+
 # ---- 6. bad tokens: one line each, volume unchanged ----
 newimg bad.img
 kk enroll "$T/bad.img" --tpm2 --tpm-pcrs 7 --unlock-key-file "$T/pw"
