@@ -58,10 +58,11 @@ int kcrypt_unlock_all(const struct kcrypt_ctx *k);
 /* ---- measured-boot local mode (kcrypt_mboot.c): systemd-tpm2 tokens and recovery keys ---- */
 /* kcrypt enroll|unlock|reseal with their own options; -1 means "print the usage" (--help). */
 int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k);
-/* Tries device's systemd-tpm2 tokens: 0 and *key (the keyslot passphrase; *used a copy of the
+/* Tries device's systemd-tpm2 tokens (a PIN from pin_file, else the terminal, with console also
+ * /dev/console): 0 and *key (the keyslot passphrase; *used a copy of the
  * token that worked, if not NULL); -ENOENT when it has none; else why the last one failed. */
-int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *pin_file, struct secret **key,
-                    struct luks_tpm2_token *used);
+int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *pin_file, bool console,
+                    struct secret **key, struct luks_tpm2_token *used);
 /* Asks on the terminal (console: or /dev/console) for a recovery key or passphrase that opens device: three tries, each within
  * timeout_ms, never echoed. */
 int kcrypt_prompt_key(const char *device, const char *label, bool console, int64_t timeout_ms,

@@ -126,6 +126,7 @@ bool kcrypt_prompt_enabled(const struct kcrypt_ctx *k)
 /* ---- options shared by the three verbs ---- */
 
 struct mboot_opts {
+    bool console; /* ask for a PIN on /dev/console when there is no terminal (boot) */
     const char *device;
     const char *name;
     const char *pin_file, *unlock_key_file, *recovery_key_file;
@@ -147,7 +148,7 @@ static int get_pin(const struct mboot_opts *o, bool confirm, struct secret **pin
 
     if (o->pin_file)
         return read_secret_file("--tpm-pin-file", o->pin_file, true, pin);
-    r = kcrypt_ask_secret("TPM2 PIN: ", false, 0, pin);
+    r = kcrypt_ask_secret("TPM2 PIN: ", o->console, o->console ? KCRYPT_PROMPT_TIMEOUT_MS : 0, pin);
     if (r == -ENOTTY)
         return log_error_errno(r, "a PIN is needed: no terminal to ask on (use --tpm-pin-file)");
     if (r < 0)
@@ -325,8 +326,8 @@ static int cmd_enroll(const struct kcrypt_ctx *k, const struct mboot_opts *o)
 /* Tries the systemd-tpm2 tokens of device in order. 0: *key opens keyslot *slot (and *used is
  * a copy of the token, if not NULL). -ENOENT: the volume has no usable token. Else why the last
  * token failed (logged). */
-int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *pin_file, struct secret **key,
-                    struct luks_tpm2_token *used)
+int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *pin_file, bool console,
+                    struct secret **key, struct luks_tpm2_token *used)
 {
     struct luks_tpm2_token *toks = NULL;
     _cleanup_tpm_ struct tpm *tpm = NULL;
@@ -349,7 +350,7 @@ int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *
     for (size_t i = 0; i < n; i++) {
         _cleanup_secret_ struct secret *raw = NULL, *pass = NULL;
         struct tpm_sealed s;
-        struct mboot_opts po = {.pin_file = pin_file};
+        struct mboot_opts po = {.pin_file = pin_file, .console = console};
         int e;
 
         if (toks[i].pin && !pin && get_pin(&po, false, &pin) < 0) {
@@ -431,7 +432,7 @@ static int cmd_unlock(const struct kcrypt_ctx *k, const struct mboot_opts *o)
     }
     if (luks_token_count(o->device, "systemd-tpm2") < 0)
         return EXIT_RUNTIME;
-    r = kcrypt_tpm2_key(k, o->device, o->pin_file, &key, &used);
+    r = kcrypt_tpm2_key(k, o->device, o->pin_file, false, &key, &used);
     if (r == -ENOENT && luks_token_count(o->device, "systemd-tpm2") == 0)
         log_error("%s: no systemd-tpm2 token", o->device);
     if (o->test) {
@@ -470,7 +471,7 @@ int kcrypt_reseal_device(const struct kcrypt_ctx *k, const char *device, const c
     char pcrs[80];
 
     luks_tpm2_token_clear(&used);
-    r = kcrypt_tpm2_key(k, device, pin_file, &key, &used);
+    r = kcrypt_tpm2_key(k, device, pin_file, false, &key, &used);
     if (r == 0) {
         had_pin = used.pin;
         if (!pcrs_given)
@@ -708,7 +709,7 @@ int kcrypt_unlock_measured(const struct kcrypt_ctx *k, const struct luks_part *p
 
     if (luks_token_count(p->device, "systemd-tpm2") <= 0)
         return -ENOENT;
-    r = kcrypt_tpm2_key(k, p->device, NULL, &key, &used);
+    r = kcrypt_tpm2_key(k, p->device, NULL, kcrypt_prompt_enabled(k), &key, &used);
     if (r == 0) {
         r = luks_open_slot(p->device, p->name, used.keyslot, key);
         if (r >= 0)
