@@ -540,7 +540,7 @@ static int cmd_reseal(const struct kcrypt_ctx *k, const struct mboot_opts *o)
     if (luks_scan(k->root, &parts, &n) < 0)
         return EXIT_RUNTIME;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(parts[i].fs, "crypto_LUKS") || luks_token_count(parts[i].device, "systemd-tpm2") <= 0)
+        if (strcmp(parts[i].fs, "crypto_LUKS") || !luks_has_token(parts[i].device, "systemd-tpm2"))
             continue;
         done++;
         if (kcrypt_reseal_device(k, parts[i].device, o->pin_file, o->unlock_key_file, o->pcrs_given, o->pcr_mask,
@@ -707,7 +707,7 @@ int kcrypt_unlock_measured(const struct kcrypt_ctx *k, const struct luks_part *p
     const char *label = luks_part_label(p);
     int r;
 
-    if (luks_token_count(p->device, "systemd-tpm2") <= 0)
+    if (!luks_has_token(p->device, "systemd-tpm2"))
         return -ENOENT;
     r = kcrypt_tpm2_key(k, p->device, NULL, kcrypt_prompt_enabled(k), &key, &used);
     if (r == 0) {

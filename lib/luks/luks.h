@@ -213,6 +213,8 @@ int luks_tpm2_token_format(const struct luks_tpm2_token *t, char **json);
  * parse are reported (one line each) and skipped. *out (release with luks_tpm2_tokens_free). */
 int luks_tpm2_tokens(const char *device, struct luks_tpm2_token **out, size_t *n);
 void luks_tpm2_tokens_free(struct luks_tpm2_token *t, size_t n);
+/* Whether device is LUKS2 with a token of type; logs nothing (LUKS1, unreadable: false). */
+bool luks_has_token(const char *device, const char *type);
 /* How many tokens of type (e.g. "systemd-tpm2") device has; negative errno. */
 int luks_token_count(const char *device, const char *type);
 

@@ -265,6 +265,21 @@ int luks_token_count(const char *device, const char *type)
     return n;
 }
 
+bool luks_has_token(const char *device, const char *type)
+{
+    struct crypt_device *cd = NULL;
+    bool found = false;
+
+    luks_cs_begin();
+    if (crypt_init(&cd, device) < 0)
+        return false;
+    if (crypt_load(cd, CRYPT_LUKS2, NULL) == 0)
+        for (int i = 0; i < LUKS_MAX_TOKENS && !found; i++)
+            found = token_is(cd, i, type);
+    crypt_free(cd);
+    return found;
+}
+
 void luks_tpm2_tokens_free(struct luks_tpm2_token *t, size_t n)
 {
     for (size_t i = 0; t && i < n; i++)
