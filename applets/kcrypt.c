@@ -50,7 +50,7 @@ static const char usage[] =
     "      --tpm2      a new key sealed to the current values of --tpm-pcrs (SHA-256 bank; default 7;\n"
     "                  \"\" for none) in a new keyslot and systemd-tpm2 token\n"
     "      --tpm-pin   ... that also needs a PIN (asked twice on the terminal; --tpm-pin-file F reads it\n"
-    "                  from F, one trailing newline dropped). Never on the command line\n"
+    "                  from F, e.g. /dev/fd/3, one trailing newline dropped). Never on the command line\n"
     "      --recovery-key  a systemd recovery key (64 letters in 8 dashed groups), printed once on\n"
     "                  stdout; the explanation goes to stderr\n"
     "  unlock DEVICE   open DEVICE as /dev/mapper/N (--name; default the device's file name) with its\n"
