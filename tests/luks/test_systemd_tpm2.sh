@@ -209,6 +209,39 @@ kk unlock --test "$T/v257.img" --tpm-pin-file "$T/badpin"
 ck "...and not with a wrong one" '[ "$rc" = 1 ] && grep -q "wrong PIN" "$T/err"'
 tpm2 evictcontrol -C o -c 0x81000001 >/dev/null 2>&1
 
+# ---- 5c. "tpm2-primary-alg": "rsa": the object under systemd's legacy RSA-2048 primary (what
+# systemd 252 falls back to on TPMs without ECC), made with tpm2-tools ----
+newimg rsa.img
+head -c 32 /dev/urandom >"$T/rsa.secret"
+base64 -w0 "$T/rsa.secret" >"$T/rsa.pass"
+cryptsetup luksAddKey --batch-mode --key-file "$T/pw" --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    "$T/rsa.img" "$T/rsa.pass"
+(
+    export TPM2TOOLS_TCTI="swtpm:path=$TPM_SOCK"
+    timeout 30 tpm2_startauthsession -S "$T/trial.ctx" &&
+        timeout 30 tpm2_policypcr -Q -S "$T/trial.ctx" -l sha256:7 -L "$T/rsa.policy" &&
+        timeout 30 tpm2_flushcontext "$T/trial.ctx" &&
+        timeout 60 tpm2_createprimary -Q -C o -g sha256 -G rsa2048:aes128cfb -c "$T/rsaprim.ctx" \
+            -a 'restricted|decrypt|fixedtpm|fixedparent|sensitivedataorigin|userwithauth' &&
+        timeout 30 tpm2_create -Q -C "$T/rsaprim.ctx" -g sha256 -a 'fixedtpm|fixedparent' -L "$T/rsa.policy" \
+            -i "$T/rsa.secret" -u "$T/rsa.pub" -r "$T/rsa.priv"
+    rc=$?
+    timeout 30 tpm2_flushcontext -t >/dev/null 2>&1; timeout 30 tpm2_flushcontext -s >/dev/null 2>&1
+    exit $rc
+) 2>"$T/rsa.err"
+python3 - "$T" <<'EOF'
+import base64, json, sys
+t = sys.argv[1]
+blob = open(t + "/rsa.priv", "rb").read() + open(t + "/rsa.pub", "rb").read()
+tok = {"type": "systemd-tpm2", "keyslots": ["1"], "tpm2-blob": base64.b64encode(blob).decode(),
+       "tpm2-pcrs": [7], "tpm2-pcr-bank": "sha256", "tpm2-primary-alg": "rsa",
+       "tpm2-policy-hash": open(t + "/rsa.policy", "rb").read().hex(), "tpm2-pin": False}
+json.dump(tok, open(t + "/rsa.json", "w"))
+EOF
+cryptsetup --disable-external-tokens token import --json-file "$T/rsa.json" "$T/rsa.img"
+kk unlock --test "$T/rsa.img"
+ck "a token sealed under the legacy RSA primary (tpm2-primary-alg rsa) opens" '[ "$rc" = 0 ]' "$T/err"
+
 # ---- 6. bad tokens: one line each, volume unchanged ----
 newimg bad.img
 kk enroll "$T/bad.img" --tpm2 --tpm-pcrs 7 --unlock-key-file "$T/pw"
