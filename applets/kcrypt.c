@@ -14,6 +14,10 @@ static const char usage[] =
     "Usage: kcrypt encrypt LABEL [--keep-data] [--force] [OPTIONS]\n"
     "       kcrypt unlock-all [--timeout SECONDS] [OPTIONS]\n"
     "       kcrypt nv show|init|clear [--yes] [OPTIONS]\n"
+    "       kcrypt enroll DEVICE [--tpm2] [--tpm-pcrs 7+11] [--tpm-pin | --tpm-pin-file F] [--recovery-key]\n"
+    "                     [--unlock-key-file F] [--tpm-device D]\n"
+    "       kcrypt unlock DEVICE [--name N] [--test] [--tpm-pin-file F] [--prompt-timeout SECONDS]\n"
+    "       kcrypt reseal DEVICE|--all [--tpm-pcrs 7+11] [--unlock-key-file F] [--tpm-pin-file F]\n"
     "\n"
     "Kairos partition encryption, compatible with upstream kcrypt (disks and TPM data written by\n"
     "either unlock with the other).\n"
@@ -37,6 +41,37 @@ static const char usage[] =
     "  nv init        create it now if there is none (what encrypt does first); prints nothing\n"
     "  nv clear       remove the NV index (asks for 'yes' unless --yes): disks encrypted with it can\n"
     "                 no longer be unlocked from this TPM\n"
+    "\n"
+    "Measured boot (README.md \"Measured boot\"): keys sealed by the TPM to PCR values, in the\n"
+    "systemd-tpm2 LUKS2 token format of systemd-cryptenroll (Debian 12, systemd 252): a volume enrolled\n"
+    "by either tool opens with the other. DEVICE is a LUKS2 partition or image file.\n"
+    "  enroll DEVICE   add to an existing LUKS2 volume (asks for its passphrase on the terminal, or\n"
+    "                  --unlock-key-file F, whose whole content is the key):\n"
+    "      --tpm2      a new key sealed to the current values of --tpm-pcrs (SHA-256 bank; default 7;\n"
+    "                  \"\" for none) in a new keyslot and systemd-tpm2 token\n"
+    "      --tpm-pin   ... that also needs a PIN (asked twice on the terminal; --tpm-pin-file F reads it\n"
+    "                  from F, e.g. /dev/fd/3, one trailing newline dropped). Never on the command line\n"
+    "      --recovery-key  a systemd recovery key (64 letters in 8 dashed groups), printed once on\n"
+    "                  stdout; the explanation goes to stderr\n"
+    "  unlock DEVICE   open DEVICE as /dev/mapper/N (--name; default the device's file name) with its\n"
+    "                  systemd-tpm2 tokens; when the TPM refuses (PCRs changed, no PIN), ask on the\n"
+    "                  terminal for the recovery key or a passphrase (3 tries, --prompt-timeout each,\n"
+    "                  default 120 s, never echoed). --test: only show that a token unseals and its key\n"
+    "                  opens its keyslot (no device-mapper needed, no prompt)\n"
+    "  reseal DEVICE   seal the key again to the current PCR values (after a firmware, boot loader or\n"
+    "                  kernel update): opened with the token if it still works, else the recovery key\n"
+    "                  or passphrase (--unlock-key-file F, or asked); the new keyslot and token are\n"
+    "                  written first, then the old systemd-tpm2 tokens and their keyslots removed.\n"
+    "                  PCRs: --tpm-pcrs, else those of the old token. --all: every LUKS partition\n"
+    "                  that has a systemd-tpm2 token\n"
+    "  unlock-all      opens partitions that have a systemd-tpm2 token with the TPM; when it refuses,\n"
+    "                  asks on the console for the recovery key or a passphrase (3 tries of 60 s each,\n"
+    "                  never echoed; rd.kcrypt.prompt=0 on the kernel command line: no prompt)\n"
+    "  encrypt         with kcrypt.tpm_pcrs (config: [7, 11] or \"7+11\"; or --tpm-pcrs) and no KMS\n"
+    "                  configured, seals the new volume's key to those PCRs in a systemd-tpm2 token\n"
+    "                  instead of the NV blob; kcrypt.recovery_key: true adds a recovery key, printed\n"
+    "                  on stderr (stdout keeps the LABEL:NAME:UUID line); kcrypt.tpm_pcrs_defer: true\n"
+    "                  seals to no PCRs at install and to kcrypt.tpm_pcrs at the first unlock\n"
     "\n"
     "Where the passphrase comes from, as upstream decides: when the Kairos config sets\n"
     "kcrypt.challenger.challenger_server or kcrypt.challenger.mdns, from the kcrypt-discovery-*\n"
@@ -63,6 +98,7 @@ static const char usage[] =
     "                         DIR (tests, chroots); every plugin run must then resolve (symlinks\n"
     "                         followed) to a file under DIR. Also the environment variable\n"
     "                         KAIROS_KMS_ROOT\n"
+    "  --tpm-pcrs LIST        encrypt: as kcrypt.tpm_pcrs (measured boot; e.g. 7+11)\n"
     "  --force                encrypt: reformat a partition that is already LUKS\n"
     "  --yes                  nv clear: do not ask\n"
     "  --debug                say more on stderr\n"
@@ -71,7 +107,9 @@ static const char usage[] =
     "Examples:\n"
     "  kcrypt encrypt COS_PERSISTENT\n"
     "  kcrypt unlock-all --timeout 60\n"
-    "  kcrypt nv show --tpm-device /dev/tpmrm0 | cryptsetup open --test-passphrase /dev/vda5\n";
+    "  kcrypt nv show --tpm-device /dev/tpmrm0 | cryptsetup open --test-passphrase /dev/vda5\n"
+    "  kcrypt enroll /dev/vda5 --tpm2 --tpm-pcrs 7+11 --recovery-key > recovery.txt\n"
+    "  kcrypt reseal --all\n";
 
 
 static int parse_handle(const char *flag, const char *value, uint32_t *out)
@@ -162,7 +200,7 @@ static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint
 
 int kcrypt_main(int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_PLUGIN_DIR, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA };
+    enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_PLUGIN_DIR, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA, OPT_TPM_PCRS };
     static const struct option opts[] = {
         {"nv-index", required_argument, NULL, 'n'},
         {"c-index", required_argument, NULL, 'c'},
@@ -174,17 +212,42 @@ int kcrypt_main(int argc, char **argv)
         {"root", required_argument, NULL, OPT_ROOT},
         {"force", no_argument, NULL, OPT_FORCE},
         {"keep-data", no_argument, NULL, OPT_KEEP_DATA},
+        {"tpm-pcrs", required_argument, NULL, OPT_TPM_PCRS},
         APPLET_TPM_LONG_OPTIONS,
         {0},
     };
     struct kcrypt_ctx k = {.unlock_timeout_ms = 120000, .plugin_timeout_ms = 60000};
     uint32_t nv_index, c_index;
     const uint32_t *nv_flag = NULL, *c_flag = NULL;
+    uint32_t pcrs_flag = 0;
+    bool pcrs_given = false;
     const char *cmd;
     bool yes = false;
     int c, code, r;
 
     k.root = getenv("KAIROS_KMS_ROOT");
+    /* enroll, unlock and reseal (kcrypt_mboot.c) parse their own options, before or after the verb. */
+    for (int i = 1; i < argc; i++) {
+        static const char *const with_value[] = {"--root", "--tpm-device", "--tpm-timeout", "--nv-index",
+                                                 "--c-index", "--timeout", "--plugin-timeout", "--plugin-dir"};
+        bool is_value = false;
+        for (size_t j = 0; i > 1 && j < sizeof(with_value) / sizeof(*with_value); j++)
+            is_value |= !strcmp(argv[i - 1], with_value[j]);
+        if (argv[i][0] == '-' || is_value)
+            continue;
+        if (!strcmp(argv[i], "enroll") || !strcmp(argv[i], "unlock") || !strcmp(argv[i], "reseal")) {
+            const char *verb = argv[i];
+            memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv)); /* argv[argc] NULL too */
+            for (int j = 1; j + 1 < argc - 1; j++) /* --root anywhere: the config is read from there */
+                if (!strcmp(argv[j], "--root"))
+                    k.root = argv[j + 1];
+            r = load_config(&k, NULL, NULL);
+            code = r < 0 ? EXIT_RUNTIME : kcrypt_mboot_main(verb, argc - 1, argv, &k);
+            kconfig_kcrypt_clear(&k.cfg);
+            return code == -1 ? applet_usage(usage, EXIT_OK) : code;
+        }
+        break;
+    }
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -220,6 +283,13 @@ int kcrypt_main(int argc, char **argv)
         case OPT_ROOT: k.root = optarg; break;
         case OPT_FORCE: k.force = true; break;
         case OPT_KEEP_DATA: k.keep_data = true; break;
+        case OPT_TPM_PCRS:
+            if (tpm_pcr_mask_parse(optarg, &pcrs_flag) < 0) {
+                log_error("--tpm-pcrs %s: expected PCR numbers 0-23 joined by + or , (e.g. 7+11)", optarg);
+                return EXIT_USAGE;
+            }
+            pcrs_given = true;
+            break;
         case '?':
         case ':':
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
@@ -254,6 +324,10 @@ int kcrypt_main(int argc, char **argv)
         return EXIT_USAGE;
     }
     r = load_config(&k, nv_flag, c_flag);
+    if (pcrs_given) {
+        k.cfg.tpm_pcrs = pcrs_flag;
+        k.cfg.tpm_pcrs_set = true;
+    }
     /* An initramfs may have no modprobe; a --root tree is a test, not this kernel's system. */
     if (r == 0 && strcmp(cmd, "nv") && (!k.root || !k.root[0]))
         kcrypt_load_modules();

@@ -55,4 +55,38 @@ int kcrypt_show_progress(uint64_t done, uint64_t total, void *ctx);
 void kcrypt_load_modules(void);
 int kcrypt_unlock_all(const struct kcrypt_ctx *k);
 
+/* ---- measured-boot local mode (kcrypt_mboot.c): systemd-tpm2 tokens and recovery keys ---- */
+/* kcrypt enroll|unlock|reseal with their own options; -1 means "print the usage" (--help). */
+int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k);
+/* Tries device's systemd-tpm2 tokens (a PIN from pin_file, else the terminal, with console also
+ * /dev/console): 0 and *key (the keyslot passphrase; *used a copy of the
+ * token that worked, if not NULL); -ENOENT when it has none; else why the last one failed. */
+int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *pin_file, bool console,
+                    struct secret **key, struct luks_tpm2_token *used);
+/* Asks on the terminal (console: or /dev/console) for a recovery key or passphrase that opens device: three tries, each within
+ * timeout_ms, never echoed. */
+int kcrypt_prompt_key(const char *device, const char *label, bool console, int64_t timeout_ms,
+                      struct secret **key);
+/* False when the kernel command line has rd.kcrypt.prompt=0. */
+bool kcrypt_prompt_enabled(const struct kcrypt_ctx *k);
+/* Reads a secret from the terminal (console: or /dev/console) without echo (0 = no time limit); -ENOTTY, -ETIMEDOUT, -ENODATA. */
+int kcrypt_ask_secret(const char *prompt, bool console, int64_t timeout_ms, struct secret **out);
+/* Seals device's key again to the current values of mask (or the PCRs of its token when
+ * !pcrs_given): new keyslot and token first, old systemd-tpm2 tokens removed after. */
+/* kcrypt encrypt with kcrypt.tpm_pcrs: a new key sealed to those PCRs (none with tpm_pcrs_defer)
+ * before the disk is touched; *pass is the keyslot passphrase, *tok the token without keyslot. */
+int kcrypt_measured_new_key(const struct kcrypt_ctx *k, struct secret **pass, struct luks_tpm2_token *tok);
+/* After formatting: stores tok for the keyslot pass opens, and a recovery key (printed on stderr)
+ * when kcrypt.recovery_key. */
+int kcrypt_measured_finish(const struct kcrypt_ctx *k, const char *device, struct luks_tpm2_token *tok,
+                           const struct secret *pass);
+/* After an unlock by token used: kcrypt.tpm_pcrs_defer sealing to the configured PCRs. */
+void kcrypt_measured_after_unlock(const struct kcrypt_ctx *k, const char *device, const struct luks_tpm2_token *used);
+/* unlock-all for a volume with systemd-tpm2 tokens (TPM, else the console prompt); -ENOENT when
+ * it has none. */
+#define KCRYPT_PROMPT_TIMEOUT_MS 60000 /* one try at the boot prompt */
+int kcrypt_unlock_measured(const struct kcrypt_ctx *k, const struct luks_part *p);
+int kcrypt_reseal_device(const struct kcrypt_ctx *k, const char *device, const char *pin_file,
+                         const char *unlock_key_file, bool pcrs_given, uint32_t mask, int64_t prompt_timeout_ms);
+
 #endif

@@ -97,6 +97,8 @@ int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label)
     struct luks_header hdr;
     enum key_origin origin;
     enum luks_pbkdf kind;
+    struct luks_tpm2_token tok = {0};
+    bool measured = k->cfg.tpm_pcrs_set && !kcrypt_uses_kms(k);
     char uuid[LUKS_UUID_STR];
     size_t n = 0;
     int r;
@@ -118,7 +120,12 @@ int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label)
         goto out;
     }
     /* The key before the disk: without one the partition stays as it is. */
-    r = kcrypt_get_key(k, p, true, &pass, &origin);
+    if (measured) { /* README.md "Measured boot": a key sealed to PCRs, not the NV blob */
+        r = kcrypt_measured_new_key(k, &pass, &tok);
+        origin = KEY_FROM_TPM_NV;
+    } else {
+        r = kcrypt_get_key(k, p, true, &pass, &origin);
+    }
     if (r < 0) {
         log_error("%s (%s): no key, so the partition was left untouched", label, p->device);
         goto out;
@@ -130,12 +137,15 @@ int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label)
     } else {
         r = format_and_mkfs(p, label, pass, kind);
     }
+    if (r == 0 && measured)
+        r = kcrypt_measured_finish(k, p->device, &tok, pass);
     if (r < 0)
         goto out;
     /* Upstream's Luksify prints label:name:uuid (UPSTREAM.md §1.3). */
     luks_uuid_v5(label, uuid);
     printf("%s:%s:%s\n", label, p->name, uuid);
 out:
+    luks_tpm2_token_clear(&tok);
     luks_parts_free(parts, n);
     return r < 0 ? EXIT_RUNTIME : EXIT_OK;
 }

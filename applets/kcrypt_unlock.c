@@ -29,6 +29,12 @@ static int unlock_one(const struct kcrypt_ctx *k, const struct luks_part *p)
     int64_t deadline = now_ms() + k->unlock_timeout_ms, backoff = 1000;
     int r, attempt = 0;
 
+    /* A volume with a systemd-tpm2 token: its TPM, else the recovery prompt (README.md "Measured
+     * boot"); no retries, the PCRs will not change by waiting. */
+    r = kcrypt_unlock_measured(k, p);
+    if (r != -ENOENT)
+        return r;
+
     for (;;) {
         _cleanup_secret_ struct secret *pass = NULL;
         enum key_origin origin;

@@ -176,4 +176,70 @@ int luks_find_by_label(const struct luks_part *parts, size_t n, const char *labe
 size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, size_t n,
                         const struct luks_part **out);
 
+/* ---- systemd's LUKS2 tokens (token.c): systemd-tpm2 and systemd-recovery ----
+ * The JSON systemd-cryptenroll writes (systemd v252 src/shared/tpm2-util.c tpm2_make_luks2_json,
+ * read back by tpm2_parse_luks2_json; src/cryptenroll/cryptenroll-recovery.c). */
+
+#define LUKS_TOKEN_JSON_MAX 16384 /* longest token JSON read */
+#define LUKS_TOKEN_BLOB_MAX 4096  /* longest tpm2-blob, decoded */
+#define LUKS_MAX_TOKENS 32        /* LUKS2_TOKENS_MAX */
+#define LUKS_MAX_KEYSLOTS 32      /* LUKS2_KEYSLOTS_MAX */
+
+/* A systemd-tpm2 token. Reading it refuses what this implementation cannot open (sharded blobs,
+ * signed PCR policies, pcrlock, banks other than SHA-256) with a one-line error. */
+struct luks_tpm2_token {
+    int token;             /* LUKS2 token number; -1 until stored */
+    int keyslot;           /* "keyslots": ["N"] */
+    uint8_t *blob;         /* tpm2-blob, decoded (malloc'd) */
+    size_t blob_len;
+    uint32_t pcr_mask;     /* tpm2-pcrs */
+    bool primary_rsa;      /* tpm2-primary-alg "rsa" (absent or "ecc": false) */
+    bool srk;              /* tpm2_srk present: parent is the persistent SRK (systemd >= 254) */
+    bool pin;              /* tpm2-pin */
+    uint8_t salt[64];      /* tpm2_salt (systemd >= 253); salt_len 0 = none */
+    size_t salt_len;
+    uint8_t policy[32];    /* tpm2-policy-hash */
+};
+void luks_tpm2_token_clear(struct luks_tpm2_token *t);
+
+/* Parses the JSON of one systemd-tpm2 token (at most LUKS_TOKEN_JSON_MAX bytes, bounded depth and
+ * token count; unknown members ignored as systemd does). -EBADMSG malformed, -EOPNOTSUPP a
+ * feature named in the message; one line logged naming what (what: e.g. "disk.img token 1"). */
+int luks_tpm2_token_parse(const char *what, const char *json, size_t len, struct luks_tpm2_token *out);
+/* The JSON systemd v252 writes, field for field; *json malloc'd. */
+int luks_tpm2_token_format(const struct luks_tpm2_token *t, char **json);
+
+/* The systemd-tpm2 tokens of device whose keyslot exists, in token order; tokens that fail to
+ * parse are reported (one line each) and skipped. *out (release with luks_tpm2_tokens_free). */
+int luks_tpm2_tokens(const char *device, struct luks_tpm2_token **out, size_t *n);
+void luks_tpm2_tokens_free(struct luks_tpm2_token *t, size_t n);
+/* Whether device is LUKS2 with a token of type; logs nothing (LUKS1, unreadable: false). */
+bool luks_has_token(const char *device, const char *type);
+/* How many tokens of type (e.g. "systemd-tpm2") device has; negative errno. */
+int luks_token_count(const char *device, const char *type);
+
+/* Adds a keyslot for new_pass, unlocking the volume key with old_pass (any keyslot), with the PBKDF
+ * systemd uses for generated keys (PBKDF2-SHA512, 1000 iterations, systemd v252
+ * cryptsetup_set_minimal_pbkdf). *slot gets the new keyslot. -EPERM: old_pass opens nothing. */
+int luks_add_keyslot(const char *device, const struct secret *old_pass, const struct secret *new_pass, int *slot);
+/* Stores json as a new token; *token gets its number. */
+int luks_token_add(const char *device, const char *json, int *token);
+/* Removes a token and then the keyslot it names (slot < 0: only the token). */
+int luks_token_remove(const char *device, int token, int slot);
+/* Checks pass against keyslot slot only (no device-mapper). -EPERM: refused. */
+int luks_check_passphrase_slot(const char *device, int slot, const struct secret *pass);
+/* Opens device as /dev/mapper/<name> with keyslot slot (CRYPT_ANY_SLOT: -1). */
+int luks_open_slot(const char *device, const char *name, int slot, const struct secret *pass);
+
+/* A systemd recovery key: 32 random bytes as 64 modhex characters (cbdefghijklnrtuv) in eight
+ * dashed groups of 8 (systemd src/shared/recovery-key.c make_recovery_key); the keyslot
+ * passphrase is that text. */
+#define LUKS_RECOVERY_KEY_LEN 71
+int luks_recovery_key_new(struct secret **out);
+/* Whether s has the recovery key form (lowercase, dashes); used to say "typo" rather than
+ * "wrong passphrase". */
+bool luks_recovery_key_valid(const uint8_t *s, size_t len);
+/* The token {"type":"systemd-recovery","keyslots":["slot"]}; *json malloc'd. */
+char *luks_recovery_token_json(int slot);
+
 #endif

@@ -37,7 +37,7 @@ static uint32_t sha256_mask_of(const TPML_PCR_SELECTION *sel)
 
 /* TPM2_PCR_Read may answer part of a selection (at most 8 digests a time); ask again for the
  * rest, as go-attestation readAllPCRs20 does, until every PCR of mask is read. */
-static int read_pcrs(struct tpm *t, uint32_t mask, uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN])
+int tpm_pcr_read(struct tpm *t, uint32_t mask, uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN])
 {
     uint32_t missing = mask;
 
@@ -112,7 +112,7 @@ int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const ui
         return log_error_errno(-EPROTO, "TPM %s: cannot encode the quote's signature", t->desc);
     /* Read after the quote, not atomically with it, as upstream does (§6.3): a PCR extended in
      * between makes the server's digest check fail, never pass wrongly. */
-    r = read_pcrs(t, pcr_mask, out->pcr);
+    r = tpm_pcr_read(t, pcr_mask, out->pcr);
     if (r < 0) {
         tpm_quote_clear(out);
         return r;

@@ -142,4 +142,61 @@ int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const ui
 /* Frees what a quote holds and zeroes it. */
 void tpm_quote_clear(struct tpm_quote *q);
 
+/* ==== Sealed secrets bound to PCRs (measured-boot local mode) ===============================
+ * The objects systemd-cryptenroll --tpm2-device makes (systemd v252 src/shared/tpm2-util.c
+ * tpm2_seal/tpm2_unseal): a KEYEDHASH object holding 32 random bytes, fixedTPM|fixedParent and
+ * no userWithAuth, so only its policy opens it: PolicyPCR over SHA-256 PCRs, then PolicyAuthValue
+ * when a PIN is set. Its parent is a transient primary recreated from systemd's "legacy" template
+ * (ECC P-256, else RSA-2048), or for tokens of systemd >= 254 the persistent SRK at 0x81000001. */
+
+/* Reads the SHA-256 bank values of the PCRs in mask (bit i = PCR i) into pcr[i]. */
+int tpm_pcr_read(struct tpm *t, uint32_t mask, uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN]);
+
+/* The policy digest of the object, computed without a TPM: D = 0; if mask, D = H(D || CC_PolicyPCR
+ * || TPML_PCR_SELECTION(sha256, mask) || H(pcr[i] for i in mask ascending)); if pin,
+ * D = H(D || CC_PolicyAuthValue). */
+void tpm_policy_digest(uint32_t pcr_mask, const uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN], bool pin,
+                       uint8_t out[SHA256_LEN]);
+
+/* The authValue of a PIN: SHA-256(pin) (systemd v252, no salt), or with salt (systemd >= 253
+ * tpm2_salt) SHA-256(base64(PBKDF2-HMAC-SHA256(pin, salt, 10000, 32))), trailing zeros trimmed.
+ * Returns the length (<= 32). */
+size_t tpm_pin_auth(const struct secret *pin, const uint8_t *salt, size_t salt_len, uint8_t out[SHA256_LEN]);
+
+enum tpm_primary_alg { TPM_PRIMARY_ECC = 0, TPM_PRIMARY_RSA = 1 };
+#define TPM_SEALED_SECRET_LEN 32
+#define TPM_SEALED_BLOB_MAX 4096
+
+/* A sealed object as a token carries it. */
+struct tpm_sealed {
+    uint8_t *blob; /* TPM2B_PRIVATE || TPM2B_PUBLIC (tss2-mu), malloc'd */
+    size_t blob_len;
+    uint32_t pcr_mask;             /* SHA-256 PCRs of PolicyPCR; 0 = none */
+    enum tpm_primary_alg primary;  /* legacy primary to recreate */
+    bool srk;                      /* parent: the persistent SRK at 0x81000001 (systemd >= 254) */
+    bool pin;                      /* PolicyAuthValue with the PIN's authValue */
+    uint8_t salt[64];              /* PIN salt (systemd >= 253), salt_len 0 = none */
+    size_t salt_len;
+    uint8_t policy[SHA256_LEN];    /* expected policy digest */
+};
+void tpm_sealed_clear(struct tpm_sealed *s);
+
+/* Seals 32 new random bytes to the current values of the SHA-256 PCRs in pcr_mask (0: none) and
+ * the PIN (NULL: none), under the legacy ECC primary (RSA when the TPM has no ECC P-256). out is
+ * filled (release with tpm_sealed_clear); *secret (32 bytes) is the caller's. */
+int tpm_seal(struct tpm *t, uint32_t pcr_mask, const struct secret *pin, struct tpm_sealed *out,
+             struct secret **secret);
+
+/* Unseals s: recreates the parent, loads the object, replays the policy with the current PCR
+ * values and the PIN, compares the session digest with s->policy and unseals (retried when the
+ * TPM says a PCR changed in between). -EACCES: the PCRs are not those sealed to (the message names
+ * them); -EPERM: wrong PIN; -ENOKEY: a PIN is needed and pin is NULL; -EBADMSG: the blob does not
+ * load under this parent (another TPM, or damaged). *out (the 32 bytes) is the caller's. */
+int tpm_unseal(struct tpm *t, const struct tpm_sealed *s, const struct secret *pin, struct secret **out);
+
+/* "7+11" style list of the PCRs in mask, into buf. */
+const char *tpm_pcr_mask_str(uint32_t mask, char *buf, size_t size);
+/* Parses "7+11", "7,11" or "" into a mask; -EINVAL for anything else or a PCR above 23. */
+int tpm_pcr_mask_parse(const char *s, uint32_t *mask);
+
 #endif

@@ -243,6 +243,43 @@ static int get_labels(const struct kyaml_node *root, struct kcrypt_config *out)
     return 0;
 }
 
+/* kcrypt.tpm_pcrs: a list of PCR numbers, one number, or "7+11" / "7,11" (the kernel command line
+ * can only say the latter). */
+static int get_pcrs(const struct kyaml_node *kc, struct kcrypt_config *out)
+{
+    const struct kyaml_node *n = kyaml_map_get(kc, "tpm_pcrs");
+    char where[PATH_MAX + 32];
+    const char *s;
+    uint32_t v, mask = 0;
+
+    if (!is_set(n))
+        return 0;
+    if (n->type == KYAML_SEQ) {
+        for (size_t i = 0; i < kyaml_count(n); i++) {
+            if (kyaml_node_u32(kyaml_item(n, i), "kcrypt.tpm_pcrs[]", &v) < 0 || v > 23)
+                return log_error_errno(-EINVAL, "%s: kcrypt.tpm_pcrs: expected PCR numbers 0-23",
+                                       kyaml_where(n, where, sizeof(where)));
+            mask |= 1u << v;
+        }
+    } else if (kyaml_node_str(n, "kcrypt.tpm_pcrs", &s) == 0) {
+        for (const char *p = s; *p;) {
+            char *end;
+            unsigned long pcr = strtoul(p, &end, 10);
+            if (end == p || pcr > 23 || (*end && *end != '+' && *end != ','))
+                return log_error_errno(-EINVAL, "%s: kcrypt.tpm_pcrs: '%s' is not a list of PCRs such as 7+11",
+                                       kyaml_where(n, where, sizeof(where)), s);
+            mask |= 1u << pcr;
+            p = *end ? end + 1 : end;
+        }
+    } else {
+        return log_error_errno(-EINVAL, "%s: kcrypt.tpm_pcrs: expected a list of PCR numbers, got %s",
+                               kyaml_where(n, where, sizeof(where)), kind(n));
+    }
+    out->tpm_pcrs = mask;
+    out->tpm_pcrs_set = true;
+    return 0;
+}
+
 int kconfig_kcrypt_from_tree(const struct kyaml_node *root, struct kcrypt_config *out)
 {
     const struct kyaml_node *kc, *ch;
@@ -265,6 +302,15 @@ int kconfig_kcrypt_from_tree(const struct kyaml_node *root, struct kcrypt_config
         return r;
     r = kyaml_node_bool(kyaml_map_get(kc, "encrypt_on_boot"), "kcrypt.encrypt_on_boot", &out->encrypt_on_boot);
     if (r < 0 && r != -ENOENT)
+        return r;
+    r = kyaml_node_bool(kyaml_map_get(kc, "tpm_pcrs_defer"), "kcrypt.tpm_pcrs_defer", &out->tpm_pcrs_defer);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    r = kyaml_node_bool(kyaml_map_get(kc, "recovery_key"), "kcrypt.recovery_key", &out->recovery_key);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    r = get_pcrs(kc, out);
+    if (r < 0)
         return r;
     r = get_labels(root, out);
     if (r < 0) {

@@ -94,6 +94,12 @@ struct kcrypt_config {
                               * in place when they are not LUKS yet (first boot of a cloned image) */
     char **encrypted_partitions; /* install.encrypted_partitions: labels, NULL-terminated (never NULL) */
     size_t n_encrypted_partitions;
+    /* Measured-boot local mode (README.md "Measured boot"): */
+    bool tpm_pcrs_set;       /* kcrypt.tpm_pcrs given: encrypt seals to PCRs instead of the NV blob */
+    uint32_t tpm_pcrs;       /* its PCRs, bit i = PCR i (a list [7, 11], a number, or "7+11") */
+    bool tpm_pcrs_defer;     /* kcrypt.tpm_pcrs_defer: seal to no PCRs at install, to tpm_pcrs at the
+                              * first unlock */
+    bool recovery_key;       /* kcrypt.recovery_key: encrypt also adds a systemd recovery key */
 };
 
 #define KCONFIG_MAX_ENCRYPTED_PARTITIONS 64

@@ -236,6 +236,41 @@ static void test_first_boot_encryption_settings(void)
     kyaml_free(r);
 }
 
+static void test_measured_boot_settings(void)
+{
+    struct kyaml_node *r = parse("kcrypt: {tpm_pcrs: [7, 11], recovery_key: true, tpm_pcrs_defer: true}\n");
+    struct kcrypt_config k;
+
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == 0 && k.tpm_pcrs_set && k.tpm_pcrs == ((1u << 7) | (1u << 11)) &&
+              k.recovery_key && k.tpm_pcrs_defer,
+          "kcrypt.tpm_pcrs as a list, recovery_key and tpm_pcrs_defer are read");
+    kconfig_kcrypt_clear(&k);
+    kyaml_free(r);
+    r = parse("kcrypt: {tpm_pcrs: 7+11}\n");
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == 0 && k.tpm_pcrs == ((1u << 7) | (1u << 11)) && !k.recovery_key,
+          "kcrypt.tpm_pcrs as 7+11 (the kernel command line's form)");
+    kconfig_kcrypt_clear(&k);
+    kyaml_free(r);
+    r = parse("kcrypt: {tpm_pcrs: 7}\n");
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == 0 && k.tpm_pcrs == 1u << 7, "kcrypt.tpm_pcrs as one number");
+    kconfig_kcrypt_clear(&k);
+    kyaml_free(r);
+    r = parse("kcrypt: {nv_index: 0x1500000}\n");
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == 0 && !k.tpm_pcrs_set, "without kcrypt.tpm_pcrs: the offline NV mode");
+    kconfig_kcrypt_clear(&k);
+    kyaml_free(r);
+    r = parse("kcrypt: {tpm_pcrs: [7, 24]}\n");
+    tap_capture_begin();
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && strstr(tap_capture_end(), "kcrypt.tpm_pcrs"),
+          "a PCR above 23 is an error naming kcrypt.tpm_pcrs");
+    kyaml_free(r);
+    r = parse("kcrypt: {tpm_pcrs: 7+x}\n");
+    tap_capture_begin();
+    CHECK(kconfig_kcrypt_from_tree(r, &k) == -EINVAL && strstr(tap_capture_end(), "kcrypt.tpm_pcrs"),
+          "7+x is an error naming kcrypt.tpm_pcrs");
+    kyaml_free(r);
+}
+
 /* ---- merge ---- */
 static void test_merge_rules(void)
 {
@@ -494,6 +529,7 @@ int main(void)
     test_quote_for_logs();
     test_handles_must_be_in_their_tpm_range();
     test_first_boot_encryption_settings();
+    test_measured_boot_settings();
     test_merge_rules();
     test_cmdline_split_like_shlex();
     test_cmdline_tree();

@@ -22,7 +22,9 @@
 #                                  --kms-port P (network + guestfwd 10.0.2.100:P -> 127.0.0.1:P),
 #                                  --append ARGS, --script FILE (the guest's /kkms-test.sh),
 #                                  --file SRC:DEST (more files in the guest), --timeout S,
-#                                  --initrd FILE (instead of the minimal one)
+#                                  --initrd FILE (instead of the minimal one),
+#                                  --serial-answer PATTERN:FILE (each time PATTERN appears on the
+#                                  console, type FILE's first line and Enter on the serial port)
 #                                  The console is $T/NAME.console; VM_SECS holds the wall time.
 #   vm_mark NAME KEY               the last "@@KKMS KEY=VALUE" of boot NAME
 #   vm_console NAME                the console of boot NAME with CRs removed
@@ -142,8 +144,24 @@ vm_part() {
 
 _vm_kill() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; return 0; }
 
+# _vm_answer CONSOLE PATTERN FILE FIFO QEMU_PID: types FILE's first line + CR into FIFO each time
+# one more PATTERN shows on CONSOLE, while QEMU runs (polled every 0.2 s; bounded by QEMU's life).
+_vm_answer() {
+    local cons=$1 pat=$2 file=$3 fifo=$4 qpid=$5 done=0 n
+    while kill -0 "$qpid" 2>/dev/null; do
+        n=$(grep -c -- "$pat" "$cons" 2>/dev/null)
+        if [ "${n:-0}" -gt "$done" ]; then
+            sleep 0.5 # the guest has switched echo off and waits
+            printf '%s\r' "$(head -1 "$file")" >"$fifo"
+            done=$((done + 1))
+        fi
+        sleep 0.2
+    done
+}
+
 vm_boot() {
     local name=$1 tpm='' disks=() port='' append='' script='' files=() timeout=$VM_TIMEOUT initrd=$VM_INITRD
+    local answer='' apid='' cpid=
     local t0 qpid spid rc i d sock cons=$T/$1.console extra
     shift
     while [ $# -gt 0 ]; do
@@ -156,6 +174,7 @@ vm_boot() {
         --file) files+=("$2") ;;
         --timeout) timeout=$2 ;;
         --initrd) initrd=$2 ;;
+        --serial-answer) answer=$2 ;;
         *) bail "vm_boot: unknown option $1" ;;
         esac
         shift 2
@@ -168,8 +187,15 @@ vm_boot() {
     (cd "$extra" && find . -mindepth 1 | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$T/$name.extra.cpio.gz"
     cat "$initrd" "$T/$name.extra.cpio.gz" >"$T/$name.initrd"
 
-    local args=(-accel tcg -m "$VM_MEM" -smp 1 -nographic -monitor none -no-reboot -serial "file:$cons"
+    local args=(-accel tcg -m "$VM_MEM" -smp 1 -nographic -monitor none -no-reboot
         -kernel "$VM_KERNEL" -initrd "$T/$name.initrd")
+    if [ -n "$answer" ]; then # a serial port we can type into: QEMU's pipe chardev (FIFOs .in/.out)
+        rm -f "$T/$name.ser.in" "$T/$name.ser.out"
+        mkfifo "$T/$name.ser.in" "$T/$name.ser.out"
+        args+=(-chardev "pipe,id=ser0,path=$T/$name.ser" -serial chardev:ser0)
+    else
+        args+=(-serial "file:$cons")
+    fi
     local letters=abcdefgh wait='' n=0 k
     for d in "${disks[@]}"; do
         args+=(-drive "file=$d,if=virtio,format=raw,cache=unsafe")
@@ -203,8 +229,21 @@ vm_boot() {
     timeout -k 5 "$timeout" qemu-system-x86_64 "${args[@]}" </dev/null >"$T/$name.qemu.log" 2>&1 &
     qpid=$!
     on_exit "_vm_kill $qpid"
+    if [ -n "$answer" ]; then
+        timeout -k 5 "$timeout" cat "$T/$name.ser.out" >"$cons" &
+        cpid=$!
+        on_exit "_vm_kill $cpid"
+        _vm_answer "$cons" "${answer%%:*}" "${answer#*:}" "$T/$name.ser.in" "$qpid" &
+        apid=$!
+        on_exit "_vm_kill $apid"
+    fi
     wait "$qpid"
     rc=$?
+    if [ -n "$answer" ]; then
+        _vm_kill "$apid"
+        for i in $(seq 50); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+        _vm_kill "$cpid"
+    fi
     VM_SECS=$(vm_elapsed "$t0")
     if [ -n "$tpm" ]; then
         # QEMU is gone; swtpm has written its state after every command. Stop it for the next boot.
