@@ -103,6 +103,7 @@ struct run {
     int64_t start, deadline;
     atomic_size_t next, ok, retries, logged;
     atomic_size_t fails[F_KINDS];
+    atomic_size_t retried[F_KINDS]; /* attempts retried, by why they failed */
     double *latency_ms;  /* per exchange; < 0 until it succeeded */
 };
 
@@ -287,6 +288,7 @@ static void attempt_end(struct slot *sl, int r)
             log_info("exchange %zu (node %u): attempt %u failed (%s); retrying in %lld ms", sl->exchange,
                      sl->node->index, sl->attempts, sl->why, (long long)wait);
         atomic_fetch_add(&run->retries, 1);
+        atomic_fetch_add(&run->retried[kind_of(r)], 1);
         sl->backoff_ms = sl->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : sl->backoff_ms * 2;
         sl->st = S_BACKOFF;
         sl->timer = net_timer_add(w->loop, now + wait, on_backoff_done, sl);
@@ -786,6 +788,15 @@ int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
                 off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%zu", fail_names[k],
                                         atomic_load(&run.fails[k]));
         log_error("%zu of %zu exchanges failed:%s", failed, o->exchanges, line);
+    }
+    if (atomic_load(&run.retries)) {
+        char line[512];
+        size_t off = 0;
+        for (int k = 0; k < F_KINDS; k++)
+            if (atomic_load(&run.retried[k]))
+                off += (size_t)snprintf(line + off, sizeof(line) - off, " %s=%zu", fail_names[k],
+                                        atomic_load(&run.retried[k]));
+        log_info("%zu attempts were retried:%s", atomic_load(&run.retries), line);
     }
     fflush(stderr);
     printf("{\"ok\":%zu,\"failed\":%zu,\"seconds\":%.3f,\"rate\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"

@@ -109,14 +109,14 @@ LG_LIMIT=1500 lg register --db "$DB" --nodes 1024 --seed "$SEED" 2>err1024
 rc=$?
 check "register 1024 nodes: exit 0" '[ "$rc" = 0 ] && [ "$(ls "$DB" | grep -c "^loadgen-node-")" = 1024 ]'
 kms_start
-lg run --url "$KMS_URL" --nodes 1024 --seed "$SEED" --concurrency 1024 --exchanges 1024 --timeout 240 >run1024 2>err1024
+lg run --url "$KMS_URL" --nodes 1024 --seed "$SEED" --concurrency 1024 --exchanges 1024 --timeout 500 >run1024 2>err1024
 rc=$?
 diag <run1024
 tail -3 err1024 | diag
 check "1024 nodes, 1024 in flight: exit 0, 1024 ok, 0 failed" \
     '[ "$rc" = 0 ] && [ "$(json run1024 ok)" = 1024 ] && [ "$(json run1024 failed)" = 0 ]'
 # More in flight than the KMS's 1024 connections: what it refuses (503) is retried.
-lg run --url "$KMS_URL" --nodes 1024 --seed "$SEED" --concurrency 1200 --exchanges 1200 --timeout 240 >run1200 2>err1200
+lg run --url "$KMS_URL" --nodes 1024 --seed "$SEED" --concurrency 1200 --exchanges 1200 --timeout 500 >run1200 2>err1200
 rc=$?
 diag <run1200
 check "1200 in flight, above the KMS's connection limit: exit 0, 0 failed" \
