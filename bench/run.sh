@@ -35,3 +35,7 @@ hyperfine --warmup 3 --runs 30 -N "$bin --list" \
     "$bin tpm-hash --tpm-device $work/ek/sock" \
     "$bin tpm-hash --tpm-device $work/plain/sock" \
     "$bin discovery-challenger --tpm-device $work/ek/sock get --partition-label COS_PERSISTENT --challenger-server http://127.0.0.1:$(cat "$work/port")"
+
+# Many nodes at once: our KMS under kms-loadgen (bench/loadgen.sh), when it was built.
+lg=$(dirname "$bin")/bench/kms-loadgen
+if [ -x "$lg" ]; then "$(dirname "$0")/loadgen.sh" "$bin" "$lg"; fi

@@ -1,0 +1,378 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* kms-loadgen: simulated nodes that load a KMS (README.md "kms-loadgen"). Verbs: register (the
+ * manifests of N nodes), run (C exchanges in flight, a JSON summary as the last line), node-info
+ * (a node's EK and AK Name, for independent tools) and selftest-activate (a tpm2-tools credential
+ * file activated by a simulated node). */
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "loadgen.h"
+
+static const char usage[] =
+    "Usage: kms-loadgen register --db DIR --nodes N --seed S [--label L]\n"
+    "       kms-loadgen run --url URL --nodes N --seed S [--concurrency C] [--exchanges M]\n"
+    "                       [--protocol g1|g3] [--tls-ca F] [--timeout S] [--threads T]\n"
+    "       kms-loadgen node-info --seed S --node I [--ek-pem F] [--ek-public F]\n"
+    "\n"
+    "Simulated Kairos nodes for load tests of a KMS (kairos-kms challenger or upstream\n"
+    "kcrypt-challenger). Each node has its own RSA-2048 EK and an AK made and certified as a TPM\n"
+    "makes them for go-attestation, and activates the KMS's credential with the TPM's math in\n"
+    "software. Keys depend only on --seed and the node's number: runs are reproducible.\n"
+    "\n"
+    "  register     write the SealedVolume and static Secret of nodes 0..N-1 into DIR, one file\n"
+    "               per node (loadgen-node-NNNNN.yaml), as `challenger register` would\n"
+    "  run          make --exchanges G1 exchanges (default N; exchange k is node k mod N) with\n"
+    "               --concurrency in flight (default 1), check every passphrase, and print\n"
+    "               {\"ok\":..,\"failed\":..,\"seconds\":..,\"rate\":..,\"p50_ms\":..,\"p99_ms\":..,\"retries\":..}\n"
+    "               as the last line. Refused connections and 503 (the KMS's connection limit)\n"
+    "               are retried with backoff until --timeout (default 300 s). Exit 1 if any failed.\n"
+    "  node-info    print {\"node\":I,\"tpm_hash\":..,\"ak_name\":..}; --ek-pem/--ek-public write the EK\n"
+    "               as PEM and as TPM2B_PUBLIC (for tpm2_makecredential -u)\n"
+    "\n"
+    "  --seed S             any text; the same seed gives the same nodes\n"
+    "  --label L            the partition label (default COS_PERSISTENT)\n"
+    "  --key-cache F        where generated keys are kept (default\n"
+    "                       /var/cache/kairos-kms/loadgen/<seed digest>.keys; \"\" = none)\n"
+    "  --threads T          key generation and event-loop threads (default: CPUs; TLS uses one loop)\n"
+    "  --exchange-timeout S one attempt's limit (default 30)\n"
+    "  --protocol g1|g3     g1 (default); g3 is not supported yet\n"
+    "  --tls-ca F           PEM: CA or the KMS's certificate, for an https:// URL\n"
+    "  --verbose            log every retried attempt\n"
+    "Exit codes: 0 ok, 1 runtime failure (any exchange failed), 2 bad usage.\n";
+
+struct opts {
+    struct lg_setup setup;
+    struct lg_run_opts run;
+    const char *db, *ek_pem, *ek_public, *blob, *out;
+    uint32_t node;
+    bool have_node;
+};
+
+static bool label_ok(const char *s)
+{
+    if (!*s || strlen(s) > 63)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+static int parse_size(const char *flag, const char *v, uint32_t max, size_t *out)
+{
+    uint32_t n;
+    if (parse_u32(v, max, &n) < 0 || n == 0)
+        return log_error_errno(-EINVAL, "%s %s: expected a number from 1 to %u", flag, v, max);
+    *out = n;
+    return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+    enum { O_DB = 256, O_NODES, O_SEED, O_LABEL, O_CACHE, O_THREADS, O_URL, O_CONC, O_EXCH, O_PROTO, O_CA,
+           O_TIMEOUT, O_XTIMEOUT, O_NODE, O_EKPEM, O_EKPUB, O_BLOB, O_OUT, O_VERBOSE };
+    static const struct option opts[] = {
+        {"db", required_argument, NULL, O_DB}, {"nodes", required_argument, NULL, O_NODES},
+        {"seed", required_argument, NULL, O_SEED}, {"label", required_argument, NULL, O_LABEL},
+        {"key-cache", required_argument, NULL, O_CACHE}, {"threads", required_argument, NULL, O_THREADS},
+        {"url", required_argument, NULL, O_URL}, {"concurrency", required_argument, NULL, O_CONC},
+        {"exchanges", required_argument, NULL, O_EXCH}, {"protocol", required_argument, NULL, O_PROTO},
+        {"tls-ca", required_argument, NULL, O_CA}, {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"exchange-timeout", required_argument, NULL, O_XTIMEOUT}, {"node", required_argument, NULL, O_NODE},
+        {"ek-pem", required_argument, NULL, O_EKPEM}, {"ek-public", required_argument, NULL, O_EKPUB},
+        {"credential-blob", required_argument, NULL, O_BLOB}, {"out", required_argument, NULL, O_OUT},
+        {"verbose", no_argument, NULL, O_VERBOSE}, {"debug", no_argument, NULL, O_VERBOSE},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    uint32_t n;
+    size_t sz;
+    int c;
+
+    o->run.protocol = LG_G1;
+    o->run.concurrency = 1;
+    o->run.timeout_ms = 300000;
+    o->run.exchange_timeout_ms = 30000;
+    o->run.label = LG_DEFAULT_LABEL;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DB: o->db = optarg; break;
+        case O_NODES:
+            if (parse_size("--nodes", optarg, LG_MAX_NODES, &o->setup.nodes) < 0)
+                return -EINVAL;
+            break;
+        case O_SEED:
+            if (!*optarg)
+                return log_error_errno(-EINVAL, "--seed: must not be empty");
+            o->setup.seed = optarg;
+            break;
+        case O_LABEL:
+            if (!label_ok(optarg))
+                return log_error_errno(-EINVAL, "--label %s: letters, digits, '_', '-' and '.' only", optarg);
+            o->run.label = optarg;
+            break;
+        case O_CACHE: o->setup.cache = optarg; break;
+        case O_THREADS:
+            if (parse_size("--threads", optarg, 64, &sz) < 0)
+                return -EINVAL;
+            o->setup.threads = o->run.threads = (unsigned)sz;
+            break;
+        case O_URL: o->run.url = optarg; break;
+        case O_CONC:
+            if (parse_size("--concurrency", optarg, 65536, &o->run.concurrency) < 0)
+                return -EINVAL;
+            break;
+        case O_EXCH:
+            if (parse_size("--exchanges", optarg, 100000000, &o->run.exchanges) < 0)
+                return -EINVAL;
+            break;
+        case O_PROTO:
+            if (!strcmp(optarg, "g1"))
+                o->run.protocol = LG_G1;
+            else if (!strcmp(optarg, "g3"))
+                o->run.protocol = LG_G3;
+            else
+                return log_error_errno(-EINVAL, "--protocol %s: expected g1 or g3", optarg);
+            break;
+        case O_CA: o->run.tls_ca = optarg; break;
+        case O_TIMEOUT:
+        case O_XTIMEOUT: {
+            int64_t ms;
+            if (parse_seconds_ms(optarg, &ms) < 0 || ms <= 0)
+                return log_error_errno(-EINVAL, "%s %s: expected a number of seconds",
+                                       c == O_TIMEOUT ? "--timeout" : "--exchange-timeout", optarg);
+            *(c == O_TIMEOUT ? &o->run.timeout_ms : &o->run.exchange_timeout_ms) = ms;
+            break;
+        }
+        case O_NODE:
+            if (parse_u32(optarg, LG_MAX_NODES - 1, &n) < 0)
+                return log_error_errno(-EINVAL, "--node %s: expected a number from 0 to %d", optarg, LG_MAX_NODES - 1);
+            o->node = n;
+            o->have_node = true;
+            break;
+        case O_EKPEM: o->ek_pem = optarg; break;
+        case O_EKPUB: o->ek_public = optarg; break;
+        case O_BLOB: o->blob = optarg; break;
+        case O_OUT: o->out = optarg; break;
+        case O_VERBOSE:
+            o->run.verbose = true;
+            log_set_level(LOG_DEBUG);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        default:
+            fputs(usage, stderr);
+            return -EINVAL;
+        }
+    }
+    if (optind < argc)
+        return log_error_errno(-EINVAL, "unexpected argument: %s", argv[optind]);
+    if (!o->setup.seed)
+        return log_error_errno(-EINVAL, "--seed is required");
+    return 0;
+}
+
+/* Writes data as name in dirfd (0600) through a hidden temporary file and a rename. */
+static int write_file(int dirfd, const char *dir, const char *name, const void *data, size_t len)
+{
+    char tmp[4200];
+    const char *slash = strrchr(name, '/');
+    int fd;
+
+    /* The temporary file sits next to the target, hidden: ".NAME.tmp" in the same directory. */
+    snprintf(tmp, sizeof(tmp), "%.*s.%s.tmp", slash ? (int)(slash - name + 1) : 0, name, slash ? slash + 1 : name);
+    (void)unlinkat(dirfd, tmp, 0);
+    fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return log_error_errno(-errno, "%s/%s: %s", dir, tmp, strerror(errno));
+    if (fd_write_all(fd, data, len) < 0 || close(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0) {
+        int r = -errno;
+        (void)unlinkat(dirfd, tmp, 0);
+        return log_error_errno(r, "%s/%s: %s", dir, name, strerror(-r));
+    }
+    return 0;
+}
+
+/* upstream G1 cleanKubeName (kcrypt-challenger pkg/challenger): '_' -> '-', lower case. */
+static void clean_kube_name(char *s)
+{
+    for (; *s; s++)
+        *s = *s == '_' ? '-' : (*s >= 'A' && *s <= 'Z') ? (char)(*s - 'A' + 'a') : *s;
+}
+
+static int cmd_register(struct opts *o)
+{
+    struct lg_nodes nodes;
+    int dirfd, r;
+
+    if (!o->db || !o->setup.nodes)
+        return log_error_errno(-EINVAL, "register needs --db DIR and --nodes N"), EXIT_USAGE;
+    if (mkdir(o->db, 0700) < 0 && errno != EEXIST)
+        return log_error_errno(-errno, "--db %s: %s", o->db, strerror(errno)), EXIT_RUNTIME;
+    dirfd = open(o->db, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dirfd < 0)
+        return log_error_errno(-errno, "--db %s: %s", o->db, strerror(errno)), EXIT_RUNTIME;
+    o->setup.ek_only = true;
+    r = lg_nodes_make(&o->setup, &nodes);
+    for (size_t i = 0; r == 0 && i < nodes.n; i++) {
+        const struct lg_node *nd = &nodes.v[i];
+        char vol[64], secret[160], file[96], text[2048];
+        int len;
+
+        lg_volume_name(nd->index, vol, sizeof(vol));
+        snprintf(secret, sizeof(secret), "%s-%s", vol, o->run.label);
+        clean_kube_name(secret);
+        snprintf(file, sizeof(file), "%s.yaml", vol);
+        len = snprintf(text, sizeof(text),
+                       "# kairos-kms: written by `kms-loadgen register` (simulated node %u of a load test)\n"
+                       "apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: default\ntype: Opaque\n"
+                       "stringData:\n  passphrase: %s\n"
+                       "---\n"
+                       "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata:\n  name: %s\n"
+                       "  namespace: default\nspec:\n  TPMHash: \"%s\"\n  partitions:\n    - label: %s\n"
+                       "      secret:\n        name: %s\n        path: passphrase\n  quarantined: false\n",
+                       nd->index, secret, nd->passphrase, vol, nd->tpm_hash, o->run.label, secret);
+        r = write_file(dirfd, o->db, file, text, (size_t)len);
+        secure_wipe(text, sizeof(text));
+    }
+    /* Durable once, not per file: the files are test data. */
+    if (r == 0 && syncfs(dirfd) < 0)
+        r = log_error_errno(-errno, "--db %s: sync failed: %s", o->db, strerror(errno));
+    if (r == 0)
+        log_info("wrote the SealedVolumes and Secrets of %zu nodes to %s", nodes.n, o->db);
+    close(dirfd);
+    lg_nodes_free(&nodes);
+    return r < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int cmd_run(struct opts *o)
+{
+    struct lg_nodes nodes;
+    int r;
+
+    if (!o->run.url || !o->setup.nodes)
+        return log_error_errno(-EINVAL, "run needs --url URL and --nodes N"), EXIT_USAGE;
+    if (o->run.protocol == LG_G3)
+        return log_error_errno(-EOPNOTSUPP, "--protocol g3: not supported yet (the KMS does not speak G3; G1 "
+                               "is what it serves)"), EXIT_USAGE;
+    if (!o->run.exchanges)
+        o->run.exchanges = o->setup.nodes;
+    r = lg_nodes_make(&o->setup, &nodes);
+    if (r < 0)
+        return EXIT_RUNTIME;
+    r = lg_run(&nodes, &o->run);
+    lg_nodes_free(&nodes);
+    return r == 0 ? EXIT_OK : EXIT_RUNTIME;
+}
+
+/* The node asked for, alone (its predecessors are made too: they share the cache). */
+static int one_node(struct opts *o, struct lg_nodes *nodes, struct lg_node **nd)
+{
+    if (!o->have_node)
+        return log_error_errno(-EINVAL, "--node I is required");
+    o->setup.nodes = (size_t)o->node + 1;
+    if (lg_nodes_make(&o->setup, nodes) < 0)
+        return -EIO;
+    *nd = &nodes->v[o->node];
+    return 0;
+}
+
+static int cmd_node_info(struct opts *o)
+{
+    struct lg_nodes nodes;
+    struct lg_node *nd;
+    char name[2 * ATTEST_NAME_MAX + 1];
+    int r;
+
+    r = one_node(o, &nodes, &nd);
+    if (r < 0)
+        return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    if (o->ek_pem)
+        r = write_file(AT_FDCWD, "--ek-pem", o->ek_pem, nd->ek_pem, strlen(nd->ek_pem));
+    if (r == 0 && o->ek_public)
+        r = write_file(AT_FDCWD, "--ek-public", o->ek_public, nd->ek_tpm2b_public.p, nd->ek_tpm2b_public.len);
+    if (r == 0) {
+        hex_encode(nd->ak_name, nd->ak_name_len, name);
+        printf("{\"node\":%u,\"tpm_hash\":\"%s\",\"ak_name\":\"%s\"}\n", nd->index, nd->tpm_hash, name);
+    }
+    lg_nodes_free(&nodes);
+    return r < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+/* A credential file of tpm2_makecredential (tpm2-tools lib/files.c: magic 0xBADCC0DE, version 1,
+ * then TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET, each with its size) activated by node I. */
+static int cmd_selftest_activate(struct opts *o)
+{
+    static const uint8_t header[8] = {0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1};
+    _cleanup_free_ char *blob = NULL;
+    struct lg_nodes nodes;
+    struct lg_node *nd;
+    uint8_t secret[128];
+    size_t len = 0, id_len, es_len, out_len = 0;
+    const uint8_t *p;
+    int r;
+
+    if (!o->blob || !o->out)
+        return log_error_errno(-EINVAL, "selftest-activate needs --credential-blob F and --out F"), EXIT_USAGE;
+    r = file_read_all(o->blob, 4096, &blob, &len);
+    if (r < 0)
+        return log_error_errno(r, "--credential-blob %s: %s", o->blob, strerror(-r)), EXIT_RUNTIME;
+    p = (const uint8_t *)blob;
+    if (len < 12 || memcmp(p, header, 8) != 0)
+        return log_error_errno(-EBADMSG, "--credential-blob %s: not a tpm2-tools credential file", o->blob),
+               EXIT_RUNTIME;
+    id_len = 2 + (size_t)(p[8] << 8 | p[9]);
+    if (8 + id_len + 2 > len || 8 + id_len + 2 + (size_t)(p[8 + id_len] << 8 | p[9 + id_len]) != len)
+        return log_error_errno(-EBADMSG, "--credential-blob %s: sizes do not add up", o->blob), EXIT_RUNTIME;
+    es_len = len - 8 - id_len;
+    r = one_node(o, &nodes, &nd);
+    if (r < 0)
+        return r == -EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    r = lg_activate(nd, p + 8, id_len, p + 8 + id_len, es_len, secret, sizeof(secret), &out_len);
+    if (r < 0)
+        log_error("node %u: the credential in %s does not activate: %s", nd->index, o->blob,
+                  r == -EPERM ? "integrity check failed (made for another EK or AK Name)" : strerror(-r));
+    else
+        r = write_file(AT_FDCWD, "--out", o->out, secret, out_len);
+    secure_wipe(secret, sizeof(secret));
+    lg_nodes_free(&nodes);
+    return r < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {0};
+    const char *verb;
+    int r;
+
+    log_set_program("kms-loadgen");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    verb = argv[1];
+    if (strcmp(verb, "register") && strcmp(verb, "run") && strcmp(verb, "node-info") &&
+        strcmp(verb, "selftest-activate")) {
+        log_error("%s: unknown verb (register, run, node-info)", verb);
+        return EXIT_USAGE;
+    }
+    r = parse_opts(argc - 1, argv + 1, &o);
+    if (r > 0)
+        return EXIT_OK;
+    if (r < 0)
+        return EXIT_USAGE;
+    if (!strcmp(verb, "register"))
+        return cmd_register(&o);
+    if (!strcmp(verb, "run"))
+        return cmd_run(&o);
+    if (!strcmp(verb, "node-info"))
+        return cmd_node_info(&o);
+    return cmd_selftest_activate(&o);
+}
