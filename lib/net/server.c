@@ -15,6 +15,10 @@
 #include "server.h"
 
 #define ACCEPT_BATCH 64
+/* Room for a boot storm of nodes between two accept batches (the kernel caps it at
+ * net.core.somaxconn): with 128, connections over it were dropped and retried by TCP (seconds of
+ * SYN backoff) instead of being answered, or refused with 503 over the cap. */
+#define LISTEN_BACKLOG 4096
 #define ACCEPT_PAUSE_MS 100
 /* Descriptors kept free for the store, the audit log, TLS and the like: the connection cap is
  * lowered to stay this far below RLIMIT_NOFILE. */
@@ -292,7 +296,7 @@ static int listen_on(const char *address, uint16_t port, int *out_fd, uint16_t *
             (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
             if (res->ai_family == AF_INET6 && !address)
                 (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-            if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+            if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
                 r = -errno;
                 close(fd);
                 fd = -1;
