@@ -148,9 +148,7 @@ static int generate_and_post(struct g1_client *c)
     if (r < 0)
         return r;
     wire = base64_encode(blob, blob_len, BASE64_URL_RAW, &wire_len);
-    post.passphrase = secret_new(wire_len);
-    memcpy(post.passphrase->data, wire, wire_len);
-    post.passphrase->len = wire_len;
+    post.passphrase = secret_new_copy(wire, wire_len);
     free(wire);
     r = exchange(c, "/postPass", &post, &reply);
     secret_free(post.passphrase);

@@ -29,7 +29,7 @@ static int read_secret_file(const char *flag, const char *path, bool strip_newli
     int r = file_read_all(path, KEY_FILE_MAX, &buf, &len);
 
     if (r < 0)
-        return log_error_errno(r, "%s %s: cannot read: %s", flag, path, strerror(-r));
+        return log_error_errno(r, "%s %s: cannot read: %m", flag, path);
     if (strip_newline && len && buf[len - 1] == '\n')
         len--;
     if (len == 0) {
@@ -403,7 +403,7 @@ int kcrypt_prompt_key(const char *device, const char *label, bool console, int64
         if (r == -ENODATA)
             continue;
         if (r < 0)
-            return log_error_errno(r, "%s: cannot read the recovery key: %s", device, strerror(-r));
+            return log_error_errno(r, "%s: cannot read the recovery key: %m", device);
         r = luks_check_passphrase(device, s, NULL);
         if (r == 0) {
             *key = s;

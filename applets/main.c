@@ -92,11 +92,11 @@ static int make_link(const char *dir, const char *name, const char *target)
     if (lstat(path, &st) == 0 && !S_ISLNK(st.st_mode))
         return log_error_errno(-EEXIST, "%s: exists and is not a symlink; not replacing it", path);
     if (symlink(target, tmp) < 0)
-        return log_error_errno(-errno, "%s: cannot create symlink: %s", tmp, strerror(errno));
+        return log_error_errno(-errno, "%s: cannot create symlink: %m", tmp);
     if (rename(tmp, path) < 0) {
         int r = -errno;
         unlink(tmp);
-        return log_error_errno(r, "%s: cannot rename symlink into place: %s", path, strerror(-r));
+        return log_error_errno(r, "%s: cannot rename symlink into place: %m", path);
     }
     return 0;
 }

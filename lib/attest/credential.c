@@ -52,7 +52,7 @@ int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name,
     r = crypto_rsa_oaep_encrypt(ek, h, identity, sizeof(identity), seed, ATTEST_SEED_LEN, oaep_seed,
                                 out->encrypted_secret + 2);
     if (r < 0)
-        return log_error_errno(r, "make credential: cannot encrypt the seed to the EK (RSA-OAEP): %s", strerror(-r));
+        return log_error_errno(r, "make credential: cannot encrypt the seed to the EK (RSA-OAEP): %m");
     put_u16(out->encrypted_secret, ek->n_len);
     out->encrypted_secret_len = 2 + ek->n_len;
 

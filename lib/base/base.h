@@ -35,7 +35,8 @@ bool log_set_quiet(bool on);
 const char *log_quiet_last(void);
 
 /* Logs an error and returns r (a negative errno), so an error path is one line:
- *   return log_error_errno(-ENOENT, "%s: no such device", path); */
+ *   return log_error_errno(r, "%s: cannot open: %m", path);
+ * errno is set to -r first, so %m in fmt names r's error. */
 int log_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
@@ -54,10 +55,30 @@ void closep(int *fd);
 /* malloc/calloc/realloc/strdup/strndup that abort with a message on exhaustion (a secret
  * half-built is worse). Never for sizes a peer chooses: those must fail the one request. */
 void *xmalloc(size_t n);
+/* What they do on exhaustion: one line on stderr, then abort (the only abort() in the tree). */
+__attribute__((noreturn)) void abort_oom(void);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Grows a block that may hold a secret: a new block of new_cap bytes gets the first `used` bytes
+ * of old, then old (old_cap bytes) is wiped and freed. Never realloc, which can leave the old
+ * bytes behind in freed memory (the same choice as cryptsetup's crypt_safe_realloc,
+ * lib/utils_safe_memory.c). NULL when memory runs out, old then untouched: callers whose size a
+ * peer drives fail that request instead of the process. old may be NULL. */
+void *secure_realloc(void *old, size_t old_cap, size_t used, size_t new_cap);
+
+/* Takes the value out of a pointer variable, leaving NULL: `return TAKE_PTR(x);` hands over
+ * what a _cleanup_ variable owns (systemd's TAKE_PTR). */
+#define TAKE_PTR(ptr)                         \
+    ({                                        \
+        __typeof__(ptr) *take_ptr_ = &(ptr);  \
+        __typeof__(ptr) take_val_ = *take_ptr_; \
+        *take_ptr_ = NULL;                    \
+        take_val_;                            \
+    })
 
 /* Wipes n bytes in a way the compiler may not elide. */
 void secure_wipe(void *p, size_t n);
@@ -72,6 +93,8 @@ struct secret {
 };
 /* Allocates an empty secret with room for cap bytes (+1 for a NUL terminator). */
 struct secret *secret_new(size_t cap);
+/* A secret holding a copy of n bytes of p (NUL-terminated after them). */
+struct secret *secret_new_copy(const void *p, size_t n);
 /* Wipes and frees s (NULL is fine). */
 void secret_free(struct secret *s);
 static inline void secret_freep(struct secret **s) { secret_free(*s); }

@@ -72,6 +72,9 @@ void log_msg(enum log_level l, const char *fmt, ...)
 int log_error_errno(int r, const char *fmt, ...)
 {
     va_list ap;
+    /* %m in fmt names r, not whatever the last system call left in errno (systemd's
+     * log_full_errno does the same). */
+    errno = r < 0 ? -r : r;
     va_start(ap, fmt);
     vlog(LOG_ERR, fmt, ap);
     va_end(ap);

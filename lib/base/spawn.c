@@ -127,11 +127,9 @@ static void grow_out(struct spawn_result *res)
     char *nb;
     if (cap > SPAWN_MAX_STDOUT + 1)
         cap = SPAWN_MAX_STDOUT + 1;
-    nb = xmalloc(cap + 1);
-    if (res->out_len)
-        memcpy(nb, res->out, res->out_len);
-    secure_wipe(res->out, res->out_cap + 1);
-    free(res->out);
+    nb = secure_realloc(res->out, res->out ? res->out_cap + 1 : 0, res->out_len, cap + 1);
+    if (!nb)
+        abort_oom();
     res->out = nb;
     res->out_cap = cap;
 }

@@ -1,5 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,11 +18,16 @@ void closep(int *fd)
         close(*fd);
 }
 
-static void *oom(void)
+void abort_oom(void)
 {
     static const char msg[] = "kairos-kms: out of memory\n";
     (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
     abort();
+}
+
+static void *oom(void)
+{
+    abort_oom();
 }
 
 void *xmalloc(size_t n)
@@ -46,6 +52,16 @@ char *xstrdup(const char *s)
 {
     char *p = strdup(s);
     return p ? p : oom();
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *p;
+    va_start(ap, fmt);
+    int n = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    return n < 0 ? oom() : p;
 }
 
 char *xstrndup(const char *s, size_t n)
@@ -78,6 +94,28 @@ struct secret *secret_new(size_t cap)
     s->data = xcalloc(cap + 1, 1);
     s->cap = cap;
     return s;
+}
+
+struct secret *secret_new_copy(const void *p, size_t n)
+{
+    struct secret *s = secret_new(n);
+    if (n)
+        memcpy(s->data, p, n);
+    s->len = n;
+    return s;
+}
+
+void *secure_realloc(void *old, size_t old_cap, size_t used, size_t new_cap)
+{
+    void *p = malloc(new_cap ? new_cap : 1);
+    if (!p)
+        return NULL;
+    if (old) {
+        memcpy(p, old, used < new_cap ? used : new_cap);
+        secure_wipe(old, old_cap);
+        free(old);
+    }
+    return p;
 }
 
 void secret_free(struct secret *s)
@@ -269,7 +307,7 @@ int file_write_atomic(const char *what, const char *path, const void *buf, size_
         r = -errno;
     if (r < 0) {
         (void)unlink(tmp);
-        return log_error_errno(r, "%s%s%s: %s", what ? what : "", what ? " " : "", path, strerror(-r));
+        return log_error_errno(r, "%s%s%s: %m", what ? what : "", what ? " " : "", path);
     }
     return 0;
 }

@@ -142,7 +142,7 @@ int crypto_random(void *buf, size_t n)
             if (errno == EINTR)
                 continue;
             int r = -errno;
-            return log_error_errno(r, "getrandom: %s", strerror(-r));
+            return log_error_errno(r, "getrandom: %m");
         }
         p += got;
         n -= (size_t)got;

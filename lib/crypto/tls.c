@@ -78,7 +78,7 @@ static int load_pem_file(const char *path, char **out, size_t *len)
 {
     int r = file_read_all(path, PEM_FILE_MAX, out, len);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot read: %s", path, strerror(-r));
+        return log_error_errno(r, "%s: cannot read: %m", path);
     return 0;
 }
 

@@ -93,7 +93,7 @@ static int add_file(struct crypto_x509_set *s, const char *path)
 
     r = file_read_all(path, CA_FILE_MAX, &buf, &len);
     if (r < 0)
-        return log_error_errno(r, "--ek-ca %s: cannot read: %s", path, strerror(-r));
+        return log_error_errno(r, "--ek-ca %s: cannot read: %m", path);
     return add_buffer(s, path, buf, len);
 }
 
@@ -137,7 +137,7 @@ int crypto_x509_set_load(const char *path, struct crypto_x509_set **out)
     } else if (errno == ENOTDIR) {
         r = add_file(s, path);
     } else {
-        r = log_error_errno(-errno, "--ek-ca %s: %s", path, strerror(errno));
+        r = log_error_errno(-errno, "--ek-ca %s: %m", path);
     }
     if (r == 0 && s->n == 0)
         r = log_error_errno(-ENOENT, "--ek-ca %s: no certificate found (PEM files; in a directory *.pem and *.crt)", path);

@@ -80,7 +80,7 @@ int etcd_new(const struct etcd_config *cfg, struct etcd **out)
         _cleanup_free_ char *pem = NULL;
         size_t len = 0;
         if (cfg->ca_file && (r = file_read_all(cfg->ca_file, 1 << 20, &pem, &len)) < 0) {
-            r = log_error_errno(r, "etcd: CA file %s: %s", cfg->ca_file, strerror(-r));
+            r = log_error_errno(r, "etcd: CA file %s: %m", cfg->ca_file);
             goto fail;
         }
         if ((r = ktls_client_new(pem, len, cfg->ca_file == NULL, &e->tls)) < 0)
@@ -211,8 +211,7 @@ static int authenticate(struct etcd *e, size_t i, int64_t deadline, struct secre
     kjson_w_obj_end(w);
     if ((r = kjson_w_result(w, &text, &len)) < 0)
         return log_error_errno(r, "etcd: cannot encode the authentication request");
-    if (asprintf(&url, "%s/v3/auth/authenticate", e->ep[i]) < 0)
-        abort();
+    url = xasprintf("%s/v3/auth/authenticate", e->ep[i]);
     struct net_client_opts o = etcd_opts(e, deadline, NULL);
     o.max_message = 64 * 1024;
     bool q = log_set_quiet(true);
@@ -265,10 +264,7 @@ static int authenticate(struct etcd *e, size_t i, int64_t deadline, struct secre
         *verdict = ETCD_RETRY_NEXT;
         *verdict_err = r;
     } else {
-        *tok = secret_new(tlen);
-        memcpy((*tok)->data, token, tlen);
-        (*tok)->len = tlen;
-        (*tok)->data[tlen] = 0;
+        *tok = secret_new_copy(token, tlen);
         r = 0;
     }
     if (token) {
@@ -372,8 +368,7 @@ int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_le
         struct net_header auth = {"Authorization", token};
         struct net_client_opts o = etcd_opts(e, until, token[0] ? &auth : NULL);
         _cleanup_free_ char *url = NULL;
-        if (asprintf(&url, "%s/v3/%s", e->ep[i], path) < 0)
-            abort();
+        url = xasprintf("%s/v3/%s", e->ep[i], path);
         struct net_http_response *resp = NULL;
         /* lib/net logs each failure; we retry elsewhere and report once, so quietly */
         bool q = log_set_quiet(true);

@@ -621,8 +621,7 @@ int etcd_status(struct etcd *e, size_t endpoint, struct etcd_status *out)
         return r;
     struct net_header auth = {"Authorization", token};
     struct net_client_opts o = etcd_opts(e, deadline, token[0] ? &auth : NULL);
-    if (asprintf(&url, "%s/v3/maintenance/status", e->ep[endpoint]) < 0)
-        abort();
+    url = xasprintf("%s/v3/maintenance/status", e->ep[endpoint]);
     r = net_http_request("POST", url, "application/json", "{}", 2, &o, &resp);
     secure_wipe(token, sizeof(token));
     if (r < 0)

@@ -136,8 +136,7 @@ static int open_on(struct etcd_watch *w, size_t i, int64_t until)
     kjson_w_obj_end(jw);
     if ((r = kjson_w_result(jw, &text, &len)) < 0)
         return log_error_errno(r, "etcd: watch %.60s: cannot encode the request", w->key);
-    if (asprintf(&url, "%s/v3/watch", e->ep[i]) < 0)
-        abort();
+    url = xasprintf("%s/v3/watch", e->ep[i]);
     struct net_header auth = {"Authorization", token};
     struct net_client_opts o = etcd_opts(e, until, token[0] ? &auth : NULL);
     bool q = log_set_quiet(true);

@@ -43,8 +43,8 @@ static void set_err(struct kjson_w *w, int r)
         w->err = r;
 }
 
-/* Room for n more bytes and a NUL. Grows by copying and wiping, never realloc, so no stale copy
- * of a secret is left in freed memory. */
+/* Room for n more bytes and a NUL; the old block is wiped (secure_realloc), so no stale copy of
+ * a secret is left in freed memory. */
 static bool reserve(struct kjson_w *w, size_t n)
 {
     size_t cap = w->cap;
@@ -60,10 +60,11 @@ static bool reserve(struct kjson_w *w, size_t n)
         return true;
     while (cap < w->len + n + 1)
         cap *= 2;
-    nb = xmalloc(cap);
-    memcpy(nb, w->buf, w->len);
-    secure_wipe(w->buf, w->cap);
-    free(w->buf);
+    nb = secure_realloc(w->buf, w->cap, w->len, cap);
+    if (!nb) {
+        set_err(w, -ENOMEM);
+        return false;
+    }
     w->buf = nb;
     w->cap = cap;
     return true;

@@ -16,15 +16,12 @@ void kms_buf_add(struct kms_buf *b, const char *s, size_t n)
         char *p;
         while (cap < b->len + n + 1)
             cap *= 2;
-        /* Not realloc: the old buffer may hold a passphrase and is wiped before it is freed. */
-        size_t len = b->len;
-        p = xmalloc(cap);
-        if (len)
-            memcpy(p, b->p, len);
-        kms_buf_free(b);
+        /* The old buffer may hold a passphrase: secure_realloc wipes it. */
+        p = secure_realloc(b->p, b->cap, b->len, cap);
+        if (!p)
+            abort_oom();
         b->p = p;
         b->cap = cap;
-        b->len = len;
     }
     memcpy(b->p + b->len, s, n);
     b->len += n;

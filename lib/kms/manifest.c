@@ -12,11 +12,7 @@
 
 static void *grow(void *p, size_t n, size_t size)
 {
-    void *q = realloc(p, (n + 1) * size);
-    if (!q) {
-        log_error("out of memory");
-        abort();
-    }
+    void *q = xrealloc(p, (n + 1) * size);
     memset((char *)q + n * size, 0, size);
     return q;
 }

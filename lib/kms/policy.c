@@ -127,9 +127,7 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     kv = kms_secret_ref_value(o, &ref);
     if (!kv || kv->value->len == 0)
         return reply(out, KMS_REFUSED, -ENODATA, "passphrase not found in secret at key: %s", ref.key);
-    out->passphrase = secret_new(kv->value->len);
-    memcpy(out->passphrase->data, kv->value->data, kv->value->len);
-    out->passphrase->len = kv->value->len;
+    out->passphrase = secret_new_copy(kv->value->data, kv->value->len);
     gb = kms_secret_get(o, "generated_by");
     out->generated_by = xcalloc(1, gb ? gb->value->len + 1 : 1);
     if (gb)

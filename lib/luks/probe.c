@@ -100,7 +100,7 @@ int luks_probe_fs(const char *path, char *type, size_t type_size, uint64_t *fs_s
     int r;
 
     if (fd < 0)
-        return log_error_errno(-errno, "%s: %s", path, strerror(errno));
+        return log_error_errno(-errno, "%s: %m", path);
     r = luks_probe_fd(fd, &p);
     if (r < 0)
         return log_error_errno(r, "%s: libblkid cannot read the device", path);
@@ -151,7 +151,7 @@ int luks_wipe_signatures(const char *path)
     int r, wiped = 0;
 
     if (stat(path, &st) < 0)
-        return log_error_errno(-errno, "%s: %s", path, strerror(errno));
+        return log_error_errno(-errno, "%s: %m", path);
     /* O_EXCL on a block device fails with EBUSY while it is mounted or mapped. */
     fd = open(path, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
     if (fd < 0)
@@ -174,6 +174,6 @@ int luks_wipe_signatures(const char *path)
     if (wiped)
         log_debug("%s: erased %d old signature(s)", path, wiped);
     if (fsync(fd) < 0 && errno != EINVAL)
-        return log_error_errno(-errno, "%s: fsync: %s", path, strerror(errno));
+        return log_error_errno(-errno, "%s: fsync: %m", path);
     return 0;
 }

@@ -93,7 +93,7 @@ static int check_precondition(const char *device, uint32_t *sector_size)
     int r;
 
     if (stat(device, &st) < 0)
-        return log_error_errno(-errno, "%s: %s", device, strerror(errno));
+        return log_error_errno(-errno, "%s: %m", device);
     fd = open(device, O_RDONLY | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
     if (fd < 0)
         return log_error_errno(-errno, "%s: cannot open: %s", device,
@@ -101,7 +101,7 @@ static int check_precondition(const char *device, uint32_t *sector_size)
                                               : strerror(errno));
     r = device_size(fd, &size);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot read the size: %s", device, strerror(-r));
+        return log_error_errno(r, "%s: cannot read the size: %m", device);
     if (luks_header_read_fd(fd, &hdr) == 0)
         return log_error_errno(-EEXIST, "%s: already a LUKS%d device (label '%s')", device,
                                hdr.version, hdr.label);
@@ -284,8 +284,8 @@ int luks_encrypt_in_place(const char *device, const char *label, const struct se
 
     hdr_fd = header_memfd(hdr_path);
     if (hdr_fd < 0)
-        return log_error_errno(hdr_fd, "%s: cannot create the temporary header in memory: %s",
-                               device, strerror(-hdr_fd));
+        return log_error_errno(hdr_fd, "%s: cannot create the temporary header in memory: %m",
+                               device);
     slot = init_detached(device, hdr_path, label, pass, kind, &params);
     if (slot < 0)
         return slot;

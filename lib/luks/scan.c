@@ -299,16 +299,13 @@ int luks_scan_flags(const char *root_prefix, unsigned flags, struct luks_part **
 
     d = opendir(class_dir);
     if (!d)
-        return log_error_errno(-errno, "%s: %s (is sysfs mounted?)", class_dir, strerror(errno));
+        return log_error_errno(-errno, "%s: %m (is sysfs mounted?)", class_dir);
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.' || skipped_by_default(sys, e->d_name, flags))
             continue;
         if (count == cap) {
             cap = cap ? 2 * cap : 32;
-            char **nn = realloc(names, cap * sizeof(*names));
-            if (!nn)
-                abort();
-            names = nn;
+            names = xrealloc(names, cap * sizeof(*names));
         }
         names[count++] = xstrdup(e->d_name);
     }

@@ -118,10 +118,7 @@ static void take_txt(struct mdns_collect_entry *e, const struct mdns_rr *rr)
 
     txt_clear(e);
     while (e->n_txt < MDNS_COLLECT_TXT && mdns_txt_next(rr->rdata, rr->rdlen, &off, &s, &slen) > 0)
-        e->txt[e->n_txt++] = strndup((const char *)s, slen);
-    for (size_t i = 0; i < e->n_txt; i++)
-        if (!e->txt[i])
-            abort();
+        e->txt[e->n_txt++] = xstrndup((const char *)s, slen);
 }
 
 static void take_addr(struct mdns_collect *c, uint32_t src, unsigned packet, const struct mdns_rr *rr,

@@ -33,7 +33,7 @@ int mdns_ifaces(const char *name, struct mdns_iface *out, size_t cap, size_t *n)
 
     *n = 0;
     if (getifaddrs(&all) < 0)
-        return log_error_errno(-errno, "mdns: cannot list the network interfaces: %s", strerror(errno));
+        return log_error_errno(-errno, "mdns: cannot list the network interfaces: %m");
     for (ifa = all; ifa; ifa = ifa->ifa_next) {
         unsigned flags = ifa->ifa_flags;
         if (name && strcmp(ifa->ifa_name, name))

@@ -81,7 +81,7 @@ static int sockets_open(struct query_sockets *s)
         mdns_set_int(s->unicast, IPPROTO_IP, IP_MULTICAST_TTL, 255) < 0 ||
         mdns_set_int(s->unicast, IPPROTO_IP, IP_MULTICAST_LOOP, 1) < 0 ||
         mdns_set_int(s->unicast, IPPROTO_IP, IP_PKTINFO, 1) < 0)
-        return log_error_errno(-errno, "mdns: cannot open a UDP socket: %s", strerror(errno));
+        return log_error_errno(-errno, "mdns: cannot open a UDP socket: %m");
     s->multicast = open_multicast_listener(s);
     return 0;
 }
@@ -102,7 +102,7 @@ static int send_everywhere(const struct query_sockets *s, const uint8_t *pkt, si
     }
     if (sent)
         return 0;
-    return log_error_errno(-err, "mdns: cannot send the query on any interface: %s", strerror(err));
+    return log_error_errno(-err, "mdns: cannot send the query on any interface: %m");
 }
 
 static int build_query(uint16_t id, const struct mdns_question *qs, size_t n, uint8_t *buf, size_t cap, size_t *len)
@@ -203,7 +203,7 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
             until = now + RESEND_FIRST_MS;
         struct pollfd p[2] = {{s.unicast, POLLIN, 0}, {s.multicast, POLLIN, 0}};
         if (poll(p, s.multicast >= 0 ? 2 : 1, (int)(until > now ? until - now : 0)) < 0 && errno != EINTR) {
-            r = log_error_errno(-errno, "mdns: poll: %s", strerror(errno));
+            r = log_error_errno(-errno, "mdns: poll: %m");
             goto out;
         }
         drain(&s, s.unicast, true, id, c, &received);

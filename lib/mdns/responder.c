@@ -91,7 +91,7 @@ static int load_ifaces(struct mdns_responder *r, bool at_start)
             continue;
         if ((k = mdns_join(r->fd, found[i].index)) < 0) {
             if (at_start)
-                return log_error_errno(k, "%s: cannot join %s: %s", found[i].name, MDNS_GROUP_V4, strerror(-k));
+                return log_error_errno(k, "%s: cannot join %s: %m", found[i].name, MDNS_GROUP_V4);
             continue;
         }
         const struct served *old = find_old(r, found[i].index);
@@ -159,17 +159,17 @@ int mdns_responder_new(struct net_loop *loop, const struct mdns_responder_config
         mdns_set_int(r->fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0 || mdns_set_int(r->fd, IPPROTO_IP, IP_PKTINFO, 1) < 0 ||
         mdns_set_int(r->fd, IPPROTO_IP, IP_MULTICAST_TTL, 255) < 0 ||
         mdns_set_int(r->fd, IPPROTO_IP, IP_MULTICAST_LOOP, 1) < 0) {
-        k = log_error_errno(-errno, "cannot open a UDP socket: %s", strerror(errno));
+        k = log_error_errno(-errno, "cannot open a UDP socket: %m");
         goto fail;
     }
     if (bind(r->fd, (struct sockaddr *)&any, sizeof(any)) < 0) {
-        k = log_error_errno(-errno, "cannot bind UDP port %d: %s", MDNS_PORT, strerror(errno));
+        k = log_error_errno(-errno, "cannot bind UDP port %d: %m", MDNS_PORT);
         goto fail;
     }
     if ((k = load_ifaces(r, true)) < 0)
         goto fail;
     if ((k = net_loop_watch(loop, r->fd, EPOLLIN, on_readable, r)) < 0) {
-        log_error_errno(k, "cannot watch the mDNS socket: %s", strerror(-k));
+        log_error_errno(k, "cannot watch the mDNS socket: %m");
         goto fail;
     }
     r->watching = true;

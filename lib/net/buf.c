@@ -21,15 +21,10 @@ int nbuf_reserve(struct nbuf *b, size_t n)
     while (cap - b->len < n)
         cap *= 2;
     /* A buffer that input can grow may not take the process down: the caller drops the
-     * connection instead. Contents may be secrets, so the old block is wiped, not realloc'd. */
-    uint8_t *p = malloc(cap);
+     * connection instead. Contents may be secrets: secure_realloc wipes the old block. */
+    uint8_t *p = secure_realloc(b->data, b->cap, b->len, cap);
     if (!p)
         return -ENOMEM;
-    if (b->data) {
-        memcpy(p, b->data, b->len);
-        secure_wipe(b->data, b->cap);
-        free(b->data);
-    }
     b->data = p;
     b->cap = cap;
     return 0;

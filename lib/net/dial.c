@@ -134,7 +134,7 @@ int net_dial(const struct net_url *u, const struct net_client_opts *o, struct kt
         return 0;
     _cleanup_free_ char *name = tls_name(u, o);
     if (!name)
-        abort();
+        abort_oom();
     if ((r = ktls_session_client(tls, fd, name, peer, &out->tls)) < 0)
         goto fail;
     for (;;) {

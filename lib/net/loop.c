@@ -53,7 +53,7 @@ int net_loop_new(struct net_loop **out)
     if (loop->epfd < 0) {
         int r = -errno;
         free(loop);
-        return log_error_errno(r, "epoll_create1 failed: %s", strerror(-r));
+        return log_error_errno(r, "epoll_create1 failed: %m");
     }
     loop->defer_tail = &loop->defer_head;
     loop->now = now_ms();
@@ -154,10 +154,7 @@ struct net_timer *net_timer_add(struct net_loop *loop, int64_t at_ms, net_timer_
     t->data = data;
     if (loop->n_timers == loop->cap_timers) {
         size_t cap = loop->cap_timers ? loop->cap_timers * 2 : 16;
-        struct net_timer **h = realloc(loop->heap, cap * sizeof(*h));
-        if (!h)
-            abort();
-        loop->heap = h;
+        loop->heap = xrealloc(loop->heap, cap * sizeof(*loop->heap));
         loop->cap_timers = cap;
     }
     t->idx = loop->n_timers++;
@@ -204,15 +201,13 @@ static int add_watch(struct net_loop *loop, struct watch *w, uint32_t events)
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, w->fd, &ev) < 0) {
         int r = -errno;
         free(w);
-        return log_error_errno(r, "epoll_ctl(ADD) failed: %s", strerror(-r));
+        return log_error_errno(r, "epoll_ctl(ADD) failed: %m");
     }
     if ((size_t)w->fd >= loop->n_by_fd) {
         size_t n = loop->n_by_fd ? loop->n_by_fd : 64;
         while (n <= (size_t)w->fd)
             n *= 2;
-        struct watch **p = realloc(loop->by_fd, n * sizeof(*p));
-        if (!p)
-            abort();
+        struct watch **p = xrealloc(loop->by_fd, n * sizeof(*p));
         memset(p + loop->n_by_fd, 0, (n - loop->n_by_fd) * sizeof(*p));
         loop->by_fd = p;
         loop->n_by_fd = n;
@@ -239,7 +234,7 @@ int net_loop_watch_modify(struct net_loop *loop, int fd, uint32_t events)
     if (!w)
         return -ENOENT;
     if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-        return log_error_errno(-errno, "epoll_ctl(MOD) failed: %s", strerror(errno));
+        return log_error_errno(-errno, "epoll_ctl(MOD) failed: %m");
     return 0;
 }
 
@@ -276,10 +271,10 @@ int net_loop_on_signal(struct net_loop *loop, int signo, net_signal_fn fn, void 
     sigemptyset(&set);
     sigaddset(&set, signo);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        return log_error_errno(-errno, "cannot block signal %d: %s", signo, strerror(errno));
+        return log_error_errno(-errno, "cannot block signal %d: %m", signo);
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (fd < 0)
-        return log_error_errno(-errno, "signalfd failed: %s", strerror(errno));
+        return log_error_errno(-errno, "signalfd failed: %m");
     struct sig_watch *s = xcalloc(1, sizeof(*s));
     s->w.fd = fd;
     s->w.fn = on_signal;
@@ -352,7 +347,7 @@ int net_loop_run(struct net_loop *loop)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return log_error_errno(-errno, "epoll_wait failed: %s", strerror(errno));
+            return log_error_errno(-errno, "epoll_wait failed: %m");
         }
         loop->now = now_ms();
         for (int i = 0; i < n; i++) {

@@ -302,13 +302,13 @@ static int listen_on(const char *address, uint16_t port, int *out_fd, uint16_t *
                 fd = -1;
                 if (address || t == 1 || r == -EADDRINUSE) {
                     freeaddrinfo(res);
-                    return log_error_errno(r, "cannot listen on %s port %u: %s", tries[t], port, strerror(-r));
+                    return log_error_errno(r, "cannot listen on %s port %u: %m", tries[t], port);
                 }
             }
         } else if (address || t == 1) {
             r = -errno;
             freeaddrinfo(res);
-            return log_error_errno(r, "cannot create a socket for %s: %s", tries[t], strerror(-r));
+            return log_error_errno(r, "cannot create a socket for %s: %m", tries[t]);
         }
         freeaddrinfo(res);
         res = NULL;
@@ -318,7 +318,7 @@ static int listen_on(const char *address, uint16_t port, int *out_fd, uint16_t *
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
         r = -errno;
         close(fd);
-        return log_error_errno(r, "getsockname failed: %s", strerror(-r));
+        return log_error_errno(r, "getsockname failed: %m");
     }
     *out_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                : ((struct sockaddr_in *)&ss)->sin_port);

@@ -136,7 +136,7 @@ int stream_error(const struct net_stream *s, int r, const char *peer, const char
         return r; /* ktls logged it, with the TLS details */
     if (r == -ECONNRESET || r == -EPIPE)
         return log_error_errno(r, "%s: connection reset by the peer while %s", peer, what);
-    return log_error_errno(r, "%s: I/O error while %s: %s", peer, what, strerror(-r));
+    return log_error_errno(r, "%s: I/O error while %s: %m", peer, what);
 }
 
 bool http_header_ok(const char *name, const char *value)

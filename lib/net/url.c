@@ -121,9 +121,7 @@ int net_url_parse(const char *s, struct net_url *u)
             host_end = auth_end;
         if (!reg_name_ok(auth, (size_t)(host_end - auth)))
             goto bad;
-        u->host = strndup(auth, (size_t)(host_end - auth));
-        if (!u->host)
-            abort();
+        u->host = xstrndup(auth, (size_t)(host_end - auth));
     }
     if (host_end < auth_end) {
         if (*host_end != ':')
@@ -132,9 +130,7 @@ int net_url_parse(const char *s, struct net_url *u)
         if (host_end + 1 < auth_end && parse_port(host_end + 1, (size_t)(auth_end - host_end - 1), &u->port) < 0)
             goto bad;
     }
-    u->authority = strndup(auth, (size_t)(auth_end - auth));
-    if (!u->authority)
-        abort();
+    u->authority = xstrndup(auth, (size_t)(auth_end - auth));
     if (u->authority[strlen(u->authority) - 1] == ':')
         u->authority[strlen(u->authority) - 1] = 0;
     /* The path keeps its query; the fragment never goes on the wire. */
@@ -145,9 +141,7 @@ int net_url_parse(const char *s, struct net_url *u)
         memcpy(u->path + 1, auth_end, plen);
         u->path[plen + 1] = 0;
     } else {
-        u->path = strndup(auth_end, plen);
-        if (!u->path)
-            abort();
+        u->path = xstrndup(auth_end, plen);
     }
     return 0;
 bad:

@@ -30,7 +30,7 @@ static int fill_random(void *buf, size_t n)
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            return log_error_errno(-errno, "getrandom failed: %s", strerror(errno));
+            return log_error_errno(-errno, "getrandom failed: %m");
         }
         p += r;
         n -= (size_t)r;

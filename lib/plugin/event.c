@@ -149,6 +149,6 @@ int plugin_response_write(int fd, const char *state, const struct secret *data, 
         return log_error_errno(r, "cannot encode the plugin response");
     r = fd_write_all(fd, text, len);
     if (r < 0)
-        return log_error_errno(r, "cannot write the plugin response: %s", strerror(-r));
+        return log_error_errno(r, "cannot write the plugin response: %m");
     return 0;
 }

@@ -232,9 +232,7 @@ int proto_answer_decode(const char *msg, size_t len, struct secret **activated)
         return r;
     if (get_b64(d, KJSON_ROOT, "Secret", &b) < 0)
         return -EINVAL;
-    *activated = secret_new(b.len);
-    memcpy((*activated)->data, b.data, b.len);
-    (*activated)->len = b.len;
+    *activated = secret_new_copy(b.data, b.len);
     proto_bytes_clear(&b);
     return 0;
 }

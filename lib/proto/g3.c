@@ -482,9 +482,7 @@ int proto_g3_proof_decode(const char *msg, size_t len, struct proto_g3_proof *ou
         return r;
     r = get_b64(d, KJSON_ROOT, "secret", "secret", BASE64_STD, 1, PROTO_G3_SECRET_MAX, &secret, why);
     if (r == 0) {
-        out->secret = secret_new(secret.len);
-        memcpy(out->secret->data, secret.data, secret.len);
-        out->secret->len = secret.len;
+        out->secret = secret_new_copy(secret.data, secret.len);
         proto_bytes_clear(&secret);
         pq = r = get_object(d, KJSON_ROOT, "pcr_quote", "pcr_quote", why);
     }
@@ -577,9 +575,7 @@ int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_respon
     if (r == 0 && pass.len == 0)
         r = fail(why, -ENODATA, "neither a passphrase nor an error");
     if (r == 0) {
-        out->passphrase = secret_new(pass.len);
-        memcpy(out->passphrase->data, pass.data, pass.len);
-        out->passphrase->len = pass.len;
+        out->passphrase = secret_new_copy(pass.data, pass.len);
     }
     proto_bytes_clear(&pass);
     if (r < 0)

@@ -130,9 +130,7 @@ int tpm_activate_credential(struct tpm *t, struct tpm_ak *ak, const uint8_t *cre
     Esys_TR_Close(t->esys, &ek); /* persistent: forget the ESYS object, keep the key */
     if (r < 0)
         return r;
-    *secret = secret_new(cert_info->size);
-    memcpy((*secret)->data, cert_info->buffer, cert_info->size);
-    (*secret)->len = cert_info->size;
+    *secret = secret_new_copy(cert_info->buffer, cert_info->size);
     secure_wipe(cert_info, sizeof(*cert_info));
     Esys_Free(cert_info);
     return 0;

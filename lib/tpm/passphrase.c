@@ -22,7 +22,7 @@ int tpm_random_passphrase(size_t n, struct secret **out)
                 continue;
             int r = -errno;
             secret_free(s);
-            return log_error_errno(r, "getrandom: %s", strerror(-r));
+            return log_error_errno(r, "getrandom: %m");
         }
         for (ssize_t i = 0; i < got && s->len < n; i++)
             if (buf[i] < 252) /* 252 = 7 * 36 */

@@ -109,9 +109,7 @@ int tpm_rsa_decrypt(struct tpm *t, uint32_t c_index, const uint8_t *blob, size_t
     Esys_TR_Close(t->esys, &key);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "decrypting with the RSA key at 0x%x (wrong key or damaged data?)", c_index);
-    *plain = secret_new(out->size);
-    memcpy((*plain)->data, out->buffer, out->size);
-    (*plain)->len = out->size;
+    *plain = secret_new_copy(out->buffer, out->size);
     secure_wipe(out, sizeof(*out));
     Esys_Free(out);
     return 0;

@@ -391,9 +391,7 @@ static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent
             r = tpm_fail(t, rc, "unsealing");
         goto out;
     }
-    *out = secret_new(data->size);
-    memcpy((*out)->data, data->buffer, data->size);
-    (*out)->len = data->size;
+    *out = secret_new_copy(data->buffer, data->size);
     r = 0;
 out:
     if (data) {

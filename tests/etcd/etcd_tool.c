@@ -41,7 +41,7 @@ static int value_arg(const char *arg, char **out, size_t *len)
 {
     if (arg[0] == '@') {
         int r = file_read_all(arg + 1, 64u << 20, out, len);
-        return r < 0 ? log_error_errno(r, "%s: %s", arg + 1, strerror(-r)) : 0;
+        return r < 0 ? log_error_errno(r, "%s: %m", arg + 1) : 0;
     }
     *out = xstrdup(arg);
     *len = strlen(arg);

@@ -42,7 +42,7 @@ static int check(const char *path)
     int r = file_read_all(path, KMS_MAX_FILE_SIZE, &buf, &len);
 
     if (r < 0)
-        return log_error_errno(r, "%s: %s", path, strerror(-r)), 1;
+        return log_error_errno(r, "%s: %m", path), 1;
     r = kms_manifest_load(buf, len, path, &recs);
     if (r < 0)
         return 1;

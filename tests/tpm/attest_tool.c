@@ -42,7 +42,7 @@ static struct attest_bytes slurp(const char *path)
     size_t len = 0;
     int r = n_owned == sizeof(owned) / sizeof(owned[0]) ? -EMFILE : file_read_all(path, 1 << 20, &data, &len);
     if (r < 0) {
-        log_error_errno(r, "%s: %s", path, strerror(-r));
+        log_error_errno(r, "%s: %m", path);
         exit(EXIT_RUNTIME);
     }
     owned[n_owned++] = data;

@@ -191,8 +191,44 @@ static void test_log_quiet(void)
           "demoted messages are not printed at the default level; errors after it are");
 }
 
+static void test_errno_idiom_and_safe_growth(void)
+{
+    tap_capture_begin();
+    errno = 0;
+    int r = log_error_errno(-ENOENT, "disk.img: cannot open: %m");
+    const char *out = tap_capture_end();
+    CHECK(r == -ENOENT && strstr(out, "disk.img: cannot open: No such file or directory"),
+          "log_error_errno sets errno, so %m names its error (not the last system call's)");
+    CHECK(log_error_errno(EPERM, "x") == -EPERM && errno == EPERM, "a positive code is returned negative");
+
+    struct secret *s = secret_new_copy("hunter2", 7);
+    CHECK(s->len == 7 && !memcmp(s->data, "hunter2", 7) && s->data[7] == 0 && s->cap >= 7,
+          "secret_new_copy: the bytes, NUL-terminated");
+    secret_free(s);
+    char *old = xmalloc(8);
+    memcpy(old, "secret!", 8);
+    char *grown = secure_realloc(old, 8, 8, 64);
+    CHECK(grown && !memcmp(grown, "secret!", 8), "secure_realloc keeps the used bytes");
+    free(grown);
+    char *fresh = secure_realloc(NULL, 0, 0, 4);
+    CHECK(fresh != NULL, "secure_realloc of NULL allocates");
+    free(fresh);
+
+    char *p = xstrdup("owned");
+    char *taken = TAKE_PTR(p);
+    CHECK(!p && taken && !strcmp(taken, "owned"), "TAKE_PTR hands the pointer over and leaves NULL");
+    free(taken);
+    char *f = xasprintf("%s-%d", "node", 7);
+    CHECK(!strcmp(f, "node-7"), "xasprintf formats");
+    free(f);
+    char *n = xstrndup("abcdef", 3);
+    CHECK(!strcmp(n, "abc"), "xstrndup cuts");
+    free(n);
+}
+
 int main(void)
 {
+    test_errno_idiom_and_safe_growth();
     test_log_quiet();
     test_base64();
     test_hex();
