@@ -7,6 +7,7 @@
 #define KKMS_KMS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -21,10 +22,25 @@ struct kms_partition {
     bool has_secret;                  /* a `secret:` mapping was written */
 };
 
+/* spec.attestation of a SealedVolume (G3; kairos-io/kairos kcrypt/api/v1alpha1
+ * sealedvolume_types.go): the EK and PCR values enrolled, "" = learn at the next contact, a PCR
+ * key absent = never checked. */
+#define KMS_PCR_COUNT 24
+#define KMS_PCR_HEX_MAX 128 /* a SHA-512 bank value in hex; we compare SHA-256 ones (64) */
+struct kms_attestation {
+    bool present;           /* `attestation:` written (even {}) */
+    char *ek_pem;           /* ekPublicKey; "" = learn */
+    bool has_pcrs;          /* pcrValues.pcrs written (even {}) */
+    uint32_t pcr_mask;      /* bit i: key "i" present */
+    char *pcr[KMS_PCR_COUNT]; /* lowercase hex; "" = learn; NULL when the key is absent */
+    char *enrolled_at, *last_verified_at; /* RFC 3339 text as written; "" when absent */
+};
+
 struct kms_volume {
     char *name, *ns;   /* ns "" when absent */
     char *tpm_hash;    /* lowercase */
     bool quarantined;
+    struct kms_attestation att;
     struct kms_partition *parts;
     size_t nparts;
     const char *file;  /* path of the manifest, owned by the store's file entry or the loader */
@@ -89,6 +105,12 @@ void kms_buf_free(struct kms_buf *b);
 /* The canonical manifest of a volume: what register writes, and what a file must still be
  * byte for byte for register to rewrite it. */
 void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v);
+/* Frees what a records' attestation holds and zeroes it. */
+void kms_attestation_clear(struct kms_attestation *a);
+/* A deep copy of v (file/line/dup kept as pointers); release with kms_volume_clear. */
+void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v);
+void kms_volume_clear(struct kms_volume *v);
+
 /* A Secret manifest; values printable as UTF-8 go to stringData, the others to data (base64).
  * comment: one line (no user data) put first, or NULL. */
 void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
@@ -150,6 +172,10 @@ struct kms_store {
     const struct kms_secret_obj **secrets;
     size_t nsecrets;
 };
+
+/* Records (or refreshes last-seen of) a pending TPM; lock held; failures logged only. */
+void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_request *rq, const char *hash);
+/* Writes a new or rewritten SealedVolume (lock held). */
 
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);

@@ -1,11 +1,12 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The node side of the G1 protocol (UPSTREAM.md §5.2, §6.2, §8.1). */
+/* The node side of the G1 protocol (kairos-io/kcrypt-challenger cmd/discovery/client/client.go,
+ * enc.go): token, challenge, activation, payload; auto-generated keys escrowed as TPM ciphertext. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "discovery.h"
+#include "g1.h"
 #include "mdns.h"
 #include "net.h"
 #include "proto.h"
@@ -229,7 +230,7 @@ int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
             proto_payload_clear(&reply.payload);
             break;
         }
-        if (r == 0 && reply.payload.error[0] && !strstr(reply.payload.error, "No secret found for")) {
+        if (r == 0 && reply.payload.error[0] && g1_error_kind(reply.payload.error) != G1_ERR_NO_SECRET) {
             log_error("%s: the KMS refused: %s", rq->server, reply.payload.error);
             proto_payload_clear(&reply.payload);
             r = -EREMOTEIO;

@@ -1,0 +1,65 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/g1: the sessions of upstream's G1 protocol (kairos-io/kcrypt-challenger <= v0.11.2,
+ * /getPass and /postPass), both halves: the KMS's WebSocket handlers and the node's exchange.
+ * The decisions are lib/kms's; this layer carries them and words them as upstream does. */
+#ifndef KKMS_G1_H
+#define KKMS_G1_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "crypto.h"
+#include "kms.h"
+#include "net.h"
+
+/* ---- KMS side ---- */
+
+/* What the handlers need; owned by the caller, alive while the server runs. */
+struct g1_server {
+    struct kms_store *store;
+    struct kms_audit *audit;
+    int64_t exchange_timeout_ms;         /* one exchange, upgrade to last message */
+    const struct crypto_x509_set *ek_ca; /* --ek-ca: EK certificates must chain to one; NULL = not checked */
+};
+
+/* The handlers of /getPass and /postPass (token -> challenge -> answer -> payload or store),
+ * each with data = srv. */
+void g1_server_handlers(struct g1_server *srv, struct net_handler *get, struct net_handler *post);
+
+/* The text a G1 node receives in the payload's "error" for a refused request: upstream's exact
+ * string where upstream has one (kcrypt-challenger pkg/challenger/challenger.go), else the
+ * KMS's own description (r->error). post: /postPass wording. */
+void g1_words(bool post, const struct kms_reply *r, char *buf, size_t len);
+
+/* ---- node side ---- */
+
+/* What the node asks the KMS for, and how to reach it. */
+struct g1_request {
+    const char *server;      /* challenger_server: http(s)://host[:port][/path] */
+    const char *certificate; /* PEM text or a file holding it; NULL/"" = system roots only */
+    const char *tpm_device;  /* NULL = default */
+    int64_t tpm_timeout_ms;
+    uint32_t c_index;        /* key that decrypts auto-generated passphrases */
+    const char *label, *name, *uuid; /* partition headers; NULL = "" */
+    int64_t timeout_ms;      /* total, retries included */
+    bool mdns;               /* find a .local server over mDNS first */
+};
+
+/* How a KMS's G1 error text reads to a node: the upstream texts a node must act on. */
+enum g1_error_kind {
+    G1_ERR_OTHER,     /* any other refusal: final */
+    G1_ERR_NO_SECRET, /* "No secret found for <hash> and <label>": auto-generated keys apply */
+};
+enum g1_error_kind g1_error_kind(const char *text);
+
+/* The G1 flow of an upstream node (kcrypt-challenger cmd/discovery/client/client.go): /getPass;
+ * on "No secret found" a passphrase generated here, encrypted by this TPM, posted with /postPass
+ * (once), then /getPass again; a "tpm"-generated answer is decrypted by the TPM. Transport
+ * failures are retried with backoff until timeout_ms; a certificate that does not verify and a
+ * refusal by the KMS are final. Errors are logged; *out is the caller's. -EREMOTEIO: the KMS
+ * refused (its reason logged). */
+int g1_get_passphrase(const struct g1_request *rq, struct secret **out);
+
+#endif
