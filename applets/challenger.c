@@ -12,14 +12,17 @@
 
 static const char usage[] =
     "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
-    "                  [--ek-ca FILE|DIR]\n"
+    "                  [--ek-ca FILE|DIR] [--enroll registered|tofu] [--require-fresh-quotes]\n"
     "       challenger register --db DIR --tpm-hash H (--label L | --name N | --uuid U)\n"
     "                  [--volume NAME] [--secret NAME --key KEY | --passphrase-file F]\n"
     "       challenger list --db DIR\n"
+    "       challenger pending --db DIR\n"
+    "       challenger approve --db DIR [--volume NAME] TPM_HASH\n"
     "       challenger quarantine|release --db DIR TPM_HASH\n"
     "\n"
     "The Kairos KMS, wire-compatible with upstream kcrypt-challenger (G1: /getPass, /postPass over\n"
-    "WebSocket; nodes prove their TPM by credential activation). DIR holds the manifests you would\n"
+    "WebSocket; nodes prove their TPM by credential activation) and with current upstream nodes\n"
+    "(G3: /tpm-attestation; the TPM also proves what booted with a PCR quote). DIR holds the manifests you would\n"
     "`kubectl apply` upstream, any file names (*.yaml, *.yml, *.json), one or many documents per\n"
     "file: SealedVolume (keyserver.kairos.io/v1alpha1) and Secret (v1, data or stringData). Edits\n"
     "are picked up without a restart; a broken manifest is reported with its file and line and the\n"
@@ -43,7 +46,14 @@ static const char usage[] =
     "                         (PEM; in a DIR its *.pem and *.crt): TPM vendors' roots and\n"
     "                         intermediates. TPMs without an EK certificate are refused.\n"
     "                         Default: any TPM, as upstream\n"
-    "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s).\n"
+    "  --enroll registered|tofu  G3: whom to enroll. registered (default): only TPMs with a\n"
+    "                         SealedVolume; another TPM is refused and recorded as pending (see\n"
+    "                         pending, approve). tofu: any TPM is enrolled at its first contact,\n"
+    "                         with a key the KMS generates (upstream's behaviour)\n"
+    "  --require-fresh-quotes G3: refuse PCR quotes that do not carry this exchange's nonce. Our\n"
+    "                         nodes quote over it; upstream nodes cannot (default: accepted and\n"
+    "                         audited as `quote not fresh (no nonce)`)\n"
+    "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last rescan of DIR, done every 5 s).\n"
     "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
     "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
     "with other connections.\n"
@@ -54,7 +64,11 @@ static const char usage[] =
     "               generates its key on first boot (auto-generated keys). --secret NAME --key KEY\n"
     "               points at a Secret you write; --passphrase-file F stores a static key (read\n"
     "               from F, never from the command line). --volume NAME names the SealedVolume.\n"
-    "  list         one line per SealedVolume: name, TPM hash, state, partitions, secrets present\n"
+    "  list         one line per SealedVolume: name, TPM hash, state, partitions, secrets present,\n"
+    "               attestation (PCRs pinned / learning / none, last verified); then pending TPMs\n"
+    "  pending      the TPMs refused by --enroll registered: hash, partition, PCRs, first/last seen\n"
+    "  approve      enroll a pending TPM (its hash, or 8+ leading hex digits): a SealedVolume\n"
+    "               pinning the EK and PCR values it showed; its key is made at its next contact\n"
     "  quarantine   refuse every key of the node with this TPM hash (release undoes it)\n"
     "\n"
     "  --debug                say more on stderr\n"
@@ -95,6 +109,35 @@ static int parse_listen(const char *v, struct challenger_server_opts *o)
     return 0;
 }
 
+static int list_pending(struct kms_store *store)
+{
+    struct kms_pending *p = NULL;
+    size_t n = 0;
+
+    if (kms_pending_list(store, &p, &n) < 0)
+        return EXIT_RUNTIME;
+    printf("TPM-HASH\tPARTITION\tPCRS\tFIRST-SEEN\tLAST-SEEN\n");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\t%s", p[i].hash, *p[i].label ? p[i].label : "-");
+        if (*p[i].device_name)
+            printf(",name=%s", p[i].device_name);
+        if (*p[i].uuid)
+            printf(",uuid=%s", p[i].uuid);
+        printf("\t");
+        if (!p[i].pcr_mask)
+            printf("-");
+        for (unsigned j = 0, first = 1; j < 24; j++)
+            if (p[i].pcr_mask & (1u << j)) {
+                printf("%s%u=%.16s..", first ? "" : ",", j, p[i].pcr[j]);
+                first = 0;
+            }
+        printf("\t%s\t%s\n", p[i].first_seen, p[i].last_seen);
+        kms_pending_clear(&p[i]);
+    }
+    free(p);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
+}
+
 static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
 {
     struct kms_store *store = NULL;
@@ -109,7 +152,7 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
         log_error("--db DIR is required (the directory of SealedVolume and Secret manifests)");
         return EXIT_USAGE;
     }
-    if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "release")) {
+    if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "release") || !strcmp(cmd, "approve")) {
         if (nargs != 1) {
             log_error("%s: expected one TPM_HASH", cmd);
             return EXIT_USAGE;
@@ -142,6 +185,10 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
         code = kms_register(store, &o->reg) < 0 ? EXIT_RUNTIME : EXIT_OK;
     else if (!strcmp(cmd, "list"))
         code = kms_list(store, stdout) < 0 ? EXIT_RUNTIME : EXIT_OK;
+    else if (!strcmp(cmd, "pending"))
+        code = list_pending(store);
+    else if (!strcmp(cmd, "approve"))
+        code = kms_pending_approve(store, args[0], o->reg.volume) < 0 ? EXIT_RUNTIME : EXIT_OK;
     else
         code = kms_set_quarantine(store, args[0], !strcmp(cmd, "quarantine")) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
@@ -153,7 +200,7 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ENROLL, O_FRESH };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -175,6 +222,8 @@ int challenger_main(int argc, char **argv)
         {"passphrase-file", required_argument, NULL, O_PASSFILE},
         {"debug", no_argument, NULL, O_DEBUG},
         {"ek-ca", required_argument, NULL, O_EKCA},
+        {"enroll", required_argument, NULL, O_ENROLL},
+        {"require-fresh-quotes", no_argument, NULL, O_FRESH},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -189,7 +238,8 @@ int challenger_main(int argc, char **argv)
         cmd = argv[1];
         argv++;
         argc--;
-        if (strcmp(cmd, "register") && strcmp(cmd, "list") && strcmp(cmd, "quarantine") && strcmp(cmd, "release")) {
+        if (strcmp(cmd, "register") && strcmp(cmd, "list") && strcmp(cmd, "quarantine") && strcmp(cmd, "release") &&
+            strcmp(cmd, "pending") && strcmp(cmd, "approve")) {
             log_error("unknown command %s (see --help)", cmd);
             return EXIT_USAGE;
         }
@@ -233,6 +283,14 @@ int challenger_main(int argc, char **argv)
         case O_PASSFILE: o.passphrase_file = optarg; break;
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
         case O_EKCA: o.srv.ek_ca = optarg; break;
+        case O_ENROLL:
+            if (strcmp(optarg, "registered") && strcmp(optarg, "tofu")) {
+                log_error("--enroll %s: expected registered or tofu", optarg);
+                return EXIT_USAGE;
+            }
+            o.srv.enroll_tofu = !strcmp(optarg, "tofu");
+            break;
+        case O_FRESH: o.srv.require_fresh_quotes = true; break;
         case 'h': return applet_usage(usage, EXIT_OK);
         default:
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);

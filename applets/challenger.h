@@ -17,10 +17,12 @@ struct challenger_server_opts {
     size_t max_conns;          /* open connections in all (0 = lib/net's default, 1024) */
     size_t max_conns_per_peer; /* open connections from one address (0 = default, 32) */
     const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
+    bool enroll_tofu;        /* --enroll tofu: G3 enrolls unknown TPMs (upstream); else registered only */
+    bool require_fresh_quotes; /* --require-fresh-quotes: G3 quotes must carry our nonce */
 };
 
-/* Serves /getPass, /postPass (G1, UPSTREAM.md §6.2), /healthz and /readyz until SIGTERM/SIGINT
- * (then drains). Returns the exit code. */
+/* Serves /getPass, /postPass (G1), /tpm-attestation (G3), /healthz and /readyz until
+ * SIGTERM/SIGINT (then drains). Returns the exit code. */
 int challenger_serve(struct kms_store *store, struct kms_audit *audit, const struct challenger_server_opts *o);
 
 #endif

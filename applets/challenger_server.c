@@ -9,6 +9,7 @@
 
 #include "challenger.h"
 #include "g1.h"
+#include "g3_session.h"
 #include "net.h"
 
 /* How often the store is rescanned in the background, so /readyz answers from the last rescan
@@ -23,6 +24,7 @@ struct server {
     struct net_timer *refresh_timer;
     struct crypto_x509_set *ek_ca; /* --ek-ca */
     struct g1_server g1;
+    struct g3_server g3;
 };
 
 static void on_health(struct net_conn *c, const struct net_request *req, void *data)
@@ -100,17 +102,21 @@ static int write_port_file(const char *path, uint16_t port)
 int challenger_serve(struct kms_store *store, struct kms_audit *audit, const struct challenger_server_opts *o)
 {
     struct server srv = {.store = store,
-                         .g1 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms}};
+                         .g1 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms},
+                         .g3 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms,
+                                .enroll = o->enroll_tofu ? G3_ENROLL_TOFU : G3_ENROLL_REGISTERED,
+                                .require_fresh_quotes = o->require_fresh_quotes}};
     struct ktls_server *tls = NULL;
     struct net_server_config cfg = {.address = o->listen_addr, .port = o->port,
                                     .limits = {.max_conns = o->max_conns, .max_conns_per_peer = o->max_conns_per_peer}};
-    struct net_handler get, post;
+    struct net_handler get, post, attest;
     const struct net_handler health = {.on_request = on_health, .data = &srv};
     const struct net_handler ready = {.on_request = on_ready, .data = &srv};
     int code = EXIT_RUNTIME;
 
     raise_fd_limit();
     g1_server_handlers(&srv.g1, &get, &post);
+    g3_server_handler(&srv.g3, &attest);
     if (o->ek_ca) {
         if (crypto_x509_set_load(o->ek_ca, &srv.ek_ca) < 0)
             return EXIT_RUNTIME;
@@ -128,8 +134,15 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
     if (net_server_new(srv.loop, &cfg, &srv.net) < 0)
         goto out;
     if (net_server_route(srv.net, NULL, "/getPass", &get) < 0 || net_server_route(srv.net, NULL, "/postPass", &post) < 0 ||
+
         net_server_route(srv.net, NULL, "/healthz", &health) < 0 || net_server_route(srv.net, NULL, "/readyz", &ready) < 0)
         goto out;
+    /* G3 carries the EK as a bare key, never its certificate: with --ek-ca there is nothing to
+     * check, so /tpm-attestation is not served (404: our nodes and --protocol auto use G1). */
+    if (!srv.ek_ca && net_server_route(srv.net, NULL, "/tpm-attestation", &attest) < 0)
+        goto out;
+    if (srv.ek_ca)
+        log_info("--ek-ca: /tpm-attestation (G3) is not served: G3 nodes send no EK certificate");
     if (net_loop_on_signal(srv.loop, SIGTERM, on_signal, &srv) < 0 || net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
         net_loop_on_signal(srv.loop, SIGHUP, on_signal, &srv) < 0)
         goto out;
@@ -137,7 +150,8 @@ int challenger_serve(struct kms_store *store, struct kms_audit *audit, const str
         goto out;
     srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
     log_info("serving %s on %s%s:%u (%s)", kms_store_dir(store), tls ? "https://" : "http://",
-             o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net), "/getPass /postPass /healthz /readyz");
+             o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net), "/getPass /postPass /tpm-attestation /healthz /readyz");
+    log_info("/tpm-attestation: enrollment %s%s", o->enroll_tofu ? "tofu (any TPM is enrolled at first contact)" : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)", o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
     net_timer_cancel(srv.refresh_timer);

@@ -54,6 +54,36 @@ enum g1_error_kind {
 };
 enum g1_error_kind g1_error_kind(const char *text);
 
+/* One node's connection state (the TPM, its EK PEM, TLS), shared by the attempts of one flow. */
+struct tpm;
+struct ktls_client;
+struct g1_session {
+    const struct g1_request *rq;
+    struct tpm *tpm;
+    char *ek_pem;            /* loaded by the first attempt */
+    struct ktls_client *tls;
+    int64_t deadline;
+    const char *server;      /* the URL dialled: rq->server, or a KMS found over mDNS */
+    const char *host_header; /* with mDNS: the original host[:port] */
+};
+
+/* One G1 attempt: /getPass; on "No secret found" a passphrase generated here, encrypted by this
+ * TPM, posted (once per *posted), then /getPass again. 0 with *out; -EREMOTEIO: the KMS refused
+ * (logged); other errors: transport (g1_is_final says whether to retry). */
+int g1_attempt(struct g1_session *c, int *posted, struct secret **out);
+/* Errors not worth retrying: a certificate that does not verify, a refusal. */
+bool g1_is_final(int r);
+void g1_sleep_ms(int64_t ms);
+/* The CA to trust: PEM text, or a file holding it; NULL/"" = the system roots only. */
+int g1_load_certificate(const char *cert, struct ktls_client **out);
+/* A passphrase generated here (32 characters of [0-9a-z]), RSA-OAEP-encrypted by the TPM key at
+ * c_index (created when absent), as the base64url text a G1 node posts. *wire owned by the
+ * caller; the plain passphrase never leaves the function. */
+int g1_escrow_generate(struct tpm *tpm, uint32_t c_index, struct secret **wire);
+/* The plain passphrase of such a text, decrypted by the TPM. */
+int g1_escrow_decrypt(struct tpm *tpm, uint32_t c_index, const char *server, const struct secret *wire,
+                      struct secret **out);
+
 /* The G1 flow of an upstream node (kcrypt-challenger cmd/discovery/client/client.go): /getPass;
  * on "No secret found" a passphrase generated here, encrypted by this TPM, posted with /postPass
  * (once), then /getPass again; a "tpm"-generated answer is decrypted by the TPM. Transport

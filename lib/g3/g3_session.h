@@ -1,0 +1,69 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* lib/g3: the sessions of upstream's G3 protocol (/tpm-attestation, kairos-io/kairos
+ * kcrypt/pkg/attestation, kcrypt/pkg/challenger), both halves, and the node's flow over both
+ * generations (G3 first, G1 when the KMS has no /tpm-attestation).
+ *
+ * KMS: init -> challenge (a credential for the EK and AK, and our nonce) -> proof (the
+ * activated secret, a PCR quote, and our node's escrowed passphrase) -> response. The crypto is
+ * checked here (lib/attest); the enrollment decision is lib/kms's (kms_attest). */
+#ifndef KKMS_G3_SESSION_H
+#define KKMS_G3_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base.h"
+#include "g1.h"
+#include "kms.h"
+#include "net.h"
+
+/* ---- KMS side ---- */
+
+enum g3_enroll {
+    G3_ENROLL_REGISTERED, /* only TPMs with a SealedVolume (default); others recorded as pending */
+    G3_ENROLL_TOFU,       /* upstream: any TPM is enrolled at its first contact */
+};
+
+struct g3_server {
+    struct kms_store *store;
+    struct kms_audit *audit;
+    int64_t exchange_timeout_ms;
+    enum g3_enroll enroll;
+    bool require_fresh_quotes; /* refuse quotes without our nonce (upstream nodes send none) */
+};
+
+/* The handler of /tpm-attestation, data = srv. */
+void g3_server_handler(struct g3_server *srv, struct net_handler *h);
+
+/* The text a G3 node receives in {"error":..} for a refusal lib/kms decided: upstream's words
+ * (IssuePassphrase's errors wrapped as handleTPMAttestation does) where it has them. */
+void g3_words(const struct kms_reply *r, char *buf, size_t len);
+
+/* ---- node side ---- */
+
+enum g3_protocol { G3_PROTO_AUTO, G3_PROTO_G1, G3_PROTO_G3 };
+
+/* What the node asks; the G1 fields plus the G3 choices. */
+struct g3_request {
+    struct g1_request base;
+    enum g3_protocol protocol; /* auto: /tpm-attestation first, G1 when it answers 404 */
+    uint32_t pcr_mask;         /* PCRs to quote; 0 = 0, 7, 11 (upstream's list) */
+    bool defer_pcr_enrollment; /* the node runs from a live medium */
+    bool escrow;               /* offer a passphrase generated here, encrypted to the TPM key */
+};
+
+/* The node's flow: one transient AK for the whole call; G3 (and/or G1) attempts, mDNS, TLS,
+ * retries within timeout_ms as g1_get_passphrase. A KMS's refusal is final (-EREMOTEIO, its
+ * text logged). *out is the passphrase (already decrypted when the KMS returned our escrow). */
+int g3_get_passphrase(const struct g3_request *rq, struct secret **out);
+
+/* Whether this system booted from a live medium, as upstream decides (kairos-sdk state
+ * detection): /proc/cmdline holds a `live:LABEL`/`live:CDLABEL` root or `netboot`. cmdline NULL:
+ * /proc/cmdline is read. */
+bool g3_booted_live(const char *cmdline);
+
+/* "0,7,11" -> mask. -EINVAL (logged, naming what) for anything else than indices 0..23. */
+int g3_parse_pcrs(const char *what, const char *s, uint32_t *mask);
+
+#endif
