@@ -9,12 +9,14 @@
 #include "applets.h"
 #include "base.h"
 #include "challenger.h"
+#include "proto.h"
 
 static const char usage[] =
     "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
     "                  [--ek-ca FILE|DIR] [--enroll registered|tofu] [--require-fresh-quotes]\n"
     "       challenger register --db DIR --tpm-hash H (--label L | --name N | --uuid U)\n"
     "                  [--volume NAME] [--secret NAME --key KEY | --passphrase-file F]\n"
+    "                  [--pcr INDEX=HEX]... [--ek-pem FILE]\n"
     "       challenger list --db DIR\n"
     "       challenger pending --db DIR\n"
     "       challenger approve --db DIR [--volume NAME] TPM_HASH\n"
@@ -64,6 +66,10 @@ static const char usage[] =
     "               generates its key on first boot (auto-generated keys). --secret NAME --key KEY\n"
     "               points at a Secret you write; --passphrase-file F stores a static key (read\n"
     "               from F, never from the command line). --volume NAME names the SealedVolume.\n"
+    "               G3 pins (spec.attestation): --pcr 7=HEX (repeatable; the SHA-256 bank value, as\n"
+    "               `tpm2_pcrread sha256:7` shows it) and --ek-pem FILE (the EK public key or\n"
+    "               certificate, PEM). PCRs not given are not checked; without pins the first\n"
+    "               G3 contact learns them\n"
     "  list         one line per SealedVolume: name, TPM hash, state, partitions, secrets present,\n"
     "               attestation (PCRs pinned / learning / none, last verified); then pending TPMs\n"
     "  pending      the TPMs refused by --enroll registered: hash, partition, PCRs, first/last seen\n"
@@ -80,6 +86,8 @@ static const char usage[] =
     "Nodes use it with: kcrypt.challenger.challenger_server: \"http://KMS:8082\" in their Kairos config.\n";
 
 struct opts {
+    char pcr_hex[24][65];
+    char *ek_pem;
     const char *db, *audit_log;
     struct challenger_server_opts srv;
     struct kms_register reg;
@@ -106,6 +114,50 @@ static int parse_listen(const char *v, struct challenger_server_opts *o)
     host[hlen] = '\0';
     o->listen_addr = hlen ? host : NULL;
     o->port = (uint16_t)port;
+    return 0;
+}
+
+/* --pcr INDEX=HEX: a SHA-256 PCR value to pin (64 hex digits, stored lowercase). */
+static int parse_pcr(const char *v, struct opts *o)
+{
+    const char *eq = strchr(v, '=');
+    char idx[8];
+    uint32_t i;
+    size_t n;
+
+    if (!eq || (size_t)(eq - v) >= sizeof(idx))
+        return log_error_errno(-EINVAL, "--pcr %s: expected INDEX=HEX, e.g. 7=3d45...", v);
+    memcpy(idx, v, (size_t)(eq - v));
+    idx[eq - v] = '\0';
+    if (parse_u32(idx, 23, &i) < 0)
+        return log_error_errno(-EINVAL, "--pcr %s: the index must be 0..23", v);
+    n = strlen(eq + 1);
+    if (n != 64 || strspn(eq + 1, "0123456789abcdefABCDEF") != 64)
+        return log_error_errno(-EINVAL, "--pcr %s: the value must be 64 hex digits (a SHA-256 bank value)", v);
+    for (size_t k = 0; k < 64; k++)
+        o->pcr_hex[i][k] = (char)(eq[1 + k] >= 'A' && eq[1 + k] <= 'F' ? eq[1 + k] - 'A' + 'a' : eq[1 + k]);
+    o->pcr_hex[i][64] = '\0';
+    o->reg.pcr_mask |= 1u << i;
+    o->reg.pcr[i] = o->pcr_hex[i];
+    return 0;
+}
+
+/* --ek-pem FILE: the EK as upstream stores it, whatever PEM form the operator has. */
+static int read_ek_pem(const char *path, struct opts *o)
+{
+    _cleanup_free_ char *text = NULL;
+    struct rsa_pub key;
+    int r = file_read_all(path, 1 << 16, &text, NULL);
+
+    if (r < 0)
+        return log_error_errno(r, "--ek-pem %s: cannot read", path);
+    r = proto_ek_pem_public(text, &key);
+    if (r < 0)
+        return log_error_errno(r, "--ek-pem %s: not an RSA PUBLIC KEY or CERTIFICATE in PEM", path);
+    free(o->ek_pem);
+    if (crypto_rsa_spki_pem(&key, &o->ek_pem) < 0)
+        return log_error_errno(-EIO, "--ek-pem %s: cannot re-encode the key", path);
+    o->reg.ek_pem = o->ek_pem;
     return 0;
 }
 
@@ -200,7 +252,7 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ENROLL, O_FRESH };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ENROLL, O_FRESH, O_PCR, O_EKPEM };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -224,6 +276,8 @@ int challenger_main(int argc, char **argv)
         {"ek-ca", required_argument, NULL, O_EKCA},
         {"enroll", required_argument, NULL, O_ENROLL},
         {"require-fresh-quotes", no_argument, NULL, O_FRESH},
+        {"pcr", required_argument, NULL, O_PCR},
+        {"ek-pem", required_argument, NULL, O_EKPEM},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -291,6 +345,14 @@ int challenger_main(int argc, char **argv)
             o.srv.enroll_tofu = !strcmp(optarg, "tofu");
             break;
         case O_FRESH: o.srv.require_fresh_quotes = true; break;
+        case O_PCR:
+            if (parse_pcr(optarg, &o) < 0)
+                return EXIT_USAGE;
+            break;
+        case O_EKPEM:
+            if (read_ek_pem(optarg, &o) < 0)
+                return EXIT_RUNTIME;
+            break;
         case 'h': return applet_usage(usage, EXIT_OK);
         default:
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
@@ -312,5 +374,7 @@ int challenger_main(int argc, char **argv)
         log_error("unexpected argument %s (see --help)", argv[optind]);
         return EXIT_USAGE;
     }
-    return run_command(cmd, &o, argv + optind, argc - optind);
+    c = run_command(cmd, &o, argv + optind, argc - optind);
+    free(o.ek_pem);
+    return c;
 }

@@ -149,6 +149,20 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
     }
     parts[nv.nparts++] = np;
     nv.parts = parts;
+    if (r->pcr_mask || r->ek_pem) {
+        /* Pins given on the command line replace those of the volume (pointers only: emitted
+         * below, before anything is freed). */
+        nv.att.present = true;
+        if (r->ek_pem)
+            nv.att.ek_pem = (char *)r->ek_pem;
+        if (r->pcr_mask) {
+            nv.att.has_pcrs = true;
+            nv.att.pcr_mask |= r->pcr_mask;
+            for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
+                if (r->pcr_mask & (1u << i))
+                    nv.att.pcr[i] = (char *)r->pcr[i];
+        }
+    }
     kms_emit_volume(&b, &nv);
     secret_ns = xstrdup(*nv.ns ? nv.ns : "default");
 

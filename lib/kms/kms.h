@@ -251,6 +251,11 @@ struct kms_register {
     const char *secret_name; /* optional reference; NULL = upstream's default */
     const char *secret_key;  /* optional; NULL = "passphrase" */
     const struct secret *passphrase; /* optional static key: also writes the Secret (first) */
+    /* optional spec.attestation pins (G3): PCR values (64 lowercase hex digits each) and the EK
+     * as a "PUBLIC KEY" PEM in Go's pem.EncodeToMemory form; given values replace the volume's */
+    uint32_t pcr_mask;
+    const char *pcr[24];
+    const char *ek_pem;
 };
 /* Registers a partition: a new SealedVolume file DIR/sealedvolume-<name>.yaml, or one more
  * partition in an existing volume when its file is one register wrote and nobody edited (else

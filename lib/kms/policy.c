@@ -136,6 +136,13 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     r = check_volume(v, p, out);
     if (r < 0)
         return r;
+    /* G1 proves only which TPM asks. A volume that pins PCR values (spec.attestation) is served
+     * only to a TPM that proves its boot too (/tpm-attestation), else G1 would bypass the pin. */
+    for (unsigned i = 0; v->att.present && i < KMS_PCR_COUNT; i++)
+        if (v->att.pcr_mask & (1u << i) && v->att.pcr[i] && *v->att.pcr[i])
+            return reply(out, KMS_C_FORBIDDEN, -EPERM,
+                         "SealedVolume %s pins PCR values: this TPM must attest its boot on /tpm-attestation (G3)",
+                         v->name);
     kms_secret_ref_of(v, p, &ref);
     o = kms_secret_ref_find(s, &ref);
     if (!o)

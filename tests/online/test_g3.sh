@@ -8,7 +8,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/swtpm.sh"
 . "$(dirname "$0")/../lib/kms.sh"
-require python3 cryptsetup openssl tpm2_pcrextend
+require python3 cryptsetup openssl tpm2_pcrextend tpm2_pcrread xxd
+: "${KKMS_NODE_ATTEST_TOOL:?}"
 NODE_PROTOCOL=g3
 pcr_extend() { TPM2TOOLS_TCTI="swtpm:path=$1" timeout 30 tpm2_pcrextend "$2:sha256=$(printf '%064x' 7)" >/dev/null 2>&1; }
 vol_file() { grep -l "TPMHash: \"\{0,1\}$1" "$DB"/sealedvolume-*.yaml 2>/dev/null | head -1; }
@@ -110,7 +111,8 @@ node_get "$T/out" "$T/err" rc "$SOCK_D" COS_PERSISTENT --protocol g1
 check "the same node over G1 (--protocol g1) gets the same key" '[ "$rc" = 0 ] && [ "$(cat "$T/out")" = static-key-of-d ]'
 check "...served on /getPass (audit)" 'audit_last | grep -q "\"action\":\"getPass\",\"outcome\":\"ok\""'
 node_get "$T/out" "$T/err" rc "$SOCK_A" COS_OEM --protocol g1
-check "a key escrowed over G3 is served over G1 too (the same record)" '[ "$rc" = 0 ] && cmp -s "$T/out" "$T/oem"'
+check "G1 cannot bypass pinned PCRs: a volume pinning PCRs is refused on /getPass, saying why" \
+    '[ "$rc" = 1 ] && [ ! -s "$T/out" ] && grep -q "pins PCR values: this TPM must attest its boot on /tpm-attestation" "$T/err"'
 kms_stop
 
 # ---- registered-only enrollment (the default): refused, pending, approved, served ----
@@ -138,6 +140,24 @@ check "a partition not approved is refused under --enroll registered" '[ "$rc" =
 run_kkms "$T/list" "$T/err" rc challenger list --db "$DB"
 check "challenger list shows attestation states and no secret" \
     '[ "$rc" = 0 ] && grep -q "pcrs-pinned" "$T/list" && ! grep -qF "$(cat "$T/epass")" "$T/list"'
+
+# ---- register with pins: --pcr INDEX=HEX and --ek-pem FILE ----
+swtpm_start "$(golden_state node-f ekcert)"; SOCK_F=$TPM_SOCK
+HASH_F=$(node_hash "$SOCK_F") || bail "tpm-hash failed"
+"$KKMS_NODE_ATTEST_TOOL" "$SOCK_F" ek-pem "$T/ekf.pem" >/dev/null 2>&1 || bail "cannot read node F's EK"
+run_kkms "$T/out" "$T/err" rc challenger register --db "$DB" --tpm-hash "$HASH_F" --label COS_PERSISTENT \
+    --pcr "7=$(printf '%064x' 1)" --ek-pem "$T/ekf.pem"
+vf=$(vol_file "$HASH_F")
+check "register --pcr --ek-pem: exit 0, the pins in spec.attestation" \
+    '[ "$rc" = 0 ] && grep -q "^        \"7\": \"$(printf "%064x" 1)\"" "$vf" && grep -q "ekPublicKey: \"-----BEGIN PUBLIC KEY-----" "$vf"'
+node_get "$T/out" "$T/err" rc "$SOCK_F" COS_PERSISTENT
+check "a registered PCR value the node does not have: refused, expected and got named" \
+    '[ "$rc" = 1 ] && grep -q "PCR7 changed - boot state verification failed: expected $(printf "%064x" 1), got" "$T/err"'
+TPM2TOOLS_TCTI="swtpm:path=$SOCK_F" timeout 30 tpm2_pcrread sha256:7 -o "$T/pcr7" >/dev/null 2>&1 || bail "tpm2_pcrread failed"
+run_kkms "$T/out" "$T/err" rc challenger register --db "$DB" --tpm-hash "$HASH_F" --label COS_OEM \
+    --pcr "7=$(xxd -p -c 64 "$T/pcr7")"
+node_get "$T/fpass" "$T/err" rc "$SOCK_F" COS_PERSISTENT
+check "with its real PCR 7 registered: served (a key escrowed by the node)" '[ "$rc" = 0 ] && grep -qxE "[0-9a-z]{32}" "$T/fpass"'
 
 # ---- protocol auto: G3 at our KMS; G1 at a KMS without /tpm-attestation ----
 NODE_PROTOCOL=auto node_get "$T/out" "$T/err" rc "$SOCK_E" COS_PERSISTENT
