@@ -170,4 +170,41 @@ NODE_PROTOCOL=auto node_get "$T/out" "$T/err" rc "$SOCK_D" COS_PERSISTENT
 check "--protocol auto falls back to G1 where /tpm-attestation answers 404 (here refused by --ek-ca)" \
     'grep -q "no /tpm-attestation (404): using the G1 protocol" "$T/err" && audit_last | grep -q "\"action\":\"getPass\""'
 
+# ---- a KMS that sends {"error":..} in place of the challenge: reported, final, never misparsed ----
+cat >"$T/errkms.py" <<'EOF2'
+import base64, hashlib, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(4)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+s.settimeout(30)
+for _ in range(4):
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        break
+    c.settimeout(5)
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        more = c.recv(4096)
+        if not more:
+            break
+        head += more
+    key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")]
+    acc = base64.b64encode(hashlib.sha1(key[0] + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()) if key else b""
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+    msg = b'{"error":"Challenge generation: go away"}\n'
+    c.sendall(bytes([0x81, len(msg)]) + msg)
+    c.close()
+EOF2
+python3 "$T/errkms.py" "$T/errkms.port" &
+ERRKMS=$!
+on_exit "stop_pid $ERRKMS"
+for i in $(seq 100); do [ -s "$T/errkms.port" ] && break; sleep 0.05; done
+NODE_URL=http://127.0.0.1:$(cat "$T/errkms.port") node_get "$T/out" "$T/err" rc "$SOCK_E" COS_PERSISTENT
+check "an error in place of the challenge: reported as the KMS's refusal, final, no passphrase" \
+    '[ "$rc" = 1 ] && [ ! -s "$T/out" ] && grep -q "the KMS refused: Challenge generation: go away" "$T/err" && ! grep -q "retrying" "$T/err"'
+
 done_testing
