@@ -247,12 +247,7 @@ bool g3_booted_live(const char *cmdline)
     if (!cmdline) {
         if (file_read_all("/proc/cmdline", 1 << 16, &text, NULL) < 0)
             return false;
-        cmdline = text;
     } else {
-        text = xstrdup(cmdline);
-    }
-    if (cmdline != text) {
-        free(text);
         text = xstrdup(cmdline);
     }
     /* kairos-sdk's boot state: a dracut live root (root=live:LABEL=..., root=live:CDLABEL=...)
