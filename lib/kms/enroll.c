@@ -81,21 +81,22 @@ struct received {
     char hex[KMS_PCR_COUNT][2 * 32 + 1];
 };
 
-/* Writes v (new file, or its own file rewritten when that file holds only v). changed_file: when
- * rewriting, the file to replace. -EXDEV: v lives in a file with other objects (not written). */
-static int write_volume(struct kms_store *s, const struct kms_volume *v, const struct kms_volume *old)
+/* Writes v: a new file, or (old_file, the path of the file v was read from) that file rewritten
+ * when it holds only v and is still the version loaded. -EXDEV: the file holds other objects
+ * (not written); -EAGAIN: it changed meanwhile. */
+static int write_volume(struct kms_store *s, const struct kms_volume *v, const char *old_file)
 {
     struct kms_buf b = {0};
     int r = -EEXIST;
 
     kms_emit_volume(&b, v);
-    if (!old) {
+    if (!old_file) {
         for (unsigned attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
             _cleanup_free_ char *fname = kms_file_name("sealedvolume", v->name, attempt);
             r = kms_dir_write(s->dirfd, s->dir, fname, b.p, b.len, false, NULL);
         }
     } else {
-        const struct kms_file *f = kms_store_file_of(s, old->file);
+        const struct kms_file *f = kms_store_file_of(s, old_file);
         struct stat st = {0};
         if (!f || f->problem || f->recs.nvols != 1 || f->recs.nsecrets != 0) {
             kms_buf_free(&b);
@@ -251,6 +252,22 @@ static bool learn(struct kms_attestation *a, const char *ek_pem, const struct re
     return changed;
 }
 
+#define VERIFIED_REFRESH_S 3600
+
+/* True when an RFC 3339 UTC time is missing, unreadable or older than VERIFIED_REFRESH_S. */
+static bool stale(const char *when)
+{
+    struct tm tm = {0};
+    const char *end;
+
+    if (!when || !*when)
+        return true;
+    end = strptime(when, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return true;
+    return time(NULL) - timegm(&tm) > VERIFIED_REFRESH_S;
+}
+
 static bool all_pcrs_empty(const struct kms_attestation *a)
 {
     for (unsigned i = 0; a->has_pcrs && i < KMS_PCR_COUNT; i++)
@@ -268,8 +285,9 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
     const struct kms_partition *p = NULL;
     struct kms_volume nv = {0};
     struct kms_partition np = {0};
+    char *vfile = NULL;
     struct received got = {0};
-    bool is_new = false, new_part = false, defer = false, created = false, changed = false;
+    bool is_new = false, new_part = false, defer = false, created = false, changed = false, only_verified = false;
     char now[32];
     int r;
 
@@ -375,11 +393,17 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         return serve_secret(s, &ref, out);
     }
 
+    /* From here on only the copy is used: creating a Secret rescans DIR, which may replace the
+     * records v and p point into (an operator's edit at the same moment). */
     kms_volume_copy(&nv, v);
+    vfile = xstrdup(v->file);
+    if (!new_part)
+        p = &nv.parts[p - v->parts];
+    v = NULL;
     if (new_part) {
         /* A new partition of an enrolled TPM (TOFU): appended with an explicit Secret, as upstream. */
-        char *joined = xmalloc(strlen(v->name) + strlen(req->label ? req->label : "") + 2);
-        sprintf(joined, "%s-%s", v->name, req->label ? req->label : "");
+        char *joined = xmalloc(strlen(nv.name) + strlen(req->label ? req->label : "") + 2);
+        sprintf(joined, "%s-%s", nv.name, req->label ? req->label : "");
         nv.parts = realloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
         if (!nv.parts)
             abort();
@@ -395,25 +419,36 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
     if (r < 0)
         goto done;
     changed |= learn(&nv.att, rq->ek_pem, &got, now);
+    /* lastVerifiedAt: upstream sets it only when something was learned; we also record a
+     * successful verification, at most once an hour (a write per boot would be one per node). */
+    if (!changed && nv.att.present && stale(nv.att.last_verified_at)) {
+        free(nv.att.last_verified_at);
+        nv.att.last_verified_at = xstrdup(now);
+        changed = only_verified = true;
+    }
     if (changed) {
-        r = write_volume(s, &nv, v);
-        if (r == -EXDEV) {
+        r = write_volume(s, &nv, vfile);
+        if (r == -EXDEV && only_verified) {
+            r = 0; /* an operator's file of several objects: the time is not worth a warning */
+        } else if (r == -EXDEV) {
             log_warn("tpm-attestation %s: SealedVolume %s shares %s with other objects; its attestation is not "
                      "recorded (put it in a file of its own)",
-                     hash, v->name, v->file);
-            snprintf(note, note_len, "attestation not recorded: %s holds other objects", v->file);
+                     hash, nv.name, vfile);
+            snprintf(note, note_len, "attestation not recorded: %s holds other objects", vfile);
             r = 0;
         } else if (r < 0) {
-            r = reply(out, KMS_C_STORE, r, "failed updating SealedVolume %s", v->name);
+            r = reply(out, KMS_C_STORE, r, "failed updating SealedVolume %s", nv.name);
             goto done;
         } else {
-            snprintf(note, note_len, "%s", new_part ? "partition enrolled" : "attestation learned");
+            snprintf(note, note_len, "%s",
+                     new_part ? "partition enrolled" : only_verified ? "verification time recorded" : "attestation recorded");
         }
         (void)kms_store_refresh_locked(s, true);
     }
     r = serve_secret(s, &ref, out);
 done:
     kms_volume_clear(&nv);
+    free(vfile);
     return r;
 }
 
