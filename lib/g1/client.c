@@ -162,7 +162,7 @@ static int generate_and_post(struct g1_session *c)
     return r;
 }
 
-/* A "tpm"-generated answer is our own ciphertext: base64url without padding (§8.1). */
+/* A "tpm"-generated answer is our own ciphertext: base64url without padding (upstream generatePass). */
 int g1_escrow_decrypt(struct tpm *tpm, uint32_t c_index, const char *server, const struct secret *wire,
                       struct secret **out)
 {
@@ -225,7 +225,7 @@ int g1_attempt(struct g1_session *c, int *posted, struct secret **out)
         }
         /* no Secret yet: auto-generated keys */
         proto_payload_clear(&reply.payload);
-        /* Upstream posts and asks again forever (errata 9); once is enough to know. */
+        /* Upstream posts and asks again forever (its waitPass loop); once is enough to know. */
         if ((*posted)++)
             return log_error_errno(-EREMOTEIO, "%s: the KMS still has no passphrase for %s after we sent one",
                                    rq->server, rq->label ? rq->label : "this partition");
@@ -244,7 +244,7 @@ int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
     int64_t backoff = 1000;
     int r, posted = 0, attempt = 0;
 
-    /* mDNS (§11.1): every KMS that answers, tried in turn, each with the original Host. */
+    /* mDNS: every KMS that answers, tried in turn, each with the original Host (upstream mdns.go). */
     r = rq->mdns ? mdns_resolve_server(rq->server, rq->timeout_ms < 5000 ? rq->timeout_ms : 5000, &kms, &n_kms) : 0;
     if (r == 0)
         r = g1_load_certificate(rq->certificate, &c.tls);

@@ -240,7 +240,7 @@ static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t 
 {
     struct exchange *x = net_conn_data(c);
     struct secret *answer = NULL;
-    (void)type; /* text and binary alike, as gorilla's readers (§6) */
+    (void)type; /* text and binary alike, as gorilla's readers (gorilla/websocket ReadJSON) */
     (void)data;
 
     if (!x || x->state == DONE)
