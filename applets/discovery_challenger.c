@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include "applets.h"
-#include "discovery.h"
 #include "g3_session.h"
 #include "kconfig.h"
 #include "kyaml.h"

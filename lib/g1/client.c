@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include "g1.h"
-#include "mdns.h"
 #include "net.h"
 #include "proto.h"
 #include "tpm.h"
@@ -233,52 +232,5 @@ int g1_attempt(struct g1_session *c, int *posted, struct secret **out)
         if (r < 0)
             *posted = 0; /* not stored: generate again next time */
     }
-    return r;
-}
-
-int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
-{
-    struct g1_session c = {.rq = rq, .deadline = now_ms() + rq->timeout_ms, .server = rq->server};
-    struct mdns_endpoint *kms = NULL;
-    size_t n_kms = 0, next = 0;
-    int64_t backoff = 1000;
-    int r, posted = 0, attempt = 0;
-
-    /* mDNS: every KMS that answers, tried in turn, each with the original Host (upstream mdns.go). */
-    r = rq->mdns ? mdns_resolve_server(rq->server, rq->timeout_ms < 5000 ? rq->timeout_ms : 5000, &kms, &n_kms) : 0;
-    if (r == 0)
-        r = g1_load_certificate(rq->certificate, &c.tls);
-    if (r == 0)
-        r = tpm_open(rq->tpm_device, rq->tpm_timeout_ms, &c.tpm);
-    while (r == 0) {
-        if (n_kms) {
-            c.server = kms[next].url;
-            c.host_header = kms[next].host_header;
-        }
-        attempt++;
-        r = g1_attempt(&c, &posted, out);
-        if (r == 0)
-            break;
-        if (g1_is_final(r))
-            break;
-        if (++next < n_kms) { /* the next KMS found over mDNS, at once */
-            log_warn("%s: attempt %d at %s failed; trying %s", rq->server, attempt, c.server, kms[next].url);
-            r = 0;
-            continue;
-        }
-        next = 0;
-        if (now_ms() + backoff >= c.deadline) {
-            log_error("%s: giving up after %d attempts in %lld s", rq->server, attempt, (long long)(rq->timeout_ms / 1000));
-            break;
-        }
-        log_warn("%s: attempt %d failed; retrying in %lld s", rq->server, attempt, (long long)(backoff / 1000));
-        g1_sleep_ms(backoff);
-        backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
-        r = 0;
-    }
-    mdns_endpoints_free(kms, n_kms);
-    free(c.ek_pem);
-    tpm_close(c.tpm);
-    ktls_client_free(c.tls);
     return r;
 }

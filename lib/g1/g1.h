@@ -84,12 +84,4 @@ int g1_escrow_generate(struct tpm *tpm, uint32_t c_index, struct secret **wire);
 int g1_escrow_decrypt(struct tpm *tpm, uint32_t c_index, const char *server, const struct secret *wire,
                       struct secret **out);
 
-/* The G1 flow of an upstream node (kcrypt-challenger cmd/discovery/client/client.go): /getPass;
- * on "No secret found" a passphrase generated here, encrypted by this TPM, posted with /postPass
- * (once), then /getPass again; a "tpm"-generated answer is decrypted by the TPM. Transport
- * failures are retried with backoff until timeout_ms; a certificate that does not verify and a
- * refusal by the KMS are final. Errors are logged; *out is the caller's. -EREMOTEIO: the KMS
- * refused (its reason logged). */
-int g1_get_passphrase(const struct g1_request *rq, struct secret **out);
-
 #endif

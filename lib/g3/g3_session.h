@@ -54,7 +54,7 @@ struct g3_request {
 };
 
 /* The node's flow: one transient AK for the whole call; G3 (and/or G1) attempts, mDNS, TLS,
- * retries within timeout_ms as g1_get_passphrase. A KMS's refusal is final (-EREMOTEIO, its
+ * retries with backoff (1, 2, 4, 8 s) within timeout_ms, every KMS found over mDNS in turn. A KMS's refusal is final (-EREMOTEIO, its
  * text logged). *out is the passphrase (already decrypted when the KMS returned our escrow). */
 int g3_get_passphrase(const struct g3_request *rq, struct secret **out);
 
