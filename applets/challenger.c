@@ -8,7 +8,8 @@
 
 #include "applets.h"
 #include "base.h"
-#include "challenger.h"
+#include "g3_session.h"
+#include "kms.h"
 #include "proto.h"
 
 static const char usage[] =
@@ -89,12 +90,12 @@ struct opts {
     char pcr_hex[24][65];
     char *ek_pem;
     const char *db, *audit_log;
-    struct challenger_server_opts srv;
+    struct g3_serve_opts srv;
     struct kms_register reg;
     const char *passphrase_file;
 };
 
-static int parse_listen(const char *v, struct challenger_server_opts *o)
+static int parse_listen(const char *v, struct g3_serve_opts *o)
 {
     static char host[64];
     const char *colon = strrchr(v, ':');
@@ -232,7 +233,7 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
     if (kms_store_open_dir(o->db, &so, &store) < 0)
         goto out;
     if (!strcmp(cmd, "serve"))
-        code = challenger_serve(store, audit, &o->srv);
+        code = g3_serve(store, audit, &o->srv);
     else if (!strcmp(cmd, "register"))
         code = kms_register(store, &o->reg) < 0 ? EXIT_RUNTIME : EXIT_OK;
     else if (!strcmp(cmd, "list"))

@@ -40,6 +40,24 @@ void g3_server_handler(struct g3_server *srv, struct net_handler *h);
  * (IssuePassphrase's errors wrapped as handleTPMAttestation does) where it has them. */
 void g3_words(const struct kms_reply *r, char *buf, size_t len);
 
+/* The whole KMS listener (`challenger`): options as the applet parsed them. */
+struct g3_serve_opts {
+    const char *listen_addr; /* numeric address, NULL = all */
+    uint16_t port;           /* default 8082, as upstream's --challenger-bind-address */
+    const char *tls_cert, *tls_key;
+    int64_t exchange_timeout_ms; /* one exchange, G1 or G3 */
+    const char *port_file;   /* write the bound port here once listening (tests, --listen :0) */
+    size_t max_conns;          /* open connections in all (0 = lib/net's default, 1024) */
+    size_t max_conns_per_peer; /* open connections from one address (0 = default, 32) */
+    const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
+    bool enroll_tofu;        /* --enroll tofu: G3 enrolls unknown TPMs (upstream); else registered only */
+    bool require_fresh_quotes; /* --require-fresh-quotes: G3 quotes must carry our nonce */
+};
+
+/* Serves /getPass, /postPass (G1), /tpm-attestation (G3), /healthz and /readyz until
+ * SIGTERM/SIGINT (then drains). Returns the exit code. */
+int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_serve_opts *o);
+
 /* ---- node side ---- */
 
 enum g3_protocol { G3_PROTO_AUTO, G3_PROTO_G1, G3_PROTO_G3 };

@@ -1,13 +1,12 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The KMS's listener: the G1 endpoints of lib/g1 (/getPass, /postPass), /healthz and /readyz,
- * signals, the background rescan and the port file. */
+/* The KMS's listener: the G1 endpoints of lib/g1 (/getPass, /postPass), /tpm-attestation (G3),
+ * /healthz and /readyz, signals, the background rescan and the port file. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
-#include "challenger.h"
 #include "g1.h"
 #include "g3_session.h"
 #include "net.h"
@@ -99,7 +98,7 @@ static int write_port_file(const char *path, uint16_t port)
     return file_write_atomic("--port-file", path, buf, (size_t)n, 0644);
 }
 
-int challenger_serve(struct kms_store *store, struct kms_audit *audit, const struct challenger_server_opts *o)
+int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_serve_opts *o)
 {
     struct server srv = {.store = store,
                          .g1 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms},
