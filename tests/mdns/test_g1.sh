@@ -41,7 +41,7 @@ node_get() {
 node_get "$T/pass1" "$T/err" rc "http://kms.local:$PORT" --mdns
 if grep -q "unrecognized option\|unknown option" "$T/err"; then
     diag <"$T/err"
-    bail "discovery-challenger get has no --mdns yet: lib/mdns is not wired into applets/discovery_client.c"
+    bail "discovery-challenger get has no --mdns yet: lib/mdns is not wired into the node flow (lib/g3/client.c)"
 fi
 check "the node finds the KMS as kms.local over mDNS and gets a generated passphrase" \
     '[ "$rc" = 0 ] && grep -qxE "[0-9a-z]{32}" "$T/pass1"'
