@@ -141,6 +141,19 @@ run_kkms "$T/list" "$T/err" rc challenger list --db "$DB"
 check "challenger list shows attestation states and no secret" \
     '[ "$rc" = 0 ] && grep -q "pcrs-pinned" "$T/list" && ! grep -qF "$(cat "$T/epass")" "$T/list"'
 
+# ---- plugin mode (kcrypt's discovery.password) with a G3 host's payload (it names the KMS) ----
+plugin() { # the event for node E's COS_PERSISTENT
+    python3 - "$KMS_URL" <<'EOF2'
+import json, sys
+data = {"partition": {"name": "vda5", "label": "COS_PERSISTENT", "uuid": ""}, "challenger_server": sys.argv[1]}
+print(json.dumps({"name": "discovery.password", "data": json.dumps(data)}))
+EOF2
+}
+plugin | timeout 90 "$KAIROS_KMS" discovery-challenger --tpm-device "$SOCK_E" discovery.password >"$T/resp" 2>"$T/err"
+check "plugin mode, G3 payload: the node's key over /tpm-attestation" \
+    'python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r[\"data\"] != open(sys.argv[2]).read() or r[\"error\"] != \"\")" "$T/resp" "$T/epass" &&
+     tail -1 "$T/audit.jsonl" | grep -q "\"action\":\"tpm-attestation\",\"outcome\":\"ok\""'
+
 # ---- register with pins: --pcr INDEX=HEX and --ek-pem FILE ----
 swtpm_start "$(golden_state node-f ekcert)"; SOCK_F=$TPM_SOCK
 HASH_F=$(node_hash "$SOCK_F") || bail "tpm-hash failed"
