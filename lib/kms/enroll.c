@@ -81,10 +81,7 @@ struct received {
     char hex[KMS_PCR_COUNT][2 * 32 + 1];
 };
 
-/* Writes v: a new file, or (old_file, the path of the file v was read from) that file rewritten
- * when it holds only v and is still the version loaded. -EXDEV: the file holds other objects
- * (not written); -EAGAIN: it changed meanwhile. */
-static int write_volume(struct kms_store *s, const struct kms_volume *v, const char *old_file)
+int kms_volume_write(struct kms_store *s, const struct kms_volume *v, const char *old_file)
 {
     struct kms_buf b = {0};
     int r = -EEXIST;
@@ -379,7 +376,7 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         learn(&nv.att, rq->ek_pem, &got, now);
         r = secret_for(s, rq, &nv, &nv.parts[0], true, out, &ref, &created);
         if (r == 0) {
-            r = write_volume(s, &nv, NULL);
+            r = kms_volume_write(s, &nv, NULL);
             if (r < 0)
                 r = reply(out, KMS_C_STORE, r, "failed storing SealedVolume %s", vname);
             else
@@ -427,7 +424,7 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         changed = only_verified = true;
     }
     if (changed) {
-        r = write_volume(s, &nv, vfile);
+        r = kms_volume_write(s, &nv, vfile);
         if (r == -EXDEV && only_verified) {
             r = 0; /* an operator's file of several objects: the time is not worth a warning */
         } else if (r == -EXDEV) {
@@ -469,6 +466,8 @@ int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct 
         nrq.tpm_hash = hash;
         pthread_mutex_lock(&s->lock);
         r = attest_locked(s, rq, hash, out, note, sizeof(note));
+        if (r == 0)
+            kms_pending_forget_locked(s, hash, &rq->req);
         pthread_mutex_unlock(&s->lock);
     } else {
         r = reply(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");

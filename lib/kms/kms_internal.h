@@ -175,7 +175,13 @@ struct kms_store {
 
 /* Records (or refreshes last-seen of) a pending TPM; lock held; failures logged only. */
 void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_request *rq, const char *hash);
-/* Writes a new or rewritten SealedVolume (lock held). */
+/* Removes the pending record of hash when it is about the partition req was served for (lock
+ * held). */
+void kms_pending_forget_locked(struct kms_store *s, const char *hash, const struct kms_request *req);
+/* Writes v (lock held): a new file sealedvolume-<name>.yaml, or (old_file: the path of the file v
+ * was read from) that file rewritten when it holds only v and is still the version loaded.
+ * -EXDEV: the file holds other objects (not written); -EAGAIN: it changed meanwhile. */
+int kms_volume_write(struct kms_store *s, const struct kms_volume *v, const char *old_file);
 
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);

@@ -151,6 +151,26 @@ void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_requ
     (void)kms_store_refresh_locked(s, true);
 }
 
+static bool same_text(const char *want, const char *have) { return want && *want && !strcmp(want, have); }
+
+void kms_pending_forget_locked(struct kms_store *s, const char *hash, const struct kms_request *req)
+{
+    char fname[128];
+    _cleanup_free_ char *text = NULL;
+    struct kms_pending p;
+    struct stat st;
+    size_t len = 0;
+
+    snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", hash);
+    if (kms_dir_read(s->dirfd, s->dir, fname, &text, &len, &st) < 0)
+        return;
+    if (pending_parse(text, len, fname, &p) == 0 &&
+        (same_text(req->label, p.label) || same_text(req->name, p.device_name) || same_text(req->uuid, p.uuid)) &&
+        unlinkat(s->dirfd, fname, 0) == 0)
+        (void)kms_store_refresh_locked(s, true);
+    kms_pending_clear(&p);
+}
+
 static int list_locked(struct kms_store *s, struct kms_pending **out, size_t *n)
 {
     struct kms_pending *v = NULL;
@@ -187,6 +207,46 @@ int kms_pending_list(struct kms_store *s, struct kms_pending **out, size_t *n)
     return r;
 }
 
+/* A pending partition of a TPM that has a SealedVolume already: appended to it (its
+ * attestation stays as it is), when its file holds it alone. */
+static int approve_partition(struct kms_store *s, const struct kms_volume *v, const struct kms_pending *p, char *vname,
+                             size_t vlen)
+{
+    struct kms_volume nv;
+    char fname[128];
+    _cleanup_free_ char *vfile = NULL;
+    int r;
+
+    for (size_t j = 0; j < v->nparts; j++)
+        if (same_text(p->label, v->parts[j].label) || same_text(p->device_name, v->parts[j].device_name) ||
+            same_text(p->uuid, v->parts[j].uuid))
+            return log_error_errno(-EEXIST, "partition %s is already in SealedVolume %s (%s:%u)",
+                                   *p->label ? p->label : "-", v->name, v->file, v->line);
+    if (v->nparts >= KMS_MAX_PARTITIONS)
+        return log_error_errno(-E2BIG, "SealedVolume %s already has %d partitions", v->name, KMS_MAX_PARTITIONS);
+    snprintf(vname, vlen, "%s", v->name);
+    vfile = xstrdup(v->file);
+    kms_volume_copy(&nv, v);
+    nv.parts = realloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
+    if (!nv.parts)
+        abort();
+    nv.parts[nv.nparts++] = (struct kms_partition){xstrdup(p->label), xstrdup(p->device_name), xstrdup(p->uuid),
+                                                   xstrdup(""), xstrdup(""), false};
+    r = kms_volume_write(s, &nv, vfile);
+    kms_volume_clear(&nv);
+    if (r == -EXDEV)
+        return log_error_errno(r, "SealedVolume %s shares %s with other objects; add the partition there by hand",
+                               vname, vfile);
+    if (r < 0)
+        return log_error_errno(r, "%s: cannot rewrite SealedVolume %s: %s", vfile, vname, strerror(-r));
+    snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", p->hash);
+    if (unlinkat(s->dirfd, fname, 0) < 0)
+        log_warn("%s/%s: cannot remove: %m", s->dir, fname);
+    log_info("added partition %s to SealedVolume %s", *p->label ? p->label : "-", vname);
+    (void)kms_store_refresh_locked(s, true);
+    return 0;
+}
+
 static int approve_locked(struct kms_store *s, const char *prefix, const char *volume, char *vname, size_t vlen,
                           char *hash_out)
 {
@@ -215,8 +275,7 @@ static int approve_locked(struct kms_store *s, const char *prefix, const char *v
     snprintf(hash_out, 65, "%s", p->hash);
     for (size_t i = 0; i < s->nvols; i++)
         if (!strcmp(s->vols[i]->tpm_hash, p->hash)) {
-            r = log_error_errno(-EEXIST, "SealedVolume %s (%s:%u) already holds TPM %s", s->vols[i]->name,
-                                s->vols[i]->file, s->vols[i]->line, p->hash);
+            r = approve_partition(s, s->vols[i], p, vname, vlen);
             goto out;
         }
     if (volume)

@@ -137,6 +137,11 @@ node_get "$T/out" "$T/err" rc "$SOCK_E" COS_PERSISTENT
 check "...the same next boot" '[ "$rc" = 0 ] && cmp -s "$T/out" "$T/epass"'
 node_get "$T/out" "$T/err" rc "$SOCK_E" COS_OEM
 check "a partition not approved is refused under --enroll registered" '[ "$rc" = 1 ] && grep -q "not enrolled" "$T/err"'
+run_kkms "$T/out" "$T/err" rc challenger approve --db "$DB" "$HASH_E"
+node_get "$T/eoem" "$T/err" rc "$SOCK_E" COS_OEM
+check "approving it adds the partition to the TPM's SealedVolume; then served" \
+    '[ "$rc" = 0 ] && grep -qxE "[0-9a-z]{32}" "$T/eoem" && grep -q "label: COS_OEM" "$(vol_file "$HASH_E")" &&
+     [ ! -e "$DB/pending-$HASH_E.yaml" ]'
 run_kkms "$T/list" "$T/err" rc challenger list --db "$DB"
 check "challenger list shows attestation states and no secret" \
     '[ "$rc" = 0 ] && grep -q "pcrs-pinned" "$T/list" && ! grep -qF "$(cat "$T/epass")" "$T/list"'
