@@ -133,6 +133,10 @@ static int secret_for(struct kms_store *s, const struct kms_attest_request *rq, 
     }
     if (!rq->passphrase || !rq->passphrase->len)
         return reply(out, KMS_C_STORE, -EINVAL, "no passphrase to store for a new partition");
+    /* Never a Secret another TPM's volume resolves to: it would be that node's key too. */
+    r = kms_check_other_tpms(s, v, out->detail.hash, ref, "/tpm-attestation", out);
+    if (r < 0)
+        return r;
     {
         const char *name = ref->default_name ? ref->clean_name : ref->name;
         const char *gb = rq->generated_by ? rq->generated_by : "";
@@ -289,6 +293,8 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
     int r;
 
     now_rfc3339(now);
+    if (!(req->label && *req->label) && !(req->name && *req->name) && !(req->uuid && *req->uuid))
+        return reply(out, KMS_C_BAD_REQUEST, -EINVAL, "the request names no partition (headers label, name, uuid)");
     (void)kms_store_refresh_locked(s, true); /* decisions that may write see the newest DIR */
     for (size_t i = 0; i < s->nvols; i++) {
         const struct kms_volume *c = s->vols[i];
@@ -301,6 +307,13 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
                 v = c;
                 p = &c->parts[j];
             }
+    }
+    /* A quarantined TPM is refused before anything else, also for a partition it does not have
+     * yet (upstream: before any EK or PCR check). */
+    if (sv && !v && sv->quarantined) {
+        snprintf(out->detail.label, sizeof(out->detail.label), "%s", req->label ? req->label : "");
+        out->volume = xstrdup(sv->name);
+        return reply(out, KMS_C_QUARANTINED, -EACCES, "TPM is quarantined");
     }
     if (!sv) {
         if (!rq->tofu) {
@@ -321,6 +334,9 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         }
         v = sv;
         new_part = true;
+        if (v->nparts >= KMS_MAX_PARTITIONS)
+            return reply(out, KMS_C_FORBIDDEN, -E2BIG, "SealedVolume %s already has %d partitions", v->name,
+                         KMS_MAX_PARTITIONS);
     }
     if (v) {
         out->volume = xstrdup(v->name);

@@ -173,6 +173,13 @@ struct kms_store {
     size_t nsecrets;
 };
 
+/* Refuses (KMS_C_FORBIDDEN, -EPERM, logged naming the other volume) when a Secret name this
+ * TPM's volume self would create is also one another TPM's SealedVolume resolves to, compared
+ * in cleanKubeName form: that Secret would become the other node's passphrase. action names
+ * the endpoint in the log. */
+struct kms_secret_ref;
+int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *self, const char *hash,
+                         const struct kms_secret_ref *ref, const char *action, struct kms_reply *out);
 /* Records (or refreshes last-seen of) a pending TPM; lock held; failures logged only. */
 void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_request *rq, const char *hash);
 /* Removes the pending record of hash when it is about the partition req was served for (lock

@@ -225,8 +225,8 @@ int kms_write_new_secret(struct kms_store *s, const char *comment, const char *n
  * default name that collides once cleaned ("a-b" + "c" and "a" + "b-c"). Such a Secret would be
  * that node's passphrase; this node may not choose it. Compared in cleanKubeName form, the
  * widest of the two lookups /getPass makes. */
-static int check_other_tpms(const struct kms_store *s, const struct kms_volume *self, const char *hash,
-                            const struct kms_secret_ref *ref, struct kms_reply *out)
+int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *self, const char *hash,
+                         const struct kms_secret_ref *ref, const char *action, struct kms_reply *out)
 {
     for (size_t i = 0; i < s->nvols; i++) {
         const struct kms_volume *v = s->vols[i];
@@ -240,9 +240,9 @@ static int check_other_tpms(const struct kms_store *s, const struct kms_volume *
             kms_secret_ref_clear(&other);
             if (!same)
                 continue;
-            log_warn("/postPass from %s for SealedVolume %s: Secret %s is also referenced by SealedVolume %s "
+            log_warn("%s from %s for SealedVolume %s: Secret %s is also referenced by SealedVolume %s "
                      "(%s:%u) of another TPM; not stored",
-                     hash, self->name, ref->clean_name, v->name, v->file, v->line);
+                     action, hash, self->name, ref->clean_name, v->name, v->file, v->line);
             out->secret_name = xstrdup(ref->clean_name);
             return reply(out, KMS_C_FORBIDDEN, -EPERM,
                          "secret %s is referenced by another TPM's SealedVolume; the posted passphrase was not stored",
@@ -300,7 +300,7 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
                      "under the default name",
                      ref.name, p->label);
     }
-    r = check_other_tpms(s, v, hash, &ref, out);
+    r = kms_check_other_tpms(s, v, hash, &ref, "/postPass", out);
     if (r < 0)
         return r;
     o = kms_secret_ref_find(s, &ref);
