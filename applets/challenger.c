@@ -8,19 +8,25 @@
 
 #include "applets.h"
 #include "base.h"
-#include "challenger.h"
+#include "g3_session.h"
+#include "kms.h"
 #include "mdns.h"
+#include "proto.h"
 
 static const char usage[] =
     "Usage: challenger --db DIR [--listen ADDR:PORT] [--tls-cert F --tls-key F] [--audit-log F]\n"
-    "                  [--ek-ca FILE|DIR]\n"
+    "                  [--ek-ca FILE|DIR] [--enroll registered|tofu] [--require-fresh-quotes]\n"
     "       challenger register --db DIR --tpm-hash H (--label L | --name N | --uuid U)\n"
     "                  [--volume NAME] [--secret NAME --key KEY | --passphrase-file F]\n"
+    "                  [--pcr INDEX=HEX]... [--ek-pem FILE]\n"
     "       challenger list --db DIR\n"
+    "       challenger pending --db DIR\n"
+    "       challenger approve --db DIR [--volume NAME] TPM_HASH\n"
     "       challenger quarantine|release --db DIR TPM_HASH\n"
     "\n"
     "The Kairos KMS, wire-compatible with upstream kcrypt-challenger (G1: /getPass, /postPass over\n"
-    "WebSocket; nodes prove their TPM by credential activation). DIR holds the manifests you would\n"
+    "WebSocket; nodes prove their TPM by credential activation) and with current upstream nodes\n"
+    "(G3: /tpm-attestation; the TPM also proves what booted with a PCR quote). DIR holds the manifests you would\n"
     "`kubectl apply` upstream, any file names (*.yaml, *.yml, *.json), one or many documents per\n"
     "file: SealedVolume (keyserver.kairos.io/v1alpha1) and Secret (v1, data or stringData). Edits\n"
     "are picked up without a restart; a broken manifest is reported with its file and line and the\n"
@@ -44,6 +50,13 @@ static const char usage[] =
     "                         (PEM; in a DIR its *.pem and *.crt): TPM vendors' roots and\n"
     "                         intermediates. TPMs without an EK certificate are refused.\n"
     "                         Default: any TPM, as upstream\n"
+    "  --enroll registered|tofu  G3: whom to enroll. registered (default): only TPMs with a\n"
+    "                         SealedVolume; another TPM is refused and recorded as pending (see\n"
+    "                         pending, approve). tofu: any TPM is enrolled at its first contact,\n"
+    "                         with a key the KMS generates (upstream's behaviour)\n"
+    "  --require-fresh-quotes G3: refuse PCR quotes that do not carry this exchange's nonce. Our\n"
+    "                         nodes quote over it; upstream nodes cannot (default: accepted and\n"
+    "                         audited as `quote not fresh (no nonce)`)\n"
     "  --announce NAME        answer mDNS for NAME (e.g. kms.local) as _kcrypt._tcp with this\n"
     "                         server's port, from this process (as mdns-responder does); a goodbye\n"
     "                         is sent on SIGTERM. Nodes use challenger_server: http://NAME:PORT\n"
@@ -51,8 +64,9 @@ static const char usage[] =
     "  --announce-interface IF  announce on IF only (repeatable; default every multicast interface)\n"
     "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) there instead of on\n"
     "                         the node-facing port (e.g. 127.0.0.1:9108)\n"
-    "Endpoints: /getPass, /postPass, /healthz, /readyz (the last rescan of DIR, done every 5 s),\n"
-    "/metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or secret in any label).\n"
+    "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last rescan of DIR,\n"
+    "done every 5 s), /metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or\n"
+    "secret in any label).\n"
     "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
     "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
     "with other connections.\n"
@@ -63,7 +77,15 @@ static const char usage[] =
     "               generates its key on first boot (auto-generated keys). --secret NAME --key KEY\n"
     "               points at a Secret you write; --passphrase-file F stores a static key (read\n"
     "               from F, never from the command line). --volume NAME names the SealedVolume.\n"
-    "  list         one line per SealedVolume: name, TPM hash, state, partitions, secrets present\n"
+    "               G3 pins (spec.attestation): --pcr 7=HEX (repeatable; the SHA-256 bank value, as\n"
+    "               `tpm2_pcrread sha256:7` shows it) and --ek-pem FILE (the EK public key or\n"
+    "               certificate, PEM). PCRs not given are not checked; without pins the first\n"
+    "               G3 contact learns them\n"
+    "  list         one line per SealedVolume: name, TPM hash, state, partitions, secrets present,\n"
+    "               attestation (PCRs pinned / learning / none, last verified); then pending TPMs\n"
+    "  pending      the TPMs refused by --enroll registered: hash, partition, PCRs, first/last seen\n"
+    "  approve      enroll a pending TPM (its hash, or 8+ leading hex digits): a SealedVolume\n"
+    "               pinning the EK and PCR values it showed; its key is made at its next contact\n"
     "  quarantine   refuse every key of the node with this TPM hash (release undoes it)\n"
     "\n"
     "  --debug                say more on stderr\n"
@@ -75,13 +97,15 @@ static const char usage[] =
     "Nodes use it with: kcrypt.challenger.challenger_server: \"http://KMS:8082\" in their Kairos config.\n";
 
 struct opts {
+    char pcr_hex[24][65];
+    char *ek_pem;
     const char *db, *audit_log;
-    struct challenger_server_opts srv;
+    struct g3_serve_opts srv;
     struct kms_register reg;
     const char *passphrase_file;
 };
 
-static int parse_listen(const char *v, struct challenger_server_opts *o)
+static int parse_listen(const char *v, struct g3_serve_opts *o)
 {
     static char host[64];
     const char *colon = strrchr(v, ':');
@@ -104,6 +128,79 @@ static int parse_listen(const char *v, struct challenger_server_opts *o)
     return 0;
 }
 
+/* --pcr INDEX=HEX: a SHA-256 PCR value to pin (64 hex digits, stored lowercase). */
+static int parse_pcr(const char *v, struct opts *o)
+{
+    const char *eq = strchr(v, '=');
+    char idx[8];
+    uint32_t i;
+    size_t n;
+
+    if (!eq || (size_t)(eq - v) >= sizeof(idx))
+        return log_error_errno(-EINVAL, "--pcr %s: expected INDEX=HEX, e.g. 7=3d45...", v);
+    memcpy(idx, v, (size_t)(eq - v));
+    idx[eq - v] = '\0';
+    if (parse_u32(idx, 23, &i) < 0)
+        return log_error_errno(-EINVAL, "--pcr %s: the index must be 0..23", v);
+    n = strlen(eq + 1);
+    if (n != 64 || strspn(eq + 1, "0123456789abcdefABCDEF") != 64)
+        return log_error_errno(-EINVAL, "--pcr %s: the value must be 64 hex digits (a SHA-256 bank value)", v);
+    for (size_t k = 0; k < 64; k++)
+        o->pcr_hex[i][k] = (char)(eq[1 + k] >= 'A' && eq[1 + k] <= 'F' ? eq[1 + k] - 'A' + 'a' : eq[1 + k]);
+    o->pcr_hex[i][64] = '\0';
+    o->reg.pcr_mask |= 1u << i;
+    o->reg.pcr[i] = o->pcr_hex[i];
+    return 0;
+}
+
+/* --ek-pem FILE: the EK as upstream stores it, whatever PEM form the operator has. */
+static int read_ek_pem(const char *path, struct opts *o)
+{
+    _cleanup_free_ char *text = NULL;
+    struct rsa_pub key;
+    int r = file_read_all(path, 1 << 16, &text, NULL);
+
+    if (r < 0)
+        return log_error_errno(r, "--ek-pem %s: cannot read", path);
+    r = proto_ek_pem_public(text, &key);
+    if (r < 0)
+        return log_error_errno(r, "--ek-pem %s: not an RSA PUBLIC KEY or CERTIFICATE in PEM", path);
+    free(o->ek_pem);
+    if (crypto_rsa_spki_pem(&key, &o->ek_pem) < 0)
+        return log_error_errno(-EIO, "--ek-pem %s: cannot re-encode the key", path);
+    o->reg.ek_pem = o->ek_pem;
+    return 0;
+}
+
+static int list_pending(struct kms_store *store)
+{
+    struct kms_pending *p = NULL;
+    size_t n = 0;
+
+    if (kms_pending_list(store, &p, &n) < 0)
+        return EXIT_RUNTIME;
+    printf("TPM-HASH\tPARTITION\tPCRS\tFIRST-SEEN\tLAST-SEEN\n");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\t%s", p[i].hash, *p[i].label ? p[i].label : "-");
+        if (*p[i].device_name)
+            printf(",name=%s", p[i].device_name);
+        if (*p[i].uuid)
+            printf(",uuid=%s", p[i].uuid);
+        printf("\t");
+        if (!p[i].pcr_mask)
+            printf("-");
+        for (unsigned j = 0, first = 1; j < 24; j++)
+            if (p[i].pcr_mask & (1u << j)) {
+                printf("%s%u=%.16s..", first ? "" : ",", j, p[i].pcr[j]);
+                first = 0;
+            }
+        printf("\t%s\t%s\n", p[i].first_seen, p[i].last_seen);
+        kms_pending_clear(&p[i]);
+    }
+    free(p);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
+}
+
 static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
 {
     struct kms_store *store = NULL;
@@ -118,7 +215,7 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
         log_error("--db DIR is required (the directory of SealedVolume and Secret manifests)");
         return EXIT_USAGE;
     }
-    if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "release")) {
+    if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "release") || !strcmp(cmd, "approve")) {
         if (nargs != 1) {
             log_error("%s: expected one TPM_HASH", cmd);
             return EXIT_USAGE;
@@ -146,11 +243,15 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
     if (kms_store_open_dir(o->db, &so, &store) < 0)
         goto out;
     if (!strcmp(cmd, "serve"))
-        code = challenger_serve(store, audit, &o->srv);
+        code = g3_serve(store, audit, &o->srv);
     else if (!strcmp(cmd, "register"))
         code = kms_register(store, &o->reg) < 0 ? EXIT_RUNTIME : EXIT_OK;
     else if (!strcmp(cmd, "list"))
         code = kms_list(store, stdout) < 0 ? EXIT_RUNTIME : EXIT_OK;
+    else if (!strcmp(cmd, "pending"))
+        code = list_pending(store);
+    else if (!strcmp(cmd, "approve"))
+        code = kms_pending_approve(store, args[0], o->reg.volume) < 0 ? EXIT_RUNTIME : EXIT_OK;
     else
         code = kms_set_quarantine(store, args[0], !strcmp(cmd, "quarantine")) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
@@ -162,8 +263,8 @@ out:
 int challenger_main(int argc, char **argv)
 {
     enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ANNOUNCE,
-           O_ANNOUNCE_IF, O_METRICS };
+           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ENROLL, O_FRESH, O_PCR, O_EKPEM,
+           O_ANNOUNCE, O_ANNOUNCE_IF, O_METRICS };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -188,6 +289,10 @@ int challenger_main(int argc, char **argv)
         {"announce", required_argument, NULL, O_ANNOUNCE},
         {"announce-interface", required_argument, NULL, O_ANNOUNCE_IF},
         {"metrics-listen", required_argument, NULL, O_METRICS},
+        {"enroll", required_argument, NULL, O_ENROLL},
+        {"require-fresh-quotes", no_argument, NULL, O_FRESH},
+        {"pcr", required_argument, NULL, O_PCR},
+        {"ek-pem", required_argument, NULL, O_EKPEM},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -202,7 +307,8 @@ int challenger_main(int argc, char **argv)
         cmd = argv[1];
         argv++;
         argc--;
-        if (strcmp(cmd, "register") && strcmp(cmd, "list") && strcmp(cmd, "quarantine") && strcmp(cmd, "release")) {
+        if (strcmp(cmd, "register") && strcmp(cmd, "list") && strcmp(cmd, "quarantine") && strcmp(cmd, "release") &&
+            strcmp(cmd, "pending") && strcmp(cmd, "approve")) {
             log_error("unknown command %s (see --help)", cmd);
             return EXIT_USAGE;
         }
@@ -261,6 +367,22 @@ int challenger_main(int argc, char **argv)
             }
             o.srv.announce_ifaces[o.srv.n_announce_ifaces++] = optarg;
             break;
+        case O_ENROLL:
+            if (strcmp(optarg, "registered") && strcmp(optarg, "tofu")) {
+                log_error("--enroll %s: expected registered or tofu", optarg);
+                return EXIT_USAGE;
+            }
+            o.srv.enroll_tofu = !strcmp(optarg, "tofu");
+            break;
+        case O_FRESH: o.srv.require_fresh_quotes = true; break;
+        case O_PCR:
+            if (parse_pcr(optarg, &o) < 0)
+                return EXIT_USAGE;
+            break;
+        case O_EKPEM:
+            if (read_ek_pem(optarg, &o) < 0)
+                return EXIT_RUNTIME;
+            break;
         case 'h': return applet_usage(usage, EXIT_OK);
         default:
             log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
@@ -282,5 +404,7 @@ int challenger_main(int argc, char **argv)
         log_error("unexpected argument %s (see --help)", argv[optind]);
         return EXIT_USAGE;
     }
-    return run_command(cmd, &o, argv + optind, argc - optind);
+    c = run_command(cmd, &o, argv + optind, argc - optind);
+    free(o.ek_pem);
+    return c;
 }

@@ -8,8 +8,9 @@
 #include <unistd.h>
 
 #include "applets.h"
-#include "discovery.h"
+#include "g3_session.h"
 #include "kconfig.h"
+#include "kyaml.h"
 #include "plugin.h"
 #include "tpm.h"
 
@@ -18,9 +19,11 @@ static const char usage[] =
     "       kcrypt-discovery-challenger discovery.password\n"
     "       kcrypt-discovery-challenger get --partition-label L [--partition-name N] [--partition-uuid U]\n"
     "                  --challenger-server URL [--certificate PEM-OR-FILE] [--tpm-device D] [--timeout S]\n"
+    "                  [--protocol auto|g1|g3] [--pcrs 0,7,11] [--live|--no-live] [--no-escrow]\n"
     "\n"
     "The node side of the Kairos KMS, compatible with upstream kcrypt-challenger servers (G1:\n"
-    "/getPass, /postPass) and with kcrypt hosts (both discovery.password payload shapes).\n"
+    "/getPass, /postPass; G3: /tpm-attestation) and with kcrypt hosts (both discovery.password\n"
+    "payload shapes).\n"
     "\n"
     "  (no command)        print this node's TPM hash (64 lowercase hex, no newline), as upstream\n"
     "  discovery.password  plugin mode: read the event on stdin, answer on stdout. The KMS comes from\n"
@@ -29,7 +32,10 @@ static const char usage[] =
     "                      (offline mode, as upstream's plugin does)\n"
     "  get                 run the same flow for one partition and print the passphrase (no newline)\n"
     "\n"
-    "The flow: the node proves its TPM (credential activation with its EK) and asks /getPass for the\n"
+    "G3: the node proves its TPM (credential activation) and what booted (a PCR quote over the\n"
+    "KMS's nonce when the KMS sends one) on /tpm-attestation; for a new enrollment it offers a\n"
+    "passphrase it generated, encrypted to its TPM key (the KMS stores only that ciphertext).\n"
+    "G1: the node proves its TPM (credential activation with its EK) and asks /getPass for the\n"
     "partition (headers label, name, uuid). If the KMS has no Secret for it yet (auto-generated\n"
     "keys), the node generates a passphrase, encrypts it with its TPM key (c_index, default\n"
     "0x81000008) and posts only the ciphertext to /postPass, then asks again and decrypts the\n"
@@ -42,6 +48,13 @@ static const char usage[] =
     "                           or a file; the system roots are trusted too\n"
     "  --partition-label L --partition-name N --partition-uuid U   which partition (one at least)\n"
     "  --c-index C              TPM key that decrypts generated passphrases (default 0x81000008)\n"
+    "  --protocol auto|g1|g3    auto (default; kcrypt.challenger.protocol): /tpm-attestation (G3)\n"
+    "                           first, G1 when the KMS answers 404 there\n"
+    "  --pcrs LIST              PCRs the G3 quote covers (default 0,7,11; kcrypt.challenger.pcrs)\n"
+    "  --live, --no-live        G3: say the node runs from a live medium (defer_pcr_enrollment),\n"
+    "                           or not; default: detected from /proc/cmdline as upstream does\n"
+    "  --no-escrow              G3: do not offer a passphrase generated here (TPM-encrypted) for a\n"
+    "                           new enrollment; the KMS then generates one (as for upstream nodes)\n"
     "  --timeout SECONDS        total time for the exchange, retries included (default 50)\n"
     "  --tpm-device PATH        a TPM device, swtpm socket or TCTI string (see tpm-hash --help)\n"
     "  --tpm-timeout SECONDS    give up on a TPM command after this long (default 120)\n"
@@ -51,6 +64,37 @@ static const char usage[] =
     "Examples:\n"
     "  kcrypt-discovery-challenger > node.tpmhash\n"
     "  kcrypt-discovery-challenger get --partition-label COS_PERSISTENT --challenger-server http://kms:8082\n";
+
+static int parse_protocol(const char *what, const char *v, enum g3_protocol *out)
+{
+    if (!strcmp(v, "auto"))
+        *out = G3_PROTO_AUTO;
+    else if (!strcmp(v, "g1"))
+        *out = G3_PROTO_G1;
+    else if (!strcmp(v, "g3"))
+        *out = G3_PROTO_G3;
+    else
+        return log_error_errno(-EINVAL, "%s %s: expected auto, g1 or g3", what, v);
+    return 0;
+}
+
+/* kcrypt.challenger.protocol and kcrypt.challenger.pcrs (ours; unset = auto and 0,7,11). */
+static int g3_options_from_config(const struct kconfig *cfg, struct g3_request *rq)
+{
+    const struct kyaml_node *root = kconfig_tree(cfg);
+    const char *v = NULL;
+    int r;
+
+    r = kyaml_get_str(root, "kcrypt.challenger.protocol", &v);
+    if (r == 0 && *v && parse_protocol("kcrypt.challenger.protocol", v, &rq->protocol) < 0)
+        return -EINVAL;
+    if (r < 0 && r != -ENOENT)
+        return r;
+    r = kyaml_get_str(root, "kcrypt.challenger.pcrs", &v);
+    if (r == 0 && *v && g3_parse_pcrs("kcrypt.challenger.pcrs", v, &rq->pcr_mask) < 0)
+        return -EINVAL;
+    return r == -ENOENT ? 0 : r;
+}
 
 /* Plugin mode (§3.2, §5.2): always answers with a response document; errors go in "error". */
 static int plugin_mode(const struct applet_tpm_opts *t)
@@ -82,11 +126,14 @@ static int plugin_mode(const struct applet_tpm_opts *t)
                 r = tpm_offline_passphrase(tpm, kc.nv_index, kc.c_index, true, &pass);
             tpm_close(tpm);
         } else {
-            struct g1_request rq = {.server = server, .certificate = kc.certificate, .tpm_device = device,
-                                    .tpm_timeout_ms = t->timeout_ms, .c_index = kc.c_index,
-                                    .label = pl.part.label, .name = pl.part.name, .uuid = pl.part.uuid,
-                                    .timeout_ms = 50000, .mdns = kc.mdns || pl.mdns};
-            r = g1_get_passphrase(&rq, &pass);
+            struct g3_request rq = {.base = {.server = server, .certificate = kc.certificate, .tpm_device = device,
+                                             .tpm_timeout_ms = t->timeout_ms, .c_index = kc.c_index,
+                                             .label = pl.part.label, .name = pl.part.name, .uuid = pl.part.uuid,
+                                             .timeout_ms = 50000, .mdns = kc.mdns || pl.mdns},
+                                    .escrow = true, .defer_pcr_enrollment = g3_booted_live(NULL)};
+            r = g3_options_from_config(cfg, &rq);
+            if (r == 0)
+                r = g3_get_passphrase(&rq, &pass);
         }
         if (r < 0)
             snprintf(error, sizeof(error), "failed getting pass: %s", log_last_error());
@@ -102,7 +149,8 @@ static int plugin_mode(const struct applet_tpm_opts *t)
 
 static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
 {
-    enum { O_SERVER = 0x4000, O_CERT, O_LABEL, O_NAME, O_UUID, O_CINDEX, O_TIMEOUT, O_MDNS };
+    enum { O_SERVER = 0x4000, O_CERT, O_LABEL, O_NAME, O_UUID, O_CINDEX, O_TIMEOUT, O_MDNS, O_PROTO, O_PCRS, O_LIVE,
+           O_NOLIVE, O_NOESCROW };
     static const struct option opts[] = {
         {"challenger-server", required_argument, NULL, O_SERVER},
         {"certificate", required_argument, NULL, O_CERT},
@@ -112,14 +160,20 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
         {"c-index", required_argument, NULL, O_CINDEX},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"mdns", no_argument, NULL, O_MDNS},
+        {"protocol", required_argument, NULL, O_PROTO},
+        {"pcrs", required_argument, NULL, O_PCRS},
+        {"live", no_argument, NULL, O_LIVE},
+        {"no-live", no_argument, NULL, O_NOLIVE},
+        {"no-escrow", no_argument, NULL, O_NOESCROW},
         {"help", no_argument, NULL, 'h'},
         APPLET_TPM_LONG_OPTIONS,
         {0},
     };
     struct applet_tpm_opts tpm = *t;
-    struct g1_request rq = {.c_index = TPM_DEFAULT_C_INDEX, .timeout_ms = 50000};
+    struct g3_request g3 = {.base = {.c_index = TPM_DEFAULT_C_INDEX, .timeout_ms = 50000}, .escrow = true};
+    struct g1_request rq = g3.base;
     _cleanup_secret_ struct secret *pass = NULL;
-    int c, code;
+    int c, code, live = -1;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -130,6 +184,17 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
         case O_NAME: rq.name = optarg; break;
         case O_UUID: rq.uuid = optarg; break;
         case O_MDNS: rq.mdns = true; break;
+        case O_PROTO:
+            if (parse_protocol("--protocol", optarg, &g3.protocol) < 0)
+                return EXIT_USAGE;
+            break;
+        case O_PCRS:
+            if (g3_parse_pcrs("--pcrs", optarg, &g3.pcr_mask) < 0)
+                return EXIT_USAGE;
+            break;
+        case O_LIVE: live = 1; break;
+        case O_NOLIVE: live = 0; break;
+        case O_NOESCROW: g3.escrow = false; break;
         case O_CINDEX:
             if (parse_u32(optarg, UINT32_MAX, &rq.c_index) < 0) {
                 log_error("--c-index %s: expected a number such as 0x81000008", optarg);
@@ -160,7 +225,9 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
     }
     rq.tpm_device = tpm.device;
     rq.tpm_timeout_ms = tpm.timeout_ms;
-    if (g1_get_passphrase(&rq, &pass) < 0)
+    g3.base = rq;
+    g3.defer_pcr_enrollment = live < 0 ? g3_booted_live(NULL) : live == 1;
+    if (g3_get_passphrase(&g3, &pass) < 0)
         return EXIT_RUNTIME;
     return fd_write_all(STDOUT_FILENO, pass->data, pass->len) < 0 ? EXIT_RUNTIME : EXIT_OK;
 }

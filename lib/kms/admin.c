@@ -149,6 +149,20 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
     }
     parts[nv.nparts++] = np;
     nv.parts = parts;
+    if (r->pcr_mask || r->ek_pem) {
+        /* Pins given on the command line replace those of the volume (pointers only: emitted
+         * below, before anything is freed). */
+        nv.att.present = true;
+        if (r->ek_pem)
+            nv.att.ek_pem = (char *)r->ek_pem;
+        if (r->pcr_mask) {
+            nv.att.has_pcrs = true;
+            nv.att.pcr_mask |= r->pcr_mask;
+            for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
+                if (r->pcr_mask & (1u << i))
+                    nv.att.pcr[i] = (char *)r->pcr[i];
+        }
+    }
     kms_emit_volume(&b, &nv);
     secret_ns = xstrdup(*nv.ns ? nv.ns : "default");
 
@@ -330,13 +344,47 @@ static void secret_state(const struct kms_store *s, const struct kms_volume *v, 
         kms_buf_puts(b, "present");
 }
 
+/* spec.attestation for list: pcrs-pinned(0,7,11) / pcrs-learning / pcrs-unchecked / none, the
+ * EK (pinned or learning) and the last verification. */
+static void attestation_state(const struct kms_volume *v, struct kms_buf *b)
+{
+    const struct kms_attestation *a = &v->att;
+    bool pinned = false, learning = false;
+
+    if (!a->present) {
+        kms_buf_puts(b, "none");
+        return;
+    }
+    for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
+        if (a->pcr_mask & (1u << i)) {
+            if (a->pcr[i] && *a->pcr[i])
+                pinned = true;
+            else
+                learning = true;
+        }
+    if (pinned) {
+        kms_buf_puts(b, "pcrs-pinned(");
+        for (unsigned i = 0, first = 1; i < KMS_PCR_COUNT; i++)
+            if (a->pcr_mask & (1u << i) && a->pcr[i] && *a->pcr[i]) {
+                kms_buf_printf(b, "%s%u", first ? "" : ",", i);
+                first = 0;
+            }
+        kms_buf_puts(b, learning ? ")+learning" : ")");
+    } else {
+        kms_buf_puts(b, learning ? "pcrs-learning" : "pcrs-unchecked");
+    }
+    kms_buf_printf(b, ",ek-%s", a->ek_pem && *a->ek_pem ? "pinned" : "learning");
+    if (a->last_verified_at && *a->last_verified_at)
+        kms_buf_printf(b, ",last-verified=%s", a->last_verified_at);
+}
+
 int kms_list(struct kms_store *s, FILE *out)
 {
     struct kms_buf b = {0};
 
     pthread_mutex_lock(&s->lock);
     (void)kms_store_refresh_locked(s, true);
-    kms_buf_puts(&b, "NAME\tTPM-HASH\tSTATE\tPARTITIONS\tFILE\n");
+    kms_buf_puts(&b, "NAME\tTPM-HASH\tSTATE\tPARTITIONS\tFILE\tATTESTATION\n");
     for (size_t i = 0; i < s->nvols; i++) {
         const struct kms_volume *v = s->vols[i];
         kms_buf_printf(&b, "%s\t%s\t%s\t", v->name, v->tpm_hash, v->dup ? "conflict" : v->quarantined ? "quarantined" : "active");
@@ -352,8 +400,23 @@ int kms_list(struct kms_store *s, FILE *out)
             kms_buf_puts(&b, "=>");
             secret_state(s, v, p, &b);
         }
-        kms_buf_printf(&b, "%s\t%s:%u\n", v->nparts ? "" : "-", v->file, v->line);
+        kms_buf_printf(&b, "%s\t%s:%u\t", v->nparts ? "" : "-", v->file, v->line);
+        attestation_state(v, &b);
+        kms_buf_puts(&b, "\n");
     }
+    pthread_mutex_unlock(&s->lock);
+    {
+        struct kms_pending *p = NULL;
+        size_t n = 0;
+        if (kms_pending_list(s, &p, &n) == 0)
+            for (size_t i = 0; i < n; i++) {
+                kms_buf_printf(&b, "pending\t%s\t%s\tfirst-seen=%s\tlast-seen=%s\n", p[i].hash,
+                               *p[i].label ? p[i].label : "-", p[i].first_seen, p[i].last_seen);
+                kms_pending_clear(&p[i]);
+            }
+        free(p);
+    }
+    pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->nfiles; i++) {
         const struct kms_file *f = s->files[i];
         if (f->problem)

@@ -173,6 +173,25 @@ void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
         }
     }
     kms_buf_printf(b, "  quarantined: %s\n", v->quarantined ? "true" : "false");
+    if (!v->att.present)
+        return;
+    /* Upstream's shape (kcrypt/api/v1alpha1 sealedvolume_types.go); "" = learn at next contact. */
+    kms_buf_puts(b, "  attestation:\n");
+    if (v->att.ek_pem) {
+        kms_buf_puts(b, "    ekPublicKey: ");
+        kms_buf_quoted(b, v->att.ek_pem, strlen(v->att.ek_pem));
+        kms_buf_puts(b, "\n");
+    }
+    if (v->att.has_pcrs) {
+        kms_buf_puts(b, v->att.pcr_mask ? "    pcrValues:\n      pcrs:\n" : "    pcrValues:\n      pcrs: {}\n");
+        for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
+            if (v->att.pcr_mask & (1u << i))
+                kms_buf_printf(b, "        \"%u\": \"%s\"\n", i, v->att.pcr[i] ? v->att.pcr[i] : "");
+    }
+    if (v->att.enrolled_at && *v->att.enrolled_at)
+        kms_buf_printf(b, "    enrolledAt: \"%s\"\n", v->att.enrolled_at);
+    if (v->att.last_verified_at && *v->att.last_verified_at)
+        kms_buf_printf(b, "    lastVerifiedAt: \"%s\"\n", v->att.last_verified_at);
 }
 
 void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,

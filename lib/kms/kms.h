@@ -117,10 +117,43 @@ bool kms_store_ready(struct kms_store *s);
 /* The directory, as given. */
 const char *kms_store_dir(const struct kms_store *s);
 
-/* Answer to a node. error[] holds the text for the payload's "error" field (upstream's exact
- * strings where upstream has one); passphrase and generated_by are set for a served /getPass. */
+/* What a decision was, for the protocol layers (lib/g1, lib/g3) to word as upstream does. The
+ * detail says which object, label, key or PCR the code is about. */
+enum kms_code {
+    KMS_C_OK,
+    KMS_C_BAD_REQUEST,   /* a malformed request (hash, passphrase, generated_by) */
+    KMS_C_NO_VOLUME,     /* no SealedVolume for this TPM hash and partition */
+    KMS_C_NO_SECRET,     /* the partition's Secret does not exist (detail.label) */
+    KMS_C_NO_KEY,        /* the Secret lacks the key or its value is empty (detail.key) */
+    KMS_C_QUARANTINED,   /* the volume is quarantined (detail.label) */
+    KMS_C_CONFLICT,      /* a SealedVolume or Secret defined twice (detail.object) */
+    KMS_C_EXISTS,        /* /postPass: the Secret exists already (detail.object) */
+    KMS_C_FORBIDDEN,     /* /postPass: not something a node may store (error[] says why) */
+    KMS_C_STORE,         /* the store failed (I/O, no usable name) */
+    KMS_C_EK_MISMATCH,   /* the EK differs from the enrolled attestation.ekPublicKey */
+    KMS_C_PCR_MISMATCH,  /* a pinned PCR differs (detail.pcr, expected, got) */
+    KMS_C_PCR_MISSING,   /* a pinned PCR was not in the quote (detail.pcr, expected) */
+    KMS_C_NOT_ENROLLED,  /* --enroll registered: no SealedVolume; the TPM is recorded as pending */
+};
+const char *kms_code_name(enum kms_code c);
+
+struct kms_detail {
+    char hash[65];       /* the TPM hash as compared (lowercase) */
+    char label[256];     /* the partition's stored label (errata 8) or the request's */
+    char key[256];       /* Secret key */
+    char object[256];    /* SealedVolume or Secret name the code is about */
+    bool object_is_secret;
+    unsigned pcr;        /* PCR index */
+    char expected[129], got[129]; /* lowercase hex PCR values ("" = none) */
+};
+
+/* Answer to a node. error[] holds the KMS's own description (for the audit and the log; the
+ * G1 texts of upstream where upstream has one); code and detail say what happened, for the
+ * protocol layers to word; passphrase and generated_by are set for a served request. */
 struct kms_reply {
     enum kms_outcome outcome;
+    enum kms_code code;
+    struct kms_detail detail;
     char error[512];
     struct secret *passphrase; /* owned; kms_reply_clear wipes it */
     char *generated_by;        /* owned; "" when the Secret has no generated_by */
@@ -154,6 +187,56 @@ int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_
 int kms_post_pass(struct kms_store *s, const struct kms_request *req, const struct secret *pass,
                   const char *generated_by, struct kms_reply *out);
 
+/* /tpm-attestation (G3), after lib/g3 verified the credential and the quote: upstream's
+ * enrollment policy (kairos-io/kairos kcrypt/pkg/challenger/challenger.go IssuePassphrase).
+ * The SealedVolume holding the TPM hash is checked against its spec.attestation (an EK PEM
+ * that differs: KMS_C_EK_MISMATCH; a pinned PCR that differs or is missing: KMS_C_PCR_MISMATCH,
+ * KMS_C_PCR_MISSING with the index, expected and got values in the detail), then what is still
+ * "" is learned (written back into the SealedVolume's file when that file holds it alone).
+ * A quarantined volume is refused before any check. A TPM with no SealedVolume, or a partition
+ * not in its volume: with tofu, enrolled as upstream (SealedVolume tofu-<hash8>, Secret
+ * <volume>-<label>, all names valid Kubernetes names); without, KMS_C_NOT_ENROLLED and recorded
+ * as pending (kms_pending_*). A Secret the KMS must create holds rq->passphrase (the node's TPM
+ * ciphertext with generated_by "tpm", or one the session layer generated). Writes the audit
+ * line (action "tpm-attestation", reason + audit_note). Returns 0 when served, else -errno with
+ * out->code set. */
+struct kms_attest_request {
+    struct kms_request req;       /* tpm_hash, partition headers, peer */
+    const char *ek_pem;           /* the EK as a "PUBLIC KEY" PEM (Go's pem.EncodeToMemory form) */
+    uint32_t pcr_mask;            /* the verified PCRs: bit i = pcr[i] */
+    const uint8_t (*pcr)[32];     /* [24] SHA-256 values */
+    bool defer_pcr_enrollment;    /* the node runs from a live medium */
+    bool tofu;                    /* --enroll tofu: enroll unknown TPMs and partitions */
+    const struct secret *passphrase; /* what a new Secret holds */
+    const char *generated_by;     /* "tpm" when passphrase is the node's escrow, else "" */
+    const char *audit_note;       /* more for the audit reason (e.g. "quote not fresh (no nonce)"), or NULL */
+};
+int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct kms_reply *out);
+
+/* Upstream's SafeKubeName (kcrypt/pkg/kube/names.go), always lower-case so that the result is a
+ * valid Kubernetes name (upstream keeps upper case, which the API server refuses). malloc'd. */
+char *kms_safe_kube_name(const char *s);
+
+/* Pending TPMs (--enroll registered): a TPM that attested but has no SealedVolume, kept in
+ * DIR/pending-<hash>.yaml (kind PendingTPM, ours; the loader ignores it): hash, EK, PCR values,
+ * partition headers, first and last seen. Never a secret. */
+struct kms_pending {
+    char hash[65];
+    char *ek_pem;
+    uint32_t pcr_mask;
+    char pcr[24][65];
+    char *label, *device_name, *uuid;
+    char first_seen[32], last_seen[32];
+};
+void kms_pending_clear(struct kms_pending *p);
+/* Every pending TPM, by hash. *out malloc'd array; free each with kms_pending_clear. */
+int kms_pending_list(struct kms_store *s, struct kms_pending **out, size_t *n);
+/* Turns the pending TPM hash (a unique prefix of at least 8 hex digits is enough) into a
+ * SealedVolume node-<hash8> (or volume) with its partition and spec.attestation pinning its EK
+ * and the PCR values seen; its Secret is made at the node's next contact. Removes the pending
+ * record. -ENOENT: no such pending TPM; -ENOTUNIQ: the prefix is ambiguous. */
+int kms_pending_approve(struct kms_store *s, const char *hash, const char *volume);
+
 /* ---------------------------------------------------------------------------------------------
  * Operator commands (the challenger applet wraps them). They write an audit line too.
  * ------------------------------------------------------------------------------------------- */
@@ -168,6 +251,11 @@ struct kms_register {
     const char *secret_name; /* optional reference; NULL = upstream's default */
     const char *secret_key;  /* optional; NULL = "passphrase" */
     const struct secret *passphrase; /* optional static key: also writes the Secret (first) */
+    /* optional spec.attestation pins (G3): PCR values (64 lowercase hex digits each) and the EK
+     * as a "PUBLIC KEY" PEM in Go's pem.EncodeToMemory form; given values replace the volume's */
+    uint32_t pcr_mask;
+    const char *pcr[24];
+    const char *ek_pem;
 };
 /* Registers a partition: a new SealedVolume file DIR/sealedvolume-<name>.yaml, or one more
  * partition in an existing volume when its file is one register wrote and nobody edited (else

@@ -7,6 +7,7 @@
 #define KKMS_KMS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -21,10 +22,25 @@ struct kms_partition {
     bool has_secret;                  /* a `secret:` mapping was written */
 };
 
+/* spec.attestation of a SealedVolume (G3; kairos-io/kairos kcrypt/api/v1alpha1
+ * sealedvolume_types.go): the EK and PCR values enrolled, "" = learn at the next contact, a PCR
+ * key absent = never checked. */
+#define KMS_PCR_COUNT 24
+#define KMS_PCR_HEX_MAX 128 /* a SHA-512 bank value in hex; we compare SHA-256 ones (64) */
+struct kms_attestation {
+    bool present;           /* `attestation:` written (even {}) */
+    char *ek_pem;           /* ekPublicKey; "" = learn */
+    bool has_pcrs;          /* pcrValues.pcrs written (even {}) */
+    uint32_t pcr_mask;      /* bit i: key "i" present */
+    char *pcr[KMS_PCR_COUNT]; /* lowercase hex; "" = learn; NULL when the key is absent */
+    char *enrolled_at, *last_verified_at; /* RFC 3339 text as written; "" when absent */
+};
+
 struct kms_volume {
     char *name, *ns;   /* ns "" when absent */
     char *tpm_hash;    /* lowercase */
     bool quarantined;
+    struct kms_attestation att;
     struct kms_partition *parts;
     size_t nparts;
     const char *file;  /* path of the manifest, owned by the store's file entry or the loader */
@@ -89,6 +105,12 @@ void kms_buf_free(struct kms_buf *b);
 /* The canonical manifest of a volume: what register writes, and what a file must still be
  * byte for byte for register to rewrite it. */
 void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v);
+/* Frees what a records' attestation holds and zeroes it. */
+void kms_attestation_clear(struct kms_attestation *a);
+/* A deep copy of v (file/line/dup kept as pointers); release with kms_volume_clear. */
+void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v);
+void kms_volume_clear(struct kms_volume *v);
+
 /* A Secret manifest; values printable as UTF-8 go to stringData, the others to data (base64).
  * comment: one line (no user data) put first, or NULL. */
 void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
@@ -151,6 +173,23 @@ struct kms_store {
     const struct kms_secret_obj **secrets;
     size_t nsecrets;
 };
+
+/* Refuses (KMS_C_FORBIDDEN, -EPERM, logged naming the other volume) when a Secret name this
+ * TPM's volume self would create is also one another TPM's SealedVolume resolves to, compared
+ * in cleanKubeName form: that Secret would become the other node's passphrase. action names
+ * the endpoint in the log. */
+struct kms_secret_ref;
+int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *self, const char *hash,
+                         const struct kms_secret_ref *ref, const char *action, struct kms_reply *out);
+/* Records (or refreshes last-seen of) a pending TPM; lock held; failures logged only. */
+void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_request *rq, const char *hash);
+/* Removes the pending record of hash when it is about the partition req was served for (lock
+ * held). */
+void kms_pending_forget_locked(struct kms_store *s, const char *hash, const struct kms_request *req);
+/* Writes v (lock held): a new file sealedvolume-<name>.yaml, or (old_file: the path of the file v
+ * was read from) that file rewritten when it holds only v and is still the version loaded.
+ * -EXDEV: the file holds other objects (not written); -EAGAIN: it changed meanwhile. */
+int kms_volume_write(struct kms_store *s, const struct kms_volume *v, const char *old_file);
 
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);

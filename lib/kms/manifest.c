@@ -4,6 +4,7 @@
  * names case-sensitive as the API server reads them) and Secret v1 (`data` base64, `stringData`
  * text). An invalid object is reported with file:line:col and skipped; the others load. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -102,7 +103,17 @@ static void partition_clear(struct kms_partition *p)
     free(p->secret_path);
 }
 
-static void volume_clear(struct kms_volume *v)
+void kms_attestation_clear(struct kms_attestation *a)
+{
+    free(a->ek_pem);
+    for (size_t i = 0; i < KMS_PCR_COUNT; i++)
+        free(a->pcr[i]);
+    free(a->enrolled_at);
+    free(a->last_verified_at);
+    *a = (struct kms_attestation){0};
+}
+
+void kms_volume_clear(struct kms_volume *v)
 {
     for (size_t i = 0; i < v->nparts; i++)
         partition_clear(&v->parts[i]);
@@ -110,7 +121,32 @@ static void volume_clear(struct kms_volume *v)
     free(v->name);
     free(v->ns);
     free(v->tpm_hash);
+    kms_attestation_clear(&v->att);
+    *v = (struct kms_volume){0};
 }
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v)
+{
+    *dst = *v;
+    dst->name = xstrdup(v->name);
+    dst->ns = xstrdup(v->ns);
+    dst->tpm_hash = xstrdup(v->tpm_hash);
+    dst->parts = v->nparts ? xcalloc(v->nparts, sizeof(*dst->parts)) : NULL;
+    for (size_t i = 0; i < v->nparts; i++) {
+        const struct kms_partition *p = &v->parts[i];
+        dst->parts[i] = (struct kms_partition){xstrdup(p->label), xstrdup(p->device_name), xstrdup(p->uuid),
+                                               xstrdup(p->secret_name), xstrdup(p->secret_path), p->has_secret};
+    }
+    dst->att.ek_pem = dup_or_null(v->att.ek_pem);
+    for (size_t i = 0; i < KMS_PCR_COUNT; i++)
+        dst->att.pcr[i] = dup_or_null(v->att.pcr[i]);
+    dst->att.enrolled_at = dup_or_null(v->att.enrolled_at);
+    dst->att.last_verified_at = dup_or_null(v->att.last_verified_at);
+}
+
+#define volume_clear kms_volume_clear
 
 static int parse_partition(const struct kyaml_node *n, const char *vname, size_t idx, struct kms_partition *p)
 {
@@ -147,6 +183,71 @@ static int parse_partition(const struct kyaml_node *n, const char *vname, size_t
     return 0;
 }
 
+static bool is_hex(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
+            return false;
+    return true;
+}
+
+/* spec.attestation: {ekPublicKey, pcrValues: {pcrs: {"<index>": "<hex>"}}, enrolledAt, lastVerifiedAt}. */
+static int parse_attestation(const struct kyaml_node *n, const char *what, struct kms_attestation *a)
+{
+    static const char *const known[] = {"ekPublicKey", "pcrValues", "enrolledAt", "lastVerifiedAt", NULL};
+    static const char *const known_pv[] = {"pcrs", NULL};
+    const struct kyaml_node *pv, *pcrs;
+    char w[128];
+    int r;
+
+    if (!n || kyaml_type(n) == KYAML_NULL)
+        return 0;
+    snprintf(w, sizeof(w), "%s.attestation", what);
+    if (kyaml_type(n) != KYAML_MAP)
+        return bad(n, "%s: not a mapping", w);
+    a->present = true;
+    check_keys(n, w, known);
+    if ((r = opt_str(n, "ekPublicKey", "attestation.ekPublicKey", 4096, &a->ek_pem)) < 0 ||
+        (r = opt_str(n, "enrolledAt", "attestation.enrolledAt", 64, &a->enrolled_at)) < 0 ||
+        (r = opt_str(n, "lastVerifiedAt", "attestation.lastVerifiedAt", 64, &a->last_verified_at)) < 0)
+        return r;
+    pv = kyaml_map_get(n, "pcrValues");
+    if (!pv || kyaml_type(pv) == KYAML_NULL)
+        return 0;
+    if (kyaml_type(pv) != KYAML_MAP)
+        return bad(pv, "%s.pcrValues: not a mapping", w);
+    check_keys(pv, w, known_pv);
+    pcrs = kyaml_map_get(pv, "pcrs");
+    if (!pcrs || kyaml_type(pcrs) == KYAML_NULL)
+        return 0;
+    if (kyaml_type(pcrs) != KYAML_MAP)
+        return bad(pcrs, "%s.pcrValues.pcrs: not a mapping", w);
+    a->has_pcrs = true;
+    for (size_t i = 0; i < kyaml_count(pcrs); i++) {
+        const char *k = kyaml_key(pcrs, i), *val = NULL;
+        const struct kyaml_node *vn = kyaml_value(pcrs, i);
+        unsigned idx = 0;
+
+        if (!k || !*k || strlen(k) > 2 || (k[0] == '0' && k[1]) || !(k[0] >= '0' && k[0] <= '9') ||
+            (k[1] && !(k[1] >= '0' && k[1] <= '9')) || (idx = (unsigned)atoi(k)) >= KMS_PCR_COUNT)
+            return bad(vn, "%s.pcrValues.pcrs: key \"%.8s\" is not a PCR index 0..23", w, k ? k : "~");
+        if (a->pcr_mask & (1u << idx))
+            return bad(vn, "%s.pcrValues.pcrs: PCR %u given twice", w, idx);
+        if (kyaml_type(vn) == KYAML_NULL)
+            val = "";
+        else if (kyaml_node_str(vn, "attestation.pcrValues.pcrs", &val) < 0)
+            return bad(vn, "%s.pcrValues.pcrs.%u: not a string", w, idx);
+        if (strlen(val) > KMS_PCR_HEX_MAX || !is_hex(val))
+            return bad(vn, "%s.pcrValues.pcrs.%u: not a hex value (\"\" = learn at the next contact)", w, idx);
+        a->pcr_mask |= 1u << idx;
+        a->pcr[idx] = xstrdup(val);
+        for (char *c = a->pcr[idx]; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c - 'A' + 'a');
+    }
+    return 0;
+}
+
 static int parse_volume(const struct kyaml_node *doc, struct kms_volume *v)
 {
     static const char *const known[] = {"TPMHash", "partitions", "quarantined", "attestation", NULL};
@@ -180,6 +281,10 @@ static int parse_volume(const struct kyaml_node *doc, struct kms_volume *v)
     if (r == -ENOENT)
         v->quarantined = false;
     else if (r < 0)
+        return r;
+
+    r = parse_attestation(kyaml_map_get(spec, "attestation"), what, &v->att);
+    if (r < 0)
         return r;
 
     parts = kyaml_map_get(spec, "partitions");
@@ -464,6 +569,14 @@ static bool volume_equal(const struct kms_volume *a, const struct kms_volume *b)
     if (strcmp(a->name, b->name) || strcmp(a->ns, b->ns) || strcmp(a->tpm_hash, b->tpm_hash) ||
         a->quarantined != b->quarantined || a->nparts != b->nparts)
         return false;
+    if (a->att.present != b->att.present || a->att.has_pcrs != b->att.has_pcrs || a->att.pcr_mask != b->att.pcr_mask ||
+        strcmp(a->att.ek_pem ? a->att.ek_pem : "", b->att.ek_pem ? b->att.ek_pem : "") ||
+        strcmp(a->att.enrolled_at ? a->att.enrolled_at : "", b->att.enrolled_at ? b->att.enrolled_at : "") ||
+        strcmp(a->att.last_verified_at ? a->att.last_verified_at : "", b->att.last_verified_at ? b->att.last_verified_at : ""))
+        return false;
+    for (size_t i = 0; i < KMS_PCR_COUNT; i++)
+        if (a->att.pcr_mask & (1u << i) && strcmp(a->att.pcr[i], b->att.pcr[i]))
+            return false;
     for (size_t i = 0; i < a->nparts; i++)
         if (!part_equal(&a->parts[i], &b->parts[i]))
             return false;

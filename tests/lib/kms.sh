@@ -29,10 +29,11 @@ kms_stop() { stop_pid "$KMS_PID"; }
 # node_hash SOCK: the TPM hash of the swtpm at SOCK.
 node_hash() { timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$1"; }
 
-# node_get OUT ERR RC_VAR SOCK LABEL [ARGS...]: a node asks the KMS for LABEL's passphrase.
+# node_get OUT ERR RC_VAR SOCK LABEL [ARGS...]: a node asks the KMS for LABEL's passphrase, over
+# the protocol $NODE_PROTOCOL (default g1, what the tests written for G1 check; auto or g3 for G3).
 node_get() {
     local out=$1 err=$2 rcv=$3 sock=$4 label=$5
     shift 5
     run_kkms "$out" "$err" "$rcv" discovery-challenger --tpm-device "$sock" get --partition-label "$label" \
-        --challenger-server "${NODE_URL:-$KMS_URL}" --timeout 20 "$@"
+        --challenger-server "${NODE_URL:-$KMS_URL}" --timeout 20 --protocol "${NODE_PROTOCOL:-g1}" "$@"
 }

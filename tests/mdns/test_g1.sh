@@ -34,14 +34,14 @@ node_get() {
     local out=$1 err=$2 __rc=$3 url=$4
     shift 4
     in_a timeout -k 5 90 "$KAIROS_KMS" discovery-challenger --tpm-device "$TPM_SOCK" get \
-        --partition-label COS_PERSISTENT --challenger-server "$url" --timeout 20 "$@" >"$out" 2>"$err"
+        --partition-label COS_PERSISTENT --challenger-server "$url" --timeout 20 --protocol g1 "$@" >"$out" 2>"$err"
     printf -v "$__rc" '%d' $?
 }
 
 node_get "$T/pass1" "$T/err" rc "http://kms.local:$PORT" --mdns
 if grep -q "unrecognized option\|unknown option" "$T/err"; then
     diag <"$T/err"
-    bail "discovery-challenger get has no --mdns yet: lib/mdns is not wired into applets/discovery_client.c"
+    bail "discovery-challenger get has no --mdns yet: lib/mdns is not wired into the node flow (lib/g3/client.c)"
 fi
 check "the node finds the KMS as kms.local over mDNS and gets a generated passphrase" \
     '[ "$rc" = 0 ] && grep -qxE "[0-9a-z]{32}" "$T/pass1"'
@@ -84,7 +84,7 @@ RECORDER=$!
 on_exit "stop_pid $RECORDER"
 responder_start r2 --hostName kms-rec.local --port 30999 --interfaceName vb --instance recorder
 in_a timeout -k 5 60 "$KAIROS_KMS" discovery-challenger --tpm-device "$TPM_SOCK" get --partition-label COS_PERSISTENT \
-    --challenger-server "http://kms-rec.local:8082" --mdns --timeout 4 >/dev/null 2>"$T/err"
+    --challenger-server "http://kms-rec.local:8082" --mdns --timeout 4 --protocol g1 >/dev/null 2>"$T/err"
 wait $RECORDER
 check "the node dials the address it found and sends Host: kms-rec.local:8082, as upstream" \
     'grep -q "^GET /getPass HTTP/1.1" "$T/request" && grep -qi "^Host: kms-rec.local:8082" "$T/request"'

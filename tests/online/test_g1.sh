@@ -43,7 +43,7 @@ check "static key: the node gets the operator's passphrase" \
 check "the audit log has an ok line for it, without the passphrase" \
     'grep -q "\"outcome\":\"ok\"" "$T/audit.jsonl" && ! grep -q awesome "$T/audit.jsonl" "$T/kms.log"'
 run_kkms "$T/out" "$T/err" rc discovery-challenger --tpm-device "$SOCK_A" get --partition-label COS_PERSISTENT \
-    --challenger-server "$KMS_URL/" --timeout 20
+    --challenger-server "$KMS_URL/" --timeout 20 --protocol g1
 check "a trailing / in the server URL works (upstream #1386)" '[ "$rc" = 0 ]'
 
 # ---- an unregistered node ----

@@ -52,7 +52,7 @@ for i in $(seq $NODES); do
 done
 start=$(date +%s)
 for i in $(seq $NODES); do
-    timeout -k 5 120 "$KAIROS_KMS" discovery-challenger --tpm-device "${sock[$i]}" get \
+    timeout -k 5 120 "$KAIROS_KMS" discovery-challenger --tpm-device "${sock[$i]}" get --protocol g1 \
         --partition-label COS_PERSISTENT --challenger-server "$KMS_URL" --timeout 90 >"$T/node-$i.out" 2>"$T/node-$i.err" &
     pids+=($!)
 done

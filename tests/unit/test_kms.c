@@ -966,6 +966,160 @@ static void test_passphrase_file(void)
     free(dir);
 }
 
+
+/* ---- G3: spec.attestation, SafeKubeName, the enrollment policy ---- */
+static void test_safe_kube_name(void)
+{
+    static const char *const cases[][2] = {
+        {"tofu-5640e37f", "tofu-5640e37f"},
+        {"tofu-5640e37f-COS_PERSISTENT", "tofu-5640e37f-cos-persistent"},
+        {"tofu-5640e37f-DATA", "tofu-5640e37f-data"}, /* upstream keeps upper case: invalid */
+        {"--a..b--", "a--b"},
+    };
+    bool ok = true;
+    char *c;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        c = kms_safe_kube_name(cases[i][0]);
+        if (strcmp(c, cases[i][1])) {
+            printf("# SafeKubeName(%s) = %s\n", cases[i][0], c);
+            ok = false;
+        }
+        free(c);
+    }
+    CHECK(ok, "SafeKubeName: lower case, [a-z0-9-] only, trimmed (always a valid Kubernetes name)");
+    c = kms_safe_kube_name("___");
+    CHECK(!strncmp(c, "kube-", 5) && strlen(c) == 13, "SafeKubeName of nothing usable: kube-<8 hex of its SHA-256>");
+    free(c);
+    c = kms_safe_kube_name("tofu-0123456789-" H_NEW);
+    CHECK(strlen(c) <= 63 && c[54] == '-' && strlen(c) == 63, "SafeKubeName over 63 characters: 54 + '-' + 8 hex");
+    free(c);
+}
+
+static void test_attestation_manifest(void)
+{
+    struct kms_records r, r2;
+    struct kms_buf b = {0};
+    const char *text = "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: att}\n"
+                       "spec:\n  TPMHash: " H_NEW "\n  partitions:\n    - label: COS_PERSISTENT\n"
+                       "  attestation:\n    ekPublicKey: \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n\"\n"
+                       "    pcrValues:\n      pcrs:\n        \"0\": \"\"\n        \"7\": \"ABCDEF\"\n"
+                       "    enrolledAt: \"2026-01-02T03:04:05Z\"\n";
+    bool ok = load_text(text, &r) && r.nvols == 1;
+    const struct kms_attestation *a = ok ? &r.vols[0].att : NULL;
+    CHECK(ok && a->present && a->has_pcrs && a->pcr_mask == ((1u << 0) | (1u << 7)) && !strcmp(a->pcr[0], "") &&
+              !strcmp(a->pcr[7], "abcdef") && !strncmp(a->ek_pem, "-----BEGIN PUBLIC KEY-----\nAAAA\n", 31) &&
+              !strcmp(a->enrolled_at, "2026-01-02T03:04:05Z"),
+          "spec.attestation read in upstream's shape: \"\" = learn, hex lowered, absent PCR = not checked");
+    if (ok) {
+        kms_emit_volume(&b, &r.vols[0]);
+        CHECK(load_text(b.p, &r2) && r2.nvols == 1 && kms_records_equal(&r, &r2),
+              "written back (emit) and read again: the same record");
+        kms_records_clear(&r2);
+    }
+    kms_buf_free(&b);
+    kms_records_clear(&r);
+    CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: a}\nspec:\n"
+                    "  TPMHash: " H_NEW "\n  attestation: {}\n", &r) && r.nvols == 1 && r.vols[0].att.present &&
+              !r.vols[0].att.has_pcrs,
+          "attestation: {} = learn the EK, never check PCRs");
+    kms_records_clear(&r);
+    CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: a}\nspec:\n"
+                    "  TPMHash: " H_NEW "\n  attestation: {pcrValues: {pcrs: {\"24\": \"\"}}}\n", &r) &&
+              r.nvols == 0 && r.invalid == 1,
+          "a PCR key outside 0..23 makes the volume invalid");
+    kms_records_clear(&r);
+    CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: a}\nspec:\n"
+                    "  TPMHash: " H_NEW "\n  attestation: {pcrValues: {pcrs: {\"7\": \"xyz\"}}}\n", &r) &&
+              r.nvols == 0 && r.invalid == 1,
+          "a PCR value that is not hex makes the volume invalid");
+    kms_records_clear(&r);
+}
+
+static void test_attest_decisions(void)
+{
+    char *dir = new_dir("attest");
+    struct kms_store *s = open_store(dir, NULL);
+    uint8_t pcr[24][32] = {{0}};
+    struct secret *pass = secret_new(8);
+    struct kms_reply rep;
+    struct kms_attest_request rq = {.req = {.tpm_hash = H_NEW, .label = "COS_PERSISTENT"}, .ek_pem = "EK-A\n",
+                                    .pcr_mask = (1u << 0) | (1u << 7), .pcr = (const uint8_t(*)[32])pcr,
+                                    .passphrase = pass, .generated_by = ""};
+    int r;
+
+    memcpy(pass->data, "gen-pass", 8);
+    pass->len = 8;
+    pcr[7][0] = 0x11;
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r == -EACCES && rep.code == KMS_C_NOT_ENROLLED, "registered only: an unknown TPM is not enrolled");
+    kms_reply_clear(&rep);
+    {
+        struct kms_pending *p = NULL;
+        size_t n = 0;
+        CHECK(kms_pending_list(s, &p, &n) == 0 && n == 1 && !strcmp(p[0].hash, H_NEW) &&
+                  !strcmp(p[0].label, "COS_PERSISTENT") && p[0].pcr_mask == rq.pcr_mask,
+              "...and recorded as pending, with its partition and PCRs");
+        for (size_t i = 0; i < n; i++)
+            kms_pending_clear(&p[i]);
+        free(p);
+    }
+    rq.tofu = true;
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r == 0 && rep.code == KMS_C_OK && rep.passphrase && rep.passphrase->len == 8 &&
+              !memcmp(rep.passphrase->data, "gen-pass", 8) && rep.volume && !strcmp(rep.volume, "tofu-c0ffee00"),
+          "tofu: enrolled as tofu-<hash8>, the new Secret holds the passphrase given");
+    kms_reply_clear(&rep);
+    pcr[7][0] = 0x12;
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r < 0 && rep.code == KMS_C_PCR_MISMATCH && rep.detail.pcr == 7 &&
+              !strncmp(rep.detail.expected, "11", 2) && !strncmp(rep.detail.got, "12", 2),
+          "a pinned PCR that changed: PCR_MISMATCH with index, expected and got");
+    kms_reply_clear(&rep);
+    pcr[7][0] = 0x11;
+    rq.pcr_mask = 1u << 0;
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r < 0 && rep.code == KMS_C_PCR_MISSING && rep.detail.pcr == 7, "a pinned PCR not quoted: PCR_MISSING");
+    kms_reply_clear(&rep);
+    rq.pcr_mask = (1u << 0) | (1u << 7);
+    rq.ek_pem = "EK-B\n";
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r < 0 && rep.code == KMS_C_EK_MISMATCH, "another EK: EK_MISMATCH");
+    kms_reply_clear(&rep);
+    rq.ek_pem = "EK-A\n";
+    tap_capture_begin();
+    kms_set_quarantine(s, H_NEW, true);
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r < 0 && rep.code == KMS_C_QUARANTINED, "quarantined: refused before any check");
+    kms_reply_clear(&rep);
+    rq.tofu = false;
+    rq.req.label = "COS_OEM";
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r < 0 && rep.code == KMS_C_QUARANTINED, "quarantined: refused also for a partition it does not have yet");
+    kms_reply_clear(&rep);
+    rq.req.label = "";
+    tap_capture_begin();
+    r = kms_attest(s, &rq, &rep);
+    tap_capture_end();
+    CHECK(r == -EINVAL && rep.code == KMS_C_BAD_REQUEST, "a request naming no partition is refused");
+    kms_reply_clear(&rep);
+    secret_free(pass);
+    kms_store_free(s);
+    free(dir);
+}
+
 int main(void)
 {
     const char *base = getenv("KKMS_TEST_TMP");
@@ -985,6 +1139,9 @@ int main(void)
     test_clean_kube_name_as_upstream();
     test_manifests_as_in_the_docs();
     test_manifest_bounds_and_types();
+    test_safe_kube_name();
+    test_attestation_manifest();
+    test_attest_decisions();
 
     db = copy_db("db");
     snprintf(audit_path, sizeof(audit_path), "%s/audit.log", tmp_root);

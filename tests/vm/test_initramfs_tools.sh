@@ -98,7 +98,7 @@ echo "unlocked online by initramfs-tools" >"$T/content/MARKER"
 vm_disk "$T/data2.img" 48:persistent:luks:COS_PERSISTENT:"$T/static.pass":"$T/content" || bail "could not make the data disk"
 rm -f "$T/static.pass"
 vm_boot online --initrd "$T/itools.img" --tpm "$tpm2" --disk "$T/root.img" --disk "$T/data2.img" --kms-port "$KMS_PORT" \
-    --append "$boot_args rd.neednet=1 ip=dhcp kcrypt.challenger.challenger_server=http://10.0.2.100:$KMS_PORT"
+    --append "$boot_args rd.neednet=1 ip=dhcp kcrypt.challenger.challenger_server=http://10.0.2.100:$KMS_PORT kcrypt.challenger.protocol=g1"
 check "online: the boot reached the real root's init" '[ -n "$(vm_mark online realroot.at)" ]'
 check "online: kcrypt unlock-all succeeded with the key from the KMS" '[ "$(vm_mark online hook.rc)" = 0 ]'
 check "online: the file on the encrypted partition is there" \

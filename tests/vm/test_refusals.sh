@@ -30,7 +30,7 @@ G
 boot() { # NAME SCRIPT: one boot against the KMS at $port, on a fresh copy of the disk
     cp --sparse=always "$img" "$T/$1.img"
     vm_boot "$1" --tpm "$tpm" --disk "$T/$1.img" --kms-port "$port" --script "$T/$2.sh" \
-        --append "kcrypt.challenger.challenger_server=http://10.0.2.100:$port"
+        --append "kcrypt.challenger.challenger_server=http://10.0.2.100:$port kcrypt.challenger.protocol=g1"
     echo "# $1: unlock-all ran $(awk -v a="$(vm_mark "$1" ready.at)" -v b="$(vm_mark "$1" unlock.at)" 'BEGIN{printf "%.1f", b - a}') s in the guest"
 }
 guest_secs() { awk -v a="$(vm_mark "$1" ready.at)" -v b="$(vm_mark "$1" unlock.at)" 'BEGIN{printf "%d", b - a}'; }

@@ -1,26 +1,15 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The node side of the G1 protocol (UPSTREAM.md §5.2, §6.2, §8.1). */
+/* The node side of the G1 protocol (kairos-io/kcrypt-challenger cmd/discovery/client/client.go,
+ * enc.go): token, challenge, activation, payload; auto-generated keys escrowed as TPM ciphertext. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "discovery.h"
-#include "mdns.h"
+#include "g1.h"
 #include "net.h"
 #include "proto.h"
 #include "tpm.h"
-
-/* One connection's worth of state: the TPM, its EK PEM, and the TLS configuration. */
-struct g1_client {
-    const struct g1_request *rq;
-    struct tpm *tpm;
-    char *ek_pem;
-    struct ktls_client *tls;
-    int64_t deadline;
-    const char *server;      /* the URL dialled: rq->server, or a KMS found over mDNS */
-    const char *host_header; /* with mDNS: the original host[:port] (§5.1) */
-};
 
 /* The reply of one exchange: a payload, or a refusal text from the KMS. */
 struct g1_reply {
@@ -28,14 +17,14 @@ struct g1_reply {
     bool acked; /* /postPass: our KMS acknowledged (upstream ones just close) */
 };
 
-static bool is_final(int r)
+bool g1_is_final(int r)
 {
     return r == KTLS_ERR_CERT || r == -EACCES || r == -ENOENT || r == -EREMOTEIO;
 }
 
 /* One exchange with the KMS on path: token, challenge, activation, then (post) our payload or the
  * KMS's payload. */
-static int exchange(struct g1_client *c, const char *path, const struct proto_payload *post, struct g1_reply *out)
+static int exchange(struct g1_session *c, const char *path, const struct proto_payload *post, struct g1_reply *out)
 {
     _cleanup_tpm_ak_ struct tpm_ak *ak = NULL;
     _cleanup_free_ char *token = NULL, *url = NULL;
@@ -129,27 +118,37 @@ out:
     return r;
 }
 
-/* Auto-generated keys (§8.1): a passphrase made here, encrypted by this TPM's key, escrowed. */
-static int generate_and_post(struct g1_client *c)
+int g1_escrow_generate(struct tpm *tpm, uint32_t c_index, struct secret **wire_out)
 {
     _cleanup_secret_ struct secret *plain = NULL;
     _cleanup_free_ uint8_t *blob = NULL;
     size_t blob_len = 0, wire_len = 0;
-    struct proto_payload post = {.error = "", .generated_by = "tpm"};
-    struct g1_reply reply;
     char *wire;
     int r;
 
-    r = tpm_rsa_key_ensure(c->tpm, c->rq->c_index);
+    r = tpm_rsa_key_ensure(tpm, c_index);
     if (r == 0)
         r = tpm_random_passphrase(TPM_PASSPHRASE_LEN, &plain);
     if (r == 0)
-        r = tpm_rsa_encrypt(c->tpm, c->rq->c_index, plain, &blob, &blob_len);
+        r = tpm_rsa_encrypt(tpm, c_index, plain, &blob, &blob_len);
     if (r < 0)
         return r;
     wire = base64_encode(blob, blob_len, BASE64_URL_RAW, &wire_len);
-    post.passphrase = secret_new_copy(wire, wire_len);
+    *wire_out = secret_new_copy(wire, wire_len);
     free(wire);
+    return 0;
+}
+
+/* Auto-generated keys: a passphrase made here, encrypted by this TPM's key, escrowed. */
+static int generate_and_post(struct g1_session *c)
+{
+    struct proto_payload post = {.error = "", .generated_by = "tpm"};
+    struct g1_reply reply;
+    int r;
+
+    r = g1_escrow_generate(c->tpm, c->rq->c_index, &post.passphrase);
+    if (r < 0)
+        return r;
     r = exchange(c, "/postPass", &post, &reply);
     secret_free(post.passphrase);
     if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0]) {
@@ -160,25 +159,26 @@ static int generate_and_post(struct g1_client *c)
     return r;
 }
 
-/* A "tpm"-generated answer is our own ciphertext: base64url without padding (§8.1). */
-static int decrypt_generated(struct g1_client *c, const struct secret *wire, struct secret **out)
+/* A "tpm"-generated answer is our own ciphertext: base64url without padding (upstream generatePass). */
+int g1_escrow_decrypt(struct tpm *tpm, uint32_t c_index, const char *server, const struct secret *wire,
+                      struct secret **out)
 {
     _cleanup_free_ uint8_t *blob = NULL;
     size_t len = 0;
 
     if (base64_decode((const char *)wire->data, wire->len, BASE64_URL_RAW, &blob, &len) < 0)
-        return log_error_errno(-EBADMSG, "%s: the stored TPM ciphertext is not base64url", c->rq->server);
-    return tpm_rsa_decrypt(c->tpm, c->rq->c_index, blob, len, out);
+        return log_error_errno(-EBADMSG, "%s: the stored TPM ciphertext is not base64url", server);
+    return tpm_rsa_decrypt(tpm, c_index, blob, len, out);
 }
 
-static void sleep_ms(int64_t ms)
+void g1_sleep_ms(int64_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }
 
-static int load_certificate(const char *cert, struct ktls_client **out)
+int g1_load_certificate(const char *cert, struct ktls_client **out)
 {
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
@@ -192,80 +192,43 @@ static int load_certificate(const char *cert, struct ktls_client **out)
     return ktls_client_new(text, len, true, out);
 }
 
-int g1_get_passphrase(const struct g1_request *rq, struct secret **out)
+int g1_attempt(struct g1_session *c, int *posted, struct secret **out)
 {
-    struct g1_client c = {.rq = rq, .deadline = now_ms() + rq->timeout_ms, .server = rq->server};
-    struct mdns_endpoint *kms = NULL;
-    size_t n_kms = 0, next = 0;
-    int64_t backoff = 1000;
-    int r, posted = 0, attempt = 0;
+    const struct g1_request *rq = c->rq;
+    int r = 0;
 
-    /* mDNS (§11.1): every KMS that answers, tried in turn, each with the original Host. */
-    r = rq->mdns ? mdns_resolve_server(rq->server, rq->timeout_ms < 5000 ? rq->timeout_ms : 5000, &kms, &n_kms) : 0;
-    if (r == 0)
-        r = load_certificate(rq->certificate, &c.tls);
-    if (r == 0)
-        r = tpm_open(rq->tpm_device, rq->tpm_timeout_ms, &c.tpm);
-    if (r == 0)
-        r = tpm_ek_public_pem(c.tpm, &c.ek_pem, &(bool){false}, NULL);
-    while (r == 0) {
+    if (!c->ek_pem)
+        r = tpm_ek_public_pem(c->tpm, &c->ek_pem, &(bool){false}, NULL);
+    for (int round = 0; r == 0 && round < 3; round++) {
         struct g1_reply reply;
 
-        if (n_kms) {
-            c.server = kms[next].url;
-            c.host_header = kms[next].host_header;
-        }
-        attempt++;
-        r = exchange(&c, "/getPass", NULL, &reply);
-        if (r == 0 && reply.payload.passphrase && reply.payload.passphrase->len) {
+        r = exchange(c, "/getPass", NULL, &reply);
+        if (r < 0)
+            return r;
+        if (reply.payload.passphrase && reply.payload.passphrase->len) {
             if (!strcmp(reply.payload.generated_by, "tpm"))
-                r = decrypt_generated(&c, reply.payload.passphrase, out);
+                r = g1_escrow_decrypt(c->tpm, rq->c_index, c->server, reply.payload.passphrase, out);
             else {
                 *out = reply.payload.passphrase;
                 reply.payload.passphrase = NULL;
             }
             proto_payload_clear(&reply.payload);
-            break;
+            return r;
         }
-        if (r == 0 && reply.payload.error[0] && !strstr(reply.payload.error, "No secret found for")) {
+        if (reply.payload.error[0] && g1_error_kind(reply.payload.error) != G1_ERR_NO_SECRET) {
             log_error("%s: the KMS refused: %s", rq->server, reply.payload.error);
             proto_payload_clear(&reply.payload);
-            r = -EREMOTEIO;
-            break;
+            return -EREMOTEIO;
         }
-        if (r == 0) { /* no Secret yet: auto-generated keys (§8.1) */
-            proto_payload_clear(&reply.payload);
-            /* Upstream posts and asks again forever (errata 9); once is enough to know. */
-            if (posted++) {
-                r = log_error_errno(-EREMOTEIO, "%s: the KMS still has no passphrase for %s after we sent one",
-                                    rq->server, rq->label ? rq->label : "this partition");
-                break;
-            }
-            r = generate_and_post(&c);
-            if (r == 0)
-                continue;
-            posted = 0; /* not stored: generate again next time */
-        }
-        if (is_final(r))
-            break;
-        if (++next < n_kms) { /* the next KMS found over mDNS, at once */
-            log_warn("%s: attempt %d at %s failed; trying %s", rq->server, attempt, c.server, kms[next].url);
-            r = 0;
-            continue;
-        }
-        next = 0;
-        if (now_ms() + backoff >= c.deadline) {
-            log_error("%s: giving up after %d attempts in %lld s", rq->server, attempt, (long long)(rq->timeout_ms / 1000));
-            break;
-        }
-        log_warn("%s: attempt %d failed; retrying in %lld s", rq->server, attempt, (long long)(backoff / 1000));
-        sleep_ms(backoff);
-        backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
-        r = 0;
+        /* no Secret yet: auto-generated keys */
+        proto_payload_clear(&reply.payload);
+        /* Upstream posts and asks again forever (its waitPass loop); once is enough to know. */
+        if ((*posted)++)
+            return log_error_errno(-EREMOTEIO, "%s: the KMS still has no passphrase for %s after we sent one",
+                                   rq->server, rq->label ? rq->label : "this partition");
+        r = generate_and_post(c);
+        if (r < 0)
+            *posted = 0; /* not stored: generate again next time */
     }
-    mdns_endpoints_free(kms, n_kms);
-    free(c.ek_pem);
-    tpm_close(c.tpm);
-    ktls_client_free(c.tls);
     return r;
 }

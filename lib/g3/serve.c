@@ -1,0 +1,240 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* The KMS's listener: the G1 endpoints of lib/g1 (/getPass, /postPass), /tpm-attestation (G3),
+ * /healthz, /readyz and /metrics (README "Operations"), the mDNS announcement (--announce), signals,
+ * the background rescan and the port file. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "g1.h"
+#include "g3_session.h"
+#include "mdns.h"
+#include "metrics.h"
+#include "net.h"
+
+/* How often the store is rescanned in the background, so /readyz answers from the last rescan
+ * instead of scanning DIR per request (an unauthenticated request must stay cheap). */
+#define REFRESH_INTERVAL_MS 5000
+
+struct server {
+    struct kms_store *store;
+    struct net_loop *loop;
+    struct net_server *net;
+    bool draining;
+    struct net_timer *refresh_timer;
+    struct crypto_x509_set *ek_ca; /* --ek-ca */
+    struct mdns_responder *mdns;   /* --announce: on this loop; NULL = not announced */
+    struct kms_metrics *metrics;
+    struct net_server *metrics_net; /* --metrics-listen: /metrics on its own listener */
+    struct g1_server g1;
+    struct g3_server g3;
+};
+
+static void on_health(struct net_conn *c, const struct net_request *req, void *data)
+{
+    (void)req;
+    (void)data;
+    net_conn_respond(c, 200, NULL, "ok\n", 3, NULL);
+}
+
+static void on_ready(struct net_conn *c, const struct net_request *req, void *data)
+{
+    struct server *srv = data;
+    (void)req;
+    if (srv->draining || !kms_store_ready(srv->store))
+        net_conn_respond(c, 503, NULL, "not ready\n", 10, NULL);
+    else
+        net_conn_respond(c, 200, NULL, "ready\n", 6, NULL);
+}
+
+/* Prometheus text exposition (lib/kms/metrics.h). */
+static void on_metrics(struct net_conn *c, const struct net_request *req, void *data)
+{
+    struct server *srv = data;
+    char *text = NULL;
+    size_t len = 0;
+    (void)req;
+    if (kms_metrics_render(srv->metrics, srv->store, net_server_conn_count(srv->net), &text, &len) < 0) {
+        net_conn_respond(c, 500, NULL, "cannot render the metrics\n", 26, NULL);
+        return;
+    }
+    net_conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+    free(text);
+}
+
+/* The main listener's drain ends the loop; the metrics listener's has nothing to add. */
+static void metrics_drained(struct net_server *s, void *data)
+{
+    (void)s;
+    (void)data;
+}
+
+/* --metrics-listen ADDR:PORT: /metrics (and /healthz) on a listener of their own, so the scrape
+ * port can stay off the network the nodes use. */
+static int metrics_listener(struct server *srv, const char *listen)
+{
+    const struct net_handler metrics = {.on_request = on_metrics, .data = srv};
+    const struct net_handler health = {.on_request = on_health, .data = srv};
+    struct net_server_config cfg = {0};
+    char addr[128];
+    uint32_t port;
+    const char *colon = strrchr(listen, ':');
+
+    if (!colon || (size_t)(colon - listen) >= sizeof(addr) || parse_u32(colon + 1, 65535, &port) < 0)
+        return log_error_errno(-EINVAL, "--metrics-listen %s: expected ADDR:PORT", listen);
+    snprintf(addr, sizeof(addr), "%.*s", (int)(colon - listen), listen);
+    if (addr[0] == '[' && addr[strlen(addr) - 1] == ']') {
+        memmove(addr, addr + 1, strlen(addr));
+        addr[strlen(addr) - 1] = 0;
+    }
+    cfg.address = addr[0] ? addr : NULL;
+    cfg.port = (uint16_t)port;
+    cfg.on_drained = metrics_drained;
+    if (net_server_new(srv->loop, &cfg, &srv->metrics_net) < 0 ||
+        net_server_route(srv->metrics_net, NULL, "/metrics", &metrics) < 0 ||
+        net_server_route(srv->metrics_net, NULL, "/healthz", &health) < 0)
+        return -EINVAL;
+    log_info("metrics on http://%s:%u/metrics", listen, net_server_port(srv->metrics_net));
+    return 0;
+}
+
+static void on_refresh(struct net_timer *t, void *data)
+{
+    struct server *srv = data;
+    (void)t;
+    srv->refresh_timer = NULL;
+    kms_store_refresh(srv->store, true);
+    if (!srv->draining)
+        srv->refresh_timer = net_timer_add(srv->loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, srv);
+}
+
+/* More descriptors, more connections: the soft limit goes up to the hard one. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warn("cannot raise the descriptor limit from %llu to %llu: %m", (unsigned long long)was,
+                 (unsigned long long)rl.rlim_max);
+    else
+        log_debug("descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                  (unsigned long long)rl.rlim_max);
+}
+
+static void on_signal(struct net_loop *loop, int signo, void *data)
+{
+    struct server *srv = data;
+    (void)loop;
+    if (signo == SIGHUP) {
+        log_info("SIGHUP: rescanning %s", kms_store_dir(srv->store));
+        kms_store_refresh(srv->store, true);
+        if (srv->mdns)
+            mdns_responder_reload(srv->mdns);
+        return;
+    }
+    if (srv->draining)
+        return;
+    srv->draining = true;
+    if (srv->mdns) /* nodes stop finding a KMS that is going away */
+        mdns_responder_goodbye(srv->mdns);
+    net_timer_cancel(srv->refresh_timer);
+    srv->refresh_timer = NULL;
+    log_info("%s: finishing %zu open exchange(s), then exiting", signo == SIGTERM ? "SIGTERM" : "SIGINT",
+             net_server_conn_count(srv->net));
+    if (srv->metrics_net)
+        net_server_drain(srv->metrics_net, 1000);
+    net_server_drain(srv->net, 10000);
+}
+
+/* Through a new file with an unpredictable name renamed over path: a symlink planted at path (or
+ * at any temporary name) is replaced, never written through. */
+static int write_port_file(const char *path, uint16_t port)
+{
+    char buf[16];
+    int n = snprintf(buf, sizeof(buf), "%u\n", port);
+
+    return file_write_atomic("--port-file", path, buf, (size_t)n, 0644);
+}
+
+int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_serve_opts *o)
+{
+    struct server srv = {.store = store,
+                         .g1 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms},
+                         .g3 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms,
+                                .enroll = o->enroll_tofu ? G3_ENROLL_TOFU : G3_ENROLL_REGISTERED,
+                                .require_fresh_quotes = o->require_fresh_quotes}};
+    struct ktls_server *tls = NULL;
+    struct net_server_config cfg = {.address = o->listen_addr, .port = o->port,
+                                    .limits = {.max_conns = o->max_conns, .max_conns_per_peer = o->max_conns_per_peer}};
+    struct net_handler get, post, attest;
+    const struct net_handler health = {.on_request = on_health, .data = &srv};
+    const struct net_handler ready = {.on_request = on_ready, .data = &srv};
+    const struct net_handler metrics = {.on_request = on_metrics, .data = &srv};
+    int code = EXIT_RUNTIME;
+
+    raise_fd_limit();
+    kms_metrics_new(&srv.metrics);
+    kms_audit_set_metrics(audit, srv.metrics);
+    srv.g1.metrics = srv.g3.metrics = srv.metrics;
+    g1_server_handlers(&srv.g1, &get, &post);
+    g3_server_handler(&srv.g3, &attest);
+    if (o->ek_ca) {
+        if (crypto_x509_set_load(o->ek_ca, &srv.ek_ca) < 0)
+            goto out;
+        log_info("--ek-ca %s: %zu CA certificate(s); nodes must present an EK certificate issued by one", o->ek_ca,
+                 crypto_x509_set_count(srv.ek_ca));
+        srv.g1.ek_ca = srv.ek_ca;
+    }
+    if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0)
+        goto out;
+    cfg.tls = tls;
+    if (net_loop_new(&srv.loop) < 0)
+        goto out;
+    if (net_server_new(srv.loop, &cfg, &srv.net) < 0)
+        goto out;
+    if (net_server_route(srv.net, NULL, "/getPass", &get) < 0 || net_server_route(srv.net, NULL, "/postPass", &post) < 0 ||
+
+        net_server_route(srv.net, NULL, "/healthz", &health) < 0 || net_server_route(srv.net, NULL, "/readyz", &ready) < 0)
+        goto out;
+    /* G3 carries the EK as a bare key, never its certificate: with --ek-ca there is nothing to
+     * check, so /tpm-attestation is not served (404: our nodes and --protocol auto use G1). */
+    if (!srv.ek_ca && net_server_route(srv.net, NULL, "/tpm-attestation", &attest) < 0)
+        goto out;
+    if (srv.ek_ca)
+        log_info("--ek-ca: /tpm-attestation (G3) is not served: G3 nodes send no EK certificate");
+    if (net_loop_on_signal(srv.loop, SIGTERM, on_signal, &srv) < 0 || net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
+        net_loop_on_signal(srv.loop, SIGHUP, on_signal, &srv) < 0)
+        goto out;
+    if (o->metrics_listen ? metrics_listener(&srv, o->metrics_listen) < 0
+                          : net_server_route(srv.net, NULL, "/metrics", &metrics) < 0)
+        goto out;
+    if (o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)
+        goto out;
+    if (o->announce) {
+        const struct mdns_responder_config mc = {.host = o->announce, .port = net_server_port(srv.net),
+                                                 .interfaces = o->announce_ifaces, .n_interfaces = o->n_announce_ifaces};
+        if (mdns_responder_new(srv.loop, &mc, &srv.mdns) < 0)
+            goto out;
+    }
+    srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
+    log_info("serving %s on %s%s:%u (%s)", kms_store_dir(store), tls ? "https://" : "http://",
+             o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net), o->metrics_listen ? "/getPass /postPass /tpm-attestation /healthz /readyz" : "/getPass /postPass /tpm-attestation /healthz /readyz /metrics");
+    log_info("/tpm-attestation: enrollment %s%s", o->enroll_tofu ? "tofu (any TPM is enrolled at first contact)" : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)", o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
+    code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
+out:
+    net_timer_cancel(srv.refresh_timer);
+    mdns_responder_free(srv.mdns);
+    net_server_free(srv.metrics_net);
+    net_server_free(srv.net);
+    net_loop_free(srv.loop);
+    ktls_server_free(tls);
+    crypto_x509_set_free(srv.ek_ca);
+    kms_audit_set_metrics(audit, NULL);
+    kms_metrics_free(srv.metrics);
+    return code;
+}

@@ -1,0 +1,307 @@
+/* Copyright 2026 The kairos-kms Authors
+ * SPDX-License-Identifier: Apache-2.0 */
+/* The KMS's /tpm-attestation endpoint, wire-compatible with upstream G3 nodes (kairos-io/kairos
+ * kcrypt/pkg/challenger/challenger.go handleTPMAttestation, kcrypt/pkg/attestation/server.go):
+ *   init -> challenge (+ our nonce) -> proof -> response, every message a text frame.
+ * Unlike upstream, every defect of the node's input (AK parameters go-attestation would crash
+ * on, a quote signed with the wrong scheme, ...) is refused with an {"error":..} naming it, and
+ * a quote over our nonce is required to carry exactly it (a quote without nonce is an upstream
+ * node's, accepted unless --require-fresh-quotes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "attest.h"
+#include "g3.h"
+#include "g3_session.h"
+#include "metrics.h"
+#include "proto.h"
+
+enum state { WAIT_INIT, WAIT_PROOF, DONE };
+
+#define NONCE_LEN 32
+#define PASSPHRASE_RANDOM 32 /* upstream's TOFU passphrase: base64 of 32 random bytes */
+
+struct exchange {
+    struct g3_server *srv;
+    enum state state;
+    char hash[2 * SHA256_LEN + 1];
+    char *label, *name, *uuid;
+    char *ek_pem;
+    bool defer;
+    uint8_t *ak_public; /* TPMT_PUBLIC of the init's AK: the quote must be signed by it */
+    size_t ak_public_len;
+    uint8_t expected[ATTEST_SECRET_LEN];
+    uint8_t nonce[NONCE_LEN];
+};
+
+static void exchange_free(struct exchange *x)
+{
+    if (!x)
+        return;
+    secure_wipe(x->expected, sizeof(x->expected));
+    free(x->label);
+    free(x->name);
+    free(x->uuid);
+    free(x->ek_pem);
+    free(x->ak_public);
+    free(x);
+}
+
+static struct kms_request exchange_request(const struct exchange *x, struct net_conn *c)
+{
+    return (struct kms_request){.tpm_hash = x->hash[0] ? x->hash : NULL, .label = x->label, .name = x->name,
+                                .uuid = x->uuid, .peer = net_conn_peer(c)};
+}
+
+static void send_text(struct net_conn *c, char *msg, size_t len)
+{
+    net_conn_send(c, NET_WS_TEXT, msg, len);
+    secure_wipe(msg, len);
+    free(msg);
+}
+
+/* Refuses: the audit line, {"error":text} in place of the next message, the close. */
+static void refuse(struct exchange *x, struct net_conn *c, const char *text, bool audited)
+{
+    char *msg = NULL;
+    size_t len = 0;
+
+    if (!audited) {
+        struct kms_request req = exchange_request(x, c);
+        struct kms_audit_event e = {.action = "tpm-attestation", .req = &req, .outcome = KMS_REFUSED, .reason = text};
+        kms_audit_log(x->srv->audit, &e);
+    }
+    log_info("/tpm-attestation %s from %s: refused: %s", x->hash[0] ? x->hash : "-", net_conn_peer(c), text);
+    if (proto_g3_error_encode(text, &msg, &len) == 0)
+        send_text(c, msg, len);
+    x->state = DONE;
+    net_conn_close(c, 1000, "");
+}
+
+static char *header_copy(const struct net_request *req, const char *name)
+{
+    const char *v = net_request_header(req, name);
+    return xstrdup(v ? v : "");
+}
+
+static void on_open(struct net_conn *c, const struct net_request *req, void *data)
+{
+    struct g3_server *srv = data;
+    struct exchange *x = xcalloc(1, sizeof(*x));
+
+    x->srv = srv;
+    x->label = header_copy(req, PROTO_HDR_LABEL);
+    x->name = header_copy(req, PROTO_HDR_NAME);
+    x->uuid = header_copy(req, PROTO_HDR_UUID);
+    x->state = WAIT_INIT;
+    net_conn_set_data(c, x);
+    net_conn_set_deadline(c, now_ms() + srv->exchange_timeout_ms);
+}
+
+static struct attest_bytes ab(const struct proto_bytes *b) { return (struct attest_bytes){b->data, b->len}; }
+
+/* 1. init -> 2. challenge. */
+static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
+{
+    struct proto_g3_init in = {0};
+    struct proto_g3_challenge ch = {0};
+    struct attest_credential cred;
+    struct attest_ak_params ak;
+    struct rsa_pub ek;
+    uint8_t name[ATTEST_NAME_MAX];
+    size_t name_len = 0, out_len = 0;
+    char why[PROTO_G3_WHY_MAX + ATTEST_WHY_MAX] = "", text[sizeof(why) + 64], *out = NULL;
+    int r;
+
+    r = proto_g3_init_decode((const char *)msg, len, &in, why);
+    if (r < 0) {
+        snprintf(text, sizeof(text), "WebSocket read: reading attestation init: %s", why);
+        refuse(x, c, text, false);
+        goto out;
+    }
+    r = proto_g3_ek(&in.ek_public, &ek, x->hash, &x->ek_pem, why);
+    if (r < 0) {
+        snprintf(text, sizeof(text), "Challenge generation: generating challenge: parse EK SPKI: %s", why);
+        refuse(x, c, text, false);
+        goto out;
+    }
+    ak = (struct attest_ak_params){ab(&in.ak.public_area), ab(&in.ak.create_data), ab(&in.ak.create_attestation),
+                                   ab(&in.ak.create_signature)};
+    if (attest_check_ak_params(&ak, ATTEST_AK_ALLOW_ECC, name, &name_len, why) < 0) {
+        snprintf(text, sizeof(text), "Challenge generation: generating challenge: %s", why);
+        refuse(x, c, text, false);
+        goto out;
+    }
+    if (crypto_random(x->expected, sizeof(x->expected)) < 0 || crypto_random(x->nonce, sizeof(x->nonce)) < 0 ||
+        attest_make_credential(&ek, name, name_len, x->expected, sizeof(x->expected), &cred) < 0) {
+        refuse(x, c, "Challenge generation: generating challenge: cannot make a credential for this EK", false);
+        goto out;
+    }
+    x->ak_public = xmalloc(in.ak.public_area.len);
+    memcpy(x->ak_public, in.ak.public_area.data, in.ak.public_area.len);
+    x->ak_public_len = in.ak.public_area.len;
+    x->defer = in.defer_pcr_enrollment;
+    ch.credential = (struct proto_bytes){cred.id_object, cred.id_object_len};
+    ch.encrypted_secret = (struct proto_bytes){cred.encrypted_secret, cred.encrypted_secret_len};
+    ch.nonce = (struct proto_bytes){x->nonce, sizeof(x->nonce)};
+    if (proto_g3_challenge_encode(&ch, &out, &out_len) < 0) {
+        refuse(x, c, "Challenge send: cannot encode the challenge", false);
+        goto out;
+    }
+    send_text(c, out, out_len);
+    x->state = WAIT_PROOF;
+out:
+    proto_g3_init_clear(&in);
+}
+
+/* A new passphrase for a Secret the KMS creates: the node's escrow (its TPM ciphertext, in the
+ * text a G1 node posts) or, for an upstream node, base64 of 32 random bytes as upstream. */
+static int new_passphrase(const struct proto_g3_proof *pf, struct secret **out, const char **generated_by)
+{
+    uint8_t raw[PASSPHRASE_RANDOM];
+    char *text;
+    size_t len = 0;
+
+    if (pf->escrow.len) {
+        text = base64_encode(pf->escrow.data, pf->escrow.len, BASE64_URL_RAW, &len);
+        *generated_by = "tpm";
+    } else {
+        if (crypto_random(raw, sizeof(raw)) < 0)
+            return -EIO;
+        text = base64_encode(raw, sizeof(raw), BASE64_STD, &len);
+        secure_wipe(raw, sizeof(raw));
+        *generated_by = "";
+    }
+    *out = secret_new(len);
+    memcpy((*out)->data, text, len);
+    (*out)->len = len;
+    secure_wipe(text, len);
+    free(text);
+    return 0;
+}
+
+/* 3. proof -> 4. response. */
+static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
+{
+    struct proto_g3_proof pf = {0};
+    struct attest_pcr_value pcrs[PROTO_G3_PCR_COUNT];
+    struct attest_attestation qa;
+    struct attest_bytes nonce = {x->nonce, sizeof(x->nonce)};
+    struct kms_reply reply = {0};
+    struct secret *pass = NULL;
+    const char *generated_by = "";
+    char why[PROTO_G3_WHY_MAX + ATTEST_WHY_MAX] = "", text[sizeof(reply.error) + sizeof(why)];
+    bool fresh;
+    size_t n = 0;
+    int r;
+
+    r = proto_g3_proof_decode((const char *)msg, len, &pf, why);
+    if (r < 0) {
+        snprintf(text, sizeof(text), "Proof read: reading proof: %s", why);
+        refuse(x, c, text, false);
+        goto out;
+    }
+    /* The credential's secret, compared in constant time: only the TPM holding the EK could
+     * open it, and it is new for this connection. */
+    if (pf.secret->len != sizeof(x->expected) || !secure_equal(pf.secret->data, x->expected, sizeof(x->expected))) {
+        refuse(x, c, "Attestation verification failed: invalid secret", false);
+        goto out;
+    }
+    for (unsigned i = 0; i < PROTO_G3_PCR_COUNT; i++)
+        if (pf.pcr_mask & (1u << i))
+            pcrs[n++] = (struct attest_pcr_value){i, {pf.pcr[i], PROTO_G3_PCR_LEN}};
+    /* Freshness: our node quotes over the nonce; an upstream node sends an empty extraData. Any
+     * other extraData is a quote made for another exchange. */
+    fresh = attest_decode_attestation(pf.quote.data, pf.quote.len, &qa) < 0 || qa.extra_data.len != 0;
+    if (!fresh && x->srv->require_fresh_quotes) {
+        refuse(x, c, "Attestation verification failed: quote not fresh (no nonce): this KMS requires quotes over its "
+                     "nonce (--require-fresh-quotes)",
+               false);
+        goto out;
+    }
+    if (attest_verify_quote((struct attest_bytes){x->ak_public, x->ak_public_len}, ab(&pf.quote), ab(&pf.signature),
+                            pcrs, n, fresh ? &nonce : NULL, why) < 0) {
+        snprintf(text, sizeof(text), "Attestation verification failed: PCR quote verification failed: %s", why);
+        refuse(x, c, text, false);
+        goto out;
+    }
+    if (new_passphrase(&pf, &pass, &generated_by) < 0) {
+        refuse(x, c, "Attestation verification failed: cannot generate a passphrase", false);
+        goto out;
+    }
+    {
+        struct kms_attest_request rq = {
+            .req = exchange_request(x, c),
+            .ek_pem = x->ek_pem,
+            .pcr_mask = pf.pcr_mask,
+            .pcr = (const uint8_t(*)[32])pf.pcr,
+            .defer_pcr_enrollment = x->defer,
+            .tofu = x->srv->enroll == G3_ENROLL_TOFU,
+            .passphrase = pass,
+            .generated_by = generated_by,
+            .audit_note = fresh ? "quote over our nonce" : "quote not fresh (no nonce)",
+        };
+        kms_attest(x->srv->store, &rq, &reply);
+    }
+    if (reply.outcome != KMS_OK) {
+        g3_words(&reply, text, sizeof(text));
+        refuse(x, c, text, true);
+    } else {
+        struct proto_g3_response resp = {.passphrase = reply.passphrase, .generated_by = reply.generated_by};
+        char *out = NULL;
+        size_t out_len = 0;
+        log_info("/tpm-attestation %s from %s: served %s%s", x->hash, net_conn_peer(c),
+                 reply.secret_name ? reply.secret_name : "", fresh ? "" : " (quote not fresh: no nonce)");
+        if (proto_g3_response_encode(&resp, &out, &out_len) == 0)
+            send_text(c, out, out_len);
+        x->state = DONE;
+        net_conn_close(c, 1000, "");
+    }
+out:
+    secret_free(pass);
+    kms_reply_clear(&reply);
+    proto_g3_proof_clear(&pf);
+}
+
+static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t *msg, size_t len, void *data)
+{
+    struct exchange *x = net_conn_data(c);
+    (void)data;
+
+    if (!x || x->state == DONE)
+        return;
+    if (type != NET_WS_TEXT) {
+        refuse(x, c,
+               x->state == WAIT_INIT ? "WebSocket read: reading attestation init: a binary frame (G3 messages are text frames)"
+                                     : "Proof read: reading proof: a binary frame (G3 messages are text frames)",
+               false);
+        return;
+    }
+    if (x->state == WAIT_INIT)
+        on_init(x, c, msg, len);
+    else
+        on_proof(x, c, msg, len);
+}
+
+static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
+{
+    struct exchange *x = net_conn_data(c);
+    (void)data;
+
+    if (x)
+        kms_metrics_observe(x->srv->metrics, "/tpm-attestation", net_conn_busy_seconds(c));
+    if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
+        struct kms_request req = exchange_request(x, c);
+        struct kms_audit_event e = {.action = "tpm-attestation", .req = &req, .outcome = KMS_REFUSED,
+                                    .reason = "the node stalled; exchange timed out"};
+        kms_audit_log(x->srv->audit, &e);
+        log_info("/tpm-attestation from %s: the node stalled; dropped", net_conn_peer(c));
+    }
+    exchange_free(x);
+    net_conn_set_data(c, NULL);
+}
+
+void g3_server_handler(struct g3_server *srv, struct net_handler *h)
+{
+    *h = (struct net_handler){.on_open = on_open, .on_message = on_message, .on_close = on_close, .data = srv};
+}
