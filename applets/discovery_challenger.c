@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* discovery-challenger: the node side of the KMS (UPSTREAM.md §4, §5). With no command it prints
+/* discovery-challenger: the node side of the KMS (docs/upstream.md §5). With no command it prints
  * the TPM hash; `discovery.password` is the kcrypt plugin; `get` runs the same flow for scripts. */
 #include <getopt.h>
 #include <stdio.h>
@@ -96,7 +96,7 @@ static int g3_options_from_config(const struct kconfig *cfg, struct g3_request *
     return r == -ENOENT ? 0 : r;
 }
 
-/* Plugin mode (§3.2, §5.2): always answers with a response document; errors go in "error". */
+/* Plugin mode (docs/upstream.md §4.2, §5.4): always answers with a response document; errors go in "error". */
 static int plugin_mode(const struct applet_tpm_opts *t)
 {
     struct plugin_event ev = {0};

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* kcrypt: encrypt partitions by label and unlock them at boot (UPSTREAM.md §2), plus the TPM NV
- * operator tools of upstream's `kairos-agent kcrypt readnv|cleanupnv` (§2.6). */
+/* kcrypt: encrypt partitions by label and unlock them at boot (docs/upstream.md §3), plus the TPM NV
+ * operator tools of upstream's `kairos-agent kcrypt readnv|cleanupnv` (docs/upstream.md §3.4). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,7 +179,7 @@ static int nv_command(const char *cmd, const struct kcrypt_ctx *k, bool yes)
     return EXIT_OK;
 }
 
-/* Reads the Kairos config (UPSTREAM.md §1) and applies the flags on top. */
+/* Reads the Kairos config (docs/upstream.md §2) and applies the flags on top. */
 static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint32_t *c_flag)
 {
     struct kconfig_opts co = {.root = k->root};

@@ -26,11 +26,11 @@ struct kcrypt_ctx {
     bool force, keep_data;
 };
 
-/* Where a passphrase came from: decides the keyslot PBKDF (DESIGN.md §5). */
+/* Where a passphrase came from: decides the keyslot PBKDF (docs/luks.md §2). */
 enum key_origin { KEY_FROM_TPM_NV, KEY_FROM_PLUGIN };
 
 /* True when the config names a KMS (challenger_server or mdns): passphrases then come from the
- * discovery plugins, else from the TPM NV index, as upstream G3 chooses (UPSTREAM.md §2.7). */
+ * discovery plugins, else from the TPM NV index, as upstream G3 chooses (docs/upstream.md §3.5). */
 bool kcrypt_uses_kms(const struct kcrypt_ctx *k);
 /* Gets the passphrase of partition p. create: the TPM NV passphrase may be generated (encrypt);
  * unlocking never creates one. Errors are logged; *out is the caller's. */

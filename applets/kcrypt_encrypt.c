@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* kcrypt encrypt LABEL: the key first, then the disk (UPSTREAM.md §2.3), so no key means an
+/* kcrypt encrypt LABEL: the key first, then the disk (docs/upstream.md §3.2), so no key means an
  * untouched partition, never an unencrypted install. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,7 +141,7 @@ int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label)
         r = kcrypt_measured_finish(k, p->device, &tok, pass);
     if (r < 0)
         goto out;
-    /* Upstream's Luksify prints label:name:uuid (UPSTREAM.md §1.3). */
+    /* Upstream's Luksify prints label:name:uuid (docs/upstream.md §3.2). */
     luks_uuid_v5(label, uuid);
     printf("%s:%s:%s\n", label, p->name, uuid);
 out:

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* The kernel modules kcrypt needs, loaded by kcrypt itself so that an initramfs without udev or
- * modprobe works (TEST-HARNESS.md §1, §8): device-mapper and dm-crypt; ecb and xts, without which
+ * modprobe works (docs/luks.md §6): device-mapper and dm-crypt; ecb and xts, without which
  * dm-crypt cannot build aes-xts-plain64 (-ENOENT) when the kernel cannot auto-load them; and
  * crc32c_generic, which ext4 asks the crypto API for when the filesystem is mounted. */
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* kcrypt unlock-all: every locked LUKS partition gets its key and is opened as
- * /dev/mapper/<name>. Unlike upstream (UPSTREAM.md §2.8), a partition that stays locked makes
+ * /dev/mapper/<name>. Unlike upstream (docs/upstream.md §3.6), a partition that stays locked makes
  * the command fail, naming it; retries back off inside a total time limit. */
 #include <stdio.h>
 #include <string.h>

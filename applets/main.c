@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The multicall dispatch (DESIGN.md §1): the applet is the basename of argv[0], or argv[1] when
+/* The multicall dispatch (docs/README.md §2): the applet is the basename of argv[0], or argv[1] when
  * called as kairos-kms. Adding an applet is one line in the table below. */
 #include <limits.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* mdns-responder (also simple-mdns-server): announce the KMS on the LAN as _kcrypt._tcp, with the
- * flags and answers of kairos-io/simple-mdns-server (UPSTREAM.md §11.2), as a daemon. */
+ * flags and answers of kairos-io/simple-mdns-server (docs/upstream.md §7.2), as a daemon. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>

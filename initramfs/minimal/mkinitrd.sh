@@ -32,7 +32,7 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 kv=$(ls "$kroot/lib/modules" | head -1)
 moddir=$kroot/lib/modules/$kv
 
-# TEST-HARNESS.md §1: the virtio disk and network drivers, ext4, device-mapper and the crypto
+# docs/testing.md §6.1: the virtio disk and network drivers, ext4, device-mapper and the crypto
 # templates dm-crypt needs for aes-xts-plain64.
 modules=(
     kernel/drivers/virtio/virtio_ring kernel/drivers/virtio/virtio kernel/drivers/virtio/virtio_pci_modern_dev

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Is this an attestation key of a real TPM? go-attestation's CheckAKParameters (UPSTREAM.md §6.4),
- * in its order and with its wording where it has one, without its crashes (errata 4) and with a
+/* Is this an attestation key of a real TPM? go-attestation's CheckAKParameters (docs/protocol-g1.md §8.2),
+ * in its order and with its wording where it has one, without its crashes (docs/upstream.md §9.4) and with a
  * few checks it lacks (exact attributes, scheme, whole Name, signature hash). */
 #include <string.h>
 
@@ -54,7 +54,7 @@ static int check_attributes(uint32_t a, char *why)
         return attest_fail(why, -EPERM, "AK is exportable (attributes 0x%08x lack fixedTPM)", a);
     if ((a & limited) != limited)
         return attest_fail(why, -EPERM, "provided key is not limited to attestation (attributes 0x%08x)", a);
-    /* Errata 1: G1 clients make 0x00050072, G3 clients 0x00050472. Anything else (a decrypting
+    /* docs/upstream.md §9.1: G1 clients make 0x00050072, G3 clients 0x00050472. Anything else (a decrypting
      * key, a policy-administered one) is not what any client we serve creates. */
     if ((a & ~ATTEST_OBJ_NO_DA) != ATTEST_AK_ATTRIBUTES)
         return attest_fail(why, -EPERM,
@@ -64,7 +64,7 @@ static int check_attributes(uint32_t a, char *why)
 }
 
 /* The AK signs with its own scheme: RSASSA or ECDSA, with a hash that is not SHA-1. A NULL scheme
- * made upstream panic (errata 4). */
+ * made upstream panic (docs/upstream.md §9.4). */
 static int check_scheme(const struct attest_public *pub, char *why)
 {
     uint16_t want = pub->type == ATTEST_ALG_RSA ? ATTEST_ALG_RSASSA : ATTEST_ALG_ECDSA;
@@ -109,7 +109,7 @@ int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uin
         return r;
 
     /* The TPM derives the credential keys with its EK's nameAlg (SHA-256 for the TCG RSA EK), the
-     * server with the Name's (errata 5): only a SHA-256 AK can ever complete activation, so say
+     * server with the Name's (docs/upstream.md §9.5): only a SHA-256 AK can ever complete activation, so say
      * so now rather than let the node fail later (checked on swtpm, tests/tpm/test_credential.sh). */
     h = attest_hash_of(pub.name_alg);
     if (pub.name_alg != ATTEST_ALG_SHA256)
@@ -129,7 +129,7 @@ int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uin
     if (r < 0)
         return r;
 
-    /* Errata 4: upstream compares only the digests; a TPM writes the whole Name, so we do too. */
+    /* docs/upstream.md §9.4: upstream compares only the digests; a TPM writes the whole Name, so we do too. */
     r = attest_public_name(p->public_area.p, p->public_area.len, computed, &computed_len);
     if (r < 0)
         return attest_fail(why, r, "cannot compute the Name of the AK Public");

@@ -1,9 +1,9 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* lib/attest: the server side of TPM attestation, in software only (DESIGN.md §2). Bounded
+/* lib/attest: the server side of TPM attestation, in software only (docs/README.md §3). Bounded
  * decoders for the TPM 2.0 structures a node sends, the AK checks of go-attestation's
  * CheckAKParameters, MakeCredential for credential activation, and PCR quote verification
- * (UPSTREAM.md §6.2-§6.4 and errata 1, 4, 5).
+ * (docs/protocol-g1.md §3-§8 and docs/upstream.md §9.1, §9.4, §9.5).
  *
  * Decoded structures point into the caller's input (no allocation): keep the input alive while
  * using them. Decoders refuse truncated input, sizes above the TPM's limits, values a TPM never
@@ -64,7 +64,7 @@ enum {
 #define ATTEST_OBJ_DECRYPT 0x00020000u
 #define ATTEST_OBJ_SIGN 0x00040000u
 /* The AK go-attestation creates: sign|restricted|fixedTPM|fixedParent|sensitiveDataOrigin|
- * userWithAuth, with noDA since 2022-06 (UPSTREAM.md errata 1). */
+ * userWithAuth, with noDA since 2022-06 (docs/upstream.md §9.1). */
 #define ATTEST_AK_ATTRIBUTES 0x00050072u
 
 /* Limits of the TPM's own unmarshalling (Part 2 sizes; tpm2-tss's TPM2_* maxima). */
@@ -161,7 +161,7 @@ int attest_public_name(const uint8_t *in, size_t len, uint8_t name[ATTEST_NAME_M
  * -EBADMSG if the modulus is empty, too long or has a leading zero. */
 int attest_public_rsa(const struct attest_public *pub, struct rsa_pub *out);
 
-/* ---- AK checks (go-attestation CheckAKParameters, UPSTREAM.md §6.4, errata 1 and 4) ---- */
+/* ---- AK checks (go-attestation CheckAKParameters, docs/protocol-g1.md §8.2, docs/upstream.md §9.1 and §9.4) ---- */
 
 /* AttestationParameters as the node sends them (the JSON decoding is lib/proto's). */
 struct attest_ak_params {
@@ -171,7 +171,7 @@ struct attest_ak_params {
     struct attest_bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
 };
 
-/* Accept an ECC (ECDSA P-256/P-384/P-521) AK. G1 servers accept RSA AKs only (errata 4), so the
+/* Accept an ECC (ECDSA P-256/P-384/P-521) AK. G1 servers accept RSA AKs only (docs/upstream.md §9.4), so the
  * G1 handler passes 0; G3 (newer go-attestation) may pass this. */
 #define ATTEST_AK_ALLOW_ECC 0x1u
 
@@ -190,7 +190,7 @@ struct attest_ak_params {
 int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
                            size_t *name_len, char *why);
 
-/* ---- MakeCredential (UPSTREAM.md §6.4, errata 5) ---- */
+/* ---- MakeCredential (docs/protocol-g1.md §7, docs/upstream.md §9.5) ---- */
 
 #define ATTEST_SEED_LEN 16   /* the RSA EK's AES-128 symmetric key size */
 #define ATTEST_SECRET_LEN 32 /* the activation secret upstream sends */
@@ -206,7 +206,7 @@ struct attest_credential {
 
 /* TPM2_MakeCredential in software for an RSA EK (>= 2048 bits): binds secret (1..64 bytes;
  * normally ATTEST_SECRET_LEN random bytes) to the AK Name. OAEP, KDFa and HMAC use the hash of
- * the Name's algorithm, as upstream does (errata 5). A TPM uses its EK's nameAlg instead, so the
+ * the Name's algorithm, as upstream does (docs/upstream.md §9.5). A TPM uses its EK's nameAlg instead, so the
  * credential activates only when the two agree: SHA-256 Names with the TCG RSA EK, which is all
  * attest_check_ak_params lets through. 0, -EINVAL (bad name, EK or secret size, logged) or -EIO. */
 int attest_make_credential(const struct rsa_pub *ek, const uint8_t *name, size_t name_len,
@@ -218,7 +218,7 @@ int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name,
                                   const uint8_t *secret, size_t secret_len, const uint8_t seed[ATTEST_SEED_LEN],
                                   const uint8_t *oaep_seed, struct attest_credential *out);
 
-/* ---- PCR quote (G3, UPSTREAM.md §6.3 verification steps 2-4) ---- */
+/* ---- PCR quote (G3, docs/protocol-g3.md §3 steps 2-4) ---- */
 
 /* One PCR value the node reported (the "pcrs" map of a G3 proof). */
 struct attest_pcr_value {

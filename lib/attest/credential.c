@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* TPM2_MakeCredential in software for an RSA EK, exactly as go-tpm's credactivation.Generate
- * (UPSTREAM.md §6.4, errata 5; TPM 2.0 Part 1 §24):
+ * (docs/protocol-g1.md §7, docs/upstream.md §9.5; TPM 2.0 Part 1 §24):
  *   encSeed     = RSA-OAEP_H(EK, label "IDENTITY\0", seed)
  *   symKey      = KDFa_H(seed, "STORAGE", name, "", 128)
  *   encIdentity = AES-128-CFB(symKey, IV 0)(u16be(len) || secret)

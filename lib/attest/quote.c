@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* PCR quote verification for G3 (UPSTREAM.md §6.3, verification steps 2-4). Where upstream is
+/* PCR quote verification for G3 (docs/protocol-g3.md §3, verification steps 2-4). Where upstream is
  * loose we are exact, in ways an honest TPM always satisfies: the signature uses the AK's own
  * scheme and hash (upstream hashes with SHA-256 whatever the scheme), the magic is checked, only
  * the SHA-256 bank is accepted, and the caller may require its nonce in extraData. */

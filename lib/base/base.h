@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* Exit codes of every applet (DESIGN.md §1). */
+/* Exit codes of every applet (docs/README.md §2). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 /* ---- logging: one line on stderr, prefixed with the applet name ---- */

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* Base64 as Go's encoding/base64 writes it: StdEncoding (padded) for []byte in JSON and in the
- * G1 token, RawURLEncoding (no padding) for the escrowed ciphertext (UPSTREAM.md §6, §8.1). */
+ * G1 token, RawURLEncoding (no padding) for the escrowed ciphertext (docs/protocol-g1.md §4, §6.1). */
 #include <string.h>
 
 #include "base.h"

@@ -3,7 +3,7 @@
 /* Loading kernel modules without modprobe or udev: an initramfs made of busybox and this binary
  * has neither a working /sbin/modprobe (the kernel's crypto auto-load goes through it) nor a
  * libkmod, so we read the text modules.dep that depmod writes and call finit_module ourselves
- * (TEST-HARNESS.md §1: dm-crypt needs ecb for xts(aes), ext4 needs crc32c_generic). */
+ * (docs/luks.md §6: dm-crypt needs ecb for xts(aes), ext4 needs crc32c_generic). */
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
 /* Running one plugin process: fork/exec in its own process group, stdin/stdout/stderr over
  * non-blocking pipes driven by poll() so a chatty plugin cannot deadlock us, a hard deadline,
  * and the whole group killed and the child reaped on every path. Upstream has no time limit
- * (UPSTREAM.md §3.2); a hung plugin there hangs the boot. */
+ * (docs/upstream.md §4.2); a hung plugin there hangs the boot. */
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/crypto: hashes, RSA public keys as SubjectPublicKeyInfo (DER/PEM), X.509 key extraction.
- * The only folder that includes mbedTLS (DESIGN.md §2). */
+ * The only folder that includes mbedTLS (docs/README.md §3). */
 #ifndef KKMS_CRYPTO_H
 #define KKMS_CRYPTO_H
 
@@ -22,7 +22,7 @@ struct rsa_pub {
 void crypto_sha256(const void *in, size_t n, uint8_t out[SHA256_LEN]);
 
 /* DER SubjectPublicKeyInfo of an RSA key (rsaEncryption, NULL parameters), exactly as Go's
- * x509.MarshalPKIXPublicKey and OpenSSL's i2d_PUBKEY write it (UPSTREAM.md §4.3).
+ * x509.MarshalPKIXPublicKey and OpenSSL's i2d_PUBKEY write it (docs/upstream.md §5.2).
  * *der is malloc'd and owned by the caller. 0 or -errno. */
 int crypto_rsa_spki_der(const struct rsa_pub *key, uint8_t **der, size_t *der_len);
 

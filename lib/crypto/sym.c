@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The primitives of TPM credential activation and attestation checks (UPSTREAM.md §6.3, §6.4):
+/* The primitives of TPM credential activation and attestation checks (docs/protocol-g3.md §3, docs/protocol-g1.md §7):
  * hashes by name, HMAC, KDFa, AES-CFB, RSA-OAEP with a label, PKCS#1 v1.5 and ECDSA verification,
  * random bytes, and RSA public keys read from PEM. Every key and intermediate is wiped. */
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/crypto TLS part: thin mbedTLS wrappers for lib/net (which never includes mbedTLS itself,
- * DESIGN.md §2). Configurations are shared and read-only once made; a session drives one
+ * docs/README.md §3). Configurations are shared and read-only once made; a session drives one
  * non-blocking socket and returns KTLS_WANT_READ/KTLS_WANT_WRITE so an event loop (or a poll()
  * with a deadline) can drive it. Every function returns 0 (or a byte count) or a negative errno
  * and logs one line that names the peer and the reason. */
@@ -35,7 +35,7 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
 void ktls_server_free(struct ktls_server *s);
 
 /* Client configuration. pem (pem_len bytes, NULL or empty for none) is the operator's
- * `certificate` (UPSTREAM.md §5.1): CA certificate(s), or the server's own certificate. A peer is
+ * `certificate` (docs/upstream.md §5.3): CA certificate(s), or the server's own certificate. A peer is
  * accepted when its chain verifies against those certificates (plus the system bundle when
  * system_roots) with the host name checked, or when its leaf certificate equals one of the
  * configured certificates byte for byte (pinning; the host name is then not checked).

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/json: a bounded JSON reader (a strict validator, then jsmn tokens) and a writer whose bytes
  * are those Go's encoding/json.Marshal would produce, because upstream Go peers read our output.
- * The only folder that includes jsmn (DESIGN.md §2).
+ * The only folder that includes jsmn (docs/README.md §3).
  *
  * Reader functions do not log: they return 0 or a negative errno and the caller, who knows what
  * was being read, writes the one-line message. */

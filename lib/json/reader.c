@@ -5,7 +5,7 @@
 #include <string.h>
 
 /* jsmn 1.1.0 is header-only: JSMN_STATIC makes its functions static to this file, which is the
- * only one in the project that includes it (DESIGN.md §2). Non-strict mode is fine: the input
+ * only one in the project that includes it (docs/README.md §3). Non-strict mode is fine: the input
  * has already passed kjson_validate, which is stricter than JSMN_STRICT. */
 #define JSMN_STATIC
 #include <jsmn.h>

@@ -78,7 +78,7 @@ static int pick_volume(struct kms_store *s, const struct kms_register *r, const 
         snprintf(name, KMS_MAX_NAME + 1, "%s", found->name);
         return 0;
     }
-    /* Upstream's TOFU names use the same 8-digit prefix (§7.2); a prefix collision needs a name. */
+    /* Upstream's TOFU names use the same 8-digit prefix (docs/protocol-g3.md §4); a prefix collision needs a name. */
     snprintf(name, KMS_MAX_NAME + 1, "node-%.8s", hash);
     *v = kms_store_find_volume(s, name);
     if (*v)

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Reading and writing files of the store directory (DESIGN.md §5): never through a symlink,
+/* Reading and writing files of the store directory (docs/README.md §5): never through a symlink,
  * bounded, and writes atomic and durable (temp file, fsync, rename, fsync of the directory). */
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,8 +1,8 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/kms: the KMS core of `challenger --db DIR` — the registry of SealedVolumes and Secrets
- * (the Kubernetes manifests operators `kubectl apply` upstream, spec/UPSTREAM.md §9, §10.1), the
- * G1 policy of /getPass and /postPass (§6.1, §6.2, §7.1, §8.1, errata 6-9), the operator
+ * (the Kubernetes manifests operators `kubectl apply` upstream, docs/upstream.md §6.3, §6.1), the
+ * G1 policy of /getPass and /postPass (docs/protocol-g1.md §2.2, §5, §9, §6.1, docs/upstream.md §9.6-§9.9), the operator
  * commands (register, list, quarantine, release) and the audit log.
  *
  * The store (backend `dir`) is a directory of manifests:
@@ -23,7 +23,7 @@
  *    a parsed file, an invalid object is reported (file:line:col) and skipped; the others load.
  *    Symlinks, FIFOs, files group- or world-writable, owned by another user than us or root,
  *    over the size bound, or unreadable are not loaded (nothing of them is served).
- *  - Lookups see SealedVolumes ordered by name, then file path (errata 7). A temporary file of
+ *  - Lookups see SealedVolumes ordered by name, then file path (docs/upstream.md §9.7). A temporary file of
  *    an interrupted write (hidden, never loaded) is removed when DIR is opened 10 min later.
  *  - Writes (/postPass, register, quarantine) are atomic and durable: a 0600 temporary file in DIR
  *    (O_CREAT|O_EXCL|O_NOFOLLOW), fsync, rename, fsync of DIR. New files never replace an
@@ -41,7 +41,7 @@
 
 #include "base.h"
 
-/* Bounds (DESIGN.md §5). */
+/* Bounds (docs/README.md §5). */
 #define KMS_MAX_FILES 4096                 /* manifest files in DIR (by name order; rest skipped) */
 #define KMS_MAX_FILE_SIZE (1u << 20)       /* bytes per file (= KYAML_MAX_INPUT) */
 #define KMS_MAX_TOTAL_SIZE (64u << 20)     /* bytes of all loaded files together */
@@ -71,7 +71,7 @@ const char *kms_outcome_name(enum kms_outcome o);
 int kms_audit_open(const char *path, struct kms_audit **out);
 void kms_audit_free(struct kms_audit *a);
 
-/* What a node asked: the TPM hash computed by the server and the partition headers (§6.1). */
+/* What a node asked: the TPM hash computed by the server and the partition headers (docs/protocol-g1.md §2.2). */
 struct kms_request {
     const char *tpm_hash; /* 64 hex digits (either case) */
     const char *label;    /* header `label`; NULL or "" = not sent */
@@ -139,7 +139,7 @@ const char *kms_code_name(enum kms_code c);
 
 struct kms_detail {
     char hash[65];       /* the TPM hash as compared (lowercase) */
-    char label[256];     /* the partition's stored label (errata 8) or the request's */
+    char label[256];     /* the partition's stored label (docs/upstream.md §9.8) or the request's */
     char key[256];       /* Secret key */
     char object[256];    /* SealedVolume or Secret name the code is about */
     bool object_is_secret;
@@ -162,17 +162,17 @@ struct kms_reply {
 };
 void kms_reply_clear(struct kms_reply *r);
 
-/* /getPass (§6.2 steps 6-9, §7.1). Finds the first SealedVolume by name whose spec.TPMHash is
+/* /getPass (docs/protocol-g1.md §5 steps 7-9, §9). Finds the first SealedVolume by name whose spec.TPMHash is
  * the node's and that has a partition matching any non-empty header, then its Secret: the
  * partition's secret.name or "<volume>-<label>", key secret.path or "passphrase", each looked up
  * as written first and then in upstream's cleanKubeName form. Writes the audit line.
  * 0: served. -ENOENT: "no volume found with data from request and hash: H" or
  * "No secret found for H and L"; -EACCES: "quarantined: L"; -ENODATA: the Secret lacks the key
- * or its value is empty ("passphrase not found in secret at key: K", errata 9); -ENOTUNIQ: the
+ * or its value is empty ("passphrase not found in secret at key: K", docs/upstream.md §9.9); -ENOTUNIQ: the
  * volume or Secret is defined twice; -EINVAL: a malformed request. */
 int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_reply *out);
 
-/* /postPass (§6.2, §8.1): stores a node-generated passphrase (the base64url TPM ciphertext) as a
+/* /postPass (docs/protocol-g1.md §6.2, §6.1): stores a node-generated passphrase (the base64url TPM ciphertext) as a
  * new Secret manifest DIR/secret-<name>.yaml, under the default name "<volume>-<label>" in its
  * cleanKubeName form, keyed as /getPass looks it up, in the SealedVolume's namespace (or
  * `default`), stringData {<key>: pass, generated_by: tpm}. Returns once the file is durable.
@@ -281,7 +281,7 @@ int kms_passphrase_read_file(const char *path, struct secret **out);
 /* ---------------------------------------------------------------------------------------------
  * Names
  * ------------------------------------------------------------------------------------------- */
-/* Upstream G1 cleanKubeName (§7.1): '_' -> '-', then lowercase (ASCII). malloc'd, caller frees. */
+/* Upstream G1 cleanKubeName (docs/protocol-g1.md §9): '_' -> '-', then lowercase (ASCII). malloc'd, caller frees. */
 char *kms_clean_kube_name(const char *s);
 
 #endif

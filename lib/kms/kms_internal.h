@@ -204,7 +204,7 @@ const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *
 int kms_write_new_secret(struct kms_store *s, const char *comment, const char *name, const char *ns,
                          const struct kms_kv *kv, size_t nkv, char **file);
 
-/* The Secret a partition of v resolves to (§7.1): the name and key as written and upstream's
+/* The Secret a partition of v resolves to (docs/protocol-g1.md §9): the name and key as written and upstream's
  * cleanKubeName forms. All malloc'd; release with kms_secret_ref_clear. */
 struct kms_secret_ref {
     char *name, *key;             /* as written, or the default */

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Manifests to records: SealedVolume keyserver.kairos.io/v1alpha1 (spec/UPSTREAM.md §10.1, field
+/* Manifests to records: SealedVolume keyserver.kairos.io/v1alpha1 (docs/upstream.md §6.1, field
  * names case-sensitive as the API server reads them) and Secret v1 (`data` base64, `stringData`
  * text). An invalid object is reported with file:line:col and skipped; the others load. */
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Names: which Secret a partition resolves to (spec/UPSTREAM.md §7.1 DefaultSecret, errata 8),
+/* Names: which Secret a partition resolves to (docs/protocol-g1.md §9 DefaultSecret, docs/upstream.md §9.8),
  * upstream's cleanKubeName, and the checks on names and hashes. */
 #include <stdio.h>
 #include <string.h>
@@ -89,7 +89,7 @@ void kms_secret_ref_of(const struct kms_volume *v, const struct kms_partition *p
         ref->name = xstrdup(p->secret_name);
         ref->default_name = false;
     } else {
-        /* The label of the partition entry, not the request's (errata 8); none gives "<volume>-". */
+        /* The label of the partition entry, not the request's (docs/upstream.md §9.8); none gives "<volume>-". */
         size_t n = strlen(v->name) + strlen(p->label) + 2;
         ref->name = xmalloc(n);
         snprintf(ref->name, n, "%s-%s", v->name, p->label);

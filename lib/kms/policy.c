@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* The G1 decisions: which passphrase a node gets on /getPass and what a node may store on
- * /postPass (spec/UPSTREAM.md §6.1, §6.2, §7.1, §8.1, errata 6-9). Error texts sent to nodes are
+ * /postPass (docs/protocol-g1.md §2.2, §5, §9, §6.1, docs/upstream.md §9.6-§9.9). Error texts sent to nodes are
  * upstream's where upstream has one; they never name server files. */
 #include <stdio.h>
 #include <string.h>
@@ -61,7 +61,7 @@ static void detail_object(struct kms_reply *out, const char *name, bool is_secre
 
 static bool matches(const char *want, const char *have) { return want && *want && !strcmp(want, have); }
 
-/* §6.1: the first SealedVolume by name (then file) with this hash and a partition any of whose
+/* docs/protocol-g1.md §2.2: the first SealedVolume by name (then file) with this hash and a partition any of whose
  * non-empty request values equals the stored field; its first such partition. */
 static const struct kms_volume *find_volume_for(const struct kms_store *s, const char *hash,
                                                 const struct kms_request *req, const struct kms_partition **part)
@@ -153,7 +153,7 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
                   o->dup->file, o->dup->line);
         return (detail_object(out, o->name, true), reply(out, KMS_C_CONFLICT, -ENOTUNIQ, "Secret %s is defined more than once on the server", o->name));
     }
-    /* errata 9: a Secret without the key (or with an empty value) is an explicit error, not an
+    /* docs/upstream.md §9.9: a Secret without the key (or with an empty value) is an explicit error, not an
      * empty passphrase that a G1 client would answer by posting a new one forever. */
     kv = kms_secret_ref_value(o, &ref);
     if (!kv || kv->value->len == 0)

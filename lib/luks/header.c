@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* The LUKS binary header, read without libcryptsetup so partitions are found by label in an
- * initramfs without udev or blkid (TEST-HARNESS.md §1). Every field is bounded by the buffer it
+ * initramfs without udev or blkid (docs/luks.md §4). Every field is bounded by the buffer it
  * came in; nothing here trusts a length read from the disk beyond LUKS_MAX_HDR_SIZE. */
 #include <fcntl.h>
 #include <string.h>

@@ -7,7 +7,7 @@
 #include "luks_internal.h"
 
 /* Legacy Kairos disks whose LUKS header has no label are known by their GPT name
- * (UPSTREAM.md §2.2, §2.7: oem -> COS_OEM, persistent -> COS_PERSISTENT). */
+ * (docs/upstream.md §3.1, §3.5: oem -> COS_OEM, persistent -> COS_PERSISTENT). */
 static const struct {
     const char *label, *partlabel;
 } legacy[] = {
@@ -73,7 +73,7 @@ size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, 
 
         if (strcmp(parts[i].fs, "crypto_LUKS") != 0 || parts[i].has_holders)
             continue;
-        /* Upstream's test (§2.7): unlocked means /dev/mapper/<kernel name> exists. A mapping
+        /* Upstream's test (docs/upstream.md §3.5): unlocked means /dev/mapper/<kernel name> exists. A mapping
          * under another name (systemd's luks-<uuid>) shows up as a holder instead. */
         rel = xmalloc(strlen(parts[i].name) + sizeof("/dev/mapper/"));
         strcpy(rel, "/dev/mapper/");

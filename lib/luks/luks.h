@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/luks: LUKS2 volumes through libcryptsetup, and partitions found from sysfs, libblkid and the
  * LUKS2 binary header without udev. The only folder that includes libcryptsetup and libblkid
- * (DESIGN.md §2). Every function returns 0 (or a count) or a negative errno and has already
+ * (docs/README.md §3). Every function returns 0 (or a count) or a negative errno and has already
  * logged one line naming the device and why; secrets come in as struct secret and are never
  * logged or copied outside libcryptsetup's own locked memory. */
 #ifndef KKMS_LUKS_H
@@ -18,17 +18,17 @@
 #define LUKS_UUID_STR 37  /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
 
 /* Cipher of every volume we create: aes-xts-plain64 with a 512-bit volume key (two AES-256 keys),
- * libcryptsetup's own LUKS2 default, what upstream kcrypt gets (UPSTREAM.md §2.3). */
+ * libcryptsetup's own LUKS2 default, what upstream kcrypt gets (docs/upstream.md §3.2). */
 #define LUKS_CIPHER "aes"
 #define LUKS_CIPHER_MODE "xts-plain64"
 #define LUKS_VOLUME_KEY_BYTES 64
 
-/* Keyslot PBKDF, chosen by who made the passphrase (DESIGN.md §5).
+/* Keyslot PBKDF, chosen by who made the passphrase (docs/luks.md §2).
  *
  * LUKS_PBKDF_MINIMAL: PBKDF2-SHA256, 1000 iterations, no benchmark. Only for generated
  *   passphrases of >= 32 random bytes (TPM NV, KMS): a KDF cannot add strength to 256 bits of
  *   entropy, and a slow one costs seconds per unlock in an initramfs (30 s under QEMU TCG with
- *   libcryptsetup's benchmarked default, TEST-HARNESS.md §1). systemd-cryptenroll and clevis do
+ *   libcryptsetup's benchmarked default, docs/luks.md §2). systemd-cryptenroll and clevis do
  *   the same (cryptsetup_set_minimal_pbkdf). 1000 is libcryptsetup's minimum for PBKDF2.
  *
  * LUKS_PBKDF_OPERATOR: argon2id, memory 64 MiB, time cost 4, 1 lane, no benchmark. For
@@ -36,7 +36,7 @@
  *   recommended memory; its t=3 is raised to 4, libcryptsetup's minimum for argon2; one lane
  *   instead of four because an initramfs on a small VM has one CPU and perhaps 256 MiB of RAM.
  *   libcryptsetup's own benchmark (up to 1 GiB, 4 threads, measured on the install machine)
- *   picks values that fail or take ~30 s at early boot (TEST-HARNESS.md §1). Fixed values make
+ *   picks values that fail or take ~30 s at early boot (docs/luks.md §2). Fixed values make
  *   unlock time independent of the machine that formatted the disk: about 0.2 s on a 2020s x86
  *   core, a few seconds under QEMU TCG. */
 enum luks_pbkdf {
@@ -49,7 +49,7 @@ enum luks_pbkdf {
 #define LUKS_ARGON2_LANES 1
 
 /* The UUIDv5 (SHA-1, RFC 4122 §4.3) of name in the URL namespace, as upstream's
- * uuid.NewV5(uuid.NamespaceURL, label) (UPSTREAM.md §2.3): COS_PERSISTENT gives
+ * uuid.NewV5(uuid.NamespaceURL, label) (docs/upstream.md §3.2): COS_PERSISTENT gives
  * 85c39d0f-4867-5227-8334-f5eec606d9eb. Writes 36 characters and a NUL into out. */
 void luks_uuid_v5(const char *name, char out[LUKS_UUID_STR]);
 
@@ -59,8 +59,8 @@ void luks_uuid_v5(const char *name, char out[LUKS_UUID_STR]);
  * volume key from the kernel RNG, default sector size, header label = label (the filesystem
  * label, < 48 bytes), UUID = luks_uuid_v5(label), pass in the first free keyslot (0 on a new
  * header) with the PBKDF of kind. Destroys what was on device, an existing LUKS header included:
- * the caller refuses already-encrypted devices unless forced (luks_header_read, UPSTREAM.md
- * §12.3). */
+ * the caller refuses already-encrypted devices unless forced (luks_header_read, docs/upstream.md
+ * §8). */
 int luks_format(const char *device, const char *label, const struct secret *pass,
                 enum luks_pbkdf kind);
 
@@ -105,7 +105,7 @@ int luks_encrypt_in_place(const char *device, const char *label, const struct se
  * reencryption pending), or a negative errno when the header cannot be read. Logs only errors. */
 int luks_reencrypt_pending(const char *device);
 
-/* ---- the LUKS binary header, read without libcryptsetup (TEST-HARNESS.md §1) ---- */
+/* ---- the LUKS binary header, read without libcryptsetup (docs/luks.md §4) ---- */
 
 struct luks_header {
     int version;                /* 1 or 2 */
@@ -141,7 +141,7 @@ struct luks_part {
     char *label;           /* filesystem label; for LUKS the header label (primary or secondary) */
     char *fs_uuid;         /* filesystem UUID; for LUKS the header UUID */
     char *partition_label; /* GPT partition name (PARTLABEL) */
-    char *uuid;            /* GPT partition UUID (PARTUUID): upstream's `uuid` (§2.2) */
+    char *uuid;            /* GPT partition UUID (PARTUUID): upstream's `uuid` (docs/upstream.md §3.1) */
     char *mount_point;     /* from /proc/mounts, first match */
 };
 
@@ -162,11 +162,11 @@ int luks_scan_flags(const char *root_prefix, unsigned flags, struct luks_part **
 void luks_parts_free(struct luks_part *parts, size_t n);
 
 /* The label to ask a KMS for: the filesystem/LUKS label, or for unlabelled legacy disks COS_OEM /
- * COS_PERSISTENT from PARTLABEL oem / persistent (UPSTREAM.md §2.7); "" if neither. Borrowed. */
+ * COS_PERSISTENT from PARTLABEL oem / persistent (docs/upstream.md §3.5); "" if neither. Borrowed. */
 const char *luks_part_label(const struct luks_part *p);
 
 /* Finds the device whose filesystem or LUKS label is label; for COS_OEM / COS_PERSISTENT with no
- * such label, the partition named oem / persistent (upstream G3, §2.2). *out points into parts.
+ * such label, the partition named oem / persistent (upstream G3, docs/upstream.md §3.1). *out points into parts.
  * -ENOENT (logged) when nothing matches. */
 int luks_find_by_label(const struct luks_part *parts, size_t n, const char *label,
                        const struct luks_part **out);

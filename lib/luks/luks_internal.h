@@ -6,7 +6,7 @@
 
 #include "luks.h"
 
-/* LUKS2 binary header layout (cryptsetup docs/on-disk-format-luks2.pdf; TEST-HARNESS.md §1). */
+/* LUKS2 binary header layout (cryptsetup docs/on-disk-format-luks2.pdf; docs/luks.md §4). */
 #define LUKS_BIN_HDR_SIZE 4096
 #define LUKS_MIN_HDR_SIZE 0x4000u   /* 16 KiB */
 #define LUKS_MAX_HDR_SIZE 0x400000u /* 4 MiB */

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Block devices from sysfs, without udev (UPSTREAM.md §2.2 reads udev's database; an initramfs of
+/* Block devices from sysfs, without udev (docs/upstream.md §3.1 reads udev's database; an initramfs of
  * ours has none): sysfs gives names, sizes and the disk a partition sits on, libblkid the
  * filesystem and the GPT entry, our own reader the LUKS2 label, /proc/mounts the mount point. */
 #include <dirent.h>

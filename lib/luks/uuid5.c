@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* UUIDv5 of a label in the URL namespace: the LUKS UUID upstream gives every partition it
- * encrypts (UPSTREAM.md §2.3), and what immucore's KcryptUpgrade expects on COS_PERSISTENT.
+ * encrypts (docs/upstream.md §3.2), and what immucore's KcryptUpgrade expects on COS_PERSISTENT.
  * SHA-1 because RFC 4122 requires it here; it is a name hash, not a security use. */
 #include <stdio.h>
 #include <string.h>

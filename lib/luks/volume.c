@@ -174,7 +174,7 @@ int luks_format(const char *device, const char *label, const struct secret *pass
                      LUKS_VOLUME_KEY_BYTES, &params);
     if (r < 0)
         return log_error_errno(r, "%s: cannot write a LUKS2 header: %s", device, luks_cs_reason(r));
-    /* Upstream runs `cryptsetup refresh --persistent --allow-discards` after formatting (§2.3):
+    /* Upstream runs `cryptsetup refresh --persistent --allow-discards` after formatting (docs/upstream.md §3.2):
      * keep the same header flag so volumes look alike whichever tool made them. */
     r = crypt_persistent_flags_set(cd, CRYPT_FLAGS_ACTIVATION, CRYPT_ACTIVATE_ALLOW_DISCARDS);
     if (r < 0)
@@ -189,7 +189,7 @@ int luks_format(const char *device, const char *label, const struct secret *pass
 }
 
 /* Activation with name NULL only derives the key and checks it against the digest, so it needs
- * no device-mapper. Every keyslot is tried (upstream tries only slot 0, UPSTREAM.md §2.5). */
+ * no device-mapper. Every keyslot is tried (upstream tries only slot 0, docs/upstream.md §3.3). */
 int luks_check_passphrase(const char *device, const struct secret *pass, int *slot)
 {
     _cleanup_crypt_ struct crypt_device *cd = NULL;

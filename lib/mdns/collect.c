@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* Gathering the answers to a query: records from every response packet, merged per responder and
- * service instance (as hashicorp/mdns merges answers and additional records, UPSTREAM.md §11.1),
+ * service instance (as hashicorp/mdns merges answers and additional records, docs/upstream.md §7.1),
  * then SRVs paired with the addresses of their targets. Everything is bounded; what does not fit
  * is dropped. Once the questions asked are known (mdns_collect_ask), only packets answering one of
  * them count; records live as long as their TTL says, and a goodbye (TTL 0) or a cache-flush

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/mdns: Multicast DNS (RFC 6762) and DNS-SD (RFC 6763), enough to find the KMS on the LAN
- * (UPSTREAM.md §11): a bounded DNS message codec, a one-shot query, the node's resolver for a
+ * (docs/upstream.md §7): a bounded DNS message codec, a one-shot query, the node's resolver for a
  * challenger_server on .local, and the responder that announces the KMS as _kcrypt._tcp.
  * IPv4 transport only (224.0.0.251:5353), as upstream's nodes use; AAAA records are read and
  * written. Functions return 0 or a negative errno and log one line naming the peer and why. */
@@ -16,8 +16,8 @@
 
 #define MDNS_PORT 5353
 #define MDNS_GROUP_V4 "224.0.0.251"
-#define MDNS_SERVICE "_kcrypt._tcp" /* what upstream nodes browse for (UPSTREAM.md §11.1) */
-#define MDNS_TTL 120                /* hashicorp/mdns's TTL for every record (§11.2) */
+#define MDNS_SERVICE "_kcrypt._tcp" /* what upstream nodes browse for (docs/upstream.md §7.1) */
+#define MDNS_TTL 120                /* hashicorp/mdns's TTL for every record (docs/upstream.md §7.2) */
 #define MDNS_LEGACY_TTL 10          /* most a legacy unicast answer may carry (RFC 6762 §6.7) */
 
 /* ---- names ---- */
@@ -171,7 +171,7 @@ void mdns_answers_free(struct mdns_answer *a, size_t n);
  * used within their TTL, goodbyes and cache flushes apply to the same responder's records. */
 int mdns_query(const char *name, uint16_t type, int64_t timeout_ms, struct mdns_answer **out, size_t *n);
 
-/* ---- the node's resolver for challenger_server (UPSTREAM.md §11.1) ---- */
+/* ---- the node's resolver for challenger_server (docs/upstream.md §7.1) ---- */
 struct mdns_endpoint {
     char address[80];  /* numeric; a link-local IPv6 carries its zone ("fe80::1%eth0") */
     uint16_t port;     /* the SRV port, or the URL's port for a plain address answer */
@@ -195,7 +195,7 @@ struct mdns_endpoint {
  * configured URL; then, for each endpoint in order until one succeeds, run the exchange against
  * endpoint.url (e.g. "http://10.0.0.2:30000") with net_client_opts.host_header =
  * endpoint.host_header (e.g. "kms.local:30000"), so the KMS sees its own name in Host: and TLS
- * verifies that name, as upstream sends "Host: <original host[:port]>" (§5.1). A refusal by the
+ * verifies that name, as upstream sends "Host: <original host[:port]>" (docs/upstream.md §5.3). A refusal by the
  * KMS or a certificate error is final; a transport error moves on to the next endpoint.
  *
  * -EINVAL: not a URL with a .local host; -ENOENT: nobody answered ("mdns: no answer for kms.local
@@ -205,7 +205,7 @@ int mdns_resolve_server(const char *challenger_server_url, int64_t timeout_ms, s
                         size_t *n);
 void mdns_endpoints_free(struct mdns_endpoint *e, size_t n);
 
-/* ---- responder (the KMS side; UPSTREAM.md §11.2) ---- */
+/* ---- responder (the KMS side; docs/upstream.md §7.2) ---- */
 /* The records one service answers with. */
 struct mdns_service {
     struct mdns_name instance;   /* <instance>.<service>.local */

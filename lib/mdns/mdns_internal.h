@@ -19,7 +19,7 @@
 #define MDNS_PACKET_MAX 1472
 #define MDNS_RECV_MAX 9000 /* RFC 6762 §17: the largest mDNS message */
 /* After the first useful answer, how long other responders get to answer too: hashicorp/mdns's
- * whole query window, within which upstream nodes take answers (UPSTREAM.md §11.1). */
+ * whole query window, within which upstream nodes take answers (docs/upstream.md §7.1). */
 #define MDNS_SETTLE_MS 1000
 
 

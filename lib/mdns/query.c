@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* The one-shot query. It is a legacy unicast query (RFC 6762 §6.7): sent to 224.0.0.251:5353 from
  * an ephemeral port with the QU bit clear, as upstream's hashicorp/mdns client sends it
- * (UPSTREAM.md §11.1). Every responder must answer that by unicast to our port with our id:
+ * (docs/upstream.md §7.1). Every responder must answer that by unicast to our port with our id:
  * avahi does so at once (its QM answers from port 5353 are delayed 20-120 ms and multicast, its QU
  * answers often multicast too), hashicorp/mdns and our responder answer every query by unicast
  * to the sender. So we need not own port 5353, which a local avahi may hold, nor root. Multicast

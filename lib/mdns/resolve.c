@@ -1,10 +1,10 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* challenger_server on .local -> the KMS servers that answered (UPSTREAM.md §11.1). Upstream asks
+/* challenger_server on .local -> the KMS servers that answered (docs/upstream.md §7.1). Upstream asks
  * for _kcrypt._tcp and keeps the instance whose SRV target is the URL's host; we ask that and,
  * in the same query, the host's own A record, so a KMS machine that only publishes its name (an
  * avahi host without a service file) is found too, on the URL's port. No answer is an error:
- * a .local name never goes to ordinary DNS (G3 behaviour; G1's silent fallback is §12.3 #12). */
+ * a .local name never goes to ordinary DNS (G3 behaviour; G1's silent fallback is docs/upstream.md §8.12). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* The responder's core, no sockets: which records answer a query and how they are sent. The
  * records and their grouping are those of hashicorp/mdns's MDNSService as kairos-io/
- * simple-mdns-server runs it (UPSTREAM.md §11.2): the service PTR brings the PTR, SRV (priority
+ * simple-mdns-server runs it (docs/upstream.md §7.2): the service PTR brings the PTR, SRV (priority
  * 10, weight 1), TXT and the host's addresses; the instance brings SRV+addresses and/or TXT; the
  * host brings its addresses; _services._dns-sd._udp brings the service. What we add is RFC 6762:
  * QU/QM/legacy routing, known-answer suppression, cache-flush bits on unique records. */

@@ -180,7 +180,7 @@ static void conn_eof(struct net_conn *c)
             log_debug("%s: closed in the middle of a request", c->peer);
         break;
     case CS_WS:
-        /* Upstream clients close TCP without a close frame (UPSTREAM.md errata 12). */
+        /* Upstream clients close TCP without a close frame (docs/upstream.md §9.12). */
         log_debug("%s: closed without a WebSocket close frame", c->peer);
         set_why(c, NET_CLOSE_PEER_GONE);
         break;

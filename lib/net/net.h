@@ -77,7 +77,7 @@ struct net_url {
 int net_url_parse(const char *s, struct net_url *u);
 void net_url_clear(struct net_url *u);
 /* base + path with exactly one '/' between them ("http://kms/" + "/getPass" ->
- * "http://kms/getPass", UPSTREAM.md §6.2 #1386). Returns a malloc'd string owned by the caller. */
+ * "http://kms/getPass", docs/upstream.md §8.11). Returns a malloc'd string owned by the caller. */
 char *net_url_join(const char *base, const char *path);
 
 /* ---- HTTP requests as the server hands them to handlers ---- */

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* URLs of the KMS (challenger_server, UPSTREAM.md §5.1): scheme://host[:port][/path][?query]. */
+/* URLs of the KMS (challenger_server, docs/upstream.md §5.3): scheme://host[:port][/path][?query]. */
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* RFC 6455 frames: encoding, and a reader that checks each frame (§5.2) and reassembles
  * fragmented messages (§5.4), the way gorilla/websocket servers send them: a non-final frame
- * and an empty final continuation (UPSTREAM.md errata 12). */
+ * and an empty final continuation (docs/upstream.md §9.12). */
 #include <string.h>
 
 #include "net_internal.h"

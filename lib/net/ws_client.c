@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* The WebSocket client of the node (initramfs): blocking, every step bounded by one deadline.
  * Interoperates with gorilla/websocket servers: fragmented messages, no close frame at the end
- * (UPSTREAM.md errata 12). */
+ * (docs/upstream.md §9.12). */
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
@@ -77,7 +77,7 @@ static int check_upgrade(struct net_ws_client *c, const char *key, const struct 
     if (h.status != 101) {
         read_error_body(c, &h, (size_t)head, body, sizeof(body));
         r = h.status == 401 || h.status == 403 ? -EACCES : h.status == 404 ? -ENOENT : -EPROTO;
-        /* Upstream shows the body of a 401 as the error (UPSTREAM.md §5.1). */
+        /* Upstream shows the body of a 401 as the error (docs/upstream.md §5.3). */
         log_error("%s: WebSocket upgrade refused: %d %s%s%s", c->peer, h.status, h.reason,
                   *body ? ": " : "", body);
         http_head_clear(&h);

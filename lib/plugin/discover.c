@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Finding plugins as go-pluggable's Autoload does (UPSTREAM.md §3.1): glob <dir>/kcrypt-discovery-*
+/* Finding plugins as go-pluggable's Autoload does (docs/upstream.md §4.1): glob <dir>/kcrypt-discovery-*
  * over $PATH, then the fixed directories; the first plugin of a name wins. Unlike upstream, files
  * that cannot be executed (directories, non-executable files, broken links) are skipped, so they
  * neither fail at run time nor hide a later plugin of the same name.

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The plugin side of go-pluggable (PluginFactory.Run, UPSTREAM.md §3.2): read the Event from
+/* The plugin side of go-pluggable (PluginFactory.Run, docs/upstream.md §4.2): read the Event from
  * stdin, take the payload from "file" when the host sent it that way, write the EventResponse. */
 #include <fcntl.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The host side of go-pluggable (UPSTREAM.md §3.2, §3.3): build the Event, run the plugin, read
+/* The host side of go-pluggable (docs/upstream.md §4.2, §4.3): build the Event, run the plugin, read
  * the EventResponse, and turn every way a plugin can fail into one error line for the caller. */
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The two shapes of the discovery.password payload (UPSTREAM.md §3.4), written exactly as Go's
+/* The two shapes of the discovery.password payload (docs/upstream.md §4.4), written exactly as Go's
  * json.Marshal writes them and read the way Go's json.Unmarshal reads them. */
 #include <string.h>
 

@@ -1,9 +1,9 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* lib/plugin: the go-pluggable protocol of upstream Kairos (UPSTREAM.md §3), both ends.
+/* lib/plugin: the go-pluggable protocol of upstream Kairos (docs/upstream.md §4), both ends.
  *
  * Host side: find `kcrypt-discovery-*` executables, run one with the event name as argv[1] and the
- * Event JSON on stdin, read its EventResponse JSON from stdout. Unlike upstream (§12.3 item 5):
+ * Event JSON on stdin, read its EventResponse JSON from stdout. Unlike upstream (docs/upstream.md §8.5):
  * every run has a time limit after which the plugin's process group is killed, a plugin's failure
  * is an error returned to the caller (never an exit), plugins are asked one at a time in discovery
  * order, and non-executable files are skipped.
@@ -23,7 +23,7 @@
 
 #define PLUGIN_PREFIX "kcrypt-discovery-"
 #define PLUGIN_EVENT_PASSWORD "discovery.password"
-/* A payload longer than this travels in a temporary file (go-pluggable maxMessageSize, §3.2). */
+/* A payload longer than this travels in a temporary file (go-pluggable maxMessageSize, docs/upstream.md §4.2). */
 #define PLUGIN_MAX_INLINE_PAYLOAD 8192
 /* Most bytes kept of a plugin's stdout (the response) and stderr (for error text). */
 #define PLUGIN_MAX_STDOUT SPAWN_MAX_STDOUT
@@ -34,7 +34,7 @@
 #define PLUGIN_DEFAULT_TIMEOUT_MS 60000
 #define PLUGIN_DEFAULT_GRACE_MS 2000
 
-/* The two shapes of the discovery.password payload (§3.4). */
+/* The two shapes of the discovery.password payload (docs/upstream.md §4.4). */
 enum plugin_shape {
     PLUGIN_SHAPE_G1 = 0, /* jaypipes/ghw block.Partition: upstream kcrypt <= v0.15 and G1/G2 plugins */
     PLUGIN_SHAPE_G3 = 1, /* kairos-sdk DiscoveryPasswordPayload: G3 plugins (they refuse G1) */
@@ -56,7 +56,7 @@ struct plugin_opts {
     /* Between SIGTERM and SIGKILL to the plugin's process group; 0 = PLUGIN_DEFAULT_GRACE_MS. */
     int64_t grace_ms;
     /* Payload shape plugin_get_password sends. One shape per run: a G1 plugin reads a G3 payload
-     * as an empty partition and a G3 plugin refuses a G1 payload (§12.1), and the two cannot be
+     * as an empty partition and a G3 plugin refuses a G1 payload (docs/upstream.md §1.1), and the two cannot be
      * merged into one object (both use "name"/"label"/"uuid" with other meanings). The default
      * (zero) is G1, because the G1 protocol is our default and upstream G1 plugins expect it. */
     enum plugin_shape shape;
@@ -100,7 +100,7 @@ struct plugin_list {
 int plugin_discover(const struct plugin_opts *o, struct plugin_list *out);
 void plugin_list_clear(struct plugin_list *l);
 
-/* A plugin's answer (§3.2 EventResponse); data is kept as a secret. */
+/* A plugin's answer (docs/upstream.md §4.2 EventResponse); data is kept as a secret. */
 struct plugin_response {
     char *state;
     struct secret *data;
@@ -114,7 +114,7 @@ void plugin_response_clear(struct plugin_response *r);
  * string or the document is not an object. Does not log. */
 int plugin_response_parse(const char *buf, size_t len, struct plugin_response *r);
 
-/* The Event JSON go-pluggable writes to stdin (§3.2), exactly:
+/* The Event JSON go-pluggable writes to stdin (docs/upstream.md §4.2), exactly:
  * {"name":"<event>","data":"<payload>","file":"<file>"}. *out is malloc'd, owned by the caller. */
 int plugin_event_json(const char *event, const char *data, size_t data_len, const char *file,
                       char **out, size_t *out_len);
@@ -141,7 +141,7 @@ int plugin_password(const struct plugin_opts *o, const char *path, const char *p
 int plugin_get_password(const struct plugin_opts *o, const struct plugin_partition *p,
                         struct secret **out);
 
-/* ---- payloads (§3.4) ---- */
+/* ---- payloads (docs/upstream.md §4.4) ---- */
 
 /* G1: {"name","label","mount_point","size_bytes","type","read_only","uuid","filesystem_label"},
  * every key present, in that order; label = partition label, filesystem_label = FS label. */

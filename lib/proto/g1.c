@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* G1 messages (UPSTREAM.md §6.2). Go's encoding/json writes []byte as padded standard base64 and
+/* G1 messages (docs/protocol-g1.md §4). Go's encoding/json writes []byte as padded standard base64 and
  * struct fields in declaration order; its decoder folds key case and ignores unknown keys. */
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The EK PEM of the G1 token (UPSTREAM.md §6.2): a CERTIFICATE or a PUBLIC KEY block. */
+/* The EK PEM of the G1 token (docs/protocol-g1.md §3.2): a CERTIFICATE or a PUBLIC KEY block. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/proto: the messages of upstream's G1 KMS protocol (/getPass, /postPass), byte for byte as
- * the Go peers write them and as tolerant as Go is when reading (UPSTREAM.md §6.2, errata 12):
+ * the Go peers write them and as tolerant as Go is when reading (docs/protocol-g1.md §4, docs/upstream.md §9.12):
  * keys matched case-insensitively, unknown keys ignored, []byte fields as standard padded base64,
  * a trailing newline or other whitespace accepted. Uses lib/base, lib/json and lib/crypto only.
  * Decoders do not log: the caller knows which peer sent the bytes and says so. */
@@ -17,7 +17,7 @@
 
 /* Most bytes of any one G1 message we read (the token carries a PEM and four TPM structures). */
 #define PROTO_MAX_MESSAGE (64u << 10)
-/* HTTP headers that name the partition (§6.1). */
+/* HTTP headers that name the partition (docs/protocol-g1.md §2.2). */
 #define PROTO_HDR_LABEL "label"
 #define PROTO_HDR_NAME "name"
 #define PROTO_HDR_UUID "uuid"
@@ -53,7 +53,7 @@ int proto_token_encode(const char *ek_pem, const struct proto_ak_params *ak, cha
  * missing. */
 int proto_token_decode(const char *header, size_t len, struct proto_token *out);
 
-/* The EK public key from the token's PEM: a CERTIFICATE's key or a PUBLIC KEY, RSA only (§6.2:
+/* The EK public key from the token's PEM: a CERTIFICATE's key or a PUBLIC KEY, RSA only (docs/protocol-g1.md §3.2:
  * anything else is "invalid pem type"). -EBADMSG: not PEM of those types; -EPROTONOSUPPORT: not RSA. */
 int proto_ek_pem_public(const char *pem, struct rsa_pub *out);
 

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* TPM2_ActivateCredential as go-attestation 8820d49b `activateCredential` does it
- * (UPSTREAM.md §6.4): the KMS's challenge opens only on the TPM whose EK it was made for, and
+ * (docs/tpm.md §6): the KMS's challenge opens only on the TPM whose EK it was made for, and
  * only for the AK whose Name it binds. */
 #include <string.h>
 
@@ -9,7 +9,7 @@
 
 /* go-attestation getPrimaryKeyHandle(commonEkEquivalentHandle): whatever answers ReadPublic at
  * 0x81010001 is taken for the EK; if nothing does, the EK is created from the default template
- * and persisted there. That persistence is an upstream side effect we keep (§6.4, errata 13):
+ * and persisted there. That persistence is an upstream side effect we keep (docs/tpm.md §3, docs/upstream.md §9.13):
  * it makes later activations fast and matches what an upstream node leaves behind. */
 static int ek_open(struct tpm *t, ESYS_TR *ek)
 {

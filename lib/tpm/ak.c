@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The node's half of the G1 token (UPSTREAM.md §6.2): the EK PEM and a fresh attestation key
- * with its creation certified by itself, as go-attestation 8820d49b `newAK` makes it (§6.4). */
+/* The node's half of the G1 token (docs/protocol-g1.md §3.2): the EK PEM and a fresh attestation key
+ * with its creation certified by itself, as go-attestation 8820d49b `newAK` makes it (docs/tpm.md §4). */
 #include <string.h>
 
 #include <tss2/tss2_mu.h>
@@ -39,7 +39,7 @@ int tpm_ek_public_pem(struct tpm *t, char **pem, bool *is_cert, struct rsa_pub *
     size_t der_len;
     int r;
 
-    /* §6.2: the certificate when go-attestation's TPM.EKs() returned one, else the SPKI. */
+    /* docs/protocol-g1.md §3.2: the certificate when go-attestation's TPM.EKs() returned one, else the SPKI. */
     r = tpm_ek_certificate(t, &der, &der_len, &ek);
     if (r == -ETIMEDOUT)
         return r;
@@ -61,7 +61,7 @@ int tpm_ek_public_pem(struct tpm *t, char **pem, bool *is_cert, struct rsa_pub *
 }
 
 /* go-attestation defaultSRKTemplate: RSA-2048, SHA-256, FlagStorageDefault|noDA (0x00030472),
- * AES-128-CFB, unique 256 zero bytes (§6.4). */
+ * AES-128-CFB, unique 256 zero bytes (docs/tpm.md §4). */
 static void srk_template(TPM2B_PUBLIC *tmpl)
 {
     memset(tmpl, 0, sizeof(*tmpl));
@@ -78,7 +78,7 @@ static void srk_template(TPM2B_PUBLIC *tmpl)
     tmpl->publicArea.unique.rsa.size = 256;
 }
 
-/* go-attestation akTemplate: RSA-2048, SHA-256, FlagSignerDefault (0x00050072; errata 1),
+/* go-attestation akTemplate: RSA-2048, SHA-256, FlagSignerDefault (0x00050072; docs/upstream.md §9.1),
  * RSASSA-SHA256, no symmetric, empty auth. G3's go-attestation adds noDA. */
 static void ak_template(TPM2B_PUBLIC *tmpl, enum tpm_ak_kind kind)
 {
@@ -97,7 +97,7 @@ static void ak_template(TPM2B_PUBLIC *tmpl, enum tpm_ak_kind kind)
 }
 
 /* go-attestation getPrimaryKeyHandle: a key answering ReadPublic at 0x81000001 is assumed to
- * be the SRK; otherwise the SRK is created and persisted there (an upstream side effect, §6.4). */
+ * be the SRK; otherwise the SRK is created and persisted there (an upstream side effect, docs/tpm.md §3). */
 static int srk_open(struct tpm *t, ESYS_TR *srk)
 {
     TPM2B_PUBLIC tmpl;

@@ -1,12 +1,12 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* The endorsement key and the TPM hash, as go-attestation's TPM.EKs() picks them
- * (UPSTREAM.md §4.3). */
+ * (docs/tpm.md §2). */
 #include <string.h>
 
 #include "tpm_internal.h"
 
-/* Default EK template of the TCG EK Credential Profile (template L-1), UPSTREAM.md §4.3. */
+/* Default EK template of the TCG EK Credential Profile (template L-1), docs/tpm.md §2. */
 static const uint8_t ek_auth_policy[32] = {
     0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
     0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,

@@ -81,7 +81,7 @@ int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size
     if (len == 0 || len > UINT16_MAX)
         return -EINVAL;
     /* go-tpm v0.3.3 NVDefineSpace + tpmk: SHA-1 name, OWNERWRITE|PPREAD|OWNERREAD|AUTHREAD
-     * (UPSTREAM.md §2.6 and errata 2), so an upstream node reads what we write and the reverse. */
+     * (docs/tpm.md §5 and docs/upstream.md §9.2), so an upstream node reads what we write and the reverse. */
     info.nvPublic.nvIndex = index;
     info.nvPublic.nameAlg = TPM2_ALG_SHA1;
     info.nvPublic.attributes = TPMA_NV_OWNERWRITE | TPMA_NV_PPREAD | TPMA_NV_OWNERREAD | TPMA_NV_AUTHREAD;

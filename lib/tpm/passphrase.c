@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* The offline passphrase: RSA-OAEP-SHA256 ciphertext of a random passphrase in an NV index,
- * decryptable only by this TPM's key at c_index (UPSTREAM.md §2.6). */
+ * decryptable only by this TPM's key at c_index (docs/tpm.md §5). */
 #include <string.h>
 #include <sys/random.h>
 
@@ -9,7 +9,7 @@
 
 int tpm_random_passphrase(size_t n, struct secret **out)
 {
-    /* Upstream's RandomString alphabet (§2.6, §8.1): 32 characters of [0-9a-z] are 165 bits.
+    /* Upstream's RandomString alphabet (docs/tpm.md §5, docs/protocol-g1.md §6.1): 32 characters of [0-9a-z] are 165 bits.
      * Bytes from the kernel, rejection-sampled so every character is equally likely. */
     static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
     struct secret *s = secret_new(n);

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* The PCR quote of the G3 protocol (UPSTREAM.md §6.3, §6.4 "PCR quote"): TPM2_Quote of SHA-256
+/* The PCR quote of the G3 protocol (docs/tpm.md §7): TPM2_Quote of SHA-256
  * bank PCRs with the AK's own RSASSA-SHA256 scheme, then TPM2_PCR_Read of their values. */
 #include <string.h>
 
@@ -110,7 +110,7 @@ int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const ui
     Esys_Free(sig);
     if (rc != TSS2_RC_SUCCESS)
         return log_error_errno(-EPROTO, "TPM %s: cannot encode the quote's signature", t->desc);
-    /* Read after the quote, not atomically with it, as upstream does (§6.3): a PCR extended in
+    /* Read after the quote, not atomically with it, as upstream does (docs/tpm.md §7): a PCR extended in
      * between makes the server's digest check fail, never pass wrongly. */
     r = tpm_pcr_read(t, pcr_mask, out->pcr);
     if (r < 0) {

@@ -1,13 +1,13 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* The persistent RSA-2048 key at c_index (default 0x81000008) that encrypts the offline NV
- * passphrase and the auto-generated passphrases escrowed with the KMS (UPSTREAM.md §2.6, §8.1). */
+ * passphrase and the auto-generated passphrases escrowed with the KMS (docs/tpm.md §5, docs/protocol-g1.md §6.1). */
 #include <string.h>
 
 #include "tpm_internal.h"
 
 /* Whether a persistent handle exists, asked with GetCapability(handles) as tpm-helpers does
- * (UPSTREAM.md errata 13). */
+ * (docs/upstream.md §9.13). */
 static int persistent_exists(struct tpm *t, uint32_t handle, bool *exists)
 {
     TPMS_CAPABILITY_DATA *cap = NULL;
@@ -20,7 +20,7 @@ static int persistent_exists(struct tpm *t, uint32_t handle, bool *exists)
     return 0;
 }
 
-/* tpmk's key template (UPSTREAM.md §2.6 and errata): `tpm2_createprimary --template-data` gives
+/* tpmk's key template (docs/tpm.md §5 and docs/upstream.md §9): `tpm2_createprimary --template-data` gives
  * 0001000b000600600000001000100800000000000000 — RSA, SHA-256, sign|decrypt|userWithAuth|
  * sensitiveDataOrigin, no policy, no symmetric, no scheme, 2048 bits, exponent 0, empty unique. */
 static void rsa_key_template(TPM2B_PUBLIC *tmpl)
@@ -64,7 +64,7 @@ static const TPMT_RSA_DECRYPT oaep_sha256 = {.scheme = TPM2_ALG_OAEP, .details.o
 int tpm_rsa_encrypt(struct tpm *t, uint32_t c_index, const struct secret *plain, uint8_t **blob, size_t *blob_len)
 {
     TPM2B_PUBLIC_KEY_RSA msg = {0}, *out = NULL;
-    TPM2B_DATA label = {0}; /* OAEP with an empty label (§2.6) */
+    TPM2B_DATA label = {0}; /* OAEP with an empty label (docs/tpm.md §5) */
     ESYS_TR key;
     TSS2_RC rc;
     int r;

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/tpm: talking to the node's TPM 2.0 through tpm2-tss ESAPI. The only folder that includes
- * tpm2-tss (DESIGN.md §2). Every function flushes the transient handles it creates. */
+ * tpm2-tss (docs/README.md §3). Every function flushes the transient handles it creates. */
 #ifndef KKMS_TPM_H
 #define KKMS_TPM_H
 
@@ -13,7 +13,7 @@
 /* Real TPMs can take a minute for an RSA-2048 CreatePrimary; a hung one must not hang a boot. */
 #define TPM_DEFAULT_TIMEOUT_MS 120000
 
-/* NV indices of the TCG EK Credential Profile used by go-attestation (UPSTREAM.md §4.3). */
+/* NV indices of the TCG EK Credential Profile used by go-attestation (docs/tpm.md §2). */
 #define TPM_NV_EK_RSA_CERT 0x01C00002
 #define TPM_NV_EK_RSA_NONCE 0x01C00003
 
@@ -31,15 +31,15 @@ static inline void tpm_closep(struct tpm **t) { tpm_close(*t); }
 /* A description of the open TPM for messages; owned by t. */
 const char *tpm_describe(struct tpm *t);
 
-/* The RSA endorsement key as go-attestation's first EK (UPSTREAM.md §4.3): the key of the
+/* The RSA endorsement key as go-attestation's first EK (docs/tpm.md §2): the key of the
  * certificate at 0x01C00002 when it parses, else CreatePrimary with the default TCG RSA-2048 EK
  * template (nonce at 0x01C00003 honoured), flushed afterwards. *from_cert tells which. */
 int tpm_ek_rsa_public(struct tpm *t, struct rsa_pub *ek, bool *from_cert);
 
-/* The node's TPM hash: lowercase hex SHA-256 of the EK's DER SubjectPublicKeyInfo (§4.3). */
+/* The node's TPM hash: lowercase hex SHA-256 of the EK's DER SubjectPublicKeyInfo (docs/tpm.md §2). */
 int tpm_hash(struct tpm *t, char hex[2 * SHA256_LEN + 1]);
 
-/* Offline mode defaults (UPSTREAM.md §2.6). */
+/* Offline mode defaults (docs/tpm.md §5). */
 #define TPM_DEFAULT_NV_INDEX 0x01500000
 #define TPM_DEFAULT_C_INDEX 0x81000008
 #define TPM_PASSPHRASE_LEN 32
@@ -56,19 +56,19 @@ int tpm_rsa_decrypt(struct tpm *t, uint32_t c_index, const uint8_t *blob, size_t
 int tpm_random_passphrase(size_t n, struct secret **out);
 
 /* The offline passphrase: decrypts the blob at nv_index with the key at c_index. When the index
- * is absent and create is true, generates a passphrase, encrypts it and stores it first (§2.6);
+ * is absent and create is true, generates a passphrase, encrypts it and stores it first (docs/tpm.md §5);
  * when create is false that is an error. *out is a new secret owned by the caller. */
 int tpm_offline_passphrase(struct tpm *t, uint32_t nv_index, uint32_t c_index, bool create, struct secret **out);
 
 /* Reads a whole NV index with owner authorization (empty password) in TPM_PT_NV_BUFFER_MAX
- * blocks (UPSTREAM.md errata 3); -ENOENT when it is not defined. *data malloc'd. */
+ * blocks (docs/upstream.md §9.3); -ENOENT when it is not defined. *data malloc'd. */
 int tpm_nv_read(struct tpm *t, uint32_t index, uint8_t **data, size_t *len);
 /* Removes an NV index (owner auth); -ENOENT when it is not defined. */
 int tpm_nv_undefine(struct tpm *t, uint32_t index);
 
 /* ==== Node attestation: EK PEM, SRK/AK, credential activation, PCR quote ====================
- * What the node proves to the KMS (UPSTREAM.md §6.2 token, §6.3, §6.4), done as go-attestation
- * 8820d49b does it. Side effects kept from upstream (§6.4): the SRK at 0x81000001 and the EK at
+ * What the node proves to the KMS (docs/protocol-g1.md §3 token, docs/tpm.md §7, §4), done as go-attestation
+ * 8820d49b does it. Side effects kept from upstream (docs/tpm.md §3): the SRK at 0x81000001 and the EK at
  * 0x81010001 are created and persisted when absent. */
 
 #define TPM_SRK_HANDLE 0x81000001
@@ -80,20 +80,20 @@ struct tpm_bytes {
     size_t len;
 };
 
-/* The EK PEM of the G1 token (§6.2): "CERTIFICATE" of the DER at 0x01C00002 (padding dropped)
+/* The EK PEM of the G1 token (docs/protocol-g1.md §3.2): "CERTIFICATE" of the DER at 0x01C00002 (padding dropped)
  * when go-attestation would find a certificate there (*is_cert true), else "PUBLIC KEY" of the
  * EK's SubjectPublicKeyInfo; 64-column lines as Go's pem.EncodeToMemory writes them. ek (may be
- * NULL) receives the EK public key, whose SPKI the KMS hashes (§4.3). *pem malloc'd, owned by
+ * NULL) receives the EK public key, whose SPKI the KMS hashes (docs/tpm.md §2). *pem malloc'd, owned by
  * the caller. */
 int tpm_ek_public_pem(struct tpm *t, char **pem, bool *is_cert, struct rsa_pub *ek);
 
-/* Attributes of the AK: G1 clients create 0x00050072 (errata 1), G3 clients add noDA. */
+/* Attributes of the AK: G1 clients create 0x00050072 (docs/upstream.md §9.1), G3 clients add noDA. */
 enum tpm_ak_kind {
     TPM_AK_G1,      /* sign|restricted|fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth */
     TPM_AK_G3_NODA, /* the same plus noDA: 0x00050472 */
 };
 
-/* go-attestation's AttestationParameters (§6.4), each without a TPM2B size prefix. */
+/* go-attestation's AttestationParameters (docs/tpm.md §4), each without a TPM2B size prefix. */
 struct tpm_ak_params {
     struct tpm_bytes public;             /* TPMT_PUBLIC */
     struct tpm_bytes create_data;        /* TPMS_CREATION_DATA */
@@ -126,7 +126,7 @@ int tpm_activate_credential(struct tpm *t, struct tpm_ak *ak, const uint8_t *cre
 #define TPM_PCR_COUNT 24
 #define TPM_QUOTE_NONCE_MAX 64
 
-/* A PCR quote as G3 sends it (§6.3, §6.4). */
+/* A PCR quote as G3 sends it (docs/tpm.md §7). */
 struct tpm_quote {
     struct tpm_bytes attest;                /* TPMS_ATTEST (the TPM2B_ATTEST contents) */
     struct tpm_bytes signature;             /* TPMT_SIGNATURE */

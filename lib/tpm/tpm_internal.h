@@ -37,7 +37,7 @@ int tpm_create_persistent(struct tpm *t, const TPM2B_PUBLIC *tmpl, uint32_t hand
  * the index is removed again if the write fails. */
 int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size_t len);
 
-/* ---- node attestation (ak.c, activate.c, quote.c; UPSTREAM.md §6.4) ---- */
+/* ---- node attestation (ak.c, activate.c, quote.c; docs/tpm.md §7) ---- */
 
 /* Whether rc is the TPM's format-one error `base` (TPM2_RC_HANDLE, TPM2_RC_INTEGRITY, ...) on
  * any handle, parameter or session number. */

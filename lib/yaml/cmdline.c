@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Kernel command line keys as a config tree (spec/UPSTREAM.md §1.1: kairos-sdk
+/* Kernel command line keys as a config tree (docs/upstream.md §2.2: kairos-sdk
  * machine.DotToYAML = google/shlex split, KEY=VALUE, KEY split on dots). */
 #include <string.h>
 

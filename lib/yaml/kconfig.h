@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* lib/yaml: the Kairos configuration, found and merged as upstream does (spec/UPSTREAM.md §1).
+/* lib/yaml: the Kairos configuration, found and merged as upstream does (docs/upstream.md §2).
  *
  * Files: every directory of opts->dirs (default: /oem, /sysroot/oem, /run/cos/oem, /tmp/oem, the
  * union of what the G3 SDK and the G1 plugin read) is walked recursively, depth first, entries of
@@ -40,7 +40,7 @@
 #define KCONFIG_MAX_CMDLINE_KEYS 1024
 #define KCONFIG_MAX_KEY_PARTS 16
 
-#define KCONFIG_DEFAULT_NV_INDEX 0x1500000u /* spec/UPSTREAM.md §2.6 */
+#define KCONFIG_DEFAULT_NV_INDEX 0x1500000u /* docs/tpm.md §5 */
 #define KCONFIG_DEFAULT_C_INDEX 0x81000008u
 
 struct kconfig_opts {

@@ -6,7 +6,7 @@
  * node remembers the file it came from and its line and column (1-based), so a bad value can be
  * reported as `/oem/90_custom.yaml:3:5: ...` even after trees from several files were merged.
  *
- * Bounds (DESIGN.md §5): input <= KYAML_MAX_INPUT bytes, nesting <= KYAML_MAX_DEPTH levels, at
+ * Bounds (docs/README.md §5): input <= KYAML_MAX_INPUT bytes, nesting <= KYAML_MAX_DEPTH levels, at
  * most KYAML_MAX_NODES nodes and KYAML_MAX_TEXT bytes of scalar text per parse (alias expansion
  * counts against both, so "billion laughs" fails cleanly), at most KYAML_MAX_ANCHORS anchors per
  * document. Not supported, and reported as errors: non-scalar mapping keys, duplicate keys (as Go
@@ -46,7 +46,7 @@ void kyaml_free(struct kyaml_node *n);
 /* Frees the array of kyaml_parse_all and every tree in it (NULL is fine). */
 void kyaml_docs_free(struct kyaml_node **docs, size_t ndocs);
 
-/* ---- merging (upstream collector.DeepMerge, spec/UPSTREAM.md §1.1) ---- */
+/* ---- merging (upstream collector.DeepMerge, docs/upstream.md §2.3) ---- */
 /* Merges src into *dst and consumes src: maps merge key by key recursively; a later scalar or
  * null replaces an earlier value; sequences: an empty earlier one is replaced, one whose first
  * item is a map gets the later items appended, otherwise later items whose scalar text is not

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Deep merge of two trees with the rules of upstream's collector (spec/UPSTREAM.md §1.1,
+/* Deep merge of two trees with the rules of upstream's collector (docs/upstream.md §2.3,
  * kairos-sdk collector.DeepMerge), in O(n log n) so a large config cannot stall the boot. */
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* Finding Kairos config files: the walk of upstream collector.Scan (spec/UPSTREAM.md §1.1),
+/* Finding Kairos config files: the walk of upstream collector.Scan (docs/upstream.md §2.1),
  * made safe against loops, FIFOs and huge files. */
 #include <ctype.h>
 #include <dirent.h>

@@ -4,7 +4,7 @@
 # swtpm-manufacture.sh DIR [ekcert|plain]: makes a TPM state in DIR/state, like a new node's TPM.
 #   ekcert: RSA-2048 and ECC EKs with certificates from a private local CA (DIR/ca), via
 #           swtpm_setup with a private config and TMPDIR, so nothing is written to /var/lib
-#           (TEST-HARNESS.md §3);
+#           (docs/testing.md §3.2);
 #   plain:  a manufactured TPM with no EK and no certificate (its seeds fixed, so every copy of the
 #           state is the same node).
 set -euo pipefail

@@ -1,6 +1,6 @@
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# swtpm fixture (TEST-HARNESS.md §3, §7a): one golden state per node identity, made once per
+# swtpm fixture (docs/testing.md §3.2): one golden state per node identity, made once per
 # build directory with a private swtpm_setup config, copied for each test; unix sockets only;
 # every swtpm killed by PID.
 require swtpm swtpm_setup swtpm_ioctl flock

@@ -21,7 +21,7 @@ check "format minimal: exit 0, nothing on stderr" '[ $? = 0 ] && [ ! -s "$T/err"
 cs luksDump "$img" >"$T/dump"
 check "luksDump: LUKS2" '[ "$(field Version "$T/dump")" = 2 ]'
 check "luksDump: label COS_PERSISTENT" '[ "$(field Label "$T/dump")" = COS_PERSISTENT ]'
-check "luksDump: UUID is UUIDv5(URL, COS_PERSISTENT) (UPSTREAM.md §2.3)" \
+check "luksDump: UUID is UUIDv5(URL, COS_PERSISTENT) (docs/upstream.md §3.2)" \
     '[ "$(field UUID "$T/dump")" = 85c39d0f-4867-5227-8334-f5eec606d9eb ]'
 check "luksDump: data segment aes-xts-plain64" '[ "$(field cipher "$T/dump")" = aes-xts-plain64 ]'
 check "luksDump: 512-bit volume key" '[ "$(field Key "$T/dump")" = "512 bits" ]'

@@ -71,7 +71,7 @@ lp scan / >"$T/scan" 2>"$T/err"
 check "${L}p3 with its primary header zeroed: crypto_LUKS, label DECOY from the secondary" \
     '[ "$(get "$T/scan" ${L}p3 TYPE)" = crypto_LUKS ] && [ "$(get "$T/scan" ${L}p3 LABEL)" = DECOY ]'
 
-# A legacy disk: LUKS2 without a label, known by PARTLABEL (UPSTREAM.md §2.2, §2.7).
+# A legacy disk: LUKS2 without a label, known by PARTLABEL (docs/upstream.md §3.1, §3.5).
 printf %s 'pw-legacy' | timeout 60 cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 \
     --pbkdf-force-iterations 1000 --key-file - /dev/${L}p1
 lp find / COS_PERSISTENT >"$T/out" 2>"$T/err"

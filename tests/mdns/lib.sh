@@ -1,6 +1,6 @@
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# mDNS fixture (TEST-HARNESS.md §4, §7c; source tests/lib/common.sh first): two network
+# mDNS fixture (docs/testing.md §5; source tests/lib/common.sh first): two network
 # namespaces, A (the node, 10.199.0.1 on va) and B (the KMS side, 10.199.0.2 on vb), joined by a
 # veth pair created inside them, with a 224.0.0.0/4 route on each side and no default route; on
 # demand a third, C (10.199.0.3), on the same link through a bridge in A, and a second link A-B.

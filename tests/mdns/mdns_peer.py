@@ -11,7 +11,7 @@
   mdns_peer.py garbage --iface ADDR --target IP
       sends malformed packets to the group and to IP:5353, from 5353 and from another port.
   mdns_peer.py respond --iface ADDR --instance I --host H --port P --addr IP [--timeout S]
-      answers as hashicorp/mdns does for kairos-io/simple-mdns-server (UPSTREAM.md §11.2): every
+      answers as hashicorp/mdns does for kairos-io/simple-mdns-server (docs/upstream.md §7.2): every
       answer unicast to the querier, id 0 unless the question had the QU bit, all records in the
       Answer section, TTL 120, no cache-flush bits, names compared exactly.
 

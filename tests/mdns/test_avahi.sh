@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The real world's responder: avahi-daemon in namespace B publishing _kcrypt._tcp (a service
 # file) and a static host name (its hosts file), our node-side resolver in namespace A
-# (TEST-HARNESS.md §4: private mount namespace with its own /run and services directory).
+# (docs/testing.md §5: private mount namespace with its own /run and services directory).
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/lib.sh"
 require avahi-daemon unshare

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# The whole G1 exchange with a KMS found over mDNS (UPSTREAM.md §11.1): our challenger and our
+# The whole G1 exchange with a KMS found over mDNS (docs/upstream.md §7.1): our challenger and our
 # responder in namespace B, a swtpm node in namespace A (its unix socket works across network
 # namespaces) running discovery-challenger get --mdns against http://kms.local:PORT.
 . "$(dirname "$0")/../lib/common.sh"
@@ -59,7 +59,7 @@ check "a .local name nobody announces: exit 1, the mDNS error, within its 5 s" \
     '[ "$rc" = 1 ] && grep -q "mdns: no answer for kms-missing.local within 5 s" "$T/err" && [ ! -s "$T/out" ] && [ "$elapsed" -lt 9000 ]'
 check "...and no fall back to ordinary DNS or to any KMS" '[ "$(wc -l <"$T/audit.jsonl")" = "$lines" ]'
 
-# What the node sends to the address it found: the original Host (§5.1). A recorder in B keeps
+# What the node sends to the address it found: the original Host (docs/upstream.md §5.3). A recorder in B keeps
 # the request head, announced by a second responder as kms-rec.local.
 cat >"$T/recorder.py" <<'EOF'
 import socket, sys

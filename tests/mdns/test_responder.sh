@@ -2,7 +2,7 @@
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
 # Our mdns-responder in namespace B, asked from namespace A by our node-side resolver and by an
-# independent querier (mdns_peer.py): upstream's records (UPSTREAM.md §11.2), the three ways of
+# independent querier (mdns_peer.py): upstream's records (docs/upstream.md §7.2), the three ways of
 # answering (RFC 6762 legacy, QU, QM), malformed packets, a second KMS machine on the link (C),
 # a responder that answers as upstream's simple-mdns-server does, goodbyes, one responder on two
 # interfaces, no responder at all, and the applet's usage errors.

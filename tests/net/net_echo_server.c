@@ -6,7 +6,7 @@
  *   GET  /healthz      200 "ok"
  *   POST /echo         the body back
  *   WS   /echo         every message back, same type
- *   WS   /getPass      a multi-step exchange like G1 (UPSTREAM.md §6.2): needs a `label` header
+ *   WS   /getPass      a multi-step exchange like G1 (docs/protocol-g1.md §4): needs a `label` header
  *                      (else 401), sends a binary challenge {"challenge":"<label>"}, waits for
  *                      "answer:<label>" (newline tolerated) within --answer-ms, sends
  *                      {"passphrase":"pass-<label>"} and closes.

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # TLS (lib/crypto/tls.c under lib/net) with certificates made by openssl at test time: a CA and
 # a server certificate it signed, a self-signed one, one for another name, and an unrelated CA.
-# The configured `certificate` may be the CA or the server's own certificate (UPSTREAM.md §5.1);
+# The configured `certificate` may be the CA or the server's own certificate (docs/upstream.md §5.3);
 # a refused certificate fails at once with a message naming the reason. Python's ssl module is
 # the independent TLS peer in both directions.
 . "$(dirname "$0")/../lib/common.sh"

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # WebSocket interoperability: an independent Python RFC 6455 peer against our server and our
 # client, and our client against our server, including the G1 multi-step exchange
-# (UPSTREAM.md §6.2 and errata 12: fragmentation, no close frame, canonical header names).
+# (docs/protocol-g1.md §4 and docs/upstream.md §9.12: fragmentation, no close frame, canonical header names).
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/lib.sh"
 
@@ -96,7 +96,7 @@ for frag in gorilla 1024; do
         'has "$T/gor-$frag.txt" "recv closed 1006"'
 done
 client ws "ws://127.0.0.1:$PEER_PORT/refuse" recv >"$T/ref.txt" 2>"$T/ref.err"
-check "vs Python server: a 401 shows its body (UPSTREAM.md §5.1)" \
+check "vs Python server: a 401 shows its body (docs/upstream.md §5.3)" \
     'has "$T/ref.err" "401 Unauthorized: no TPM Hash found for abc"'
 client ws "ws://127.0.0.1:$PEER_PORT/badaccept" recv >"$T/acc.txt" 2>"$T/acc.err"
 check "vs Python server: a wrong Sec-WebSocket-Accept is refused" 'has "$T/acc.err" "wrong Sec-WebSocket-Accept"'

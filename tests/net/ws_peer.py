@@ -134,7 +134,7 @@ def connect(port, tls_ca=None, host="127.0.0.1"):
 
 
 def upgrade_request(path, host, key, extra=""):
-    # Go canonicalises header names (UPSTREAM.md errata 12); we send them the same way.
+    # Go canonicalises header names (docs/upstream.md §9.12); we send them the same way.
     return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\n"
             f"Connection: Upgrade\r\nSec-Websocket-Key: {key}\r\nSec-Websocket-Version: 13\r\n"
             f"Upgrade: websocket\r\n{extra}\r\n").encode()
@@ -197,7 +197,7 @@ def scenario_pipelined(p):
 
 
 def scenario_getpass_go(p, label="COS_PERSISTENT"):
-    """What a G1 Go client does (UPSTREAM.md §6.2, errata 12): canonical headers, one masked
+    """What a G1 Go client does (docs/protocol-g1.md §4, docs/upstream.md §9.12): canonical headers, one masked
     binary answer ending in a newline, then TCP closed without a close frame."""
     extra = f"Authorization: Bearer TPMeyJ0b2tlbiI6MX0=\r\nLabel: {label}\r\nName: vda5\r\nUuid: \r\n"
     ok, status = handshake(p, "/getPass", extra=extra)
@@ -396,8 +396,8 @@ def slow_clients(port, count, seconds):
 # ---- a gorilla-like server for our client ----
 
 def send_message(sock, opcode, data, frag):
-    """Server frames, unmasked, fragmented like gorilla/websocket (write buffer 1024, UPSTREAM.md
-    errata 12) or in 1024-byte frames plus an empty final continuation."""
+    """Server frames, unmasked, fragmented like gorilla/websocket (write buffer 1024, docs/upstream.md
+    §9.12) or in 1024-byte frames plus an empty final continuation."""
     if frag == "gorilla" and len(data) > 2076:
         sock.sendall(frame(opcode, data, fin=False, mask=False) + frame(0, b"", mask=False))
     elif frag in ("gorilla", "1024") and len(data) > 1014:

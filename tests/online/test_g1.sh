@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# Online mode, G1 (UPSTREAM.md §5-§9): our KMS on 127.0.0.1 and swtpm nodes running our
+# Online mode, G1 (docs/protocol-g1.md): our KMS on 127.0.0.1 and swtpm nodes running our
 # discovery-challenger. Static keys, auto-generated keys (the KMS keeps only TPM ciphertext),
 # refusals, a second partition, restart, and misbehaving peers.
 . "$(dirname "$0")/../lib/common.sh"
@@ -16,7 +16,7 @@ swtpm_start "$(golden_state node-b ekcert)"; SOCK_B=$TPM_SOCK
 HASH_A=$(node_hash "$SOCK_A") || bail "tpm-hash failed"
 HASH_B=$(node_hash "$SOCK_B") || bail "tpm-hash failed"
 
-# ---- static keys: the operator's manifests, exactly as for upstream (UPSTREAM.md §9) ----
+# ---- static keys: the operator's manifests, exactly as for upstream (docs/upstream.md §6.3) ----
 mkdir -p "$DB" && chmod 700 "$DB"
 cat >"$DB/static.yaml" <<EOF2
 apiVersion: v1

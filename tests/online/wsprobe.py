@@ -11,7 +11,7 @@ independent client for poking the KMS, and a recording proxy.
   wsprobe.py replay HOST PORT DIR       replay DIR/request.txt's upgrade and DIR/node-1.bin as the
         answer to a fresh challenge; print the KMS's reply message
   wsprobe.py token HOST PORT DIR        decode the token of DIR/request.txt (our node's) with this
-        script, check its fields, re-encode it here as Go would (spec/UPSTREAM.md §6.2) and send
+        script, check its fields, re-encode it here as Go would (docs/protocol-g1.md §4) and send
         that token to the KMS; print the fields and the KMS's first message
   wsprobe.py frames HOST PORT MODE      upgrade without a token and misbehave (MODE: unmasked,
         oversized, badopcode, stall); print what happened

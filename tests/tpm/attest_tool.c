@@ -118,7 +118,7 @@ static int cmd_make_credential(int argc, char **argv)
 
 static size_t u16be(const uint8_t *p) { return (size_t)p[0] << 8 | p[1]; }
 
-/* The layout lib/attest produces (UPSTREAM.md §6.4): TPM2B_ID_OBJECT = size || TPM2B_DIGEST
+/* The layout lib/attest produces (docs/protocol-g1.md §7): TPM2B_ID_OBJECT = size || TPM2B_DIGEST
  * integrityHMAC || encIdentity (2 + secret bytes); TPM2B_ENCRYPTED_SECRET = size || RSA block. */
 static int cmd_parse_credential(int argc, char **argv)
 {

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# Credential activation end to end (UPSTREAM.md §6.2-§6.4), with swtpm and tpm2-tools as the
+# Credential activation end to end (docs/protocol-g1.md §3-§8), with swtpm and tpm2-tools as the
 # independent TPM side and tests/tpm/attest_tool driving lib/attest as the server:
 #  (a) AK parameters made the way go-attestation makes them (SRK parent, Create, Load,
 #      CertifyCreation) pass attest_check_ak_params; tampered ones are refused with one line;
@@ -39,7 +39,7 @@ ak_check() {
     fi
 }
 refused() { ! ak_check "$@" && one_line "$T/err"; }
-# make_ak NAME ALG ATTRIBUTES: an AK under the SRK, as go-attestation's NewAK (UPSTREAM.md §6.4);
+# make_ak NAME ALG ATTRIBUTES: an AK under the SRK, as go-attestation's NewAK (docs/tpm.md §4);
 # nameAlg SHA-256 unless $name_alg says otherwise.
 make_ak() {
     local n=$1
@@ -79,7 +79,7 @@ ak_check ak
 check "a genuine RSA AK (0x00050472, G3) passes attest_check_ak_params" '[ -s "$T/out" ] && [ ! -s "$T/err" ]'
 check "...and the Name it binds is the one tpm2_load printed" '[ "$(cat "$T/out")" = "$(hexof ak.name)" ]'
 ak_check g1
-check "a genuine G1 AK (0x00050072, no noDA: errata 1) passes" '[ "$(cat "$T/out")" = "$(hexof g1.name)" ]'
+check "a genuine G1 AK (0x00050072, no noDA: docs/upstream.md §9.1) passes" '[ "$(cat "$T/out")" = "$(hexof g1.name)" ]'
 check "an ECC AK is refused for G1 with one line" 'refused ecc && grep -q "RSA AKs only" "$T/err"'
 check "...and accepted with --allow-ecc (G3)" 'ak_check ecc --allow-ecc && [ "$(cat "$T/out")" = "$(hexof ecc.name)" ]'
 patched ak.public 7 2 bad.public
@@ -90,7 +90,7 @@ check "another AK's attestation (wrong objectName): refused" \
     'refused x ak.public ak.cdata g1.attest g1.sig && grep -q "different" "$T/err"'
 patched ak.sig "$(($(stat -c %s ak.sig) - 1))" 1 bad.sig
 check "a bad signature: refused" 'refused x ak.public ak.cdata ak.attest bad.sig && grep -q "could not verify" "$T/err"'
-check "an ECDSA signature for the RSA AK: refused, no crash (errata 4)" 'refused x ak.public ak.cdata ak.attest ecc.sig'
+check "an ECDSA signature for the RSA AK: refused, no crash (docs/upstream.md §9.4)" 'refused x ak.public ak.cdata ak.attest ecc.sig'
 patched ak.attest 0 128 bad.attest
 check "wrong magic: refused" 'refused x ak.public ak.cdata bad.attest ak.sig && grep -q "not produced by a TPM" "$T/err"'
 patched ak.cdata 10 1 bad.cdata
@@ -147,7 +147,7 @@ check "...and activates to the same secret (the activation path is sound)" 'cmp 
 name_alg=sha1 make_ak sha1 rsa2048:rsassa-sha256:null "$ak_attrs|noda" || bail "the SHA-1-named AK could not be made"
 check "an AK with nameAlg SHA-1 is refused with one line" 'refused sha1 && grep -q "nameAlg 0x0004" "$T/err"'
 "$tool" make-credential ek.pem "$(hexof sha1.name)" secret.bin cred.sha1 2>"$T/err"
-check "...because a credential hashed with the Name's SHA-1 (errata 5) does not activate" \
+check "...because a credential hashed with the Name's SHA-1 (docs/upstream.md §9.5) does not activate" \
     '! activate sha1.ctx cred.sha1 wrong.bin && [ ! -s wrong.bin ]'
 tpm2_makecredential -T none -u ek.tss -s secret.bin -n "$(hexof sha1.name)" -o cred.sha1-tpm2 >/dev/null 2>&1
 activate sha1.ctx cred.sha1-tpm2 recovered.sha1

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# The multicall dispatch (DESIGN.md §1): names, --list, install-links, --help, exit codes.
+# The multicall dispatch (docs/README.md §2): names, --list, install-links, --help, exit codes.
 . "$(dirname "$0")/../lib/common.sh"
 
 applets="challenger discovery-challenger kcrypt mdns-responder tpm-hash"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# Node attestation (UPSTREAM.md §6.2, §6.4) on a real swtpm, checked by independent tools: the
+# Node attestation (docs/protocol-g1.md §3, §7) on a real swtpm, checked by independent tools: the
 # EK PEM of the G1 token (openssl), the SRK and AK parameters (tpm2_createprimary, tpm2_print,
 # openssl), credential activation of tpm2_makecredential's blobs, and PCR quotes
 # (tpm2_checkquote). The library is driven by tests/tpm/node_attest_tool.c.
@@ -46,7 +46,7 @@ parse_creation_attest() {
 }
 
 # split_cred CRED.OUT DIR: tpm2-tools' credential file is magic BADCC0DE, version 1, then the
-# TPM2B_ID_OBJECT and the TPM2B_ENCRYPTED_SECRET: the two wire fields of §6.2, sizes included.
+# TPM2B_ID_OBJECT and the TPM2B_ENCRYPTED_SECRET: the two wire fields of docs/protocol-g1.md §4.1, sizes included.
 split_cred() {
     local h n
     h=$(hex "$1")
@@ -79,7 +79,7 @@ activate() {
 swtpm_start "$(golden_state node-b ekcert)"
 tpm2 readpublic -c 0x81010001 -f tss -o "$T/ek-b.tss" >/dev/null || bail "tpm2_readpublic of node-b's EK failed"
 
-# ============ EK PEM (§6.2) on a TPM with an EK certificate ============
+# ============ EK PEM (docs/protocol-g1.md §3.2) on a TPM with an EK certificate ============
 swtpm_start "$(golden_state node-a ekcert)"
 tpm2 nvread 0x1c00002 -C o -o "$T/nv-cert.der" 2>/dev/null || bail "tpm2_nvread of the EK certificate failed"
 openssl x509 -inform DER -in "$T/nv-cert.der" -outform PEM -out "$T/want-cert.pem" ||
@@ -128,7 +128,7 @@ check "the PEM is byte for byte OpenSSL's PEM of tpm2_createek's EK" \
 check "no transient handle left behind (EK from the template)" no_transients
 check "ek-pem persists nothing (only activation persists the EK)" '! persistent 0x81010001'
 
-# ============ SRK and AK parameters (§6.4, errata 1) ============
+# ============ SRK and AK parameters (docs/tpm.md §4, docs/upstream.md §9.1) ============
 swtpm_start "$(golden_state node-a ekcert)"
 check "the node-a TPM has no SRK yet" '! persistent 0x81000001'
 mkdir -p "$T/ak" "$T/ak-noda" "$T/ak2"
@@ -166,7 +166,7 @@ tool ak "$T/ak2" >"$T/out" 2>"$T/err"; rc=$?
 check "a second AK reuses the SRK quietly and is a new key" \
     '[ $rc = 0 ] && [ ! -s "$T/err" ] && ! cmp -s "$T/ak/ak.public" "$T/ak2/ak.public"'
 
-# ============ credential activation (§6.4) against tpm2_makecredential ============
+# ============ credential activation (docs/protocol-g1.md §7) against tpm2_makecredential ============
 tpm2 readpublic -c 0x81010001 -f tss -o "$T/ek-a.tss" >/dev/null || bail "tpm2_readpublic of node-a's EK failed"
 activate "$T/act" g1 "$T/ek-a.tss"
 check "activate exits 0 for a credential made for this EK and AK" '[ $rc = 0 ]'
@@ -209,7 +209,7 @@ tpm2 readpublic -c 0x81010001 -f tss -o "$T/ek-persisted.tss" >/dev/null
 check "the persisted EK is tpm2_createek's RSA EK" 'cmp -s "$T/ek-persisted.tss" "$T/ek-plain.tss"'
 check "no transient handle left behind (EK creation)" no_transients
 
-# ============ PCR quote (§6.4) checked by tpm2_checkquote ============
+# ============ PCR quote (docs/tpm.md §7) checked by tpm2_checkquote ============
 swtpm_start "$(golden_state node-a ekcert)"
 tpm2 pcrextend "11:sha256=$(printf kairos-kms | sha256sum | cut -d' ' -f1)" || bail "tpm2_pcrextend failed"
 mkdir -p "$T/q" "$T/q0" "$T/qall"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# Offline-mode NV passphrase (UPSTREAM.md §2.6 + errata 2) against tpm2-tools as the independent
+# Offline-mode NV passphrase (docs/tpm.md §5 + docs/upstream.md §9.2) against tpm2-tools as the independent
 # implementation: a blob written the upstream way is read by kcrypt, and a blob kcrypt writes is
 # decrypted by tpm2_rsadecrypt; custom nv_index and c_index work; bad NV contents are refused.
 . "$(dirname "$0")/../lib/common.sh"

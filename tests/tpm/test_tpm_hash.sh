@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# The TPM hash (UPSTREAM.md §4.3) equals an independent computation with tpm2-tools + openssl,
+# The TPM hash (docs/upstream.md §5.2) equals an independent computation with tpm2-tools + openssl,
 # for a TPM with an EK certificate and for one without.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/swtpm.sh"

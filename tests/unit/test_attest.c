@@ -188,7 +188,7 @@ static void vector_cred(char **f)
     rsa_from(n, f[2], &ek);
     CHECK(attest_make_credential_seeded(&ek, name.p, name.len, secret.p, secret.len, seed.p, oseed.p, &c) == 0 &&
               same(c.id_object, c.id_object_len, id) && same(c.encrypted_secret, c.encrypted_secret_len, enc),
-          "MakeCredential (name alg 0x%02x%02x, %zu-byte secret) matches the Python §6.4 reference byte for byte",
+          "MakeCredential (name alg 0x%02x%02x, %zu-byte secret) matches the Python docs/protocol-g1.md §7 reference byte for byte",
           name.p[0], name.p[1], secret.len);
     CHECK(attest_make_credential(&ek, name.p, name.len, secret.p, secret.len, &c2) == 0 &&
               c2.id_object_len == c.id_object_len && c2.encrypted_secret_len == 258 &&
@@ -426,7 +426,7 @@ static void test_ak_genuine(void)
     CHECK(same(name, name_len, want), "its Name is the one tpm2_load printed");
     CHECK(attest_public_name(rsa.pub.p, rsa.pub.len, name, &name_len) == 0 && same(name, name_len, want),
           "attest_public_name agrees with tpm2_load");
-    CHECK(check(&g1, 0, why) == 0, "a genuine G1 AK without noDA (0x00050072, errata 1) is accepted");
+    CHECK(check(&g1, 0, why) == 0, "a genuine G1 AK without noDA (0x00050072, docs/upstream.md §9.1) is accepted");
     CHECK(check(&ecc, 0, why) == -EOPNOTSUPP && strstr(why, "RSA AKs only"),
           "an ECC AK is refused for G1 with a reason: %s", why);
     p = params(&ecc);
@@ -523,7 +523,7 @@ static void test_ak_tampered(void)
     CHECK(check(&a, 0, why) < 0, "a certify attestation in place of the creation one: %s", why);
     a.att.p[5] = 0x1a;
 
-    /* A NULL-scheme AK made go-attestation panic (errata 4). Rebuild a consistent set around
+    /* A NULL-scheme AK made go-attestation panic (docs/upstream.md §9.4). Rebuild a consistent set around
      * it (Name and creation data patched; the signature can only fail after the scheme check). */
     struct blob pub = {xmalloc(a.pub.len), a.pub.len - 2}, att = dup_blob(a.att);
     uint8_t name[ATTEST_NAME_MAX];

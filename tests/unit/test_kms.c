@@ -242,7 +242,7 @@ static void test_manifests_as_in_the_docs(void)
               !strcmp(r.vols[0].parts[0].label, "COS_PERSISTENT") && r.vols[0].parts[0].has_secret &&
               !strcmp(r.vols[0].parts[0].secret_name, "mysecret") && !strcmp(r.vols[0].parts[0].secret_path, "pass") &&
               !strcmp(r.secrets[0].name, "mysecret") && kv_is(&r.secrets[0], "pass", "awesome-plaintext-passphrase"),
-          "static keys (§9): Secret with stringData and the SealedVolume referencing it by name and path");
+          "static keys (docs/upstream.md §6.3): Secret with stringData and the SealedVolume referencing it by name and path");
     kms_records_clear(&r);
     CHECK(load_data("kms/db/static-keys-data.yml", &r, &log) && r.nvols == 1 && r.nsecrets == 1 &&
               kv_is(&r.secrets[0], "oem-pass", "oem-passphrase") && !strcmp(r.vols[0].parts[0].secret_path, "oem-pass"),
@@ -250,7 +250,7 @@ static void test_manifests_as_in_the_docs(void)
     kms_records_clear(&r);
     CHECK(load_data("kms/db/auto-generated.yaml", &r, &log) && r.nvols == 1 && !r.vols[0].parts[0].has_secret &&
               !*r.vols[0].parts[0].secret_name,
-          "auto-generated keys (§8.1): a SealedVolume without a secret");
+          "auto-generated keys (docs/protocol-g1.md §6.1): a SealedVolume without a secret");
     kms_records_clear(&r);
     CHECK(load_data("kms/db/several.yaml", &r, &log) && r.nvols == 1 && r.nsecrets == 1 && r.invalid == 0 &&
               kv_is(&r.secrets[0], "by-name", "pass-for-vda5") && r.vols[0].nparts == 2 &&
@@ -359,9 +359,9 @@ static void test_get_pass_decisions(struct kms_store *s)
     CHECK(refused(s, H_IDS, "", "vda9", "", -ENOENT, "no volume found with data from request and hash: " H_IDS),
           "a device name that differs does not match");
     CHECK(got(s, H_TWO, "COS_PERSISTENT", "", "", "from-alpha", ""),
-          "two matching volumes: the first by name answers (errata 7), not the first in the file");
+          "two matching volumes: the first by name answers (docs/upstream.md §9.7), not the first in the file");
     CHECK(refused(s, H_NOKEY, "COS_PERSISTENT", "", "", -ENODATA, "passphrase not found in secret at key: passphrase"),
-          "a Secret without the key is an explicit error (errata 9), not an empty passphrase");
+          "a Secret without the key is an explicit error (docs/upstream.md §9.9), not an empty passphrase");
     CHECK(got(s, H_CLEAN, "COS_OEM", "", "", "cleaned-oem", ""),
           "an operator's name/key not found as written is found in its cleanKubeName form");
     CHECK(got(s, H_CLEAN, "COS_PERSISTENT", "", "", "cleaned-default", ""),
@@ -403,7 +403,7 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
           "and it parses back");
     kms_records_clear(&r);
     CHECK(got(s, H_AUTO, "COS_PERSISTENT", "", "", ct1, "tpm"),
-          "the next getPass returns it with generated_by tpm (§8.1 step 4)");
+          "the next getPass returns it with generated_by tpm (docs/protocol-g1.md §6.1 step 5)");
 
     tap_capture_begin();
     rc = post(s, H_AUTO, "COS_PERSISTENT", ciphertext("ANOTHER"), &rep);
@@ -433,7 +433,7 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
     CHECK(rc == -EINVAL, "a passphrase with control characters is refused");
     kms_reply_clear(&rep);
 
-    /* errata 6: upstream creates an operator-named Secret that does not exist yet; we refuse (a
+    /* docs/upstream.md §9.6: upstream creates an operator-named Secret that does not exist yet; we refuse (a
      * node may store only its own key under the default name). */
     write_file(path_in(dir, "errata6.yaml"),
                "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: e6, namespace: kcrypt}\n"

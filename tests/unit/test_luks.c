@@ -52,7 +52,7 @@ static void reseal(uint8_t *img, size_t off, size_t hdr_size)
 static void test_uuid_v5(void)
 {
     /* Expected values from Python's uuid.uuid5(uuid.NAMESPACE_URL, name), an independent
-     * implementation; the first two are also in UPSTREAM.md §2.3. */
+     * implementation; the first two are also in docs/upstream.md §3.2. */
     static const char *const vec[][2] = {
         {"COS_PERSISTENT", "85c39d0f-4867-5227-8334-f5eec606d9eb"},
         {"COS_OEM", "8bfa06f9-ca4f-56dc-90c9-49cf20f4f45e"},

@@ -64,7 +64,7 @@ static void test_names(void)
           "which hosts are .local");
 }
 
-/* A response such as hashicorp/mdns sends for _kcrypt._tcp.local PTR (§11.2). */
+/* A response such as hashicorp/mdns sends for _kcrypt._tcp.local PTR (docs/upstream.md §7.2). */
 static size_t hashicorp_response(uint8_t *buf, size_t cap, const char *instance, const char *host, uint16_t port,
                                  const char *ip, uint16_t id)
 {

@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* lib/plugin against real processes: the shell plugins in tests/data/plugins, temporary plugin
- * trees for discovery, and the exact bytes upstream's Go code exchanges (UPSTREAM.md §3). */
+ * trees for discovery, and the exact bytes upstream's Go code exchanges (docs/upstream.md §4). */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -140,11 +140,11 @@ static void test_payloads(void)
     size_t len = 0;
 
     CHECK(plugin_payload_g1(&persistent, &out, &len) == 0 && !strcmp(out, G1_PAYLOAD) && len == strlen(out),
-          "G1 payload is ghw block.Partition: every key, Go's order (UPSTREAM.md §3.4 example)");
+          "G1 payload is ghw block.Partition: every key, Go's order (docs/upstream.md §4.4 example)");
     free(out);
     CHECK(plugin_payload_g3(&persistent, "http://10.0.0.1:30000", true, &out, &len) == 0 &&
               !strcmp(out, G3_PAYLOAD),
-          "G3 payload is DiscoveryPasswordPayload with size in MiB (UPSTREAM.md §3.4 example)");
+          "G3 payload is DiscoveryPasswordPayload with size in MiB (docs/upstream.md §4.4 example)");
     free(out);
     CHECK(plugin_payload_g3(&(struct plugin_partition){.label = "COS_OEM", .size_bytes = 1048575}, NULL,
                             false, &out, &len) == 0 &&

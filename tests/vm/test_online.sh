@@ -1,7 +1,7 @@
 #!/bin/bash
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# Online mode in a real guest against our KMS on the host (G1, UPSTREAM.md §5): the node's disk
+# Online mode in a real guest against our KMS on the host (G1, docs/upstream.md §5): the node's disk
 # has two partitions, one registered with a static key, one with an auto-generated key. The first
 # boot encrypts both (kcrypt asks the kcrypt-discovery-challenger plugin, which proves its TPM to
 # the KMS; for the second it generates the key and escrows only TPM ciphertext), the second boot

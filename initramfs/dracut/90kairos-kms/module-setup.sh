@@ -20,7 +20,7 @@ depends() {
 }
 
 # called by dracut: kcrypt loads these itself when missing (no modprobe needed), but they must be
-# in the image. ecb is needed by xts(aes) (TEST-HARNESS.md §8); crc32c by ext4; the TPM drivers are
+# in the image. ecb is needed by xts(aes) (docs/luks.md §6); crc32c by ext4; the TPM drivers are
 # modules on some kernels.
 installkernel() {
     hostonly='' instmods dm_mod dm_crypt xts ecb aes crc32c_generic ext4
@@ -35,7 +35,7 @@ install() {
         return 1
     }
     inst_simple "$bin" /usr/bin/kairos-kms
-    # The names kcrypt and kairos-agent look for (UPSTREAM.md §3: plugins in /system/discovery).
+    # The names kcrypt and kairos-agent look for (docs/upstream.md §4: plugins in /system/discovery).
     inst_dir /system/discovery
     ln_r /usr/bin/kairos-kms /usr/bin/kcrypt
     ln_r /usr/bin/kairos-kms /usr/bin/tpm-hash

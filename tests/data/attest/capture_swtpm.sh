@@ -6,7 +6,7 @@
 # output). Run from anywhere:
 #   tests/data/attest/capture_swtpm.sh && python3 tests/data/attest/make_vectors.py >tests/data/attest/vectors.txt
 # (the MakeCredential vectors use the captured AK's Name, so they are remade after a capture).
-# AKs are made the way go-attestation's NewAK does (UPSTREAM.md §6.4): an SRK-style parent, then
+# AKs are made the way go-attestation's NewAK does (docs/tpm.md §4): an SRK-style parent, then
 # TPM2_Create + TPM2_Load + TPM2_CertifyCreation signed by the AK itself.
 #   ek-rsa.public             TPMT_PUBLIC of the RSA EK; ek-rsa.pem its SPKI
 #   ak-{rsa,ecc,rsa-g1}.*     public (TPMT_PUBLIC), cdata (TPMS_CREATION_DATA), attest (TPMS_ATTEST),
@@ -37,7 +37,7 @@ for kind in rsa ecc rsa-g1; do
     case $kind in
     rsa) alg=rsa2048:rsassa-sha256:null ;;
     ecc) alg=ecc256:ecdsa-sha256:null ;;
-    rsa-g1) alg=rsa2048:rsassa-sha256:null attrs=${attrs%|noda} ;;   # errata 1: G1 AKs lack noDA
+    rsa-g1) alg=rsa2048:rsassa-sha256:null attrs=${attrs%|noda} ;;   # docs/upstream.md §9.1: G1 AKs lack noDA
     esac
     tpm2 create -C srk.ctx -g sha256 -G "$alg" -a "$attrs" \
         -u ak.pub -r ak.priv --creation-data cd.bin -t ticket.bin -d chash.bin >/dev/null

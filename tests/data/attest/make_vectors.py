@@ -4,7 +4,7 @@
 """Known-answer vectors for lib/crypto/sym.c and lib/attest, computed independently of them.
 
 KDFa, MGF1/OAEP padding and MakeCredential are re-implemented here from their definitions
-(TPM 2.0 Part 1 §11.4.10.2, RFC 8017 §7.1, UPSTREAM.md §6.4) with Python's hmac/hashlib and
+(TPM 2.0 Part 1 §11.4.10.2, RFC 8017 §7.1, docs/protocol-g1.md §7) with Python's hmac/hashlib and
 `cryptography` for AES, RSA and ECDSA; every result is cross-checked against `cryptography` where
 it can be (OAEP decryption with the private key, HMAC-checked credential unwrapping).
 The C unit test (tests/unit/test_attest.c) compares against the stored output, vectors.txt.
@@ -100,7 +100,7 @@ def aes_cfb(key, iv, data, encrypt=True):
 
 
 def make_credential(pub, name, secret, seed, oaep_seed):
-    """UPSTREAM.md §6.4, hashes from the Name's algorithm (errata 5)."""
+    """docs/protocol-g1.md §7, hashes from the Name's algorithm (docs/upstream.md §9.5)."""
     alg = struct.unpack(">H", name[:2])[0]
     h = {v: k for k, v in TPM_ALG.items()}[alg]
     enc_seed = oaep_encrypt(pub, h, b"IDENTITY\0", seed, oaep_seed)
@@ -189,7 +189,7 @@ def main():
               hx(r.to_bytes(clen, "big")), hx(s.to_bytes(clen, "big")), file=out)
 
     # MakeCredential: the honest SHA-256 AK (the Name of a real swtpm AK), and other Name hashes
-    # and secret sizes as errata 5 allows.
+    # and secret sizes as docs/upstream.md §9.5 allows.
     with open(os.path.join(HERE, "swtpm", "ak-rsa.name"), "rb") as f:
         ak_name = f.read()
     for name, secret in [(ak_name, det("secret", 32)),

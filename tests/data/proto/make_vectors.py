@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Independent encoder of the G1 messages (spec/UPSTREAM.md §6.2), written from the spec and
+"""Independent encoder of the G1 messages (docs/protocol-g1.md §4), written from the spec and
 Go's documented encoding/json behaviour (struct fields in declaration order, []byte as padded
 standard base64, <, >, & escaped as \\u003c \\u003e \\u0026, json.Encoder adds a newline).
 Writes the vectors test_proto.c compares our encoder with, byte for byte:

@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # kernel.sh CACHE_DIR: prints the root of Debian's current amd64 kernel (boot/vmlinuz-KV,
 # lib/modules/KV with modules.dep), unpacked once into CACHE_DIR/kernel. The package is the one
-# linux-image-amd64 depends on, resolved now (TEST-HARNESS.md §8.14: the ABI name rotates on the
+# linux-image-amd64 depends on, resolved now (docs/testing.md §6.1: the ABI name rotates on the
 # mirror); the .deb ships no modules.dep, so depmod -b makes it. Without apt lists or a mirror, the
 # newest kernel already in the cache is used. Runs outside the tests' network namespace.
 set -euo pipefail

@@ -1,6 +1,6 @@
 # Copyright 2026 The kairos-kms Authors
 # SPDX-License-Identifier: Apache-2.0
-# VM test harness (TEST-HARNESS.md §1, §2, §6, §7b): Debian's kernel booted by QEMU with TCG, the
+# VM test harness (docs/testing.md §6, §6.2, §6.3): Debian's kernel booted by QEMU with TCG, the
 # minimal initramfs of initramfs/minimal with kairos-kms in it, a swtpm TPM per node, our KMS on
 # 127.0.0.1 inside a private network namespace, and the guest's only way out a guestfwd to it.
 #
@@ -120,7 +120,7 @@ vm_disk() {
         case $kind in
         ext4) _vm_ext4 "$part" "${c:-$size}" "$a" "$b" || return 1 ;;
         luks)
-            # TEST-HARNESS.md §1: an ext4 smaller than the partition, encrypted in place (the
+            # docs/testing.md §6.4: an ext4 smaller than the partition, encrypted in place (the
             # header goes where the 32 MiB of room are); PBKDF2 so the guest opens it in 0.3 s.
             [ "$size" -ge 48 ] || { echo "vm_disk: a luks partition needs 48 MiB or more" >&2; return 1; }
             _vm_ext4 "$part" $((size - 32)) "$a" "$c" || return 1
@@ -213,7 +213,7 @@ vm_boot() {
         args+=(-nic none)
     fi
     if [ -n "$tpm" ]; then
-        # TEST-HARNESS.md §6: QEMU's chardev flavour (ctrl channel only, QEMU passes the data fd).
+        # docs/testing.md §6.3: QEMU's chardev flavour (ctrl channel only, QEMU passes the data fd).
         sock=$tpm/qemu.sock
         rm -f "$sock"
         swtpm socket --tpm2 --tpmstate dir="$tpm" --ctrl type=unixio,path="$sock" --flags startup-clear \
