@@ -191,6 +191,10 @@ void kms_pending_forget_locked(struct kms_store *s, const char *hash, const stru
  * -EXDEV: the file holds other objects (not written); -EAGAIN: it changed meanwhile. */
 int kms_volume_write(struct kms_store *s, const struct kms_volume *v, const char *old_file);
 
+/* Fills out's code, outcome and error text (what the session layer words for the node) and
+ * returns r, so a refusal is one line: return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, ...). */
+int kms_reply_set(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);
 /* Index lookups (lock held). */

@@ -35,8 +35,7 @@ void kms_reply_clear(struct kms_reply *r)
     *r = (struct kms_reply){0};
 }
 
-static int reply(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int reply(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...)
+int kms_reply_set(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...)
 {
     va_list ap;
 
@@ -113,10 +112,10 @@ static int check_volume(const struct kms_volume *v, const struct kms_partition *
     if (v->dup) {
         log_error("SealedVolume %s is defined in both %s:%u and %s:%u; refusing its nodes", v->name, v->file,
                   v->line, v->dup->file, v->dup->line);
-        return (detail_object(out, v->name, false), reply(out, KMS_C_CONFLICT, -ENOTUNIQ, "SealedVolume %s is defined more than once on the server", v->name));
+        return (detail_object(out, v->name, false), kms_reply_set(out, KMS_C_CONFLICT, -ENOTUNIQ, "SealedVolume %s is defined more than once on the server", v->name));
     }
     if (v->quarantined)
-        return (detail_label(out, p->label), reply(out, KMS_C_QUARANTINED, -EACCES, "quarantined: %s", p->label));
+        return (detail_label(out, p->label), kms_reply_set(out, KMS_C_QUARANTINED, -EACCES, "quarantined: %s", p->label));
     return 0;
 }
 
@@ -132,7 +131,7 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     (void)kms_store_refresh_locked(s, false); /* on failure the previous records answer */
     v = find_volume_for(s, hash, req, &p);
     if (!v)
-        return reply(out, KMS_C_NO_VOLUME, -ENOENT, "no volume found with data from request and hash: %s", hash);
+        return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, "no volume found with data from request and hash: %s", hash);
     r = check_volume(v, p, out);
     if (r < 0)
         return r;
@@ -140,24 +139,24 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
      * only to a TPM that proves its boot too (/tpm-attestation), else G1 would bypass the pin. */
     for (unsigned i = 0; v->att.present && i < KMS_PCR_COUNT; i++)
         if (v->att.pcr_mask & (1u << i) && v->att.pcr[i] && *v->att.pcr[i])
-            return reply(out, KMS_C_FORBIDDEN, -EPERM,
+            return kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
                          "SealedVolume %s pins PCR values: this TPM must attest its boot on /tpm-attestation (G3)",
                          v->name);
     kms_secret_ref_of(v, p, &ref);
     o = kms_secret_ref_find(s, &ref);
     if (!o)
-        return (detail_label(out, p->label), detail_object(out, ref.name, true), reply(out, KMS_C_NO_SECRET, -ENOENT, "No secret found for %s and %s", hash, p->label));
+        return (detail_label(out, p->label), detail_object(out, ref.name, true), kms_reply_set(out, KMS_C_NO_SECRET, -ENOENT, "No secret found for %s and %s", hash, p->label));
     out->secret_name = xstrdup(o->name);
     if (o->dup) {
         log_error("Secret %s is defined in both %s:%u and %s:%u; refusing to choose", o->name, o->file, o->line,
                   o->dup->file, o->dup->line);
-        return (detail_object(out, o->name, true), reply(out, KMS_C_CONFLICT, -ENOTUNIQ, "Secret %s is defined more than once on the server", o->name));
+        return (detail_object(out, o->name, true), kms_reply_set(out, KMS_C_CONFLICT, -ENOTUNIQ, "Secret %s is defined more than once on the server", o->name));
     }
     /* docs/upstream.md §9.9: a Secret without the key (or with an empty value) is an explicit error, not an
      * empty passphrase that a G1 client would answer by posting a new one forever. */
     kv = kms_secret_ref_value(o, &ref);
     if (!kv || kv->value->len == 0)
-        return (snprintf(out->detail.key, sizeof(out->detail.key), "%s", ref.key), reply(out, KMS_C_NO_KEY, -ENODATA, "passphrase not found in secret at key: %s", ref.key));
+        return (snprintf(out->detail.key, sizeof(out->detail.key), "%s", ref.key), kms_reply_set(out, KMS_C_NO_KEY, -ENODATA, "passphrase not found in secret at key: %s", ref.key));
     out->passphrase = secret_new_copy(kv->value->data, kv->value->len);
     gb = kms_secret_get(o, "generated_by");
     out->generated_by = xcalloc(1, gb ? gb->value->len + 1 : 1);
@@ -179,7 +178,7 @@ int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_
     if (valid)
         memcpy(out->detail.hash, hash, sizeof(hash));
     if (!valid) {
-        r = reply(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
     } else {
         pthread_mutex_lock(&s->lock);
         r = get_pass_locked(s, req, hash, out);
@@ -242,7 +241,7 @@ int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *sel
                      "(%s:%u) of another TPM; not stored",
                      action, hash, self->name, ref->clean_name, v->name, v->file, v->line);
             out->secret_name = xstrdup(ref->clean_name);
-            return reply(out, KMS_C_FORBIDDEN, -EPERM,
+            return kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
                          "secret %s is referenced by another TPM's SealedVolume; the posted passphrase was not stored",
                          ref->clean_name);
         }
@@ -282,7 +281,7 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
     (void)kms_store_refresh_locked(s, true);
     v = find_volume_for(s, hash, req, &p);
     if (!v)
-        return reply(out, KMS_C_NO_VOLUME, -ENOENT, "no TPM Hash found for %s", hash);
+        return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, "no TPM Hash found for %s", hash);
     /* Upstream does not check quarantine on /postPass; a quarantined node gets nothing stored. */
     r = check_volume(v, p, out);
     if (r < 0)
@@ -293,7 +292,7 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
      * may be shared with other nodes (a fleet key) and is the operator's to fill. */
     if (!ref.default_name) {
         out->secret_name = xstrdup(ref.name);
-        return reply(out, KMS_C_FORBIDDEN, -EPERM,
+        return kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
                      "secret %s is named by the operator (secret.name of %s): nodes may only store a generated key "
                      "under the default name",
                      ref.name, p->label);
@@ -304,16 +303,16 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
     o = kms_secret_ref_find(s, &ref);
     if (o) {
         out->secret_name = xstrdup(o->name);
-        return (detail_object(out, o->name, true), reply(out, KMS_C_EXISTS, -EEXIST, "secret %s already exists; the posted passphrase was ignored", o->name));
+        return (detail_object(out, o->name, true), kms_reply_set(out, KMS_C_EXISTS, -EEXIST, "secret %s already exists; the posted passphrase was ignored", o->name));
     }
     /* The default name is written as upstream writes it (a valid Kubernetes name, found by
      * upstream too). */
     name = ref.clean_name;
     out->secret_name = xstrdup(name);
     if (strlen(name) > KMS_MAX_NAME || !kms_text_ok(name, strlen(name)))
-        return reply(out, KMS_C_STORE, -EINVAL, "cannot store secret %.64s: not a usable name", name);
+        return kms_reply_set(out, KMS_C_STORE, -EINVAL, "cannot store secret %.64s: not a usable name", name);
     if (!strcmp(ref.key, "generated_by"))
-        return reply(out, KMS_C_STORE, -EINVAL, "cannot store secret %s: its key would be generated_by", name);
+        return kms_reply_set(out, KMS_C_STORE, -EINVAL, "cannot store secret %s: its key would be generated_by", name);
     /* v and p are not used past the write: a rescan inside it may replace them. */
     snprintf(label, sizeof(label), "%s", p->label);
     {
@@ -324,9 +323,9 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
                                  name, *v->ns ? v->ns : "default", kv, 2, file);
     }
     if (r == -EEXIST)
-        return (detail_object(out, name, true), reply(out, KMS_C_EXISTS, r, "secret %s already exists; the posted passphrase was ignored", name));
+        return (detail_object(out, name, true), kms_reply_set(out, KMS_C_EXISTS, r, "secret %s already exists; the posted passphrase was ignored", name));
     if (r < 0)
-        return reply(out, KMS_C_STORE, r, "failed storing secret %s", name);
+        return kms_reply_set(out, KMS_C_STORE, r, "failed storing secret %s", name);
     log_info("stored the passphrase posted for %s (%.64s) as Secret %s in %s/%s", hash, label, name, s->dir, *file);
     (void)kms_store_refresh_locked(s, true);
     out->outcome = KMS_OK;
@@ -348,20 +347,20 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
     if (!generated_by)
         generated_by = "";
     if (!valid)
-        r = reply(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
     else if (!pass || pass->len == 0)
-        r = reply(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: doesn't contain any passphrase");
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: doesn't contain any passphrase");
     else if (pass->len > KMS_MAX_VALUE || !kms_text_ok((const char *)pass->data, pass->len))
-        r = reply(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: the passphrase is not printable text of at most %u bytes",
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: the passphrase is not printable text of at most %u bytes",
                   KMS_MAX_VALUE);
     else if (strlen(generated_by) > MAX_GENERATED_BY || !kms_text_ok(generated_by, strlen(generated_by)))
-        r = reply(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: bad generated_by");
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: bad generated_by");
     /* Unlike upstream: only a key the node's TPM encrypted is stored, never a plaintext one. */
     else if (strcmp(generated_by, "tpm"))
-        r = reply(out, KMS_C_FORBIDDEN, -EPERM,
+        r = kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
                   "invalid answer from client: generated_by must be tpm (only a node's TPM-encrypted key is stored)");
     else if (!is_tpm_ciphertext(pass))
-        r = reply(out, KMS_C_FORBIDDEN, -EPERM,
+        r = kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
                   "invalid answer from client: the passphrase is not a TPM ciphertext (base64url of %u bytes, %u "
                   "characters)",
                   TPM_CIPHERTEXT_LEN, TPM_CIPHERTEXT_WIRE_LEN);

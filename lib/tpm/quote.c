@@ -8,7 +8,7 @@
 
 #include "tpm_internal.h"
 
-static void sha256_selection(TPML_PCR_SELECTION *sel, uint32_t mask)
+void tpm_sha256_selection(TPML_PCR_SELECTION *sel, uint32_t mask)
 {
     memset(sel, 0, sizeof(*sel));
     sel->count = 1;
@@ -48,7 +48,7 @@ int tpm_pcr_read(struct tpm *t, uint32_t mask, uint8_t pcr[TPM_PCR_COUNT][SHA256
         bool short_answer = false;
         TSS2_RC rc;
 
-        sha256_selection(&sel, missing);
+        tpm_sha256_selection(&sel, missing);
         rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &sel, NULL, &sel_out, &values);
         if (rc != TSS2_RC_SUCCESS)
             return tpm_fail(t, rc, "reading the SHA-256 PCRs");
@@ -96,7 +96,7 @@ int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const ui
     qualifying.size = (uint16_t)nonce_len;
     if (nonce_len)
         memcpy(qualifying.buffer, nonce, nonce_len);
-    sha256_selection(&sel, pcr_mask);
+    tpm_sha256_selection(&sel, pcr_mask);
     rc = Esys_Quote(t->esys, ak->handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qualifying, &null_scheme,
                     &sel, &quoted, &sig);
     if (rc != TSS2_RC_SUCCESS)

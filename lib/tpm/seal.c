@@ -64,17 +64,6 @@ static void put_u32(uint8_t *p, uint32_t v)
     p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
 }
 
-static void sha256_selection(TPML_PCR_SELECTION *sel, uint32_t mask)
-{
-    memset(sel, 0, sizeof(*sel));
-    sel->count = 1;
-    sel->pcrSelections[0].hash = TPM2_ALG_SHA256;
-    sel->pcrSelections[0].sizeofSelect = 3;
-    for (unsigned i = 0; i < TPM_PCR_COUNT; i++)
-        if (mask & (1u << i))
-            sel->pcrSelections[0].pcrSelect[i / 8] |= 1u << (i % 8);
-}
-
 /* TPM 2.0 Part 3 §23.7 (PolicyPCR) and §23.18 (PolicyAuthValue): policyDigest extended as
  * H(old || commandCode || parameters). */
 void tpm_policy_digest(uint32_t pcr_mask, const uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN], bool pin,
@@ -349,7 +338,7 @@ static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent
     if (r < 0)
         return r;
     if (s->pcr_mask) {
-        sha256_selection(&sel, s->pcr_mask);
+        tpm_sha256_selection(&sel, s->pcr_mask);
         rc = Esys_PolicyPCR(t->esys, session, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel);
         if (rc != TSS2_RC_SUCCESS) {
             r = tpm_fail(t, rc, "PolicyPCR");
