@@ -52,6 +52,18 @@ require() {
     done
 }
 
+# wait_port_file FILE PID [SECONDS]: waits (default 6 s) until a server started in the background
+# as PID has written its port to FILE; fails when PID exits first or the time runs out.
+wait_port_file() {
+    local file=$1 pid=$2 i
+    for i in $(seq $((${3:-6} * 50))); do
+        [ -s "$file" ] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.02
+    done
+    return 1
+}
+
 # run_kkms OUT ERR RC_VAR ARGS...: runs the binary with a hard time limit, captures output.
 run_kkms() {
     local out=$1 err=$2 __rc=$3

@@ -14,12 +14,8 @@ kms_start() {
         --audit-log "$T/audit.jsonl" "$@" 2>>"$T/kms.log" &
     KMS_PID=$!
     on_exit "stop_pid $KMS_PID"
-    for i in $(seq 300); do
-        [ -s "$T/kms.port" ] && break
-        kill -0 "$KMS_PID" 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
-        sleep 0.02
-    done
-    [ -s "$T/kms.port" ] || bail "the KMS did not listen within 6 s"
+    wait_port_file "$T/kms.port" "$KMS_PID" 6 ||
+        bail "the KMS did not listen within 6 s: $(tail -3 "$T/kms.log")"
     KMS_PORT=$(cat "$T/kms.port")
     KMS_URL=$scheme://127.0.0.1:$KMS_PORT
 }

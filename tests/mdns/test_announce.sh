@@ -27,12 +27,7 @@ ip netns exec "$NS_B" "$KAIROS_KMS" challenger --db "$DB" --listen 0.0.0.0:0 --p
     --audit-log "$T/audit.jsonl" --announce kms.local --announce-interface vb </dev/null 2>>"$T/kms.log" &
 KMS=$!
 on_exit "stop_pid $KMS"
-for i in $(seq 300); do
-    [ -s "$T/kms.port" ] && break
-    kill -0 $KMS 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
-    sleep 0.02
-done
-[ -s "$T/kms.port" ] || bail "the KMS did not listen within 6 s"
+wait_port_file "$T/kms.port" "$KMS" 6 || bail "the KMS did not listen within 6 s: $(tail -3 "$T/kms.log")"
 PORT=$(cat "$T/kms.port")
 check "the KMS says what it announces, with its own port" \
     'wait_for_line "$T/kms.log" "announcing .*_kcrypt._tcp.local -> kms.local:$PORT on vb (10.199.0.2)" 5 "$KMS"'

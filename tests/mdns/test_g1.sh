@@ -18,12 +18,7 @@ ip netns exec "$NS_B" "$KAIROS_KMS" challenger --db "$DB" --listen 0.0.0.0:0 --p
     --audit-log "$T/audit.jsonl" </dev/null 2>>"$T/kms.log" &
 KMS=$!
 on_exit "stop_pid $KMS"
-for i in $(seq 300); do
-    [ -s "$T/kms.port" ] && break
-    kill -0 $KMS 2>/dev/null || bail "the KMS exited at start: $(tail -3 "$T/kms.log")"
-    sleep 0.02
-done
-[ -s "$T/kms.port" ] || bail "the KMS did not listen within 6 s"
+wait_port_file "$T/kms.port" "$KMS" 6 || bail "the KMS did not listen within 6 s: $(tail -3 "$T/kms.log")"
 PORT=$(cat "$T/kms.port")
 responder_start r1 --hostName kms.local --port "$PORT" --interfaceName vb
 run_kkms "$T/out" "$T/err" rc challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT

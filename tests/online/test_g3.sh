@@ -220,7 +220,7 @@ EOF2
 python3 "$T/errkms.py" "$T/errkms.port" &
 ERRKMS=$!
 on_exit "stop_pid $ERRKMS"
-for i in $(seq 100); do [ -s "$T/errkms.port" ] && break; sleep 0.05; done
+wait_port_file "$T/errkms.port" "$ERRKMS" 5 || bail "the error-sending KMS did not start"
 NODE_URL=http://127.0.0.1:$(cat "$T/errkms.port") node_get "$T/out" "$T/err" rc "$SOCK_E" COS_PERSISTENT
 check "an error in place of the challenge: reported as the KMS's refusal, final, no passphrase" \
     '[ "$rc" = 1 ] && [ ! -s "$T/out" ] && grep -q "the KMS refused: Challenge generation: go away" "$T/err" && ! grep -q "retrying" "$T/err"'
