@@ -140,7 +140,7 @@ static int g1_on_open(struct slot *sl)
 
 static int g1_on_message(struct slot *sl, const uint8_t *msg, size_t len)
 {
-    struct proto_bytes cred = {0}, sec = {0};
+    struct bytes cred = {0}, sec = {0};
     struct proto_payload p = {0};
     int r;
 
@@ -162,8 +162,8 @@ static int g1_on_message(struct slot *sl, const uint8_t *msg, size_t len)
             return -EPROTO;
         }
         r = lg_activate(sl->node, cred.data, cred.len, sec.data, sec.len, secret, sizeof(secret), &secret_len);
-        proto_bytes_clear(&cred);
-        proto_bytes_clear(&sec);
+        bytes_clear(&cred);
+        bytes_clear(&sec);
         if (r < 0) {
             slot_fail_reason(sl, "credential activation failed: %s", r == -EPERM ? "integrity check failed (not for "
                              "this EK and AK)" : "malformed credential");

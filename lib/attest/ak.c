@@ -93,13 +93,13 @@ int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uin
     if (p->create_signature.len < 8)
         return attest_fail(why, -EBADMSG, "signature is too short to be valid: only %zu bytes",
                            p->create_signature.len);
-    r = decode_public(p->public_area.p, p->public_area.len, &pub, &de);
+    r = decode_public(p->public_area.data, p->public_area.len, &pub, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "AK Public", &de);
-    r = decode_creation_data(p->create_data.p, p->create_data.len, &cd, &de);
+    r = decode_creation_data(p->create_data.data, p->create_data.len, &cd, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "AK CreateData", &de);
-    r = decode_attestation(p->create_attestation.p, p->create_attestation.len, &att, &de);
+    r = decode_attestation(p->create_attestation.data, p->create_attestation.len, &att, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "AK CreateAttestation", &de);
     if (att.type != ATTEST_ST_ATTEST_CREATION)
@@ -115,11 +115,11 @@ int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uin
     if (pub.name_alg != ATTEST_ALG_SHA256)
         return attest_fail(why, -EOPNOTSUPP, "AK nameAlg 0x%04x not supported: credential activation needs SHA-256",
                            pub.name_alg);
-    r = crypto_hash(h, p->create_data.p, p->create_data.len, digest);
+    r = crypto_hash(h, p->create_data.data, p->create_data.len, digest);
     if (r < 0)
         return attest_fail(why, r, "cannot hash the AK CreateData");
     if (att.creation_hash.len != crypto_hash_len(h) ||
-        memcmp(att.creation_hash.p, digest, att.creation_hash.len) != 0)
+        memcmp(att.creation_hash.data, digest, att.creation_hash.len) != 0)
         return attest_fail(why, -EPERM,
                            "attestation refers to different public key (creationHash is not the hash of CreateData)");
 
@@ -130,19 +130,19 @@ int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uin
         return r;
 
     /* docs/upstream.md §9.4: upstream compares only the digests; a TPM writes the whole Name, so we do too. */
-    r = attest_public_name(p->public_area.p, p->public_area.len, computed, &computed_len);
+    r = attest_public_name(p->public_area.data, p->public_area.len, computed, &computed_len);
     if (r < 0)
         return attest_fail(why, r, "cannot compute the Name of the AK Public");
-    if (att.object_name.len != computed_len || memcmp(att.object_name.p, computed, computed_len) != 0)
+    if (att.object_name.len != computed_len || memcmp(att.object_name.data, computed, computed_len) != 0)
         return attest_fail(why, -EPERM, "creation attestation refers to a different key");
 
     r = check_scheme(&pub, why);
     if (r < 0)
         return r;
-    r = decode_signature(p->create_signature.p, p->create_signature.len, &sig, &de);
+    r = decode_signature(p->create_signature.data, p->create_signature.len, &sig, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "AK CreateSignature", &de);
-    r = attest_verify_signature(&pub, &sig, p->create_attestation.p, p->create_attestation.len,
+    r = attest_verify_signature(&pub, &sig, p->create_attestation.data, p->create_attestation.len,
                                 "AK creation attestation", why);
     if (r < 0)
         return r;

@@ -76,10 +76,6 @@ enum {
 #define ATTEST_WHY_MAX 200         /* a reason line, NUL included */
 
 /* A byte string: an input, or a field pointing into an input. */
-struct attest_bytes {
-    const uint8_t *p;
-    size_t len;
-};
 
 /* ---- decoders ---- */
 
@@ -88,15 +84,15 @@ struct attest_public {
     uint16_t type;       /* ATTEST_ALG_RSA or ATTEST_ALG_ECC */
     uint16_t name_alg;
     uint32_t attributes; /* TPMA_OBJECT */
-    struct attest_bytes auth_policy;
+    struct bytes auth_policy;
     uint16_t sym_alg, sym_bits, sym_mode; /* TPMT_SYM_DEF_OBJECT; bits/mode 0 when sym_alg is NULL */
     uint16_t scheme, scheme_hash;         /* signing/decryption scheme; hash 0 when it has none */
     uint16_t scheme_count;                /* ECDAA only */
     uint16_t rsa_bits;                    /* RSA: declared keyBits */
     uint32_t rsa_exponent;                /* RSA: as stored; 0 means 65537 */
     uint16_t ecc_curve, kdf, kdf_hash;    /* ECC */
-    struct attest_bytes rsa_n;            /* RSA: modulus (unique) */
-    struct attest_bytes ecc_x, ecc_y;     /* ECC: public point (unique) */
+    struct bytes rsa_n;            /* RSA: modulus (unique) */
+    struct bytes ecc_x, ecc_y;     /* ECC: public point (unique) */
 };
 
 /* TPML_PCR_SELECTION. */
@@ -112,35 +108,35 @@ struct attest_pcr_selection {
 /* TPMS_CREATION_DATA. */
 struct attest_creation_data {
     struct attest_pcr_selection pcr_select;
-    struct attest_bytes pcr_digest;
+    struct bytes pcr_digest;
     uint8_t locality;
     uint16_t parent_name_alg;
-    struct attest_bytes parent_name, parent_qualified_name, outside_info;
+    struct bytes parent_name, parent_qualified_name, outside_info;
 };
 
 /* TPMS_ATTEST of a creation, quote or certify attestation. */
 struct attest_attestation {
     uint32_t magic;
     uint16_t type; /* ATTEST_ST_ATTEST_* */
-    struct attest_bytes qualified_signer, extra_data;
+    struct bytes qualified_signer, extra_data;
     uint64_t clock;
     uint32_t reset_count, restart_count;
     uint8_t safe;
     uint64_t firmware_version;
     /* ATTEST_ST_ATTEST_CREATION */
-    struct attest_bytes object_name, creation_hash;
+    struct bytes object_name, creation_hash;
     /* ATTEST_ST_ATTEST_QUOTE */
     struct attest_pcr_selection pcr_select;
-    struct attest_bytes pcr_digest;
+    struct bytes pcr_digest;
     /* ATTEST_ST_ATTEST_CERTIFY */
-    struct attest_bytes name, qualified_name;
+    struct bytes name, qualified_name;
 };
 
 /* TPMT_SIGNATURE of the RSASSA, RSAPSS or ECDSA scheme. */
 struct attest_signature {
     uint16_t alg, hash;
-    struct attest_bytes rsa;          /* RSASSA, RSAPSS */
-    struct attest_bytes ecc_r, ecc_s; /* ECDSA */
+    struct bytes rsa;          /* RSASSA, RSAPSS */
+    struct bytes ecc_r, ecc_s; /* ECDSA */
 };
 
 /* Each decoder: 0, -EBADMSG (malformed: truncated, oversized, invalid value, trailing bytes) or
@@ -165,10 +161,10 @@ int attest_public_rsa(const struct attest_public *pub, struct rsa_pub *out);
 
 /* AttestationParameters as the node sends them (the JSON decoding is lib/proto's). */
 struct attest_ak_params {
-    struct attest_bytes public_area;        /* "Public": TPMT_PUBLIC, no TPM2B size */
-    struct attest_bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
-    struct attest_bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
-    struct attest_bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
+    struct bytes public_area;        /* "Public": TPMT_PUBLIC, no TPM2B size */
+    struct bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
+    struct bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
+    struct bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
 };
 
 /* Accept an ECC (ECDSA P-256/P-384/P-521) AK. G1 servers accept RSA AKs only (docs/upstream.md §9.4), so the
@@ -223,7 +219,7 @@ int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name,
 /* One PCR value the node reported (the "pcrs" map of a G3 proof). */
 struct attest_pcr_value {
     uint32_t index;
-    struct attest_bytes digest; /* the SHA-256 bank value, 32 bytes */
+    struct bytes digest; /* the SHA-256 bank value, 32 bytes */
 };
 
 /* Verifies a TPM2_Quote: the signature (TPMT_SIGNATURE: RSASSA for an RSA AK, ECDSA for an ECC
@@ -233,8 +229,8 @@ struct attest_pcr_value {
  * concatenated in ascending index order equals pcrDigest. When nonce is not NULL, extraData must
  * equal it (a quote without our nonce is replayable; upstream clients send none, so pass NULL
  * for them). Errors as attest_check_ak_params. */
-int attest_verify_quote(struct attest_bytes ak_public, struct attest_bytes quote, struct attest_bytes signature,
-                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct attest_bytes *nonce,
+int attest_verify_quote(struct bytes ak_public, struct bytes quote, struct bytes signature,
+                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct bytes *nonce,
                         char *why);
 
 #endif

@@ -74,7 +74,7 @@ static bool u64(struct reader *rd, uint64_t *v)
 }
 
 /* A TPM2B: u16 size, then that many bytes, at most max. */
-static bool tpm2b(struct reader *rd, const char *field, size_t max, struct attest_bytes *out)
+static bool tpm2b(struct reader *rd, const char *field, size_t max, struct bytes *out)
 {
     uint16_t n;
     rd->field = field;
@@ -85,7 +85,7 @@ static bool tpm2b(struct reader *rd, const char *field, size_t max, struct attes
         return fail(rd, -EBADMSG, "size above the TPM's limit");
     }
     out->len = n;
-    return take(rd, n, &out->p);
+    return take(rd, n, (const uint8_t **)&out->data);
 }
 
 static int finish(struct reader *rd, struct decode_error *err)

@@ -61,9 +61,9 @@ int attest_public_rsa(const struct attest_public *pub, struct rsa_pub *out)
 {
     if (pub->type != ATTEST_ALG_RSA)
         return -EOPNOTSUPP;
-    if (pub->rsa_n.len == 0 || pub->rsa_n.len > sizeof(out->n) || pub->rsa_n.p[0] == 0)
+    if (pub->rsa_n.len == 0 || pub->rsa_n.len > sizeof(out->n) || pub->rsa_n.data[0] == 0)
         return -EBADMSG;
-    memcpy(out->n, pub->rsa_n.p, pub->rsa_n.len);
+    memcpy(out->n, pub->rsa_n.data, pub->rsa_n.len);
     out->n_len = pub->rsa_n.len;
     out->e = pub->rsa_exponent ? pub->rsa_exponent : 65537;
     return 0;
@@ -107,13 +107,13 @@ int attest_verify_signature(const struct attest_public *pub, const struct attest
         struct rsa_pub key;
         r = attest_public_rsa(pub, &key);
         if (r == 0)
-            r = crypto_rsa_pkcs1_verify(&key, h, digest, sig->rsa.p, sig->rsa.len);
+            r = crypto_rsa_pkcs1_verify(&key, h, digest, sig->rsa.data, sig->rsa.len);
     } else {
         enum crypto_curve c;
         r = attest_ecc_curve(pub, &c);
         if (r == 0)
-            r = crypto_ecdsa_verify(c, pub->ecc_x.p, pub->ecc_x.len, pub->ecc_y.p, pub->ecc_y.len, digest,
-                                    crypto_hash_len(h), sig->ecc_r.p, sig->ecc_r.len, sig->ecc_s.p, sig->ecc_s.len);
+            r = crypto_ecdsa_verify(c, pub->ecc_x.data, pub->ecc_x.len, pub->ecc_y.data, pub->ecc_y.len, digest,
+                                    crypto_hash_len(h), sig->ecc_r.data, sig->ecc_r.len, sig->ecc_s.data, sig->ecc_s.len);
     }
     if (r == -EKEYREJECTED)
         return attest_fail(why, r, "could not verify %s: the signature does not match the AK", what);

@@ -36,8 +36,8 @@ static int quoted_pcrs(const struct attest_pcr_selection *sel, uint32_t *mask, c
     return 0;
 }
 
-int attest_verify_quote(struct attest_bytes ak_public, struct attest_bytes quote, struct attest_bytes signature,
-                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct attest_bytes *nonce,
+int attest_verify_quote(struct bytes ak_public, struct bytes quote, struct bytes signature,
+                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct bytes *nonce,
                         char *why)
 {
     const struct attest_pcr_value *by_index[PCR_MAX] = {0};
@@ -51,24 +51,24 @@ int attest_verify_quote(struct attest_bytes ak_public, struct attest_bytes quote
     enum crypto_hash h;
     int r;
 
-    r = decode_public(ak_public.p, ak_public.len, &pub, &de);
+    r = decode_public(ak_public.data, ak_public.len, &pub, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "AK Public", &de);
-    r = decode_signature(signature.p, signature.len, &sig, &de);
+    r = decode_signature(signature.data, signature.len, &sig, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "PCR quote signature", &de);
-    r = attest_verify_signature(&pub, &sig, quote.p, quote.len, "PCR quote", why);
+    r = attest_verify_signature(&pub, &sig, quote.data, quote.len, "PCR quote", why);
     if (r < 0)
         return r;
 
-    r = decode_attestation(quote.p, quote.len, &att, &de);
+    r = decode_attestation(quote.data, quote.len, &att, &de);
     if (r < 0)
         return attest_fail_decode(why, r, "PCR quote", &de);
     if (att.type != ATTEST_ST_ATTEST_QUOTE)
         return attest_fail(why, -EPERM, "PCR quote is of type 0x%04x, not a quote", att.type);
     if (att.magic != ATTEST_GENERATED_MAGIC)
         return attest_fail(why, -EPERM, "PCR quote was not produced by a TPM (magic 0x%08x)", att.magic);
-    if (nonce && (att.extra_data.len != nonce->len || memcmp(att.extra_data.p, nonce->p, nonce->len) != 0))
+    if (nonce && (att.extra_data.len != nonce->len || memcmp(att.extra_data.data, nonce->data, nonce->len) != 0))
         return attest_fail(why, -EPERM, "PCR quote does not carry the server's nonce");
 
     r = quoted_pcrs(&att.pcr_select, &quoted, why);
@@ -90,14 +90,14 @@ int attest_verify_quote(struct attest_bytes ak_public, struct attest_bytes quote
     /* The TPM digests the selected PCRs in ascending order with the signing scheme's hash. */
     for (unsigned i = 0; i < PCR_MAX; i++)
         if (by_index[i]) {
-            memcpy(values + n_values, by_index[i]->digest.p, PCR_VALUE_LEN);
+            memcpy(values + n_values, by_index[i]->digest.data, PCR_VALUE_LEN);
             n_values += PCR_VALUE_LEN;
         }
     h = attest_hash_of(sig.hash); /* known: the signature verified with it */
     r = crypto_hash(h, values, n_values, digest);
     if (r < 0)
         return attest_fail(why, r, "cannot hash the PCR values");
-    if (att.pcr_digest.len != crypto_hash_len(h) || memcmp(att.pcr_digest.p, digest, att.pcr_digest.len) != 0)
+    if (att.pcr_digest.len != crypto_hash_len(h) || memcmp(att.pcr_digest.data, digest, att.pcr_digest.len) != 0)
         return attest_fail(why, -EPERM, "PCR values do not match the quote's pcrDigest");
     return 0;
 }

@@ -85,6 +85,17 @@ void secure_wipe(void *p, size_t n);
 /* Compares n bytes in constant time; true when equal. */
 bool secure_equal(const void *a, const void *b, size_t n);
 
+/* Bytes: owned (bytes_clear wipes and frees them) or a view into someone else's buffer (then
+ * never cleared). The one byte-span type of every lib/ folder, like systemd's struct iovec. */
+struct bytes {
+    uint8_t *data;
+    size_t len;
+};
+/* A view of n bytes at p (not copied, not owned). */
+static inline struct bytes bytes_view(const void *p, size_t n) { return (struct bytes){(uint8_t *)p, n}; }
+/* Wipes and frees owned bytes and zeroes b (NULL is fine). */
+void bytes_clear(struct bytes *b);
+
 /* A buffer holding a secret: wiped when freed, never printed. Owned by whoever holds it. */
 struct secret {
     size_t len;

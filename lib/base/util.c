@@ -96,6 +96,15 @@ struct secret *secret_new(size_t cap)
     return s;
 }
 
+void bytes_clear(struct bytes *b)
+{
+    if (!b)
+        return;
+    secure_wipe(b->data, b->len);
+    free(b->data);
+    *b = (struct bytes){0};
+}
+
 struct secret *secret_new_copy(const void *p, size_t n)
 {
     struct secret *s = secret_new(n);

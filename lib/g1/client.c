@@ -32,7 +32,7 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
     struct net_ws_client *ws = NULL;
     const struct tpm_ak_params *p;
     struct proto_ak_params pa;
-    struct proto_bytes cred = {0}, sec = {0};
+    struct bytes cred = {0}, sec = {0};
     uint8_t *msg = NULL;
     size_t len = 0;
     enum net_ws_type type;
@@ -112,8 +112,8 @@ out:
     if (msg)
         secure_wipe(msg, len);
     free(msg);
-    proto_bytes_clear(&cred);
-    proto_bytes_clear(&sec);
+    bytes_clear(&cred);
+    bytes_clear(&sec);
     net_ws_free(ws);
     return r;
 }

@@ -167,8 +167,8 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
         goto out;
     }
     {
-        struct proto_bytes cb = {cred.id_object, cred.id_object_len};
-        struct proto_bytes sb = {cred.encrypted_secret, cred.encrypted_secret_len};
+        struct bytes cb = {cred.id_object, cred.id_object_len};
+        struct bytes sb = {cred.encrypted_secret, cred.encrypted_secret_len};
         if (proto_challenge_encode(&cb, &sb, &msg, &msg_len) == 0)
             net_conn_send(c, NET_WS_BINARY, msg, msg_len);
         free(msg);

@@ -25,7 +25,7 @@ struct node {
     size_t ek_spki_len;
 };
 
-static void pb(struct proto_bytes *to, const struct tpm_bytes *from) { *to = (struct proto_bytes){from->data, from->len}; }
+static void pb(struct bytes *to, const struct bytes *from) { *to = (struct bytes){from->data, from->len}; }
 
 /* The escrow: a passphrase generated here, encrypted to the TPM key at c_index. */
 static int escrow_blob(struct node *n, uint8_t **blob, size_t *len)
@@ -73,7 +73,7 @@ static int exchange(struct node *n, struct secret **out)
             return r;
     }
     const struct tpm_ak_params *p = tpm_ak_params(n->ak);
-    in.ek_public = (struct proto_bytes){n->ek_spki, n->ek_spki_len};
+    in.ek_public = (struct bytes){n->ek_spki, n->ek_spki_len};
     pb(&in.ak.public_area, &p->public);
     pb(&in.ak.create_data, &p->create_data);
     pb(&in.ak.create_attestation, &p->create_attestation);
@@ -120,18 +120,18 @@ static int exchange(struct node *n, struct secret **out)
     if (r < 0)
         goto out;
     snprintf(pf.version, sizeof(pf.version), "2");
-    pf.quote = (struct proto_bytes){q.attest.data, q.attest.len};
-    pf.signature = (struct proto_bytes){q.signature.data, q.signature.len};
+    pf.quote = (struct bytes){q.attest.data, q.attest.len};
+    pf.signature = (struct bytes){q.signature.data, q.signature.len};
     pf.pcr_mask = q.pcr_mask;
     memcpy(pf.pcr, q.pcr, sizeof(pf.pcr));
     if (n->rq->escrow) {
         r = escrow_blob(n, &escrow, &escrow_len);
         if (r < 0)
             goto out;
-        pf.escrow = (struct proto_bytes){escrow, escrow_len};
+        pf.escrow = (struct bytes){escrow, escrow_len};
     }
     r = proto_g3_proof_encode(&pf, &text, &len);
-    pf.quote = pf.signature = pf.escrow = (struct proto_bytes){0};
+    pf.quote = pf.signature = pf.escrow = (struct bytes){0};
     if (r < 0) {
         r = log_error_errno(r, "cannot encode the attestation proof");
         goto out;

@@ -98,7 +98,7 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     net_conn_set_deadline(c, now_ms() + srv->exchange_timeout_ms);
 }
 
-static struct attest_bytes ab(const struct proto_bytes *b) { return (struct attest_bytes){b->data, b->len}; }
+static struct bytes ab(const struct bytes *b) { return (struct bytes){b->data, b->len}; }
 
 /* 1. init -> 2. challenge. */
 static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
@@ -141,9 +141,9 @@ static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, 
     memcpy(x->ak_public, in.ak.public_area.data, in.ak.public_area.len);
     x->ak_public_len = in.ak.public_area.len;
     x->defer = in.defer_pcr_enrollment;
-    ch.credential = (struct proto_bytes){cred.id_object, cred.id_object_len};
-    ch.encrypted_secret = (struct proto_bytes){cred.encrypted_secret, cred.encrypted_secret_len};
-    ch.nonce = (struct proto_bytes){x->nonce, sizeof(x->nonce)};
+    ch.credential = (struct bytes){cred.id_object, cred.id_object_len};
+    ch.encrypted_secret = (struct bytes){cred.encrypted_secret, cred.encrypted_secret_len};
+    ch.nonce = (struct bytes){x->nonce, sizeof(x->nonce)};
     if (proto_g3_challenge_encode(&ch, &out, &out_len) < 0) {
         refuse(x, c, "Challenge send: cannot encode the challenge", false);
         goto out;
@@ -186,7 +186,7 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
     struct proto_g3_proof pf = {0};
     struct attest_pcr_value pcrs[PROTO_G3_PCR_COUNT];
     struct attest_attestation qa;
-    struct attest_bytes nonce = {x->nonce, sizeof(x->nonce)};
+    struct bytes nonce = {x->nonce, sizeof(x->nonce)};
     struct kms_reply reply = {0};
     struct secret *pass = NULL;
     const char *generated_by = "";
@@ -219,7 +219,7 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
                false);
         goto out;
     }
-    if (attest_verify_quote((struct attest_bytes){x->ak_public, x->ak_public_len}, ab(&pf.quote), ab(&pf.signature),
+    if (attest_verify_quote((struct bytes){x->ak_public, x->ak_public_len}, ab(&pf.quote), ab(&pf.signature),
                             pcrs, n, fresh ? &nonce : NULL, why) < 0) {
         snprintf(text, sizeof(text), "Attestation verification failed: PCR quote verification failed: %s", why);
         refuse(x, c, text, false);

@@ -7,24 +7,15 @@
 #include "kjson.h"
 #include "proto.h"
 
-void proto_bytes_clear(struct proto_bytes *b)
-{
-    if (!b)
-        return;
-    secure_wipe(b->data, b->len);
-    free(b->data);
-    *b = (struct proto_bytes){0};
-}
-
 void proto_token_clear(struct proto_token *t)
 {
     if (!t)
         return;
     free(t->ek_pem);
-    proto_bytes_clear(&t->ak.public_area);
-    proto_bytes_clear(&t->ak.create_data);
-    proto_bytes_clear(&t->ak.create_attestation);
-    proto_bytes_clear(&t->ak.create_signature);
+    bytes_clear(&t->ak.public_area);
+    bytes_clear(&t->ak.create_data);
+    bytes_clear(&t->ak.create_attestation);
+    bytes_clear(&t->ak.create_signature);
     *t = (struct proto_token){0};
 }
 
@@ -67,7 +58,7 @@ static int w_finish(struct kjson_w *w, bool newline, char **out, size_t *out_len
 }
 
 /* Reads member key of obj as base64std []byte (Go: missing or null = empty). */
-static int get_b64(const struct kjson_doc *d, int obj, const char *key, struct proto_bytes *out)
+static int get_b64(const struct kjson_doc *d, int obj, const char *key, struct bytes *out)
 {
     _cleanup_free_ char *s = NULL;
     size_t n = 0;
@@ -76,7 +67,7 @@ static int get_b64(const struct kjson_doc *d, int obj, const char *key, struct p
     if (r < 0)
         return -EINVAL;
     if (!s[0]) {
-        *out = (struct proto_bytes){0};
+        *out = (struct bytes){0};
         return 0;
     }
     r = base64_decode(s, strlen(s), BASE64_STD, &out->data, &n);
@@ -147,17 +138,17 @@ int proto_token_decode(const char *header, size_t len, struct proto_token *out)
     if (r < 0)
         goto out;
     {
-        struct proto_bytes ek = {0};
+        struct bytes ek = {0};
         r = get_b64(d, KJSON_ROOT, "EK", &ek);
         if (r < 0 || ek.len == 0 || memchr(ek.data, 0, ek.len)) {
-            proto_bytes_clear(&ek);
+            bytes_clear(&ek);
             r = -EINVAL;
             goto out;
         }
         out->ek_pem = xmalloc(ek.len + 1);
         memcpy(out->ek_pem, ek.data, ek.len);
         out->ek_pem[ek.len] = '\0';
-        proto_bytes_clear(&ek);
+        bytes_clear(&ek);
     }
     ak = kjson_get(d, KJSON_ROOT, "AK", KJSON_FOLD);
     if (ak >= 0 && kjson_type(d, ak) == KJSON_OBJECT) {
@@ -177,7 +168,7 @@ out:
     return r;
 }
 
-int proto_challenge_encode(const struct proto_bytes *credential, const struct proto_bytes *secret, char **out,
+int proto_challenge_encode(const struct bytes *credential, const struct bytes *secret, char **out,
                            size_t *out_len)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = kjson_w_new();
@@ -192,12 +183,12 @@ int proto_challenge_encode(const struct proto_bytes *credential, const struct pr
     return w_finish(w, false, out, out_len);
 }
 
-int proto_challenge_decode(const char *msg, size_t len, struct proto_bytes *credential, struct proto_bytes *secret)
+int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential, struct bytes *secret)
 {
     _cleanup_(kjson_freep) struct kjson_doc *d = NULL;
     int ec, r = parse_object(msg, len, &d);
 
-    *credential = *secret = (struct proto_bytes){0};
+    *credential = *secret = (struct bytes){0};
     if (r < 0)
         return r;
     ec = kjson_get(d, KJSON_ROOT, "EC", KJSON_FOLD);
@@ -205,8 +196,8 @@ int proto_challenge_decode(const char *msg, size_t len, struct proto_bytes *cred
         return -EINVAL;
     if (get_b64(d, ec, "Credential", credential) < 0 || get_b64(d, ec, "Secret", secret) < 0 ||
         credential->len == 0 || secret->len == 0) {
-        proto_bytes_clear(credential);
-        proto_bytes_clear(secret);
+        bytes_clear(credential);
+        bytes_clear(secret);
         return -EINVAL;
     }
     return 0;
@@ -225,7 +216,7 @@ int proto_answer_encode(const struct secret *activated, char **out, size_t *out_
 int proto_answer_decode(const char *msg, size_t len, struct secret **activated)
 {
     _cleanup_(kjson_freep) struct kjson_doc *d = NULL;
-    struct proto_bytes b = {0};
+    struct bytes b = {0};
     int r = parse_object(msg, len, &d);
 
     if (r < 0)
@@ -233,7 +224,7 @@ int proto_answer_decode(const char *msg, size_t len, struct secret **activated)
     if (get_b64(d, KJSON_ROOT, "Secret", &b) < 0)
         return -EINVAL;
     *activated = secret_new_copy(b.data, b.len);
-    proto_bytes_clear(&b);
+    bytes_clear(&b);
     return 0;
 }
 

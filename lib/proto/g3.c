@@ -60,7 +60,7 @@ static int w_finish(struct kjson_w *w, char **out, size_t *out_len)
     return 0;
 }
 
-static bool bytes_ok(const struct proto_bytes *b, size_t min, size_t max)
+static bool bytes_ok(const struct bytes *b, size_t min, size_t max)
 {
     return b->len >= min && b->len <= max && (b->len == 0 || b->data);
 }
@@ -86,13 +86,13 @@ static int parse_object(const char *msg, size_t len, struct kjson_doc **d, char 
 /* Member key of obj as base64 bytes of min..max bytes (decoded). Go's rules: missing or null is
  * empty, which min > 0 refuses. name is the field's path for messages. */
 static int get_b64(const struct kjson_doc *d, int obj, const char *key, const char *name, enum base64_variant v,
-                   size_t min, size_t max, struct proto_bytes *out, char *why)
+                   size_t min, size_t max, struct bytes *out, char *why)
 {
     _cleanup_free_ char *s = NULL;
     size_t n = 0;
     int m = kjson_get(d, obj, key, KJSON_FOLD);
 
-    *out = (struct proto_bytes){0};
+    *out = (struct bytes){0};
     if (m >= 0 && kjson_type(d, m) != KJSON_NULL) {
         if (kjson_type(d, m) != KJSON_STRING)
             return fail(why, -EINVAL, "%s: not a string", name);
@@ -108,7 +108,7 @@ static int get_b64(const struct kjson_doc *d, int obj, const char *key, const ch
     }
     if (out->len < min || out->len > max) {
         size_t got = out->len;
-        proto_bytes_clear(out);
+        bytes_clear(out);
         if (got == 0)
             return fail(why, -EINVAL, "%s: missing or empty", name);
         return fail(why, -EINVAL, "%s: %zu bytes, not %zu..%zu", name, got, min, max);
@@ -185,11 +185,11 @@ void proto_g3_init_clear(struct proto_g3_init *m)
 {
     if (!m)
         return;
-    proto_bytes_clear(&m->ek_public);
-    proto_bytes_clear(&m->ak.public_area);
-    proto_bytes_clear(&m->ak.create_data);
-    proto_bytes_clear(&m->ak.create_attestation);
-    proto_bytes_clear(&m->ak.create_signature);
+    bytes_clear(&m->ek_public);
+    bytes_clear(&m->ak.public_area);
+    bytes_clear(&m->ak.create_data);
+    bytes_clear(&m->ak.create_attestation);
+    bytes_clear(&m->ak.create_signature);
     *m = (struct proto_g3_init){0};
 }
 
@@ -261,7 +261,7 @@ int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out,
     return r;
 }
 
-int proto_g3_ek(const struct proto_bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
+int proto_g3_ek(const struct bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
                 char **pem, char *why)
 {
     _cleanup_free_ uint8_t *der = NULL;
@@ -293,9 +293,9 @@ void proto_g3_challenge_clear(struct proto_g3_challenge *m)
 {
     if (!m)
         return;
-    proto_bytes_clear(&m->credential);
-    proto_bytes_clear(&m->encrypted_secret);
-    proto_bytes_clear(&m->nonce);
+    bytes_clear(&m->credential);
+    bytes_clear(&m->encrypted_secret);
+    bytes_clear(&m->nonce);
     free(m->error);
     *m = (struct proto_g3_challenge){0};
 }
@@ -357,9 +357,9 @@ void proto_g3_proof_clear(struct proto_g3_proof *m)
     if (!m)
         return;
     secret_free(m->secret);
-    proto_bytes_clear(&m->quote);
-    proto_bytes_clear(&m->signature);
-    proto_bytes_clear(&m->escrow);
+    bytes_clear(&m->quote);
+    bytes_clear(&m->signature);
+    bytes_clear(&m->escrow);
     *m = (struct proto_g3_proof){0};
 }
 
@@ -473,7 +473,7 @@ int proto_g3_proof_decode(const char *msg, size_t len, struct proto_g3_proof *ou
 {
     _cleanup_(kjson_freep) struct kjson_doc *d = NULL;
     _cleanup_free_ char *version = NULL;
-    struct proto_bytes secret = {0};
+    struct bytes secret = {0};
     int r, pq = -1, q = -1;
 
     *out = (struct proto_g3_proof){0};
@@ -483,7 +483,7 @@ int proto_g3_proof_decode(const char *msg, size_t len, struct proto_g3_proof *ou
     r = get_b64(d, KJSON_ROOT, "secret", "secret", BASE64_STD, 1, PROTO_G3_SECRET_MAX, &secret, why);
     if (r == 0) {
         out->secret = secret_new_copy(secret.data, secret.len);
-        proto_bytes_clear(&secret);
+        bytes_clear(&secret);
         pq = r = get_object(d, KJSON_ROOT, "pcr_quote", "pcr_quote", why);
     }
     if (r >= 0)
@@ -558,7 +558,7 @@ int proto_g3_response_encode(const struct proto_g3_response *m, char **out, size
 int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_response *out, char *why)
 {
     _cleanup_(kjson_freep) struct kjson_doc *d = NULL;
-    struct proto_bytes pass = {0};
+    struct bytes pass = {0};
     int r;
 
     *out = (struct proto_g3_response){0};
@@ -577,7 +577,7 @@ int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_respon
     if (r == 0) {
         out->passphrase = secret_new_copy(pass.data, pass.len);
     }
-    proto_bytes_clear(&pass);
+    bytes_clear(&pass);
     if (r < 0)
         proto_g3_response_clear(out);
     return r;

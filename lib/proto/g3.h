@@ -56,7 +56,7 @@
  * ek_public and the four AK structures are required and non-empty; UseTCSDActivationFormat true
  * (TPM 1.2 activation) is refused. */
 struct proto_g3_init {
-    struct proto_bytes ek_public; /* DER SubjectPublicKeyInfo of the EK */
+    struct bytes ek_public; /* DER SubjectPublicKeyInfo of the EK */
     struct proto_ak_params ak;    /* go-attestation AttestationParameters */
     bool defer_pcr_enrollment;    /* live medium: store the PCRs empty (key omitted when false) */
 };
@@ -67,7 +67,7 @@ void proto_g3_init_clear(struct proto_g3_init *m);
  * NULL the "PUBLIC KEY" PEM upstream keeps in a SealedVolume's attestation.ekPublicKey (64-column
  * lines, malloc'd, owned by the caller). -EBADMSG: not a SubjectPublicKeyInfo; -EPROTONOSUPPORT:
  * not an RSA key (upstream G3 supports RSA EKs only). why as for the decoders. */
-int proto_g3_ek(const struct proto_bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
+int proto_g3_ek(const struct bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
                 char **pem, char *why);
 int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_len);
 int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out, char *why);
@@ -78,9 +78,9 @@ int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out,
  * Both blobs keep their TPM2B size prefix. nonce (ours, 1..PROTO_G3_NONCE_MAX bytes) is omitted
  * when empty. The decoder refuses a challenge whose nonce is present but empty or too long. */
 struct proto_g3_challenge {
-    struct proto_bytes credential;       /* "Credential" */
-    struct proto_bytes encrypted_secret; /* "Secret" */
-    struct proto_bytes nonce;            /* ours; len 0 = none (an upstream server) */
+    struct bytes credential;       /* "Credential" */
+    struct bytes encrypted_secret; /* "Secret" */
+    struct bytes nonce;            /* ours; len 0 = none (an upstream server) */
     char *error;                         /* decode: the server's error text with -EREMOTEIO */
 };
 void proto_g3_challenge_clear(struct proto_g3_challenge *m);
@@ -99,11 +99,11 @@ int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_chall
 struct proto_g3_proof {
     struct secret *secret;                            /* "secret": the activated credential */
     char version[PROTO_G3_VERSION_MAX + 1];           /* "version": "2"; encode: "" writes "2" */
-    struct proto_bytes quote;                         /* "quote": TPMS_ATTEST */
-    struct proto_bytes signature;                     /* "signature": TPMT_SIGNATURE */
+    struct bytes quote;                         /* "quote": TPMS_ATTEST */
+    struct bytes signature;                     /* "signature": TPMT_SIGNATURE */
     uint32_t pcr_mask;                                /* bit i set: pcr[i] is PCR i's value */
     uint8_t pcr[PROTO_G3_PCR_COUNT][PROTO_G3_PCR_LEN]; /* SHA-256 bank values */
-    struct proto_bytes escrow;                        /* ours: "encrypted_passphrase"; len 0 = none */
+    struct bytes escrow;                        /* ours: "encrypted_passphrase"; len 0 = none */
 };
 void proto_g3_proof_clear(struct proto_g3_proof *m);
 int proto_g3_proof_encode(const struct proto_g3_proof *m, char **out, size_t *out_len);

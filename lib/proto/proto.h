@@ -23,17 +23,13 @@
 #define PROTO_HDR_UUID "uuid"
 #define PROTO_TOKEN_PREFIX "Bearer TPM"
 
-struct proto_bytes {
-    uint8_t *data;
-    size_t len;
-};
 
 /* go-attestation's AttestationParameters, the "AK" of the token. */
 struct proto_ak_params {
-    struct proto_bytes public_area;        /* "Public": TPMT_PUBLIC */
-    struct proto_bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
-    struct proto_bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
-    struct proto_bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
+    struct bytes public_area;        /* "Public": TPMT_PUBLIC */
+    struct bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
+    struct bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
+    struct bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
     bool use_tcsd_activation_format;       /* "UseTCSDActivationFormat": always false from TPM 2.0 */
 };
 
@@ -62,10 +58,10 @@ int proto_ek_pem_public(const char *pem, struct rsa_pub *out);
 int proto_ek_pem_cert(const char *pem, uint8_t **der, size_t *der_len);
 
 /* Server → node: {"EC":{"Credential":"<b64>","Secret":"<b64>"}} (no newline). */
-int proto_challenge_encode(const struct proto_bytes *credential, const struct proto_bytes *secret,
+int proto_challenge_encode(const struct bytes *credential, const struct bytes *secret,
                            char **out, size_t *out_len);
-int proto_challenge_decode(const char *msg, size_t len, struct proto_bytes *credential,
-                           struct proto_bytes *secret);
+int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential,
+                           struct bytes *secret);
 
 /* Node → server: {"Secret":"<b64 of the activated secret>"} + "\n" (json.Encoder). The secret
  * travels in a struct secret both ways; the encoded text is wiped by the caller (kjson writer). */
@@ -84,6 +80,5 @@ void proto_payload_clear(struct proto_payload *p);
 int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_len);
 int proto_payload_decode(const char *msg, size_t len, struct proto_payload *out);
 
-void proto_bytes_clear(struct proto_bytes *b);
 
 #endif

@@ -8,7 +8,7 @@
 
 #include "tpm_internal.h"
 
-void tpm_bytes_set(struct tpm_bytes *b, const void *data, size_t len)
+void tpm_bytes_set(struct bytes *b, const void *data, size_t len)
 {
     b->data = xmalloc(len ? len : 1);
     memcpy(b->data, data, len);

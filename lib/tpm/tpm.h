@@ -75,10 +75,6 @@ int tpm_nv_undefine(struct tpm *t, uint32_t index);
 #define TPM_EK_HANDLE 0x81010001
 
 /* A byte string; data is malloc'd and owned by whoever owns the enclosing struct. */
-struct tpm_bytes {
-    uint8_t *data;
-    size_t len;
-};
 
 /* The EK PEM of the G1 token (docs/protocol-g1.md §3.2): "CERTIFICATE" of the DER at 0x01C00002 (padding dropped)
  * when go-attestation would find a certificate there (*is_cert true), else "PUBLIC KEY" of the
@@ -95,11 +91,11 @@ enum tpm_ak_kind {
 
 /* go-attestation's AttestationParameters (docs/tpm.md §4), each without a TPM2B size prefix. */
 struct tpm_ak_params {
-    struct tpm_bytes public;             /* TPMT_PUBLIC */
-    struct tpm_bytes create_data;        /* TPMS_CREATION_DATA */
-    struct tpm_bytes create_attestation; /* TPMS_ATTEST from CertifyCreation */
-    struct tpm_bytes create_signature;   /* TPMT_SIGNATURE over create_attestation */
-    struct tpm_bytes name;               /* the AK's Name: 0x000b || SHA-256(public) */
+    struct bytes public;             /* TPMT_PUBLIC */
+    struct bytes create_data;        /* TPMS_CREATION_DATA */
+    struct bytes create_attestation; /* TPMS_ATTEST from CertifyCreation */
+    struct bytes create_signature;   /* TPMT_SIGNATURE over create_attestation */
+    struct bytes name;               /* the AK's Name: 0x000b || SHA-256(public) */
 };
 
 /* A transient AK, loaded until tpm_ak_free; free it before closing its tpm. */
@@ -128,8 +124,8 @@ int tpm_activate_credential(struct tpm *t, struct tpm_ak *ak, const uint8_t *cre
 
 /* A PCR quote as G3 sends it (docs/tpm.md §7). */
 struct tpm_quote {
-    struct tpm_bytes attest;                /* TPMS_ATTEST (the TPM2B_ATTEST contents) */
-    struct tpm_bytes signature;             /* TPMT_SIGNATURE */
+    struct bytes attest;                /* TPMS_ATTEST (the TPM2B_ATTEST contents) */
+    struct bytes signature;             /* TPMT_SIGNATURE */
     uint32_t pcr_mask;                      /* the quoted PCRs: bit i = PCR i */
     uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN]; /* their SHA-256 bank values, read after the quote */
 };

@@ -9,7 +9,7 @@
 
 #include "g3.h"
 
-static bool same(const struct proto_bytes *a, const struct proto_bytes *b)
+static bool same(const struct bytes *a, const struct bytes *b)
 {
     return a->len == b->len && (a->len == 0 || !memcmp(a->data, b->data, a->len));
 }
@@ -85,7 +85,7 @@ static void response_again(const struct proto_g3_response *m, bool is_error)
     free(txt);
 }
 
-static void ek_of(const struct proto_bytes *spki)
+static void ek_of(const struct bytes *spki)
 {
     struct rsa_pub key;
     char hash[2 * SHA256_LEN + 1], *pem = NULL;
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         proto_g3_init_clear(&init);
     }
     {
-        const struct proto_bytes raw = {(uint8_t *)data, size}; /* the input as an EK SPKI */
+        const struct bytes raw = {(uint8_t *)data, size}; /* the input as an EK SPKI */
         ek_of(&raw);
     }
     r = proto_g3_challenge_decode(msg, size, &challenge, why);

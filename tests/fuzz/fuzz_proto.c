@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *msg = (const char *)data;
     struct proto_token t;
-    struct proto_bytes c, s;
+    struct bytes c, s;
     struct secret *a = NULL;
     struct proto_payload p;
     struct rsa_pub key;
@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (proto_token_decode(msg, size, &t) == 0)
         proto_token_clear(&t);
     if (proto_challenge_decode(msg, size, &c, &s) == 0) {
-        proto_bytes_clear(&c);
-        proto_bytes_clear(&s);
+        bytes_clear(&c);
+        bytes_clear(&s);
     }
     if (proto_answer_decode(msg, size, &a) == 0)
         secret_free(a);

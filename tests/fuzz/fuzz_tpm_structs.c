@@ -18,7 +18,7 @@
 #define MAX_PARTS 6
 
 /* Splits data into up to MAX_PARTS parts; a length past the end takes what is left. */
-static size_t split(const uint8_t *data, size_t size, struct attest_bytes *parts)
+static size_t split(const uint8_t *data, size_t size, struct bytes *parts)
 {
     size_t n = 0;
 
@@ -27,18 +27,18 @@ static size_t split(const uint8_t *data, size_t size, struct attest_bytes *parts
         data += 2, size -= 2;
         if (len > size)
             len = size;
-        parts[n++] = (struct attest_bytes){data, len};
+        parts[n++] = bytes_view(data, len);
         data += len, size -= len;
     }
     return n;
 }
 
 /* Copies a part into a buffer of exactly its size, so ASan sees any over-read. */
-static uint8_t *exact(struct attest_bytes b)
+static uint8_t *exact(struct bytes b)
 {
     uint8_t *p = malloc(b.len ? b.len : 1);
     if (p && b.len)
-        memcpy(p, b.p, b.len);
+        memcpy(p, b.data, b.len);
     return p;
 }
 
@@ -73,8 +73,8 @@ static void decoders(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct attest_bytes parts[MAX_PARTS] = {{0}}, own[MAX_PARTS] = {{0}};
-    uint8_t *copy = exact((struct attest_bytes){data, size}), *buf[MAX_PARTS] = {0};
+    struct bytes parts[MAX_PARTS] = {{0}}, own[MAX_PARTS] = {{0}};
+    uint8_t *copy = exact(bytes_view(data, size)), *buf[MAX_PARTS] = {0};
     size_t n;
 
     if (!copy)
@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = split(data, size, parts);
     for (size_t i = 0; i < n; i++) {
         buf[i] = exact(parts[i]);
-        own[i] = (struct attest_bytes){buf[i], parts[i].len};
+        own[i] = (struct bytes){buf[i], parts[i].len};
     }
     if (n >= 4) {
         struct attest_ak_params p = {own[0], own[1], own[2], own[3]};
@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct attest_pcr_value pcrs[8];
         size_t n_pcrs = 0;
         for (size_t off = 0; n_pcrs < 8 && off + 32 <= own[3].len; off += 32, n_pcrs++)
-            pcrs[n_pcrs] = (struct attest_pcr_value){index[n_pcrs], {own[3].p + off, 32}};
+            pcrs[n_pcrs] = (struct attest_pcr_value){index[n_pcrs], {own[3].data + off, 32}};
         (void)attest_verify_quote(own[0], own[1], own[2], pcrs, n_pcrs, n >= 5 ? &own[4] : NULL, why);
     }
     if (n >= 1) {
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const struct rsa_pub ek = {.n = {[0] = 0xc5, [255] = 0x01}, .n_len = 256, .e = 65537};
         static const uint8_t secret[ATTEST_SECRET_LEN], seed[ATTEST_SEED_LEN], oaep_seed[CRYPTO_HASH_MAX];
         struct attest_credential cred;
-        int r = attest_make_credential_seeded(&ek, own[0].p, own[0].len, secret, sizeof(secret), seed, oaep_seed,
+        int r = attest_make_credential_seeded(&ek, own[0].data, own[0].len, secret, sizeof(secret), seed, oaep_seed,
                                               &cred);
         if (r == 0 && (cred.id_object_len > sizeof(cred.id_object) || cred.encrypted_secret_len != 258))
             abort();

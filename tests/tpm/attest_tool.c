@@ -36,7 +36,7 @@ static void free_owned(void)
         free(owned[--n_owned]);
 }
 
-static struct attest_bytes slurp(const char *path)
+static struct bytes slurp(const char *path)
 {
     char *data = NULL;
     size_t len = 0;
@@ -46,7 +46,7 @@ static struct attest_bytes slurp(const char *path)
         exit(EXIT_RUNTIME);
     }
     owned[n_owned++] = data;
-    return (struct attest_bytes){(const uint8_t *)data, len};
+    return (struct bytes){(uint8_t *)data, len};
 }
 
 static int cmd_check(int argc, char **argv)
@@ -71,7 +71,7 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_name(int argc, char **argv)
 {
-    struct attest_bytes pub;
+    struct bytes pub;
     uint8_t name[ATTEST_NAME_MAX];
     char hex[2 * ATTEST_NAME_MAX + 1];
     size_t name_len;
@@ -80,7 +80,7 @@ static int cmd_name(int argc, char **argv)
     if (argc != 2)
         return fputs(usage, stderr), EXIT_USAGE;
     pub = slurp(argv[1]);
-    r = attest_public_name(pub.p, pub.len, name, &name_len);
+    r = attest_public_name(pub.data, pub.len, name, &name_len);
     if (r < 0)
         return log_error_errno(r, "%s: not a TPMT_PUBLIC with a known nameAlg", argv[1]), EXIT_RUNTIME;
     hex_encode(name, name_len, hex);
@@ -90,7 +90,7 @@ static int cmd_name(int argc, char **argv)
 
 static int cmd_make_credential(int argc, char **argv)
 {
-    struct attest_bytes pem, secret;
+    struct bytes pem, secret;
     struct attest_credential cred;
     struct rsa_pub ek;
     uint8_t name[ATTEST_NAME_MAX];
@@ -104,9 +104,9 @@ static int cmd_make_credential(int argc, char **argv)
     name_len = hex_decode(argv[2], strlen(argv[2]), name, sizeof(name));
     if (name_len < 0)
         return log_error_errno(-EINVAL, "%s: not a hex Name", argv[2]), EXIT_USAGE;
-    if (crypto_rsa_pub_parse(pem.p, pem.len, &ek) < 0)
+    if (crypto_rsa_pub_parse(pem.data, pem.len, &ek) < 0)
         return log_error_errno(-EINVAL, "%s: not an RSA public key", argv[1]), EXIT_RUNTIME;
-    if (attest_make_credential(&ek, name, (size_t)name_len, secret.p, secret.len, &cred) < 0)
+    if (attest_make_credential(&ek, name, (size_t)name_len, secret.data, secret.len, &cred) < 0)
         return EXIT_RUNTIME;
     f = fopen(argv[4], "wb");
     if (!f || fwrite(cred_header, 1, sizeof(cred_header), f) != sizeof(cred_header) ||
@@ -122,24 +122,24 @@ static size_t u16be(const uint8_t *p) { return (size_t)p[0] << 8 | p[1]; }
  * integrityHMAC || encIdentity (2 + secret bytes); TPM2B_ENCRYPTED_SECRET = size || RSA block. */
 static int cmd_parse_credential(int argc, char **argv)
 {
-    struct attest_bytes b;
+    struct bytes b;
     size_t id, hmac, enc;
 
     if (argc != 2)
         return fputs(usage, stderr), EXIT_USAGE;
     b = slurp(argv[1]);
-    if (b.len < 12 || memcmp(b.p, cred_header, sizeof(cred_header)) != 0)
+    if (b.len < 12 || memcmp(b.data, cred_header, sizeof(cred_header)) != 0)
         return log_error_errno(-EBADMSG, "%s: no tpm2-tools credential header", argv[1]), EXIT_RUNTIME;
-    b.p += 8, b.len -= 8;
-    id = u16be(b.p);
+    b.data += 8, b.len -= 8;
+    id = u16be(b.data);
     if (2 + id + 2 > b.len || id < 2)
         return log_error_errno(-EBADMSG, "%s: TPM2B_ID_OBJECT of %zu bytes overruns the file", argv[1], id),
                EXIT_RUNTIME;
-    hmac = u16be(b.p + 2);
+    hmac = u16be(b.data + 2);
     /* encIdentity is the encrypted TPM2B_DIGEST of the secret: at least its 2-byte size. */
     if (2 + hmac > id || id - 2 - hmac < 2)
         return log_error_errno(-EBADMSG, "%s: TPM2B_ID_OBJECT inner sizes disagree", argv[1]), EXIT_RUNTIME;
-    enc = u16be(b.p + 2 + id);
+    enc = u16be(b.data + 2 + id);
     if (2 + id + 2 + enc != b.len)
         return log_error_errno(-EBADMSG, "%s: TPM2B_ENCRYPTED_SECRET of %zu bytes does not end the file",
                                argv[1], enc), EXIT_RUNTIME;
@@ -151,7 +151,7 @@ static int cmd_parse_credential(int argc, char **argv)
 static int cmd_verify_quote(int argc, char **argv)
 {
     struct attest_pcr_value pcrs[32];
-    struct attest_bytes values, nonce;
+    struct bytes values, nonce;
     size_t n = 0;
     char *save = NULL;
 
@@ -161,7 +161,7 @@ static int cmd_verify_quote(int argc, char **argv)
     for (char *t = strtok_r(argv[5], ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         if (n == 32 || (n + 1) * 32 > values.len)
             return log_error_errno(-EINVAL, "more PCR indices than values"), EXIT_USAGE;
-        pcrs[n] = (struct attest_pcr_value){(uint32_t)strtoul(t, NULL, 10), {values.p + 32 * n, 32}};
+        pcrs[n] = (struct attest_pcr_value){(uint32_t)strtoul(t, NULL, 10), {values.data + 32 * n, 32}};
         n++;
     }
     if (argc == 7)

@@ -68,7 +68,7 @@ static int spec_read(const char *path, struct spec *s)
 }
 
 /* The value of key (a copy in *out, malloc'd; empty when absent). */
-static bool spec_get(const struct spec *s, const char *key, struct proto_bytes *out)
+static bool spec_get(const struct spec *s, const char *key, struct bytes *out)
 {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->key[i], key)) {
@@ -78,13 +78,13 @@ static bool spec_get(const struct spec *s, const char *key, struct proto_bytes *
             out->data[out->len] = '\0';
             return true;
         }
-    *out = (struct proto_bytes){0};
+    *out = (struct bytes){0};
     return false;
 }
 
 static char *spec_str(const struct spec *s, const char *key)
 {
-    struct proto_bytes b;
+    struct bytes b;
     if (!spec_get(s, key, &b))
         return NULL;
     return (char *)b.data;
@@ -107,7 +107,7 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
         r = proto_g3_error_encode(error, out, len);
     } else if (!strcmp(kind, "init")) {
         struct proto_g3_init m = {0};
-        struct proto_bytes defer;
+        struct bytes defer;
         spec_get(s, "ek_public", &m.ek_public);
         spec_get(s, "Public", &m.ak.public_area);
         spec_get(s, "CreateData", &m.ak.create_data);
@@ -115,7 +115,7 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
         spec_get(s, "CreateSignature", &m.ak.create_signature);
         if (spec_get(s, "defer_pcr_enrollment", &defer))
             m.defer_pcr_enrollment = defer.data[0];
-        proto_bytes_clear(&defer);
+        bytes_clear(&defer);
         r = proto_g3_init_encode(&m, out, len);
         proto_g3_init_clear(&m);
     } else if (!strcmp(kind, "challenge")) {
@@ -127,16 +127,16 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
         proto_g3_challenge_clear(&m);
     } else if (!strcmp(kind, "proof")) {
         struct proto_g3_proof m = {0};
-        struct proto_bytes b;
+        struct bytes b;
         if (spec_get(s, "secret", &b)) {
             m.secret = secret_new(b.len);
             memcpy(m.secret->data, b.data, b.len);
             m.secret->len = b.len;
         }
-        proto_bytes_clear(&b);
+        bytes_clear(&b);
         if (spec_get(s, "version", &b) && b.len <= PROTO_G3_VERSION_MAX)
             memcpy(m.version, b.data, b.len + 1);
-        proto_bytes_clear(&b);
+        bytes_clear(&b);
         spec_get(s, "quote", &m.quote);
         spec_get(s, "signature", &m.signature);
         spec_get(s, "encrypted_passphrase", &m.escrow);
@@ -147,19 +147,19 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
                 memcpy(m.pcr[i], b.data, PROTO_G3_PCR_LEN);
                 m.pcr_mask |= 1u << i;
             }
-            proto_bytes_clear(&b);
+            bytes_clear(&b);
         }
         r = proto_g3_proof_encode(&m, out, len);
         proto_g3_proof_clear(&m);
     } else if (!strcmp(kind, "response")) {
         struct proto_g3_response m = {0};
-        struct proto_bytes b;
+        struct bytes b;
         if (spec_get(s, "passphrase", &b)) {
             m.passphrase = secret_new(b.len);
             memcpy(m.passphrase->data, b.data, b.len);
             m.passphrase->len = b.len;
         }
-        proto_bytes_clear(&b);
+        bytes_clear(&b);
         m.generated_by = spec_str(s, "generated_by");
         r = proto_g3_response_encode(&m, out, len);
         proto_g3_response_clear(&m);
@@ -264,12 +264,12 @@ int main(int argc, char **argv)
         _cleanup_free_ char *der = NULL, *pem = NULL;
         char hash[2 * SHA256_LEN + 1], why[PROTO_G3_WHY_MAX] = "";
         struct rsa_pub key;
-        struct proto_bytes spki;
+        struct bytes spki;
         size_t len = 0;
         int r = file_read_all(argv[2], 1 << 16, &der, &len);
         if (r < 0)
             return log_error_errno(r, "%s: cannot read", argv[2]), EXIT_RUNTIME;
-        spki = (struct proto_bytes){(uint8_t *)der, len};
+        spki = (struct bytes){(uint8_t *)der, len};
         r = proto_g3_ek(&spki, &key, hash, &pem, why);
         if (r < 0)
             return log_error_errno(r, "%s: %s", argv[2], why), EXIT_RUNTIME;

@@ -41,7 +41,7 @@ static struct blob dup_blob(struct blob b)
     return d;
 }
 
-static struct attest_bytes bytes(struct blob b) { return (struct attest_bytes){b.p, b.len}; }
+static struct bytes bytes(struct blob b) { return (struct bytes){b.p, b.len}; }
 
 /* Decodes a hex field of vectors.txt ("-" is empty) into a new buffer. */
 static struct blob unhex(const char *s)
@@ -305,7 +305,7 @@ static void test_decoders(void)
     CHECK(attest_decode_attestation(quote.p, quote.len, &a) == 0 && a.type == ATTEST_ST_ATTEST_QUOTE &&
               a.pcr_select.count == 1 && a.pcr_select.bank[0].hash == ATTEST_ALG_SHA256 && a.pcr_select.bank[0].size == 3 &&
               a.pcr_select.bank[0].select[0] == 0x81 && a.pcr_select.bank[0].select[1] == 0x08 &&
-              a.extra_data.len == nonce.len && memcmp(a.extra_data.p, nonce.p, nonce.len) == 0 && a.pcr_digest.len == 32,
+              a.extra_data.len == nonce.len && memcmp(a.extra_data.data, nonce.p, nonce.len) == 0 && a.pcr_digest.len == 32,
           "swtpm quote TPMS_ATTEST decodes: sha256:0,7,11 and the nonce as extraData");
     CHECK(attest_decode_signature(sig.p, sig.len, &s) == 0 && s.alg == ATTEST_ALG_RSASSA && s.hash == ATTEST_ALG_SHA256 &&
               s.rsa.len == 256,
@@ -596,7 +596,7 @@ static void test_quote(const char *kind)
     struct attest_pcr_value v[4] = {
         {0, {pcrs.p, 32}}, {7, {pcrs.p + 32, 32}}, {11, {pcrs.p + 64, 32}}, {7, {pcrs.p + 32, 32}},
     };
-    struct attest_bytes nb = bytes(nonce), wrong = {nonce.p, nonce.len - 1};
+    struct bytes nb = bytes(nonce), wrong = {nonce.p, nonce.len - 1};
     char why[ATTEST_WHY_MAX] = "";
 
     CHECK(pcrs.len == 96, "%s quote: three PCR values captured", kind);
@@ -614,11 +614,11 @@ static void test_quote(const char *kind)
     CHECK(attest_verify_quote(bytes(pub), bytes(q), bytes(sig), v, 4, NULL, why) == -EPERM,
           "%s quote with an extra PCR 8: %s", kind, why);
     struct blob changed = dup_blob(pcrs);
-    v[1].digest.p = changed.p + 32;
+    v[1].digest.data = changed.p + 32;
     changed.p[40] ^= 1;
     CHECK(attest_verify_quote(bytes(pub), bytes(q), bytes(sig), v, 3, NULL, why) == -EPERM && strstr(why, "pcrDigest"),
           "%s quote with a changed PCR 7 value: %s", kind, why);
-    v[1].digest.p = pcrs.p + 32;
+    v[1].digest.data = pcrs.p + 32;
     CHECK(attest_verify_quote(bytes(other), bytes(q), bytes(sig), v, 3, NULL, why) == -EKEYREJECTED,
           "%s quote checked with another AK: %s", kind, why);
     q.p[q.len - 1] ^= 1;

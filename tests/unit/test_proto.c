@@ -42,9 +42,9 @@ static const char *vec(const char *name, size_t *len)
     return "";
 }
 
-static struct proto_bytes range_bytes(int from, int to, size_t extra_zeros)
+static struct bytes range_bytes(int from, int to, size_t extra_zeros)
 {
-    struct proto_bytes b = {xcalloc((size_t)(to - from) + extra_zeros, 1), (size_t)(to - from) + extra_zeros};
+    struct bytes b = {xcalloc((size_t)(to - from) + extra_zeros, 1), (size_t)(to - from) + extra_zeros};
     for (int i = from; i < to; i++)
         b.data[i - from] = (uint8_t)i;
     return b;
@@ -93,15 +93,15 @@ static void test_token(void)
         free(b64);
     }
     free(ours);
-    proto_bytes_clear(&ak.public_area);
-    proto_bytes_clear(&ak.create_data);
-    proto_bytes_clear(&ak.create_attestation);
-    proto_bytes_clear(&ak.create_signature);
+    bytes_clear(&ak.public_area);
+    bytes_clear(&ak.create_data);
+    bytes_clear(&ak.create_attestation);
+    bytes_clear(&ak.create_signature);
 }
 
 static void test_challenge_answer(void)
 {
-    struct proto_bytes cred = range_bytes(1, 71, 0), sec = {xmalloc(258), 258}, c2, s2;
+    struct bytes cred = range_bytes(1, 71, 0), sec = {xmalloc(258), 258}, c2, s2;
     struct secret *act = secret_new(32), *back = NULL;
     char *ours = NULL;
     size_t len, olen;
@@ -116,8 +116,8 @@ static void test_challenge_answer(void)
     CHECK(proto_challenge_decode(want, len, &c2, &s2) == 0 && c2.len == 70 && s2.len == 258 &&
               !memcmp(c2.data, cred.data, 70) && !memcmp(s2.data, sec.data, 258),
           "challenge decodes");
-    proto_bytes_clear(&c2);
-    proto_bytes_clear(&s2);
+    bytes_clear(&c2);
+    bytes_clear(&s2);
     CHECK(proto_challenge_decode("{\"EC\":{}}", 9, &c2, &s2) == -EINVAL, "an empty challenge is refused");
     CHECK(proto_challenge_decode("{\"error\":\"x\"}\n", 14, &c2, &s2) == -EINVAL, "a non-challenge is refused");
 
@@ -136,8 +136,8 @@ static void test_challenge_answer(void)
           "answer decodes without newline, lower-case key");
     secret_free(back);
     secret_free(act);
-    proto_bytes_clear(&cred);
-    proto_bytes_clear(&sec);
+    bytes_clear(&cred);
+    bytes_clear(&sec);
 }
 
 static void test_payload(void)

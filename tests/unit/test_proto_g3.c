@@ -12,9 +12,9 @@
 
 static char why[PROTO_G3_WHY_MAX];
 
-static struct proto_bytes filled(size_t n, uint8_t start)
+static struct bytes filled(size_t n, uint8_t start)
 {
-    struct proto_bytes b = {xmalloc(n ? n : 1), n};
+    struct bytes b = {xmalloc(n ? n : 1), n};
     for (size_t i = 0; i < n; i++)
         b.data[i] = (uint8_t)(start + i);
     return b;
@@ -28,7 +28,7 @@ static struct secret *secret_of(const char *s, size_t n)
     return x;
 }
 
-static bool same(const struct proto_bytes *a, const struct proto_bytes *b)
+static bool same(const struct bytes *a, const struct bytes *b)
 {
     return a->len == b->len && (a->len == 0 || !memcmp(a->data, b->data, a->len));
 }
@@ -122,7 +122,7 @@ static void test_init(void)
         free(txt);
         /* One byte more, made by hand: the decoder refuses it. */
         {
-            struct proto_bytes b = filled(PROTO_G3_EK_SPKI_MAX + 3, 0);
+            struct bytes b = filled(PROTO_G3_EK_SPKI_MAX + 3, 0);
             char *b64 = base64_encode(b.data, b.len, BASE64_STD, NULL), *msg = xmalloc(strlen(b64) + 300);
             n = (size_t)sprintf(msg, "{\"ek_public\":\"%s\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
                                      "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}", b64);
@@ -130,9 +130,9 @@ static void test_init(void)
                   "init: an EK over %d bytes is refused (%s)", PROTO_G3_EK_SPKI_MAX, why);
             free(b64);
             free(msg);
-            proto_bytes_clear(&b);
+            bytes_clear(&b);
         }
-        proto_bytes_clear(&big.ek_public);
+        bytes_clear(&big.ek_public);
     }
     CHECK(DEC(proto_g3_init_decode, "[1]", &back) == -EBADMSG, "init: an array is refused");
     CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":", &back) == -EBADMSG && strstr(why, "not JSON"),
@@ -202,11 +202,11 @@ static void test_challenge(void)
         struct proto_g3_challenge big = m;
         big.nonce = filled(PROTO_G3_NONCE_MAX + 1, 0);
         CHECK(proto_g3_challenge_encode(&big, &txt, &n) == -EINVAL, "the encoder refuses a 65-byte nonce");
-        proto_bytes_clear(&big.nonce);
-        big.nonce = (struct proto_bytes){0};
+        bytes_clear(&big.nonce);
+        big.nonce = (struct bytes){0};
         big.credential = filled(PROTO_G3_CREDENTIAL_MAX + 1, 0);
         CHECK(proto_g3_challenge_encode(&big, &txt, &n) == -EINVAL, "...and an oversized credential");
-        proto_bytes_clear(&big.credential);
+        bytes_clear(&big.credential);
     }
     CHECK(DEC(proto_g3_challenge_decode,
               "{\"challenge\":{\"Credential\":\"AQ==\",\"Secret\":\"Ag==\"},\"nonce\":\""
@@ -277,7 +277,7 @@ static void test_proof(void)
     }
     secure_wipe(txt, n);
     free(txt);
-    proto_bytes_clear(&m.escrow);
+    bytes_clear(&m.escrow);
 
     /* All 24 PCRs: key order 0 1 10 11 ... 19 2 20 21 22 23 3 ... 9. */
     for (unsigned i = 0; i < 24; i++)
@@ -372,7 +372,7 @@ static void test_proof(void)
         bad.pcr_mask = 1;
         bad.escrow = filled(255, 0);
         CHECK(proto_g3_proof_encode(&bad, &txt, &n) == -EINVAL, "...and a 255-byte escrow");
-        proto_bytes_clear(&bad.escrow);
+        bytes_clear(&bad.escrow);
     }
     secret_free(m.secret);
 }
@@ -472,10 +472,10 @@ static void test_error_anywhere(void)
 }
 
 /* The base64 body of a PEM file's first block, decoded. */
-static struct proto_bytes pem_der(const char *name)
+static struct bytes pem_der(const char *name)
 {
     char *text = NULL, *body, *o;
-    struct proto_bytes b = {0};
+    struct bytes b = {0};
 
     if (file_read_all(tap_data(name), 1 << 16, &text, NULL) < 0)
         return b;
@@ -492,7 +492,7 @@ static struct proto_bytes pem_der(const char *name)
 
 static void test_ek(void)
 {
-    struct proto_bytes der = pem_der("proto/ek-pub.pem"), ec = pem_der("proto/ec-pub.pem"), junk = filled(40, 0x30);
+    struct bytes der = pem_der("proto/ek-pub.pem"), ec = pem_der("proto/ec-pub.pem"), junk = filled(40, 0x30);
     struct rsa_pub key, want;
     char hash[2 * SHA256_LEN + 1], want_hash[2 * SHA256_LEN + 1], *pem = NULL, *file = NULL;
     uint8_t digest[SHA256_LEN];
@@ -515,9 +515,9 @@ static void test_ek(void)
     der.len--;
     CHECK(proto_g3_ek(&der, &key, hash, NULL, why) == -EBADMSG, "a truncated SubjectPublicKeyInfo: -EBADMSG");
     free(file);
-    proto_bytes_clear(&der);
-    proto_bytes_clear(&ec);
-    proto_bytes_clear(&junk);
+    bytes_clear(&der);
+    bytes_clear(&ec);
+    bytes_clear(&junk);
 }
 
 int main(void)
