@@ -194,7 +194,7 @@ static int make_ak(struct lg_node *nd, const char *seed)
     bytes_set(&nd->ak_create_signature, &sig);
 
     /* What the KMS will check, checked here first: a failure is ours, not the KMS's. */
-    struct attest_ak_params p = {{pub.b, pub.len}, {cd.b, cd.len}, {att.b, att.len}, {sig.b, sig.len}};
+    struct ak_params p = {{pub.b, pub.len}, {cd.b, cd.len}, {att.b, att.len}, {sig.b, sig.len}, false};
     char why[ATTEST_WHY_MAX];
     r = attest_check_ak_params(&p, 0, nd->ak_name, &nd->ak_name_len, why);
     if (r < 0)
@@ -429,7 +429,7 @@ static int node_keys(struct maker *m, struct lg_node *nd)
 
 static int node_make(struct maker *m, struct lg_node *nd)
 {
-    struct proto_ak_params pa;
+    struct ak_params pa;
     int r;
 
     lg_passphrase(m->s->seed, nd->index, nd->passphrase);
@@ -440,7 +440,7 @@ static int node_make(struct maker *m, struct lg_node *nd)
         r = make_ak(nd, m->s->seed);
     if (r < 0 || m->s->ek_only)
         return r;
-    pa = (struct proto_ak_params){{nd->ak_public.p, nd->ak_public.len},
+    pa = (struct ak_params){{nd->ak_public.p, nd->ak_public.len},
                                   {nd->ak_create_data.p, nd->ak_create_data.len},
                                   {nd->ak_create_attestation.p, nd->ak_create_attestation.len},
                                   {nd->ak_create_signature.p, nd->ak_create_signature.len}, false};

@@ -77,7 +77,7 @@ static int check_scheme(const struct attest_public *pub, char *why)
     return 0;
 }
 
-int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
+int attest_check_ak_params(const struct ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
                            size_t *name_len, char *why)
 {
     struct attest_public pub;

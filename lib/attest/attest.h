@@ -160,13 +160,6 @@ int attest_public_rsa(const struct attest_public *pub, struct rsa_pub *out);
 /* ---- AK checks (go-attestation CheckAKParameters, docs/protocol-g1.md §8.2, docs/upstream.md §9.1 and §9.4) ---- */
 
 /* AttestationParameters as the node sends them (the JSON decoding is lib/proto's). */
-struct attest_ak_params {
-    struct bytes public_area;        /* "Public": TPMT_PUBLIC, no TPM2B size */
-    struct bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
-    struct bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
-    struct bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
-};
-
 /* Accept an ECC (ECDSA P-256/P-384/P-521) AK. G1 servers accept RSA AKs only (docs/upstream.md §9.4), so the
  * G1 handler passes 0; G3 (newer go-attestation) may pass this. */
 #define ATTEST_AK_ALLOW_ECC 0x1u
@@ -183,7 +176,7 @@ struct attest_ak_params {
  * Failures log one line, which is also copied to why (ATTEST_WHY_MAX bytes) when not NULL:
  * -EBADMSG malformed, -EOPNOTSUPP unsupported key type, nameAlg or scheme, -EPERM a property an AK must
  * have is missing, -EKEYREJECTED the signature does not verify. Never crashes on any input. */
-int attest_check_ak_params(const struct attest_ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
+int attest_check_ak_params(const struct ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
                            size_t *name_len, char *why);
 
 /* ---- MakeCredential (docs/protocol-g1.md §7, docs/upstream.md §9.5) ---- */

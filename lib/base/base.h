@@ -96,6 +96,19 @@ static inline struct bytes bytes_view(const void *p, size_t n) { return (struct 
 /* Wipes and frees owned bytes and zeroes b (NULL is fine). */
 void bytes_clear(struct bytes *b);
 
+/* An AK's attestation parameters as go-attestation's AttestationParameters carries them
+ * (github.com/google/go-attestation, attest/attest.go): what the node's TPM made (lib/tpm), what
+ * the wire carries (lib/proto), what the KMS checks (lib/attest) — one struct for all three. */
+struct ak_params {
+    struct bytes public_area;        /* "Public": TPMT_PUBLIC, no TPM2B size */
+    struct bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
+    struct bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST from CertifyCreation */
+    struct bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE over create_attestation */
+    bool use_tcsd_activation_format; /* "UseTCSDActivationFormat": always false from TPM 2.0 */
+};
+/* bytes_clear of each part (owned parameters only). */
+void ak_params_clear(struct ak_params *p);
+
 /* A buffer holding a secret: wiped when freed, never printed. Owned by whoever holds it. */
 struct secret {
     size_t len;

@@ -105,6 +105,17 @@ void bytes_clear(struct bytes *b)
     *b = (struct bytes){0};
 }
 
+void ak_params_clear(struct ak_params *p)
+{
+    if (!p)
+        return;
+    bytes_clear(&p->public_area);
+    bytes_clear(&p->create_data);
+    bytes_clear(&p->create_attestation);
+    bytes_clear(&p->create_signature);
+    p->use_tcsd_activation_format = false;
+}
+
 struct secret *secret_new_copy(const void *p, size_t n)
 {
     struct secret *s = secret_new(n);

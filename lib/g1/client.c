@@ -30,8 +30,7 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
     _cleanup_free_ char *token = NULL, *url = NULL;
     _cleanup_secret_ struct secret *activated = NULL;
     struct net_ws_client *ws = NULL;
-    const struct tpm_ak_params *p;
-    struct proto_ak_params pa;
+    const struct ak_params *p;
     struct bytes cred = {0}, sec = {0};
     uint8_t *msg = NULL;
     size_t len = 0;
@@ -43,10 +42,7 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
     if (r < 0)
         return r;
     p = tpm_ak_params(ak);
-    pa = (struct proto_ak_params){{p->public.data, p->public.len}, {p->create_data.data, p->create_data.len},
-                                  {p->create_attestation.data, p->create_attestation.len},
-                                  {p->create_signature.data, p->create_signature.len}, false};
-    r = proto_token_encode(c->ek_pem, &pa, &token);
+    r = proto_token_encode(c->ek_pem, p, &token);
     if (r < 0)
         return r;
     const struct net_header headers[] = {

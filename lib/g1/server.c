@@ -110,7 +110,6 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     struct exchange *x = xcalloc(1, sizeof(*x));
     const char *auth = net_request_header(req, "Authorization");
     struct proto_token tok = {0};
-    struct attest_ak_params ak;
     struct attest_credential cred;
     struct rsa_pub ek;
     uint8_t name[ATTEST_NAME_MAX], digest[SHA256_LEN], *spki = NULL;
@@ -149,13 +148,7 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
             goto out;
         }
     }
-    ak = (struct attest_ak_params){
-        {tok.ak.public_area.data, tok.ak.public_area.len},
-        {tok.ak.create_data.data, tok.ak.create_data.len},
-        {tok.ak.create_attestation.data, tok.ak.create_attestation.len},
-        {tok.ak.create_signature.data, tok.ak.create_signature.len},
-    };
-    if (attest_check_ak_params(&ak, 0, name, &name_len, why) < 0) {
+    if (attest_check_ak_params(&tok.ak, 0, name, &name_len, why) < 0) {
         char error[ATTEST_WHY_MAX + 32];
         snprintf(error, sizeof(error), "invalid AK parameters: %s", why);
         refuse(x, c, error);

@@ -72,9 +72,9 @@ static int exchange(struct node *n, struct secret **out)
         if (r < 0)
             return r;
     }
-    const struct tpm_ak_params *p = tpm_ak_params(n->ak);
+    const struct ak_params *p = tpm_ak_params(n->ak);
     in.ek_public = (struct bytes){n->ek_spki, n->ek_spki_len};
-    pb(&in.ak.public_area, &p->public);
+    pb(&in.ak.public_area, &p->public_area);
     pb(&in.ak.create_data, &p->create_data);
     pb(&in.ak.create_attestation, &p->create_attestation);
     pb(&in.ak.create_signature, &p->create_signature);

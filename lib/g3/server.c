@@ -98,7 +98,6 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     net_conn_set_deadline(c, now_ms() + srv->exchange_timeout_ms);
 }
 
-static struct bytes ab(const struct bytes *b) { return (struct bytes){b->data, b->len}; }
 
 /* 1. init -> 2. challenge. */
 static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
@@ -106,7 +105,6 @@ static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, 
     struct proto_g3_init in = {0};
     struct proto_g3_challenge ch = {0};
     struct attest_credential cred;
-    struct attest_ak_params ak;
     struct rsa_pub ek;
     uint8_t name[ATTEST_NAME_MAX];
     size_t name_len = 0, out_len = 0;
@@ -125,9 +123,7 @@ static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, 
         refuse(x, c, text, false);
         goto out;
     }
-    ak = (struct attest_ak_params){ab(&in.ak.public_area), ab(&in.ak.create_data), ab(&in.ak.create_attestation),
-                                   ab(&in.ak.create_signature)};
-    if (attest_check_ak_params(&ak, ATTEST_AK_ALLOW_ECC, name, &name_len, why) < 0) {
+    if (attest_check_ak_params(&in.ak, ATTEST_AK_ALLOW_ECC, name, &name_len, why) < 0) {
         snprintf(text, sizeof(text), "Challenge generation: generating challenge: %s", why);
         refuse(x, c, text, false);
         goto out;
@@ -219,7 +215,7 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
                false);
         goto out;
     }
-    if (attest_verify_quote((struct bytes){x->ak_public, x->ak_public_len}, ab(&pf.quote), ab(&pf.signature),
+    if (attest_verify_quote((struct bytes){x->ak_public, x->ak_public_len}, pf.quote, pf.signature,
                             pcrs, n, fresh ? &nonce : NULL, why) < 0) {
         snprintf(text, sizeof(text), "Attestation verification failed: PCR quote verification failed: %s", why);
         refuse(x, c, text, false);

@@ -91,7 +91,7 @@ static int parse_object(const char *msg, size_t len, struct kjson_doc **d)
     return 0;
 }
 
-int proto_token_encode(const char *ek_pem, const struct proto_ak_params *ak, char **out)
+int proto_token_encode(const char *ek_pem, const struct ak_params *ak, char **out)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = kjson_w_new();
     char *json = NULL, *b64;

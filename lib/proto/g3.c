@@ -196,7 +196,7 @@ void proto_g3_init_clear(struct proto_g3_init *m)
 int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_len)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = NULL;
-    const struct proto_ak_params *ak = &m->ak;
+    const struct ak_params *ak = &m->ak;
 
     *out = NULL;
     if (!bytes_ok(&m->ek_public, 1, PROTO_G3_EK_SPKI_MAX) || !bytes_ok(&ak->public_area, 1, PROTO_G3_TPM_STRUCT_MAX) ||
@@ -224,7 +224,7 @@ int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_
 int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out, char *why)
 {
     _cleanup_(kjson_freep) struct kjson_doc *d = NULL;
-    struct proto_ak_params *ak = &out->ak;
+    struct ak_params *ak = &out->ak;
     int r, a;
 
     *out = (struct proto_g3_init){0};

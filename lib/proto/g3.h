@@ -57,7 +57,7 @@
  * (TPM 1.2 activation) is refused. */
 struct proto_g3_init {
     struct bytes ek_public; /* DER SubjectPublicKeyInfo of the EK */
-    struct proto_ak_params ak;    /* go-attestation AttestationParameters */
+    struct ak_params ak;    /* go-attestation AttestationParameters */
     bool defer_pcr_enrollment;    /* live medium: store the PCRs empty (key omitted when false) */
 };
 void proto_g3_init_clear(struct proto_g3_init *m);

@@ -25,25 +25,17 @@
 
 
 /* go-attestation's AttestationParameters, the "AK" of the token. */
-struct proto_ak_params {
-    struct bytes public_area;        /* "Public": TPMT_PUBLIC */
-    struct bytes create_data;        /* "CreateData": TPMS_CREATION_DATA */
-    struct bytes create_attestation; /* "CreateAttestation": TPMS_ATTEST */
-    struct bytes create_signature;   /* "CreateSignature": TPMT_SIGNATURE */
-    bool use_tcsd_activation_format;       /* "UseTCSDActivationFormat": always false from TPM 2.0 */
-};
-
 /* The decoded Authorization token: the EK PEM text and the AK parameters. */
 struct proto_token {
     char *ek_pem; /* "EK": PEM bytes (CERTIFICATE or PUBLIC KEY) */
-    struct proto_ak_params ak;
+    struct ak_params ak;
 };
 void proto_token_clear(struct proto_token *t);
 
 /* The Authorization header value: "Bearer TPM" + base64std({"EK":..,"AK":{..}}) with Go's field
  * order (EK, AK{Public, UseTCSDActivationFormat, CreateData, CreateAttestation, CreateSignature}).
  * *out malloc'd, owned by the caller. */
-int proto_token_encode(const char *ek_pem, const struct proto_ak_params *ak, char **out);
+int proto_token_encode(const char *ek_pem, const struct ak_params *ak, char **out);
 /* Decodes a header value (prefix "Bearer TPM" required, as upstream's TrimPrefix + base64 fails
  * without it). -EBADMSG: prefix, base64 or JSON wrong; -EINVAL: a field of the wrong type or EK
  * missing. */

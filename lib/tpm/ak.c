@@ -164,14 +164,14 @@ static int ak_make(struct tpm *t, ESYS_TR srk, enum tpm_ak_kind kind, struct tpm
         r = tpm_fail(t, rc, "computing the name of the attestation key");
         goto out;
     }
-    if (MU_BYTES(TPMT_PUBLIC, &pub->publicArea, &ak->params.public) != TSS2_RC_SUCCESS ||
+    if (MU_BYTES(TPMT_PUBLIC, &pub->publicArea, &ak->params.public_area) != TSS2_RC_SUCCESS ||
         MU_BYTES(TPMS_CREATION_DATA, &creation->creationData, &ak->params.create_data) != TSS2_RC_SUCCESS ||
         MU_BYTES(TPMT_SIGNATURE, sig, &ak->params.create_signature) != TSS2_RC_SUCCESS) {
         r = log_error_errno(-EPROTO, "TPM %s: cannot encode the attestation key's parameters", t->desc);
         goto out;
     }
     tpm_bytes_set(&ak->params.create_attestation, attest->attestationData, attest->size);
-    tpm_bytes_set(&ak->params.name, name->name, name->size);
+    tpm_bytes_set(&ak->name, name->name, name->size);
 out:
     Esys_Free(pub);
     Esys_Free(priv);
@@ -205,17 +205,15 @@ int tpm_ak_create(struct tpm *t, enum tpm_ak_kind kind, struct tpm_ak **out)
     return 0;
 }
 
-const struct tpm_ak_params *tpm_ak_params(const struct tpm_ak *ak) { return &ak->params; }
+const struct ak_params *tpm_ak_params(const struct tpm_ak *ak) { return &ak->params; }
+const struct bytes *tpm_ak_name(const struct tpm_ak *ak) { return &ak->name; }
 
 void tpm_ak_free(struct tpm_ak *ak)
 {
     if (!ak)
         return;
     tpm_flush(ak->t, ak->handle);
-    free(ak->params.public.data);
-    free(ak->params.create_data.data);
-    free(ak->params.create_attestation.data);
-    free(ak->params.create_signature.data);
-    free(ak->params.name.data);
+    ak_params_clear(&ak->params);
+    bytes_clear(&ak->name);
     free(ak);
 }

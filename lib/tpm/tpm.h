@@ -90,14 +90,6 @@ enum tpm_ak_kind {
 };
 
 /* go-attestation's AttestationParameters (docs/tpm.md §4), each without a TPM2B size prefix. */
-struct tpm_ak_params {
-    struct bytes public;             /* TPMT_PUBLIC */
-    struct bytes create_data;        /* TPMS_CREATION_DATA */
-    struct bytes create_attestation; /* TPMS_ATTEST from CertifyCreation */
-    struct bytes create_signature;   /* TPMT_SIGNATURE over create_attestation */
-    struct bytes name;               /* the AK's Name: 0x000b || SHA-256(public) */
-};
-
 /* A transient AK, loaded until tpm_ak_free; free it before closing its tpm. */
 struct tpm_ak;
 
@@ -105,7 +97,9 @@ struct tpm_ak;
  * (TPM2_Create, TPM2_Load) and certifies its creation with itself. *out owned by the caller. */
 int tpm_ak_create(struct tpm *t, enum tpm_ak_kind kind, struct tpm_ak **out);
 /* The AK's parameters; owned by ak. */
-const struct tpm_ak_params *tpm_ak_params(const struct tpm_ak *ak);
+const struct ak_params *tpm_ak_params(const struct tpm_ak *ak);
+/* The AK's Name: 0x000b || SHA-256(TPMT_PUBLIC); owned by ak. */
+const struct bytes *tpm_ak_name(const struct tpm_ak *ak);
 /* Flushes the AK from the TPM and frees it; NULL is fine. */
 void tpm_ak_free(struct tpm_ak *ak);
 static inline void tpm_ak_freep(struct tpm_ak **ak) { tpm_ak_free(*ak); }

@@ -64,7 +64,8 @@ int tpm_ek_create(struct tpm *t, ESYS_TR *handle, TPM2B_PUBLIC **pub);
 struct tpm_ak {
     struct tpm *t;
     ESYS_TR handle; /* transient; flushed by tpm_ak_free */
-    struct tpm_ak_params params;
+    struct ak_params params;
+    struct bytes name; /* the AK's Name: 0x000b || SHA-256(public) */
 };
 
 /* Copies len bytes into a new byte string. */

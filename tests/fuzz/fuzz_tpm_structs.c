@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         own[i] = (struct bytes){buf[i], parts[i].len};
     }
     if (n >= 4) {
-        struct attest_ak_params p = {own[0], own[1], own[2], own[3]};
+        struct ak_params p = {own[0], own[1], own[2], own[3], false};
         uint8_t name[ATTEST_NAME_MAX];
         size_t name_len = 0;
         char why[ATTEST_WHY_MAX];

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         if (!cmd)
             continue;
         if (!strcmp(cmd, "init")) {
-            const struct tpm_ak_params *p = tpm_ak_params(ak);
+            const struct ak_params *p = tpm_ak_params(ak);
             struct rsa_pub ek;
             uint8_t *spki = NULL;
             size_t spki_len = 0;
@@ -66,7 +66,7 @@ int main(int argc, char **argv)
                 continue;
             }
             put("ek_public", spki, spki_len);
-            put("Public", p->public.data, p->public.len);
+            put("Public", p->public_area.data, p->public_area.len);
             put("CreateData", p->create_data.data, p->create_data.len);
             put("CreateAttestation", p->create_attestation.data, p->create_attestation.len);
             put("CreateSignature", p->create_signature.data, p->create_signature.len);

@@ -51,7 +51,7 @@ static struct bytes slurp(const char *path)
 
 static int cmd_check(int argc, char **argv)
 {
-    struct attest_ak_params p;
+    struct ak_params p;
     uint8_t name[ATTEST_NAME_MAX];
     char hex[2 * ATTEST_NAME_MAX + 1];
     size_t name_len;
@@ -61,7 +61,7 @@ static int cmd_check(int argc, char **argv)
         flags = ATTEST_AK_ALLOW_ECC;
     else if (argc != 5)
         return fputs(usage, stderr), EXIT_USAGE;
-    p = (struct attest_ak_params){slurp(argv[1]), slurp(argv[2]), slurp(argv[3]), slurp(argv[4])};
+    p = (struct ak_params){slurp(argv[1]), slurp(argv[2]), slurp(argv[3]), slurp(argv[4]), false};
     if (attest_check_ak_params(&p, flags, name, &name_len, NULL) < 0)
         return EXIT_RUNTIME;
     hex_encode(name, name_len, hex);

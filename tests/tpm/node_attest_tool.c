@@ -67,13 +67,13 @@ static int parse_kind(const char *s, enum tpm_ak_kind *kind)
 
 static int write_ak(const char *dir, const struct tpm_ak *ak)
 {
-    const struct tpm_ak_params *p = tpm_ak_params(ak);
+    const struct ak_params *p = tpm_ak_params(ak);
 
-    if (write_file(dir, "ak.public", p->public.data, p->public.len) < 0 ||
+    if (write_file(dir, "ak.public", p->public_area.data, p->public_area.len) < 0 ||
         write_file(dir, "ak.create_data", p->create_data.data, p->create_data.len) < 0 ||
         write_file(dir, "ak.attest", p->create_attestation.data, p->create_attestation.len) < 0 ||
         write_file(dir, "ak.sig", p->create_signature.data, p->create_signature.len) < 0 ||
-        write_file(dir, "ak.name", p->name.data, p->name.len) < 0)
+        write_file(dir, "ak.name", tpm_ak_name(ak)->data, tpm_ak_name(ak)->len) < 0)
         return -EIO;
     return 0;
 }

@@ -402,14 +402,14 @@ static struct ak load_ak(const char *kind)
 
 static void free_ak(struct ak *a) { free(a->pub.p), free(a->cd.p), free(a->att.p), free(a->sig.p); }
 
-static struct attest_ak_params params(const struct ak *a)
+static struct ak_params params(const struct ak *a)
 {
-    return (struct attest_ak_params){bytes(a->pub), bytes(a->cd), bytes(a->att), bytes(a->sig)};
+    return (struct ak_params){bytes(a->pub), bytes(a->cd), bytes(a->att), bytes(a->sig), false};
 }
 
 static int check(const struct ak *a, unsigned flags, char *why)
 {
-    struct attest_ak_params p = params(a);
+    struct ak_params p = params(a);
     return attest_check_ak_params(&p, flags, NULL, NULL, why);
 }
 
@@ -417,7 +417,7 @@ static void test_ak_genuine(void)
 {
     struct ak rsa = load_ak("rsa"), g1 = load_ak("rsa-g1"), ecc = load_ak("ecc");
     struct blob want = load("ak-rsa.name"), want_ecc = load("ak-ecc.name");
-    struct attest_ak_params p = params(&rsa);
+    struct ak_params p = params(&rsa);
     uint8_t name[ATTEST_NAME_MAX];
     size_t name_len = 0;
     char why[ATTEST_WHY_MAX] = "";
@@ -538,7 +538,7 @@ static void test_ak_tampered(void)
     CHECK(check(&null_scheme, 0, why) == -EOPNOTSUPP && strstr(why, "scheme 0x0010"), "a NULL-scheme AK is refused cleanly: %s", why);
     free(pub.p), free(att.p);
 
-    struct attest_ak_params empty = {0};
+    struct ak_params empty = {0};
     CHECK(attest_check_ak_params(&empty, 0, NULL, NULL, why) == -EBADMSG, "empty parameters: %s", why);
     free_ak(&a), free_ak(&g1), free_ak(&ecc);
 }

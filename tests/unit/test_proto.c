@@ -55,7 +55,7 @@ static const char ek_pem[] = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQ
 
 static void test_token(void)
 {
-    struct proto_ak_params ak = {range_bytes(0, 40, 0), range_bytes(40, 90, 0), range_bytes(90, 200, 0),
+    struct ak_params ak = {range_bytes(0, 40, 0), range_bytes(40, 90, 0), range_bytes(90, 200, 0),
                                  range_bytes(200, 256, 200), false};
     struct proto_token t;
     char *ours = NULL;
