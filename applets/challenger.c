@@ -201,7 +201,74 @@ static int list_pending(struct kms_store *store)
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_RUNTIME;
 }
 
-static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
+/* ---- the verbs: each runs on the opened store; args already counted against the table ---- */
+static int verb_serve(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)args;
+    return g3_serve(s, a, &o->srv);
+}
+
+static int verb_register(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)args;
+    return kms_register(s, &o->reg) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int verb_list(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)o, (void)args;
+    return kms_list(s, stdout) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int verb_pending(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)o, (void)args;
+    return list_pending(s);
+}
+
+static int verb_approve(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a;
+    return kms_pending_approve(s, args[0], o->reg.volume) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int verb_quarantine(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)o;
+    return kms_set_quarantine(s, args[0], true) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int verb_release(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)o;
+    return kms_set_quarantine(s, args[0], false) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+/* The command words (none = serve), their argument counts and what they run. */
+static const struct verb {
+    const char *name;
+    int nargs;          /* positional arguments after the options */
+    const char *args;   /* their names, for the error text */
+    int (*run)(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args);
+} verbs[] = {
+    {"serve", 0, NULL, verb_serve},
+    {"register", 0, NULL, verb_register},
+    {"list", 0, NULL, verb_list},
+    {"pending", 0, NULL, verb_pending},
+    {"approve", 1, "TPM_HASH", verb_approve},
+    {"quarantine", 1, "TPM_HASH", verb_quarantine},
+    {"release", 1, "TPM_HASH", verb_release},
+};
+
+static const struct verb *find_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (!strcmp(verbs[i].name, name))
+            return &verbs[i];
+    return NULL;
+}
+
+static int run_command(const struct verb *v, struct opts *o, char **args, int nargs)
 {
     struct kms_store *store = NULL;
     struct kms_audit *audit = NULL;
@@ -215,16 +282,15 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
         log_error("--db DIR is required (the directory of SealedVolume and Secret manifests)");
         return EXIT_USAGE;
     }
-    if (!strcmp(cmd, "quarantine") || !strcmp(cmd, "release") || !strcmp(cmd, "approve")) {
-        if (nargs != 1) {
-            log_error("%s: expected one TPM_HASH", cmd);
-            return EXIT_USAGE;
-        }
-    } else if (nargs != 0) {
-        log_error("%s: unexpected argument %s", cmd, args[0]);
+    if (nargs > v->nargs) {
+        log_error("%s: unexpected argument %s (see --help)", v->name, args[v->nargs]);
         return EXIT_USAGE;
     }
-    if (!strcmp(cmd, "register")) {
+    if (nargs < v->nargs) {
+        log_error("%s: expected %s (see --help)", v->name, v->args);
+        return EXIT_USAGE;
+    }
+    if (v->run == verb_register) {
         if (!o->reg.tpm_hash || !(o->reg.label || o->reg.device_name || o->reg.uuid)) {
             log_error("register: --tpm-hash and one of --label, --name, --uuid are required");
             return EXIT_USAGE;
@@ -242,18 +308,7 @@ static int run_command(const char *cmd, struct opts *o, char **args, int nargs)
     so.audit = audit;
     if (kms_store_open_dir(o->db, &so, &store) < 0)
         goto out;
-    if (!strcmp(cmd, "serve"))
-        code = g3_serve(store, audit, &o->srv);
-    else if (!strcmp(cmd, "register"))
-        code = kms_register(store, &o->reg) < 0 ? EXIT_RUNTIME : EXIT_OK;
-    else if (!strcmp(cmd, "list"))
-        code = kms_list(store, stdout) < 0 ? EXIT_RUNTIME : EXIT_OK;
-    else if (!strcmp(cmd, "pending"))
-        code = list_pending(store);
-    else if (!strcmp(cmd, "approve"))
-        code = kms_pending_approve(store, args[0], o->reg.volume) < 0 ? EXIT_RUNTIME : EXIT_OK;
-    else
-        code = kms_set_quarantine(store, args[0], !strcmp(cmd, "quarantine")) < 0 ? EXIT_RUNTIME : EXIT_OK;
+    code = v->run(store, audit, o, args);
 out:
     kms_store_free(store);
     kms_audit_free(audit);
@@ -297,21 +352,20 @@ int challenger_main(int argc, char **argv)
         {0},
     };
     struct opts o = {.srv = {.port = 8082, .exchange_timeout_ms = 30000}};
-    const char *cmd = "serve";
+    const struct verb *v = &verbs[0];
     int c;
 
     opterr = 0;
     optind = 1;
     /* A command word may come first (challenger register ...) or not at all (serve). */
     if (argc > 1 && argv[1][0] != '-') {
-        cmd = argv[1];
-        argv++;
-        argc--;
-        if (strcmp(cmd, "register") && strcmp(cmd, "list") && strcmp(cmd, "quarantine") && strcmp(cmd, "release") &&
-            strcmp(cmd, "pending") && strcmp(cmd, "approve")) {
-            log_error("unknown command %s (see --help)", cmd);
+        v = find_verb(argv[1]);
+        if (!v || v == &verbs[0]) {
+            log_error("unknown command %s (see --help)", argv[1]);
             return EXIT_USAGE;
         }
+        argv++;
+        argc--;
     }
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -389,7 +443,7 @@ int challenger_main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (!strcmp(cmd, "serve") && !o.srv.tls_cert != !o.srv.tls_key) {
+    if (v->run == verb_serve && !o.srv.tls_cert != !o.srv.tls_key) {
         log_error("--tls-cert and --tls-key go together");
         return EXIT_USAGE;
     }
@@ -400,11 +454,7 @@ int challenger_main(int argc, char **argv)
     }
     if (o.srv.max_conns && !o.srv.max_conns_per_peer && o.srv.max_conns < 32)
         o.srv.max_conns_per_peer = o.srv.max_conns; /* the default per peer, cut to the total */
-    if (!strcmp(cmd, "serve") && optind < argc) {
-        log_error("unexpected argument %s (see --help)", argv[optind]);
-        return EXIT_USAGE;
-    }
-    c = run_command(cmd, &o, argv + optind, argc - optind);
+    c = run_command(v, &o, argv + optind, argc - optind);
     free(o.ek_pem);
     return c;
 }
