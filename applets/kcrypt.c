@@ -198,6 +198,51 @@ static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint
     return 0;
 }
 
+/* ---- the command words ---- */
+static int verb_encrypt(struct kcrypt_ctx *k, char **args, bool yes)
+{
+    (void)yes;
+    return kcrypt_encrypt(k, args[0]);
+}
+
+static int verb_unlock_all(struct kcrypt_ctx *k, char **args, bool yes)
+{
+    (void)args, (void)yes;
+    return kcrypt_unlock_all(k);
+}
+
+static int verb_nv(struct kcrypt_ctx *k, char **args, bool yes) { return nv_command(args[0], k, yes); }
+
+static const struct verb {
+    const char *name;
+    int nargs;         /* positional arguments after the verb */
+    const char *want;  /* what they are, for the error text */
+    bool modules;      /* loads the dm-crypt modules first (not in a --root tree) */
+    int (*run)(struct kcrypt_ctx *k, char **args, bool yes);
+} verbs[] = {
+    {"encrypt", 1, "exactly one LABEL, the filesystem label of the partition", true, verb_encrypt},
+    {"unlock-all", 0, NULL, true, verb_unlock_all},
+    {"nv", 1, "one of show, init, clear", false, verb_nv},
+};
+/* The measured-boot verbs parse their own options (kcrypt_mboot.c). */
+static const char *const mboot_verbs[] = {"enroll", "unlock", "reseal"};
+
+static const struct verb *find_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (!strcmp(verbs[i].name, name))
+            return &verbs[i];
+    return NULL;
+}
+
+static bool is_mboot_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof(mboot_verbs) / sizeof(mboot_verbs[0]); i++)
+        if (!strcmp(mboot_verbs[i], name))
+            return true;
+    return false;
+}
+
 int kcrypt_main(int argc, char **argv)
 {
     enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_PLUGIN_DIR, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA, OPT_TPM_PCRS };
@@ -221,7 +266,7 @@ int kcrypt_main(int argc, char **argv)
     const uint32_t *nv_flag = NULL, *c_flag = NULL;
     uint32_t pcrs_flag = 0;
     bool pcrs_given = false;
-    const char *cmd;
+    const struct verb *v;
     bool yes = false;
     int c, code, r;
 
@@ -235,7 +280,7 @@ int kcrypt_main(int argc, char **argv)
             is_value |= !strcmp(argv[i - 1], with_value[j]);
         if (argv[i][0] == '-' || is_value)
             continue;
-        if (!strcmp(argv[i], "enroll") || !strcmp(argv[i], "unlock") || !strcmp(argv[i], "reseal")) {
+        if (is_mboot_verb(argv[i])) {
             const char *verb = argv[i];
             memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv)); /* argv[argc] NULL too */
             for (int j = 1; j + 1 < argc - 1; j++) /* --root anywhere: the config is read from there */
@@ -303,24 +348,17 @@ int kcrypt_main(int argc, char **argv)
         log_error("missing command: encrypt, unlock-all or nv (see --help)");
         return EXIT_USAGE;
     }
-    cmd = argv[optind++];
-    if (!strcmp(cmd, "encrypt")) {
-        if (optind + 1 != argc) {
-            log_error("encrypt: expected exactly one LABEL, the filesystem label of the partition (see --help)");
-            return EXIT_USAGE;
-        }
-    } else if (!strcmp(cmd, "unlock-all")) {
-        if (optind != argc) {
-            log_error("unlock-all: unexpected argument %s", argv[optind]);
-            return EXIT_USAGE;
-        }
-    } else if (!strcmp(cmd, "nv")) {
-        if (optind + 1 != argc) {
-            log_error("nv: expected one of show, init, clear (see --help)");
-            return EXIT_USAGE;
-        }
-    } else {
-        log_error("unknown command %s (see --help)", cmd);
+    v = find_verb(argv[optind]);
+    if (!v) {
+        log_error("unknown command %s (see --help)", argv[optind]);
+        return EXIT_USAGE;
+    }
+    optind++;
+    if (argc - optind != v->nargs) {
+        if (v->nargs == 0)
+            log_error("%s: unexpected argument %s (see --help)", v->name, argv[optind]);
+        else
+            log_error("%s: expected %s (see --help)", v->name, v->want);
         return EXIT_USAGE;
     }
     r = load_config(&k, nv_flag, c_flag);
@@ -329,16 +367,9 @@ int kcrypt_main(int argc, char **argv)
         k.cfg.tpm_pcrs_set = true;
     }
     /* An initramfs may have no modprobe; a --root tree is a test, not this kernel's system. */
-    if (r == 0 && strcmp(cmd, "nv") && (!k.root || !k.root[0]))
+    if (r == 0 && v->modules && (!k.root || !k.root[0]))
         kcrypt_load_modules();
-    if (r < 0)
-        code = EXIT_RUNTIME;
-    else if (!strcmp(cmd, "encrypt"))
-        code = kcrypt_encrypt(&k, argv[optind]);
-    else if (!strcmp(cmd, "unlock-all"))
-        code = kcrypt_unlock_all(&k);
-    else
-        code = nv_command(argv[optind], &k, yes);
+    code = r < 0 ? EXIT_RUNTIME : v->run(&k, argv + optind, yes);
     kconfig_kcrypt_clear(&k.cfg);
     return code;
 }
