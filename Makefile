@@ -6,6 +6,9 @@
 #   make check  every test suite: release build, then the unit and TPM suites again under ASan+UBSan
 #   make demo   the main job on its embedded default
 #   make bench  the benchmarks (they print numbers; nothing is asserted)
+#   make fuzz   every libFuzzer harness for FUZZ_SECONDS each, FUZZ_JOBS at a time (FUZZ_TARGETS:
+#               only these, e.g. "http ws"); minimizes the corpora in tests/fuzz/corpus/ in place.
+#               Its build-fuzz is build-asan's configuration at -O2 (2-3 times the executions).
 # Third-party libraries are built once into a sysroot cached by content hash under
 # $(KAIROS_KMS_CACHE) (default /var/cache/kairos-kms), outside the checkout.
 
@@ -19,7 +22,11 @@ VM_PKGS := qemu-system-x86 busybox-static cpio kmod e2fsprogs cryptsetup-bin gdi
            util-linux iproute2 file
 APT := third_party/apt-deps.sh
 
-.PHONY: all check demo bench clean release asan FORCE
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= $(shell nproc)
+FUZZ_TARGETS ?=
+
+.PHONY: all check demo bench fuzz clean release asan FORCE
 
 all: release
 
@@ -46,5 +53,11 @@ bench: release
 	@$(APT) $(TEST_PKGS) hyperfine
 	@bench/run.sh build/kairos-kms
 
+fuzz:
+	@$(APT) $(BUILD_PKGS) clang libclang-rt-14-dev
+	@third_party/meson-setup.sh build-fuzz glibc -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized -Dfuzz=true
+	@ninja -C build-fuzz $$(ninja -C build-fuzz -t targets all | sed -n 's|^\(tests/fuzz/fuzz_[a-z0-9_]*\): .*|\1|p')
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/fuzz-long.sh build-fuzz $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
