@@ -12,6 +12,7 @@
  * Errors are logged to stderr, so run it with -close_fd_mask=2 by hand:
  *   ./fuzz_http_client -close_fd_mask=2 -max_total_time=60 tests/fuzz/corpus/http_client */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -58,6 +59,9 @@ int net_dial(const struct net_url *u, const struct net_client_opts *o, struct kt
     if (answer_len && write(sv[1], answer, answer_len) != (ssize_t)answer_len)
         abort(); /* MAX_INPUT fits in the socket buffer */
     shutdown(sv[1], SHUT_WR);
+    /* Non-blocking, as net_dial's sockets are: the client waits in poll when it must. */
+    if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0)
+        abort();
     server_fd = sv[1];
     if (pthread_create(&drainer, NULL, drain, NULL) != 0)
         abort();
