@@ -90,7 +90,7 @@ wait
 
 # The report.
 failed=0
-printf '%-18s %12s %14s %7s %8s %8s  %s\n' harness executions "all runs" corpus cov ft result
+printf '%-22s %12s %14s %7s %8s %8s  %s\n' harness executions "all runs" corpus cov ft result
 for n in "${names[@]}"; do
     dir=$state/$n log=$state/$n/fuzz.log tree=$here/corpus/$n
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
@@ -101,7 +101,7 @@ for n in "${names[@]}"; do
     printf '%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$n" "$seconds" "$execs" >>"$ledger"
     total=$(awk -F'\t' -v n="$n" '$2 == n { s += $4 } END { printf "%d", s }' "$ledger")
     files=$(find "$tree" -maxdepth 1 -type f | wc -l)
-    kb=$(du -sk "$tree" | cut -f1)
+    kb=$(du -sk --apparent-size "$tree" | cut -f1)
     rc=$(cat "$dir/result" 2>/dev/null || echo 1)
     crashes=$(find "$dir/crashes" -maxdepth 1 -type f -newer "$dir/started")
     if [ -n "$crashes" ]; then
@@ -113,7 +113,7 @@ for n in "${names[@]}"; do
     fi
     [ "$result" = ok ] || failed=1
     [ "$kb" -le "$max_corpus_kb" ] || result="$result; corpus is ${kb} KB, over ${max_corpus_kb} KB"
-    printf '%-18s %12s %14s %7s %8s %8s  %s\n' "fuzz_$n" "$execs" "$total" "$files" "${cov:--}" "${ft:--}" "$result"
+    printf '%-22s %12s %14s %7s %8s %8s  %s\n' "fuzz_$n" "$execs" "$total" "$files" "${cov:--}" "${ft:--}" "$result"
     if [ -n "$crashes" ]; then
         sed -nE '/^==[0-9]+==ERROR|^SUMMARY|^artifact_prefix|Test unit written/p' "$log" | head -n 5 | sed 's/^/    /'
     fi
