@@ -7,6 +7,9 @@
 #   make demo   the main job on its embedded default
 #   make bench  the benchmarks (they print numbers; nothing is asserted)
 #   make install [DESTDIR=...] [PREFIX=/usr]  binary, links, systemd units, initramfs hooks, man pages
+#   make fuzz   every libFuzzer harness for FUZZ_SECONDS each, FUZZ_JOBS at a time (FUZZ_TARGETS:
+#               only these, e.g. "http ws"); minimizes the corpora in tests/fuzz/corpus/ in place.
+#               Its build-fuzz is build-asan's configuration at -O2 (2-3 times the executions).
 # Third-party libraries are built once into a sysroot cached by content hash under
 # $(KAIROS_KMS_CACHE) (default /var/cache/kairos-kms), outside the checkout.
 
@@ -20,7 +23,11 @@ VM_PKGS := qemu-system-x86 busybox-static cpio kmod e2fsprogs cryptsetup-bin gdi
            util-linux iproute2 file initramfs-tools
 APT := third_party/apt-deps.sh
 
-.PHONY: all check demo bench clean release asan install man FORCE
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS ?= $(shell nproc)
+FUZZ_TARGETS ?=
+
+.PHONY: all check demo bench fuzz clean release asan install man FORCE
 PREFIX ?= /usr
 
 all: release
@@ -54,5 +61,11 @@ man: release
 install: man
 	@DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" dist/install.sh build/kairos-kms build/man
 
+fuzz:
+	@$(APT) $(BUILD_PKGS) clang libclang-rt-14-dev
+	@third_party/meson-setup.sh build-fuzz glibc -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized -Dfuzz=true
+	@ninja -C build-fuzz $$(ninja -C build-fuzz -t targets all | sed -n 's|^\(tests/fuzz/fuzz_[a-z0-9_]*\): .*|\1|p')
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) tests/fuzz/fuzz-long.sh build-fuzz $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -98,7 +98,9 @@ static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const 
                           : stream_error(st, (int)n, peer, "reading the response body");
         }
     }
-    if (!h->chunked) {
+    /* A HEAD, 204 or 304 answer has no body whatever its Content-Length says (RFC 9112 6.3):
+     * copying Content-Length bytes there would read past what the server sent. */
+    if (!no_body && !h->chunked) {
         size_t n = h->has_length ? (size_t)h->content_length : nbuf_unread(in);
         if (nbuf_append(&body, nbuf_head(in), n) < 0) {
             free_body(&body);

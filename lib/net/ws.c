@@ -253,8 +253,13 @@ int ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len
 size_t ws_close_payload(uint8_t out[WS_MAX_CONTROL], uint16_t code, const char *reason)
 {
     size_t n = reason ? strlen(reason) : 0;
-    if (n > WS_MAX_CONTROL - 2)
+    if (n > WS_MAX_CONTROL - 2) {
+        /* Cut before the character that does not fit whole: the reason must stay UTF-8, or the
+         * peer fails the connection with 1007 instead of reading our code (RFC 6455 §5.5.1). */
         n = WS_MAX_CONTROL - 2;
+        while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
     out[0] = (uint8_t)(code >> 8);
     out[1] = (uint8_t)code;
     if (n)

@@ -4,7 +4,7 @@
  * response (host side), as an Event and as a payload (plugin side). A payload that parses must
  * survive a round trip through the builder of its shape. No file is ever opened ("file" is only
  * parsed), and none of these functions log.
- *   ./fuzz_plugin_response -max_total_time=60 tests/fuzz/corpus/plugin */
+ *   ./fuzz_plugin_response -max_total_time=60 tests/fuzz/corpus/plugin_response */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

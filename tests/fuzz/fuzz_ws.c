@@ -3,7 +3,8 @@
 /* libFuzzer harness for lib/net's WebSocket frame reader: the bytes (after a byte of options)
  * as frames from a client or from a server, fed in pieces like reads deliver them, with a small
  * message limit. Checks the bounds of every event, that text is UTF-8, that feeding in pieces
- * gives the same events as feeding whole, and that what we encode reads back unchanged.
+ * gives the same events as feeding whole, and that what we encode (data and close frames) reads
+ * back unchanged; also the handshake key check.
  *   ./fuzz_ws -max_total_time=60 tests/fuzz/corpus/ws */
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,5 +96,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     ws_reader_clear(&r);
     nbuf_free(&b);
+
+    /* A close frame we write, with the bytes as its reason: it reads back with its code, and a
+     * reason that is UTF-8 stays UTF-8 when it is cut to fit (else the peer fails with 1007). */
+    char reason[WS_MAX_CONTROL + 32];
+    uint8_t payload[WS_MAX_CONTROL];
+    size_t rl = size - 1 < sizeof(reason) - 1 ? size - 1 : sizeof(reason) - 1;
+    memcpy(reason, data + 1, rl);
+    reason[rl] = 0;
+    size_t pl = ws_close_payload(payload, 1000, reason);
+    if (pl > WS_MAX_CONTROL)
+        abort();
+    if (utf8_valid((const uint8_t *)reason, strlen(reason))) {
+        b = (struct nbuf){0};
+        ws_frame_append(&b, WS_OP_CLOSE, payload, pl, from_client ? mask : NULL);
+        ws_reader_init(&r, from_client, MAX_MESSAGE);
+        if (ws_reader_next(&r, b.data, b.len, &used, &ev, &code) != 1 || ev.kind != WS_EV_CLOSE || ev.code != 1000 ||
+            ev.len != pl - 2 || memcmp(ev.data, reason, ev.len) != 0)
+            abort();
+        ws_reader_clear(&r);
+        nbuf_free(&b);
+    }
+    /* The same bytes as a client's Sec-WebSocket-Key. */
+    if (ws_key_valid(reason)) {
+        char accept[WS_ACCEPT_LEN + 1];
+        ws_accept_key(reason, accept);
+        if (strlen(accept) != WS_ACCEPT_LEN)
+            abort();
+    }
     return 0;
 }

@@ -31,6 +31,10 @@ for path in plain chunked eof continue; do
     check "our HTTP client vs Python server: $path body" 'grep -q "^body [0-9]* POST /$path data-$path" "$T/p-$path.txt"'
 done
 check "our HTTP client: 100 Continue skipped, the final status kept" 'has "$T/p-continue.txt" "status 201"'
+client http GET "http://127.0.0.1:$PEER_PORT/nocontent" >"$T/p-nocontent.txt" 2>"$T/p-nocontent.err"
+diag <"$T/p-nocontent.err"
+check "our HTTP client: a 204 with a Content-Length has an empty body (found by fuzz_http_client)" \
+    'has "$T/p-nocontent.txt" "status 204" && has "$T/p-nocontent.txt" "body 0"'
 stop_server srv
 sanitizers_clean
 done_testing

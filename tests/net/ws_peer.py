@@ -520,6 +520,9 @@ def http_server(args):
                 out += b"0\r\n\r\n"
             elif path == "/eof":
                 out = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + text
+            elif path == "/nocontent":
+                # No body, whatever Content-Length says (RFC 9112 6.3); the client must not read one.
+                out = b"HTTP/1.1 204 No Content\r\nContent-Length: 1048576\r\n\r\n"
             elif path == "/continue":
                 out = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n%s" % (
                     len(text), text)

@@ -260,6 +260,20 @@ static void test_accept_key(void)
           "ws: short, non-base64 and missing keys refused");
 }
 
+/* A close reason too long for a control frame is cut at a character boundary (found by fuzz_ws). */
+static void test_close_reason(void)
+{
+    uint8_t payload[WS_MAX_CONTROL];
+    char reason[2 * 100 + 1] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(reason, "\xc3\xa9"); /* U+00E9, two bytes */
+    size_t n = ws_close_payload(payload, 1001, reason);
+    CHECK(n == 2 + 122 && payload[0] == 0x03 && payload[1] == 0xe9 && utf8_valid(payload + 2, n - 2),
+          "ws: a long close reason is cut to 123 bytes or less at a character boundary (%zu)", n);
+    CHECK(ws_close_payload(payload, 1000, "bye") == 5 && memcmp(payload + 2, "bye", 3) == 0,
+          "ws: a short close reason is kept whole");
+}
+
 /* Runs the reader over a buffer; returns the result of the last call. */
 static int read_all(struct ws_reader *r, const struct nbuf *b, struct ws_event *ev, uint16_t *code, size_t *off)
 {
@@ -449,6 +463,7 @@ int main(void)
     test_http_response();
     test_chunked();
     test_accept_key();
+    test_close_reason();
     test_ws_frames();
     test_loop_timers();
     return tap_done();
