@@ -247,8 +247,8 @@ static int verb_release(struct kms_store *s, struct kms_audit *a, struct opts *o
 /* The command words (none = serve), their argument counts and what they run. */
 static const struct verb {
     const char *name;
-    int nargs;          /* positional arguments after the options */
-    const char *args;   /* their names, for the error text */
+    int nargs;        /* positional arguments after the options */
+    const char *args; /* their names, for the error text */
     int (*run)(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args);
 } verbs[] = {
     {"serve", 0, NULL, verb_serve},
@@ -317,9 +317,34 @@ out:
 
 int challenger_main(int argc, char **argv)
 {
-    enum { O_DB = 0x3000, O_LISTEN, O_CERT, O_KEY, O_AUDIT, O_PORTFILE, O_XTIMEOUT, O_HASH, O_LABEL, O_NAME,
-           O_UUID, O_VOLUME, O_SECRET, O_SKEY, O_PASSFILE, O_DEBUG, O_MAXCONNS, O_MAXPEER, O_EKCA, O_ENROLL, O_FRESH, O_PCR, O_EKPEM,
-           O_ANNOUNCE, O_ANNOUNCE_IF, O_METRICS };
+    enum {
+        O_DB = 0x3000,
+        O_LISTEN,
+        O_CERT,
+        O_KEY,
+        O_AUDIT,
+        O_PORTFILE,
+        O_XTIMEOUT,
+        O_HASH,
+        O_LABEL,
+        O_NAME,
+        O_UUID,
+        O_VOLUME,
+        O_SECRET,
+        O_SKEY,
+        O_PASSFILE,
+        O_DEBUG,
+        O_MAXCONNS,
+        O_MAXPEER,
+        O_EKCA,
+        O_ENROLL,
+        O_FRESH,
+        O_PCR,
+        O_EKPEM,
+        O_ANNOUNCE,
+        O_ANNOUNCE_IF,
+        O_METRICS
+    };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
         {"listen", required_argument, NULL, O_LISTEN},
@@ -438,9 +463,7 @@ int challenger_main(int argc, char **argv)
                 return EXIT_RUNTIME;
             break;
         case 'h': return applet_usage(usage, EXIT_OK);
-        default:
-            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
-            return EXIT_USAGE;
+        default: log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
         }
     }
     if (v->run == verb_serve && !o.srv.tls_cert != !o.srv.tls_key) {

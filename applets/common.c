@@ -26,20 +26,14 @@ int applet_parse_seconds(const char *flag, const char *value, int64_t *out_ms)
 bool applet_tpm_option(int c, const char *arg, struct applet_tpm_opts *o, int *exit_code)
 {
     switch (c) {
-    case APPLET_OPT_TPM_DEVICE:
-        o->device = arg;
-        return true;
+    case APPLET_OPT_TPM_DEVICE: o->device = arg; return true;
     case APPLET_OPT_TPM_TIMEOUT:
         if (applet_parse_seconds("--tpm-timeout", arg, &o->timeout_ms) == 0)
             return true;
         *exit_code = EXIT_USAGE;
         return false;
-    case APPLET_OPT_DEBUG:
-        log_set_level(LOG_DEBUG);
-        return true;
-    default:
-        *exit_code = EXIT_USAGE;
-        return false;
+    case APPLET_OPT_DEBUG: log_set_level(LOG_DEBUG); return true;
+    default: *exit_code = EXIT_USAGE; return false;
     }
 }
 

@@ -126,11 +126,18 @@ static int plugin_mode(const struct applet_tpm_opts *t)
                 r = tpm_offline_passphrase(tpm, kc.nv_index, kc.c_index, true, &pass);
             tpm_close(tpm);
         } else {
-            struct g3_request rq = {.base = {.server = server, .certificate = kc.certificate, .tpm_device = device,
-                                             .tpm_timeout_ms = t->timeout_ms, .c_index = kc.c_index,
-                                             .label = pl.part.label, .name = pl.part.name, .uuid = pl.part.uuid,
-                                             .timeout_ms = 50000, .mdns = kc.mdns || pl.mdns},
-                                    .escrow = true, .defer_pcr_enrollment = g3_booted_live(NULL)};
+            struct g3_request rq = {.base = {.server = server,
+                                             .certificate = kc.certificate,
+                                             .tpm_device = device,
+                                             .tpm_timeout_ms = t->timeout_ms,
+                                             .c_index = kc.c_index,
+                                             .label = pl.part.label,
+                                             .name = pl.part.name,
+                                             .uuid = pl.part.uuid,
+                                             .timeout_ms = 50000,
+                                             .mdns = kc.mdns || pl.mdns},
+                                    .escrow = true,
+                                    .defer_pcr_enrollment = g3_booted_live(NULL)};
             r = g3_options_from_config(cfg, &rq);
             if (r == 0)
                 r = g3_get_passphrase(&rq, &pass);
@@ -149,8 +156,21 @@ static int plugin_mode(const struct applet_tpm_opts *t)
 
 static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
 {
-    enum { O_SERVER = 0x4000, O_CERT, O_LABEL, O_NAME, O_UUID, O_CINDEX, O_TIMEOUT, O_MDNS, O_PROTO, O_PCRS, O_LIVE,
-           O_NOLIVE, O_NOESCROW };
+    enum {
+        O_SERVER = 0x4000,
+        O_CERT,
+        O_LABEL,
+        O_NAME,
+        O_UUID,
+        O_CINDEX,
+        O_TIMEOUT,
+        O_MDNS,
+        O_PROTO,
+        O_PCRS,
+        O_LIVE,
+        O_NOLIVE,
+        O_NOESCROW
+    };
     static const struct option opts[] = {
         {"challenger-server", required_argument, NULL, O_SERVER},
         {"certificate", required_argument, NULL, O_CERT},
@@ -207,9 +227,7 @@ static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
             break;
         case 'h': return applet_usage(usage, EXIT_OK);
         case '?':
-        case ':':
-            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
-            return EXIT_USAGE;
+        case ':': log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
         default:
             if (!applet_tpm_option(c, optarg, &tpm, &code))
                 return code;

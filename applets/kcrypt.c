@@ -111,7 +111,6 @@ static const char usage[] =
     "  kcrypt enroll /dev/vda5 --tpm2 --tpm-pcrs 7+11 --recovery-key > recovery.txt\n"
     "  kcrypt reseal --all\n";
 
-
 static int parse_handle(const char *flag, const char *value, uint32_t *out)
 {
     if (parse_u32(value, UINT32_MAX, out) < 0) {
@@ -156,8 +155,8 @@ static int nv_command(const char *cmd, const struct kcrypt_ctx *k, bool yes)
             return EXIT_RUNTIME;
         }
     }
-    if (tpm_open(k->tpm.device ? k->tpm.device : (k->cfg.tpm_device[0] ? k->cfg.tpm_device : NULL),
-                 k->tpm.timeout_ms, &tpm) < 0)
+    if (tpm_open(k->tpm.device ? k->tpm.device : (k->cfg.tpm_device[0] ? k->cfg.tpm_device : NULL), k->tpm.timeout_ms,
+                 &tpm) < 0)
         return EXIT_RUNTIME;
     if (!strcmp(cmd, "clear")) {
         r = tpm_nv_undefine(tpm, k->cfg.nv_index);
@@ -215,9 +214,9 @@ static int verb_nv(struct kcrypt_ctx *k, char **args, bool yes) { return nv_comm
 
 static const struct verb {
     const char *name;
-    int nargs;         /* positional arguments after the verb */
-    const char *want;  /* what they are, for the error text */
-    bool modules;      /* loads the dm-crypt modules first (not in a --root tree) */
+    int nargs;        /* positional arguments after the verb */
+    const char *want; /* what they are, for the error text */
+    bool modules;     /* loads the dm-crypt modules first (not in a --root tree) */
     int (*run)(struct kcrypt_ctx *k, char **args, bool yes);
 } verbs[] = {
     {"encrypt", 1, "exactly one LABEL, the filesystem label of the partition", true, verb_encrypt},
@@ -273,8 +272,8 @@ int kcrypt_main(int argc, char **argv)
     k.root = getenv("KAIROS_KMS_ROOT");
     /* enroll, unlock and reseal (kcrypt_mboot.c) parse their own options, before or after the verb. */
     for (int i = 1; i < argc; i++) {
-        static const char *const with_value[] = {"--root", "--tpm-device", "--tpm-timeout", "--nv-index",
-                                                 "--c-index", "--timeout", "--plugin-timeout", "--plugin-dir"};
+        static const char *const with_value[] = {"--root",    "--tpm-device", "--tpm-timeout",    "--nv-index",
+                                                 "--c-index", "--timeout",    "--plugin-timeout", "--plugin-dir"};
         bool is_value = false;
         for (size_t j = 0; i > 1 && j < sizeof(with_value) / sizeof(*with_value); j++)
             is_value |= !strcmp(argv[i - 1], with_value[j]);
@@ -319,8 +318,7 @@ int kcrypt_main(int argc, char **argv)
             break;
         case OPT_PLUGIN_DIR:
             if (!*optarg || k.n_plugin_dirs == KCRYPT_MAX_PLUGIN_DIRS) {
-                log_error("--plugin-dir %s: %s", optarg,
-                          *optarg ? "too many (at most 16)" : "expected a directory");
+                log_error("--plugin-dir %s: %s", optarg, *optarg ? "too many (at most 16)" : "expected a directory");
                 return EXIT_USAGE;
             }
             k.plugin_dirs[k.n_plugin_dirs++] = optarg;
@@ -336,9 +334,7 @@ int kcrypt_main(int argc, char **argv)
             pcrs_given = true;
             break;
         case '?':
-        case ':':
-            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
-            return EXIT_USAGE;
+        case ':': log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
         default:
             if (!applet_tpm_option(c, optarg, &k.tpm, &code))
                 return code;

@@ -16,10 +16,10 @@
 #define KCRYPT_MAX_PLUGIN_DIRS 16
 
 struct kcrypt_ctx {
-    const char *root;          /* --root: prefix of config, /proc, /sys and /dev paths ("" = /) */
-    struct kcrypt_config cfg;  /* the Kairos config, flags applied on top */
+    const char *root;         /* --root: prefix of config, /proc, /sys and /dev paths ("" = /) */
+    struct kcrypt_config cfg; /* the Kairos config, flags applied on top */
     struct applet_tpm_opts tpm;
-    int64_t plugin_timeout_ms; /* one discovery plugin run */
+    int64_t plugin_timeout_ms;                       /* one discovery plugin run */
     const char *plugin_dirs[KCRYPT_MAX_PLUGIN_DIRS]; /* --plugin-dir, searched after the standard ones */
     size_t n_plugin_dirs;
     int64_t unlock_timeout_ms; /* unlock-all: total time for retries of one partition */
@@ -34,8 +34,8 @@ enum key_origin { KEY_FROM_TPM_NV, KEY_FROM_PLUGIN };
 bool kcrypt_uses_kms(const struct kcrypt_ctx *k);
 /* Gets the passphrase of partition p. create: the TPM NV passphrase may be generated (encrypt);
  * unlocking never creates one. Errors are logged; *out is the caller's. */
-int kcrypt_get_key(const struct kcrypt_ctx *k, const struct luks_part *p, bool create,
-                   struct secret **out, enum key_origin *origin);
+int kcrypt_get_key(const struct kcrypt_ctx *k, const struct luks_part *p, bool create, struct secret **out,
+                   enum key_origin *origin);
 
 int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label);
 
@@ -65,8 +65,7 @@ int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *
                     struct secret **key, struct luks_tpm2_token *used);
 /* Asks on the terminal (console: or /dev/console) for a recovery key or passphrase that opens device: three tries, each within
  * timeout_ms, never echoed. */
-int kcrypt_prompt_key(const char *device, const char *label, bool console, int64_t timeout_ms,
-                      struct secret **key);
+int kcrypt_prompt_key(const char *device, const char *label, bool console, int64_t timeout_ms, struct secret **key);
 /* False when the kernel command line has rd.kcrypt.prompt=0. */
 bool kcrypt_prompt_enabled(const struct kcrypt_ctx *k);
 /* Reads a secret from the terminal (console: or /dev/console) without echo (0 = no time limit); -ENOTTY, -ETIMEDOUT, -ENODATA. */

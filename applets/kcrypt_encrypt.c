@@ -79,9 +79,11 @@ static int format_and_mkfs(const struct luks_part *p, const char *label, const s
         return r;
     r = luks_open(p->device, p->name, pass);
     if (r < 0)
-        return log_error_errno(r, "%s: the LUKS header is written but the volume could not be opened to "
-                                  "create its filesystem; run kcrypt encrypt --force again where "
-                                  "device-mapper works", p->device);
+        return log_error_errno(r,
+                               "%s: the LUKS header is written but the volume could not be opened to "
+                               "create its filesystem; run kcrypt encrypt --force again where "
+                               "device-mapper works",
+                               p->device);
     snprintf(mapper, sizeof(mapper), "/dev/mapper/%s", p->name);
     r = make_filesystem(mapper, label);
     if (luks_close(p->name) < 0 && r == 0)
@@ -110,13 +112,14 @@ int kcrypt_encrypt(const struct kcrypt_ctx *k, const char *label)
     if (r < 0)
         goto out;
     if (luks_header_read(p->device, &hdr) == 0 && !k->force) {
-        r = log_error_errno(-EEXIST, "%s (%s) is already LUKS-encrypted; nothing changed (--force "
-                                     "reformats it and destroys its data)", label, p->device);
+        r = log_error_errno(-EEXIST,
+                            "%s (%s) is already LUKS-encrypted; nothing changed (--force "
+                            "reformats it and destroys its data)",
+                            label, p->device);
         goto out;
     }
     if (p->mount_point[0]) {
-        r = log_error_errno(-EBUSY, "%s (%s) is mounted at %s; unmount it first", label, p->device,
-                            p->mount_point);
+        r = log_error_errno(-EBUSY, "%s (%s) is mounted at %s; unmount it first", label, p->device, p->mount_point);
         goto out;
     }
     /* The key before the disk: without one the partition stays as it is. */

@@ -7,10 +7,7 @@
 #include "plugin.h"
 #include "tpm.h"
 
-bool kcrypt_uses_kms(const struct kcrypt_ctx *k)
-{
-    return k->cfg.challenger_server[0] || k->cfg.mdns;
-}
+bool kcrypt_uses_kms(const struct kcrypt_ctx *k) { return k->cfg.challenger_server[0] || k->cfg.mdns; }
 
 static int key_from_plugins(const struct kcrypt_ctx *k, const struct luks_part *p, struct secret **out)
 {
@@ -36,7 +33,8 @@ static int key_from_plugins(const struct kcrypt_ctx *k, const struct luks_part *
 
     if (r == -ENOENT)
         log_error("%s: a KMS is configured (kcrypt.challenger) but no kcrypt-discovery-* plugin was found "
-                  "that may run in $PATH, /system/discovery, /oem/system/discovery or a --plugin-dir", p->device);
+                  "that may run in $PATH, /system/discovery, /oem/system/discovery or a --plugin-dir",
+                  p->device);
     return r;
 }
 

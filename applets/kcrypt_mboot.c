@@ -117,8 +117,8 @@ bool kcrypt_prompt_enabled(const struct kcrypt_ctx *k)
     if (file_read_all(path, 65536, &cmdline, &len) < 0)
         return true;
     for (char *p = cmdline; (p = strstr(p, "rd.kcrypt.prompt=")); p++)
-        if ((p == cmdline || p[-1] == ' ') && (p[17] == '0' || !strncmp(p + 17, "no", 2) ||
-                                                 !strncmp(p + 17, "false", 5)))
+        if ((p == cmdline || p[-1] == ' ') &&
+            (p[17] == '0' || !strncmp(p + 17, "no", 2) || !strncmp(p + 17, "false", 5)))
             return false;
     return true;
 }
@@ -267,10 +267,12 @@ static int enroll_recovery(const char *device, const struct secret *unlock, int 
         (void)luks_token_remove(device, token, slot);
         return log_error_errno(-EIO, "%s: cannot print the recovery key; it was removed again", device);
     }
-    fprintf(stderr, "\nPlease save this secret recovery key at a secure location. It may be used to regain access "
-                    "to the volume if the other configured access credentials have been lost or forgotten. The "
-                    "recovery key may be entered in place of a password whenever authentication is requested.\n"
-                    "New recovery key enrolled as key slot %d.\n", slot);
+    fprintf(stderr,
+            "\nPlease save this secret recovery key at a secure location. It may be used to regain access "
+            "to the volume if the other configured access credentials have been lost or forgotten. The "
+            "recovery key may be entered in place of a password whenever authentication is requested.\n"
+            "New recovery key enrolled as key slot %d.\n",
+            slot);
     return 0;
 }
 
@@ -392,8 +394,9 @@ int kcrypt_prompt_key(const char *device, const char *label, bool console, int64
         char prompt[300];
         int r;
 
-        snprintf(prompt, sizeof(prompt), "Recovery key or passphrase for %s (%s), try %d of 3: ",
-                 label && label[0] ? label : "-", device, attempt);
+        snprintf(prompt, sizeof(prompt),
+                 "Recovery key or passphrase for %s (%s), try %d of 3: ", label && label[0] ? label : "-", device,
+                 attempt);
         r = kcrypt_ask_secret(prompt, console, timeout_ms, &s);
         if (r == -ENOTTY)
             return log_error_errno(r, "%s: no console to ask for the recovery key on", device);
@@ -412,7 +415,8 @@ int kcrypt_prompt_key(const char *device, const char *label, bool console, int64
         }
         if (s->len >= 60 && s->len <= 80 && !luks_recovery_key_valid(s->data, s->len))
             log_error("%s: that is not a recovery key as printed (64 letters of cbdefghijklnrtuv in dashed groups "
-                      "of 8); check for a typo", device);
+                      "of 8); check for a typo",
+                      device);
     }
     return log_error_errno(-EPERM, "%s: three wrong recovery keys or passphrases", device);
 }
@@ -443,7 +447,8 @@ static int cmd_unlock(const struct kcrypt_ctx *k, const struct mboot_opts *o)
         luks_tpm2_token_clear(&used);
         return EXIT_OK;
     }
-    if (r < 0 && (!kcrypt_prompt_enabled(k) || kcrypt_prompt_key(o->device, NULL, false, o->prompt_timeout_ms, &key) < 0)) {
+    if (r < 0 &&
+        (!kcrypt_prompt_enabled(k) || kcrypt_prompt_key(o->device, NULL, false, o->prompt_timeout_ms, &key) < 0)) {
         luks_tpm2_token_clear(&used);
         return EXIT_RUNTIME;
     }
@@ -536,7 +541,9 @@ static int cmd_reseal(const struct kcrypt_ctx *k, const struct mboot_opts *o)
 
     if (!o->all)
         return kcrypt_reseal_device(k, o->device, o->pin_file, o->unlock_key_file, o->pcrs_given, o->pcr_mask,
-                                    o->prompt_timeout_ms) < 0 ? EXIT_RUNTIME : EXIT_OK;
+                                    o->prompt_timeout_ms) < 0
+                   ? EXIT_RUNTIME
+                   : EXIT_OK;
     if (luks_scan(k->root, &parts, &n) < 0)
         return EXIT_RUNTIME;
     for (size_t i = 0; i < n; i++) {
@@ -555,8 +562,19 @@ static int cmd_reseal(const struct kcrypt_ctx *k, const struct mboot_opts *o)
 
 int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k)
 {
-    enum { OPT_PCRS = 0x3000, OPT_PIN, OPT_PIN_FILE, OPT_RECOVERY, OPT_UNLOCK_FILE, OPT_TPM2, OPT_NAME, OPT_TEST,
-           OPT_ALL, OPT_PROMPT_TIMEOUT, OPT_ROOT };
+    enum {
+        OPT_PCRS = 0x3000,
+        OPT_PIN,
+        OPT_PIN_FILE,
+        OPT_RECOVERY,
+        OPT_UNLOCK_FILE,
+        OPT_TPM2,
+        OPT_NAME,
+        OPT_TEST,
+        OPT_ALL,
+        OPT_PROMPT_TIMEOUT,
+        OPT_ROOT
+    };
     static const struct option opts[] = {
         {"tpm2", no_argument, NULL, OPT_TPM2},
         {"tpm-pcrs", required_argument, NULL, OPT_PCRS},
@@ -590,7 +608,10 @@ int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx
             o.pcrs_given = true;
             break;
         case OPT_PIN: o.pin = true; break;
-        case OPT_PIN_FILE: o.pin_file = optarg; o.pin = true; break;
+        case OPT_PIN_FILE:
+            o.pin_file = optarg;
+            o.pin = true;
+            break;
         case OPT_RECOVERY: o.recovery = true; break;
         case OPT_UNLOCK_FILE: o.unlock_key_file = optarg; break;
         case OPT_NAME: o.name = optarg; break;

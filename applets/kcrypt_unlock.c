@@ -18,10 +18,7 @@ static void sleep_ms(int64_t ms)
 
 /* A wrong passphrase or a missing NV index will not fix itself; a KMS that is still booting or a
  * network that is not up yet may. */
-static bool worth_retrying(int r)
-{
-    return r != -EPERM && r != -EINVAL && r != -ENODEV && r != -EEXIST;
-}
+static bool worth_retrying(int r) { return r != -EPERM && r != -EINVAL && r != -ENODEV && r != -EEXIST; }
 
 static int unlock_one(const struct kcrypt_ctx *k, const struct luks_part *p)
 {
@@ -52,12 +49,12 @@ static int unlock_one(const struct kcrypt_ctx *k, const struct luks_part *p)
         if (r == 0 || !worth_retrying(r) || (origin == KEY_FROM_TPM_NV && r == -ENOENT))
             break;
         if (now_ms() + backoff >= deadline) {
-            log_error("%s (%s): giving up after %d attempts in %lld s", label[0] ? label : p->name, p->device,
-                      attempt, (long long)(k->unlock_timeout_ms / 1000));
+            log_error("%s (%s): giving up after %d attempts in %lld s", label[0] ? label : p->name, p->device, attempt,
+                      (long long)(k->unlock_timeout_ms / 1000));
             break;
         }
-        log_warn("%s (%s): attempt %d failed; retrying in %lld s", label[0] ? label : p->name, p->device,
-                 attempt, (long long)(backoff / 1000));
+        log_warn("%s (%s): attempt %d failed; retrying in %lld s", label[0] ? label : p->name, p->device, attempt,
+                 (long long)(backoff / 1000));
         sleep_ms(backoff);
         backoff = backoff * 2 > 16000 ? 16000 : backoff * 2;
     }

@@ -26,7 +26,9 @@ struct applet {
 /* Sorted by name. A NULL main is an applet that is not built yet. */
 static const struct applet applets[] = {
     {"challenger", {"kcrypt-challenger", NULL}, challenger_main, "the KMS server: challenger --db DIR"},
-    {"discovery-challenger", {"kcrypt-discovery-challenger", NULL}, discovery_challenger_main,
+    {"discovery-challenger",
+     {"kcrypt-discovery-challenger", NULL},
+     discovery_challenger_main,
      "node-side KMS client and discovery.password plugin; no argument prints the TPM hash"},
     {"kcrypt", {NULL, NULL}, kcrypt_main, "encrypt partitions by label; unlock every LUKS partition at boot"},
     {"mdns-responder", {"simple-mdns-server", NULL}, mdns_responder_main, "announce the KMS as _kcrypt._tcp over mDNS"},
@@ -34,20 +36,19 @@ static const struct applet applets[] = {
 };
 #define N_APPLETS (sizeof(applets) / sizeof(applets[0]))
 
-static const char usage[] =
-    "Usage: kairos-kms APPLET [ARGS...]\n"
-    "       APPLET [ARGS...]                  (through a symlink named after the applet)\n"
-    "       kairos-kms --list | --version | --help\n"
-    "       kairos-kms install-links [--target PATH] DIR\n"
-    "\n"
-    "Kairos TPM-backed disk encryption in one static binary. Every applet has --help.\n"
-    "\n"
-    "  --list                 print the applets and the names they answer to\n"
-    "  install-links DIR      create a symlink in DIR for every applet name, pointing at this\n"
-    "                         binary (or at --target PATH, e.g. its path inside an initramfs)\n"
-    "\n"
-    "Example: kairos-kms tpm-hash --tpm-device /dev/tpmrm0\n"
-    "Exit codes: 0 ok, 1 runtime failure, 2 bad usage.\n";
+static const char usage[] = "Usage: kairos-kms APPLET [ARGS...]\n"
+                            "       APPLET [ARGS...]                  (through a symlink named after the applet)\n"
+                            "       kairos-kms --list | --version | --help\n"
+                            "       kairos-kms install-links [--target PATH] DIR\n"
+                            "\n"
+                            "Kairos TPM-backed disk encryption in one static binary. Every applet has --help.\n"
+                            "\n"
+                            "  --list                 print the applets and the names they answer to\n"
+                            "  install-links DIR      create a symlink in DIR for every applet name, pointing at this\n"
+                            "                         binary (or at --target PATH, e.g. its path inside an initramfs)\n"
+                            "\n"
+                            "Example: kairos-kms tpm-hash --tpm-device /dev/tpmrm0\n"
+                            "Exit codes: 0 ok, 1 runtime failure, 2 bad usage.\n";
 
 static const struct applet *find_applet(const char *name)
 {
@@ -64,8 +65,7 @@ static const struct applet *find_applet(const char *name)
 static void list_applets(FILE *f)
 {
     for (size_t i = 0; i < N_APPLETS; i++) {
-        fprintf(f, "%-22s %s%s\n", applets[i].name, applets[i].summary,
-                applets[i].main ? "" : " (not built yet)");
+        fprintf(f, "%-22s %s%s\n", applets[i].name, applets[i].summary, applets[i].main ? "" : " (not built yet)");
         for (size_t j = 0; j < 2 && applets[i].aliases[j]; j++)
             fprintf(f, "  also as %s\n", applets[i].aliases[j]);
     }

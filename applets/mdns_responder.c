@@ -106,9 +106,7 @@ int mdns_responder_main(int argc, char **argv)
         case O_INSTANCE: c.instance = optarg; break;
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
         case 'h': return applet_usage(usage, EXIT_OK);
-        default:
-            log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]);
-            return EXIT_USAGE;
+        default: log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
         }
     }
     if (optind < argc) {

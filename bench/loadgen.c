@@ -75,20 +75,50 @@ static int parse_size(const char *flag, const char *v, uint32_t max, size_t *out
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    enum { O_DB = 256, O_NODES, O_SEED, O_LABEL, O_CACHE, O_THREADS, O_URL, O_CONC, O_EXCH, O_PROTO, O_CA,
-           O_TIMEOUT, O_XTIMEOUT, O_NODE, O_EKPEM, O_EKPUB, O_BLOB, O_OUT, O_VERBOSE };
+    enum {
+        O_DB = 256,
+        O_NODES,
+        O_SEED,
+        O_LABEL,
+        O_CACHE,
+        O_THREADS,
+        O_URL,
+        O_CONC,
+        O_EXCH,
+        O_PROTO,
+        O_CA,
+        O_TIMEOUT,
+        O_XTIMEOUT,
+        O_NODE,
+        O_EKPEM,
+        O_EKPUB,
+        O_BLOB,
+        O_OUT,
+        O_VERBOSE
+    };
     static const struct option opts[] = {
-        {"db", required_argument, NULL, O_DB}, {"nodes", required_argument, NULL, O_NODES},
-        {"seed", required_argument, NULL, O_SEED}, {"label", required_argument, NULL, O_LABEL},
-        {"key-cache", required_argument, NULL, O_CACHE}, {"threads", required_argument, NULL, O_THREADS},
-        {"url", required_argument, NULL, O_URL}, {"concurrency", required_argument, NULL, O_CONC},
-        {"exchanges", required_argument, NULL, O_EXCH}, {"protocol", required_argument, NULL, O_PROTO},
-        {"tls-ca", required_argument, NULL, O_CA}, {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"exchange-timeout", required_argument, NULL, O_XTIMEOUT}, {"node", required_argument, NULL, O_NODE},
-        {"ek-pem", required_argument, NULL, O_EKPEM}, {"ek-public", required_argument, NULL, O_EKPUB},
-        {"credential-blob", required_argument, NULL, O_BLOB}, {"out", required_argument, NULL, O_OUT},
-        {"verbose", no_argument, NULL, O_VERBOSE}, {"debug", no_argument, NULL, O_VERBOSE},
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"db", required_argument, NULL, O_DB},
+        {"nodes", required_argument, NULL, O_NODES},
+        {"seed", required_argument, NULL, O_SEED},
+        {"label", required_argument, NULL, O_LABEL},
+        {"key-cache", required_argument, NULL, O_CACHE},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"url", required_argument, NULL, O_URL},
+        {"concurrency", required_argument, NULL, O_CONC},
+        {"exchanges", required_argument, NULL, O_EXCH},
+        {"protocol", required_argument, NULL, O_PROTO},
+        {"tls-ca", required_argument, NULL, O_CA},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"exchange-timeout", required_argument, NULL, O_XTIMEOUT},
+        {"node", required_argument, NULL, O_NODE},
+        {"ek-pem", required_argument, NULL, O_EKPEM},
+        {"ek-public", required_argument, NULL, O_EKPUB},
+        {"credential-blob", required_argument, NULL, O_BLOB},
+        {"out", required_argument, NULL, O_OUT},
+        {"verbose", no_argument, NULL, O_VERBOSE},
+        {"debug", no_argument, NULL, O_VERBOSE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     uint32_t n;
     size_t sz;
@@ -164,12 +194,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->run.verbose = true;
             log_set_level(LOG_DEBUG);
             break;
-        case 'h':
-            fputs(usage, stdout);
-            return 1;
-        default:
-            fputs(usage, stderr);
-            return -EINVAL;
+        case 'h': fputs(usage, stdout); return 1;
+        default: fputs(usage, stderr); return -EINVAL;
         }
     }
     if (optind < argc)
@@ -261,7 +287,8 @@ static int cmd_run(struct opts *o)
         return log_error_errno(-EINVAL, "run needs --url URL and --nodes N"), EXIT_USAGE;
     if (o->run.protocol == LG_G3)
         return log_error_errno(-EOPNOTSUPP, "--protocol g3: not supported yet (the KMS does not speak G3; G1 "
-                               "is what it serves)"), EXIT_USAGE;
+                                            "is what it serves)"),
+               EXIT_USAGE;
     if (!o->run.exchanges)
         o->run.exchanges = o->setup.nodes;
     r = lg_nodes_make(&o->setup, &nodes);

@@ -20,7 +20,7 @@
 
 #define LG_KEY_BITS 2048
 #define LG_KEY_BYTES (LG_KEY_BITS / 8)
-#define LG_PASS_LEN 40           /* "loadgen-" + 32 hex digits */
+#define LG_PASS_LEN 40 /* "loadgen-" + 32 hex digits */
 #define LG_DEFAULT_LABEL "COS_PERSISTENT"
 #define LG_DEFAULT_CACHE_DIR "/var/cache/kairos-kms/loadgen"
 #define LG_MAX_NODES 100000
@@ -38,14 +38,14 @@ struct lg_node {
     pthread_mutex_t lock; /* one private-key operation at a time per node (softtpm.h) */
     struct rsa_pub ek_pub;
     char tpm_hash[2 * SHA256_LEN + 1];
-    char *ek_pem;                      /* PEM "PUBLIC KEY" (a node without an EK certificate) */
-    struct lg_bytes ek_tpm2b_public;   /* TPM2B_PUBLIC of the EK (TCG default RSA template) */
+    char *ek_pem;                    /* PEM "PUBLIC KEY" (a node without an EK certificate) */
+    struct lg_bytes ek_tpm2b_public; /* TPM2B_PUBLIC of the EK (TCG default RSA template) */
     /* go-attestation AttestationParameters of the AK (G1 attributes 0x00050072) */
     struct lg_bytes ak_public, ak_create_data, ak_create_attestation, ak_create_signature;
     uint8_t ak_name[ATTEST_NAME_MAX];
     size_t ak_name_len;
-    char *token;                       /* the Authorization header value: "Bearer TPM..." */
-    char passphrase[LG_PASS_LEN + 1];  /* the static passphrase `register` stores for it */
+    char *token;                      /* the Authorization header value: "Bearer TPM..." */
+    char passphrase[LG_PASS_LEN + 1]; /* the static passphrase `register` stores for it */
 };
 
 struct lg_nodes {
@@ -56,10 +56,10 @@ struct lg_nodes {
 /* What every verb needs to make the nodes. */
 struct lg_setup {
     const char *seed;
-    size_t nodes;       /* nodes 0..nodes-1 */
-    const char *cache;  /* key cache file; NULL = default under LG_DEFAULT_CACHE_DIR, "" = none */
-    unsigned threads;   /* for key generation; 0 = online CPUs */
-    bool ek_only;       /* only the EK's public forms are needed (register): no AK, no token */
+    size_t nodes;      /* nodes 0..nodes-1 */
+    const char *cache; /* key cache file; NULL = default under LG_DEFAULT_CACHE_DIR, "" = none */
+    unsigned threads;  /* for key generation; 0 = online CPUs */
+    bool ek_only;      /* only the EK's public forms are needed (register): no AK, no token */
 };
 
 /* Makes nodes 0..s->nodes-1: keys from the cache or generated (then the cache is rewritten),
@@ -76,22 +76,22 @@ void lg_volume_name(uint32_t index, char *out, size_t n);
  * enc_secret the TPM2B_ENCRYPTED_SECRET, each with its size prefix. The certInfo goes to out
  * (cap bytes). Thread-safe per node. -EBADMSG malformed input, -EPERM the integrity check
  * failed (not for this EK, or not for this AK Name), as the TPM would refuse it. */
-int lg_activate(struct lg_node *node, const uint8_t *id_object, size_t id_len, const uint8_t *enc_secret,
-                size_t es_len, uint8_t *out, size_t cap, size_t *out_len);
+int lg_activate(struct lg_node *node, const uint8_t *id_object, size_t id_len, const uint8_t *enc_secret, size_t es_len,
+                uint8_t *out, size_t cap, size_t *out_len);
 
 /* ---- the run verb (run.c) ---- */
 enum lg_protocol { LG_G1 = 1, LG_G3 };
 
 struct lg_run_opts {
-    const char *url;          /* the KMS: http(s)://host[:port][/path] (ws/wss too) */
+    const char *url; /* the KMS: http(s)://host[:port][/path] (ws/wss too) */
     enum lg_protocol protocol;
-    size_t concurrency;       /* exchanges in flight */
-    size_t exchanges;         /* in all; exchange k is made by node k % nodes */
-    const char *tls_ca;       /* PEM file: CA or the server's certificate; NULL = system roots */
-    int64_t timeout_ms;       /* total, retries included */
+    size_t concurrency;          /* exchanges in flight */
+    size_t exchanges;            /* in all; exchange k is made by node k % nodes */
+    const char *tls_ca;          /* PEM file: CA or the server's certificate; NULL = system roots */
+    int64_t timeout_ms;          /* total, retries included */
     int64_t exchange_timeout_ms; /* one attempt */
-    unsigned threads;         /* event loops; 0 = online CPUs (1 with TLS) */
-    const char *label;        /* the partition header */
+    unsigned threads;            /* event loops; 0 = online CPUs (1 with TLS) */
+    const char *label;           /* the partition header */
     bool verbose;
 };
 

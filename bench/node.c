@@ -24,9 +24,9 @@
 #define EK_ATTRIBUTES 0x000300b2u /* fixedTPM|fixedParent|sensitiveDataOrigin|adminWithPolicy|restricted|decrypt */
 #define SRK_ATTRIBUTES 0x00030472u
 /* PolicySecret(TPM_RH_ENDORSEMENT): the authPolicy of the TCG default EK templates. */
-static const uint8_t ek_policy[SHA256_LEN] = {
-    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc, 0x8d, 0x46, 0xa5, 0xd7, 0x24,
-    0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52, 0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
+static const uint8_t ek_policy[SHA256_LEN] = {0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf8, 0x1a, 0x90, 0xcc,
+                                              0x8d, 0x46, 0xa5, 0xd7, 0x24, 0xfd, 0x52, 0xd7, 0x6e, 0x06, 0x52,
+                                              0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
 
 /* ---- deterministic values ---- */
 
@@ -57,10 +57,7 @@ void lg_passphrase(const char *seed, uint32_t index, char out[LG_PASS_LEN + 1])
     secure_wipe(hex, sizeof(hex));
 }
 
-void lg_volume_name(uint32_t index, char *out, size_t n)
-{
-    snprintf(out, n, "loadgen-node-%05u", index);
-}
+void lg_volume_name(uint32_t index, char *out, size_t n) { snprintf(out, n, "loadgen-node-%05u", index); }
 
 /* ---- TPM structure writer ---- */
 struct wbuf {
@@ -231,8 +228,8 @@ static int make_ek(struct lg_node *nd)
 
 /* ---- TPM2_ActivateCredential ---- */
 
-int lg_activate(struct lg_node *nd, const uint8_t *id_object, size_t id_len, const uint8_t *enc_secret,
-                size_t es_len, uint8_t *out, size_t cap, size_t *out_len)
+int lg_activate(struct lg_node *nd, const uint8_t *id_object, size_t id_len, const uint8_t *enc_secret, size_t es_len,
+                uint8_t *out, size_t cap, size_t *out_len)
 {
     static const char identity[] = "IDENTITY"; /* the label includes its NUL */
     uint8_t seed[CRYPTO_HASH_MAX], sym[16], hmac_key[SHA256_LEN], hmac[SHA256_LEN], cv[2 + CRYPTO_HASH_MAX + 2];
@@ -385,7 +382,7 @@ struct maker {
     const struct lg_setup *s;
     struct lg_nodes *nodes;
     struct cache *cache;
-    size_t cached;           /* entries 0..cached-1 come from the cache */
+    size_t cached; /* entries 0..cached-1 come from the cache */
     atomic_size_t next, generated;
     atomic_int error;
 };
@@ -441,9 +438,10 @@ static int node_make(struct maker *m, struct lg_node *nd)
     if (r < 0 || m->s->ek_only)
         return r;
     pa = (struct ak_params){{nd->ak_public.p, nd->ak_public.len},
-                                  {nd->ak_create_data.p, nd->ak_create_data.len},
-                                  {nd->ak_create_attestation.p, nd->ak_create_attestation.len},
-                                  {nd->ak_create_signature.p, nd->ak_create_signature.len}, false};
+                            {nd->ak_create_data.p, nd->ak_create_data.len},
+                            {nd->ak_create_attestation.p, nd->ak_create_attestation.len},
+                            {nd->ak_create_signature.p, nd->ak_create_signature.len},
+                            false};
     r = proto_token_encode(nd->ek_pem, &pa, &nd->token);
     if (r < 0)
         return log_error_errno(r, "node %u: cannot encode its token", nd->index);

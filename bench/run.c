@@ -37,8 +37,8 @@ enum slot_state { S_IDLE, S_CONNECTING, S_TLS, S_UPGRADE, S_FRAMES, S_BACKOFF };
 
 /* Why exchanges failed, for the summary on stderr. */
 enum fail_kind { F_REFUSED, F_PASSPHRASE, F_HTTP, F_PROTOCOL, F_TRANSPORT, F_TIMEOUT, F_NOT_STARTED, F_KINDS };
-static const char *const fail_names[F_KINDS] = {"refused", "wrong_passphrase", "http_status", "protocol",
-                                                "transport", "timeout", "not_started"};
+static const char *const fail_names[F_KINDS] = {"refused",   "wrong_passphrase", "http_status", "protocol",
+                                                "transport", "timeout",          "not_started"};
 
 struct run;
 struct worker;
@@ -47,21 +47,21 @@ struct worker;
 struct slot {
     struct worker *w;
     enum slot_state st;
-    size_t exchange;       /* its number, 0..exchanges-1 */
+    size_t exchange; /* its number, 0..exchanges-1 */
     struct lg_node *node;
-    int64_t started;       /* first attempt, for the latency */
+    int64_t started; /* first attempt, for the latency */
     int64_t backoff_ms;
     unsigned attempts;
-    struct net_stream s;   /* fd -1 when closed */
+    struct net_stream s; /* fd -1 when closed */
     bool watched;
     uint32_t events;
     struct nbuf in, out;
     struct http_scan scan;
     struct ws_reader rd;
-    char key[32];          /* Sec-WebSocket-Key */
+    char key[32];            /* Sec-WebSocket-Key */
     struct net_timer *timer; /* attempt deadline, or the end of a backoff */
-    unsigned messages;     /* complete messages received from the KMS in this attempt */
-    char why[160];         /* the last failure, for the log */
+    unsigned messages;       /* complete messages received from the KMS in this attempt */
+    char why[160];           /* the last failure, for the log */
 };
 
 /* A protocol: the endpoint and what the node does with each message of the KMS. G1 is the only
@@ -95,7 +95,7 @@ struct run {
     const struct lg_run_opts *o;
     const struct proto_ops *ops;
     struct net_url url;
-    char *path;          /* url path joined with the endpoint */
+    char *path; /* url path joined with the endpoint */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     struct ktls_client *tls;
@@ -104,7 +104,7 @@ struct run {
     atomic_size_t next, ok, retries, logged;
     atomic_size_t fails[F_KINDS];
     atomic_size_t retried[F_KINDS]; /* attempts retried, by why they failed */
-    double *latency_ms;  /* per exchange; < 0 until it succeeded */
+    double *latency_ms;             /* per exchange; < 0 until it succeeded */
 };
 
 static void attempt_start(struct slot *sl);
@@ -165,8 +165,10 @@ static int g1_on_message(struct slot *sl, const uint8_t *msg, size_t len)
         bytes_clear(&cred);
         bytes_clear(&sec);
         if (r < 0) {
-            slot_fail_reason(sl, "credential activation failed: %s", r == -EPERM ? "integrity check failed (not for "
-                             "this EK and AK)" : "malformed credential");
+            slot_fail_reason(sl, "credential activation failed: %s",
+                             r == -EPERM ? "integrity check failed (not for "
+                                           "this EK and AK)"
+                                         : "malformed credential");
             return r == -EPERM ? -EPERM : -EPROTO;
         }
         answer = secret_new(secret_len);
@@ -333,8 +335,10 @@ static int check_upgrade(struct slot *sl)
     }
     if (h.status != 101) {
         slot_fail_reason(sl, "WebSocket upgrade refused: %d %s", h.status, h.reason ? h.reason : "");
-        r = h.status == 503 ? -EAGAIN : h.status == 401 || h.status == 403 ? -EACCES : h.status == 404 ? -ENOENT
-                                                                                                     : -EPROTO;
+        r = h.status == 503                      ? -EAGAIN
+            : h.status == 401 || h.status == 403 ? -EACCES
+            : h.status == 404                    ? -ENOENT
+                                                 : -EPROTO;
     } else {
         ws_accept_key(sl->key, want);
         accept = http_head_get(&h, "Sec-WebSocket-Accept");
@@ -635,8 +639,7 @@ static int resolve(struct run *run)
     snprintf(port, sizeof(port), "%u", run->url.port);
     r = getaddrinfo(run->url.host, port, &hints, &res);
     if (r != 0 || !res)
-        return log_error_errno(-ENXIO, "--url %s: cannot resolve %s: %s", run->o->url, run->url.host,
-                               gai_strerror(r));
+        return log_error_errno(-ENXIO, "--url %s: cannot resolve %s: %s", run->o->url, run->url.host, gai_strerror(r));
     memcpy(&run->addr, res->ai_addr, res->ai_addrlen);
     run->addr_len = res->ai_addrlen;
     freeaddrinfo(res);

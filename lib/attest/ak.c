@@ -21,21 +21,19 @@ static int check_key(const struct attest_public *pub, unsigned flags, char *why)
             return attest_fail(why, -EPERM, "attestation key too small: must be at least %d bits but was %u bits",
                                MIN_RSA_BITS, pub->rsa_bits);
         if (pub->rsa_n.len * 8 != pub->rsa_bits)
-            return attest_fail(why, -EBADMSG, "AK Public: modulus of %zu bits, but keyBits says %u",
-                               pub->rsa_n.len * 8, pub->rsa_bits);
+            return attest_fail(why, -EBADMSG, "AK Public: modulus of %zu bits, but keyBits says %u", pub->rsa_n.len * 8,
+                               pub->rsa_bits);
         return 0;
     case ATTEST_ALG_ECC:
         if (!(flags & ATTEST_AK_ALLOW_ECC))
             return attest_fail(why, -EOPNOTSUPP,
                                "public key of alg 0x%x not supported: this protocol accepts RSA AKs only", pub->type);
         switch (attest_ecc_curve(pub, &curve)) {
-        case 0:
-            break;
+        case 0: break;
         case -EOPNOTSUPP:
             return attest_fail(why, -EOPNOTSUPP, "attestation key uses unsupported curve 0x%04x", pub->ecc_curve);
         default:
-            return attest_fail(why, -EBADMSG,
-                               "AK Public: ECC point coordinates of %zu and %zu bytes for curve 0x%04x",
+            return attest_fail(why, -EBADMSG, "AK Public: ECC point coordinates of %zu and %zu bytes for curve 0x%04x",
                                pub->ecc_x.len, pub->ecc_y.len, pub->ecc_curve);
         }
         if (crypto_curve_len(curve) * 8 < MIN_ECC_BITS)
@@ -77,8 +75,8 @@ static int check_scheme(const struct attest_public *pub, char *why)
     return 0;
 }
 
-int attest_check_ak_params(const struct ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
-                           size_t *name_len, char *why)
+int attest_check_ak_params(const struct ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX], size_t *name_len,
+                           char *why)
 {
     struct attest_public pub;
     struct attest_creation_data cd;

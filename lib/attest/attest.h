@@ -68,12 +68,12 @@ enum {
 #define ATTEST_AK_ATTRIBUTES 0x00050072u
 
 /* Limits of the TPM's own unmarshalling (Part 2 sizes; tpm2-tss's TPM2_* maxima). */
-#define ATTEST_DIGEST_MAX 64       /* TPM2B_DIGEST: sizeof(TPMU_HA) */
-#define ATTEST_NAME_MAX 66         /* TPM2B_NAME / TPM2B_DATA: sizeof(TPMT_HA) */
-#define ATTEST_ECC_PARAM_MAX 128   /* TPM2B_ECC_PARAMETER */
-#define ATTEST_PCR_SELECT_MAX 4    /* bytes of a PCR bitmap: PCRs 0..31 */
-#define ATTEST_PCR_BANKS_MAX 16    /* TPML_PCR_SELECTION entries */
-#define ATTEST_WHY_MAX 200         /* a reason line, NUL included */
+#define ATTEST_DIGEST_MAX 64     /* TPM2B_DIGEST: sizeof(TPMU_HA) */
+#define ATTEST_NAME_MAX 66       /* TPM2B_NAME / TPM2B_DATA: sizeof(TPMT_HA) */
+#define ATTEST_ECC_PARAM_MAX 128 /* TPM2B_ECC_PARAMETER */
+#define ATTEST_PCR_SELECT_MAX 4  /* bytes of a PCR bitmap: PCRs 0..31 */
+#define ATTEST_PCR_BANKS_MAX 16  /* TPML_PCR_SELECTION entries */
+#define ATTEST_WHY_MAX 200       /* a reason line, NUL included */
 
 /* A byte string: an input, or a field pointing into an input. */
 
@@ -81,7 +81,7 @@ enum {
 
 /* TPMT_PUBLIC of an RSA or ECC key (the TPM2B_PUBLIC contents). */
 struct attest_public {
-    uint16_t type;       /* ATTEST_ALG_RSA or ATTEST_ALG_ECC */
+    uint16_t type; /* ATTEST_ALG_RSA or ATTEST_ALG_ECC */
     uint16_t name_alg;
     uint32_t attributes; /* TPMA_OBJECT */
     struct bytes auth_policy;
@@ -91,8 +91,8 @@ struct attest_public {
     uint16_t rsa_bits;                    /* RSA: declared keyBits */
     uint32_t rsa_exponent;                /* RSA: as stored; 0 means 65537 */
     uint16_t ecc_curve, kdf, kdf_hash;    /* ECC */
-    struct bytes rsa_n;            /* RSA: modulus (unique) */
-    struct bytes ecc_x, ecc_y;     /* ECC: public point (unique) */
+    struct bytes rsa_n;                   /* RSA: modulus (unique) */
+    struct bytes ecc_x, ecc_y;            /* ECC: public point (unique) */
 };
 
 /* TPML_PCR_SELECTION. */
@@ -176,8 +176,8 @@ int attest_public_rsa(const struct attest_public *pub, struct rsa_pub *out);
  * Failures log one line, which is also copied to why (ATTEST_WHY_MAX bytes) when not NULL:
  * -EBADMSG malformed, -EOPNOTSUPP unsupported key type, nameAlg or scheme, -EPERM a property an AK must
  * have is missing, -EKEYREJECTED the signature does not verify. Never crashes on any input. */
-int attest_check_ak_params(const struct ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX],
-                           size_t *name_len, char *why);
+int attest_check_ak_params(const struct ak_params *p, unsigned flags, uint8_t name[ATTEST_NAME_MAX], size_t *name_len,
+                           char *why);
 
 /* ---- MakeCredential (docs/protocol-g1.md §7, docs/upstream.md §9.5) ---- */
 
@@ -198,14 +198,14 @@ struct attest_credential {
  * the Name's algorithm, as upstream does (docs/upstream.md §9.5). A TPM uses its EK's nameAlg instead, so the
  * credential activates only when the two agree: SHA-256 Names with the TCG RSA EK, which is all
  * attest_check_ak_params lets through. 0, -EINVAL (bad name, EK or secret size, logged) or -EIO. */
-int attest_make_credential(const struct rsa_pub *ek, const uint8_t *name, size_t name_len,
-                           const uint8_t *secret, size_t secret_len, struct attest_credential *out);
+int attest_make_credential(const struct rsa_pub *ek, const uint8_t *name, size_t name_len, const uint8_t *secret,
+                           size_t secret_len, struct attest_credential *out);
 
 /* The same with the random inputs given, for known-answer tests: seed (ATTEST_SEED_LEN bytes)
  * and oaep_seed (hash-length bytes, or NULL for random). Never use fixed seeds in production. */
-int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name, size_t name_len,
-                                  const uint8_t *secret, size_t secret_len, const uint8_t seed[ATTEST_SEED_LEN],
-                                  const uint8_t *oaep_seed, struct attest_credential *out);
+int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name, size_t name_len, const uint8_t *secret,
+                                  size_t secret_len, const uint8_t seed[ATTEST_SEED_LEN], const uint8_t *oaep_seed,
+                                  struct attest_credential *out);
 
 /* ---- PCR quote (G3, docs/protocol-g3.md §3 steps 2-4) ---- */
 
@@ -223,7 +223,6 @@ struct attest_pcr_value {
  * equal it (a quote without our nonce is replayable; upstream clients send none, so pass NULL
  * for them). Errors as attest_check_ak_params. */
 int attest_verify_quote(struct bytes ak_public, struct bytes quote, struct bytes signature,
-                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct bytes *nonce,
-                        char *why);
+                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct bytes *nonce, char *why);
 
 #endif

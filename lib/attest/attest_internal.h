@@ -30,8 +30,8 @@ int attest_fail_decode(char *why, int r, const char *what, const struct decode_e
 /* Verifies sig over msg with the key of pub, using H_sig->hash(msg). The signature must be of the
  * key's kind (RSASSA for RSA, ECDSA for ECC) and, when the key has a scheme, of its hash.
  * what names the signed thing in the message. Errors as attest_check_ak_params. */
-int attest_verify_signature(const struct attest_public *pub, const struct attest_signature *sig,
-                            const uint8_t *msg, size_t msg_len, const char *what, char *why);
+int attest_verify_signature(const struct attest_public *pub, const struct attest_signature *sig, const uint8_t *msg,
+                            size_t msg_len, const char *what, char *why);
 
 /* Checks that an ECC public area names a supported curve with full-size coordinates. */
 int attest_ecc_curve(const struct attest_public *pub, enum crypto_curve *curve);

@@ -20,9 +20,9 @@ static void put_u16(uint8_t *p, size_t v)
     p[1] = (uint8_t)v;
 }
 
-int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name, size_t name_len,
-                                  const uint8_t *secret, size_t secret_len, const uint8_t seed[ATTEST_SEED_LEN],
-                                  const uint8_t *oaep_seed, struct attest_credential *out)
+int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name, size_t name_len, const uint8_t *secret,
+                                  size_t secret_len, const uint8_t seed[ATTEST_SEED_LEN], const uint8_t *oaep_seed,
+                                  struct attest_credential *out)
 {
     static const char identity[] = "IDENTITY"; /* sizeof counts the NUL the TPM expects */
     uint8_t sym_key[ATTEST_SEED_LEN], hmac_key[CRYPTO_HASH_MAX], iv[AES_BLOCK_LEN] = {0};
@@ -38,9 +38,8 @@ int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name,
     if (h)
         hlen = crypto_hash_len(h);
     if (!h || name_len != 2 + hlen)
-        return log_error_errno(-EINVAL,
-                               "make credential: the AK Name (%zu bytes) is not a hash algorithm and its digest",
-                               name_len);
+        return log_error_errno(
+            -EINVAL, "make credential: the AK Name (%zu bytes) is not a hash algorithm and its digest", name_len);
     if (secret_len == 0 || secret_len > ATTEST_DIGEST_MAX)
         return log_error_errno(-EINVAL, "make credential: a secret of %zu bytes does not fit a TPM2B_DIGEST",
                                secret_len);
@@ -85,8 +84,8 @@ int attest_make_credential_seeded(const struct rsa_pub *ek, const uint8_t *name,
     return 0;
 }
 
-int attest_make_credential(const struct rsa_pub *ek, const uint8_t *name, size_t name_len,
-                           const uint8_t *secret, size_t secret_len, struct attest_credential *out)
+int attest_make_credential(const struct rsa_pub *ek, const uint8_t *name, size_t name_len, const uint8_t *secret,
+                           size_t secret_len, struct attest_credential *out)
 {
     uint8_t seed[ATTEST_SEED_LEN];
     int r;

@@ -127,15 +127,11 @@ static bool sym_def_object(struct reader *rd, struct attest_public *out)
     if (!u16(rd, &out->sym_alg))
         return false;
     switch (out->sym_alg) {
-    case ATTEST_ALG_NULL:
-        return true;
+    case ATTEST_ALG_NULL: return true;
     case ATTEST_ALG_AES:
     case ATTEST_ALG_SM4:
-    case ATTEST_ALG_CAMELLIA:
-        return u16(rd, &out->sym_bits) && u16(rd, &out->sym_mode);
-    default:
-        rd->p -= 2;
-        return fail(rd, -EBADMSG, "not a symmetric object algorithm");
+    case ATTEST_ALG_CAMELLIA: return u16(rd, &out->sym_bits) && u16(rd, &out->sym_mode);
+    default: rd->p -= 2; return fail(rd, -EBADMSG, "not a symmetric object algorithm");
     }
 }
 
@@ -146,8 +142,7 @@ static bool asym_scheme(struct reader *rd, struct attest_public *out)
     if (!u16(rd, &out->scheme))
         return false;
     switch (out->scheme) {
-    case ATTEST_ALG_NULL:
-        return true;
+    case ATTEST_ALG_NULL: return true;
     case ATTEST_ALG_RSAES:
     case ATTEST_ALG_RSASSA:
     case ATTEST_ALG_RSAPSS:
@@ -171,9 +166,7 @@ static bool asym_scheme(struct reader *rd, struct attest_public *out)
         if (!hash_alg(rd, "TPMT_PUBLIC.parameters.scheme.hashAlg", &out->scheme_hash))
             return false;
         return out->scheme != ATTEST_ALG_ECDAA || u16(rd, &out->scheme_count);
-    default:
-        rd->p -= 2;
-        return fail(rd, -EBADMSG, "unknown asymmetric scheme");
+    default: rd->p -= 2; return fail(rd, -EBADMSG, "unknown asymmetric scheme");
     }
 }
 
@@ -199,15 +192,11 @@ static bool ecc_parms(struct reader *rd, struct attest_public *out)
     if (!u16(rd, &out->kdf))
         return false;
     switch (out->kdf) {
-    case ATTEST_ALG_NULL:
-        return true;
+    case ATTEST_ALG_NULL: return true;
     case ATTEST_ALG_KDF1_SP800_56A:
     case ATTEST_ALG_KDF2:
-    case ATTEST_ALG_KDF1_SP800_108:
-        return hash_alg(rd, "TPMT_PUBLIC.parameters.kdf.hashAlg", &out->kdf_hash);
-    default:
-        rd->p -= 2;
-        return fail(rd, -EBADMSG, "unknown key derivation scheme");
+    case ATTEST_ALG_KDF1_SP800_108: return hash_alg(rd, "TPMT_PUBLIC.parameters.kdf.hashAlg", &out->kdf_hash);
+    default: rd->p -= 2; return fail(rd, -EBADMSG, "unknown key derivation scheme");
     }
 }
 
@@ -363,9 +352,7 @@ int decode_signature(const uint8_t *in, size_t len, struct attest_signature *out
         tpm2b(&rd, "TPMT_SIGNATURE.signatureR", ATTEST_ECC_PARAM_MAX, &out->ecc_r);
         tpm2b(&rd, "TPMT_SIGNATURE.signatureS", ATTEST_ECC_PARAM_MAX, &out->ecc_s);
         break;
-    default:
-        rd.p -= 2;
-        fail(&rd, -EOPNOTSUPP, "not an RSASSA, RSAPSS or ECDSA signature");
+    default: rd.p -= 2; fail(&rd, -EOPNOTSUPP, "not an RSASSA, RSAPSS or ECDSA signature");
     }
     return finish(&rd, err);
 }

@@ -83,8 +83,8 @@ int attest_ecc_curve(const struct attest_public *pub, enum crypto_curve *curve)
     return 0;
 }
 
-int attest_verify_signature(const struct attest_public *pub, const struct attest_signature *sig,
-                            const uint8_t *msg, size_t msg_len, const char *what, char *why)
+int attest_verify_signature(const struct attest_public *pub, const struct attest_signature *sig, const uint8_t *msg,
+                            size_t msg_len, const char *what, char *why)
 {
     enum crypto_hash h = attest_hash_of(sig->hash);
     uint8_t digest[CRYPTO_HASH_MAX];
@@ -92,14 +92,14 @@ int attest_verify_signature(const struct attest_public *pub, const struct attest
     int r;
 
     if (sig->alg != want)
-        return attest_fail(why, -EKEYREJECTED, "%s: signature of alg 0x%04x, but the %s AK signs with 0x%04x",
-                           what, sig->alg, pub->type == ATTEST_ALG_RSA ? "RSA" : "ECC", want);
+        return attest_fail(why, -EKEYREJECTED, "%s: signature of alg 0x%04x, but the %s AK signs with 0x%04x", what,
+                           sig->alg, pub->type == ATTEST_ALG_RSA ? "RSA" : "ECC", want);
     if (pub->scheme != ATTEST_ALG_NULL && sig->hash != pub->scheme_hash)
-        return attest_fail(why, -EKEYREJECTED, "%s: signature hash 0x%04x is not the AK's scheme hash 0x%04x",
-                           what, sig->hash, pub->scheme_hash);
+        return attest_fail(why, -EKEYREJECTED, "%s: signature hash 0x%04x is not the AK's scheme hash 0x%04x", what,
+                           sig->hash, pub->scheme_hash);
     if (h != CRYPTO_SHA256 && h != CRYPTO_SHA384 && h != CRYPTO_SHA512)
-        return attest_fail(why, -EOPNOTSUPP, "%s: signature hash 0x%04x not supported (SHA-256/384/512)",
-                           what, sig->hash);
+        return attest_fail(why, -EOPNOTSUPP, "%s: signature hash 0x%04x not supported (SHA-256/384/512)", what,
+                           sig->hash);
     r = crypto_hash(h, msg, msg_len, digest);
     if (r < 0)
         return attest_fail(why, r, "%s: cannot hash the signed data", what);
@@ -113,7 +113,8 @@ int attest_verify_signature(const struct attest_public *pub, const struct attest
         r = attest_ecc_curve(pub, &c);
         if (r == 0)
             r = crypto_ecdsa_verify(c, pub->ecc_x.data, pub->ecc_x.len, pub->ecc_y.data, pub->ecc_y.len, digest,
-                                    crypto_hash_len(h), sig->ecc_r.data, sig->ecc_r.len, sig->ecc_s.data, sig->ecc_s.len);
+                                    crypto_hash_len(h), sig->ecc_r.data, sig->ecc_r.len, sig->ecc_s.data,
+                                    sig->ecc_s.len);
     }
     if (r == -EKEYREJECTED)
         return attest_fail(why, r, "could not verify %s: the signature does not match the AK", what);

@@ -37,8 +37,7 @@ static int quoted_pcrs(const struct attest_pcr_selection *sel, uint32_t *mask, c
 }
 
 int attest_verify_quote(struct bytes ak_public, struct bytes quote, struct bytes signature,
-                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct bytes *nonce,
-                        char *why)
+                        const struct attest_pcr_value *pcrs, size_t n_pcrs, const struct bytes *nonce, char *why)
 {
     const struct attest_pcr_value *by_index[PCR_MAX] = {0};
     uint8_t values[PCR_MAX * PCR_VALUE_LEN], digest[CRYPTO_HASH_MAX];

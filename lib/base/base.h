@@ -72,12 +72,12 @@ void *secure_realloc(void *old, size_t old_cap, size_t used, size_t new_cap);
 
 /* Takes the value out of a pointer variable, leaving NULL: `return TAKE_PTR(x);` hands over
  * what a _cleanup_ variable owns (systemd's TAKE_PTR). */
-#define TAKE_PTR(ptr)                         \
-    ({                                        \
-        __typeof__(ptr) *take_ptr_ = &(ptr);  \
+#define TAKE_PTR(ptr)                           \
+    ({                                          \
+        __typeof__(ptr) *take_ptr_ = &(ptr);    \
         __typeof__(ptr) take_val_ = *take_ptr_; \
-        *take_ptr_ = NULL;                    \
-        take_val_;                            \
+        *take_ptr_ = NULL;                      \
+        take_val_;                              \
     })
 
 /* Wipes n bytes in a way the compiler may not elide. */
@@ -178,7 +178,7 @@ struct spawn_result {
     bool stdout_overflow; /* more than SPAWN_MAX_STDOUT bytes on stdout; the group was killed */
     char *out;            /* stdout, NUL-terminated */
     size_t out_len, out_cap;
-    char *err;            /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
+    char *err; /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
     size_t err_len;
 };
 

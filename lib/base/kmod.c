@@ -88,8 +88,7 @@ static int fail(int r, char *why, size_t why_len, const char *fmt, ...)
 }
 
 /* Loads one module file, name, needed by want; 0 when it is now loaded (EEXIST included). */
-static int load_file(const char *moddir, const char *rel, const char *name, const char *want, char *why,
-                     size_t why_len)
+static int load_file(const char *moddir, const char *rel, const char *name, const char *want, char *why, size_t why_len)
 {
     char who[2 * KMOD_NAME_MAX + 24];
     char path[1024];
@@ -111,8 +110,10 @@ static int load_file(const char *moddir, const char *rel, const char *name, cons
     if (syscall(SYS_finit_module, fd, "", compressed ? MODULE_INIT_COMPRESSED_FILE : 0) == 0 || errno == EEXIST)
         return 0;
     if (compressed && (errno == EINVAL || errno == EOPNOTSUPP))
-        return fail(-errno, why, why_len, "kernel module %s: %s is compressed and this kernel cannot "
-                    "decompress modules (CONFIG_MODULE_DECOMPRESS); install it uncompressed", who, path);
+        return fail(-errno, why, why_len,
+                    "kernel module %s: %s is compressed and this kernel cannot "
+                    "decompress modules (CONFIG_MODULE_DECOMPRESS); install it uncompressed",
+                    who, path);
     return fail(-errno, why, why_len, "kernel module %s: finit_module %s: %s", who, path, strerror(errno));
 }
 
@@ -141,8 +142,8 @@ int kmod_load_at(const char *root, const char *want, char *why, size_t why_len)
     if (r < 0) {
         if (module_is_builtin(moddir, name))
             return 0;
-        return fail(r == -ENOENT ? -ENOPKG : r, why, why_len, "kernel module %s: cannot read %s: %s", name,
-                    path, strerror(-r));
+        return fail(r == -ENOENT ? -ENOPKG : r, why, why_len, "kernel module %s: cannot read %s: %s", name, path,
+                    strerror(-r));
     }
     /* "kernel/drivers/md/dm-crypt.ko: kernel/drivers/md/dm-mod.ko ...": the dependencies, all of
      * them (depmod writes the closure), in reverse load order. */
@@ -161,13 +162,13 @@ int kmod_load_at(const char *root, const char *want, char *why, size_t why_len)
     if (!file) {
         if (module_is_builtin(moddir, name))
             return 0;
-        return fail(-ENOENT, why, why_len, "kernel module %s: not in %s (not built for kernel %s?)", name,
-                    path, u.release);
+        return fail(-ENOENT, why, why_len, "kernel module %s: not in %s (not built for kernel %s?)", name, path,
+                    u.release);
     }
     for (char *tok = strtok_r(deps, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
         if (ndep == KMOD_MAX_DEPS)
-            return fail(-E2BIG, why, why_len, "kernel module %s: more than %d dependencies in %s", name,
-                        KMOD_MAX_DEPS, path);
+            return fail(-E2BIG, why, why_len, "kernel module %s: more than %d dependencies in %s", name, KMOD_MAX_DEPS,
+                        path);
         dep[ndep++] = tok;
     }
     while (ndep > 0) {

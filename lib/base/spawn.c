@@ -43,8 +43,7 @@ static void close_from(int lo, int keep, long max_fd)
 
 /* In the child between fork and exec: only async-signal-safe calls. Reports a failure as an
  * errno on report_fd, which exec closes on success. */
-static _Noreturn void child_exec(char *const argv[], int in_fd, int out_fd, int err_fd, int report_fd,
-                                 long max_fd)
+static _Noreturn void child_exec(char *const argv[], int in_fd, int out_fd, int err_fd, int report_fd, long max_fd)
 {
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigset_t none;

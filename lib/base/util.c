@@ -25,10 +25,7 @@ void abort_oom(void)
     abort();
 }
 
-static void *oom(void)
-{
-    abort_oom();
-}
+static void *oom(void) { abort_oom(); }
 
 void *xmalloc(size_t n)
 {

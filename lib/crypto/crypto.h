@@ -59,8 +59,8 @@ int crypto_x509_chain_verify(const uint8_t *cert, size_t len, const struct crypt
  * values are wiped before returning. */
 
 enum crypto_hash { CRYPTO_SHA1 = 1, CRYPTO_SHA256, CRYPTO_SHA384, CRYPTO_SHA512 };
-#define CRYPTO_HASH_MAX 64           /* bytes: SHA-512 */
-#define CRYPTO_KDFA_MAX_BITS 65536   /* far above any TPM use; bounds the output buffer */
+#define CRYPTO_HASH_MAX 64         /* bytes: SHA-512 */
+#define CRYPTO_KDFA_MAX_BITS 65536 /* far above any TPM use; bounds the output buffer */
 #define AES_BLOCK_LEN 16
 
 /* Digest size of h in bytes; 0 if h is not a known hash. */
@@ -73,16 +73,15 @@ int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void 
 /* TPM 2.0 KDFa (Part 1 §11.4.10.2): ceil(bits/8) bytes into out. label is a C string whose
  * terminating NUL is part of the input, as the TPM defines it; contexts may be NULL (empty).
  * 0 or -EINVAL (unknown hash, bits 0 or above CRYPTO_KDFA_MAX_BITS). */
-int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label,
-                const void *context_u, size_t u_len, const void *context_v, size_t v_len,
-                uint32_t bits, uint8_t *out);
+int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label, const void *context_u,
+                size_t u_len, const void *context_v, size_t v_len, uint32_t bits, uint8_t *out);
 
 /* AES-CFB with 128-bit feedback (the TPM's and Go's CFB), key of 16, 24 or 32 bytes; any n;
  * in and out may be the same buffer. 0 or -EINVAL. */
-int crypto_aes_cfb_encrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN],
-                           const void *in, size_t n, uint8_t *out);
-int crypto_aes_cfb_decrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN],
-                           const void *in, size_t n, uint8_t *out);
+int crypto_aes_cfb_encrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN], const void *in,
+                           size_t n, uint8_t *out);
+int crypto_aes_cfb_decrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN], const void *in,
+                           size_t n, uint8_t *out);
 
 /* n random bytes from the kernel (getrandom). 0 or -errno (logged). */
 int crypto_random(void *buf, size_t n);
@@ -91,14 +90,13 @@ int crypto_random(void *buf, size_t n);
  * label_len bytes (the TPM's "IDENTITY\0" counts its NUL). Writes key->n_len bytes to out.
  * oaep_seed is NULL (random, the normal case) or crypto_hash_len(h) fixed bytes for
  * known-answer tests. 0, -EINVAL (bad key or hash), -EMSGSIZE (message too long) or -EIO. */
-int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const void *label,
-                            size_t label_len, const void *in, size_t n, const uint8_t *oaep_seed,
-                            uint8_t *out);
+int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const void *label, size_t label_len,
+                            const void *in, size_t n, const uint8_t *oaep_seed, uint8_t *out);
 
 /* Verifies an RSASSA-PKCS1-v1_5 signature over digest (crypto_hash_len(h) bytes). The signature
  * must be exactly key->n_len bytes. 0 if valid, -EKEYREJECTED if not, -EINVAL for a bad key. */
-int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const uint8_t *digest,
-                            const uint8_t *sig, size_t sig_len);
+int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const uint8_t *digest, const uint8_t *sig,
+                            size_t sig_len);
 
 enum crypto_curve { CRYPTO_P256 = 1, CRYPTO_P384, CRYPTO_P521 };
 /* Coordinate size of curve c in bytes; 0 if unknown. */

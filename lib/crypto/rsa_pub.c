@@ -10,10 +10,7 @@
 #include "crypto.h"
 #include "der.h"
 
-void crypto_sha256(const void *in, size_t n, uint8_t out[SHA256_LEN])
-{
-    mbedtls_sha256(in, n, out, 0);
-}
+void crypto_sha256(const void *in, size_t n, uint8_t out[SHA256_LEN]) { mbedtls_sha256(in, n, out, 0); }
 
 /* Loads key into an mbedTLS public-key context. */
 static int pk_from_rsa_pub(const struct rsa_pub *key, mbedtls_pk_context *pk)
@@ -22,8 +19,7 @@ static int pk_from_rsa_pub(const struct rsa_pub *key, mbedtls_pk_context *pk)
 
     if (mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) != 0)
         return -ENOMEM;
-    if (mbedtls_rsa_import_raw(mbedtls_pk_rsa(*pk), key->n, key->n_len, NULL, 0, NULL, 0, NULL, 0,
-                               e, sizeof(e)) != 0 ||
+    if (mbedtls_rsa_import_raw(mbedtls_pk_rsa(*pk), key->n, key->n_len, NULL, 0, NULL, 0, NULL, 0, e, sizeof(e)) != 0 ||
         mbedtls_rsa_complete(mbedtls_pk_rsa(*pk)) != 0)
         return -EINVAL;
     return 0;
@@ -77,14 +73,13 @@ static int x509_find_spki(const uint8_t *cert, size_t len, struct der *spki)
     uint8_t tag;
 
     if (der_expect(&d, 0x30, &c, NULL) < 0 || der_expect(&c, 0x30, &tbs, NULL) < 0 ||
-        der_expect(&c, 0x30, &skip, NULL) < 0 || der_expect(&c, 0x03, &skip, NULL) < 0 ||
-        c.p != c.end)
+        der_expect(&c, 0x30, &skip, NULL) < 0 || der_expect(&c, 0x03, &skip, NULL) < 0 || c.p != c.end)
         return -EINVAL;
     if (tbs.p < tbs.end && tbs.p[0] == 0xa0 && der_next(&tbs, &tag, &skip) < 0)
         return -EINVAL;
-    if (der_expect(&tbs, 0x02, &skip, NULL) < 0)   /* serialNumber */
+    if (der_expect(&tbs, 0x02, &skip, NULL) < 0) /* serialNumber */
         return -EINVAL;
-    for (int i = 0; i < 4; i++)                    /* signature, issuer, validity, subject */
+    for (int i = 0; i < 4; i++) /* signature, issuer, validity, subject */
         if (der_expect(&tbs, 0x30, &skip, NULL) < 0)
             return -EINVAL;
     return der_expect(&tbs, 0x30, &skip, spki);

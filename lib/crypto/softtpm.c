@@ -74,10 +74,7 @@ int kcrypto_rsa_generate(const void *seed, size_t seed_len, unsigned bits, struc
     return 0;
 }
 
-size_t kcrypto_rsa_len(const struct kcrypto_rsa_key *k)
-{
-    return mbedtls_rsa_get_len(&k->rsa);
-}
+size_t kcrypto_rsa_len(const struct kcrypto_rsa_key *k) { return mbedtls_rsa_get_len(&k->rsa); }
 
 int kcrypto_rsa_primes(const struct kcrypto_rsa_key *k, uint8_t *p, uint8_t *q, size_t half_len)
 {

@@ -53,9 +53,8 @@ int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void 
  *   K(i) = HMAC_H(key, u32be(i) || label || 0x00 || contextU || contextV || u32be(bits))
  * concatenated and cut to ceil(bits/8) bytes; when bits is not a multiple of 8 the unused high
  * bits of the first byte are cleared, as the reference implementation (CryptKDFa) does. */
-int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label,
-                const void *context_u, size_t u_len, const void *context_v, size_t v_len,
-                uint32_t bits, uint8_t *out)
+int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label, const void *context_u,
+                size_t u_len, const void *context_v, size_t v_len, uint32_t bits, uint8_t *out)
 {
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(md_type(h));
     uint8_t block[CRYPTO_HASH_MAX], be[4];
@@ -99,8 +98,8 @@ int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char 
 }
 
 /* CFB with a full-block (128-bit) feedback, as TPM 2.0 and Go's cipher.NewCFBEncrypter use. */
-static int aes_cfb(int mode, const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN],
-                   const void *in, size_t n, uint8_t *out)
+static int aes_cfb(int mode, const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN], const void *in,
+                   size_t n, uint8_t *out)
 {
     mbedtls_aes_context aes;
     uint8_t v[AES_BLOCK_LEN];
@@ -120,14 +119,14 @@ static int aes_cfb(int mode, const uint8_t *key, size_t key_len, const uint8_t i
     return r;
 }
 
-int crypto_aes_cfb_encrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN],
-                           const void *in, size_t n, uint8_t *out)
+int crypto_aes_cfb_encrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN], const void *in,
+                           size_t n, uint8_t *out)
 {
     return aes_cfb(MBEDTLS_AES_ENCRYPT, key, key_len, iv, in, n, out);
 }
 
-int crypto_aes_cfb_decrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN],
-                           const void *in, size_t n, uint8_t *out)
+int crypto_aes_cfb_decrypt(const uint8_t *key, size_t key_len, const uint8_t iv[AES_BLOCK_LEN], const void *in,
+                           size_t n, uint8_t *out)
 {
     return aes_cfb(MBEDTLS_AES_DECRYPT, key, key_len, iv, in, n, out);
 }
@@ -184,9 +183,8 @@ static int rsa_load(const struct rsa_pub *key, int padding, mbedtls_md_type_t md
     return 0;
 }
 
-int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const void *label,
-                            size_t label_len, const void *in, size_t n, const uint8_t *oaep_seed,
-                            uint8_t *out)
+int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const void *label, size_t label_len,
+                            const void *in, size_t n, const uint8_t *oaep_seed, uint8_t *out)
 {
     struct rng g = {oaep_seed, oaep_seed ? crypto_hash_len(h) : 0};
     mbedtls_rsa_context rsa;
@@ -205,8 +203,8 @@ int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const
     return r;
 }
 
-int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const uint8_t *digest,
-                            const uint8_t *sig, size_t sig_len)
+int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const uint8_t *digest, const uint8_t *sig,
+                            size_t sig_len)
 {
     mbedtls_rsa_context rsa;
     int r;
@@ -218,8 +216,7 @@ int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const
     /* Like Go's VerifyPKCS1v15: the signature is exactly as long as the modulus. */
     if (r == 0 && sig_len != key->n_len)
         r = -EKEYREJECTED;
-    if (r == 0 && mbedtls_rsa_rsassa_pkcs1_v15_verify(&rsa, md_type(h), (unsigned)crypto_hash_len(h),
-                                                      digest, sig) != 0)
+    if (r == 0 && mbedtls_rsa_rsassa_pkcs1_v15_verify(&rsa, md_type(h), (unsigned)crypto_hash_len(h), digest, sig) != 0)
         r = -EKEYREJECTED;
     mbedtls_rsa_free(&rsa);
     return r;
@@ -278,8 +275,7 @@ int crypto_ecdsa_verify(enum crypto_curve c, const uint8_t *x, size_t x_len, con
     mbedtls_mpi_init(&r);
     mbedtls_mpi_init(&s);
     if (mbedtls_ecp_group_load(&grp, curve_id(c)) != 0 ||
-        mbedtls_ecp_point_read_binary(&grp, &q, point, 1 + 2 * clen) != 0 ||
-        mbedtls_ecp_check_pubkey(&grp, &q) != 0)
+        mbedtls_ecp_point_read_binary(&grp, &q, point, 1 + 2 * clen) != 0 || mbedtls_ecp_check_pubkey(&grp, &q) != 0)
         ret = -EINVAL;
     else if (mbedtls_mpi_read_binary(&r, sig_r, r_len) != 0 || mbedtls_mpi_read_binary(&s, sig_s, s_len) != 0 ||
              mbedtls_ecdsa_verify(&grp, digest, digest_len, &q, &r, &s) != 0)

@@ -37,7 +37,7 @@ struct ktls_client {
     mbedtls_x509_crt roots;      /* configured certificates + system bundle */
     mbedtls_x509_crt configured; /* the configured certificates alone, for pinning */
     bool have_configured;
-    mbedtls_x509_crt own_cert;   /* our certificate for servers that ask for one (mTLS) */
+    mbedtls_x509_crt own_cert; /* our certificate for servers that ask for one (mTLS) */
     mbedtls_pk_context own_key;
 };
 
@@ -53,10 +53,7 @@ struct ktls_session {
     char *host;
 };
 
-void ktls_sha1(const void *in, size_t n, uint8_t out[SHA1_LEN])
-{
-    (void)mbedtls_sha1(in, n, out);
-}
+void ktls_sha1(const void *in, size_t n, uint8_t out[SHA1_LEN]) { (void)mbedtls_sha1(in, n, out); }
 
 static int tls_init(void)
 {
@@ -85,8 +82,7 @@ static int load_pem_file(const char *path, char **out, size_t *len)
 /* What both ends share: mbedTLS's default suites, TLS 1.2 at least, the PSA random generator. */
 static int conf_defaults(mbedtls_ssl_config *conf, int endpoint)
 {
-    int ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                          MBEDTLS_SSL_PRESET_DEFAULT);
+    int ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT);
     if (ret != 0)
         return ret;
     mbedtls_ssl_conf_rng(conf, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
@@ -117,30 +113,25 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
     /* mbedTLS wants the PEM's terminating NUL counted in the length. */
     ret = mbedtls_x509_crt_parse(&s->cert, (const unsigned char *)cert_pem, cert_len + 1);
     if (ret != 0) {
-        r = log_error_errno(-EINVAL, "%s: not a PEM certificate: %s", cert_file,
-                            tls_strerror(ret, err, sizeof(err)));
+        r = log_error_errno(-EINVAL, "%s: not a PEM certificate: %s", cert_file, tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
-    ret = mbedtls_pk_parse_key(&s->key, (const unsigned char *)key_pem, key_len + 1, NULL, 0,
-                               mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
+    ret = mbedtls_pk_parse_key(&s->key, (const unsigned char *)key_pem, key_len + 1, NULL, 0, mbedtls_psa_get_random,
+                               MBEDTLS_PSA_RANDOM_STATE);
     secure_wipe(key_pem, key_len);
     if (ret != 0) {
-        r = log_error_errno(-EINVAL, "%s: not a PEM private key: %s", key_file,
-                            tls_strerror(ret, err, sizeof(err)));
+        r = log_error_errno(-EINVAL, "%s: not a PEM private key: %s", key_file, tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
-    if (mbedtls_pk_check_pair(&s->cert.pk, &s->key, mbedtls_psa_get_random,
-                              MBEDTLS_PSA_RANDOM_STATE) != 0) {
-        r = log_error_errno(-EINVAL, "%s: the private key does not match the certificate %s",
-                            key_file, cert_file);
+    if (mbedtls_pk_check_pair(&s->cert.pk, &s->key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE) != 0) {
+        r = log_error_errno(-EINVAL, "%s: the private key does not match the certificate %s", key_file, cert_file);
         goto fail;
     }
     ret = conf_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER);
     if (ret == 0)
         ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->cert, &s->key);
     if (ret != 0) {
-        r = log_error_errno(-EIO, "TLS server configuration failed: %s",
-                            tls_strerror(ret, err, sizeof(err)));
+        r = log_error_errno(-EIO, "TLS server configuration failed: %s", tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
     *out = s;
@@ -199,8 +190,7 @@ int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct k
     }
     ret = conf_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT);
     if (ret != 0) {
-        r = log_error_errno(-EIO, "TLS client configuration failed: %s",
-                            tls_strerror(ret, err, sizeof(err)));
+        r = log_error_errno(-EIO, "TLS client configuration failed: %s", tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
     mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
@@ -254,7 +244,8 @@ int ktls_client_set_cert(struct ktls_client *c, const char *cert_file, const cha
     }
     ret = mbedtls_ssl_conf_own_cert(&c->conf, &c->own_cert, &c->own_key);
     if (ret != 0) {
-        r = log_error_errno(-EIO, "TLS client certificate configuration failed: %s", tls_strerror(ret, err, sizeof(err)));
+        r = log_error_errno(-EIO, "TLS client certificate configuration failed: %s",
+                            tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
     secure_wipe(key_pem, key_len);
@@ -355,8 +346,7 @@ int ktls_session_server(struct ktls_server *s, int fd, const char *peer, struct 
     return 0;
 }
 
-int ktls_session_client(struct ktls_client *c, int fd, const char *host, const char *peer,
-                        struct ktls_session **out)
+int ktls_session_client(struct ktls_client *c, int fd, const char *host, const char *peer, struct ktls_session **out)
 {
     struct ktls_session *t = session_new(&c->conf, fd, peer);
     if (!t)
@@ -388,17 +378,16 @@ static void describe_flags(const struct ktls_session *t, uint32_t flags, char *o
 {
     size_t len = 0;
     out[0] = 0;
-#define ADD(...)                                                                        \
-    do {                                                                                \
-        if (len < n)                                                                    \
-            len += (size_t)snprintf(out + len, n - len, "%s", len ? "; " : "");         \
-        if (len < n)                                                                    \
-            len += (size_t)snprintf(out + len, n - len, __VA_ARGS__);                   \
+#define ADD(...)                                                                \
+    do {                                                                        \
+        if (len < n)                                                            \
+            len += (size_t)snprintf(out + len, n - len, "%s", len ? "; " : ""); \
+        if (len < n)                                                            \
+            len += (size_t)snprintf(out + len, n - len, __VA_ARGS__);           \
     } while (0)
     if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
-        ADD("%s", t->client->have_configured
-                      ? "not signed by the configured CA and not the configured certificate"
-                      : "not signed by a trusted CA (no certificate configured)");
+        ADD("%s", t->client->have_configured ? "not signed by the configured CA and not the configured certificate"
+                                             : "not signed by a trusted CA (no certificate configured)");
     if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
         ADD("certificate is not valid for host %s", t->host);
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
@@ -423,10 +412,8 @@ static int map_error(struct ktls_session *t, int ret, const char *what)
     char err[160];
 
     switch (ret) {
-    case MBEDTLS_ERR_SSL_WANT_READ:
-        return KTLS_WANT_READ;
-    case MBEDTLS_ERR_SSL_WANT_WRITE:
-        return KTLS_WANT_WRITE;
+    case MBEDTLS_ERR_SSL_WANT_READ: return KTLS_WANT_READ;
+    case MBEDTLS_ERR_SSL_WANT_WRITE: return KTLS_WANT_WRITE;
     case MBEDTLS_ERR_NET_CONN_RESET:
         log_msg(t->fail_level, "%s: connection reset by peer during %s", t->peer, what);
         return -ECONNRESET;
@@ -477,12 +464,6 @@ ssize_t ktls_write(struct ktls_session *t, const void *buf, size_t n)
     return ret >= 0 ? ret : map_error(t, ret, "write");
 }
 
-size_t ktls_pending(const struct ktls_session *t)
-{
-    return mbedtls_ssl_get_bytes_avail(&t->ssl);
-}
+size_t ktls_pending(const struct ktls_session *t) { return mbedtls_ssl_get_bytes_avail(&t->ssl); }
 
-void ktls_close_notify(struct ktls_session *t)
-{
-    (void)mbedtls_ssl_close_notify(&t->ssl);
-}
+void ktls_close_notify(struct ktls_session *t) { (void)mbedtls_ssl_close_notify(&t->ssl); }

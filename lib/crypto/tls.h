@@ -52,8 +52,7 @@ int ktls_client_set_cert(struct ktls_client *c, const char *cert_file, const cha
 int ktls_session_server(struct ktls_server *s, int fd, const char *peer, struct ktls_session **out);
 /* A client-side session on fd for server host (SNI and certificate name; copied). peer names the
  * server in log lines, e.g. the URL (copied). Failures are logged as errors. */
-int ktls_session_client(struct ktls_client *c, int fd, const char *host, const char *peer,
-                        struct ktls_session **out);
+int ktls_session_client(struct ktls_client *c, int fd, const char *host, const char *peer, struct ktls_session **out);
 /* Frees a session (NULL is fine); does not close the socket. */
 void ktls_session_free(struct ktls_session *t);
 

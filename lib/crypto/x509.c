@@ -58,8 +58,9 @@ static int add_buffer(struct crypto_x509_set *s, const char *path, const char *b
     if (!strstr(buf, begin)) {
         ret = parse_der(&s->chain, (const uint8_t *)buf, len);
         if (ret != 0)
-            return log_error_errno(-EINVAL, "--ek-ca %s: neither PEM certificates nor a DER certificate (mbedTLS -0x%04x)",
-                                   path, (unsigned)-ret);
+            return log_error_errno(-EINVAL,
+                                   "--ek-ca %s: neither PEM certificates nor a DER certificate (mbedTLS -0x%04x)", path,
+                                   (unsigned)-ret);
         s->n++;
         return 0;
     }
@@ -76,8 +77,8 @@ static int add_buffer(struct crypto_x509_set *s, const char *path, const char *b
         }
         mbedtls_pem_free(&pem);
         if (ret != 0)
-            return log_error_errno(-EINVAL, "--ek-ca %s: certificate %zu does not parse (mbedTLS -0x%04x)", path, added + 1,
-                                   (unsigned)-ret);
+            return log_error_errno(-EINVAL, "--ek-ca %s: certificate %zu does not parse (mbedTLS -0x%04x)", path,
+                                   added + 1, (unsigned)-ret);
         added++;
         s->n++;
         p += used ? used : strlen(begin);
@@ -140,7 +141,8 @@ int crypto_x509_set_load(const char *path, struct crypto_x509_set **out)
         r = log_error_errno(-errno, "--ek-ca %s: %m", path);
     }
     if (r == 0 && s->n == 0)
-        r = log_error_errno(-ENOENT, "--ek-ca %s: no certificate found (PEM files; in a directory *.pem and *.crt)", path);
+        r = log_error_errno(-ENOENT, "--ek-ca %s: no certificate found (PEM files; in a directory *.pem and *.crt)",
+                            path);
     if (r < 0) {
         crypto_x509_set_free(s);
         return r;
@@ -149,10 +151,7 @@ int crypto_x509_set_load(const char *path, struct crypto_x509_set **out)
     return 0;
 }
 
-size_t crypto_x509_set_count(const struct crypto_x509_set *s)
-{
-    return s ? s->n : 0;
-}
+size_t crypto_x509_set_count(const struct crypto_x509_set *s) { return s ? s->n : 0; }
 
 void crypto_x509_set_free(struct crypto_x509_set *s)
 {
@@ -173,7 +172,8 @@ static const mbedtls_x509_crt_profile ek_profile = {
     2048,
 };
 
-int crypto_x509_chain_verify(const uint8_t *der, size_t len, const struct crypto_x509_set *cas, char *why, size_t why_len)
+int crypto_x509_chain_verify(const uint8_t *der, size_t len, const struct crypto_x509_set *cas, char *why,
+                             size_t why_len)
 {
     mbedtls_x509_crt crt;
     uint32_t flags = 0;

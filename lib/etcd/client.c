@@ -138,10 +138,7 @@ void etcd_free(struct etcd *e)
     free(e);
 }
 
-size_t etcd_endpoint_count(const struct etcd *e)
-{
-    return e->nep;
-}
+size_t etcd_endpoint_count(const struct etcd *e) { return e->nep; }
 
 size_t etcd_current(struct etcd *e)
 {
@@ -151,10 +148,7 @@ size_t etcd_current(struct etcd *e)
     return i;
 }
 
-const char *etcd_endpoint(struct etcd *e)
-{
-    return e->ep[etcd_current(e)];
-}
+const char *etcd_endpoint(struct etcd *e) { return e->ep[etcd_current(e)]; }
 
 void etcd_rotate(struct etcd *e, size_t failed)
 {
@@ -244,10 +238,9 @@ static int authenticate(struct etcd *e, size_t i, int64_t deadline, struct secre
             *verdict = ETCD_FAIL;
             *verdict_err = -EACCES;
         }
-        r = *verdict == ETCD_FAIL
-                ? log_error_errno(*verdict_err, "etcd %s: authentication as %s refused: %s", e->ep[i], e->user,
-                                  msg[0] ? msg : "(no message)")
-                : *verdict_err;
+        r = *verdict == ETCD_FAIL ? log_error_errno(*verdict_err, "etcd %s: authentication as %s refused: %s", e->ep[i],
+                                                    e->user, msg[0] ? msg : "(no message)")
+                                  : *verdict_err;
         if (*verdict != ETCD_FAIL)
             log_warn("etcd %s: authentication: HTTP %d %s", e->ep[i], resp->status, msg);
         net_http_response_free(resp);

@@ -67,10 +67,8 @@ int etcd_get_i64(const struct kjson_doc *d, int obj, const char *key, int64_t *o
     if (v < 0)
         return v;
     switch (kjson_type(d, v)) {
-    case KJSON_NULL:
-        return 0;
-    case KJSON_NUMBER:
-        return kjson_int64(d, v, out);
+    case KJSON_NULL: return 0;
+    case KJSON_NUMBER: return kjson_int64(d, v, out);
     case KJSON_STRING: {
         const char *p;
         size_t n;
@@ -79,8 +77,7 @@ int etcd_get_i64(const struct kjson_doc *d, int obj, const char *key, int64_t *o
             return -EINVAL;
         return parse_i64(p + 1, n - 2, out); /* digits never need escapes */
     }
-    default:
-        return -EINVAL;
+    default: return -EINVAL;
     }
 }
 
@@ -180,8 +177,7 @@ int etcd_decode_kv(const struct kjson_doc *d, int v, size_t max_value, struct et
     if ((r = etcd_get_bytes(d, v, "value", max_value, &out->value, &out->value_len)) < 0 ||
         (r = etcd_get_i64(d, v, "create_revision", &out->create_revision)) < 0 ||
         (r = etcd_get_i64(d, v, "mod_revision", &out->mod_revision)) < 0 ||
-        (r = etcd_get_i64(d, v, "version", &out->version)) < 0 ||
-        (r = etcd_get_i64(d, v, "lease", &out->lease)) < 0)
+        (r = etcd_get_i64(d, v, "version", &out->version)) < 0 || (r = etcd_get_i64(d, v, "lease", &out->lease)) < 0)
         goto fail;
     if (out->create_revision < 0 || out->mod_revision < 0 || out->version < 0 || out->lease < 0 ||
         out->create_revision > out->mod_revision) {
@@ -416,11 +412,9 @@ enum etcd_verdict etcd_classify(int http_status, int code, const char *msg, int 
         }
         *err = http_status == 401 || http_status == 403 ? -EACCES : http_status == 404 ? -ENOENT : -EPROTO;
         return ETCD_FAIL;
-    case 2:  /* Unknown: "context deadline exceeded" once quorum is lost */
-    case 4:  /* DeadlineExceeded */
-    case 14: /* Unavailable: no leader, leader changed, request timed out */
-        *err = -EAGAIN;
-        return ETCD_RETRY_NEXT;
+    case 2: /* Unknown: "context deadline exceeded" once quorum is lost */
+    case 4: /* DeadlineExceeded */
+    case 14: /* Unavailable: no leader, leader changed, request timed out */ *err = -EAGAIN; return ETCD_RETRY_NEXT;
     case 3: /* InvalidArgument: the auth errors come with this code too */
         if (strstr(msg, "revision of auth store is old") || strstr(msg, "invalid auth token"))
             return ETCD_REAUTH;
@@ -432,22 +426,15 @@ enum etcd_verdict etcd_classify(int http_status, int code, const char *msg, int 
         else
             *err = -EINVAL;
         return ETCD_FAIL;
-    case 16: /* Unauthenticated: invalid auth token */
-        return ETCD_REAUTH;
-    case 5:
-        *err = -ENOENT;
-        return ETCD_FAIL;
-    case 7:
-        *err = -EACCES;
-        return ETCD_FAIL;
+    case 16: /* Unauthenticated: invalid auth token */ return ETCD_REAUTH;
+    case 5: *err = -ENOENT; return ETCD_FAIL;
+    case 7: *err = -EACCES; return ETCD_FAIL;
     case 8: /* ResourceExhausted: the space quota, or a request over gRPC's receive limit */
         *err = strstr(msg, "larger than max") ? -E2BIG : -ENOSPC;
         return ETCD_FAIL;
     case 11: /* OutOfRange: compacted, or a future revision */
         *err = strstr(msg, "compacted") ? -ESTALE : -ERANGE;
         return ETCD_FAIL;
-    default:
-        *err = -EIO;
-        return ETCD_FAIL;
+    default: *err = -EIO; return ETCD_FAIL;
     }
 }

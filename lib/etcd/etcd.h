@@ -34,18 +34,18 @@
 
 #define ETCD_DEFAULT_ATTEMPT_MS 1000
 #define ETCD_DEFAULT_DEADLINE_MS 10000
-#define ETCD_DEFAULT_MAX_VALUE (3u << 19)        /* 1.5 MiB: etcd's --max-request-bytes default */
-#define ETCD_DEFAULT_MAX_RESPONSE (8u << 20)     /* one answer (a page of a range) */
-#define ETCD_DEFAULT_PAGE 256u                   /* keys asked per page of a prefix listing */
-#define ETCD_DEFAULT_MAX_KEYS 1000000u           /* keys in one listing */
-#define ETCD_MAX_KEY 4096u                       /* our keys are short paths */
+#define ETCD_DEFAULT_MAX_VALUE (3u << 19)    /* 1.5 MiB: etcd's --max-request-bytes default */
+#define ETCD_DEFAULT_MAX_RESPONSE (8u << 20) /* one answer (a page of a range) */
+#define ETCD_DEFAULT_PAGE 256u               /* keys asked per page of a prefix listing */
+#define ETCD_DEFAULT_MAX_KEYS 1000000u       /* keys in one listing */
+#define ETCD_MAX_KEY 4096u                   /* our keys are short paths */
 #define ETCD_MAX_ENDPOINTS 16u
-#define ETCD_MAX_TXN_OPS 128u                    /* etcd's --max-txn-ops default */
+#define ETCD_MAX_TXN_OPS 128u /* etcd's --max-txn-ops default */
 
 struct etcd_config {
-    const char *endpoints;     /* "http://127.0.0.1:2379,https://10.0.0.2:2379" (required) */
-    const char *ca_file;       /* PEM CA(s) for https endpoints; NULL = the system bundle */
-    const char *cert_file;     /* client certificate for mutual TLS (with key_file), or NULL */
+    const char *endpoints; /* "http://127.0.0.1:2379,https://10.0.0.2:2379" (required) */
+    const char *ca_file;   /* PEM CA(s) for https endpoints; NULL = the system bundle */
+    const char *cert_file; /* client certificate for mutual TLS (with key_file), or NULL */
     const char *key_file;
     const char *user;          /* etcd user; NULL = no authentication */
     const char *password_file; /* its password: the file's first line (required with user) */
@@ -68,8 +68,8 @@ const char *etcd_endpoint(struct etcd *e);
 
 /* ---- keys and values ---- */
 struct etcd_kv {
-    char *key;             /* NUL-terminated (keys holding NUL bytes are refused) */
-    uint8_t *value;        /* value_len bytes + a NUL; wiped when cleared */
+    char *key;      /* NUL-terminated (keys holding NUL bytes are refused) */
+    uint8_t *value; /* value_len bytes + a NUL; wiped when cleared */
     size_t value_len;
     int64_t create_revision; /* 0: the key does not exist */
     int64_t mod_revision;
@@ -114,8 +114,8 @@ int etcd_delete(struct etcd *e, const char *key, bool prefix, int64_t *deleted, 
  * now holds value: created by this call, or already holding exactly this value (a repetition
  * after a lost answer, or another writer who wrote the same). -EEXIST when it holds another
  * value; cur (may be NULL) then gets the current key. */
-int etcd_create(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease,
-                struct etcd_kv *cur, int64_t *revision);
+int etcd_create(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease, struct etcd_kv *cur,
+                int64_t *revision);
 /* Compare-and-swap: put value if the key's mod_revision is still mod_revision (0 = the key must
  * not exist). -ESTALE on conflict, with cur (may be NULL) holding the current key
  * (create_revision 0 when it is absent). 0 also when the compare failed but the key holds
@@ -134,23 +134,23 @@ struct etcd_cmp {
     const char *key;
     enum etcd_cmp_target target;
     enum etcd_cmp_result result;
-    int64_t number;            /* version, create/mod revision or lease */
-    const void *value;         /* ETCD_CMP_VALUE */
+    int64_t number;    /* version, create/mod revision or lease */
+    const void *value; /* ETCD_CMP_VALUE */
     size_t value_len;
 };
 enum etcd_op_type { ETCD_OP_GET, ETCD_OP_PUT, ETCD_OP_DELETE };
 struct etcd_op {
     enum etcd_op_type type;
     const char *key;
-    bool prefix;               /* GET/DELETE: every key under key */
-    const void *value;         /* PUT */
+    bool prefix;       /* GET/DELETE: every key under key */
+    const void *value; /* PUT */
     size_t value_len;
-    int64_t lease;             /* PUT */
+    int64_t lease; /* PUT */
 };
 struct etcd_txn_result {
     bool succeeded;
-    int64_t revision;          /* the store revision after the txn */
-    struct etcd_kvs kvs;       /* the keys every GET of the branch taken returned, in order */
+    int64_t revision;    /* the store revision after the txn */
+    struct etcd_kvs kvs; /* the keys every GET of the branch taken returned, in order */
 };
 void etcd_txn_result_clear(struct etcd_txn_result *t);
 /* One txn. It is sent again after a lost answer: callers make it safe to repeat (compares that
@@ -192,13 +192,13 @@ int etcd_call_raw(struct etcd *e, const char *path, const char *json, char **out
 enum etcd_event_type { ETCD_EVENT_PUT, ETCD_EVENT_DELETE };
 struct etcd_event {
     enum etcd_event_type type;
-    struct etcd_kv kv;       /* a DELETE has only key and mod_revision */
-    struct etcd_kv prev;     /* with ETCD_WATCH_PREV_KV: the key before (create_revision 0: none) */
+    struct etcd_kv kv;   /* a DELETE has only key and mod_revision */
+    struct etcd_kv prev; /* with ETCD_WATCH_PREV_KV: the key before (create_revision 0: none) */
 };
 struct etcd_watch_batch {
     struct etcd_event *ev;
     size_t n;
-    int64_t revision;        /* header revision of the message */
+    int64_t revision; /* header revision of the message */
 };
 void etcd_watch_batch_clear(struct etcd_watch_batch *b);
 
@@ -209,8 +209,7 @@ void etcd_watch_batch_clear(struct etcd_watch_batch *b);
 struct etcd_watch;
 /* Starts watching key (or the prefix) from start_revision (0 = from now). Fails like a call
  * (endpoints rotated within the deadline). *out owned by the caller (etcd_watch_free). */
-int etcd_watch_open(struct etcd *e, const char *key, int64_t start_revision, unsigned flags,
-                    struct etcd_watch **out);
+int etcd_watch_open(struct etcd *e, const char *key, int64_t start_revision, unsigned flags, struct etcd_watch **out);
 /* Waits up to timeout_ms for the next message with events (or a progress notification: n = 0).
  * 0 with a batch; -ETIME when nothing came (not logged); -ESTALE when the revision to resume
  * from was compacted (etcd_watch_compact_revision); -E2BIG when a message is over max_response

@@ -13,14 +13,14 @@
 #include "net.h"
 
 struct etcd {
-    char **ep;              /* endpoint base URLs, without a trailing '/' */
+    char **ep; /* endpoint base URLs, without a trailing '/' */
     size_t nep;
-    size_t cur;             /* the endpoint tried first (under mu) */
+    size_t cur; /* the endpoint tried first (under mu) */
     struct ktls_client *tls;
     char *user;
     struct secret *password;
-    struct secret *token;   /* under mu; NULL until authenticated */
-    uint64_t token_gen;     /* bumped at every new token (under mu) */
+    struct secret *token; /* under mu; NULL until authenticated */
+    uint64_t token_gen;   /* bumped at every new token (under mu) */
     pthread_mutex_t mu;
     int attempt_ms, deadline_ms;
     size_t max_value, max_response, max_keys;
@@ -57,7 +57,7 @@ struct etcd_watch_msg {
     int64_t max_mod_revision; /* highest mod_revision among the events, 0 when none */
     int64_t raft_term;
     char cancel_reason[160];
-    int err_code;             /* an {"error":{...}} message: its gRPC code (> 0) and text */
+    int err_code; /* an {"error":{...}} message: its gRPC code (> 0) and text */
     char err_msg[160];
 };
 void etcd_watch_msg_clear(struct etcd_watch_msg *m);
@@ -70,8 +70,8 @@ enum etcd_verdict etcd_classify(int http_status, int code, const char *msg, int 
 /* POSTs json to /v3/<path> with retries, auth and bounds; on HTTP 200 *doc (owned by the caller,
  * pointing into *body, which the caller wipes and frees) is the parsed answer. what names the
  * operation in log lines ("put kms/x"). */
-int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_len, const char *what,
-              char **body, size_t *body_len, struct kjson_doc **doc);
+int etcd_call(struct etcd *e, const char *path, const char *json, size_t json_len, const char *what, char **body,
+              size_t *body_len, struct kjson_doc **doc);
 /* Wipes and frees an answer body of len bytes. */
 void etcd_body_free(char *body, size_t len);
 /* The Authorization header value (copied into out, "" without auth), authenticating first when

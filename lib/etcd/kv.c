@@ -338,8 +338,7 @@ static int w_ops(struct etcd *e, struct kjson_w *w, const char *name, const stru
             w_range(w, op->key, op->prefix);
             kjson_w_obj_end(w);
             break;
-        default:
-            return log_error_errno(-EINVAL, "etcd: txn: unknown operation");
+        default: return log_error_errno(-EINVAL, "etcd: txn: unknown operation");
         }
         kjson_w_obj_end(w);
     }
@@ -396,7 +395,8 @@ int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t ncmp, const stru
             int rr = kjson_get(a.doc, v, "response_range", 0);
             bool more;
             int64_t count;
-            if (rr >= 0 && (r = etcd_decode_range(a.doc, rr, e->max_value, e->max_keys, &out->kvs, &more, &count)) < 0) {
+            if (rr >= 0 &&
+                (r = etcd_decode_range(a.doc, rr, e->max_value, e->max_keys, &out->kvs, &more, &count)) < 0) {
                 etcd_txn_result_clear(out);
                 return bad_answer(e, what, r);
             }

@@ -17,25 +17,19 @@ struct etcd_watch {
     struct etcd *e;
     char *key;
     unsigned flags;
-    int64_t next_rev;    /* where a (re)opened watch starts; 0 = "now" (before anything arrived) */
+    int64_t next_rev; /* where a (re)opened watch starts; 0 = "now" (before anything arrived) */
     int64_t compact_rev;
-    int64_t raft_term;   /* highest seen: a member answering with a lower one is stale */
+    int64_t raft_term; /* highest seen: a member answering with a lower one is stale */
     struct net_http_stream *s;
     size_t ep;
-    char *buf;           /* bytes of the stream not yet split into lines */
+    char *buf; /* bytes of the stream not yet split into lines */
     size_t len, cap;
-    char why[512];       /* why the stream or the last open failed */
+    char why[512]; /* why the stream or the last open failed */
 };
 
-int64_t etcd_watch_next_revision(const struct etcd_watch *w)
-{
-    return w->next_rev;
-}
+int64_t etcd_watch_next_revision(const struct etcd_watch *w) { return w->next_rev; }
 
-int64_t etcd_watch_compact_revision(const struct etcd_watch *w)
-{
-    return w->compact_rev;
-}
+int64_t etcd_watch_compact_revision(const struct etcd_watch *w) { return w->compact_rev; }
 
 static void drop_stream(struct etcd_watch *w)
 {
@@ -284,8 +278,8 @@ int etcd_watch_next(struct etcd_watch *w, int timeout_ms, struct etcd_watch_batc
         }
         if (r < 0) {
             /* the member went away (or broke the stream): resume on the next one */
-            log_info("etcd %s: watch %.60s: %s; resuming from revision %lld on the next endpoint", e->ep[w->ep],
-                     w->key, w->why, (long long)w->next_rev);
+            log_info("etcd %s: watch %.60s: %s; resuming from revision %lld on the next endpoint", e->ep[w->ep], w->key,
+                     w->why, (long long)w->next_rev);
             etcd_rotate(e, w->ep);
             drop_stream(w);
             continue;

@@ -17,10 +17,7 @@ struct g1_reply {
     bool acked; /* /postPass: our KMS acknowledged (upstream ones just close) */
 };
 
-bool g1_is_final(int r)
-{
-    return r == KTLS_ERR_CERT || r == -EACCES || r == -ENOENT || r == -EREMOTEIO;
-}
+bool g1_is_final(int r) { return r == KTLS_ERR_CERT || r == -EACCES || r == -ENOENT || r == -EREMOTEIO; }
 
 /* One exchange with the KMS on path: token, challenge, activation, then (post) our payload or the
  * KMS's payload. */
@@ -51,7 +48,10 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
         {PROTO_HDR_NAME, c->rq->name ? c->rq->name : ""},
         {PROTO_HDR_UUID, c->rq->uuid ? c->rq->uuid : ""},
     };
-    struct net_client_opts o = {.tls = c->tls, .host_header = c->host_header, .headers = headers, .n_headers = 4,
+    struct net_client_opts o = {.tls = c->tls,
+                                .host_header = c->host_header,
+                                .headers = headers,
+                                .n_headers = 4,
                                 .deadline_ms = c->deadline,
                                 .max_message = PROTO_MAX_MESSAGE};
     url = net_url_join(c->server, path);

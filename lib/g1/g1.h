@@ -42,10 +42,10 @@ struct g1_request {
     const char *certificate; /* PEM text or a file holding it; NULL/"" = system roots only */
     const char *tpm_device;  /* NULL = default */
     int64_t tpm_timeout_ms;
-    uint32_t c_index;        /* key that decrypts auto-generated passphrases */
+    uint32_t c_index;                /* key that decrypts auto-generated passphrases */
     const char *label, *name, *uuid; /* partition headers; NULL = "" */
-    int64_t timeout_ms;      /* total, retries included */
-    bool mdns;               /* find a .local server over mDNS first */
+    int64_t timeout_ms;              /* total, retries included */
+    bool mdns;                       /* find a .local server over mDNS first */
 };
 
 /* How a KMS's G1 error text reads to a node: the upstream texts a node must act on. */
@@ -61,7 +61,7 @@ struct ktls_client;
 struct g1_session {
     const struct g1_request *rq;
     struct tpm *tpm;
-    char *ek_pem;            /* loaded by the first attempt */
+    char *ek_pem; /* loaded by the first attempt */
     struct ktls_client *tls;
     int64_t deadline;
     const char *server;      /* the URL dialled: rq->server, or a KMS found over mDNS */

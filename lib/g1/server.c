@@ -17,13 +17,12 @@ enum exchange_state { WAIT_ANSWER, WAIT_POSTED, DONE };
 
 struct exchange {
     struct g1_server *srv;
-    bool post;                 /* /postPass */
+    bool post; /* /postPass */
     enum exchange_state state;
     char hash[2 * SHA256_LEN + 1];
     char *label, *name, *uuid;
     uint8_t expected[ATTEST_SECRET_LEN];
 };
-
 
 static void exchange_free(struct exchange *x)
 {
@@ -38,15 +37,15 @@ static void exchange_free(struct exchange *x)
 
 static struct kms_request exchange_request(const struct exchange *x, struct net_conn *c)
 {
-    return (struct kms_request){.tpm_hash = x->hash, .label = x->label, .name = x->name, .uuid = x->uuid,
-                                .peer = net_conn_peer(c)};
+    return (struct kms_request){
+        .tpm_hash = x->hash, .label = x->label, .name = x->name, .uuid = x->uuid, .peer = net_conn_peer(c)};
 }
 
 /* Sends {"passphrase":..,"error":..,"generated_by":..}\n as a binary frame, as upstream does. */
 static void send_payload(struct net_conn *c, const struct secret *pass, const char *error, const char *generated_by)
 {
-    struct proto_payload p = {.passphrase = (struct secret *)pass, .error = (char *)error,
-                              .generated_by = (char *)generated_by};
+    struct proto_payload p = {
+        .passphrase = (struct secret *)pass, .error = (char *)error, .generated_by = (char *)generated_by};
     char *msg = NULL;
     size_t len = 0;
 
@@ -61,8 +60,8 @@ static void send_payload(struct net_conn *c, const struct secret *pass, const ch
 static void refuse(struct exchange *x, struct net_conn *c, const char *error)
 {
     struct kms_request req = exchange_request(x, c);
-    struct kms_audit_event e = {.action = x->post ? "postPass" : "getPass", .req = &req, .outcome = KMS_REFUSED,
-                                .reason = error};
+    struct kms_audit_event e = {
+        .action = x->post ? "postPass" : "getPass", .req = &req, .outcome = KMS_REFUSED, .reason = error};
     kms_audit_log(x->srv->audit, &e);
     log_info("%s %s from %s: refused: %s", x->post ? "/postPass" : "/getPass", x->hash[0] ? x->hash : "-",
              net_conn_peer(c), error);
@@ -172,15 +171,9 @@ out:
     proto_token_clear(&tok);
 }
 
-static void on_open_get(struct net_conn *c, const struct net_request *req, void *data)
-{
-    on_open(c, req, data, false);
-}
+static void on_open_get(struct net_conn *c, const struct net_request *req, void *data) { on_open(c, req, data, false); }
 
-static void on_open_post(struct net_conn *c, const struct net_request *req, void *data)
-{
-    on_open(c, req, data, true);
-}
+static void on_open_post(struct net_conn *c, const struct net_request *req, void *data) { on_open(c, req, data, true); }
 
 static void serve_get(struct exchange *x, struct net_conn *c)
 {
@@ -189,7 +182,8 @@ static void serve_get(struct exchange *x, struct net_conn *c)
 
     kms_get_pass(x->srv->store, &req, &reply);
     if (reply.outcome == KMS_OK) {
-        log_info("/getPass %s from %s: served %s", x->hash, net_conn_peer(c), reply.secret_name ? reply.secret_name : "");
+        log_info("/getPass %s from %s: served %s", x->hash, net_conn_peer(c),
+                 reply.secret_name ? reply.secret_name : "");
         send_payload(c, reply.passphrase, "", reply.generated_by ? reply.generated_by : "");
     } else {
         char text[sizeof(reply.error)];
@@ -218,7 +212,8 @@ static void serve_post(struct exchange *x, struct net_conn *c, const uint8_t *ms
     kms_post_pass(x->srv->store, &req, p.passphrase, p.generated_by, &reply);
     char text[sizeof(reply.error)] = "";
     if (reply.outcome == KMS_OK)
-        log_info("/postPass %s from %s: stored %s", x->hash, net_conn_peer(c), reply.secret_name ? reply.secret_name : "");
+        log_info("/postPass %s from %s: stored %s", x->hash, net_conn_peer(c),
+                 reply.secret_name ? reply.secret_name : "");
     else {
         g1_words(true, &reply, text, sizeof(text));
         log_info("/postPass %s from %s: refused: %s", x->hash, net_conn_peer(c), text);
@@ -268,8 +263,10 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
         kms_metrics_observe(x->srv->metrics, x->post ? "/postPass" : "/getPass", net_conn_busy_seconds(c));
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
         struct kms_request req = exchange_request(x, c);
-        struct kms_audit_event e = {.action = x->post ? "postPass" : "getPass", .req = &req,
-                                    .outcome = KMS_REFUSED, .reason = "the node stalled; exchange timed out"};
+        struct kms_audit_event e = {.action = x->post ? "postPass" : "getPass",
+                                    .req = &req,
+                                    .outcome = KMS_REFUSED,
+                                    .reason = "the node stalled; exchange timed out"};
         kms_audit_log(x->srv->audit, &e);
         log_info("%s from %s: the node stalled; dropped", x->post ? "/postPass" : "/getPass", net_conn_peer(c));
     }

@@ -21,25 +21,17 @@ void g1_words(bool post, const struct kms_reply *r, char *buf, size_t len)
         else
             snprintf(buf, len, "no volume found with data from request and hash: %s", d->hash);
         return;
-    case KMS_C_NO_SECRET:
-        snprintf(buf, len, NO_SECRET_PREFIX "%s and %s", d->hash, d->label);
-        return;
-    case KMS_C_NO_KEY:
-        snprintf(buf, len, "passphrase not found in secret at key: %s", d->key);
-        return;
-    case KMS_C_QUARANTINED:
-        snprintf(buf, len, "quarantined: %s", d->label);
-        return;
+    case KMS_C_NO_SECRET: snprintf(buf, len, NO_SECRET_PREFIX "%s and %s", d->hash, d->label); return;
+    case KMS_C_NO_KEY: snprintf(buf, len, "passphrase not found in secret at key: %s", d->key); return;
+    case KMS_C_QUARANTINED: snprintf(buf, len, "quarantined: %s", d->label); return;
     case KMS_C_CONFLICT:
-        snprintf(buf, len, "%s %s is defined more than once on the server", d->object_is_secret ? "Secret" : "SealedVolume",
-                 d->object);
+        snprintf(buf, len, "%s %s is defined more than once on the server",
+                 d->object_is_secret ? "Secret" : "SealedVolume", d->object);
         return;
     case KMS_C_EXISTS:
         snprintf(buf, len, "secret %s already exists; the posted passphrase was ignored", d->object);
         return;
-    default:
-        snprintf(buf, len, "%s", r->error[0] ? r->error : kms_code_name(r->code));
-        return;
+    default: snprintf(buf, len, "%s", r->error[0] ? r->error : kms_code_name(r->code)); return;
     }
 }
 

@@ -19,9 +19,9 @@
 
 struct node {
     const struct g3_request *rq;
-    struct g1_session s;  /* TPM, TLS, server: shared with the G1 attempts */
-    struct tpm_ak *ak;    /* the transient AK, made at the first G3 attempt */
-    uint8_t *ek_spki;     /* DER SubjectPublicKeyInfo of the EK */
+    struct g1_session s; /* TPM, TLS, server: shared with the G1 attempts */
+    struct tpm_ak *ak;   /* the transient AK, made at the first G3 attempt */
+    uint8_t *ek_spki;    /* DER SubjectPublicKeyInfo of the EK */
     size_t ek_spki_len;
 };
 
@@ -88,8 +88,12 @@ static int exchange(struct node *n, struct secret **out)
         {PROTO_HDR_NAME, b->name ? b->name : ""},
         {PROTO_HDR_UUID, b->uuid ? b->uuid : ""},
     };
-    struct net_client_opts o = {.tls = n->s.tls, .host_header = n->s.host_header, .headers = headers, .n_headers = 3,
-                                .deadline_ms = n->s.deadline, .max_message = PROTO_G3_MAX_MESSAGE};
+    struct net_client_opts o = {.tls = n->s.tls,
+                                .host_header = n->s.host_header,
+                                .headers = headers,
+                                .n_headers = 3,
+                                .deadline_ms = n->s.deadline,
+                                .max_message = PROTO_G3_MAX_MESSAGE};
     url = net_url_join(n->s.server, PROTO_G3_PATH);
     r = net_ws_dial(url, &o, &ws);
     if (r == 0)
@@ -222,7 +226,8 @@ int g3_get_passphrase(const struct g3_request *rq, struct secret **out)
         }
         next = 0;
         if (now_ms() + backoff >= n.s.deadline) {
-            log_error("%s: giving up after %d attempts in %lld s", b->server, attempt, (long long)(b->timeout_ms / 1000));
+            log_error("%s: giving up after %d attempts in %lld s", b->server, attempt,
+                      (long long)(b->timeout_ms / 1000));
             break;
         }
         log_warn("%s: attempt %d failed; retrying in %lld s", b->server, attempt, (long long)(backoff / 1000));

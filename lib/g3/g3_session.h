@@ -30,7 +30,7 @@ struct g3_server {
     struct kms_audit *audit;
     int64_t exchange_timeout_ms;
     enum g3_enroll enroll;
-    bool require_fresh_quotes; /* refuse quotes without our nonce (upstream nodes send none) */
+    bool require_fresh_quotes;   /* refuse quotes without our nonce (upstream nodes send none) */
     struct kms_metrics *metrics; /* server time per exchange; NULL = none */
 };
 
@@ -46,14 +46,14 @@ struct g3_serve_opts {
     const char *listen_addr; /* numeric address, NULL = all */
     uint16_t port;           /* default 8082, as upstream's --challenger-bind-address */
     const char *tls_cert, *tls_key;
-    int64_t exchange_timeout_ms; /* one exchange, G1 or G3 */
-    const char *port_file;   /* write the bound port here once listening (tests, --listen :0) */
-    size_t max_conns;          /* open connections in all (0 = lib/net's default, 1024) */
-    size_t max_conns_per_peer; /* open connections from one address (0 = default, 32) */
-    const char *ek_ca;       /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
-    bool enroll_tofu;        /* --enroll tofu: G3 enrolls unknown TPMs (upstream); else registered only */
-    bool require_fresh_quotes; /* --require-fresh-quotes: G3 quotes must carry our nonce */
-    const char *announce;    /* --announce NAME: answer mDNS for NAME (_kcrypt._tcp) from this process */
+    int64_t exchange_timeout_ms;    /* one exchange, G1 or G3 */
+    const char *port_file;          /* write the bound port here once listening (tests, --listen :0) */
+    size_t max_conns;               /* open connections in all (0 = lib/net's default, 1024) */
+    size_t max_conns_per_peer;      /* open connections from one address (0 = default, 32) */
+    const char *ek_ca;              /* --ek-ca FILE|DIR: EK certificates must chain to these CAs */
+    bool enroll_tofu;               /* --enroll tofu: G3 enrolls unknown TPMs (upstream); else registered only */
+    bool require_fresh_quotes;      /* --require-fresh-quotes: G3 quotes must carry our nonce */
+    const char *announce;           /* --announce NAME: answer mDNS for NAME (_kcrypt._tcp) from this process */
     const char *announce_ifaces[8]; /* --announce-interface: where; none = every multicast interface */
     size_t n_announce_ifaces;
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics there, not on the node port */

@@ -165,11 +165,14 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
 {
     struct server srv = {.store = store,
                          .g1 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms},
-                         .g3 = {.store = store, .audit = audit, .exchange_timeout_ms = o->exchange_timeout_ms,
+                         .g3 = {.store = store,
+                                .audit = audit,
+                                .exchange_timeout_ms = o->exchange_timeout_ms,
                                 .enroll = o->enroll_tofu ? G3_ENROLL_TOFU : G3_ENROLL_REGISTERED,
                                 .require_fresh_quotes = o->require_fresh_quotes}};
     struct ktls_server *tls = NULL;
-    struct net_server_config cfg = {.address = o->listen_addr, .port = o->port,
+    struct net_server_config cfg = {.address = o->listen_addr,
+                                    .port = o->port,
                                     .limits = {.max_conns = o->max_conns, .max_conns_per_peer = o->max_conns_per_peer}};
     struct net_handler get, post, attest;
     const struct net_handler health = {.on_request = on_health, .data = &srv};
@@ -197,9 +200,11 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
         goto out;
     if (net_server_new(srv.loop, &cfg, &srv.net) < 0)
         goto out;
-    if (net_server_route(srv.net, NULL, "/getPass", &get) < 0 || net_server_route(srv.net, NULL, "/postPass", &post) < 0 ||
+    if (net_server_route(srv.net, NULL, "/getPass", &get) < 0 ||
+        net_server_route(srv.net, NULL, "/postPass", &post) < 0 ||
 
-        net_server_route(srv.net, NULL, "/healthz", &health) < 0 || net_server_route(srv.net, NULL, "/readyz", &ready) < 0)
+        net_server_route(srv.net, NULL, "/healthz", &health) < 0 ||
+        net_server_route(srv.net, NULL, "/readyz", &ready) < 0)
         goto out;
     /* G3 carries the EK as a bare key, never its certificate: with --ek-ca there is nothing to
      * check, so /tpm-attestation is not served (404: our nodes and --protocol auto use G1). */
@@ -207,7 +212,8 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
         goto out;
     if (srv.ek_ca)
         log_info("--ek-ca: /tpm-attestation (G3) is not served: G3 nodes send no EK certificate");
-    if (net_loop_on_signal(srv.loop, SIGTERM, on_signal, &srv) < 0 || net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
+    if (net_loop_on_signal(srv.loop, SIGTERM, on_signal, &srv) < 0 ||
+        net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
         net_loop_on_signal(srv.loop, SIGHUP, on_signal, &srv) < 0)
         goto out;
     if (o->metrics_listen ? metrics_listener(&srv, o->metrics_listen) < 0
@@ -216,15 +222,22 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
     if (o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)
         goto out;
     if (o->announce) {
-        const struct mdns_responder_config mc = {.host = o->announce, .port = net_server_port(srv.net),
-                                                 .interfaces = o->announce_ifaces, .n_interfaces = o->n_announce_ifaces};
+        const struct mdns_responder_config mc = {.host = o->announce,
+                                                 .port = net_server_port(srv.net),
+                                                 .interfaces = o->announce_ifaces,
+                                                 .n_interfaces = o->n_announce_ifaces};
         if (mdns_responder_new(srv.loop, &mc, &srv.mdns) < 0)
             goto out;
     }
     srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
     log_info("serving %s on %s%s:%u (%s)", kms_store_dir(store), tls ? "https://" : "http://",
-             o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net), o->metrics_listen ? "/getPass /postPass /tpm-attestation /healthz /readyz" : "/getPass /postPass /tpm-attestation /healthz /readyz /metrics");
-    log_info("/tpm-attestation: enrollment %s%s", o->enroll_tofu ? "tofu (any TPM is enrolled at first contact)" : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)", o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
+             o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net),
+             o->metrics_listen ? "/getPass /postPass /tpm-attestation /healthz /readyz"
+                               : "/getPass /postPass /tpm-attestation /healthz /readyz /metrics");
+    log_info("/tpm-attestation: enrollment %s%s",
+             o->enroll_tofu ? "tofu (any TPM is enrolled at first contact)"
+                            : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)",
+             o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
     net_timer_cancel(srv.refresh_timer);

@@ -49,8 +49,11 @@ static void exchange_free(struct exchange *x)
 
 static struct kms_request exchange_request(const struct exchange *x, struct net_conn *c)
 {
-    return (struct kms_request){.tpm_hash = x->hash[0] ? x->hash : NULL, .label = x->label, .name = x->name,
-                                .uuid = x->uuid, .peer = net_conn_peer(c)};
+    return (struct kms_request){.tpm_hash = x->hash[0] ? x->hash : NULL,
+                                .label = x->label,
+                                .name = x->name,
+                                .uuid = x->uuid,
+                                .peer = net_conn_peer(c)};
 }
 
 static void send_text(struct net_conn *c, char *msg, size_t len)
@@ -97,7 +100,6 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     net_conn_set_data(c, x);
     net_conn_set_deadline(c, now_ms() + srv->exchange_timeout_ms);
 }
-
 
 /* 1. init -> 2. challenge. */
 static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
@@ -210,13 +212,14 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
      * other extraData is a quote made for another exchange. */
     fresh = attest_decode_attestation(pf.quote.data, pf.quote.len, &qa) < 0 || qa.extra_data.len != 0;
     if (!fresh && x->srv->require_fresh_quotes) {
-        refuse(x, c, "Attestation verification failed: quote not fresh (no nonce): this KMS requires quotes over its "
-                     "nonce (--require-fresh-quotes)",
+        refuse(x, c,
+               "Attestation verification failed: quote not fresh (no nonce): this KMS requires quotes over its "
+               "nonce (--require-fresh-quotes)",
                false);
         goto out;
     }
-    if (attest_verify_quote((struct bytes){x->ak_public, x->ak_public_len}, pf.quote, pf.signature,
-                            pcrs, n, fresh ? &nonce : NULL, why) < 0) {
+    if (attest_verify_quote((struct bytes){x->ak_public, x->ak_public_len}, pf.quote, pf.signature, pcrs, n,
+                            fresh ? &nonce : NULL, why) < 0) {
         snprintf(text, sizeof(text), "Attestation verification failed: PCR quote verification failed: %s", why);
         refuse(x, c, text, false);
         goto out;
@@ -268,8 +271,9 @@ static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t 
         return;
     if (type != NET_WS_TEXT) {
         refuse(x, c,
-               x->state == WAIT_INIT ? "WebSocket read: reading attestation init: a binary frame (G3 messages are text frames)"
-                                     : "Proof read: reading proof: a binary frame (G3 messages are text frames)",
+               x->state == WAIT_INIT
+                   ? "WebSocket read: reading attestation init: a binary frame (G3 messages are text frames)"
+                   : "Proof read: reading proof: a binary frame (G3 messages are text frames)",
                false);
         return;
     }
@@ -288,7 +292,9 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
         kms_metrics_observe(x->srv->metrics, "/tpm-attestation", net_conn_busy_seconds(c));
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
         struct kms_request req = exchange_request(x, c);
-        struct kms_audit_event e = {.action = "tpm-attestation", .req = &req, .outcome = KMS_REFUSED,
+        struct kms_audit_event e = {.action = "tpm-attestation",
+                                    .req = &req,
+                                    .outcome = KMS_REFUSED,
                                     .reason = "the node stalled; exchange timed out"};
         kms_audit_log(x->srv->audit, &e);
         log_info("/tpm-attestation from %s: the node stalled; dropped", net_conn_peer(c));

@@ -104,10 +104,8 @@ int kjson_bool(const struct kjson_doc *d, int v, bool *out);
  * ("" / 0 / false) and returns 0; a present member returns 1; a member of another type -EINVAL.
  * Strings are malloc'd (also ""), owned by the caller; kjson_get_str refuses U+0000. */
 int kjson_get_str(const struct kjson_doc *d, int obj, const char *key, unsigned flags, char **out);
-int kjson_get_secret(const struct kjson_doc *d, int obj, const char *key, unsigned flags,
-                     struct secret **out);
-int kjson_get_uint64(const struct kjson_doc *d, int obj, const char *key, unsigned flags,
-                     uint64_t *out);
+int kjson_get_secret(const struct kjson_doc *d, int obj, const char *key, unsigned flags, struct secret **out);
+int kjson_get_uint64(const struct kjson_doc *d, int obj, const char *key, unsigned flags, uint64_t *out);
 int kjson_get_int64(const struct kjson_doc *d, int obj, const char *key, unsigned flags, int64_t *out);
 int kjson_get_bool(const struct kjson_doc *d, int obj, const char *key, unsigned flags, bool *out);
 

@@ -52,8 +52,7 @@ static inline size_t utf8_decode(const uint8_t *p, size_t n, uint32_t *r)
     else if (len == 3)
         *r = (uint32_t)(c & 0x0F) << 12 | (uint32_t)(p[1] & 0x3F) << 6 | (p[2] & 0x3F);
     else
-        *r = (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 |
-             (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
+        *r = (uint32_t)(c & 0x07) << 18 | (uint32_t)(p[1] & 0x3F) << 12 | (uint32_t)(p[2] & 0x3F) << 6 | (p[3] & 0x3F);
     return len;
 }
 

@@ -94,24 +94,17 @@ enum kjson_type kjson_type(const struct kjson_doc *d, int v)
     if (!t)
         return KJSON_NONE;
     switch (t->type) {
-    case JSMN_OBJECT:
-        return KJSON_OBJECT;
-    case JSMN_ARRAY:
-        return KJSON_ARRAY;
-    case JSMN_STRING:
-        return KJSON_STRING;
+    case JSMN_OBJECT: return KJSON_OBJECT;
+    case JSMN_ARRAY: return KJSON_ARRAY;
+    case JSMN_STRING: return KJSON_STRING;
     case JSMN_PRIMITIVE:
         switch (d->buf[t->start]) {
         case 't':
-        case 'f':
-            return KJSON_BOOL;
-        case 'n':
-            return KJSON_NULL;
-        default:
-            return KJSON_NUMBER;
+        case 'f': return KJSON_BOOL;
+        case 'n': return KJSON_NULL;
+        default: return KJSON_NUMBER;
         }
-    default:
-        return KJSON_NONE;
+    default: return KJSON_NONE;
     }
 }
 
@@ -166,11 +159,11 @@ size_t kjson_unescape(const char *s, size_t n, uint8_t *dst)
     size_t i = 0, w = 0;
     uint8_t rune[4];
 
-#define EMIT(bytes, len)                                                                      \
-    do {                                                                                      \
-        if (dst)                                                                              \
-            memcpy(dst + w, (bytes), (len));                                                  \
-        w += (len);                                                                           \
+#define EMIT(bytes, len)                     \
+    do {                                     \
+        if (dst)                             \
+            memcpy(dst + w, (bytes), (len)); \
+        w += (len);                          \
     } while (0)
 
     while (i < n) {
@@ -273,15 +266,11 @@ static uint32_t fold_rune(uint32_t r)
     if (r >= 'a' && r <= 'z')
         return r - 'a' + 'A';
     switch (r) {
-    case 0x212A: /* KELVIN SIGN */
-        return 'K';
-    case 0x017F: /* LATIN SMALL LETTER LONG S */
-        return 'S';
+    case 0x212A: /* KELVIN SIGN */ return 'K';
+    case 0x017F: /* LATIN SMALL LETTER LONG S */ return 'S';
     case 0x0130: /* LATIN CAPITAL LETTER I WITH DOT ABOVE */
-    case 0x0131: /* LATIN SMALL LETTER DOTLESS I */
-        return 'I';
-    default:
-        return r;
+    case 0x0131: /* LATIN SMALL LETTER DOTLESS I */ return 'I';
+    default: return r;
     }
 }
 
@@ -464,8 +453,7 @@ int kjson_get_str(const struct kjson_doc *d, int obj, const char *key, unsigned 
     return r < 0 ? r : 1;
 }
 
-int kjson_get_secret(const struct kjson_doc *d, int obj, const char *key, unsigned flags,
-                     struct secret **out)
+int kjson_get_secret(const struct kjson_doc *d, int obj, const char *key, unsigned flags, struct secret **out)
 {
     int r, v = member(d, obj, key, flags);
 
@@ -479,8 +467,7 @@ int kjson_get_secret(const struct kjson_doc *d, int obj, const char *key, unsign
     return r < 0 ? r : 1;
 }
 
-int kjson_get_uint64(const struct kjson_doc *d, int obj, const char *key, unsigned flags,
-                     uint64_t *out)
+int kjson_get_uint64(const struct kjson_doc *d, int obj, const char *key, unsigned flags, uint64_t *out)
 {
     int r, v = member(d, obj, key, flags);
 

@@ -41,10 +41,7 @@ static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c ==
 /* What may follow a number or a literal. */
 static bool is_delim(char c) { return is_space(c) || c == ',' || c == ']' || c == '}'; }
 
-static bool is_hex(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
+static bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 
 /* s->i is on the opening quote; leaves it after the closing one. */
 static int scan_string(struct scan *s)
@@ -62,15 +59,20 @@ static int scan_string(struct scan *s)
         if (++s->i >= s->n)
             break;
         switch (s->p[s->i]) {
-        case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-            break;
+        case '"':
+        case '\\':
+        case '/':
+        case 'b':
+        case 'f':
+        case 'n':
+        case 'r':
+        case 't': break;
         case 'u':
             for (int k = 0; k < 4; k++)
                 if (++s->i >= s->n || !is_hex(s->p[s->i]))
                     return fail(s, -EINVAL, "invalid \\u escape in string");
             break;
-        default:
-            return fail(s, -EINVAL, "invalid escape in string");
+        default: return fail(s, -EINVAL, "invalid escape in string");
         }
     }
     return fail(s, -EINVAL, "unterminated string");
@@ -127,14 +129,10 @@ static int scan_literal(struct scan *s, const char *word)
 static int scan_scalar(struct scan *s)
 {
     switch (s->p[s->i]) {
-    case '"':
-        return scan_string(s);
-    case 't':
-        return scan_literal(s, "true");
-    case 'f':
-        return scan_literal(s, "false");
-    case 'n':
-        return scan_literal(s, "null");
+    case '"': return scan_string(s);
+    case 't': return scan_literal(s, "true");
+    case 'f': return scan_literal(s, "false");
+    case 'n': return scan_literal(s, "null");
     default:
         if (s->p[s->i] == '-' || is_digit(s->p[s->i]))
             return scan_number(s);
@@ -162,8 +160,7 @@ int kjson_validate(const char *buf, size_t len, const struct kjson_limits *lim, 
         char c = buf[s.i];
 
         switch (st) {
-        case ST_DONE:
-            return fail(&s, -EINVAL, "data after the top-level value");
+        case ST_DONE: return fail(&s, -EINVAL, "data after the top-level value");
         case ST_COLON:
             if (c != ':')
                 return fail(&s, -EINVAL, "expected ':' after object key");

@@ -14,8 +14,8 @@ struct kjson_w {
     int err;
     unsigned depth;
     bool root_done;
-    bool after_key;                /* a key was written; its value comes next */
-    char open[KJSON_MAX_DEPTH];    /* '{' or '[' per open container */
+    bool after_key;             /* a key was written; its value comes next */
+    char open[KJSON_MAX_DEPTH]; /* '{' or '[' per open container */
     bool has_items[KJSON_MAX_DEPTH];
 };
 
@@ -159,9 +159,8 @@ static void put_string(struct kjson_w *w, const uint8_t *s, size_t n)
                 continue;
             }
             switch (c) {
-            case '"': case '\\':
-                esc[1] = (char)c;
-                break;
+            case '"':
+            case '\\': esc[1] = (char)c; break;
             case '\b': esc[1] = 'b'; break;
             case '\f': esc[1] = 'f'; break;
             case '\n': esc[1] = 'n'; break;
@@ -217,10 +216,7 @@ void kjson_w_strn(struct kjson_w *w, const void *s, size_t n)
         put_string(w, s ? s : "", s ? n : 0);
 }
 
-void kjson_w_str(struct kjson_w *w, const char *s)
-{
-    kjson_w_strn(w, s ? s : "", s ? strlen(s) : 0);
-}
+void kjson_w_str(struct kjson_w *w, const char *s) { kjson_w_strn(w, s ? s : "", s ? strlen(s) : 0); }
 
 void kjson_w_int(struct kjson_w *w, int64_t v)
 {

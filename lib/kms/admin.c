@@ -52,8 +52,8 @@ static bool written_by_register(struct kms_store *s, const struct kms_volume *v,
 }
 
 /* The volume a registration goes to: *v existing one or NULL with *name the new one's name. */
-static int pick_volume(struct kms_store *s, const struct kms_register *r, const char *hash,
-                       const struct kms_volume **v, char name[KMS_MAX_NAME + 1])
+static int pick_volume(struct kms_store *s, const struct kms_register *r, const char *hash, const struct kms_volume **v,
+                       char name[KMS_MAX_NAME + 1])
 {
     const struct kms_volume *found = NULL;
     size_t n = 0;
@@ -92,8 +92,12 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
 {
     char name[KMS_MAX_NAME + 1];
     const struct kms_volume *v = NULL;
-    struct kms_partition np = {(char *)or_empty(r->label), (char *)or_empty(r->device_name),
-                               (char *)or_empty(r->uuid), (char *)"", (char *)"", false};
+    struct kms_partition np = {(char *)or_empty(r->label),
+                               (char *)or_empty(r->device_name),
+                               (char *)or_empty(r->uuid),
+                               (char *)"",
+                               (char *)"",
+                               false};
     _cleanup_free_ char *secret_name = NULL, *file = NULL, *vol_file = NULL, *secret_ns = NULL;
     _cleanup_free_ struct kms_partition *parts = NULL;
     struct kms_volume nv;
@@ -111,16 +115,18 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
                                v->file, v->line, v->dup->file, v->dup->line);
     for (size_t i = 0; v && i < v->nparts; i++) {
         const struct kms_partition *p = &v->parts[i];
-        if ((*np.label && !strcmp(np.label, p->label)) || (*np.device_name && !strcmp(np.device_name, p->device_name)) ||
-            (*np.uuid && !strcmp(np.uuid, p->uuid)))
+        if ((*np.label && !strcmp(np.label, p->label)) ||
+            (*np.device_name && !strcmp(np.device_name, p->device_name)) || (*np.uuid && !strcmp(np.uuid, p->uuid)))
             return log_error_errno(-EEXIST, "this partition is already registered in SealedVolume %s (%s:%u)", v->name,
                                    v->file, v->line);
     }
     if (v && v->nparts >= KMS_MAX_PARTITIONS)
         return log_error_errno(-E2BIG, "SealedVolume %s already has %d partitions", v->name, KMS_MAX_PARTITIONS);
     if (v && !written_by_register(s, v, &st))
-        return log_error_errno(-EPERM, "SealedVolume %s is in %s:%u, which register did not write or which was edited "
-                               "since; add the partition there by hand", v->name, v->file, v->line);
+        return log_error_errno(-EPERM,
+                               "SealedVolume %s is in %s:%u, which register did not write or which was edited "
+                               "since; add the partition there by hand",
+                               v->name, v->file, v->line);
 
     if (r->secret_name || r->secret_key || r->passphrase) {
         np.has_secret = true;
@@ -175,7 +181,8 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
         ref.clean_name = clean;
         o = kms_secret_ref_find(s, &ref);
         if (o)
-            ret = log_error_errno(-EEXIST, "Secret %s already exists (%s:%u); not overwritten", o->name, o->file, o->line);
+            ret = log_error_errno(-EEXIST, "Secret %s already exists (%s:%u); not overwritten", o->name, o->file,
+                                  o->line);
         else if (!*np.label && !r->secret_name)
             ret = log_error_errno(-EINVAL, "a partition without a label needs a Secret name for its passphrase");
         else
@@ -246,7 +253,9 @@ int kms_register(struct kms_store *s, const struct kms_register *r)
     ret = register_locked(s, r, hash, &vol, &secret);
     pthread_mutex_unlock(&s->lock);
     snprintf(reason, sizeof(reason), "%s%s", ret < 0 ? "failed: " : "partition registered",
-             ret < 0 ? strerror(-ret) : secret ? " with a static passphrase" : "");
+             ret < 0  ? strerror(-ret)
+             : secret ? " with a static passphrase"
+                      : "");
     audit_admin(s, "register", hash, ret < 0 ? KMS_ERROR : KMS_OK, reason, vol, secret);
     return ret;
 }
@@ -387,7 +396,10 @@ int kms_list(struct kms_store *s, FILE *out)
     kms_buf_puts(&b, "NAME\tTPM-HASH\tSTATE\tPARTITIONS\tFILE\tATTESTATION\n");
     for (size_t i = 0; i < s->nvols; i++) {
         const struct kms_volume *v = s->vols[i];
-        kms_buf_printf(&b, "%s\t%s\t%s\t", v->name, v->tpm_hash, v->dup ? "conflict" : v->quarantined ? "quarantined" : "active");
+        kms_buf_printf(&b, "%s\t%s\t%s\t", v->name, v->tpm_hash,
+                       v->dup           ? "conflict"
+                       : v->quarantined ? "quarantined"
+                                        : "active");
         for (size_t j = 0; j < v->nparts; j++) {
             const struct kms_partition *p = &v->parts[j];
             if (j)

@@ -28,12 +28,9 @@ void kms_audit_set_metrics(struct kms_audit *a, struct kms_metrics *m)
 const char *kms_outcome_name(enum kms_outcome o)
 {
     switch (o) {
-    case KMS_OK:
-        return "ok";
-    case KMS_REFUSED:
-        return "refused";
-    default:
-        return "error";
+    case KMS_OK: return "ok";
+    case KMS_REFUSED: return "refused";
+    default: return "error";
     }
 }
 
@@ -59,7 +56,8 @@ int kms_audit_open(const char *path, struct kms_audit **out)
     }
     /* A device's mode says nothing about who reads what is written to it (/dev/null). */
     if (S_ISREG(st.st_mode) && (st.st_mode & 077))
-        log_warn("%s: audit log readable by other users (mode %04o); chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+        log_warn("%s: audit log readable by other users (mode %04o); chmod 600 it", path,
+                 (unsigned)(st.st_mode & 07777));
     a = xcalloc(1, sizeof(*a));
     a->fd = fd;
     a->own = true;

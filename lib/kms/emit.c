@@ -194,8 +194,8 @@ void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
         kms_buf_printf(b, "    lastVerifiedAt: \"%s\"\n", v->att.last_verified_at);
 }
 
-void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
-                     const struct kms_kv *kv, size_t nkv)
+void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns, const struct kms_kv *kv,
+                     size_t nkv)
 {
     bool any_text = false, any_binary = false;
 

@@ -25,7 +25,8 @@ int kms_dir_read(int dirfd, const char *dir, const char *name, char **out, size_
 
     if (fd < 0) {
         if (errno == ELOOP)
-            return log_error_errno(-ELOOP, "%s/%s: is a symlink; not followed (copy the manifest into %s)", dir, name, dir);
+            return log_error_errno(-ELOOP, "%s/%s: is a symlink; not followed (copy the manifest into %s)", dir, name,
+                                   dir);
         return log_error_errno(-errno, "%s/%s: cannot open: %m", dir, name);
     }
     if (fstat(fd, st) < 0)
@@ -40,7 +41,8 @@ int kms_dir_read(int dirfd, const char *dir, const char *name, char **out, size_
     if (st->st_size > (off_t)KMS_MAX_FILE_SIZE)
         return log_error_errno(-EFBIG, "%s/%s: larger than %u bytes; not loaded", dir, name, KMS_MAX_FILE_SIZE);
     if (st->st_mode & 044)
-        log_warn("%s/%s: readable by other users (mode %04o); chmod 600 it", dir, name, (unsigned)(st->st_mode & 07777));
+        log_warn("%s/%s: readable by other users (mode %04o); chmod 600 it", dir, name,
+                 (unsigned)(st->st_mode & 07777));
 
     /* The file may grow while read: read at most one byte more than the bound. */
     cap = (size_t)st->st_size + 1;

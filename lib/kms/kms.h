@@ -42,16 +42,16 @@
 #include "base.h"
 
 /* Bounds (docs/README.md §5). */
-#define KMS_MAX_FILES 4096                 /* manifest files in DIR (by name order; rest skipped) */
-#define KMS_MAX_FILE_SIZE (1u << 20)       /* bytes per file (= KYAML_MAX_INPUT) */
-#define KMS_MAX_TOTAL_SIZE (64u << 20)     /* bytes of all loaded files together */
-#define KMS_MAX_DOCS 1024                  /* objects per file, List items included */
-#define KMS_MAX_PARTITIONS 64              /* partitions per SealedVolume */
-#define KMS_MAX_SECRET_KEYS 256            /* keys per Secret */
-#define KMS_MAX_VALUE (64u << 10)          /* bytes per Secret value */
-#define KMS_MAX_NAME 253                   /* object names, Secret keys (Kubernetes' limit) */
-#define KMS_MAX_FIELD 1024                 /* label, deviceName, uuid, namespace */
-#define KMS_DEFAULT_POLL_MS 1000           /* default minimum interval between two rescans */
+#define KMS_MAX_FILES 4096             /* manifest files in DIR (by name order; rest skipped) */
+#define KMS_MAX_FILE_SIZE (1u << 20)   /* bytes per file (= KYAML_MAX_INPUT) */
+#define KMS_MAX_TOTAL_SIZE (64u << 20) /* bytes of all loaded files together */
+#define KMS_MAX_DOCS 1024              /* objects per file, List items included */
+#define KMS_MAX_PARTITIONS 64          /* partitions per SealedVolume */
+#define KMS_MAX_SECRET_KEYS 256        /* keys per Secret */
+#define KMS_MAX_VALUE (64u << 10)      /* bytes per Secret value */
+#define KMS_MAX_NAME 253               /* object names, Secret keys (Kubernetes' limit) */
+#define KMS_MAX_FIELD 1024             /* label, deviceName, uuid, namespace */
+#define KMS_DEFAULT_POLL_MS 1000       /* default minimum interval between two rescans */
 
 /* ---------------------------------------------------------------------------------------------
  * Audit: one JSON line per decision, appended with a single write (O_APPEND), never a secret:
@@ -81,7 +81,7 @@ struct kms_request {
 };
 
 struct kms_audit_event {
-    const char *action; /* "getPass", "postPass", "register", "quarantine", "release", ... */
+    const char *action;            /* "getPass", "postPass", "register", "quarantine", "release", ... */
     const struct kms_request *req; /* may be NULL */
     enum kms_outcome outcome;
     const char *reason; /* why (the error text sent to the node); may be NULL */
@@ -97,8 +97,8 @@ void kms_audit_log(struct kms_audit *a, const struct kms_audit_event *e);
 struct kms_store;
 
 struct kms_store_options {
-    bool create;            /* create DIR (mode 0700) when it does not exist */
-    int poll_interval_ms;   /* minimum interval between rescans before lookups; < 0: default */
+    bool create;             /* create DIR (mode 0700) when it does not exist */
+    int poll_interval_ms;    /* minimum interval between rescans before lookups; < 0: default */
     struct kms_audit *audit; /* borrowed; NULL = no audit */
 };
 
@@ -121,29 +121,29 @@ const char *kms_store_dir(const struct kms_store *s);
  * detail says which object, label, key or PCR the code is about. */
 enum kms_code {
     KMS_C_OK,
-    KMS_C_BAD_REQUEST,   /* a malformed request (hash, passphrase, generated_by) */
-    KMS_C_NO_VOLUME,     /* no SealedVolume for this TPM hash and partition */
-    KMS_C_NO_SECRET,     /* the partition's Secret does not exist (detail.label) */
-    KMS_C_NO_KEY,        /* the Secret lacks the key or its value is empty (detail.key) */
-    KMS_C_QUARANTINED,   /* the volume is quarantined (detail.label) */
-    KMS_C_CONFLICT,      /* a SealedVolume or Secret defined twice (detail.object) */
-    KMS_C_EXISTS,        /* /postPass: the Secret exists already (detail.object) */
-    KMS_C_FORBIDDEN,     /* /postPass: not something a node may store (error[] says why) */
-    KMS_C_STORE,         /* the store failed (I/O, no usable name) */
-    KMS_C_EK_MISMATCH,   /* the EK differs from the enrolled attestation.ekPublicKey */
-    KMS_C_PCR_MISMATCH,  /* a pinned PCR differs (detail.pcr, expected, got) */
-    KMS_C_PCR_MISSING,   /* a pinned PCR was not in the quote (detail.pcr, expected) */
-    KMS_C_NOT_ENROLLED,  /* --enroll registered: no SealedVolume; the TPM is recorded as pending */
+    KMS_C_BAD_REQUEST,  /* a malformed request (hash, passphrase, generated_by) */
+    KMS_C_NO_VOLUME,    /* no SealedVolume for this TPM hash and partition */
+    KMS_C_NO_SECRET,    /* the partition's Secret does not exist (detail.label) */
+    KMS_C_NO_KEY,       /* the Secret lacks the key or its value is empty (detail.key) */
+    KMS_C_QUARANTINED,  /* the volume is quarantined (detail.label) */
+    KMS_C_CONFLICT,     /* a SealedVolume or Secret defined twice (detail.object) */
+    KMS_C_EXISTS,       /* /postPass: the Secret exists already (detail.object) */
+    KMS_C_FORBIDDEN,    /* /postPass: not something a node may store (error[] says why) */
+    KMS_C_STORE,        /* the store failed (I/O, no usable name) */
+    KMS_C_EK_MISMATCH,  /* the EK differs from the enrolled attestation.ekPublicKey */
+    KMS_C_PCR_MISMATCH, /* a pinned PCR differs (detail.pcr, expected, got) */
+    KMS_C_PCR_MISSING,  /* a pinned PCR was not in the quote (detail.pcr, expected) */
+    KMS_C_NOT_ENROLLED, /* --enroll registered: no SealedVolume; the TPM is recorded as pending */
 };
 const char *kms_code_name(enum kms_code c);
 
 struct kms_detail {
-    char hash[65];       /* the TPM hash as compared (lowercase) */
-    char label[256];     /* the partition's stored label (docs/upstream.md §9.8) or the request's */
-    char key[256];       /* Secret key */
-    char object[256];    /* SealedVolume or Secret name the code is about */
+    char hash[65];    /* the TPM hash as compared (lowercase) */
+    char label[256];  /* the partition's stored label (docs/upstream.md §9.8) or the request's */
+    char key[256];    /* Secret key */
+    char object[256]; /* SealedVolume or Secret name the code is about */
     bool object_is_secret;
-    unsigned pcr;        /* PCR index */
+    unsigned pcr;                 /* PCR index */
     char expected[129], got[129]; /* lowercase hex PCR values ("" = none) */
 };
 
@@ -201,15 +201,15 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
  * line (action "tpm-attestation", reason + audit_note). Returns 0 when served, else -errno with
  * out->code set. */
 struct kms_attest_request {
-    struct kms_request req;       /* tpm_hash, partition headers, peer */
-    const char *ek_pem;           /* the EK as a "PUBLIC KEY" PEM (Go's pem.EncodeToMemory form) */
-    uint32_t pcr_mask;            /* the verified PCRs: bit i = pcr[i] */
-    const uint8_t (*pcr)[32];     /* [24] SHA-256 values */
-    bool defer_pcr_enrollment;    /* the node runs from a live medium */
-    bool tofu;                    /* --enroll tofu: enroll unknown TPMs and partitions */
+    struct kms_request req;          /* tpm_hash, partition headers, peer */
+    const char *ek_pem;              /* the EK as a "PUBLIC KEY" PEM (Go's pem.EncodeToMemory form) */
+    uint32_t pcr_mask;               /* the verified PCRs: bit i = pcr[i] */
+    const uint8_t (*pcr)[32];        /* [24] SHA-256 values */
+    bool defer_pcr_enrollment;       /* the node runs from a live medium */
+    bool tofu;                       /* --enroll tofu: enroll unknown TPMs and partitions */
     const struct secret *passphrase; /* what a new Secret holds */
-    const char *generated_by;     /* "tpm" when passphrase is the node's escrow, else "" */
-    const char *audit_note;       /* more for the audit reason (e.g. "quote not fresh (no nonce)"), or NULL */
+    const char *generated_by;        /* "tpm" when passphrase is the node's escrow, else "" */
+    const char *audit_note;          /* more for the audit reason (e.g. "quote not fresh (no nonce)"), or NULL */
 };
 int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct kms_reply *out);
 
@@ -241,15 +241,15 @@ int kms_pending_approve(struct kms_store *s, const char *hash, const char *volum
  * Operator commands (the challenger applet wraps them). They write an audit line too.
  * ------------------------------------------------------------------------------------------- */
 struct kms_register {
-    const char *tpm_hash;    /* required: 64 hex digits */
-    const char *label;       /* partition label; at least one of label/device_name/uuid */
+    const char *tpm_hash; /* required: 64 hex digits */
+    const char *label;    /* partition label; at least one of label/device_name/uuid */
     const char *device_name;
     const char *uuid;
-    const char *volume;      /* SealedVolume name; NULL = the volume that holds this hash, else
+    const char *volume;              /* SealedVolume name; NULL = the volume that holds this hash, else
                               * "node-<first 8 hex>" */
-    const char *ns;          /* namespace of new objects; NULL = "default" */
-    const char *secret_name; /* optional reference; NULL = upstream's default */
-    const char *secret_key;  /* optional; NULL = "passphrase" */
+    const char *ns;                  /* namespace of new objects; NULL = "default" */
+    const char *secret_name;         /* optional reference; NULL = upstream's default */
+    const char *secret_key;          /* optional; NULL = "passphrase" */
     const struct secret *passphrase; /* optional static key: also writes the Secret (first) */
     /* optional spec.attestation pins (G3): PCR values (64 lowercase hex digits each) and the EK
      * as a "PUBLIC KEY" PEM in Go's pem.EncodeToMemory form; given values replace the volume's */

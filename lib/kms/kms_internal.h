@@ -28,23 +28,23 @@ struct kms_partition {
 #define KMS_PCR_COUNT 24
 #define KMS_PCR_HEX_MAX 128 /* a SHA-512 bank value in hex; we compare SHA-256 ones (64) */
 struct kms_attestation {
-    bool present;           /* `attestation:` written (even {}) */
-    char *ek_pem;           /* ekPublicKey; "" = learn */
-    bool has_pcrs;          /* pcrValues.pcrs written (even {}) */
-    uint32_t pcr_mask;      /* bit i: key "i" present */
-    char *pcr[KMS_PCR_COUNT]; /* lowercase hex; "" = learn; NULL when the key is absent */
+    bool present;                         /* `attestation:` written (even {}) */
+    char *ek_pem;                         /* ekPublicKey; "" = learn */
+    bool has_pcrs;                        /* pcrValues.pcrs written (even {}) */
+    uint32_t pcr_mask;                    /* bit i: key "i" present */
+    char *pcr[KMS_PCR_COUNT];             /* lowercase hex; "" = learn; NULL when the key is absent */
     char *enrolled_at, *last_verified_at; /* RFC 3339 text as written; "" when absent */
 };
 
 struct kms_volume {
-    char *name, *ns;   /* ns "" when absent */
-    char *tpm_hash;    /* lowercase */
+    char *name, *ns; /* ns "" when absent */
+    char *tpm_hash;  /* lowercase */
     bool quarantined;
     struct kms_attestation att;
     struct kms_partition *parts;
     size_t nparts;
-    const char *file;  /* path of the manifest, owned by the store's file entry or the loader */
-    unsigned line;     /* line of the document (its `kind:` key) */
+    const char *file;             /* path of the manifest, owned by the store's file entry or the loader */
+    unsigned line;                /* line of the document (its `kind:` key) */
     const struct kms_volume *dup; /* another object with this name, when there is one */
 };
 
@@ -113,27 +113,26 @@ void kms_volume_clear(struct kms_volume *v);
 
 /* A Secret manifest; values printable as UTF-8 go to stringData, the others to data (base64).
  * comment: one line (no user data) put first, or NULL. */
-void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
-                     const struct kms_kv *kv, size_t nkv);
+void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns, const struct kms_kv *kv,
+                     size_t nkv);
 
 /* Sets spec.quarantined of every SealedVolume holding tpm_hash in the manifest text buf by
  * editing that value in place (or adding the line to a block-style spec), then checks that the
  * result parses to the same records but those flags. *out (malloc'd) is the new text; 0 and
  * *changed = 0 when nothing needed changing (then *out is NULL). -ENOENT: no such volume;
  * -EINVAL: could not be done safely (logged with file:line). */
-int kms_text_set_quarantine(const char *buf, size_t len, const char *name, const char *tpm_hash,
-                            bool quarantined, char **out, size_t *out_len, int *changed);
+int kms_text_set_quarantine(const char *buf, size_t len, const char *name, const char *tpm_hash, bool quarantined,
+                            char **out, size_t *out_len, int *changed);
 
 /* ---- files in DIR ---- */
 /* Reads DIR/name (O_NOFOLLOW, regular, owned by us or root, not group/world-writable, at most
  * KMS_MAX_FILE_SIZE); *out NUL-terminated, caller wipes and frees; st gets its fstat. */
-int kms_dir_read(int dirfd, const char *dir, const char *name, char **out, size_t *len,
-                 struct stat *st);
+int kms_dir_read(int dirfd, const char *dir, const char *name, char **out, size_t *len, struct stat *st);
 /* Writes DIR/name atomically and durably (temp file, fsync, rename, fsync DIR). replace false:
  * -EEXIST when name exists. replace true: when expect is set, the file must still be that one
  * (same inode, size, mtime), else -EAGAIN. */
-int kms_dir_write(int dirfd, const char *dir, const char *name, const void *buf, size_t len,
-                  bool replace, const struct stat *expect);
+int kms_dir_write(int dirfd, const char *dir, const char *name, const void *buf, size_t len, bool replace,
+                  const struct stat *expect);
 /* "prefix-<name>.yaml" with characters outside [A-Za-z0-9._-] as '_' (NUL-terminated, malloc'd). */
 char *kms_file_name(const char *prefix, const char *name, unsigned attempt);
 
@@ -145,12 +144,12 @@ struct kms_file {
     ino_t ino;
     off_t size;
     struct timespec mtime, ctime;
-    bool racy;      /* read within 2 s of its mtime: read again next scan */
-    uint64_t digest; /* of the text last parsed: a racy re-read of the same text is not parsed */
-    bool loaded;    /* recs hold a good version (maybe an older one, see problem) */
+    bool racy;           /* read within 2 s of its mtime: read again next scan */
+    uint64_t digest;     /* of the text last parsed: a racy re-read of the same text is not parsed */
+    bool loaded;         /* recs hold a good version (maybe an older one, see problem) */
     const char *problem; /* NULL, or what is wrong with the current version (static text) */
-    bool known;     /* dev..ctime hold the version last looked at */
-    bool kept;      /* seen by the scan in progress */
+    bool known;          /* dev..ctime hold the version last looked at */
+    bool kept;           /* seen by the scan in progress */
     struct kms_records recs;
 };
 
@@ -161,7 +160,7 @@ struct kms_store {
     int poll_ms;
     int64_t last_scan_ms;
     bool scanned;
-    int last_refresh; /* 0, or the error of the last rescan (DIR could not be listed) */
+    int last_refresh;       /* 0, or the error of the last rescan (DIR could not be listed) */
     uint64_t reload_errors; /* rescans that failed, since open (metrics) */
     bool warned_too_many;
     struct kms_audit *audit;
@@ -193,7 +192,8 @@ int kms_volume_write(struct kms_store *s, const struct kms_volume *v, const char
 
 /* Fills out's code, outcome and error text (what the session layer words for the node) and
  * returns r, so a refusal is one line: return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, ...). */
-int kms_reply_set(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int kms_reply_set(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);
@@ -215,14 +215,11 @@ struct kms_secret_ref {
     char *clean_name, *clean_key; /* cleanKubeName of those */
     bool default_name;            /* the name is "<volume>-<label>" */
 };
-void kms_secret_ref_of(const struct kms_volume *v, const struct kms_partition *p,
-                       struct kms_secret_ref *ref);
+void kms_secret_ref_of(const struct kms_volume *v, const struct kms_partition *p, struct kms_secret_ref *ref);
 void kms_secret_ref_clear(struct kms_secret_ref *ref);
 /* The Secret object ref names (exact name first, then the clean one), or NULL. */
-const struct kms_secret_obj *kms_secret_ref_find(const struct kms_store *s,
-                                                 const struct kms_secret_ref *ref);
+const struct kms_secret_obj *kms_secret_ref_find(const struct kms_store *s, const struct kms_secret_ref *ref);
 /* The value of ref's key in o (exact key first, then the clean one), or NULL. */
-const struct kms_kv *kms_secret_ref_value(const struct kms_secret_obj *o,
-                                          const struct kms_secret_ref *ref);
+const struct kms_kv *kms_secret_ref_value(const struct kms_secret_obj *o, const struct kms_secret_ref *ref);
 
 #endif

@@ -66,9 +66,10 @@ static void check_keys(const struct kyaml_node *map, const char *what, const cha
             if (k && !strcmp(k, *f))
                 found = true;
             else if (k && !strcasecmp(k, *f)) {
-                log_warn("%s:%u:%u: %s: unknown field \"%s\" is ignored (did you mean \"%s\"? field names are case-sensitive)",
-                         kyaml_source(kyaml_value(map, i)), kyaml_line(kyaml_value(map, i)),
-                         kyaml_column(kyaml_value(map, i)), what, k, *f);
+                log_warn(
+                    "%s:%u:%u: %s: unknown field \"%s\" is ignored (did you mean \"%s\"? field names are case-sensitive)",
+                    kyaml_source(kyaml_value(map, i)), kyaml_line(kyaml_value(map, i)),
+                    kyaml_column(kyaml_value(map, i)), what, k, *f);
                 found = true;
             }
         }
@@ -136,7 +137,7 @@ void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v)
     dst->parts = v->nparts ? xcalloc(v->nparts, sizeof(*dst->parts)) : NULL;
     for (size_t i = 0; i < v->nparts; i++) {
         const struct kms_partition *p = &v->parts[i];
-        dst->parts[i] = (struct kms_partition){xstrdup(p->label), xstrdup(p->device_name), xstrdup(p->uuid),
+        dst->parts[i] = (struct kms_partition){xstrdup(p->label),       xstrdup(p->device_name), xstrdup(p->uuid),
                                                xstrdup(p->secret_name), xstrdup(p->secret_path), p->has_secret};
     }
     dst->att.ek_pem = dup_or_null(v->att.ek_pem);
@@ -178,8 +179,8 @@ static int parse_partition(const struct kyaml_node *n, const char *vname, size_t
         p->secret_path = xstrdup("");
     }
     if (!*p->label && !*p->device_name && !*p->uuid && !quiet)
-        log_warn("%s:%u:%u: %s: no label, deviceName or uuid: it matches no request",
-                 kyaml_source(n), kyaml_line(n), kyaml_column(n), what);
+        log_warn("%s:%u:%u: %s: no label, deviceName or uuid: it matches no request", kyaml_source(n), kyaml_line(n),
+                 kyaml_column(n), what);
     return 0;
 }
 
@@ -572,7 +573,8 @@ static bool volume_equal(const struct kms_volume *a, const struct kms_volume *b)
     if (a->att.present != b->att.present || a->att.has_pcrs != b->att.has_pcrs || a->att.pcr_mask != b->att.pcr_mask ||
         strcmp(a->att.ek_pem ? a->att.ek_pem : "", b->att.ek_pem ? b->att.ek_pem : "") ||
         strcmp(a->att.enrolled_at ? a->att.enrolled_at : "", b->att.enrolled_at ? b->att.enrolled_at : "") ||
-        strcmp(a->att.last_verified_at ? a->att.last_verified_at : "", b->att.last_verified_at ? b->att.last_verified_at : ""))
+        strcmp(a->att.last_verified_at ? a->att.last_verified_at : "",
+               b->att.last_verified_at ? b->att.last_verified_at : ""))
         return false;
     for (size_t i = 0; i < KMS_PCR_COUNT; i++)
         if (a->att.pcr_mask & (1u << i) && strcmp(a->att.pcr[i], b->att.pcr[i]))

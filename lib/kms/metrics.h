@@ -35,7 +35,7 @@ void kms_audit_set_metrics(struct kms_audit *a, struct kms_metrics *m);
 /* What the store holds now (no rescan). */
 struct kms_store_stats {
     size_t volumes, secrets, quarantined, pending;
-    size_t invalid_files;  /* manifest files not loaded (or not in their newest version) */
+    size_t invalid_files;   /* manifest files not loaded (or not in their newest version) */
     uint64_t reload_errors; /* rescans that could not list DIR, since start */
     bool ready;
 };

@@ -58,8 +58,7 @@ bool kms_text_ok(const char *s, size_t len)
         /* overlong, surrogates, beyond U+10FFFF, C1 controls, and what libyaml does not read
          * (BOM, U+FFFE, U+FFFF) */
         if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0) || cp == 0xfeff || cp == 0xfffe ||
-            cp == 0xffff)
+            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0) || cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
             return false;
         p += need + 1;
     }
@@ -73,8 +72,8 @@ char *kms_file_name(const char *prefix, const char *name, unsigned attempt)
 
     /* At most 200 bytes of the name: file names stay under NAME_MAX with any suffix. */
     for (const char *c = name; *c && n < sizeof(buf) - 40 && c - name < 200; c++) {
-        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                  *c == '-' || *c == '_' || (*c == '.' && c != name);
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
+                  *c == '_' || (*c == '.' && c != name);
         buf[n++] = ok ? *c : '_';
     }
     if (attempt)

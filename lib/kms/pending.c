@@ -57,8 +57,7 @@ static int pending_parse(const char *text, size_t len, const char *name, struct 
     for (size_t i = 0; kyaml_type(pcrs) == KYAML_MAP && i < kyaml_count(pcrs); i++) {
         const char *k = kyaml_key(pcrs, i), *v = NULL;
         uint32_t idx;
-        if (!k || parse_u32(k, 23, &idx) < 0 || kyaml_node_str(kyaml_value(pcrs, i), "pcr", &v) < 0 ||
-            strlen(v) != 64)
+        if (!k || parse_u32(k, 23, &idx) < 0 || kyaml_node_str(kyaml_value(pcrs, i), "pcr", &v) < 0 || strlen(v) != 64)
             continue;
         p->pcr_mask |= 1u << idx;
         snprintf(p->pcr[idx], sizeof(p->pcr[idx]), "%s", v);
@@ -230,8 +229,8 @@ static int approve_partition(struct kms_store *s, const struct kms_volume *v, co
     nv.parts = realloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
     if (!nv.parts)
         abort();
-    nv.parts[nv.nparts++] = (struct kms_partition){xstrdup(p->label), xstrdup(p->device_name), xstrdup(p->uuid),
-                                                   xstrdup(""), xstrdup(""), false};
+    nv.parts[nv.nparts++] = (struct kms_partition){
+        xstrdup(p->label), xstrdup(p->device_name), xstrdup(p->uuid), xstrdup(""), xstrdup(""), false};
     r = kms_volume_write(s, &nv, vfile);
     kms_volume_clear(&nv);
     if (r == -EXDEV)

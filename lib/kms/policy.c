@@ -17,11 +17,20 @@
 const char *kms_code_name(enum kms_code c)
 {
     static const char *const names[] = {
-        [KMS_C_OK] = "ok", [KMS_C_BAD_REQUEST] = "bad-request", [KMS_C_NO_VOLUME] = "no-volume",
-        [KMS_C_NO_SECRET] = "no-secret", [KMS_C_NO_KEY] = "no-key", [KMS_C_QUARANTINED] = "quarantined",
-        [KMS_C_CONFLICT] = "conflict", [KMS_C_EXISTS] = "exists", [KMS_C_FORBIDDEN] = "forbidden",
-        [KMS_C_STORE] = "store-error", [KMS_C_EK_MISMATCH] = "ek-mismatch", [KMS_C_PCR_MISMATCH] = "pcr-mismatch",
-        [KMS_C_PCR_MISSING] = "pcr-missing", [KMS_C_NOT_ENROLLED] = "not-enrolled",
+        [KMS_C_OK] = "ok",
+        [KMS_C_BAD_REQUEST] = "bad-request",
+        [KMS_C_NO_VOLUME] = "no-volume",
+        [KMS_C_NO_SECRET] = "no-secret",
+        [KMS_C_NO_KEY] = "no-key",
+        [KMS_C_QUARANTINED] = "quarantined",
+        [KMS_C_CONFLICT] = "conflict",
+        [KMS_C_EXISTS] = "exists",
+        [KMS_C_FORBIDDEN] = "forbidden",
+        [KMS_C_STORE] = "store-error",
+        [KMS_C_EK_MISMATCH] = "ek-mismatch",
+        [KMS_C_PCR_MISMATCH] = "pcr-mismatch",
+        [KMS_C_PCR_MISSING] = "pcr-missing",
+        [KMS_C_NOT_ENROLLED] = "not-enrolled",
     };
     return (unsigned)c < sizeof(names) / sizeof(names[0]) && names[c] ? names[c] : "?";
 }
@@ -86,7 +95,7 @@ static bool normalize_hash(const struct kms_request *req, char hash[65])
         return false;
     for (size_t i = 0; i < 64; i++)
         hash[i] = (char)(req->tpm_hash[i] >= 'A' && req->tpm_hash[i] <= 'F' ? req->tpm_hash[i] - 'A' + 'a'
-                                                                             : req->tpm_hash[i]);
+                                                                            : req->tpm_hash[i]);
     hash[64] = '\0';
     return true;
 }
@@ -110,12 +119,15 @@ static int check_volume(const struct kms_volume *v, const struct kms_partition *
 {
     out->volume = xstrdup(v->name);
     if (v->dup) {
-        log_error("SealedVolume %s is defined in both %s:%u and %s:%u; refusing its nodes", v->name, v->file,
-                  v->line, v->dup->file, v->dup->line);
-        return (detail_object(out, v->name, false), kms_reply_set(out, KMS_C_CONFLICT, -ENOTUNIQ, "SealedVolume %s is defined more than once on the server", v->name));
+        log_error("SealedVolume %s is defined in both %s:%u and %s:%u; refusing its nodes", v->name, v->file, v->line,
+                  v->dup->file, v->dup->line);
+        return (detail_object(out, v->name, false),
+                kms_reply_set(out, KMS_C_CONFLICT, -ENOTUNIQ, "SealedVolume %s is defined more than once on the server",
+                              v->name));
     }
     if (v->quarantined)
-        return (detail_label(out, p->label), kms_reply_set(out, KMS_C_QUARANTINED, -EACCES, "quarantined: %s", p->label));
+        return (detail_label(out, p->label),
+                kms_reply_set(out, KMS_C_QUARANTINED, -EACCES, "quarantined: %s", p->label));
     return 0;
 }
 
@@ -131,7 +143,8 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     (void)kms_store_refresh_locked(s, false); /* on failure the previous records answer */
     v = find_volume_for(s, hash, req, &p);
     if (!v)
-        return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, "no volume found with data from request and hash: %s", hash);
+        return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, "no volume found with data from request and hash: %s",
+                             hash);
     r = check_volume(v, p, out);
     if (r < 0)
         return r;
@@ -139,24 +152,28 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
      * only to a TPM that proves its boot too (/tpm-attestation), else G1 would bypass the pin. */
     for (unsigned i = 0; v->att.present && i < KMS_PCR_COUNT; i++)
         if (v->att.pcr_mask & (1u << i) && v->att.pcr[i] && *v->att.pcr[i])
-            return kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
-                         "SealedVolume %s pins PCR values: this TPM must attest its boot on /tpm-attestation (G3)",
-                         v->name);
+            return kms_reply_set(
+                out, KMS_C_FORBIDDEN, -EPERM,
+                "SealedVolume %s pins PCR values: this TPM must attest its boot on /tpm-attestation (G3)", v->name);
     kms_secret_ref_of(v, p, &ref);
     o = kms_secret_ref_find(s, &ref);
     if (!o)
-        return (detail_label(out, p->label), detail_object(out, ref.name, true), kms_reply_set(out, KMS_C_NO_SECRET, -ENOENT, "No secret found for %s and %s", hash, p->label));
+        return (detail_label(out, p->label), detail_object(out, ref.name, true),
+                kms_reply_set(out, KMS_C_NO_SECRET, -ENOENT, "No secret found for %s and %s", hash, p->label));
     out->secret_name = xstrdup(o->name);
     if (o->dup) {
         log_error("Secret %s is defined in both %s:%u and %s:%u; refusing to choose", o->name, o->file, o->line,
                   o->dup->file, o->dup->line);
-        return (detail_object(out, o->name, true), kms_reply_set(out, KMS_C_CONFLICT, -ENOTUNIQ, "Secret %s is defined more than once on the server", o->name));
+        return (detail_object(out, o->name, true),
+                kms_reply_set(out, KMS_C_CONFLICT, -ENOTUNIQ, "Secret %s is defined more than once on the server",
+                              o->name));
     }
     /* docs/upstream.md §9.9: a Secret without the key (or with an empty value) is an explicit error, not an
      * empty passphrase that a G1 client would answer by posting a new one forever. */
     kv = kms_secret_ref_value(o, &ref);
     if (!kv || kv->value->len == 0)
-        return (snprintf(out->detail.key, sizeof(out->detail.key), "%s", ref.key), kms_reply_set(out, KMS_C_NO_KEY, -ENODATA, "passphrase not found in secret at key: %s", ref.key));
+        return (snprintf(out->detail.key, sizeof(out->detail.key), "%s", ref.key),
+                kms_reply_set(out, KMS_C_NO_KEY, -ENODATA, "passphrase not found in secret at key: %s", ref.key));
     out->passphrase = secret_new_copy(kv->value->data, kv->value->len);
     gb = kms_secret_get(o, "generated_by");
     out->generated_by = xcalloc(1, gb ? gb->value->len + 1 : 1);
@@ -188,7 +205,8 @@ int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_
         nrq = *req;
         nrq.tpm_hash = valid ? hash : req->tpm_hash; /* the audit shows the hash as compared */
     }
-    audit(s, "getPass", req ? &nrq : NULL, out, out->generated_by && *out->generated_by ? "passphrase sent (generated_by set)" : "passphrase sent");
+    audit(s, "getPass", req ? &nrq : NULL, out,
+          out->generated_by && *out->generated_by ? "passphrase sent (generated_by set)" : "passphrase sent");
     return r;
 }
 
@@ -241,9 +259,10 @@ int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *sel
                      "(%s:%u) of another TPM; not stored",
                      action, hash, self->name, ref->clean_name, v->name, v->file, v->line);
             out->secret_name = xstrdup(ref->clean_name);
-            return kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
-                         "secret %s is referenced by another TPM's SealedVolume; the posted passphrase was not stored",
-                         ref->clean_name);
+            return kms_reply_set(
+                out, KMS_C_FORBIDDEN, -EPERM,
+                "secret %s is referenced by another TPM's SealedVolume; the posted passphrase was not stored",
+                ref->clean_name);
         }
     }
     return 0;
@@ -266,8 +285,7 @@ static bool is_tpm_ciphertext(const struct secret *pass)
 }
 
 static int post_pass_locked(struct kms_store *s, const struct kms_request *req, const char *hash,
-                            const struct secret *pass, const char *generated_by, struct kms_reply *out,
-                            char **file)
+                            const struct secret *pass, const char *generated_by, struct kms_reply *out, char **file)
 {
     _cleanup_(kms_secret_ref_clear) struct kms_secret_ref ref = {0};
     const struct kms_partition *p = NULL;
@@ -292,10 +310,11 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
      * may be shared with other nodes (a fleet key) and is the operator's to fill. */
     if (!ref.default_name) {
         out->secret_name = xstrdup(ref.name);
-        return kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
-                     "secret %s is named by the operator (secret.name of %s): nodes may only store a generated key "
-                     "under the default name",
-                     ref.name, p->label);
+        return kms_reply_set(
+            out, KMS_C_FORBIDDEN, -EPERM,
+            "secret %s is named by the operator (secret.name of %s): nodes may only store a generated key "
+            "under the default name",
+            ref.name, p->label);
     }
     r = kms_check_other_tpms(s, v, hash, &ref, "/postPass", out);
     if (r < 0)
@@ -303,7 +322,9 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
     o = kms_secret_ref_find(s, &ref);
     if (o) {
         out->secret_name = xstrdup(o->name);
-        return (detail_object(out, o->name, true), kms_reply_set(out, KMS_C_EXISTS, -EEXIST, "secret %s already exists; the posted passphrase was ignored", o->name));
+        return (detail_object(out, o->name, true),
+                kms_reply_set(out, KMS_C_EXISTS, -EEXIST, "secret %s already exists; the posted passphrase was ignored",
+                              o->name));
     }
     /* The default name is written as upstream writes it (a valid Kubernetes name, found by
      * upstream too). */
@@ -318,12 +339,15 @@ static int post_pass_locked(struct kms_store *s, const struct kms_request *req, 
     {
         struct secret gb = {strlen(generated_by), strlen(generated_by), (uint8_t *)generated_by};
         struct kms_kv kv[2] = {{ref.key, (struct secret *)pass}, {(char *)"generated_by", &gb}};
-        r = kms_write_new_secret(s, "kairos-kms: passphrase posted by a node on /postPass (TPM-encrypted when "
-                                    "generated_by is tpm)",
+        r = kms_write_new_secret(s,
+                                 "kairos-kms: passphrase posted by a node on /postPass (TPM-encrypted when "
+                                 "generated_by is tpm)",
                                  name, *v->ns ? v->ns : "default", kv, 2, file);
     }
     if (r == -EEXIST)
-        return (detail_object(out, name, true), kms_reply_set(out, KMS_C_EXISTS, r, "secret %s already exists; the posted passphrase was ignored", name));
+        return (
+            detail_object(out, name, true),
+            kms_reply_set(out, KMS_C_EXISTS, r, "secret %s already exists; the posted passphrase was ignored", name));
     if (r < 0)
         return kms_reply_set(out, KMS_C_STORE, r, "failed storing secret %s", name);
     log_info("stored the passphrase posted for %s (%.64s) as Secret %s in %s/%s", hash, label, name, s->dir, *file);
@@ -349,21 +373,25 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
     if (!valid)
         r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
     else if (!pass || pass->len == 0)
-        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: doesn't contain any passphrase");
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL,
+                          "invalid answer from client: doesn't contain any passphrase");
     else if (pass->len > KMS_MAX_VALUE || !kms_text_ok((const char *)pass->data, pass->len))
-        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: the passphrase is not printable text of at most %u bytes",
-                  KMS_MAX_VALUE);
+        r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL,
+                          "invalid answer from client: the passphrase is not printable text of at most %u bytes",
+                          KMS_MAX_VALUE);
     else if (strlen(generated_by) > MAX_GENERATED_BY || !kms_text_ok(generated_by, strlen(generated_by)))
         r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid answer from client: bad generated_by");
     /* Unlike upstream: only a key the node's TPM encrypted is stored, never a plaintext one. */
     else if (strcmp(generated_by, "tpm"))
-        r = kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
-                  "invalid answer from client: generated_by must be tpm (only a node's TPM-encrypted key is stored)");
+        r = kms_reply_set(
+            out, KMS_C_FORBIDDEN, -EPERM,
+            "invalid answer from client: generated_by must be tpm (only a node's TPM-encrypted key is stored)");
     else if (!is_tpm_ciphertext(pass))
-        r = kms_reply_set(out, KMS_C_FORBIDDEN, -EPERM,
-                  "invalid answer from client: the passphrase is not a TPM ciphertext (base64url of %u bytes, %u "
-                  "characters)",
-                  TPM_CIPHERTEXT_LEN, TPM_CIPHERTEXT_WIRE_LEN);
+        r = kms_reply_set(
+            out, KMS_C_FORBIDDEN, -EPERM,
+            "invalid answer from client: the passphrase is not a TPM ciphertext (base64url of %u bytes, %u "
+            "characters)",
+            TPM_CIPHERTEXT_LEN, TPM_CIPHERTEXT_WIRE_LEN);
     else {
         pthread_mutex_lock(&s->lock);
         r = post_pass_locked(s, req, hash, pass, generated_by, out, &file);

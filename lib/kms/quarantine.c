@@ -69,8 +69,8 @@ static size_t offset_of(const char *b, size_t len, unsigned line, unsigned col)
 
 static int refuse(struct edits *ed, const struct kyaml_node *n, const char *why)
 {
-    ed->r = log_error_errno(-EINVAL, "%s:%u:%u: cannot set quarantined safely (%s); edit that line by hand",
-                            ed->name, kyaml_line(n), kyaml_column(n), why);
+    ed->r = log_error_errno(-EINVAL, "%s:%u:%u: cannot set quarantined safely (%s); edit that line by hand", ed->name,
+                            kyaml_line(n), kyaml_column(n), why);
     return ed->r;
 }
 
@@ -238,11 +238,12 @@ int kms_text_set_quarantine(const char *buf, size_t len, const char *name, const
         kms_buf_add(&nb, buf + pos, len - pos);
         r = kms_manifest_load_quiet(nb.p, nb.len, name, &after);
         if (r >= 0 && !kms_records_equal(&before, &after))
-            r = log_error_errno(-EINVAL, "%s: setting quarantined in place would change more than that field; edit the file by hand",
-                                name);
+            r = log_error_errno(
+                -EINVAL, "%s: setting quarantined in place would change more than that field; edit the file by hand",
+                name);
         else if (r < 0)
-            r = log_error_errno(r, "%s: setting quarantined in place gave a manifest that does not parse; edit the file by hand",
-                                name);
+            r = log_error_errno(
+                r, "%s: setting quarantined in place gave a manifest that does not parse; edit the file by hand", name);
     }
     kms_records_clear(&before);
     kms_records_clear(&after);

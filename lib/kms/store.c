@@ -181,14 +181,15 @@ static void build_index(struct kms_store *s)
                   a->name, a->file, a->line, b->file, b->line);
     }
     for (size_t i = 1; i < s->nsecrets; i++) {
-        struct kms_secret_obj *a = (struct kms_secret_obj *)s->secrets[i - 1], *b = (struct kms_secret_obj *)s->secrets[i];
+        struct kms_secret_obj *a = (struct kms_secret_obj *)s->secrets[i - 1],
+                              *b = (struct kms_secret_obj *)s->secrets[i];
         if (strcmp(a->name, b->name))
             continue;
         if (!a->dup)
             a->dup = b;
         b->dup = a;
-        log_error("Secret %s is defined twice: %s:%u and %s:%u; requests for it are refused until one goes",
-                  a->name, a->file, a->line, b->file, b->line);
+        log_error("Secret %s is defined twice: %s:%u and %s:%u; requests for it are refused until one goes", a->name,
+                  a->file, a->line, b->file, b->line);
     }
 }
 
@@ -249,8 +250,8 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
     s->scanned = true;
     if (n > KMS_MAX_FILES) {
         if (!s->warned_too_many)
-            log_error("%s: more than %d manifest files; only the first %d by name are loaded", s->dir,
-                      KMS_MAX_FILES, KMS_MAX_FILES);
+            log_error("%s: more than %d manifest files; only the first %d by name are loaded", s->dir, KMS_MAX_FILES,
+                      KMS_MAX_FILES);
         s->warned_too_many = true;
         for (size_t i = KMS_MAX_FILES; i < n; i++)
             free(names[i]);
@@ -446,17 +447,17 @@ void kms_store_free(struct kms_store *s)
 const char *kms_store_dir(const struct kms_store *s) { return s->dir; }
 
 /* First index entry named name in a sorted array of records (the name is their first member). */
-#define LOWER_BOUND(arr, n, name, out)                                                            \
-    do {                                                                                          \
-        size_t lo_ = 0, hi_ = (n);                                                                \
-        while (lo_ < hi_) {                                                                       \
-            size_t mid_ = (lo_ + hi_) / 2;                                                        \
-            if (strcmp((arr)[mid_]->name, (name)) < 0)                                            \
-                lo_ = mid_ + 1;                                                                   \
-            else                                                                                  \
-                hi_ = mid_;                                                                       \
-        }                                                                                         \
-        (out) = lo_ < (n) && !strcmp((arr)[lo_]->name, (name)) ? (arr)[lo_] : NULL;               \
+#define LOWER_BOUND(arr, n, name, out)                                              \
+    do {                                                                            \
+        size_t lo_ = 0, hi_ = (n);                                                  \
+        while (lo_ < hi_) {                                                         \
+            size_t mid_ = (lo_ + hi_) / 2;                                          \
+            if (strcmp((arr)[mid_]->name, (name)) < 0)                              \
+                lo_ = mid_ + 1;                                                     \
+            else                                                                    \
+                hi_ = mid_;                                                         \
+        }                                                                           \
+        (out) = lo_ < (n) && !strcmp((arr)[lo_]->name, (name)) ? (arr)[lo_] : NULL; \
     } while (0)
 
 const struct kms_secret_obj *kms_store_find_secret(const struct kms_store *s, const char *name)

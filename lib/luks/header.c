@@ -182,10 +182,7 @@ static int fd_read_at(void *ctx, void *buf, size_t n, uint64_t off)
     return 0;
 }
 
-int luks_header_read_fd(int fd, struct luks_header *out)
-{
-    return luks_header_probe(fd_read_at, &fd, out);
-}
+int luks_header_read_fd(int fd, struct luks_header *out) { return luks_header_probe(fd_read_at, &fd, out); }
 
 int luks_header_read(const char *path, struct luks_header *out)
 {

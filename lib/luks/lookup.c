@@ -33,8 +33,7 @@ const char *luks_part_label(const struct luks_part *p)
     return "";
 }
 
-int luks_find_by_label(const struct luks_part *parts, size_t n, const char *label,
-                       const struct luks_part **out)
+int luks_find_by_label(const struct luks_part *parts, size_t n, const char *label, const struct luks_part **out)
 {
     const char *partlabel;
     const struct luks_part *found = NULL;
@@ -55,16 +54,14 @@ int luks_find_by_label(const struct luks_part *parts, size_t n, const char *labe
             found = &parts[i];
     if (!found) {
         if (partlabel)
-            return log_error_errno(-ENOENT, "no partition has the label %s or the name %s", label,
-                                   partlabel);
+            return log_error_errno(-ENOENT, "no partition has the label %s or the name %s", label, partlabel);
         return log_error_errno(-ENOENT, "no partition has the label %s", label);
     }
     *out = found;
     return 0;
 }
 
-size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, size_t n,
-                        const struct luks_part **out)
+size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, size_t n, const struct luks_part **out)
 {
     size_t k = 0;
 

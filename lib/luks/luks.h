@@ -61,8 +61,7 @@ void luks_uuid_v5(const char *name, char out[LUKS_UUID_STR]);
  * header) with the PBKDF of kind. Destroys what was on device, an existing LUKS header included:
  * the caller refuses already-encrypted devices unless forced (luks_header_read, docs/upstream.md
  * §8). */
-int luks_format(const char *device, const char *label, const struct secret *pass,
-                enum luks_pbkdf kind);
+int luks_format(const char *device, const char *label, const struct secret *pass, enum luks_pbkdf kind);
 
 /* Checks pass against every keyslot of device without device-mapper (works on image files and on
  * hosts without dm). On success *slot (if not NULL) is the keyslot that matched. -EPERM for a
@@ -97,8 +96,8 @@ typedef int (*luks_progress_fn)(uint64_t done, uint64_t total, void *ctx);
  * our header with the same label is resumed, not refused. progress may be NULL. The temporary
  * header lives in a memfd reached through /proc/self/fd, never on disk; libcryptsetup locks
  * metadata under /run/cryptsetup, so /run must exist (it does in every initramfs we build). */
-int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass,
-                          enum luks_pbkdf kind, luks_progress_fn progress, void *ctx);
+int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass, enum luks_pbkdf kind,
+                          luks_progress_fn progress, void *ctx);
 
 /* 1 when device is a LUKS2 volume whose encryption in place was interrupted (a power loss, or
  * progress said stop) and can be resumed by luks_encrypt_in_place, 0 when not (no LUKS2, or no
@@ -168,13 +167,11 @@ const char *luks_part_label(const struct luks_part *p);
 /* Finds the device whose filesystem or LUKS label is label; for COS_OEM / COS_PERSISTENT with no
  * such label, the partition named oem / persistent (upstream G3, docs/upstream.md §3.1). *out points into parts.
  * -ENOENT (logged) when nothing matches. */
-int luks_find_by_label(const struct luks_part *parts, size_t n, const char *label,
-                       const struct luks_part **out);
+int luks_find_by_label(const struct luks_part *parts, size_t n, const char *label, const struct luks_part **out);
 
 /* Fills out (room for n pointers into parts) with the locked LUKS devices: fs crypto_LUKS, no
  * <root>/dev/mapper/<name> and nothing stacked on them. Returns how many. */
-size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, size_t n,
-                        const struct luks_part **out);
+size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, size_t n, const struct luks_part **out);
 
 /* ---- systemd's LUKS2 tokens (token.c): systemd-tpm2 and systemd-recovery ----
  * The JSON systemd-cryptenroll writes (systemd v252 src/shared/tpm2-util.c tpm2_make_luks2_json,
@@ -188,17 +185,17 @@ size_t luks_list_locked(const char *root_prefix, const struct luks_part *parts, 
 /* A systemd-tpm2 token. Reading it refuses what this implementation cannot open (sharded blobs,
  * signed PCR policies, pcrlock, banks other than SHA-256) with a one-line error. */
 struct luks_tpm2_token {
-    int token;             /* LUKS2 token number; -1 until stored */
-    int keyslot;           /* "keyslots": ["N"] */
-    uint8_t *blob;         /* tpm2-blob, decoded (malloc'd) */
+    int token;     /* LUKS2 token number; -1 until stored */
+    int keyslot;   /* "keyslots": ["N"] */
+    uint8_t *blob; /* tpm2-blob, decoded (malloc'd) */
     size_t blob_len;
-    uint32_t pcr_mask;     /* tpm2-pcrs */
-    bool primary_rsa;      /* tpm2-primary-alg "rsa" (absent or "ecc": false) */
-    bool srk;              /* tpm2_srk present: parent is the persistent SRK (systemd >= 254) */
-    bool pin;              /* tpm2-pin */
-    uint8_t salt[64];      /* tpm2_salt (systemd >= 253); salt_len 0 = none */
+    uint32_t pcr_mask; /* tpm2-pcrs */
+    bool primary_rsa;  /* tpm2-primary-alg "rsa" (absent or "ecc": false) */
+    bool srk;          /* tpm2_srk present: parent is the persistent SRK (systemd >= 254) */
+    bool pin;          /* tpm2-pin */
+    uint8_t salt[64];  /* tpm2_salt (systemd >= 253); salt_len 0 = none */
     size_t salt_len;
-    uint8_t policy[32];    /* tpm2-policy-hash */
+    uint8_t policy[32]; /* tpm2-policy-hash */
 };
 void luks_tpm2_token_clear(struct luks_tpm2_token *t);
 

@@ -39,8 +39,7 @@ int luks_check_exists(const char *path);
 
 /* libblkid: the superblock TYPE of path ("" if none) and, when the filesystem says, its size in
  * bytes (0 if unknown) and block size. 0 or -errno. */
-int luks_probe_fs(const char *path, char *type, size_t type_size, uint64_t *fs_size,
-                  uint64_t *block_size);
+int luks_probe_fs(const char *path, char *type, size_t type_size, uint64_t *fs_size, uint64_t *block_size);
 /* Erases every filesystem/RAID signature libblkid finds on path, as cryptsetup luksFormat does,
  * so no stale superblock makes the new LUKS header ambiguous. 0 or -errno (logged). */
 int luks_wipe_signatures(const char *path);

@@ -54,19 +54,15 @@ static int probe_superblocks(int fd, blkid_probe *out)
         return -EIO;
     }
     blkid_probe_enable_superblocks(pr, 1);
-    blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL |
-                                              BLKID_SUBLKS_UUID | BLKID_SUBLKS_FSINFO);
+    blkid_probe_set_superblocks_flags(pr,
+                                      BLKID_SUBLKS_TYPE | BLKID_SUBLKS_LABEL | BLKID_SUBLKS_UUID | BLKID_SUBLKS_FSINFO);
     blkid_probe_enable_partitions(pr, 0);
     *out = pr;
     switch (blkid_do_safeprobe(pr)) {
-    case 0:
-        return 0;
-    case 1:
-        return 1;
-    case -2: /* two signatures that disagree: report nothing rather than guess */
-        return 1;
-    default:
-        return -EIO;
+    case 0: return 0;
+    case 1: return 1;
+    case -2: /* two signatures that disagree: report nothing rather than guess */ return 1;
+    default: return -EIO;
     }
 }
 
@@ -92,8 +88,7 @@ int luks_probe_fd(int fd, struct luks_probe *out)
     return 0;
 }
 
-int luks_probe_fs(const char *path, char *type, size_t type_size, uint64_t *fs_size,
-                  uint64_t *block_size)
+int luks_probe_fs(const char *path, char *type, size_t type_size, uint64_t *fs_size, uint64_t *block_size)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct luks_probe p;
@@ -110,8 +105,7 @@ int luks_probe_fs(const char *path, char *type, size_t type_size, uint64_t *fs_s
     return 0;
 }
 
-int luks_probe_gpt_entry(const char *disk_path, int partno, char *name, size_t name_size,
-                         char *uuid, size_t uuid_size)
+int luks_probe_gpt_entry(const char *disk_path, int partno, char *name, size_t name_size, char *uuid, size_t uuid_size)
 {
     _cleanup_probe_ blkid_probe pr = NULL;
     blkid_partlist ls;

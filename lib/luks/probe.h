@@ -22,7 +22,6 @@ int luks_probe_fd(int fd, struct luks_probe *out);
 
 /* The GPT (or MBR) entry partno of the disk at disk_path: name (PARTLABEL) and uuid (PARTUUID).
  * -ENOENT when the disk has no such entry. Logs nothing. */
-int luks_probe_gpt_entry(const char *disk_path, int partno, char *name, size_t name_size,
-                         char *uuid, size_t uuid_size);
+int luks_probe_gpt_entry(const char *disk_path, int partno, char *name, size_t name_size, char *uuid, size_t uuid_size);
 
 #endif

@@ -23,10 +23,7 @@
 #define MIB (1024.0 * 1024.0)
 #define DATA_SHIFT_BYTES (LUKS_REDUCE_BYTES / 2)
 
-static void crypt_freep(struct crypt_device **cd)
-{
-    crypt_free(*cd);
-}
+static void crypt_freep(struct crypt_device **cd) { crypt_free(*cd); }
 #define _cleanup_crypt_ _cleanup_(crypt_freep)
 
 struct progress_ctx {
@@ -97,20 +94,17 @@ static int check_precondition(const char *device, uint32_t *sector_size)
     fd = open(device, O_RDONLY | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
     if (fd < 0)
         return log_error_errno(-errno, "%s: cannot open: %s", device,
-                               errno == EBUSY ? "in use (mounted or mapped); unmount it first"
-                                              : strerror(errno));
+                               errno == EBUSY ? "in use (mounted or mapped); unmount it first" : strerror(errno));
     r = device_size(fd, &size);
     if (r < 0)
         return log_error_errno(r, "%s: cannot read the size: %m", device);
     if (luks_header_read_fd(fd, &hdr) == 0)
-        return log_error_errno(-EEXIST, "%s: already a LUKS%d device (label '%s')", device,
-                               hdr.version, hdr.label);
+        return log_error_errno(-EEXIST, "%s: already a LUKS%d device (label '%s')", device, hdr.version, hdr.label);
     r = luks_probe_fs(device, type, sizeof(type), &fs_size, &block_size);
     if (r < 0)
         return r;
     if (!type[0])
-        return log_error_errno(-EINVAL, "%s: no filesystem found to keep; format it instead",
-                               device);
+        return log_error_errno(-EINVAL, "%s: no filesystem found to keep; format it instead", device);
     if (!fs_size)
         return log_error_errno(-EOPNOTSUPP,
                                "%s: cannot tell how much of the device the %s filesystem uses "
@@ -130,9 +124,8 @@ static int check_precondition(const char *device, uint32_t *sector_size)
 
 /* Writes a new header for device into the detached header file hdr_path and initialises the
  * reencryption there. Returns the keyslot of pass. */
-static int init_detached(const char *device, const char *hdr_path, const char *label,
-                         const struct secret *pass, enum luks_pbkdf kind,
-                         struct crypt_params_reencrypt *params)
+static int init_detached(const char *device, const char *hdr_path, const char *label, const struct secret *pass,
+                         enum luks_pbkdf kind, struct crypt_params_reencrypt *params)
 {
     _cleanup_crypt_ struct crypt_device *cd = NULL;
     char uuid[LUKS_UUID_STR];
@@ -146,29 +139,23 @@ static int init_detached(const char *device, const char *hdr_path, const char *l
     luks_uuid_v5(label, uuid);
     r = crypt_init(&cd, hdr_path);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot create the temporary header: %s", device,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot create the temporary header: %s", device, luks_cs_reason(r));
     r = crypt_set_data_offset(cd, DATA_SHIFT_BYTES / 512);
     if (r >= 0)
         r = luks_set_pbkdf(cd, kind);
     if (r >= 0)
-        r = crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid, NULL,
-                         LUKS_VOLUME_KEY_BYTES, &luks2);
+        r = crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid, NULL, LUKS_VOLUME_KEY_BYTES, &luks2);
     if (r >= 0)
         r = crypt_persistent_flags_set(cd, CRYPT_FLAGS_ACTIVATION, CRYPT_ACTIVATE_ALLOW_DISCARDS);
     if (r < 0)
         return log_error_errno(r, "%s: cannot write a LUKS2 header: %s", device, luks_cs_reason(r));
-    slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)pass->data,
-                                           pass->len);
+    slot = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)pass->data, pass->len);
     if (slot < 0)
-        return log_error_errno(slot, "%s: cannot add the passphrase keyslot: %s", device,
-                               luks_cs_reason(slot));
-    r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len,
-                                           CRYPT_ANY_SLOT, slot, LUKS_CIPHER, LUKS_CIPHER_MODE,
-                                           params);
+        return log_error_errno(slot, "%s: cannot add the passphrase keyslot: %s", device, luks_cs_reason(slot));
+    r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len, CRYPT_ANY_SLOT, slot,
+                                           LUKS_CIPHER, LUKS_CIPHER_MODE, params);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot prepare the encryption: %s", device,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot prepare the encryption: %s", device, luks_cs_reason(r));
     return slot;
 }
 
@@ -188,8 +175,7 @@ static int run(struct crypt_device *cd, const char *device, luks_progress_fn pro
 }
 
 /* An encryption interrupted earlier (power loss, or progress said stop): finish it. */
-static int resume(const char *device, const struct secret *pass, luks_progress_fn progress,
-                  void *ctx)
+static int resume(const char *device, const struct secret *pass, luks_progress_fn progress, void *ctx)
 {
     _cleanup_crypt_ struct crypt_device *cd = NULL;
     struct crypt_params_reencrypt params = {0};
@@ -200,8 +186,7 @@ static int resume(const char *device, const struct secret *pass, luks_progress_f
     if (r >= 0)
         r = crypt_load(cd, CRYPT_LUKS2, NULL);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot read the LUKS2 header: %s", device,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot read the LUKS2 header: %s", device, luks_cs_reason(r));
     ri = crypt_reencrypt_status(cd, &params);
     if (ri == CRYPT_REENCRYPT_NONE)
         return log_error_errno(-EEXIST, "%s: already a LUKS2 device", device);
@@ -210,8 +195,8 @@ static int resume(const char *device, const struct secret *pass, luks_progress_f
     if (ri == CRYPT_REENCRYPT_CRASH) {
         struct crypt_params_reencrypt rec = {.flags = CRYPT_REENCRYPT_RECOVERY};
         log_info("%s: recovering an interrupted encryption", device);
-        r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len,
-                                               CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &rec);
+        r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len, CRYPT_ANY_SLOT,
+                                               CRYPT_ANY_SLOT, NULL, NULL, &rec);
         if (r < 0)
             return log_error_errno(r, "%s: cannot recover the interrupted encryption: %s", device,
                                    r == -EPERM ? "wrong passphrase" : luks_cs_reason(r));
@@ -219,8 +204,8 @@ static int resume(const char *device, const struct secret *pass, luks_progress_f
         return log_error_errno(-EINVAL, "%s: unusable reencryption state", device);
     }
     params = (struct crypt_params_reencrypt){.flags = CRYPT_REENCRYPT_RESUME_ONLY};
-    r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len,
-                                           CRYPT_ANY_SLOT, CRYPT_ANY_SLOT, NULL, NULL, &params);
+    r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len, CRYPT_ANY_SLOT,
+                                           CRYPT_ANY_SLOT, NULL, NULL, &params);
     if (r < 0)
         return log_error_errno(r, "%s: cannot resume the encryption: %s", device,
                                r == -EPERM ? "wrong passphrase" : luks_cs_reason(r));
@@ -246,8 +231,8 @@ int luks_reencrypt_pending(const char *device)
     return crypt_reencrypt_status(cd, &params) != CRYPT_REENCRYPT_NONE;
 }
 
-int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass,
-                          enum luks_pbkdf kind, luks_progress_fn progress, void *ctx)
+int luks_encrypt_in_place(const char *device, const char *label, const struct secret *pass, enum luks_pbkdf kind,
+                          luks_progress_fn progress, void *ctx)
 {
     _cleanup_crypt_ struct crypt_device *cd = NULL;
     _cleanup_close_ int hdr_fd = -1;
@@ -272,8 +257,7 @@ int luks_encrypt_in_place(const char *device, const char *label, const struct se
         return log_error_errno(-EINVAL, "%s: refusing an empty passphrase", device);
     luks_cs_begin();
     /* Our own header from an interrupted run (same label): finish that run. */
-    if (label && luks_header_read(device, &hdr) == 0 && hdr.version == 2 &&
-        !strcmp(hdr.label, label))
+    if (label && luks_header_read(device, &hdr) == 0 && hdr.version == 2 && !strcmp(hdr.label, label))
         return resume(device, pass, progress, ctx);
     r = luks_check_label(device, label);
     if (r < 0)
@@ -284,8 +268,7 @@ int luks_encrypt_in_place(const char *device, const char *label, const struct se
 
     hdr_fd = header_memfd(hdr_path);
     if (hdr_fd < 0)
-        return log_error_errno(hdr_fd, "%s: cannot create the temporary header in memory: %m",
-                               device);
+        return log_error_errno(hdr_fd, "%s: cannot create the temporary header in memory: %m", device);
     slot = init_detached(device, hdr_path, label, pass, kind, &params);
     if (slot < 0)
         return slot;
@@ -296,12 +279,11 @@ int luks_encrypt_in_place(const char *device, const char *label, const struct se
     if (r >= 0)
         r = crypt_header_restore(cd, CRYPT_LUKS2, hdr_path);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot write the LUKS2 header: %s", device,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot write the LUKS2 header: %s", device, luks_cs_reason(r));
 
     params.flags &= ~CRYPT_REENCRYPT_INITIALIZE_ONLY;
-    r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len,
-                                           CRYPT_ANY_SLOT, slot, NULL, NULL, &params);
+    r = crypt_reencrypt_init_by_passphrase(cd, NULL, (const char *)pass->data, pass->len, CRYPT_ANY_SLOT, slot, NULL,
+                                           NULL, &params);
     if (r < 0)
         return log_error_errno(r, "%s: cannot start the encryption: %s", device, luks_cs_reason(r));
     return run(cd, device, progress, ctx);

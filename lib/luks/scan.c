@@ -118,13 +118,11 @@ static char *device_node(const char *root, const char *name, unsigned major, uns
     if (stat(path, &st) == 0 || errno != ENOENT)
         return path;
     if (mknod(path, S_IFBLK | 0600, makedev(major, minor)) < 0) {
-        log_warn("%s is missing and cannot be made from sysfs dev %u:%u: %s", path, major, minor,
-                 strerror(errno));
+        log_warn("%s is missing and cannot be made from sysfs dev %u:%u: %s", path, major, minor, strerror(errno));
         free(path);
         return NULL;
     }
-    log_info("%s was missing: made it from sysfs dev %u:%u (no devtmpfs or udev)", path, major,
-             minor);
+    log_info("%s was missing: made it from sysfs dev %u:%u (no devtmpfs or udev)", path, major, minor);
     return path;
 }
 
@@ -135,8 +133,7 @@ static void unescape_mount(char *s)
 {
     char *o = s;
     for (; *s; s++) {
-        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-            s[3] >= '0' && s[3] <= '7') {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
             *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
             s += 3;
         } else {
@@ -180,7 +177,7 @@ static char *mount_point(const char *root, const char *mounts, const char *name,
 
 static void part_clear(struct luks_part *p)
 {
-    char **fields[] = {&p->name,  &p->device,          &p->disk, &p->fs,         &p->label,
+    char **fields[] = {&p->name,    &p->device,          &p->disk, &p->fs,         &p->label,
                        &p->fs_uuid, &p->partition_label, &p->uuid, &p->mount_point};
     for (size_t i = 0; i < sizeof(fields) / sizeof(*fields); i++) {
         free(*fields[i]);
@@ -198,8 +195,7 @@ void luks_parts_free(struct luks_part *parts, size_t n)
 }
 
 /* Fills p for <name>; 1 when it carries a filesystem or LUKS, 0 to skip it, never fails. */
-static int examine(const char *root, const char *sys, const char *mounts, const char *name,
-                   struct luks_part *p)
+static int examine(const char *root, const char *sys, const char *mounts, const char *name, struct luks_part *p)
 {
     char buf[64], partlabel[256], partuuid[64];
     unsigned long long sectors;
@@ -209,11 +205,9 @@ static int examine(const char *root, const char *sys, const char *mounts, const 
     int fd;
 
     memset(p, 0, sizeof(*p));
-    if (read_attr(sys, name, "dev", buf, sizeof(buf)) < 0 ||
-        sscanf(buf, "%u:%u", &p->major, &p->minor) != 2)
+    if (read_attr(sys, name, "dev", buf, sizeof(buf)) < 0 || sscanf(buf, "%u:%u", &p->major, &p->minor) != 2)
         return 0;
-    if (read_attr(sys, name, "size", buf, sizeof(buf)) < 0 || sscanf(buf, "%llu", &sectors) != 1 ||
-        sectors == 0)
+    if (read_attr(sys, name, "size", buf, sizeof(buf)) < 0 || sscanf(buf, "%llu", &sectors) != 1 || sectors == 0)
         return 0;
     p->size = (uint64_t)sectors * 512;
     p->read_only = read_attr(sys, name, "ro", buf, sizeof(buf)) == 0 && !strcmp(buf, "1");
@@ -257,19 +251,17 @@ static int examine(const char *root, const char *sys, const char *mounts, const 
             unsigned dmaj, dmin;
             _cleanup_free_ char *disk_dev = NULL;
             /* Only a disk sysfs knows (with its dev) is opened, or made with mknod. */
-            if (read_attr(sys, p->disk, "dev", buf, sizeof(buf)) == 0 &&
-                sscanf(buf, "%u:%u", &dmaj, &dmin) == 2)
+            if (read_attr(sys, p->disk, "dev", buf, sizeof(buf)) == 0 && sscanf(buf, "%u:%u", &dmaj, &dmin) == 2)
                 disk_dev = device_node(root, p->disk, dmaj, dmin);
             if (disk_dev)
-                (void)luks_probe_gpt_entry(disk_dev, p->partno, partlabel, sizeof(partlabel),
-                                           partuuid, sizeof(partuuid));
+                (void)luks_probe_gpt_entry(disk_dev, p->partno, partlabel, sizeof(partlabel), partuuid,
+                                           sizeof(partuuid));
         }
         /* The kernel also knows the GPT name (uevent PARTNAME) when the table is unreadable. */
         if (!partlabel[0]) {
             char uevent[1024];
             char *s;
-            if (read_attr(sys, name, "uevent", uevent, sizeof(uevent)) == 0 &&
-                (s = strstr(uevent, "PARTNAME=")))
+            if (read_attr(sys, name, "uevent", uevent, sizeof(uevent)) == 0 && (s = strstr(uevent, "PARTNAME=")))
                 snprintf(partlabel, sizeof(partlabel), "%.*s", (int)strcspn(s + 9, "\n"), s + 9);
         }
     } else {
@@ -280,10 +272,7 @@ static int examine(const char *root, const char *sys, const char *mounts, const 
     return 1;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int luks_scan_flags(const char *root_prefix, unsigned flags, struct luks_part **out, size_t *n)
 {

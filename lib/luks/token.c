@@ -60,8 +60,8 @@ int luks_tpm2_token_parse(const char *what, const char *json, size_t len, struct
     if (!kjson_str_equal(d, kjson_get(d, KJSON_ROOT, "type", 0), "systemd-tpm2", 0))
         return log_error_errno(-EBADMSG, "%s: not a systemd-tpm2 token", what);
     if (parse_keyslot(d, kjson_get(d, KJSON_ROOT, "keyslots", 0), &out->keyslot) < 0)
-        return log_error_errno(-EBADMSG, "%s: \"keyslots\" must name exactly one keyslot (0-%d) as a string",
-                               what, LUKS_MAX_KEYSLOTS - 1);
+        return log_error_errno(-EBADMSG, "%s: \"keyslots\" must name exactly one keyslot (0-%d) as a string", what,
+                               LUKS_MAX_KEYSLOTS - 1);
 
     /* Features of newer systemd this implementation does not open: said plainly. */
     v = kjson_get(d, KJSON_ROOT, "tpm2_pcrlock", 0);
@@ -69,8 +69,10 @@ int luks_tpm2_token_parse(const char *what, const char *json, size_t len, struct
         bool on = false;
         (void)kjson_bool(d, v, &on);
         if (on)
-            return log_error_errno(-EOPNOTSUPP, "%s: pcrlock policies (tpm2_pcrlock, systemd >= 255) are not "
-                                                "supported", what);
+            return log_error_errno(-EOPNOTSUPP,
+                                   "%s: pcrlock policies (tpm2_pcrlock, systemd >= 255) are not "
+                                   "supported",
+                                   what);
     }
     v = kjson_get(d, KJSON_ROOT, "tpm2_pubkey", 0);
     if (v >= 0 && kjson_type(d, v) != KJSON_NULL)
@@ -123,8 +125,7 @@ int luks_tpm2_token_parse(const char *what, const char *json, size_t len, struct
     v = kjson_get(d, KJSON_ROOT, "tpm2_salt", 0);
     if (v >= 0 && kjson_type(d, v) != KJSON_NULL) {
         if (kjson_type(d, v) != KJSON_STRING || kjson_str(d, v, &s, NULL) < 0 ||
-            base64_decode(s, strlen(s), BASE64_STD, &bin, &bin_len) < 0 || bin_len == 0 ||
-            bin_len > sizeof(out->salt))
+            base64_decode(s, strlen(s), BASE64_STD, &bin, &bin_len) < 0 || bin_len == 0 || bin_len > sizeof(out->salt))
             return log_error_errno(-EBADMSG, "%s: \"tpm2_salt\" is not base64 of 1-64 bytes", what);
         memcpy(out->salt, bin, bin_len);
         out->salt_len = bin_len;
@@ -390,8 +391,8 @@ int luks_open_slot(const char *device, const char *name, int slot, const struct 
 
     if (r < 0)
         return r;
-    r = crypt_activate_by_passphrase(cd, name, slot < 0 ? CRYPT_ANY_SLOT : slot, (const char *)pass->data,
-                                     pass->len, 0);
+    r = crypt_activate_by_passphrase(cd, name, slot < 0 ? CRYPT_ANY_SLOT : slot, (const char *)pass->data, pass->len,
+                                     0);
     if (r == -EPERM) {
         if (slot >= 0)
             return log_error_errno(r, "%s: keyslot %d does not accept the key", device, slot);
@@ -400,8 +401,10 @@ int luks_open_slot(const char *device, const char *name, int slot, const struct 
     if (r == -EEXIST)
         return log_error_errno(r, "%s: /dev/mapper/%s already exists", device, name);
     if (r < 0 && name && access("/sys/class/misc/device-mapper", F_OK) != 0)
-        return log_error_errno(-ENODEV, "%s: cannot unlock as /dev/mapper/%s: device-mapper is unavailable "
-                                        "(load dm_mod and dm_crypt)", device, name);
+        return log_error_errno(-ENODEV,
+                               "%s: cannot unlock as /dev/mapper/%s: device-mapper is unavailable "
+                               "(load dm_mod and dm_crypt)",
+                               device, name);
     if (r < 0)
         return log_error_errno(r, "%s: cannot use the key: %s", device, luks_cs_reason(r));
     return r;

@@ -27,6 +27,5 @@ void luks_uuid_v5(const char *name, char out[LUKS_UUID_STR])
     digest[6] = (uint8_t)((digest[6] & 0x0f) | 0x50); /* version 5 */
     digest[8] = (uint8_t)((digest[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     hex_encode(digest, 16, hex);
-    snprintf(out, LUKS_UUID_STR, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
-             hex + 20);
+    snprintf(out, LUKS_UUID_STR, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }

@@ -45,10 +45,7 @@ const char *luks_cs_reason(int r)
     return strerror(r < 0 ? -r : r);
 }
 
-static void crypt_freep(struct crypt_device **cd)
-{
-    crypt_free(*cd); /* NULL is fine */
-}
+static void crypt_freep(struct crypt_device **cd) { crypt_free(*cd); /* NULL is fine */ }
 #define _cleanup_crypt_ _cleanup_(crypt_freep)
 
 /* Generated passphrases carry >= 256 bits of entropy, so a slow KDF adds nothing but boot time:
@@ -83,10 +80,8 @@ static int luks_set_operator_pbkdf(struct crypt_device *cd)
 int luks_set_pbkdf(struct crypt_device *cd, enum luks_pbkdf kind)
 {
     switch (kind) {
-    case LUKS_PBKDF_MINIMAL:
-        return luks_set_minimal_pbkdf(cd);
-    case LUKS_PBKDF_OPERATOR:
-        return luks_set_operator_pbkdf(cd);
+    case LUKS_PBKDF_MINIMAL: return luks_set_minimal_pbkdf(cd);
+    case LUKS_PBKDF_OPERATOR: return luks_set_operator_pbkdf(cd);
     }
     return -EINVAL;
 }
@@ -96,8 +91,8 @@ int luks_check_label(const char *device, const char *label)
     if (!label || !*label)
         return log_error_errno(-EINVAL, "%s: a LUKS label is required", device);
     if (strlen(label) >= LUKS_LABEL_MAX)
-        return log_error_errno(-EINVAL, "%s: label '%s' is longer than the %d bytes LUKS2 allows",
-                               device, label, LUKS_LABEL_MAX - 1);
+        return log_error_errno(-EINVAL, "%s: label '%s' is longer than the %d bytes LUKS2 allows", device, label,
+                               LUKS_LABEL_MAX - 1);
     return 0;
 }
 
@@ -108,8 +103,7 @@ int luks_check_exists(const char *path)
     if (!path || !*path)
         return log_error_errno(-EINVAL, "no device given");
     if (stat(path, &st) < 0)
-        return log_error_errno(-errno, "%s: %s", path,
-                               errno == ENOENT ? "no such device or file" : strerror(errno));
+        return log_error_errno(-errno, "%s: %s", path, errno == ENOENT ? "no such device or file" : strerror(errno));
     if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
         return log_error_errno(-ENOTBLK, "%s: not a block device or image file", path);
     return 0;
@@ -139,8 +133,7 @@ static int load_luks(const char *device, struct crypt_device **out)
     return 0;
 }
 
-int luks_format(const char *device, const char *label, const struct secret *pass,
-                enum luks_pbkdf kind)
+int luks_format(const char *device, const char *label, const struct secret *pass, enum luks_pbkdf kind)
 {
     _cleanup_crypt_ struct crypt_device *cd = NULL;
     char uuid[LUKS_UUID_STR];
@@ -163,15 +156,13 @@ int luks_format(const char *device, const char *label, const struct secret *pass
         return log_error_errno(r, "%s: cannot open: %s", device, luks_cs_reason(r));
     r = luks_set_pbkdf(cd, kind);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot set the keyslot PBKDF: %s", device,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot set the keyslot PBKDF: %s", device, luks_cs_reason(r));
     /* Only now that nothing can be refused any more is the device's content destroyed. */
     r = luks_wipe_signatures(device);
     if (r < 0)
         return r;
     /* A NULL volume key makes libcryptsetup draw LUKS_VOLUME_KEY_BYTES from the kernel RNG. */
-    r = crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid, NULL,
-                     LUKS_VOLUME_KEY_BYTES, &params);
+    r = crypt_format(cd, CRYPT_LUKS2, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid, NULL, LUKS_VOLUME_KEY_BYTES, &params);
     if (r < 0)
         return log_error_errno(r, "%s: cannot write a LUKS2 header: %s", device, luks_cs_reason(r));
     /* Upstream runs `cryptsetup refresh --persistent --allow-discards` after formatting (docs/upstream.md §3.2):
@@ -179,11 +170,9 @@ int luks_format(const char *device, const char *label, const struct secret *pass
     r = crypt_persistent_flags_set(cd, CRYPT_FLAGS_ACTIVATION, CRYPT_ACTIVATE_ALLOW_DISCARDS);
     if (r < 0)
         return log_error_errno(r, "%s: cannot set allow-discards: %s", device, luks_cs_reason(r));
-    r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)pass->data,
-                                        pass->len);
+    r = crypt_keyslot_add_by_volume_key(cd, CRYPT_ANY_SLOT, NULL, 0, (const char *)pass->data, pass->len);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot add the passphrase keyslot: %s", device,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot add the passphrase keyslot: %s", device, luks_cs_reason(r));
     log_debug("%s: LUKS2 label %s uuid %s, passphrase in keyslot %d", device, label, uuid, r);
     return 0;
 }
@@ -200,8 +189,7 @@ int luks_check_passphrase(const char *device, const struct secret *pass, int *sl
     r = load_luks(device, &cd);
     if (r < 0)
         return r;
-    r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, (const char *)pass->data,
-                                     pass->len, 0);
+    r = crypt_activate_by_passphrase(cd, NULL, CRYPT_ANY_SLOT, (const char *)pass->data, pass->len, 0);
     if (r == -EPERM)
         return log_error_errno(r, "%s: no keyslot accepts this passphrase", device);
     if (r < 0)
@@ -219,8 +207,7 @@ static bool dm_available(void)
 
 static int check_name(const char *name)
 {
-    if (!name || !*name || strchr(name, '/') || strlen(name) >= 128 || !strcmp(name, ".") ||
-        !strcmp(name, ".."))
+    if (!name || !*name || strchr(name, '/') || strlen(name) >= 128 || !strcmp(name, ".") || !strcmp(name, ".."))
         return log_error_errno(-EINVAL, "'%s' is not a valid device-mapper name", name ? name : "");
     return 0;
 }
@@ -238,8 +225,7 @@ int luks_open(const char *device, const char *name, const struct secret *pass)
     r = load_luks(device, &cd);
     if (r < 0)
         return r;
-    r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)pass->data,
-                                     pass->len, 0);
+    r = crypt_activate_by_passphrase(cd, name, CRYPT_ANY_SLOT, (const char *)pass->data, pass->len, 0);
     if (r == -EPERM)
         return log_error_errno(r, "%s: no keyslot accepts this passphrase", device);
     if (r == -EEXIST)
@@ -250,8 +236,7 @@ int luks_open(const char *device, const char *name, const struct secret *pass)
                                "(load dm_mod and dm_crypt)",
                                device, name);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot unlock as /dev/mapper/%s: %s", device, name,
-                               luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot unlock as /dev/mapper/%s: %s", device, name, luks_cs_reason(r));
     log_debug("%s: unlocked as /dev/mapper/%s with keyslot %d", device, name, r);
     return 0;
 }
@@ -266,8 +251,7 @@ int luks_close(const char *name)
         return r;
     luks_cs_begin();
     if (!dm_available())
-        return log_error_errno(-ENODEV, "cannot close /dev/mapper/%s: device-mapper is unavailable",
-                               name);
+        return log_error_errno(-ENODEV, "cannot close /dev/mapper/%s: device-mapper is unavailable", name);
     r = crypt_init_by_name(&cd, name);
     if (r == -ENODEV || r == -ENOENT)
         return log_error_errno(-ENODEV, "/dev/mapper/%s is not active", name);

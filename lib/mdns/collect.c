@@ -121,8 +121,8 @@ static void take_txt(struct mdns_collect_entry *e, const struct mdns_rr *rr)
         e->txt[e->n_txt++] = xstrndup((const char *)s, slen);
 }
 
-static void take_addr(struct mdns_collect *c, uint32_t src, unsigned packet, const struct mdns_rr *rr,
-                      unsigned ifindex, int64_t now)
+static void take_addr(struct mdns_collect *c, uint32_t src, unsigned packet, const struct mdns_rr *rr, unsigned ifindex,
+                      int64_t now)
 {
     struct mdns_addr a = {.family = rr->type == MDNS_TYPE_A ? AF_INET : AF_INET6, .ifindex = ifindex};
     memcpy(a.bytes, rr->type == MDNS_TYPE_A ? rr->u.a : rr->u.aaaa, rr->type == MDNS_TYPE_A ? 4 : 16);
@@ -133,8 +133,7 @@ static void take_addr(struct mdns_collect *c, uint32_t src, unsigned packet, con
         for (size_t i = 0; i < c->n_addrs;) {
             struct mdns_collect_addr *x = &c->addrs[i];
             if (x->src == src && x->addr.family == a.family && mdns_name_equal(&x->owner, &rr->name) &&
-                x->packet != packet && x->received_ms < now - MDNS_FLUSH_GRACE_MS &&
-                memcmp(x->addr.bytes, a.bytes, 16))
+                x->packet != packet && x->received_ms < now - MDNS_FLUSH_GRACE_MS && memcmp(x->addr.bytes, a.bytes, 16))
                 c->addrs[i] = c->addrs[--c->n_addrs];
             else
                 i++;
@@ -155,8 +154,11 @@ static void take_addr(struct mdns_collect *c, uint32_t src, unsigned packet, con
     }
     if (rr->ttl == 0 || c->n_addrs == MDNS_COLLECT_ADDRS)
         return;
-    c->addrs[c->n_addrs++] = (struct mdns_collect_addr){.src = src, .packet = packet, .received_ms = now,
-                                                        .expires_ms = expiry(now, rr->ttl), .owner = rr->name,
+    c->addrs[c->n_addrs++] = (struct mdns_collect_addr){.src = src,
+                                                        .packet = packet,
+                                                        .received_ms = now,
+                                                        .expires_ms = expiry(now, rr->ttl),
+                                                        .owner = rr->name,
                                                         .addr = a};
 }
 
@@ -233,8 +235,8 @@ int mdns_collect_packet(struct mdns_collect *c, const uint8_t *pkt, size_t len, 
     }
     mdns_reader_init(&r, pkt, len);
     while (mdns_read_rr(&r, &rr) > 0)
-        if ((rr.type == MDNS_TYPE_A || rr.type == MDNS_TYPE_AAAA) &&
-            (rr.rclass & ~MDNS_CLASS_TOP) == MDNS_CLASS_IN && wanted_owner(c, &rr.name))
+        if ((rr.type == MDNS_TYPE_A || rr.type == MDNS_TYPE_AAAA) && (rr.rclass & ~MDNS_CLASS_TOP) == MDNS_CLASS_IN &&
+            wanted_owner(c, &rr.name))
             take_addr(c, src, packet, &rr, ifindex, now);
 
     /* An instance heard of only through its PTR: ask for its SRV (upstream's client re-queries
@@ -244,7 +246,7 @@ int mdns_collect_packet(struct mdns_collect *c, const uint8_t *pkt, size_t len, 
         if (!e->has_srv && e->src == src)
             follow_up(c, &e->instance, MDNS_TYPE_SRV);
         else if (e->has_srv && !has_addr_for(c, &e->target, now) &&
-            (is_root(&c->want_host) || mdns_name_equal(&e->target, &c->want_host)))
+                 (is_root(&c->want_host) || mdns_name_equal(&e->target, &c->want_host)))
             follow_up(c, &e->target, MDNS_TYPE_A);
     }
     return 0;

@@ -103,8 +103,12 @@ ssize_t mdns_recv(int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from, un
         char space[CMSG_SPACE(sizeof(struct in_pktinfo))];
     } control;
     struct iovec iov = {buf, cap};
-    struct msghdr m = {.msg_name = from, .msg_namelen = sizeof(*from), .msg_iov = &iov, .msg_iovlen = 1,
-                       .msg_control = &control, .msg_controllen = sizeof(control)};
+    struct msghdr m = {.msg_name = from,
+                       .msg_namelen = sizeof(*from),
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = &control,
+                       .msg_controllen = sizeof(control)};
     struct in_pktinfo info = {0};
     ssize_t n = recvmsg(fd, &m, 0);
 
@@ -125,8 +129,12 @@ int mdns_send_to(int fd, unsigned ifindex, const struct sockaddr_in *to, const u
         char space[CMSG_SPACE(sizeof(struct in_pktinfo))];
     } control = {0};
     struct iovec iov = {(void *)pkt, len};
-    struct msghdr m = {.msg_name = (void *)to, .msg_namelen = sizeof(*to), .msg_iov = &iov, .msg_iovlen = 1,
-                       .msg_control = &control, .msg_controllen = sizeof(control)};
+    struct msghdr m = {.msg_name = (void *)to,
+                       .msg_namelen = sizeof(*to),
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = &control,
+                       .msg_controllen = sizeof(control)};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 
     cm->cmsg_level = IPPROTO_IP;
@@ -136,8 +144,7 @@ int mdns_send_to(int fd, unsigned ifindex, const struct sockaddr_in *to, const u
     return sendmsg(fd, &m, 0) < 0 ? -errno : 0;
 }
 
-bool mdns_source_ok(const struct mdns_iface *ifaces, size_t n, unsigned ifindex, const uint8_t addr[4],
-                    uint16_t port)
+bool mdns_source_ok(const struct mdns_iface *ifaces, size_t n, unsigned ifindex, const uint8_t addr[4], uint16_t port)
 {
     if (port != MDNS_PORT)
         return false;

@@ -21,7 +21,7 @@
 #define MDNS_LEGACY_TTL 10          /* most a legacy unicast answer may carry (RFC 6762 §6.7) */
 
 /* ---- names ---- */
-#define MDNS_MAX_NAME 255      /* wire length of a name, the root label's zero included (RFC 1035 §2.3.4) */
+#define MDNS_MAX_NAME 255 /* wire length of a name, the root label's zero included (RFC 1035 §2.3.4) */
 #define MDNS_MAX_LABEL 63
 #define MDNS_NAME_TEXT_MAX 1024 /* room for any name as text, every byte escaped as \DDD */
 
@@ -65,7 +65,7 @@ enum mdns_type {
 #define MDNS_FLAG_AA 0x0400
 #define MDNS_FLAG_TC 0x0200
 #define MDNS_OPCODE(flags) (((flags) >> 11) & 0xf)
-#define MDNS_RCODE(flags) ((flags) & 0xf)
+#define MDNS_RCODE(flags) ((flags)&0xf)
 
 struct mdns_header {
     uint16_t id, flags, qdcount, ancount, nscount, arcount;
@@ -150,13 +150,13 @@ struct mdns_addr {
 
 /* What one responder said about one service instance, or about a host's addresses. */
 struct mdns_answer {
-    char from[64];       /* the responder's address */
-    char *instance;      /* the instance's full name ("My KMS._kcrypt._tcp.local"); "" for addresses only */
-    char *host;          /* the SRV target, or the owner of the address records */
-    uint16_t port;       /* the SRV port; 0 when no SRV was heard */
+    char from[64];  /* the responder's address */
+    char *instance; /* the instance's full name ("My KMS._kcrypt._tcp.local"); "" for addresses only */
+    char *host;     /* the SRV target, or the owner of the address records */
+    uint16_t port;  /* the SRV port; 0 when no SRV was heard */
     struct mdns_addr *addrs;
     size_t n_addrs;
-    char **txt;          /* TXT strings (a NUL inside one cuts it there) */
+    char **txt; /* TXT strings (a NUL inside one cuts it there) */
     size_t n_txt;
 };
 void mdns_answers_free(struct mdns_answer *a, size_t n);
@@ -201,8 +201,7 @@ struct mdns_endpoint {
  * -EINVAL: not a URL with a .local host; -ENOENT: nobody answered ("mdns: no answer for kms.local
  * within 5 s"); other errors: no socket, no interface with multicast. *out is the caller's
  * (mdns_endpoints_free). */
-int mdns_resolve_server(const char *challenger_server_url, int64_t timeout_ms, struct mdns_endpoint **out,
-                        size_t *n);
+int mdns_resolve_server(const char *challenger_server_url, int64_t timeout_ms, struct mdns_endpoint **out, size_t *n);
 void mdns_endpoints_free(struct mdns_endpoint *e, size_t n);
 
 /* ---- responder (the KMS side; docs/upstream.md §7.2) ---- */
@@ -225,9 +224,9 @@ int mdns_service_init(struct mdns_service *s, const char *instance, const char *
 
 /* Which records a response holds. */
 enum {
-    MDNS_REC_PTR = 1,   /* service → instance (shared) */
-    MDNS_REC_ENUM = 2,  /* _services._dns-sd._udp → service (shared) */
-    MDNS_REC_SRV = 4,   /* instance → host:port */
+    MDNS_REC_PTR = 1,  /* service → instance (shared) */
+    MDNS_REC_ENUM = 2, /* _services._dns-sd._udp → service (shared) */
+    MDNS_REC_SRV = 4,  /* instance → host:port */
     MDNS_REC_TXT = 8,
     MDNS_REC_A = 16,    /* host → each IPv4 address */
     MDNS_REC_AAAA = 32, /* host → each IPv6 address */
@@ -261,9 +260,9 @@ int mdns_service_plan(const struct mdns_service *s, const struct mdns_addrs *a, 
  * ttl (0 = a goodbye). legacy: the given id, questions echoed, TTL ≤ 10, no cache-flush bits,
  * at most 512 bytes; otherwise id and questions as given (0 and none for multicast). Records that
  * do not fit are left out (TC set when legacy). -ENODATA when no record was written. */
-int mdns_service_message(const struct mdns_service *s, const struct mdns_addrs *a, unsigned records,
-                         uint32_t ttl, bool legacy, uint16_t id, const struct mdns_question *echo, size_t n_echo,
-                         uint8_t *buf, size_t cap, size_t *len);
+int mdns_service_message(const struct mdns_service *s, const struct mdns_addrs *a, unsigned records, uint32_t ttl,
+                         bool legacy, uint16_t id, const struct mdns_question *echo, size_t n_echo, uint8_t *buf,
+                         size_t cap, size_t *len);
 
 /* The responder daemon. */
 struct mdns_responder_config {
@@ -275,9 +274,9 @@ struct mdns_responder_config {
     size_t n_txt;
     const char *const *interfaces; /* names; none = every interface that is up and does multicast */
     size_t n_interfaces;
-    const char *const *addresses;  /* numeric IPv4/IPv6 to announce; none = each interface's IPv4 */
+    const char *const *addresses; /* numeric IPv4/IPv6 to announce; none = each interface's IPv4 */
     size_t n_addresses;
-    uint32_t ttl;           /* 0 = MDNS_TTL */
+    uint32_t ttl; /* 0 = MDNS_TTL */
 };
 struct mdns_responder;
 /* Checks the configuration, finds the interfaces, binds UDP 5353 (shared with other responders)

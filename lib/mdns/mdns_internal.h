@@ -22,7 +22,6 @@
  * whole query window, within which upstream nodes take answers (docs/upstream.md §7.1). */
 #define MDNS_SETTLE_MS 1000
 
-
 /* Reads the (possibly compressed) name at *off; *off moves past it in place. -EBADMSG when it
  * runs off the packet, a pointer does not point strictly back, a label type is reserved, or it
  * is longer than 255 bytes. */
@@ -47,8 +46,7 @@ bool mdns_iface_on_link(const struct mdns_iface *i, const uint8_t addr[4]);
 /* Whether a response from addr:port that arrived on interface ifindex may be taken: from port
  * 5353 (RFC 6762 §6, §6.7), from a directly connected subnet of the arrival interface or from one
  * of our own addresses (a responder on this host). ifaces: those of the query. */
-bool mdns_source_ok(const struct mdns_iface *ifaces, size_t n, unsigned ifindex, const uint8_t addr[4],
-                    uint16_t port);
+bool mdns_source_ok(const struct mdns_iface *ifaces, size_t n, unsigned ifindex, const uint8_t addr[4], uint16_t port);
 
 /* ---- sockets (IPv4) ---- */
 /* 224.0.0.251:5353 */
@@ -76,10 +74,10 @@ ssize_t mdns_recv(int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from, un
  * same responder sent more than this long before (RFC 6762 §10.2); within it, they form one set. */
 #define MDNS_FLUSH_GRACE_MS 1000
 struct mdns_collect_entry {
-    uint32_t src;      /* the responder: an index into sources */
+    uint32_t src; /* the responder: an index into sources */
     struct mdns_name instance;
     bool has_srv;
-    unsigned srv_packet; /* the packet the SRV came in */
+    unsigned srv_packet;    /* the packet the SRV came in */
     int64_t srv_expires_ms; /* when its TTL runs out */
     struct mdns_name target;
     uint16_t port;
@@ -140,7 +138,7 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
 
 /* Turns collected answers into endpoints for a URL (resolve.c; exposed for the unit tests). */
 int mdns_endpoints_from_answers(const struct mdns_answer *a, size_t n, const char *scheme, const char *host,
-                                const char *authority, uint16_t url_port, const char *path,
-                                struct mdns_endpoint **out, size_t *n_out);
+                                const char *authority, uint16_t url_port, const char *path, struct mdns_endpoint **out,
+                                size_t *n_out);
 
 #endif

@@ -9,8 +9,16 @@
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    put16(p + 2, (uint16_t)v);
+}
 
 /* ---- reading ---- */
 
@@ -68,8 +76,7 @@ static int read_rdata(const struct mdns_reader *r, size_t at, struct mdns_rr *rr
             return -EBADMSG;
         memcpy(rr->u.aaaa, rr->rdata, 16);
         return 0;
-    case MDNS_TYPE_PTR:
-        return read_rdata_name(r, at, end, &rr->u.ptr);
+    case MDNS_TYPE_PTR: return read_rdata_name(r, at, end, &rr->u.ptr);
     case MDNS_TYPE_SRV:
         if (rr->rdlen < 7)
             return -EBADMSG;
@@ -81,8 +88,7 @@ static int read_rdata(const struct mdns_reader *r, size_t at, struct mdns_rr *rr
         while ((k = mdns_txt_next(rr->rdata, rr->rdlen, &off, &s, &slen)) > 0)
             ;
         return k;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -107,9 +113,9 @@ int mdns_read_rr(struct mdns_reader *r, struct mdns_rr *rr)
     if (r->len - r->off - 10 < rr->rdlen)
         return -EBADMSG;
     rr->rdata = p + 10;
-    rr->section = r->record_index < r->h.ancount                     ? MDNS_ANSWER
+    rr->section = r->record_index < r->h.ancount                            ? MDNS_ANSWER
                   : r->record_index < (unsigned)r->h.ancount + r->h.nscount ? MDNS_AUTHORITY
-                                                                       : MDNS_ADDITIONAL;
+                                                                            : MDNS_ADDITIONAL;
     if (read_rdata(r, r->off + 10, rr) < 0)
         return -EBADMSG;
     r->off += 10 + (size_t)rr->rdlen;
@@ -122,8 +128,11 @@ int mdns_read_rr(struct mdns_reader *r, struct mdns_rr *rr)
 
 void mdns_writer_init(struct mdns_writer *w, void *buf, size_t cap, uint16_t id, uint16_t flags)
 {
-    *w = (struct mdns_writer){.buf = buf, .cap = cap < MDNS_HEADER_LEN ? 0 : cap, .len = MDNS_HEADER_LEN,
-                              .h = {.id = id, .flags = flags}, .section = MDNS_QUESTION};
+    *w = (struct mdns_writer){.buf = buf,
+                              .cap = cap < MDNS_HEADER_LEN ? 0 : cap,
+                              .len = MDNS_HEADER_LEN,
+                              .h = {.id = id, .flags = flags},
+                              .section = MDNS_QUESTION};
 }
 
 static bool room(const struct mdns_writer *w, size_t n) { return w->cap >= w->len && w->cap - w->len >= n; }
@@ -198,8 +207,7 @@ static int write_rdata(struct mdns_writer *w, const struct mdns_rr *rr)
         memcpy(w->buf + w->len, rr->u.aaaa, 16);
         w->len += 16;
         return 0;
-    case MDNS_TYPE_PTR:
-        return write_name(w, &rr->u.ptr, true);
+    case MDNS_TYPE_PTR: return write_name(w, &rr->u.ptr, true);
     case MDNS_TYPE_SRV:
         if (!room(w, 6))
             return -EMSGSIZE;
@@ -221,8 +229,8 @@ static int write_rdata(struct mdns_writer *w, const struct mdns_rr *rr)
 int mdns_write_rr(struct mdns_writer *w, const struct mdns_rr *rr, enum mdns_section section)
 {
     size_t len = w->len, n_names = w->n_names, rdstart;
-    uint16_t *count = section == MDNS_ANSWER      ? &w->h.ancount
-                      : section == MDNS_AUTHORITY ? &w->h.nscount
+    uint16_t *count = section == MDNS_ANSWER       ? &w->h.ancount
+                      : section == MDNS_AUTHORITY  ? &w->h.nscount
                       : section == MDNS_ADDITIONAL ? &w->h.arcount
                                                    : NULL;
 

@@ -165,8 +165,7 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
     size_t len;
     uint16_t id;
     unsigned received = 0;
-    int64_t start = now_ms(), deadline = start + timeout_ms, resend_in = RESEND_FIRST_MS, next_send,
-            useful_at = 0;
+    int64_t start = now_ms(), deadline = start + timeout_ms, resend_in = RESEND_FIRST_MS, next_send, useful_at = 0;
     int r;
 
     if (getrandom(&id, sizeof(id), 0) != sizeof(id))

@@ -55,8 +55,8 @@ static void add_endpoint(struct mdns_endpoint *e, size_t *n, const struct mdns_a
 }
 
 int mdns_endpoints_from_answers(const struct mdns_answer *a, size_t n, const char *scheme, const char *host,
-                                const char *authority, uint16_t url_port, const char *path,
-                                struct mdns_endpoint **out, size_t *n_out)
+                                const char *authority, uint16_t url_port, const char *path, struct mdns_endpoint **out,
+                                size_t *n_out)
 {
     size_t cap = 0, k = 0;
     struct mdns_endpoint *e;
@@ -96,8 +96,7 @@ void mdns_endpoints_free(struct mdns_endpoint *e, size_t n)
     free(e);
 }
 
-int mdns_resolve_server(const char *challenger_server_url, int64_t timeout_ms, struct mdns_endpoint **out,
-                        size_t *n)
+int mdns_resolve_server(const char *challenger_server_url, int64_t timeout_ms, struct mdns_endpoint **out, size_t *n)
 {
     struct net_url u;
     struct mdns_question q[2] = {{.type = MDNS_TYPE_PTR, .qclass = MDNS_CLASS_IN},

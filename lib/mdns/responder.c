@@ -19,10 +19,10 @@
 #include "base.h"
 #include "mdns_internal.h"
 
-#define REFRESH_MS 5000   /* interfaces and their addresses are re-read this often */
+#define REFRESH_MS 5000 /* interfaces and their addresses are re-read this often */
 #define ANNOUNCEMENTS 2
-#define RATE_PER_S 200    /* responses sent per second at most, whatever arrives */
-#define N_RECORD_KINDS 6  /* bits of MDNS_REC_ALL */
+#define RATE_PER_S 200   /* responses sent per second at most, whatever arrives */
+#define N_RECORD_KINDS 6 /* bits of MDNS_REC_ALL */
 
 struct served {
     struct mdns_iface i;
@@ -234,8 +234,8 @@ static void send_unicast(struct mdns_responder *r, const struct served *s, const
     int k = mdns_send_to(r->fd, s->i.index, to, buf, len);
 
     if (k < 0)
-        log_debug("cannot answer %s:%u: %s", inet_ntop(AF_INET, &to->sin_addr, peer, sizeof(peer)),
-                  ntohs(to->sin_port), strerror(-k));
+        log_debug("cannot answer %s:%u: %s", inet_ntop(AF_INET, &to->sin_addr, peer, sizeof(peer)), ntohs(to->sin_port),
+                  strerror(-k));
 }
 
 static bool take_token(struct mdns_responder *r)
@@ -279,8 +279,8 @@ static void handle(struct mdns_responder *r, const uint8_t *pkt, size_t len, con
     }
     if (!(plan.multicast | plan.unicast | plan.legacy) || !take_token(r))
         return;
-    log_debug("%s: query from %s:%u: multicast %#x unicast %#x legacy %#x", s->i.name, peer,
-              ntohs(from->sin_port), plan.multicast, plan.unicast, plan.legacy);
+    log_debug("%s: query from %s:%u: multicast %#x unicast %#x legacy %#x", s->i.name, peer, ntohs(from->sin_port),
+              plan.multicast, plan.unicast, plan.legacy);
     for (int b = 0; b < N_RECORD_KINDS; b++) /* at most once a second per interface (§6) */
         if (s->last_multicast[b] && now - s->last_multicast[b] < 1000)
             plan.multicast &= ~(1u << b);
@@ -289,8 +289,8 @@ static void handle(struct mdns_responder *r, const uint8_t *pkt, size_t len, con
     if (plan.unicast && mdns_service_message(&r->svc, &a, plan.unicast, r->svc.ttl, false, plan.id, NULL, 0, buf,
                                              sizeof(buf), &blen) == 0)
         send_unicast(r, s, from, buf, blen);
-    if (plan.legacy && mdns_service_message(&r->svc, &a, plan.legacy, r->svc.ttl, true, plan.id, plan.echo,
-                                            plan.n_echo, buf, sizeof(buf), &blen) == 0)
+    if (plan.legacy && mdns_service_message(&r->svc, &a, plan.legacy, r->svc.ttl, true, plan.id, plan.echo, plan.n_echo,
+                                            buf, sizeof(buf), &blen) == 0)
         send_unicast(r, s, from, buf, blen);
 }
 

@@ -69,10 +69,10 @@ static unsigned records_for(const struct mdns_service *s, const struct mdns_addr
         if (t == MDNS_TYPE_PTR || t == MDNS_TYPE_ANY)
             bits = MDNS_REC_PTR | MDNS_REC_SRV | MDNS_REC_TXT | addr_bits;
     } else if (mdns_name_equal(&q->name, &s->instance)) {
-        bits = t == MDNS_TYPE_SRV   ? MDNS_REC_SRV | addr_bits
-               : t == MDNS_TYPE_TXT ? MDNS_REC_TXT
-               : t == MDNS_TYPE_ANY ? MDNS_REC_SRV | MDNS_REC_TXT | addr_bits
-               : t == MDNS_TYPE_A   ? MDNS_REC_A
+        bits = t == MDNS_TYPE_SRV    ? MDNS_REC_SRV | addr_bits
+               : t == MDNS_TYPE_TXT  ? MDNS_REC_TXT
+               : t == MDNS_TYPE_ANY  ? MDNS_REC_SRV | MDNS_REC_TXT | addr_bits
+               : t == MDNS_TYPE_A    ? MDNS_REC_A
                : t == MDNS_TYPE_AAAA ? MDNS_REC_AAAA
                                      : 0;
     } else if (mdns_name_equal(&q->name, &s->host)) {
@@ -118,8 +118,7 @@ static unsigned known(const struct mdns_service *s, const struct mdns_addrs *a, 
             if (!memcmp(a->v6[i], rr->u.aaaa, 16))
                 v6_known[i] = true;
         return 0;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -182,9 +181,9 @@ int mdns_service_plan(const struct mdns_service *s, const struct mdns_addrs *a, 
     return 0;
 }
 
-int mdns_service_message(const struct mdns_service *s, const struct mdns_addrs *a, unsigned records,
-                         uint32_t ttl, bool legacy, uint16_t id, const struct mdns_question *echo, size_t n_echo,
-                         uint8_t *buf, size_t cap, size_t *len)
+int mdns_service_message(const struct mdns_service *s, const struct mdns_addrs *a, unsigned records, uint32_t ttl,
+                         bool legacy, uint16_t id, const struct mdns_question *echo, size_t n_echo, uint8_t *buf,
+                         size_t cap, size_t *len)
 {
     struct mdns_writer w;
     /* Legacy answers: short TTL, no cache-flush bit (RFC 6762 §6.7, §10.2). */
@@ -202,17 +201,20 @@ int mdns_service_message(const struct mdns_service *s, const struct mdns_addrs *
         r = mdns_write_question(&w, &echo[i]);
     /* PTR, SRV before A: hashicorp's client files an A record under the SRV that names it. */
     if (records & MDNS_REC_PTR)
-        rr[n++] = (struct mdns_rr){.name = s->service, .type = MDNS_TYPE_PTR, .rclass = MDNS_CLASS_IN,
-                                   .u.ptr = s->instance};
+        rr[n++] =
+            (struct mdns_rr){.name = s->service, .type = MDNS_TYPE_PTR, .rclass = MDNS_CLASS_IN, .u.ptr = s->instance};
     if (records & MDNS_REC_ENUM)
-        rr[n++] = (struct mdns_rr){.name = s->enumerator, .type = MDNS_TYPE_PTR, .rclass = MDNS_CLASS_IN,
-                                   .u.ptr = s->service};
+        rr[n++] = (struct mdns_rr){
+            .name = s->enumerator, .type = MDNS_TYPE_PTR, .rclass = MDNS_CLASS_IN, .u.ptr = s->service};
     if (records & MDNS_REC_SRV)
-        rr[n++] = (struct mdns_rr){.name = s->instance, .type = MDNS_TYPE_SRV, .rclass = unique,
-                                   .u.srv = {10, 1, s->port, s->host}};
+        rr[n++] = (struct mdns_rr){
+            .name = s->instance, .type = MDNS_TYPE_SRV, .rclass = unique, .u.srv = {10, 1, s->port, s->host}};
     if (records & MDNS_REC_TXT)
-        rr[n++] = (struct mdns_rr){.name = s->instance, .type = MDNS_TYPE_TXT, .rclass = unique,
-                                   .rdata = s->txt, .rdlen = (uint16_t)s->txt_len};
+        rr[n++] = (struct mdns_rr){.name = s->instance,
+                                   .type = MDNS_TYPE_TXT,
+                                   .rclass = unique,
+                                   .rdata = s->txt,
+                                   .rdlen = (uint16_t)s->txt_len};
     for (size_t i = 0; (records & MDNS_REC_A) && i < a->n_v4 && i < MDNS_MAX_IFADDRS; i++) {
         rr[n] = (struct mdns_rr){.name = s->host, .type = MDNS_TYPE_A, .rclass = unique};
         memcpy(rr[n++].u.a, a->v4[i], 4);

@@ -184,8 +184,7 @@ static void conn_eof(struct net_conn *c)
         log_debug("%s: closed without a WebSocket close frame", c->peer);
         set_why(c, NET_CLOSE_PEER_GONE);
         break;
-    default:
-        break;
+    default: break;
     }
     /* The peer may only have shut its sending side: what we queued still goes out. */
     if (nbuf_unread(&c->out) > 0 && c->state != CS_LINGER) {
@@ -299,9 +298,7 @@ void conn_update(struct net_conn *c)
     int64_t at;
 
     switch (c->state) {
-    case CS_TLS:
-        ev = c->hs_want == KTLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
-        break;
+    case CS_TLS: ev = c->hs_want == KTLS_WANT_WRITE ? EPOLLOUT : EPOLLIN; break;
     case CS_REQUEST:
     case CS_WS:
         if (!c->read_paused && !c->backlog)
@@ -309,11 +306,8 @@ void conn_update(struct net_conn *c)
         if (c->read_wants_out)
             ev |= EPOLLOUT;
         break;
-    case CS_LINGER:
-        ev |= EPOLLIN;
-        break;
-    default:
-        break;
+    case CS_LINGER: ev |= EPOLLIN; break;
+    default: break;
     }
     if (nbuf_unread(&c->out) > 0)
         ev |= c->flush_wants ? c->flush_wants : EPOLLOUT;

@@ -67,8 +67,7 @@ static int connect_one(const struct addrinfo *ai, int64_t until)
     }
 }
 
-static int tcp_connect(const struct net_url *u, const struct net_client_opts *o, int64_t deadline,
-                       const char *peer)
+static int tcp_connect(const struct net_url *u, const struct net_client_opts *o, int64_t deadline, const char *peer)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
     char port[8], tried[512] = "", addr[INET6_ADDRSTRLEN + 8];
@@ -94,8 +93,8 @@ static int tcp_connect(const struct net_url *u, const struct net_client_opts *o,
             break;
         format_addr(ai->ai_addr, addr, sizeof(addr));
         if (used < sizeof(tried))
-            used += (size_t)snprintf(tried + used, sizeof(tried) - used, "%s%s: %s", used ? ", " : "", addr,
-                                     strerror(-fd));
+            used +=
+                (size_t)snprintf(tried + used, sizeof(tried) - used, "%s%s: %s", used ? ", " : "", addr, strerror(-fd));
     }
     freeaddrinfo(res);
     if (fd == -ETIME)
@@ -122,8 +121,8 @@ static char *tls_name(const struct net_url *u, const struct net_client_opts *o)
     return colon ? strndup(h, (size_t)(colon - h)) : xstrdup(h);
 }
 
-int net_dial(const struct net_url *u, const struct net_client_opts *o, struct ktls_client *tls,
-             int64_t deadline, const char *peer, struct net_stream *out)
+int net_dial(const struct net_url *u, const struct net_client_opts *o, struct ktls_client *tls, int64_t deadline,
+             const char *peer, struct net_stream *out)
 {
     int fd = tcp_connect(u, o, deadline, peer), r;
     *out = (struct net_stream){.fd = -1};

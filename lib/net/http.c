@@ -103,10 +103,7 @@ int http_find_head_end(const uint8_t *buf, size_t len, struct http_scan *s, cons
     return 0;
 }
 
-static bool is_tchar(int c)
-{
-    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
+static bool is_tchar(int c) { return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c)); }
 
 /* Splits block (NUL-terminated) into lines in place; returns the next line or NULL. */
 static char *next_line(char **cursor)
@@ -271,8 +268,8 @@ int http_parse_request_head(const uint8_t *buf, size_t len, const struct net_lim
         if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
             return -400;
     v = sp2 + 1;
-    if (strncmp(v, "HTTP/", 5) != 0 || !isdigit((unsigned char)v[5]) || v[6] != '.' ||
-        !isdigit((unsigned char)v[7]) || v[8])
+    if (strncmp(v, "HTTP/", 5) != 0 || !isdigit((unsigned char)v[5]) || v[6] != '.' || !isdigit((unsigned char)v[7]) ||
+        v[8])
         return -400;
     if (v[5] != '1')
         return -505;
@@ -323,8 +320,8 @@ int http_parse_response_head(const uint8_t *buf, size_t len, const struct net_li
     line = next_line(&cursor);
     /* HTTP/1.x SP 3DIGIT [SP reason] */
     if (!line || strncmp(line, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)line[7]) || line[8] != ' ' ||
-        !isdigit((unsigned char)line[9]) || !isdigit((unsigned char)line[10]) ||
-        !isdigit((unsigned char)line[11]) || (line[12] && line[12] != ' '))
+        !isdigit((unsigned char)line[9]) || !isdigit((unsigned char)line[10]) || !isdigit((unsigned char)line[11]) ||
+        (line[12] && line[12] != ' '))
         return -EPROTO;
     h->version_minor = line[7] - '0';
     h->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
@@ -444,8 +441,7 @@ int http_chunked_decode(struct http_chunked *s, const uint8_t *buf, size_t len, 
             if (nl == p || (nl == p + 1 && p[0] == '\r'))
                 return 1;
             break;
-        default:
-            return -EPROTO;
+        default: return -EPROTO;
         }
     }
 }

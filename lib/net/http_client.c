@@ -48,8 +48,8 @@ static void free_body(struct nbuf *b)
 }
 
 /* Reads the body after a head of `head` bytes into r, framed as h says. */
-static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const struct http_head *h,
-                     bool no_body, size_t max, int64_t deadline, const char *peer, struct net_http_response *r)
+static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const struct http_head *h, bool no_body,
+                     size_t max, int64_t deadline, const char *peer, struct net_http_response *r)
 {
     struct nbuf body = {0};
     struct http_chunked ch = {0};
@@ -67,7 +67,7 @@ static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const 
             if (done < 0) {
                 free_body(&body);
                 return log_error_errno(done, "%s: %s", peer,
-                                       done == -E2BIG   ? "response body over the limit"
+                                       done == -E2BIG    ? "response body over the limit"
                                        : done == -ENOMEM ? "out of memory for the response body"
                                                          : "malformed chunked body");
             }
@@ -120,8 +120,8 @@ static int read_body(struct net_stream *st, struct nbuf *in, size_t head, const 
     return 0;
 }
 
-int net_http_request(const char *method, const char *url, const char *content_type, const void *body,
-                     size_t len, const struct net_client_opts *o, struct net_http_response **out)
+int net_http_request(const char *method, const char *url, const char *content_type, const void *body, size_t len,
+                     const struct net_client_opts *o, struct net_http_response **out)
 {
     struct net_limits l = net_limits_resolve(NULL);
     size_t max = o && o->max_message ? o->max_message : NET_DEFAULT_MAX_MESSAGE;
@@ -153,8 +153,8 @@ int net_http_request(const char *method, const char *url, const char *content_ty
     }
     if ((r = net_dial(&u, o, tls, deadline, url, &st)) < 0)
         goto out;
-    r = nbuf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kairos-kms/%s\r\nConnection: close\r\n",
-                     method, u.path, o && o->host_header ? o->host_header : u.authority, KKMS_VERSION);
+    r = nbuf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kairos-kms/%s\r\nConnection: close\r\n", method,
+                     u.path, o && o->host_header ? o->host_header : u.authority, KKMS_VERSION);
     if (r == 0 && (body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0))
         r = nbuf_appendf(&req, "Content-Type: %s\r\nContent-Length: %zu\r\n",
                          content_type ? content_type : "application/octet-stream", len);

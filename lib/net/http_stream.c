@@ -13,12 +13,12 @@ struct net_http_stream {
     struct net_stream st;
     struct ktls_client *own_tls;
     struct http_head h;
-    struct nbuf in;      /* raw bytes from the socket, not decoded yet */
-    struct nbuf out;     /* decoded body bytes not handed out yet */
+    struct nbuf in;  /* raw bytes from the socket, not decoded yet */
+    struct nbuf out; /* decoded body bytes not handed out yet */
     struct http_chunked ch;
-    uint64_t remain;     /* Content-Length framing: body bytes still to come */
+    uint64_t remain; /* Content-Length framing: body bytes still to come */
     size_t max_chunk;
-    bool eof;            /* the body ended (or the connection, for a body up to EOF) */
+    bool eof; /* the body ended (or the connection, for a body up to EOF) */
     char *url;
 };
 
@@ -39,18 +39,15 @@ void net_http_stream_free(struct net_http_stream *s)
     free(s);
 }
 
-int net_http_stream_status(const struct net_http_stream *s)
-{
-    return s->h.status;
-}
+int net_http_stream_status(const struct net_http_stream *s) { return s->h.status; }
 
 const char *net_http_stream_header(const struct net_http_stream *s, const char *name)
 {
     return http_head_get(&s->h, name);
 }
 
-int net_http_stream_open(const char *method, const char *url, const char *content_type, const void *body,
-                         size_t len, const struct net_client_opts *o, struct net_http_stream **out)
+int net_http_stream_open(const char *method, const char *url, const char *content_type, const void *body, size_t len,
+                         const struct net_client_opts *o, struct net_http_stream **out)
 {
     struct net_limits l = net_limits_resolve(NULL);
     int64_t deadline = net_client_deadline(o);
@@ -141,7 +138,8 @@ static int decode_in(struct net_http_stream *s)
         s->ch.pos = 0;
         if (d < 0)
             return log_error_errno(d, "%s: %s", s->url,
-                                   d == -E2BIG ? "a chunk of the response is over the limit" : "malformed chunked body");
+                                   d == -E2BIG ? "a chunk of the response is over the limit"
+                                               : "malformed chunked body");
         if (d == 1)
             s->eof = true;
         return 0;

@@ -16,21 +16,21 @@
 
 /* ---- limits: a zero field means the default shown ---- */
 struct net_limits {
-    size_t max_request_line;  /* 8 KiB: request line, and each header line */
-    size_t max_header_bytes;  /* 32 KiB: all header lines together */
-    size_t max_headers;       /* 64 */
-    size_t max_body;          /* 1 MiB: Content-Length of a request (or of a client's response) */
-    size_t max_message;       /* 1 MiB: one reassembled WebSocket message */
-    int request_timeout_ms;   /* 10 s: TLS handshake + one whole request (or WS handshake) */
-    int idle_timeout_ms;      /* 30 s: keep-alive wait, and a WebSocket without a complete frame */
-    int linger_ms;            /* 2 s: after our last byte, how long we read and discard */
-    size_t max_conns;         /* 1024 concurrent connections; more are answered 503 (lowered to
+    size_t max_request_line;      /* 8 KiB: request line, and each header line */
+    size_t max_header_bytes;      /* 32 KiB: all header lines together */
+    size_t max_headers;           /* 64 */
+    size_t max_body;              /* 1 MiB: Content-Length of a request (or of a client's response) */
+    size_t max_message;           /* 1 MiB: one reassembled WebSocket message */
+    int request_timeout_ms;       /* 10 s: TLS handshake + one whole request (or WS handshake) */
+    int idle_timeout_ms;          /* 30 s: keep-alive wait, and a WebSocket without a complete frame */
+    int linger_ms;                /* 2 s: after our last byte, how long we read and discard */
+    size_t max_conns;             /* 1024 concurrent connections; more are answered 503 (lowered to
                                * stay 64 below RLIMIT_NOFILE) */
-    size_t max_conns_per_peer; /* 32 concurrent connections from one address; more get 503 */
+    size_t max_conns_per_peer;    /* 32 concurrent connections from one address; more get 503 */
     size_t max_requests_per_conn; /* 100 requests on one keep-alive connection, then it closes */
-    int max_conn_lifetime_ms; /* 120 s: no new request starts on a connection older than this
+    int max_conn_lifetime_ms;     /* 120 s: no new request starts on a connection older than this
                                * (a WebSocket exchange has its own deadline) */
-    size_t requests_per_turn; /* 4 requests (or 4x that many WebSocket frames) of one connection
+    size_t requests_per_turn;     /* 4 requests (or 4x that many WebSocket frames) of one connection
                                * per loop turn; the rest waits while others are served */
 };
 /* Copies l with every zero field replaced by its default. */
@@ -106,11 +106,11 @@ enum net_ws_type { NET_WS_TEXT = 1, NET_WS_BINARY = 2 };
 
 /* How a connection ended, passed to on_close. */
 enum net_close_reason {
-    NET_CLOSE_NORMAL = 0,     /* a close handshake (either side) */
-    NET_CLOSE_PEER_GONE,      /* the peer closed TCP or reset it */
-    NET_CLOSE_TIMEOUT,        /* a deadline passed (net_conn_set_deadline or idle) */
-    NET_CLOSE_PROTOCOL,       /* the peer broke RFC 6455 or a limit */
-    NET_CLOSE_SHUTDOWN,       /* the server was drained or freed */
+    NET_CLOSE_NORMAL = 0, /* a close handshake (either side) */
+    NET_CLOSE_PEER_GONE,  /* the peer closed TCP or reset it */
+    NET_CLOSE_TIMEOUT,    /* a deadline passed (net_conn_set_deadline or idle) */
+    NET_CLOSE_PROTOCOL,   /* the peer broke RFC 6455 or a limit */
+    NET_CLOSE_SHUTDOWN,   /* the server was drained or freed */
 };
 
 /* One route. HTTP routes set on_request; WebSocket routes set on_open (and usually on_message,
@@ -124,8 +124,7 @@ struct net_handler {
     void (*on_open)(struct net_conn *c, const struct net_request *req, void *data);
     /* WebSocket: one complete message (reassembled, text already checked as UTF-8). msg is
      * owned by the connection and valid during the call only. */
-    void (*on_message)(struct net_conn *c, enum net_ws_type type, const uint8_t *msg, size_t len,
-                       void *data);
+    void (*on_message)(struct net_conn *c, enum net_ws_type type, const uint8_t *msg, size_t len, void *data);
     /* WebSocket: the connection is going away (called once, if on_open was called); free the
      * per-connection data here. c must not be used after this returns. */
     void (*on_close)(struct net_conn *c, enum net_close_reason why, void *data);
@@ -133,9 +132,9 @@ struct net_handler {
 };
 
 struct net_server_config {
-    const char *address;      /* numeric address to bind, NULL = all (IPv6 dual-stack, or IPv4) */
-    uint16_t port;            /* 0 = any free port (see net_server_port) */
-    struct ktls_server *tls;  /* NULL = plain HTTP; not owned, must outlive the server */
+    const char *address;     /* numeric address to bind, NULL = all (IPv6 dual-stack, or IPv4) */
+    uint16_t port;           /* 0 = any free port (see net_server_port) */
+    struct ktls_server *tls; /* NULL = plain HTTP; not owned, must outlive the server */
     struct net_limits limits;
     /* Called once a drain finished (no connection left); NULL = net_loop_quit(). */
     void (*on_drained)(struct net_server *s, void *data);
@@ -150,8 +149,7 @@ void net_server_free(struct net_server *s);
 uint16_t net_server_port(const struct net_server *s);
 /* Adds a route for an exact path (no prefix matching: "/getPass/" is 404). method NULL means
  * GET. h is copied. -EEXIST when the method+path pair is taken. */
-int net_server_route(struct net_server *s, const char *method, const char *path,
-                     const struct net_handler *h);
+int net_server_route(struct net_server *s, const char *method, const char *path, const struct net_handler *h);
 /* Graceful stop (SIGTERM): stop accepting, close idle connections, let open exchanges finish,
  * close the rest after timeout_ms; then cfg.on_drained. */
 void net_server_drain(struct net_server *s, int timeout_ms);
@@ -162,8 +160,8 @@ size_t net_server_conn_count(const struct net_server *s);
  * text/plain; charset=utf-8); body copied. extra: more header lines ("Name: value"),
  * NULL-terminated, or NULL. Only inside on_request, or inside on_open to refuse the upgrade;
  * -EALREADY elsewhere or when already answered. */
-int net_conn_respond(struct net_conn *c, int status, const char *content_type, const void *body,
-                     size_t len, const char *const *extra);
+int net_conn_respond(struct net_conn *c, int status, const char *content_type, const void *body, size_t len,
+                     const char *const *extra);
 /* Queues one WebSocket message (one unmasked frame); data copied. -ENOTCONN once closing. */
 int net_conn_send(struct net_conn *c, enum net_ws_type type, const void *data, size_t len);
 /* Starts a close: sends a close frame (code, e.g. 1000, and reason), flushes, closes.
@@ -183,14 +181,14 @@ const char *net_conn_peer(const struct net_conn *c);
 
 /* ---- clients (blocking; every call bounded by the deadline) ---- */
 struct net_client_opts {
-    struct ktls_client *tls;   /* for https/wss; NULL = system CA bundle only. Not owned. */
-    const char *host_header;   /* Host header instead of the URL's (mDNS: the original name);
+    struct ktls_client *tls;          /* for https/wss; NULL = system CA bundle only. Not owned. */
+    const char *host_header;          /* Host header instead of the URL's (mDNS: the original name);
                                 * its host is also the TLS server name */
     const struct net_header *headers; /* extra request headers (no CR/LF in them) */
     size_t n_headers;
-    int64_t deadline_ms;       /* absolute monotonic deadline for everything; 0 = now + 30 s */
-    int connect_timeout_ms;    /* per address tried; 0 = 10 s */
-    size_t max_message;        /* WebSocket message / HTTP response body; 0 = 1 MiB */
+    int64_t deadline_ms;    /* absolute monotonic deadline for everything; 0 = now + 30 s */
+    int connect_timeout_ms; /* per address tried; 0 = 10 s */
+    size_t max_message;     /* WebSocket message / HTTP response body; 0 = 1 MiB */
 };
 
 /* Errors of the clients, besides those of ktls (KTLS_ERR_CERT: never retry):
@@ -219,15 +217,14 @@ struct net_http_response {
     char *reason;
     struct net_header *headers; /* n_headers entries, strings owned by the response */
     size_t n_headers;
-    uint8_t *body;              /* NUL-terminated */
+    uint8_t *body; /* NUL-terminated */
     size_t body_len;
 };
 /* One HTTP/1.1 request on its own connection (Connection: close). body may be NULL. The body
  * of the response (Content-Length, chunked or up to EOF) is bounded by max_message.
  * *out owned by the caller (net_http_response_free). Any status is a success here. */
-int net_http_request(const char *method, const char *url, const char *content_type,
-                     const void *body, size_t len, const struct net_client_opts *o,
-                     struct net_http_response **out);
+int net_http_request(const char *method, const char *url, const char *content_type, const void *body, size_t len,
+                     const struct net_client_opts *o, struct net_http_response **out);
 void net_http_response_free(struct net_http_response *r);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *net_http_response_header(const struct net_http_response *r, const char *name);
@@ -240,9 +237,8 @@ const char *net_http_response_header(const struct net_http_response *r, const ch
 struct net_http_stream;
 /* Sends the request and reads the response head, all before o->deadline_ms. Any status is a
  * success here. *out owned by the caller (net_http_stream_free). Errors as net_http_request. */
-int net_http_stream_open(const char *method, const char *url, const char *content_type,
-                         const void *body, size_t len, const struct net_client_opts *o,
-                         struct net_http_stream **out);
+int net_http_stream_open(const char *method, const char *url, const char *content_type, const void *body, size_t len,
+                         const struct net_client_opts *o, struct net_http_stream **out);
 int net_http_stream_status(const struct net_http_stream *s);
 /* The first header of that name (case-insensitive), or NULL. */
 const char *net_http_stream_header(const struct net_http_stream *s, const char *name);

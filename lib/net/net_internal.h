@@ -62,7 +62,7 @@ struct http_scan {
 
 /* A parsed head (request or response) and, for requests, the body. */
 struct http_head {
-    char *block; /* owned copy of the head; the strings below point into it */
+    char *block;                                /* owned copy of the head; the strings below point into it */
     const char *method, *target, *path, *query; /* requests */
     int status;                                 /* responses */
     const char *reason;
@@ -106,17 +106,16 @@ const char *http_reason(int status);
 
 /* Incremental decoder of a chunked body (RFC 9112 §7.1). */
 struct http_chunked {
-    size_t pos;       /* bytes of the input consumed */
-    uint64_t remain;  /* bytes left in the current chunk */
+    size_t pos;      /* bytes of the input consumed */
+    uint64_t remain; /* bytes left in the current chunk */
     int state;
-    size_t trailer;   /* bytes of trailer lines so far (bounded by HTTP_MAX_TRAILER) */
+    size_t trailer; /* bytes of trailer lines so far (bounded by HTTP_MAX_TRAILER) */
 };
 #define HTTP_MAX_TRAILER 8192
 /* Decodes from buf[s->pos..len) into out (at most max bytes in all): 1 done (s->pos is the end
  * of the body), 0 need more input, -EPROTO malformed, -E2BIG over max, -ENOMEM. The caller may
  * drop the consumed input (buf[0..s->pos)) between calls if it sets s->pos to 0. */
-int http_chunked_decode(struct http_chunked *s, const uint8_t *buf, size_t len, struct nbuf *out,
-                        size_t max);
+int http_chunked_decode(struct http_chunked *s, const uint8_t *buf, size_t len, struct nbuf *out, size_t max);
 
 /* ---- WebSocket frames (RFC 6455 §5) ---- */
 enum {
@@ -138,7 +137,7 @@ struct ws_event {
     uint8_t opcode;      /* WS_OP_TEXT or WS_OP_BINARY for messages */
     const uint8_t *data; /* owned by the reader, valid until its next call */
     size_t len;
-    uint16_t code;       /* close: the peer's code (1005 when none) */
+    uint16_t code; /* close: the peer's code (1005 when none) */
 };
 
 /* Reassembles messages from frames sent by one side. */
@@ -150,7 +149,7 @@ struct ws_reader {
     uint8_t msg_opcode; /* 0 when no message is in progress */
     bool done;          /* the last event was a complete message: reset before the next */
     uint8_t ctrl[WS_MAX_CONTROL];
-    const char *error;  /* why the last call failed */
+    const char *error; /* why the last call failed */
 };
 void ws_reader_init(struct ws_reader *r, bool from_client, size_t max_message);
 void ws_reader_clear(struct ws_reader *r);
@@ -158,16 +157,15 @@ void ws_reader_clear(struct ws_reader *r);
  * message or was a control frame; 0 with *consumed > 0 for a fragment, 0 with *consumed == 0
  * when the frame is not complete yet; or -EPROTO with *close_code (1002, 1007, 1009) and
  * r->error. Only one frame is needed in memory at a time. */
-int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *consumed,
-                   struct ws_event *ev, uint16_t *close_code);
+int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *consumed, struct ws_event *ev,
+                   uint16_t *close_code);
 /* Whether a message is half received. */
 static inline bool ws_reader_in_message(const struct ws_reader *r) { return r->msg_opcode != 0; }
 /* Appends one frame (FIN set) to b; masked with mask when it is not NULL (client frames).
  * -ENOMEM (b unchanged) when memory runs out. */
 int ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len, const uint8_t *mask);
 /* Encodes a frame header into out; returns its length. */
-size_t ws_frame_header(uint8_t out[WS_MAX_HEADER], bool fin, uint8_t opcode, uint64_t len,
-                       const uint8_t *mask);
+size_t ws_frame_header(uint8_t out[WS_MAX_HEADER], bool fin, uint8_t opcode, uint64_t len, const uint8_t *mask);
 /* A close frame's payload: code then reason (cut to fit 125 bytes). Returns its length. */
 size_t ws_close_payload(uint8_t out[WS_MAX_CONTROL], uint16_t code, const char *reason);
 /* Sec-WebSocket-Accept of a Sec-WebSocket-Key (RFC 6455 §4.2.2): 28 characters + NUL. */
@@ -189,15 +187,15 @@ ssize_t stream_write(struct net_stream *s, const void *buf, size_t n);
 void stream_close(struct net_stream *s);
 
 /* Blocking with a deadline (client side); -ETIME when it passes. peer names it in messages. */
-int net_dial(const struct net_url *u, const struct net_client_opts *o, struct ktls_client *tls,
-             int64_t deadline, const char *peer, struct net_stream *out);
+int net_dial(const struct net_url *u, const struct net_client_opts *o, struct ktls_client *tls, int64_t deadline,
+             const char *peer, struct net_stream *out);
 ssize_t stream_read_deadline(struct net_stream *s, void *buf, size_t n, int64_t deadline);
 int stream_write_all_deadline(struct net_stream *s, const void *buf, size_t n, int64_t deadline);
 /* Logs a failed blocking I/O (unless ktls already did) and returns r. what: "while ..." text. */
 int stream_error(const struct net_stream *s, int r, const char *peer, const char *what);
 /* Reads into b until a whole response head is there; its length, or a negative errno (logged). */
-int stream_read_head(struct net_stream *s, struct nbuf *b, const struct net_limits *l,
-                     int64_t deadline, const char *peer);
+int stream_read_head(struct net_stream *s, struct nbuf *b, const struct net_limits *l, int64_t deadline,
+                     const char *peer);
 /* The client options with defaults filled in. */
 int64_t net_client_deadline(const struct net_client_opts *o);
 /* Whether a header name or value is safe to send (no CR, LF or NUL; names are tokens). */

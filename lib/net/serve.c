@@ -22,11 +22,11 @@ static int64_t mono_us(void)
 }
 
 /* Runs one handler call and adds its duration to the connection's busy time. */
-#define TIMED(c, call)                            \
-    do {                                          \
-        int64_t t0_ = mono_us();                  \
-        call;                                     \
-        (c)->busy_us += mono_us() - t0_;          \
+#define TIMED(c, call)                   \
+    do {                                 \
+        int64_t t0_ = mono_us();         \
+        call;                            \
+        (c)->busy_us += mono_us() - t0_; \
     } while (0)
 
 double net_conn_busy_seconds(const struct net_conn *c) { return (double)c->busy_us / 1e6; }
@@ -104,7 +104,8 @@ static void ws_accept(struct net_conn *c)
     char head[160];
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n\r\n", c->accept);
+                     "Sec-WebSocket-Accept: %s\r\n\r\n",
+                     c->accept);
     c->upgrading = false;
     c->state = CS_WS;
     c->io_deadline = now_ms() + c->srv->lim.idle_timeout_ms;
@@ -191,11 +192,8 @@ static void ws_input(struct net_conn *c)
                     conn_queue(c, NULL, 0, false);
             }
             break;
-        case WS_EV_PONG:
-            break;
-        case WS_EV_CLOSE:
-            conn_ws_close(c, ev.code == 1005 ? 1000 : ev.code, NULL);
-            break;
+        case WS_EV_PONG: break;
+        case WS_EV_CLOSE: conn_ws_close(c, ev.code == 1005 ? 1000 : ev.code, NULL); break;
         }
     }
 }
@@ -357,8 +355,6 @@ void serve_timeout(struct net_conn *c)
         log_info("%s: the peer does not read our answer; dropping", c->peer);
         conn_kill(c, NET_CLOSE_TIMEOUT);
         break;
-    default:
-        conn_kill(c, NET_CLOSE_NORMAL);
-        break;
+    default: conn_kill(c, NET_CLOSE_NORMAL); break;
     }
 }

@@ -232,8 +232,7 @@ static void on_accept(int fd, uint32_t events, void *data)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if ((errno == EMFILE || errno == ENFILE) && accept_with_spare(s, fd)) {
-                log_warn("out of file descriptors (%zu connections open): refused a connection with 503",
-                         s->n_conns);
+                log_warn("out of file descriptors (%zu connections open): refused a connection with 503", s->n_conns);
                 continue;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -254,8 +253,7 @@ static void on_accept(int fd, uint32_t events, void *data)
         struct peer_count *pc = peer_get(s, key);
         if (!pc || pc->n >= s->lim.max_conns_per_peer) {
             if (pc && !pc->warned)
-                log_info("%s: refused: %zu connections open from this address (the limit; said once)", peer,
-                         pc->n);
+                log_info("%s: refused: %zu connections open from this address (the limit; said once)", peer, pc->n);
             if (pc)
                 pc->warned = true;
             refuse_busy(s, cfd);
@@ -408,8 +406,8 @@ int net_server_route(struct net_server *s, const char *method, const char *path,
 {
     method = method ? method : "GET";
     if (!path || path[0] != '/' || (!h->on_request && !h->on_open) || (h->on_request && h->on_open))
-        return log_error_errno(-EINVAL, "route %s %s: needs a path and exactly one of on_request/on_open",
-                               method, path ? path : "(null)");
+        return log_error_errno(-EINVAL, "route %s %s: needs a path and exactly one of on_request/on_open", method,
+                               path ? path : "(null)");
     for (struct route *r = s->routes; r; r = r->next)
         if (strcmp(r->path, path) == 0 && strcmp(r->method, method) == 0)
             return log_error_errno(-EEXIST, "route %s %s is already taken", method, path);

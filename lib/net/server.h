@@ -33,13 +33,13 @@ struct net_server {
     struct route *routes;
     struct net_conn *conns; /* every connection, dead ones until reaped */
     size_t n_conns;
-    struct net_conn *reap;  /* connections to look at after this batch */
+    struct net_conn *reap; /* connections to look at after this batch */
     bool reap_scheduled;
     bool draining, drained_notified;
     struct net_timer *drain_timer, *accept_timer;
     struct net_timer *resume_timer; /* connections with input left over get their next turn */
     struct peer_count *peers[PEER_BUCKETS];
-    int spare_fd;          /* held in reserve: freed to accept-and-refuse when out of descriptors */
+    int spare_fd; /* held in reserve: freed to accept-and-refuse when out of descriptors */
     void (*on_drained)(struct net_server *s, void *data);
     void *data;
 };
@@ -59,14 +59,14 @@ struct net_conn {
     enum conn_state state;
     struct nbuf in, out;
     struct http_scan scan;
-    bool partial;        /* part of a request arrived */
+    bool partial; /* part of a request arrived */
     bool keep_alive;
     bool responded;
     int hs_want;         /* TLS handshake: KTLS_WANT_READ/WRITE */
     bool read_wants_out; /* a TLS read needs the socket writable */
     uint32_t flush_wants;
-    bool read_paused;    /* too much output queued: stop reading until it drains */
-    bool kick_read;      /* read again without waiting for epoll (TLS may hold data) */
+    bool read_paused; /* too much output queued: stop reading until it drains */
+    bool kick_read;   /* read again without waiting for epoll (TLS may hold data) */
     uint32_t events;
     const struct route *route; /* the WebSocket route, once upgrading */
     bool upgrading;            /* inside on_open, 101 not sent yet */
@@ -86,10 +86,13 @@ struct net_conn {
 #define COST_REQUEST 4
 
 /* The work allowed to one connection per loop turn. */
-static inline int conn_turn_budget(const struct net_conn *c) { return (int)c->srv->lim.requests_per_turn * COST_REQUEST; }
+static inline int conn_turn_budget(const struct net_conn *c)
+{
+    return (int)c->srv->lim.requests_per_turn * COST_REQUEST;
+}
 
 /* server.c */
-void server_touch(struct net_conn *c); /* queue c for the after-batch pass */
+void server_touch(struct net_conn *c);   /* queue c for the after-batch pass */
 void server_backlog(struct net_conn *c); /* c used its budget with input left: resume it later */
 /* conn.c */
 struct net_conn *conn_new(struct net_server *s, int fd, const char *peer);

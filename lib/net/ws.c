@@ -81,8 +81,8 @@ static void unmask_into(uint8_t *dst, const uint8_t *src, size_t n, const uint8_
         dst[i] = src[i] ^ mask[i & 3];
 }
 
-int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *consumed,
-                   struct ws_event *ev, uint16_t *close_code)
+int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *consumed, struct ws_event *ev,
+                   uint16_t *close_code)
 {
     size_t hdr = 2;
     uint64_t plen;
@@ -107,7 +107,8 @@ int ws_reader_next(struct ws_reader *r, const uint8_t *buf, size_t len, size_t *
     if (buf[0] & 0x70)
         return fail(r, close_code, 1002, "reserved bits set (no extension was negotiated)");
     if (masked != r->from_client)
-        return fail(r, close_code, 1002, r->from_client ? "unmasked frame from a client" : "masked frame from a server");
+        return fail(r, close_code, 1002,
+                    r->from_client ? "unmasked frame from a client" : "masked frame from a server");
     plen = buf[1] & 0x7F;
     if (plen == 126) {
         if (len < 4)

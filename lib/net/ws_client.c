@@ -39,8 +39,7 @@ static int fill_random(void *buf, size_t n)
 }
 
 /* The response body of a refused upgrade, for the error message (bounded, best effort). */
-static void read_error_body(struct net_ws_client *c, const struct http_head *h, size_t head,
-                            char *out, size_t n)
+static void read_error_body(struct net_ws_client *c, const struct http_head *h, size_t head, char *out, size_t n)
 {
     size_t want = h->has_length && h->content_length < ERROR_BODY_MAX ? (size_t)h->content_length : ERROR_BODY_MAX;
     nbuf_consume(&c->in, head);
@@ -78,8 +77,7 @@ static int check_upgrade(struct net_ws_client *c, const char *key, const struct 
         read_error_body(c, &h, (size_t)head, body, sizeof(body));
         r = h.status == 401 || h.status == 403 ? -EACCES : h.status == 404 ? -ENOENT : -EPROTO;
         /* Upstream shows the body of a 401 as the error (docs/upstream.md §5.3). */
-        log_error("%s: WebSocket upgrade refused: %d %s%s%s", c->peer, h.status, h.reason,
-                  *body ? ": " : "", body);
+        log_error("%s: WebSocket upgrade refused: %d %s%s%s", c->peer, h.status, h.reason, *body ? ": " : "", body);
         http_head_clear(&h);
         return r;
     }
@@ -140,8 +138,10 @@ int net_ws_dial(const char *url, const struct net_client_opts *o, struct net_ws_
     r = nbuf_appendf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\n", u.path,
                      o && o->host_header ? o->host_header : u.authority);
     if (r == 0)
-        r = nbuf_appendf(&req, "User-Agent: kairos-kms/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", KKMS_VERSION, key);
+        r = nbuf_appendf(&req,
+                         "User-Agent: kairos-kms/%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+                         KKMS_VERSION, key);
     for (size_t i = 0; r == 0 && o && i < o->n_headers; i++)
         r = nbuf_appendf(&req, "%s: %s\r\n", o->headers[i].name, o->headers[i].value);
     if (r == 0)
@@ -243,8 +243,7 @@ int net_ws_recv(struct net_ws_client *c, enum net_ws_type *type, uint8_t **data,
                 if (!c->closed && send_frame(c, WS_OP_PONG, ev.data, ev.len) < 0)
                     return -EPIPE;
                 continue;
-            case WS_EV_PONG:
-                continue;
+            case WS_EV_PONG: continue;
             case WS_EV_CLOSE:
                 c->close_code = ev.code;
                 log_debug("%s: the server closed the connection (code %u)", c->peer, ev.code);
@@ -267,8 +266,7 @@ int net_ws_recv(struct net_ws_client *c, enum net_ws_type *type, uint8_t **data,
             return -ECONNRESET;
         }
         if (n == 0)
-            return log_error_errno(-EPROTO, "%s: the server closed the connection in the middle of a message",
-                                   c->peer);
+            return log_error_errno(-EPROTO, "%s: the server closed the connection in the middle of a message", c->peer);
         return stream_error(&c->st, (int)n, c->peer, "waiting for the server");
     }
 }

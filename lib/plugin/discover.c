@@ -50,10 +50,7 @@ static bool have_name(const struct plugin_list *l, const char *name)
     return false;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static bool executable(const char *path)
 {
@@ -80,10 +77,12 @@ static bool dirs_trusted(const char *path, char *why, size_t why_len)
             return snprintf(why, why_len, "cannot stat directory %s: %s", *p ? p : "/", strerror(errno)), false;
         if (st.st_uid != 0)
             return snprintf(why, why_len, "directory %s is owned by uid %u, not root", *p ? p : "/",
-                            (unsigned)st.st_uid), false;
+                            (unsigned)st.st_uid),
+                   false;
         if ((st.st_mode & 022) && !(st.st_mode & S_ISVTX))
             return snprintf(why, why_len, "directory %s is writable by group or others (mode %04o)", *p ? p : "/",
-                            (unsigned)(st.st_mode & 07777)), false;
+                            (unsigned)(st.st_mode & 07777)),
+                   false;
         if (!*p)
             return true;
         slash = strrchr(p, '/');
@@ -115,7 +114,8 @@ static bool plugin_allowed(const char *dir, const char *path, const char *root_r
         return snprintf(why, why_len, "%s is owned by uid %u, not root", real, (unsigned)st.st_uid), false;
     if (st.st_mode & 022)
         return snprintf(why, why_len, "%s is writable by group or others (mode %04o)", real,
-                        (unsigned)(st.st_mode & 07777)), false;
+                        (unsigned)(st.st_mode & 07777)),
+               false;
     /* The directory of the file, and the one the name was found in (a symlink there could be
      * swapped by whoever can write that directory). */
     char *slash = strrchr(real, '/');

@@ -47,8 +47,8 @@ int plugin_event_parse(const char *buf, size_t len, struct plugin_event *ev)
     else if (t != KJSON_OBJECT)
         return -EINVAL;
     if (member_bytes(d, obj, "name", &ev->name, &n) < 0 || memchr(ev->name, 0, n) ||
-        member_bytes(d, obj, "data", &ev->data, &ev->data_len) < 0 ||
-        member_bytes(d, obj, "file", &ev->file, &n) < 0 || memchr(ev->file, 0, n)) {
+        member_bytes(d, obj, "data", &ev->data, &ev->data_len) < 0 || member_bytes(d, obj, "file", &ev->file, &n) < 0 ||
+        memchr(ev->file, 0, n)) {
         plugin_event_clear(ev);
         return -EINVAL;
     }
@@ -86,8 +86,7 @@ int plugin_event_load_file(struct plugin_event *ev)
             break;
         len += (size_t)n;
         if (len > PLUGIN_MAX_EVENT)
-            return log_error_errno(-EFBIG, "payload file %s is larger than %u bytes", ev->file,
-                                   PLUGIN_MAX_EVENT);
+            return log_error_errno(-EFBIG, "payload file %s is larger than %u bytes", ev->file, PLUGIN_MAX_EVENT);
     }
     buf[len] = '\0';
     free(ev->data);
@@ -128,8 +127,7 @@ int plugin_event_read(int fd, struct plugin_event *ev)
     return r;
 }
 
-int plugin_response_write(int fd, const char *state, const struct secret *data, const char *error,
-                          const char *log)
+int plugin_response_write(int fd, const char *state, const struct secret *data, const char *error, const char *log)
 {
     _cleanup_kjson_w_ struct kjson_w *w = kjson_w_new();
     const char *text;

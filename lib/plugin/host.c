@@ -31,8 +31,8 @@ void plugin_one_line(const char *text, size_t len, char *out, size_t n)
     out[w] = '\0';
 }
 
-int plugin_event_json(const char *event, const char *data, size_t data_len, const char *file,
-                      char **out, size_t *out_len)
+int plugin_event_json(const char *event, const char *data, size_t data_len, const char *file, char **out,
+                      size_t *out_len)
 {
     _cleanup_kjson_w_ struct kjson_w *w = kjson_w_new();
     const char *text;
@@ -108,8 +108,7 @@ static void format_seconds(int64_t ms, char *out, size_t n)
 
 /* Writes the payload to a fresh 0600 file in $TMPDIR (or /tmp), as go-pluggable does for large
  * payloads; path gets its name. */
-static int write_payload_file(const char *payload, size_t len, char *path, size_t path_len, char *why,
-                              size_t why_len)
+static int write_payload_file(const char *payload, size_t len, char *path, size_t path_len, char *why, size_t why_len)
 {
     const char *dir = getenv("TMPDIR");
     int fd, r;
@@ -140,8 +139,8 @@ static int write_payload_file(const char *payload, size_t len, char *path, size_
 }
 
 /* plugin_run without the logging: the reason goes to why. */
-static int run_plugin(const struct plugin_opts *o, const char *path, const char *event, const char *payload,
-                      size_t len, struct plugin_response *resp, char *why, size_t why_len)
+static int run_plugin(const struct plugin_opts *o, const char *path, const char *event, const char *payload, size_t len,
+                      struct plugin_response *resp, char *why, size_t why_len)
 {
     int64_t timeout_ms = o && o->timeout_ms > 0 ? o->timeout_ms : PLUGIN_DEFAULT_TIMEOUT_MS;
     int64_t grace_ms = o && o->grace_ms > 0 ? o->grace_ms : PLUGIN_DEFAULT_GRACE_MS;
@@ -187,12 +186,11 @@ static int run_plugin(const struct plugin_opts *o, const char *path, const char 
         snprintf(why, why_len, "timed out after %s%s%s", secs, *last ? "; it last said: " : "", last);
         r = -ETIMEDOUT;
     } else if (WIFSIGNALED(res.status)) {
-        snprintf(why, why_len, "killed by signal %d (%s)%s%s", WTERMSIG(res.status),
-                 strsignal(WTERMSIG(res.status)), *line ? ": " : "", line);
+        snprintf(why, why_len, "killed by signal %d (%s)%s%s", WTERMSIG(res.status), strsignal(WTERMSIG(res.status)),
+                 *line ? ": " : "", line);
         r = -EPROTO;
     } else if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0) {
-        snprintf(why, why_len, "exited with status %d%s%s", WEXITSTATUS(res.status), *line ? ": " : "",
-                 line);
+        snprintf(why, why_len, "exited with status %d%s%s", WEXITSTATUS(res.status), *line ? ": " : "", line);
         r = -EPROTO;
     } else {
         r = plugin_response_parse(res.out, res.out_len, resp);
@@ -214,8 +212,8 @@ out:
     return r;
 }
 
-int plugin_run(const struct plugin_opts *o, const char *path, const char *event, const char *payload,
-               size_t len, struct plugin_response *resp)
+int plugin_run(const struct plugin_opts *o, const char *path, const char *event, const char *payload, size_t len,
+               struct plugin_response *resp)
 {
     char why[512];
     int r = run_plugin(o, path, event, payload, len, resp, why, sizeof(why));
@@ -248,8 +246,7 @@ static int ask_password(const struct plugin_opts *o, const char *path, const cha
     return r;
 }
 
-int plugin_password(const struct plugin_opts *o, const char *path, const char *payload, size_t len,
-                    struct secret **out)
+int plugin_password(const struct plugin_opts *o, const char *path, const char *payload, size_t len, struct secret **out)
 {
     char why[512];
     int r = ask_password(o, path, payload, len, out, why, sizeof(why));
@@ -279,9 +276,10 @@ int plugin_get_password(const struct plugin_opts *o, const struct plugin_partiti
     if (r < 0)
         return r;
     if (list.n == 0)
-        return log_error_errno(-ENOENT, "no discovery plugin found (%s* in $PATH, /sysroot/system/discovery, "
-                                        "/system/discovery, /oem/kcrypt, /oem/system/discovery or a "
-                                        "--plugin-dir)",
+        return log_error_errno(-ENOENT,
+                               "no discovery plugin found (%s* in $PATH, /sysroot/system/discovery, "
+                               "/system/discovery, /oem/kcrypt, /oem/system/discovery or a "
+                               "--plugin-dir)",
                                PLUGIN_PREFIX);
     for (size_t i = 0; i < list.n; i++) {
         r = ask_password(o, list.items[i].path, payload, len, out, why, sizeof(why));

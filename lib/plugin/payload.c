@@ -47,8 +47,8 @@ static void kv_nonempty(struct kjson_w *w, const char *key, const char *s)
         kjson_w_kv_str(w, key, s);
 }
 
-int plugin_payload_g3(const struct plugin_partition *p, const char *challenger_server, bool mdns,
-                      char **out, size_t *out_len)
+int plugin_payload_g3(const struct plugin_partition *p, const char *challenger_server, bool mdns, char **out,
+                      size_t *out_len)
 {
     _cleanup_kjson_w_ struct kjson_w *w = kjson_w_new();
 
@@ -81,8 +81,8 @@ void plugin_payload_clear(struct plugin_payload *p)
 }
 
 /* Reads string member key of obj into the next owned slot and points *field at it. */
-static int own_str(struct plugin_payload *p, size_t *slot, const struct kjson_doc *d, int obj,
-                   const char *key, const char **field)
+static int own_str(struct plugin_payload *p, size_t *slot, const struct kjson_doc *d, int obj, const char *key,
+                   const char **field)
 {
     char *s = NULL;
     int r = obj >= 0 ? kjson_get_str(d, obj, key, KJSON_FOLD, &s) : (s = xstrdup(""), 0);

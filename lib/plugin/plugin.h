@@ -72,9 +72,9 @@ struct plugin_partition {
     const char *partition_label; /* GPT partition name (ID_PART_ENTRY_NAME), "persistent" */
     const char *uuid;            /* PARTUUID */
     uint64_t size_bytes;
-    const char *fs;              /* filesystem type, "crypto_LUKS" */
-    const char *mount_point;     /* G1 only */
-    bool read_only;              /* G1 only */
+    const char *fs;          /* filesystem type, "crypto_LUKS" */
+    const char *mount_point; /* G1 only */
+    bool read_only;          /* G1 only */
 };
 
 /* ---- host side ---- */
@@ -116,8 +116,8 @@ int plugin_response_parse(const char *buf, size_t len, struct plugin_response *r
 
 /* The Event JSON go-pluggable writes to stdin (docs/upstream.md §4.2), exactly:
  * {"name":"<event>","data":"<payload>","file":"<file>"}. *out is malloc'd, owned by the caller. */
-int plugin_event_json(const char *event, const char *data, size_t data_len, const char *file,
-                      char **out, size_t *out_len);
+int plugin_event_json(const char *event, const char *data, size_t data_len, const char *file, char **out,
+                      size_t *out_len);
 
 /* Runs the plugin at path for event with payload (JSON text, len bytes): argv = {path, event},
  * environment inherited, Event on stdin (payload in a 0600 temporary file when longer than
@@ -126,8 +126,8 @@ int plugin_event_json(const char *event, const char *data, size_t data_len, cons
  * plugin and the reason and returns: -ETIMEDOUT (killed at the limit), -EPROTO (non-zero exit or
  * killed by a signal), -EBADMSG (not JSON, or more than PLUGIN_MAX_STDOUT), -EINVAL (bad field
  * types), or the errno of a failed exec/pipe/fork. */
-int plugin_run(const struct plugin_opts *o, const char *path, const char *event, const char *payload,
-               size_t len, struct plugin_response *resp);
+int plugin_run(const struct plugin_opts *o, const char *path, const char *event, const char *payload, size_t len,
+               struct plugin_response *resp);
 
 /* Asks one plugin for the password of a partition described by payload: plugin_run, then
  * -EREMOTEIO when the response carries an error, -ENODATA when data is empty (each logged).
@@ -138,8 +138,7 @@ int plugin_password(const struct plugin_opts *o, const char *path, const char *p
 /* Builds the payload in o->shape, then asks every discovered plugin in order until one returns a
  * password. A failing plugin is logged (a warning when others remain) and the next one is tried;
  * -ENOENT when there is no plugin, else the last plugin's error. */
-int plugin_get_password(const struct plugin_opts *o, const struct plugin_partition *p,
-                        struct secret **out);
+int plugin_get_password(const struct plugin_opts *o, const struct plugin_partition *p, struct secret **out);
 
 /* ---- payloads (docs/upstream.md §4.4) ---- */
 
@@ -149,8 +148,8 @@ int plugin_payload_g1(const struct plugin_partition *p, char **out, size_t *out_
 /* G3: {"partition":{"name","partition_label","label","size","fs","uuid"},"challenger_server","mdns"}
  * with Go's omitempty: empty strings, size 0 (MiB, rounded down), empty server and false mdns are
  * left out; "partition" is always there. */
-int plugin_payload_g3(const struct plugin_partition *p, const char *challenger_server, bool mdns,
-                      char **out, size_t *out_len);
+int plugin_payload_g3(const struct plugin_partition *p, const char *challenger_server, bool mdns, char **out,
+                      size_t *out_len);
 
 /* ---- plugin side ---- */
 
@@ -173,10 +172,10 @@ int plugin_event_read(int fd, struct plugin_event *ev);
 /* A payload as received, in either shape. Strings are owned (never NULL) and freed by
  * plugin_payload_clear; part's pointers refer to them. */
 struct plugin_payload {
-    enum plugin_shape shape;   /* G3 when "partition" is an object, else G1 */
+    enum plugin_shape shape; /* G3 when "partition" is an object, else G1 */
     struct plugin_partition part;
     const char *challenger_server; /* G3 only; "" otherwise */
-    bool mdns;                 /* G3 only */
+    bool mdns;                     /* G3 only */
     char *owned[8];
 };
 /* Decodes a payload; G3 size (MiB) is returned in part.size_bytes as bytes. -EBADMSG: not JSON;
@@ -186,7 +185,6 @@ void plugin_payload_clear(struct plugin_payload *p);
 
 /* Writes {"state":..,"data":..,"error":..,"log":..} (Go's EventResponse, all keys, no newline) to
  * fd; NULL strings and a NULL secret are written as "". The encoded text is wiped afterwards. */
-int plugin_response_write(int fd, const char *state, const struct secret *data, const char *error,
-                          const char *log);
+int plugin_response_write(int fd, const char *state, const struct secret *data, const char *error, const char *log);
 
 #endif

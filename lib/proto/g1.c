@@ -168,8 +168,7 @@ out:
     return r;
 }
 
-int proto_challenge_encode(const struct bytes *credential, const struct bytes *secret, char **out,
-                           size_t *out_len)
+int proto_challenge_encode(const struct bytes *credential, const struct bytes *secret, char **out, size_t *out_len)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = kjson_w_new();
 
@@ -194,8 +193,8 @@ int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential
     ec = kjson_get(d, KJSON_ROOT, "EC", KJSON_FOLD);
     if (ec < 0 || kjson_type(d, ec) != KJSON_OBJECT)
         return -EINVAL;
-    if (get_b64(d, ec, "Credential", credential) < 0 || get_b64(d, ec, "Secret", secret) < 0 ||
-        credential->len == 0 || secret->len == 0) {
+    if (get_b64(d, ec, "Credential", credential) < 0 || get_b64(d, ec, "Secret", secret) < 0 || credential->len == 0 ||
+        secret->len == 0) {
         bytes_clear(credential);
         bytes_clear(secret);
         return -EINVAL;

@@ -234,17 +234,15 @@ int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out,
     a = get_object(d, KJSON_ROOT, "ak_params", "ak_params", why);
     r = a < 0 ? a : 0;
     if (r == 0)
-        r = get_b64(d, KJSON_ROOT, "ek_public", "ek_public", BASE64_STD, 1, PROTO_G3_EK_SPKI_MAX, &out->ek_public,
-                    why);
+        r = get_b64(d, KJSON_ROOT, "ek_public", "ek_public", BASE64_STD, 1, PROTO_G3_EK_SPKI_MAX, &out->ek_public, why);
     if (r == 0)
-        r = get_b64(d, a, "Public", "ak_params.Public", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX, &ak->public_area,
-                    why);
+        r = get_b64(d, a, "Public", "ak_params.Public", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX, &ak->public_area, why);
     if (r == 0)
         r = get_b64(d, a, "CreateData", "ak_params.CreateData", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX,
                     &ak->create_data, why);
     if (r == 0)
-        r = get_b64(d, a, "CreateAttestation", "ak_params.CreateAttestation", BASE64_STD, 1,
-                    PROTO_G3_TPM_STRUCT_MAX, &ak->create_attestation, why);
+        r = get_b64(d, a, "CreateAttestation", "ak_params.CreateAttestation", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX,
+                    &ak->create_attestation, why);
     if (r == 0)
         r = get_b64(d, a, "CreateSignature", "ak_params.CreateSignature", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX,
                     &ak->create_signature, why);
@@ -254,15 +252,14 @@ int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out,
     if (r == 0 && ak->use_tcsd_activation_format)
         r = fail(why, -EINVAL, "ak_params.UseTCSDActivationFormat: TPM 1.2 activation is not supported");
     if (r == 0)
-        r = get_bool(d, KJSON_ROOT, "defer_pcr_enrollment", "defer_pcr_enrollment", &out->defer_pcr_enrollment,
-                     why);
+        r = get_bool(d, KJSON_ROOT, "defer_pcr_enrollment", "defer_pcr_enrollment", &out->defer_pcr_enrollment, why);
     if (r < 0)
         proto_g3_init_clear(out);
     return r;
 }
 
-int proto_g3_ek(const struct bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
-                char **pem, char *why)
+int proto_g3_ek(const struct bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1], char **pem,
+                char *why)
 {
     _cleanup_free_ uint8_t *der = NULL;
     uint8_t digest[SHA256_LEN];
@@ -339,8 +336,8 @@ int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_chall
         r = get_b64(d, c, "Credential", "challenge.Credential", BASE64_STD, 1, PROTO_G3_CREDENTIAL_MAX,
                     &out->credential, why);
     if (r == 0)
-        r = get_b64(d, c, "Secret", "challenge.Secret", BASE64_STD, 1, PROTO_G3_ENC_SECRET_MAX,
-                    &out->encrypted_secret, why);
+        r = get_b64(d, c, "Secret", "challenge.Secret", BASE64_STD, 1, PROTO_G3_ENC_SECRET_MAX, &out->encrypted_secret,
+                    why);
     /* Present means our server: then it must be usable (an empty one would mean no freshness). */
     n = kjson_get(d, KJSON_ROOT, KEY_NONCE, KJSON_FOLD);
     if (r == 0 && n >= 0 && kjson_type(d, n) != KJSON_NULL)
@@ -442,8 +439,8 @@ static int decode_pcrs(const struct kjson_doc *d, int pq, struct proto_g3_proof 
     if (kjson_count(d, pcrs) == 0)
         return fail(why, -EINVAL, "pcr_quote.pcrs: no PCR value");
     if (kjson_count(d, pcrs) > PROTO_G3_PCR_COUNT)
-        return fail(why, -EINVAL, "pcr_quote.pcrs: %zu values, more than the %d PCRs a TPM has",
-                    kjson_count(d, pcrs), PROTO_G3_PCR_COUNT);
+        return fail(why, -EINVAL, "pcr_quote.pcrs: %zu values, more than the %d PCRs a TPM has", kjson_count(d, pcrs),
+                    PROTO_G3_PCR_COUNT);
     for (int k = kjson_next(d, pcrs, -1); k >= 0; k = kjson_next(d, pcrs, k)) {
         _cleanup_free_ char *key = NULL, *val = NULL;
         uint8_t *bytes = NULL;
@@ -492,8 +489,7 @@ int proto_g3_proof_decode(const char *msg, size_t len, struct proto_g3_proof *ou
         r = get_str(d, q, "version", "pcr_quote.quote.version", PROTO_G3_VERSION_MAX, &version, why);
     if (r == 0) {
         memcpy(out->version, version, strlen(version) + 1);
-        r = get_b64(d, q, "quote", "pcr_quote.quote.quote", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX, &out->quote,
-                    why);
+        r = get_b64(d, q, "quote", "pcr_quote.quote.quote", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX, &out->quote, why);
     }
     if (r == 0)
         r = get_b64(d, q, "signature", "pcr_quote.quote.signature", BASE64_STD, 1, PROTO_G3_TPM_STRUCT_MAX,
@@ -570,8 +566,8 @@ int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_respon
         return r;
     r = get_b64(d, KJSON_ROOT, "passphrase", "passphrase", BASE64_STD, 0, PROTO_G3_PASSPHRASE_MAX, &pass, why);
     if (r == 0)
-        r = get_str(d, KJSON_ROOT, KEY_GENERATED_BY, KEY_GENERATED_BY, PROTO_G3_GENERATED_BY_MAX,
-                    &out->generated_by, why);
+        r = get_str(d, KJSON_ROOT, KEY_GENERATED_BY, KEY_GENERATED_BY, PROTO_G3_GENERATED_BY_MAX, &out->generated_by,
+                    why);
     if (r == 0 && pass.len == 0)
         r = fail(why, -ENODATA, "neither a passphrase nor an error");
     if (r == 0) {

@@ -35,19 +35,19 @@
 #define PROTO_G3_WHY_MAX 200
 
 /* Decoded sizes (bytes) of the fields. */
-#define PROTO_G3_EK_SPKI_MAX 2048   /* ek_public: DER SubjectPublicKeyInfo (RSA-4096 is 550) */
+#define PROTO_G3_EK_SPKI_MAX 2048    /* ek_public: DER SubjectPublicKeyInfo (RSA-4096 is 550) */
 #define PROTO_G3_TPM_STRUCT_MAX 1024 /* each AK parameter, the quote and its signature */
-#define PROTO_G3_CREDENTIAL_MAX 134 /* TPM2B_ID_OBJECT: 2 + 2 + 64 + 2 + 64 */
-#define PROTO_G3_ENC_SECRET_MAX 514 /* TPM2B_ENCRYPTED_SECRET: 2 + 512 */
-#define PROTO_G3_SECRET_MAX 64      /* the activated secret (TPM2B_DIGEST); upstream sends 32 */
-#define PROTO_G3_NONCE_MAX 64       /* our nonce = the quote's qualifyingData (TPM2B_DATA) */
-#define PROTO_G3_VERSION_MAX 16     /* pcr_quote.quote.version: "2" */
-#define PROTO_G3_PCR_COUNT 24       /* pcrs keys "0".."23" */
-#define PROTO_G3_PCR_LEN 32         /* SHA-256 bank values */
-#define PROTO_G3_ESCROW_LEN 256     /* encrypted_passphrase: one RSA-2048 OAEP ciphertext */
+#define PROTO_G3_CREDENTIAL_MAX 134  /* TPM2B_ID_OBJECT: 2 + 2 + 64 + 2 + 64 */
+#define PROTO_G3_ENC_SECRET_MAX 514  /* TPM2B_ENCRYPTED_SECRET: 2 + 512 */
+#define PROTO_G3_SECRET_MAX 64       /* the activated secret (TPM2B_DIGEST); upstream sends 32 */
+#define PROTO_G3_NONCE_MAX 64        /* our nonce = the quote's qualifyingData (TPM2B_DATA) */
+#define PROTO_G3_VERSION_MAX 16      /* pcr_quote.quote.version: "2" */
+#define PROTO_G3_PCR_COUNT 24        /* pcrs keys "0".."23" */
+#define PROTO_G3_PCR_LEN 32          /* SHA-256 bank values */
+#define PROTO_G3_ESCROW_LEN 256      /* encrypted_passphrase: one RSA-2048 OAEP ciphertext */
 #define PROTO_G3_PASSPHRASE_MAX 4096
 #define PROTO_G3_GENERATED_BY_MAX 32
-#define PROTO_G3_ERROR_MAX 1024     /* a longer server error is cut (still an error) */
+#define PROTO_G3_ERROR_MAX 1024 /* a longer server error is cut (still an error) */
 
 /* 1. node → server, AttestationInit:
  *   {"ek_public":"<b64 DER SPKI>","ak_params":{"Public":"<b64>","UseTCSDActivationFormat":false,
@@ -56,9 +56,9 @@
  * ek_public and the four AK structures are required and non-empty; UseTCSDActivationFormat true
  * (TPM 1.2 activation) is refused. */
 struct proto_g3_init {
-    struct bytes ek_public; /* DER SubjectPublicKeyInfo of the EK */
-    struct ak_params ak;    /* go-attestation AttestationParameters */
-    bool defer_pcr_enrollment;    /* live medium: store the PCRs empty (key omitted when false) */
+    struct bytes ek_public;    /* DER SubjectPublicKeyInfo of the EK */
+    struct ak_params ak;       /* go-attestation AttestationParameters */
+    bool defer_pcr_enrollment; /* live medium: store the PCRs empty (key omitted when false) */
 };
 void proto_g3_init_clear(struct proto_g3_init *m);
 /* What the KMS needs of an init's ek_public: the RSA key; the TPM hash (lowercase hex SHA-256 of
@@ -67,8 +67,8 @@ void proto_g3_init_clear(struct proto_g3_init *m);
  * NULL the "PUBLIC KEY" PEM upstream keeps in a SealedVolume's attestation.ekPublicKey (64-column
  * lines, malloc'd, owned by the caller). -EBADMSG: not a SubjectPublicKeyInfo; -EPROTONOSUPPORT:
  * not an RSA key (upstream G3 supports RSA EKs only). why as for the decoders. */
-int proto_g3_ek(const struct bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1],
-                char **pem, char *why);
+int proto_g3_ek(const struct bytes *ek_public, struct rsa_pub *key, char tpm_hash[2 * SHA256_LEN + 1], char **pem,
+                char *why);
 int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_len);
 int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out, char *why);
 
@@ -81,7 +81,7 @@ struct proto_g3_challenge {
     struct bytes credential;       /* "Credential" */
     struct bytes encrypted_secret; /* "Secret" */
     struct bytes nonce;            /* ours; len 0 = none (an upstream server) */
-    char *error;                         /* decode: the server's error text with -EREMOTEIO */
+    char *error;                   /* decode: the server's error text with -EREMOTEIO */
 };
 void proto_g3_challenge_clear(struct proto_g3_challenge *m);
 int proto_g3_challenge_encode(const struct proto_g3_challenge *m, char **out, size_t *out_len);
@@ -97,13 +97,13 @@ int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_chall
  * RSA-OAEP-SHA256 ciphertext under the node's key at c_index), so the KMS can store and return
  * it as that text. The encoded text holds the secret: wipe it (secure_wipe) before freeing. */
 struct proto_g3_proof {
-    struct secret *secret;                            /* "secret": the activated credential */
-    char version[PROTO_G3_VERSION_MAX + 1];           /* "version": "2"; encode: "" writes "2" */
-    struct bytes quote;                         /* "quote": TPMS_ATTEST */
-    struct bytes signature;                     /* "signature": TPMT_SIGNATURE */
-    uint32_t pcr_mask;                                /* bit i set: pcr[i] is PCR i's value */
+    struct secret *secret;                             /* "secret": the activated credential */
+    char version[PROTO_G3_VERSION_MAX + 1];            /* "version": "2"; encode: "" writes "2" */
+    struct bytes quote;                                /* "quote": TPMS_ATTEST */
+    struct bytes signature;                            /* "signature": TPMT_SIGNATURE */
+    uint32_t pcr_mask;                                 /* bit i set: pcr[i] is PCR i's value */
     uint8_t pcr[PROTO_G3_PCR_COUNT][PROTO_G3_PCR_LEN]; /* SHA-256 bank values */
-    struct bytes escrow;                        /* ours: "encrypted_passphrase"; len 0 = none */
+    struct bytes escrow;                               /* ours: "encrypted_passphrase"; len 0 = none */
 };
 void proto_g3_proof_clear(struct proto_g3_proof *m);
 int proto_g3_proof_encode(const struct proto_g3_proof *m, char **out, size_t *out_len);

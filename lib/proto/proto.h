@@ -23,7 +23,6 @@
 #define PROTO_HDR_UUID "uuid"
 #define PROTO_TOKEN_PREFIX "Bearer TPM"
 
-
 /* go-attestation's AttestationParameters, the "AK" of the token. */
 /* The decoded Authorization token: the EK PEM text and the AK parameters. */
 struct proto_token {
@@ -50,10 +49,8 @@ int proto_ek_pem_public(const char *pem, struct rsa_pub *out);
 int proto_ek_pem_cert(const char *pem, uint8_t **der, size_t *der_len);
 
 /* Server → node: {"EC":{"Credential":"<b64>","Secret":"<b64>"}} (no newline). */
-int proto_challenge_encode(const struct bytes *credential, const struct bytes *secret,
-                           char **out, size_t *out_len);
-int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential,
-                           struct bytes *secret);
+int proto_challenge_encode(const struct bytes *credential, const struct bytes *secret, char **out, size_t *out_len);
+int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential, struct bytes *secret);
 
 /* Node → server: {"Secret":"<b64 of the activated secret>"} + "\n" (json.Encoder). The secret
  * travels in a struct secret both ways; the encoded text is wiped by the caller (kjson writer). */
@@ -71,6 +68,5 @@ void proto_payload_clear(struct proto_payload *p);
 /* *out is malloc'd; it holds the passphrase, so wipe it (secure_wipe) before freeing. */
 int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_len);
 int proto_payload_decode(const char *msg, size_t len, struct proto_payload *out);
-
 
 #endif

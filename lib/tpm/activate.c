@@ -44,11 +44,10 @@ static int ek_policy_session(struct tpm *t, ESYS_TR *session)
         *session = ESYS_TR_NONE;
         return tpm_fail(t, rc, "starting the endorsement policy session");
     }
-    rc = Esys_TRSess_SetAttributes(t->esys, *session, TPMA_SESSION_CONTINUESESSION,
-                                   TPMA_SESSION_CONTINUESESSION);
+    rc = Esys_TRSess_SetAttributes(t->esys, *session, TPMA_SESSION_CONTINUESESSION, TPMA_SESSION_CONTINUESESSION);
     if (rc == TSS2_RC_SUCCESS)
-        rc = Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, *session, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                               ESYS_TR_NONE, &nonce_tpm, &cp_hash, &policy_ref, 0, NULL, NULL);
+        rc = Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, *session, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                               &nonce_tpm, &cp_hash, &policy_ref, 0, NULL, NULL);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "TPM2_PolicySecret(endorsement)");
     return 0;
@@ -112,11 +111,15 @@ int tpm_activate_credential(struct tpm *t, struct tpm_ak *ak, const uint8_t *cre
     int r;
 
     if (wire_tpm2b(credential, credential_len, blob.credential, sizeof(blob.credential), &blob.size) < 0)
-        return log_error_errno(-EBADMSG, "TPM %s: credential activation failed: malformed credential blob "
-                                         "(%zu bytes)", t->desc, credential_len);
+        return log_error_errno(-EBADMSG,
+                               "TPM %s: credential activation failed: malformed credential blob "
+                               "(%zu bytes)",
+                               t->desc, credential_len);
     if (wire_tpm2b(encrypted_secret, encrypted_secret_len, seed.secret, sizeof(seed.secret), &seed.size) < 0)
-        return log_error_errno(-EBADMSG, "TPM %s: credential activation failed: malformed encrypted secret "
-                                         "(%zu bytes)", t->desc, encrypted_secret_len);
+        return log_error_errno(-EBADMSG,
+                               "TPM %s: credential activation failed: malformed encrypted secret "
+                               "(%zu bytes)",
+                               t->desc, encrypted_secret_len);
     r = ek_open(t, &ek);
     if (r < 0)
         return r;

@@ -68,8 +68,8 @@ static void srk_template(TPM2B_PUBLIC *tmpl)
     tmpl->publicArea.type = TPM2_ALG_RSA;
     tmpl->publicArea.nameAlg = TPM2_ALG_SHA256;
     tmpl->publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                                        TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                                        TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+                                        TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
+                                        TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
     tmpl->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
     tmpl->publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
     tmpl->publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
@@ -110,14 +110,14 @@ static int srk_open(struct tpm *t, ESYS_TR *srk)
 }
 
 /* Marshals *src (tss2-mu type T) into the byte string out; evaluates to the TSS2_RC. */
-#define MU_BYTES(T, src, out)                                                                      \
-    ({                                                                                             \
-        uint8_t buf_[sizeof(T)];                                                                   \
-        size_t off_ = 0;                                                                           \
-        TSS2_RC rc_ = Tss2_MU_##T##_Marshal((src), buf_, sizeof(buf_), &off_);                     \
-        if (rc_ == TSS2_RC_SUCCESS)                                                                \
-            tpm_bytes_set((out), buf_, off_);                                                      \
-        rc_;                                                                                       \
+#define MU_BYTES(T, src, out)                                                  \
+    ({                                                                         \
+        uint8_t buf_[sizeof(T)];                                               \
+        size_t off_ = 0;                                                       \
+        TSS2_RC rc_ = Tss2_MU_##T##_Marshal((src), buf_, sizeof(buf_), &off_); \
+        if (rc_ == TSS2_RC_SUCCESS)                                            \
+            tpm_bytes_set((out), buf_, off_);                                  \
+        rc_;                                                                   \
     })
 
 /* TPM2_Create + TPM2_Load under srk, TPM2_CertifyCreation(AK, AK); fills ak->handle and the
@@ -141,8 +141,8 @@ static int ak_make(struct tpm *t, ESYS_TR srk, enum tpm_ak_kind kind, struct tpm
     int r = 0;
 
     ak_template(&tmpl, kind);
-    rc = Esys_Create(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs,
-                     &priv, &pub, &creation, &creation_hash, &ticket);
+    rc = Esys_Create(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, &priv,
+                     &pub, &creation, &creation_hash, &ticket);
     if (rc != TSS2_RC_SUCCESS) {
         r = tpm_fail(t, rc, "creating the attestation key");
         goto out;

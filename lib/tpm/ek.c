@@ -76,8 +76,7 @@ int tpm_ek_certificate(struct tpm *t, uint8_t **der, size_t *der_len, struct rsa
     cert_len = der_tlv_len(cert, cert_len);
     r = cert_len ? crypto_x509_rsa_pub(cert, cert_len, ek) : -EINVAL;
     if (r < 0) {
-        log_debug("TPM %s: EK certificate at 0x%x does not parse; using the EK template",
-                  t->desc, TPM_NV_EK_RSA_CERT);
+        log_debug("TPM %s: EK certificate at 0x%x does not parse; using the EK template", t->desc, TPM_NV_EK_RSA_CERT);
         return r;
     }
     if (der) {
@@ -110,8 +109,8 @@ int tpm_ek_create(struct tpm *t, ESYS_TR *handle, TPM2B_PUBLIC **pub)
         return r;
 
     *handle = ESYS_TR_NONE;
-    rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                            ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, handle, pub, NULL, NULL, NULL);
+    rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
+                            &outside, &pcrs, handle, pub, NULL, NULL, NULL);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "creating the RSA endorsement key");
     return 0;
@@ -133,8 +132,7 @@ static int ek_from_template(struct tpm *t, struct rsa_pub *ek)
     }
     memcpy(ek->n, out->publicArea.unique.rsa.buffer, out->publicArea.unique.rsa.size);
     ek->n_len = out->publicArea.unique.rsa.size;
-    ek->e = out->publicArea.parameters.rsaDetail.exponent ? out->publicArea.parameters.rsaDetail.exponent
-                                                          : 65537;
+    ek->e = out->publicArea.parameters.rsaDetail.exponent ? out->publicArea.parameters.rsaDetail.exponent : 65537;
     Esys_Free(out);
     return 0;
 }

@@ -16,7 +16,8 @@ static uint16_t nv_buffer_max(struct tpm *t)
         cap->data.tpmProperties.tpmProperty[0].property == TPM2_PT_NV_BUFFER_MAX &&
         cap->data.tpmProperties.tpmProperty[0].value > 0)
         max = cap->data.tpmProperties.tpmProperty[0].value < 1024
-                  ? (uint16_t)cap->data.tpmProperties.tpmProperty[0].value : 1024;
+                  ? (uint16_t)cap->data.tpmProperties.tpmProperty[0].value
+                  : 1024;
     Esys_Free(cap);
     return max;
 }
@@ -44,8 +45,8 @@ int tpm_nv_read(struct tpm *t, uint32_t index, uint8_t **data, size_t *len)
     for (uint16_t off = 0; off < size;) {
         TPM2B_MAX_NV_BUFFER *chunk = NULL;
         uint16_t want = size - off < block ? size - off : block;
-        rc = Esys_NV_Read(t->esys, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                          want, off, &chunk);
+        rc = Esys_NV_Read(t->esys, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, want, off,
+                          &chunk);
         if (rc != TSS2_RC_SUCCESS) {
             r = tpm_fail(t, rc, "reading NV index 0x%x", index);
             goto out;
@@ -86,8 +87,8 @@ int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size
     info.nvPublic.nameAlg = TPM2_ALG_SHA1;
     info.nvPublic.attributes = TPMA_NV_OWNERWRITE | TPMA_NV_PPREAD | TPMA_NV_OWNERREAD | TPMA_NV_AUTHREAD;
     info.nvPublic.dataSize = (uint16_t)len;
-    rc = Esys_NV_DefineSpace(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth,
-                             &info, &tr);
+    rc =
+        Esys_NV_DefineSpace(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth, &info, &tr);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "defining NV index 0x%x", index);
     block = nv_buffer_max(t);

@@ -53,8 +53,10 @@ int tpm_offline_passphrase(struct tpm *t, uint32_t nv_index, uint32_t c_index, b
     if (r != -ENOENT)
         return r;
     if (!create)
-        return log_error_errno(-ENOENT, "TPM %s: no passphrase at NV index 0x%x (was this disk encrypted on "
-                                        "this node, with this nv_index?)", t->desc, nv_index);
+        return log_error_errno(-ENOENT,
+                               "TPM %s: no passphrase at NV index 0x%x (was this disk encrypted on "
+                               "this node, with this nv_index?)",
+                               t->desc, nv_index);
 
     /* Unlike upstream, c_index is honoured when encrypting too, so decrypting with it works. */
     r = tpm_rsa_key_ensure(t, c_index);
@@ -69,8 +71,8 @@ int tpm_offline_passphrase(struct tpm *t, uint32_t nv_index, uint32_t c_index, b
     r = tpm_nv_define_write(t, nv_index, blob, blob_len);
     if (r < 0)
         return r;
-    log_info("TPM %s: stored a new passphrase at NV index 0x%x (encrypted with the key at 0x%x)", t->desc,
-             nv_index, c_index);
+    log_info("TPM %s: stored a new passphrase at NV index 0x%x (encrypted with the key at 0x%x)", t->desc, nv_index,
+             c_index);
     *out = pass;
     pass = NULL;
     return 0;

@@ -63,11 +63,12 @@ int tpm_pcr_read(struct tpm *t, uint32_t mask, uint8_t pcr[TPM_PCR_COUNT][SHA256
         Esys_Free(sel_out);
         Esys_Free(values);
         if (short_answer)
-            return log_error_errno(-EPROTO, "TPM %s: TPM2_PCR_Read answered fewer digests than it selected",
-                                   t->desc);
+            return log_error_errno(-EPROTO, "TPM %s: TPM2_PCR_Read answered fewer digests than it selected", t->desc);
         if (!got)
-            return log_error_errno(-EPROTO, "TPM %s: TPM2_PCR_Read returned no SHA-256 values "
-                                            "(is the SHA-256 PCR bank active?)", t->desc);
+            return log_error_errno(-EPROTO,
+                                   "TPM %s: TPM2_PCR_Read returned no SHA-256 values "
+                                   "(is the SHA-256 PCR bank active?)",
+                                   t->desc);
         missing &= ~got;
     }
     return 0;
@@ -97,8 +98,8 @@ int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const ui
     if (nonce_len)
         memcpy(qualifying.buffer, nonce, nonce_len);
     tpm_sha256_selection(&sel, pcr_mask);
-    rc = Esys_Quote(t->esys, ak->handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qualifying, &null_scheme,
-                    &sel, &quoted, &sig);
+    rc = Esys_Quote(t->esys, ak->handle, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &qualifying, &null_scheme, &sel,
+                    &quoted, &sig);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "quoting the SHA-256 PCRs");
     rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig, buf, sizeof(buf), &off);

@@ -11,8 +11,8 @@
 static int persistent_exists(struct tpm *t, uint32_t handle, bool *exists)
 {
     TPMS_CAPABILITY_DATA *cap = NULL;
-    TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                                    handle, 1, NULL, &cap);
+    TSS2_RC rc =
+        Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, handle, 1, NULL, &cap);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "listing persistent handles");
     *exists = cap->data.handles.count == 1 && cap->data.handles.handle[0] == handle;
@@ -28,8 +28,8 @@ static void rsa_key_template(TPM2B_PUBLIC *tmpl)
     memset(tmpl, 0, sizeof(*tmpl));
     tmpl->publicArea.type = TPM2_ALG_RSA;
     tmpl->publicArea.nameAlg = TPM2_ALG_SHA256;
-    tmpl->publicArea.objectAttributes = TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_DECRYPT |
-                                        TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SENSITIVEDATAORIGIN;
+    tmpl->publicArea.objectAttributes =
+        TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SENSITIVEDATAORIGIN;
     tmpl->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_NULL;
     tmpl->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
     tmpl->publicArea.parameters.rsaDetail.keyBits = 2048;
@@ -104,8 +104,8 @@ int tpm_rsa_decrypt(struct tpm *t, uint32_t c_index, const uint8_t *blob, size_t
         return r;
     cipher.size = (uint16_t)blob_len;
     memcpy(cipher.buffer, blob, blob_len);
-    rc = Esys_RSA_Decrypt(t->esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &cipher, &oaep_sha256,
-                          &label, &out);
+    rc = Esys_RSA_Decrypt(t->esys, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &cipher, &oaep_sha256, &label,
+                          &out);
     Esys_TR_Close(t->esys, &key);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "decrypting with the RSA key at 0x%x (wrong key or damaged data?)", c_index);

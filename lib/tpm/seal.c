@@ -11,7 +11,7 @@
 
 #include "tpm_internal.h"
 
-#define RETRY_UNSEAL_MAX 30 /* systemd v252 RETRY_UNSEAL_MAX */
+#define RETRY_UNSEAL_MAX 30         /* systemd v252 RETRY_UNSEAL_MAX */
 #define PIN_PBKDF2_ITERATIONS 10000 /* systemd v257 PBKDF2_HMAC_SHA256_ITERATIONS */
 
 void tpm_sealed_clear(struct tpm_sealed *s)
@@ -59,10 +59,7 @@ int tpm_pcr_mask_parse(const char *s, uint32_t *mask)
     return 0;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
-}
+static void put_u32(uint8_t *p, uint32_t v) { p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v; }
 
 /* TPM 2.0 Part 3 §23.7 (PolicyPCR) and §23.18 (PolicyAuthValue): policyDigest extended as
  * H(old || commandCode || parameters). */
@@ -197,8 +194,9 @@ static int open_parent(struct tpm *t, bool srk, enum tpm_primary_alg alg, ESYS_T
     if (srk) {
         int r = tpm_lookup(t, TPM_SRK_HANDLE, "storage root key", out);
         if (r == -ENOENT)
-            return log_error_errno(-EBADMSG, "TPM %s: the token was sealed under the storage root key at 0x%x "
-                                             "(systemd >= 254), which this TPM does not have",
+            return log_error_errno(-EBADMSG,
+                                   "TPM %s: the token was sealed under the storage root key at 0x%x "
+                                   "(systemd >= 254), which this TPM does not have",
                                    t->desc, TPM_SRK_HANDLE);
         return r;
     }
@@ -221,8 +219,8 @@ static void close_parent(struct tpm *t, bool srk, ESYS_TR *h)
 static int start_session(struct tpm *t, ESYS_TR salt_key, TPM2_SE type, TPMA_SESSION attrs, ESYS_TR *out)
 {
     const TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-    TSS2_RC rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                       NULL, type, &sym, TPM2_ALG_SHA256, out);
+    TSS2_RC rc = Esys_StartAuthSession(t->esys, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL,
+                                       type, &sym, TPM2_ALG_SHA256, out);
 
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail(t, rc, "starting a %s session", type == TPM2_SE_POLICY ? "policy" : "HMAC");
@@ -235,8 +233,7 @@ static int start_session(struct tpm *t, ESYS_TR salt_key, TPM2_SE type, TPMA_SES
     return 0;
 }
 
-int tpm_seal(struct tpm *t, uint32_t pcr_mask, const struct secret *pin, struct tpm_sealed *out,
-             struct secret **secret)
+int tpm_seal(struct tpm *t, uint32_t pcr_mask, const struct secret *pin, struct tpm_sealed *out, struct secret **secret)
 {
     uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN];
     _cleanup_secret_ struct secret *data = NULL;
@@ -295,8 +292,8 @@ int tpm_seal(struct tpm *t, uint32_t pcr_mask, const struct secret *pin, struct 
     r = start_session(t, parent, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT, &session);
     if (r < 0)
         goto out;
-    rc = Esys_Create(t->esys, parent, ESYS_TR_PASSWORD, session, ESYS_TR_NONE, &sens, &tmpl, &outside,
-                     &creation_pcrs, &priv, &pub, NULL, NULL, NULL);
+    rc = Esys_Create(t->esys, parent, ESYS_TR_PASSWORD, session, ESYS_TR_NONE, &sens, &tmpl, &outside, &creation_pcrs,
+                     &priv, &pub, NULL, NULL, NULL);
     if (rc != TSS2_RC_SUCCESS) {
         r = tpm_fail(t, rc, "creating the sealed object");
         goto out;
@@ -323,8 +320,7 @@ out:
 }
 
 /* One attempt: policy session, compare, unseal. -EAGAIN when a PCR changed under us. */
-static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent, ESYS_TR obj,
-                       struct secret **out)
+static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent, ESYS_TR obj, struct secret **out)
 {
     TPML_PCR_SELECTION sel;
     TPM2B_DIGEST empty = {0}, *digest = NULL;
@@ -358,9 +354,10 @@ static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent
         goto out;
     }
     if (digest->size != SHA256_LEN || memcmp(digest->buffer, s->policy, SHA256_LEN)) {
-        r = log_error_errno(-EACCES, "TPM %s: PCRs %s (sha256) do not have the values the key was sealed to "
-                                     "(changed by an update or another boot path); use the recovery key, "
-                                     "then kcrypt reseal",
+        r = log_error_errno(-EACCES,
+                            "TPM %s: PCRs %s (sha256) do not have the values the key was sealed to "
+                            "(changed by an update or another boot path); use the recovery key, "
+                            "then kcrypt reseal",
                             t->desc, tpm_pcr_mask_str(s->pcr_mask, pcrs, sizeof(pcrs)));
         goto out;
     }
@@ -371,8 +368,10 @@ static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent
         else if (tpm_rc_is(rc, TPM2_RC_AUTH_FAIL) || tpm_rc_is(rc, TPM2_RC_BAD_AUTH))
             r = log_error_errno(-EPERM, "TPM %s: wrong PIN", t->desc);
         else if ((rc & 0xfff) == TPM2_RC_LOCKOUT)
-            r = log_error_errno(-EPERM, "TPM %s: locked out after too many wrong PINs (dictionary attack "
-                                        "protection); wait or use the recovery key", t->desc);
+            r = log_error_errno(-EPERM,
+                                "TPM %s: locked out after too many wrong PINs (dictionary attack "
+                                "protection); wait or use the recovery key",
+                                t->desc);
         else if (tpm_rc_is(rc, TPM2_RC_POLICY_FAIL))
             r = log_error_errno(-EACCES, "TPM %s: the sealed key's policy refused (PCRs %s)", t->desc,
                                 tpm_pcr_mask_str(s->pcr_mask, pcrs, sizeof(pcrs)));
@@ -409,13 +408,13 @@ int tpm_unseal(struct tpm *t, const struct tpm_sealed *s, const struct secret *p
         Tss2_MU_TPM2B_PUBLIC_Unmarshal(s->blob, s->blob_len, &off, &pub) != TSS2_RC_SUCCESS)
         return log_error_errno(-EBADMSG, "sealed key: the blob is not a TPM2B_PRIVATE and a TPM2B_PUBLIC");
     if (off != s->blob_len)
-        return log_error_errno(-EOPNOTSUPP, "sealed key: the blob carries %zu more bytes (an imported object, "
-                                            "systemd-cryptenroll --tpm2-device-key), which is not supported",
+        return log_error_errno(-EOPNOTSUPP,
+                               "sealed key: the blob carries %zu more bytes (an imported object, "
+                               "systemd-cryptenroll --tpm2-device-key), which is not supported",
                                s->blob_len - off);
     if (pub.publicArea.type != TPM2_ALG_KEYEDHASH || pub.publicArea.nameAlg != TPM2_ALG_SHA256)
         return log_error_errno(-EBADMSG, "sealed key: not a SHA-256 KEYEDHASH object");
-    if (pub.publicArea.authPolicy.size != SHA256_LEN ||
-        memcmp(pub.publicArea.authPolicy.buffer, s->policy, SHA256_LEN))
+    if (pub.publicArea.authPolicy.size != SHA256_LEN || memcmp(pub.publicArea.authPolicy.buffer, s->policy, SHA256_LEN))
         return log_error_errno(-EBADMSG, "sealed key: the token's policy hash is not the sealed object's policy");
 
     r = open_parent(t, s->srk, s->primary, &parent);
@@ -427,8 +426,10 @@ int tpm_unseal(struct tpm *t, const struct tpm_sealed *s, const struct secret *p
         r = tpm_fail(t, rc, "loading the sealed object");
         t->quiet = false;
         if (r == -EIO)
-            r = log_error_errno(-EBADMSG, "TPM %s: the sealed object does not load (sealed by another TPM, "
-                                          "or damaged): %s", t->desc, Tss2_RC_Decode(rc));
+            r = log_error_errno(-EBADMSG,
+                                "TPM %s: the sealed object does not load (sealed by another TPM, "
+                                "or damaged): %s",
+                                t->desc, Tss2_RC_Decode(rc));
         goto out;
     }
     if (pin) {

@@ -20,7 +20,7 @@
 
 #define TCTI_MAGIC 0x6b6b6d7374637469ULL /* "kkmstcti" */
 #define TPM_MAX_RESPONSE 4096
-#define MSSIM_SEND_COMMAND 8   /* Microsoft simulator framing (tpm2-tss tcti-mssim) */
+#define MSSIM_SEND_COMMAND 8 /* Microsoft simulator framing (tpm2-tss tcti-mssim) */
 #define MSSIM_SESSION_END 20
 #define MSSIM_SIGNAL_POWER_ON 1
 #define MSSIM_SIGNAL_NV_ON 11
@@ -107,7 +107,10 @@ static int recv_full(int fd, void *buf, size_t n, int64_t deadline)
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
-    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
 }
 
 static uint32_t get_be32(const uint8_t *p)
@@ -119,8 +122,8 @@ static TSS2_RC io_error(struct ktcti *t, int r, const char *what)
 {
     if (r == -ETIMEDOUT) {
         t->timed_out = true;
-        log_error("TPM %s did not answer within %lld s (%s); is it hung? (--tpm-timeout sets the limit)",
-                  t->desc, (long long)(t->timeout_ms / 1000), what);
+        log_error("TPM %s did not answer within %lld s (%s); is it hung? (--tpm-timeout sets the limit)", t->desc,
+                  (long long)(t->timeout_ms / 1000), what);
     } else {
         log_error("TPM %s: %s failed: %s", t->desc, what, strerror(-r));
     }
@@ -252,7 +255,9 @@ static TSS2_RC ktcti_not_implemented(TSS2_TCTI_CONTEXT *ctx)
 
 static TSS2_RC ktcti_poll_handles(TSS2_TCTI_CONTEXT *ctx, TSS2_TCTI_POLL_HANDLE *h, size_t *n)
 {
-    (void)ctx; (void)h; (void)n;
+    (void)ctx;
+    (void)h;
+    (void)n;
     return TSS2_TCTI_RC_NOT_IMPLEMENTED;
 }
 
@@ -348,8 +353,7 @@ static int mssim_signal(const char *host, unsigned port, uint32_t signal, int64_
 }
 
 /* Parses "key=value,key=value" for host, port and path. */
-static int parse_conf(const char *conf, char *host, size_t hostcap, unsigned *port, char *path,
-                      size_t pathcap)
+static int parse_conf(const char *conf, char *host, size_t hostcap, unsigned *port, char *path, size_t pathcap)
 {
     while (conf && *conf) {
         const char *end = strchr(conf, ','), *eq = strchr(conf, '=');
@@ -422,7 +426,8 @@ int ktcti_open(const char *spec, int64_t timeout_ms, TSS2_TCTI_CONTEXT **out)
     }
     if (conf && parse_conf(conf, host, sizeof(host), &port, path, sizeof(path)) < 0) {
         free(t);
-        return log_error_errno(-EINVAL, "--tpm-device %s: bad TCTI options (expected path=SOCKET or host=H,port=P)", spec);
+        return log_error_errno(-EINVAL, "--tpm-device %s: bad TCTI options (expected path=SOCKET or host=H,port=P)",
+                               spec);
     }
     if (t->kind == KIND_MSSIM && *path) {
         free(t);

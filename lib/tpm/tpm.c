@@ -108,8 +108,8 @@ int tpm_lookup(struct tpm *t, uint32_t handle, const char *what, ESYS_TR *out)
 int tpm_persist(struct tpm *t, ESYS_TR transient, uint32_t handle, const char *what, ESYS_TR *out)
 {
     ESYS_TR persistent = ESYS_TR_NONE;
-    TSS2_RC rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                   ESYS_TR_NONE, handle, &persistent);
+    TSS2_RC rc = Esys_EvictControl(t->esys, ESYS_TR_RH_OWNER, transient, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                   handle, &persistent);
 
     tpm_flush(t, transient);
     if (rc != TSS2_RC_SUCCESS)

@@ -118,8 +118,8 @@ int tpm_activate_credential(struct tpm *t, struct tpm_ak *ak, const uint8_t *cre
 
 /* A PCR quote as G3 sends it (docs/tpm.md §7). */
 struct tpm_quote {
-    struct bytes attest;                /* TPMS_ATTEST (the TPM2B_ATTEST contents) */
-    struct bytes signature;             /* TPMT_SIGNATURE */
+    struct bytes attest;                    /* TPMS_ATTEST (the TPM2B_ATTEST contents) */
+    struct bytes signature;                 /* TPMT_SIGNATURE */
     uint32_t pcr_mask;                      /* the quoted PCRs: bit i = PCR i */
     uint8_t pcr[TPM_PCR_COUNT][SHA256_LEN]; /* their SHA-256 bank values, read after the quote */
 };
@@ -161,13 +161,13 @@ enum tpm_primary_alg { TPM_PRIMARY_ECC = 0, TPM_PRIMARY_RSA = 1 };
 struct tpm_sealed {
     uint8_t *blob; /* TPM2B_PRIVATE || TPM2B_PUBLIC (tss2-mu), malloc'd */
     size_t blob_len;
-    uint32_t pcr_mask;             /* SHA-256 PCRs of PolicyPCR; 0 = none */
-    enum tpm_primary_alg primary;  /* legacy primary to recreate */
-    bool srk;                      /* parent: the persistent SRK at 0x81000001 (systemd >= 254) */
-    bool pin;                      /* PolicyAuthValue with the PIN's authValue */
-    uint8_t salt[64];              /* PIN salt (systemd >= 253), salt_len 0 = none */
+    uint32_t pcr_mask;            /* SHA-256 PCRs of PolicyPCR; 0 = none */
+    enum tpm_primary_alg primary; /* legacy primary to recreate */
+    bool srk;                     /* parent: the persistent SRK at 0x81000001 (systemd >= 254) */
+    bool pin;                     /* PolicyAuthValue with the PIN's authValue */
+    uint8_t salt[64];             /* PIN salt (systemd >= 253), salt_len 0 = none */
     size_t salt_len;
-    uint8_t policy[SHA256_LEN];    /* expected policy digest */
+    uint8_t policy[SHA256_LEN]; /* expected policy digest */
 };
 void tpm_sealed_clear(struct tpm_sealed *s);
 

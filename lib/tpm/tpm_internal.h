@@ -32,7 +32,6 @@ int tpm_persist(struct tpm *t, ESYS_TR transient, uint32_t handle, const char *w
 /* CreatePrimary in the owner hierarchy from tmpl, then tpm_persist at handle (logs one info line). */
 int tpm_create_persistent(struct tpm *t, const TPM2B_PUBLIC *tmpl, uint32_t handle, const char *what, ESYS_TR *out);
 
-
 /* Defines an NV index of exactly len bytes with upstream's attributes and writes data into it;
  * the index is removed again if the write fails. */
 int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size_t len);
@@ -43,8 +42,7 @@ int tpm_nv_define_write(struct tpm *t, uint32_t index, const uint8_t *data, size
  * any handle, parameter or session number. */
 static inline bool tpm_rc_is(TSS2_RC rc, TSS2_RC base)
 {
-    return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (rc & TPM2_RC_FMT1) &&
-           (rc & 0x3f) == (base & 0x3f);
+    return (rc & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (rc & TPM2_RC_FMT1) && (rc & 0x3f) == (base & 0x3f);
 }
 /* The parameter number a format-one error names (1 = first parameter), 0 if it names none. */
 static inline unsigned tpm_rc_parameter(TSS2_RC rc)

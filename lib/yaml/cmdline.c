@@ -151,8 +151,8 @@ static struct kyaml_node *set_child(struct kyaml_node *map, const char *key, str
 }
 
 /* Sets root.k1.k2...kn = value, making (or replacing by) maps on the way: the later token wins. */
-static void set_path(struct kyaml_node *root, char *key, const char *value, struct kyaml_src *src,
-                     unsigned line, unsigned col)
+static void set_path(struct kyaml_node *root, char *key, const char *value, struct kyaml_src *src, unsigned line,
+                     unsigned col)
 {
     char *parts[KCONFIG_MAX_KEY_PARTS];
     size_t n = 0;

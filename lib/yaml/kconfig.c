@@ -41,8 +41,8 @@ static int merge_file(struct kconfig *c, const char *path, const char *buf, size
     if (r < 0)
         return r;
     if (root && root->type != KYAML_MAP && root->type != KYAML_NULL) {
-        r = log_error_errno(-EINVAL, "%s: the top level is %s, expected a map",
-                            kyaml_where(root, where, sizeof(where)), kind(root));
+        r = log_error_errno(-EINVAL, "%s: the top level is %s, expected a map", kyaml_where(root, where, sizeof(where)),
+                            kind(root));
         kyaml_free(root);
         return r;
     }
@@ -110,9 +110,8 @@ int kconfig_load(const struct kconfig_opts *opts, struct kconfig **out)
             log_warn("%s: skipped, the other config files are still used", scan.paths[i]);
         r = 0;
     }
-    if (!o->no_cmdline &&
-        snprintf(path, sizeof(path), "%.*s%s", (int)rlen, root, o->cmdline ? o->cmdline : "/proc/cmdline") <
-            (int)sizeof(path))
+    if (!o->no_cmdline && snprintf(path, sizeof(path), "%.*s%s", (int)rlen, root,
+                                   o->cmdline ? o->cmdline : "/proc/cmdline") < (int)sizeof(path))
         merge_cmdline(c, path);
 out:
     kconfig_scan_done(&scan);
@@ -138,10 +137,7 @@ void kconfig_free(struct kconfig *c)
 const struct kyaml_node *kconfig_tree(const struct kconfig *c) { return c ? c->root : NULL; }
 size_t kconfig_source_count(const struct kconfig *c) { return c ? c->nsources : 0; }
 
-const char *kconfig_source(const struct kconfig *c, size_t i)
-{
-    return c && i < c->nsources ? c->sources[i] : NULL;
-}
+const char *kconfig_source(const struct kconfig *c, size_t i) { return c && i < c->nsources ? c->sources[i] : NULL; }
 
 /* ---- kcrypt settings ---- */
 
@@ -151,8 +147,7 @@ static bool is_set(const struct kyaml_node *n)
 }
 
 /* The map at key of parent, NULL when absent or null; anything else there is an error. */
-static int section(const struct kyaml_node *parent, const char *key, const char *what,
-                   const struct kyaml_node **out)
+static int section(const struct kyaml_node *parent, const char *key, const char *what, const struct kyaml_node **out)
 {
     const struct kyaml_node *n = kyaml_map_get(parent, key);
     char where[PATH_MAX + 32];
@@ -161,8 +156,8 @@ static int section(const struct kyaml_node *parent, const char *key, const char 
     if (!n || n->type == KYAML_NULL)
         return 0;
     if (n->type != KYAML_MAP)
-        return log_error_errno(-EINVAL, "%s: %s: expected a map, got %s", kyaml_where(n, where, sizeof(where)),
-                               what, kind(n));
+        return log_error_errno(-EINVAL, "%s: %s: expected a map, got %s", kyaml_where(n, where, sizeof(where)), what,
+                               kind(n));
     *out = n;
     return 0;
 }
@@ -176,8 +171,8 @@ static const struct kyaml_node *pick(const struct kyaml_node *kc, const struct k
 
     if (is_set(a)) {
         if (is_set(b) && !(a->type == KYAML_SCALAR && b->type == KYAML_SCALAR && !strcmp(a->text, b->text)))
-            log_warn("%s: kcrypt.challenger.%s overrides kcrypt.%s set at %s", kyaml_where(a, w1, sizeof(w1)),
-                     key, key, kyaml_where(b, w2, sizeof(w2)));
+            log_warn("%s: kcrypt.challenger.%s overrides kcrypt.%s set at %s", kyaml_where(a, w1, sizeof(w1)), key, key,
+                     kyaml_where(b, w2, sizeof(w2)));
         snprintf(what, size, "kcrypt.challenger.%s", key);
         return a;
     }

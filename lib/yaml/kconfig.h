@@ -32,7 +32,7 @@
 
 #include "kyaml.h"
 
-#define KCONFIG_MAX_FILE (1u << 20)  /* upstream skips files over 1 MB */
+#define KCONFIG_MAX_FILE (1u << 20)   /* upstream skips files over 1 MB */
 #define KCONFIG_MAX_TOTAL (16u << 20) /* bytes of config read in one load */
 #define KCONFIG_MAX_FILES 4096
 #define KCONFIG_MAX_DIR_DEPTH 32
@@ -44,11 +44,11 @@
 #define KCONFIG_DEFAULT_C_INDEX 0x81000008u
 
 struct kconfig_opts {
-    const char *root;              /* prefix of every path; NULL: $KAIROS_KMS_ROOT, or none */
-    const char *const *dirs;       /* NULL-terminated; NULL: kconfig_default_dirs */
-    const char *cmdline;           /* NULL: "/proc/cmdline" */
-    bool no_cmdline;               /* do not merge the kernel command line */
-    bool strict;                   /* a bad config file fails the load instead of being skipped */
+    const char *root;        /* prefix of every path; NULL: $KAIROS_KMS_ROOT, or none */
+    const char *const *dirs; /* NULL-terminated; NULL: kconfig_default_dirs */
+    const char *cmdline;     /* NULL: "/proc/cmdline" */
+    bool no_cmdline;         /* do not merge the kernel command line */
+    bool strict;             /* a bad config file fails the load instead of being skipped */
 };
 
 /* /oem, /sysroot/oem, /run/cos/oem, /tmp/oem (NULL-terminated). */
@@ -84,22 +84,22 @@ int kconfig_cmdline_tree(const char *cmdline, const char *prefix, const char *na
 
 /* ---- the resolved kcrypt settings ---- */
 struct kcrypt_config {
-    char *challenger_server; /* kcrypt.challenger.challenger_server, as written ("" = none) */
-    bool mdns;               /* kcrypt.challenger.mdns */
-    char *certificate;       /* kcrypt.challenger.certificate: PEM text ("" = none) */
-    uint32_t nv_index;       /* offline-mode NV index */
-    uint32_t c_index;        /* persistent RSA key handle */
-    char *tpm_device;        /* "" = find the TPM automatically */
-    bool encrypt_on_boot;    /* kcrypt.encrypt_on_boot: unlock-all encrypts the partitions below
+    char *challenger_server;     /* kcrypt.challenger.challenger_server, as written ("" = none) */
+    bool mdns;                   /* kcrypt.challenger.mdns */
+    char *certificate;           /* kcrypt.challenger.certificate: PEM text ("" = none) */
+    uint32_t nv_index;           /* offline-mode NV index */
+    uint32_t c_index;            /* persistent RSA key handle */
+    char *tpm_device;            /* "" = find the TPM automatically */
+    bool encrypt_on_boot;        /* kcrypt.encrypt_on_boot: unlock-all encrypts the partitions below
                               * in place when they are not LUKS yet (first boot of a cloned image) */
     char **encrypted_partitions; /* install.encrypted_partitions: labels, NULL-terminated (never NULL) */
     size_t n_encrypted_partitions;
     /* Measured-boot local mode (README.md "Measured boot"): */
-    bool tpm_pcrs_set;       /* kcrypt.tpm_pcrs given: encrypt seals to PCRs instead of the NV blob */
-    uint32_t tpm_pcrs;       /* its PCRs, bit i = PCR i (a list [7, 11], a number, or "7+11") */
-    bool tpm_pcrs_defer;     /* kcrypt.tpm_pcrs_defer: seal to no PCRs at install, to tpm_pcrs at the
+    bool tpm_pcrs_set;   /* kcrypt.tpm_pcrs given: encrypt seals to PCRs instead of the NV blob */
+    uint32_t tpm_pcrs;   /* its PCRs, bit i = PCR i (a list [7, 11], a number, or "7+11") */
+    bool tpm_pcrs_defer; /* kcrypt.tpm_pcrs_defer: seal to no PCRs at install, to tpm_pcrs at the
                               * first unlock */
-    bool recovery_key;       /* kcrypt.recovery_key: encrypt also adds a systemd recovery key */
+    bool recovery_key;   /* kcrypt.recovery_key: encrypt also adds a systemd recovery key */
 };
 
 #define KCONFIG_MAX_ENCRYPTED_PARTITIONS 64

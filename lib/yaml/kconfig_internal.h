@@ -14,7 +14,7 @@ struct kconfig_scan {
     struct kconfig_fileid {
         dev_t dev;
         ino_t ino;
-    } *seen; /* files already read */
+    } * seen; /* files already read */
     size_t nseen;
     size_t total; /* bytes read so far */
 };

@@ -36,8 +36,7 @@ struct kyaml_node;
 /* ---- parsing; name is used in error messages and remembered by every node ---- */
 /* Parses every document of buf; *docs (array of *ndocs roots) is owned by the caller: kyaml_docs_free.
  * An input without documents gives *ndocs == 0. Errors are logged as name:line:col: problem. */
-int kyaml_parse_all(const char *buf, size_t len, const char *name, struct kyaml_node ***docs,
-                    size_t *ndocs);
+int kyaml_parse_all(const char *buf, size_t len, const char *name, struct kyaml_node ***docs, size_t *ndocs);
 /* Parses the first document only (later ones are not read, as Go yaml.Unmarshal does); *root is
  * owned by the caller (kyaml_free) and is NULL when the input holds no document. */
 int kyaml_parse(const char *buf, size_t len, const char *name, struct kyaml_node **root);

@@ -27,8 +27,8 @@ struct kyaml_src *kyaml_src_new(const char *name);
 void kyaml_src_unref(struct kyaml_src *s);
 
 /* New node holding its own reference to src; text is copied (scalars and nulls only). */
-struct kyaml_node *kyaml_node_new(enum kyaml_type type, struct kyaml_src *src, unsigned line,
-                                  unsigned col, const char *text);
+struct kyaml_node *kyaml_node_new(enum kyaml_type type, struct kyaml_src *src, unsigned line, unsigned col,
+                                  const char *text);
 /* Appends child (ownership moves to coll). */
 void kyaml_node_append(struct kyaml_node *coll, struct kyaml_node *child);
 /* Index of the pair whose key is key in a map, or -1. */

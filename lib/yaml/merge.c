@@ -12,10 +12,7 @@ struct ref {
     size_t i;
 };
 
-static bool is_collection(const struct kyaml_node *n)
-{
-    return n->type == KYAML_MAP || n->type == KYAML_SEQ;
-}
+static bool is_collection(const struct kyaml_node *n) { return n->type == KYAML_MAP || n->type == KYAML_SEQ; }
 
 /* Scalars and nulls by text, nulls before scalars; collections are never equal to anything. */
 static int ref_cmp(const void *a, const void *b)

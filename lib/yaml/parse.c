@@ -29,8 +29,7 @@ struct parse {
     size_t ndocs, cap;
 };
 
-static int fail(struct parse *ps, size_t line, size_t col, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static int fail(struct parse *ps, size_t line, size_t col, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int fail(struct parse *ps, size_t line, size_t col, const char *fmt, ...)
 {
     char msg[512];
@@ -97,8 +96,7 @@ static int attach(struct parse *ps, struct kyaml_node *n, yaml_mark_t m)
 }
 
 /* Deep copy for an alias; level is the nesting level the copy lands on. */
-static int copy(struct parse *ps, const struct kyaml_node *n, size_t level, yaml_mark_t m,
-                struct kyaml_node **out)
+static int copy(struct parse *ps, const struct kyaml_node *n, size_t level, yaml_mark_t m, struct kyaml_node **out)
 {
     struct kyaml_node *c;
     int r;
@@ -244,9 +242,7 @@ static int on_end(struct parse *ps)
 static int on_event(struct parse *ps, const yaml_event_t *ev)
 {
     switch (ev->type) {
-    case YAML_DOCUMENT_START_EVENT:
-        anchors_reset(ps);
-        return 0;
+    case YAML_DOCUMENT_START_EVENT: anchors_reset(ps); return 0;
     case YAML_DOCUMENT_END_EVENT:
         anchors_reset(ps);
         if (!ps->root)
@@ -261,19 +257,13 @@ static int on_event(struct parse *ps, const yaml_event_t *ev)
         ps->docs[ps->ndocs++] = ps->root;
         ps->root = NULL;
         return 0;
-    case YAML_SCALAR_EVENT:
-        return on_scalar(ps, ev);
-    case YAML_ALIAS_EVENT:
-        return on_alias(ps, (const char *)ev->data.alias.anchor, ev->start_mark);
-    case YAML_SEQUENCE_START_EVENT:
-        return on_start(ps, ev, KYAML_SEQ, ev->data.sequence_start.anchor);
-    case YAML_MAPPING_START_EVENT:
-        return on_start(ps, ev, KYAML_MAP, ev->data.mapping_start.anchor);
+    case YAML_SCALAR_EVENT: return on_scalar(ps, ev);
+    case YAML_ALIAS_EVENT: return on_alias(ps, (const char *)ev->data.alias.anchor, ev->start_mark);
+    case YAML_SEQUENCE_START_EVENT: return on_start(ps, ev, KYAML_SEQ, ev->data.sequence_start.anchor);
+    case YAML_MAPPING_START_EVENT: return on_start(ps, ev, KYAML_MAP, ev->data.mapping_start.anchor);
     case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        return on_end(ps);
-    default:
-        return 0;
+    case YAML_MAPPING_END_EVENT: return on_end(ps);
+    default: return 0;
     }
 }
 
@@ -283,8 +273,7 @@ static int parser_error(struct parse *ps, const yaml_parser_t *p, const char *bu
     size_t line = 1, col = 1;
 
     switch (p->error) {
-    case YAML_MEMORY_ERROR:
-        return log_error_errno(-ENOMEM, "%s: out of memory while parsing YAML", ps->name);
+    case YAML_MEMORY_ERROR: return log_error_errno(-ENOMEM, "%s: out of memory while parsing YAML", ps->name);
     case YAML_READER_ERROR:
         /* The reader reports a byte offset only; turn it into a position like the others. */
         for (size_t i = 0; i < p->problem_offset && i < len; i++, col++)
@@ -294,16 +283,15 @@ static int parser_error(struct parse *ps, const yaml_parser_t *p, const char *bu
     case YAML_SCANNER_ERROR:
     case YAML_PARSER_ERROR:
         if (p->context)
-            return FAIL_AT(ps, p->problem_mark, "%s (%s at %zu:%zu)", problem, p->context,
-                           p->context_mark.line + 1, p->context_mark.column + 1);
+            return FAIL_AT(ps, p->problem_mark, "%s (%s at %zu:%zu)", problem, p->context, p->context_mark.line + 1,
+                           p->context_mark.column + 1);
         return FAIL_AT(ps, p->problem_mark, "%s", problem);
-    default:
-        return fail(ps, line, col, "%s", problem);
+    default: return fail(ps, line, col, "%s", problem);
     }
 }
 
-static int parse_stream(const char *buf, size_t len, const char *name, bool first_only,
-                        struct kyaml_node ***docs, size_t *ndocs)
+static int parse_stream(const char *buf, size_t len, const char *name, bool first_only, struct kyaml_node ***docs,
+                        size_t *ndocs)
 {
     struct parse ps = {.name = name};
     yaml_parser_t p;

@@ -20,10 +20,7 @@ static bool has_config_ext(const char *name)
     return (len >= 4 && !strcmp(name + len - 4, ".yml")) || (len >= 5 && !strcmp(name + len - 5, ".yaml"));
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static void add_path(struct kconfig_scan *s, const char *path)
 {

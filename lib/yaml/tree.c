@@ -24,8 +24,8 @@ void kyaml_src_unref(struct kyaml_src *s)
         free(s);
 }
 
-struct kyaml_node *kyaml_node_new(enum kyaml_type type, struct kyaml_src *src, unsigned line,
-                                  unsigned col, const char *text)
+struct kyaml_node *kyaml_node_new(enum kyaml_type type, struct kyaml_src *src, unsigned line, unsigned col,
+                                  const char *text)
 {
     struct kyaml_node *n = xcalloc(1, sizeof(*n));
 
@@ -83,10 +83,7 @@ const char *kyaml_source(const struct kyaml_node *n) { return n ? n->src->name :
 unsigned kyaml_line(const struct kyaml_node *n) { return n ? n->line : 0; }
 unsigned kyaml_column(const struct kyaml_node *n) { return n ? n->col : 0; }
 
-const char *kyaml_scalar(const struct kyaml_node *n)
-{
-    return n && n->type == KYAML_SCALAR ? n->text : NULL;
-}
+const char *kyaml_scalar(const struct kyaml_node *n) { return n && n->type == KYAML_SCALAR ? n->text : NULL; }
 
 size_t kyaml_count(const struct kyaml_node *n)
 {
@@ -190,8 +187,8 @@ static int scalar_of(const struct kyaml_node *n, const char *what, const char *w
     if (!n || n->type == KYAML_NULL)
         return -ENOENT;
     if (n->type != KYAML_SCALAR)
-        return log_error_errno(-EINVAL, "%s: %s: expected %s, got %s", kyaml_where(n, where, sizeof(where)),
-                               what, want, kind_name(n->type));
+        return log_error_errno(-EINVAL, "%s: %s: expected %s, got %s", kyaml_where(n, where, sizeof(where)), what, want,
+                               kind_name(n->type));
     *out = n->text;
     return 0;
 }
@@ -216,8 +213,8 @@ int kyaml_node_bool(const struct kyaml_node *n, const char *what, bool *out)
             return 0;
         }
     }
-    return log_error_errno(-EINVAL, "%s: %s: expected true or false, got %s",
-                           kyaml_where(n, where, sizeof(where)), what, kyaml_quote(s, q, sizeof(q)));
+    return log_error_errno(-EINVAL, "%s: %s: expected true or false, got %s", kyaml_where(n, where, sizeof(where)),
+                           what, kyaml_quote(s, q, sizeof(q)));
 }
 
 int kyaml_node_u32(const struct kyaml_node *n, const char *what, uint32_t *out)

@@ -48,16 +48,13 @@ static int value_arg(const char *arg, char **out, size_t *len)
     return 0;
 }
 
-static long long num(const char *s)
-{
-    return strtoll(s, NULL, 10);
-}
+static long long num(const char *s) { return strtoll(s, NULL, 10); }
 
 static void print_kv(const char *prefix, const struct etcd_kv *kv)
 {
     printf("%s %.*s mod=%lld create=%lld version=%lld lease=%lld\n", prefix, (int)kv->value_len,
-           (const char *)kv->value, (long long)kv->mod_revision, (long long)kv->create_revision,
-           (long long)kv->version, (long long)kv->lease);
+           (const char *)kv->value, (long long)kv->mod_revision, (long long)kv->create_revision, (long long)kv->version,
+           (long long)kv->lease);
 }
 
 static int watch(struct etcd *e, int argc, char **argv)

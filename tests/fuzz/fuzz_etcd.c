@@ -88,7 +88,8 @@ static void watch_stream(const char *data, size_t size)
                 if (ev->kv.mod_revision > max)
                     max = ev->kv.mod_revision;
             }
-            if (max != m.max_mod_revision || m.compact_revision < 0 || strlen(m.cancel_reason) >= sizeof(m.cancel_reason))
+            if (max != m.max_mod_revision || m.compact_revision < 0 ||
+                strlen(m.cancel_reason) >= sizeof(m.cancel_reason))
                 abort();
             etcd_watch_msg_clear(&m);
         }

@@ -117,8 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     r = proto_g3_challenge_decode(msg, size, &challenge, why);
     if (r == 0)
         challenge_again(&challenge);
-    else if (r == -EREMOTEIO && (!challenge.error || !challenge.error[0] ||
-                                 strlen(challenge.error) > PROTO_G3_ERROR_MAX))
+    else if (r == -EREMOTEIO &&
+             (!challenge.error || !challenge.error[0] || strlen(challenge.error) > PROTO_G3_ERROR_MAX))
         abort();
     proto_g3_challenge_clear(&challenge);
     if (proto_g3_proof_decode(msg, size, &proof, why) == 0) {

@@ -12,13 +12,17 @@
 #include "net_internal.h"
 
 static const struct net_limits small = {
-    .max_request_line = 256, .max_header_bytes = 1024, .max_headers = 8, .max_body = 512, .max_message = 4096,
+    .max_request_line = 256,
+    .max_header_bytes = 1024,
+    .max_headers = 8,
+    .max_body = 512,
+    .max_message = 4096,
 };
 
 /* Parses requests one after another from data; step > 0 feeds the buffer step bytes at a time.
  * Returns how many requests parsed and the result that stopped it. */
-static int parse_stream(const uint8_t *data, size_t size, size_t step, const struct net_limits *l,
-                        size_t *n_requests, size_t *total_body)
+static int parse_stream(const uint8_t *data, size_t size, size_t step, const struct net_limits *l, size_t *n_requests,
+                        size_t *total_body)
 {
     size_t off = 0;
     *n_requests = *total_body = 0;

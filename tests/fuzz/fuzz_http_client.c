@@ -47,8 +47,8 @@ ssize_t getrandom(void *buf, size_t n, unsigned int flags)
 }
 
 /* The connection: our end gets the answer and the end of the stream, the client gets the other. */
-int net_dial(const struct net_url *u, const struct net_client_opts *o, struct ktls_client *tls,
-             int64_t deadline, const char *peer, struct net_stream *out)
+int net_dial(const struct net_url *u, const struct net_client_opts *o, struct ktls_client *tls, int64_t deadline,
+             const char *peer, struct net_stream *out)
 {
     int sv[2];
 

@@ -86,11 +86,8 @@ static void visit(const struct kjson_doc *d, int v, struct kjson_w *w)
             abort();
         kjson_w_bool(w, b);
         break;
-    case KJSON_NULL:
-        kjson_w_null(w);
-        break;
-    default:
-        abort();
+    case KJSON_NULL: kjson_w_null(w); break;
+    default: abort();
     }
 }
 

@@ -29,8 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (luks_header_probe(mem_read, &m, &h) == 0) {
         /* The strings must be terminated inside their fields. */
-        if (strnlen(h.label, sizeof(h.label)) == sizeof(h.label) ||
-            strnlen(h.uuid, sizeof(h.uuid)) == sizeof(h.uuid))
+        if (strnlen(h.label, sizeof(h.label)) == sizeof(h.label) || strnlen(h.uuid, sizeof(h.uuid)) == sizeof(h.uuid))
             __builtin_trap();
         if (h.version == 2 && (h.hdr_size < LUKS_MIN_HDR_SIZE || h.hdr_size > LUKS_MAX_HDR_SIZE))
             __builtin_trap();

@@ -17,9 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (luks_tpm2_token_format(&t, &json) != 0)
             __builtin_trap();
         if (luks_tpm2_token_parse("fuzz", json, strlen(json), &u) != 0 || u.keyslot != t.keyslot ||
-            u.pcr_mask != t.pcr_mask || u.pin != t.pin || u.primary_rsa != t.primary_rsa ||
-            u.blob_len != t.blob_len || memcmp(u.blob, t.blob, t.blob_len) ||
-            memcmp(u.policy, t.policy, sizeof(t.policy)))
+            u.pcr_mask != t.pcr_mask || u.pin != t.pin || u.primary_rsa != t.primary_rsa || u.blob_len != t.blob_len ||
+            memcmp(u.blob, t.blob, t.blob_len) || memcmp(u.policy, t.policy, sizeof(t.policy)))
             __builtin_trap();
         free(json);
     }

@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (recs.nvols) {
         const struct kms_volume *v = &recs.vols[0];
-        if (kms_text_set_quarantine(buf, size, "fuzz.yaml", v->tpm_hash, !v->quarantined, &out, &out_len, &changed) == 0) {
+        if (kms_text_set_quarantine(buf, size, "fuzz.yaml", v->tpm_hash, !v->quarantined, &out, &out_len, &changed) ==
+            0) {
             if (!changed || !out)
                 abort(); /* the first volume's flag was flipped: something had to change */
             free(out);

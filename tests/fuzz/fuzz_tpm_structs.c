@@ -111,8 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const struct rsa_pub ek = {.n = {[0] = 0xc5, [255] = 0x01}, .n_len = 256, .e = 65537};
         static const uint8_t secret[ATTEST_SECRET_LEN], seed[ATTEST_SEED_LEN], oaep_seed[CRYPTO_HASH_MAX];
         struct attest_credential cred;
-        int r = attest_make_credential_seeded(&ek, own[0].data, own[0].len, secret, sizeof(secret), seed, oaep_seed,
-                                              &cred);
+        int r =
+            attest_make_credential_seeded(&ek, own[0].data, own[0].len, secret, sizeof(secret), seed, oaep_seed, &cred);
         if (r == 0 && (cred.id_object_len > sizeof(cred.id_object) || cred.encrypted_secret_len != 258))
             abort();
     }

@@ -148,7 +148,8 @@ int main(int argc, char **argv)
             .secret_name = opt(argc, argv, "--secret"),
             .secret_key = opt(argc, argv, "--key"),
         };
-        if (opt(argc, argv, "--passphrase-file") && kms_passphrase_read_file(opt(argc, argv, "--passphrase-file"), &pass) < 0)
+        if (opt(argc, argv, "--passphrase-file") &&
+            kms_passphrase_read_file(opt(argc, argv, "--passphrase-file"), &pass) < 0)
             return 1;
         reg.passphrase = pass;
         r = kms_register(s, &reg) < 0;

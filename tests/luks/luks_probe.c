@@ -9,19 +9,18 @@
 
 #include "luks.h"
 
-static const char usage[] =
-    "usage: luks_probe COMMAND ARGS (passphrase on stdin)\n"
-    "  format DEV LABEL minimal|operator     luks_format\n"
-    "  check DEV                             luks_check_passphrase; prints slot=N\n"
-    "  open DEV NAME | close NAME | active NAME\n"
-    "  encrypt DEV LABEL minimal|operator [STOP_PERCENT]\n"
-    "                                        luks_encrypt_in_place; prints progress lines;\n"
-    "                                        STOP_PERCENT makes the callback stop there\n"
-    "  header DEV                            luks_header_read\n"
-    "  scan ROOT [dm]                        luks_scan; KEY=VALUE blocks like blkid -o export\n"
-    "  find ROOT LABEL                       luks_find_by_label; prints the device\n"
-    "  locked ROOT                           luks_list_locked; prints names\n"
-    "  uuid5 NAME                            luks_uuid_v5\n";
+static const char usage[] = "usage: luks_probe COMMAND ARGS (passphrase on stdin)\n"
+                            "  format DEV LABEL minimal|operator     luks_format\n"
+                            "  check DEV                             luks_check_passphrase; prints slot=N\n"
+                            "  open DEV NAME | close NAME | active NAME\n"
+                            "  encrypt DEV LABEL minimal|operator [STOP_PERCENT]\n"
+                            "                                        luks_encrypt_in_place; prints progress lines;\n"
+                            "                                        STOP_PERCENT makes the callback stop there\n"
+                            "  header DEV                            luks_header_read\n"
+                            "  scan ROOT [dm]                        luks_scan; KEY=VALUE blocks like blkid -o export\n"
+                            "  find ROOT LABEL                       luks_find_by_label; prints the device\n"
+                            "  locked ROOT                           luks_list_locked; prints names\n"
+                            "  uuid5 NAME                            luks_uuid_v5\n";
 
 static struct secret *read_pass(void)
 {
@@ -60,8 +59,8 @@ static int progress(uint64_t done, uint64_t total, void *ctx)
     double left = rate > 0 ? (double)(total - done) / (1 << 20) / rate : 0;
 
     s->calls++;
-    printf("progress done=%" PRIu64 " total=%" PRIu64 " percent=%.1f mibps=%.1f left=%.1f\n", done,
-           total, pct, rate, left);
+    printf("progress done=%" PRIu64 " total=%" PRIu64 " percent=%.1f mibps=%.1f left=%.1f\n", done, total, pct, rate,
+           left);
     return s->percent >= 0 && pct >= s->percent && done < total;
 }
 
@@ -70,9 +69,8 @@ static void print_part(const struct luks_part *p)
     printf("NAME=%s\nDEVNAME=%s\nDISK=%s\nPARTNO=%d\nMAJMIN=%u:%u\nSIZE=%" PRIu64
            "\nRO=%d\nHOLDERS=%d\nTYPE=%s\nLABEL=%s\nUUID=%s\nPARTLABEL=%s\nPARTUUID=%s\n"
            "MOUNTPOINT=%s\nKMS_LABEL=%s\n\n",
-           p->name, p->device, p->disk, p->partno, p->major, p->minor, p->size, p->read_only,
-           p->has_holders, p->fs, p->label, p->fs_uuid, p->partition_label, p->uuid,
-           p->mount_point, luks_part_label(p));
+           p->name, p->device, p->disk, p->partno, p->major, p->minor, p->size, p->read_only, p->has_holders, p->fs,
+           p->label, p->fs_uuid, p->partition_label, p->uuid, p->mount_point, luks_part_label(p));
 }
 
 int main(int argc, char **argv)
@@ -103,8 +101,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "active") && argc == 3) {
         r = luks_is_active(argv[2]) ? 0 : -ENOENT;
         printf("active=%d\n", r == 0);
-    } else if (!strcmp(cmd, "encrypt") && (argc == 5 || argc == 6) &&
-               parse_kind(argv[4], &kind) == 0) {
+    } else if (!strcmp(cmd, "encrypt") && (argc == 5 || argc == 6) && parse_kind(argv[4], &kind) == 0) {
         struct stop_at s = {.percent = argc == 6 ? atoi(argv[5]) : -1, .start = now_ms()};
         pass = read_pass();
         r = luks_encrypt_in_place(argv[2], argv[3], pass, kind, progress, &s);
@@ -113,15 +110,14 @@ int main(int argc, char **argv)
         struct luks_header h;
         r = luks_header_read(argv[2], &h);
         if (r == 0)
-            printf("version=%d\nlabel=%s\nuuid=%s\nsecondary=%d\nseqid=%" PRIu64 "\n", h.version,
-                   h.label, h.uuid, h.from_secondary, h.seqid);
+            printf("version=%d\nlabel=%s\nuuid=%s\nsecondary=%d\nseqid=%" PRIu64 "\n", h.version, h.label, h.uuid,
+                   h.from_secondary, h.seqid);
         else
             fprintf(stderr, "luks_probe: %s: no LUKS header: %s\n", argv[2], strerror(-r));
     } else if (!strcmp(cmd, "scan") && (argc == 3 || argc == 4)) {
         struct luks_part *parts = NULL;
         size_t n = 0;
-        r = luks_scan_flags(argv[2], argc == 4 && !strcmp(argv[3], "dm") ? LUKS_SCAN_DM : 0,
-                            &parts, &n);
+        r = luks_scan_flags(argv[2], argc == 4 && !strcmp(argv[3], "dm") ? LUKS_SCAN_DM : 0, &parts, &n);
         for (size_t i = 0; r == 0 && i < n; i++)
             print_part(&parts[i]);
         luks_parts_free(parts, n);

@@ -45,8 +45,8 @@ static int query(const char *name, const char *type_text, int64_t timeout_ms)
     static const struct {
         const char *name;
         uint16_t type;
-    } types[] = {{"A", MDNS_TYPE_A}, {"AAAA", MDNS_TYPE_AAAA}, {"PTR", MDNS_TYPE_PTR},
-                 {"SRV", MDNS_TYPE_SRV}, {"TXT", MDNS_TYPE_TXT}, {"ANY", MDNS_TYPE_ANY}};
+    } types[] = {{"A", MDNS_TYPE_A},     {"AAAA", MDNS_TYPE_AAAA}, {"PTR", MDNS_TYPE_PTR},
+                 {"SRV", MDNS_TYPE_SRV}, {"TXT", MDNS_TYPE_TXT},   {"ANY", MDNS_TYPE_ANY}};
     struct mdns_answer *a;
     size_t n, t;
     char ip[INET6_ADDRSTRLEN];

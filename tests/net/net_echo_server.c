@@ -51,10 +51,7 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
     free(net_conn_data(c));
 }
 
-static void echo_open(struct net_conn *c, const struct net_request *req, void *data)
-{
-    (void)c, (void)req, (void)data;
-}
+static void echo_open(struct net_conn *c, const struct net_request *req, void *data) { (void)c, (void)req, (void)data; }
 
 static void echo_message(struct net_conn *c, enum net_ws_type type, const uint8_t *msg, size_t len, void *data)
 {

@@ -112,7 +112,8 @@ int main(int argc, char **argv)
             struct secret *plain = NULL;
             uint8_t *blob = NULL;
             size_t bl = 0;
-            if (tpm_rsa_key_ensure(t, TPM_DEFAULT_C_INDEX) < 0 || tpm_random_passphrase(TPM_PASSPHRASE_LEN, &plain) < 0 ||
+            if (tpm_rsa_key_ensure(t, TPM_DEFAULT_C_INDEX) < 0 ||
+                tpm_random_passphrase(TPM_PASSPHRASE_LEN, &plain) < 0 ||
                 tpm_rsa_encrypt(t, TPM_DEFAULT_C_INDEX, plain, &blob, &bl) < 0)
                 printf("error=escrow failed\n.\n");
             else {

@@ -141,8 +141,8 @@ static int cmd_parse_credential(int argc, char **argv)
         return log_error_errno(-EBADMSG, "%s: TPM2B_ID_OBJECT inner sizes disagree", argv[1]), EXIT_RUNTIME;
     enc = u16be(b.data + 2 + id);
     if (2 + id + 2 + enc != b.len)
-        return log_error_errno(-EBADMSG, "%s: TPM2B_ENCRYPTED_SECRET of %zu bytes does not end the file",
-                               argv[1], enc), EXIT_RUNTIME;
+        return log_error_errno(-EBADMSG, "%s: TPM2B_ENCRYPTED_SECRET of %zu bytes does not end the file", argv[1], enc),
+               EXIT_RUNTIME;
     printf("id_object=%zu integrity_hmac=%zu enc_identity=%zu encrypted_secret=%zu\n", 2 + id, hmac, id - 2 - hmac,
            2 + enc);
     return EXIT_OK;
@@ -166,8 +166,8 @@ static int cmd_verify_quote(int argc, char **argv)
     }
     if (argc == 7)
         nonce = slurp(argv[6]);
-    if (attest_verify_quote(slurp(argv[1]), slurp(argv[2]), slurp(argv[3]), pcrs, n, argc == 7 ? &nonce : NULL,
-                            NULL) < 0)
+    if (attest_verify_quote(slurp(argv[1]), slurp(argv[2]), slurp(argv[3]), pcrs, n, argc == 7 ? &nonce : NULL, NULL) <
+        0)
         return EXIT_RUNTIME;
     puts("quote verified");
     return EXIT_OK;

@@ -10,13 +10,12 @@
 
 #include "g3.h"
 
-static const char usage[] =
-    "usage: g3_tool encode init|challenge|proof|response SPEC OUT\n"
-    "           writes the message whose fields SPEC gives (g3_peer.py's dump text)\n"
-    "       g3_tool decode init|challenge|proof|response FILE\n"
-    "           prints the dump of the message in FILE (an error message: error=HEX)\n"
-    "       g3_tool ek SPKI_DER\n"
-    "           prints proto_g3_ek's TPM hash, then its PEM\n";
+static const char usage[] = "usage: g3_tool encode init|challenge|proof|response SPEC OUT\n"
+                            "           writes the message whose fields SPEC gives (g3_peer.py's dump text)\n"
+                            "       g3_tool decode init|challenge|proof|response FILE\n"
+                            "           prints the dump of the message in FILE (an error message: error=HEX)\n"
+                            "       g3_tool ek SPKI_DER\n"
+                            "           prints proto_g3_ek's TPM hash, then its PEM\n";
 
 #define MAX_LINES 64
 

@@ -10,18 +10,18 @@
 
 static int tap_n, tap_failed;
 
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        int tap_ok_ = !!(cond);                                                           \
-        tap_n++;                                                                          \
-        if (tap_ok_) {                                                                     \
-            printf("ok %d - ", tap_n);                                                    \
-        } else {                                                                          \
-            tap_failed++;                                                                 \
-            printf("not ok %d - ", tap_n);                                                \
-        }                                                                                 \
-        printf(__VA_ARGS__);                                                              \
-        printf("%s\n", tap_ok_ ? "" : " (" #cond ")");                                    \
+#define CHECK(cond, ...)                               \
+    do {                                               \
+        int tap_ok_ = !!(cond);                        \
+        tap_n++;                                       \
+        if (tap_ok_) {                                 \
+            printf("ok %d - ", tap_n);                 \
+        } else {                                       \
+            tap_failed++;                              \
+            printf("not ok %d - ", tap_n);             \
+        }                                              \
+        printf(__VA_ARGS__);                           \
+        printf("%s\n", tap_ok_ ? "" : " (" #cond ")"); \
     } while (0)
 
 static inline int tap_done(void)

@@ -55,10 +55,14 @@ static struct blob unhex(const char *s)
 
 static enum crypto_hash hash_named(const char *s)
 {
-    if (!strcmp(s, "sha1")) return CRYPTO_SHA1;
-    if (!strcmp(s, "sha256")) return CRYPTO_SHA256;
-    if (!strcmp(s, "sha384")) return CRYPTO_SHA384;
-    if (!strcmp(s, "sha512")) return CRYPTO_SHA512;
+    if (!strcmp(s, "sha1"))
+        return CRYPTO_SHA1;
+    if (!strcmp(s, "sha256"))
+        return CRYPTO_SHA256;
+    if (!strcmp(s, "sha384"))
+        return CRYPTO_SHA384;
+    if (!strcmp(s, "sha512"))
+        return CRYPTO_SHA512;
     return 0;
 }
 
@@ -85,7 +89,8 @@ static void vector_kdfa(char **f)
     uint32_t bits = (uint32_t)strtoul(f[6], NULL, 10);
     uint8_t out[256];
     CHECK(crypto_kdfa(hash_named(f[1]), key.p, key.len, f[2], u.len ? u.p : NULL, u.len, v.len ? v.p : NULL, v.len,
-                      bits, out) == 0 && same(out, (bits + 7) / 8, want),
+                      bits, out) == 0 &&
+              same(out, (bits + 7) / 8, want),
           "KDFa %s \"%s\" %u bits matches the Python reference", f[1], f[2], bits);
     free(key.p), free(u.p), free(v.p), free(want.p);
     counts[K_KDFA]++;
@@ -107,7 +112,8 @@ static void vector_hash(char **f)
     struct blob msg = unhex(f[2]), want = unhex(f[3]);
     enum crypto_hash h = hash_named(f[1]);
     uint8_t out[CRYPTO_HASH_MAX];
-    CHECK(crypto_hash(h, msg.p, msg.len, out) == 0 && same(out, crypto_hash_len(h), want), "%s of %zu bytes", f[1], msg.len);
+    CHECK(crypto_hash(h, msg.p, msg.len, out) == 0 && same(out, crypto_hash_len(h), want), "%s of %zu bytes", f[1],
+          msg.len);
     free(msg.p), free(want.p);
     counts[K_HASH]++;
 }
@@ -149,8 +155,10 @@ static void vector_pkcs1(char **f)
     struct rsa_pub key;
     rsa_from(n, f[3], &key);
     crypto_hash(h, msg.p, msg.len, digest);
-    CHECK(crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len) == 0, "PKCS#1 v1.5 %s signature by cryptography verifies", f[1]);
-    CHECK(crypto_rsa_pkcs1_verify(&key, h == CRYPTO_SHA256 ? CRYPTO_SHA384 : CRYPTO_SHA256, digest, sig.p, sig.len) == -EKEYREJECTED,
+    CHECK(crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len) == 0,
+          "PKCS#1 v1.5 %s signature by cryptography verifies", f[1]);
+    CHECK(crypto_rsa_pkcs1_verify(&key, h == CRYPTO_SHA256 ? CRYPTO_SHA384 : CRYPTO_SHA256, digest, sig.p, sig.len) ==
+              -EKEYREJECTED,
           "...but not as another hash");
     CHECK(crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len - 1) == -EKEYREJECTED, "...nor one byte short");
     sig.p[sig.len / 2] ^= 0x01;
@@ -169,7 +177,8 @@ static void vector_ecdsa(char **f)
     CHECK(crypto_ecdsa_verify(c, x.p, x.len, y.p, y.len, digest, crypto_hash_len(h), r.p, r.len, s.p, s.len) == 0,
           "ECDSA %s/%s signature by cryptography verifies", f[1], f[4]);
     digest[0] ^= 1;
-    CHECK(crypto_ecdsa_verify(c, x.p, x.len, y.p, y.len, digest, crypto_hash_len(h), r.p, r.len, s.p, s.len) == -EKEYREJECTED,
+    CHECK(crypto_ecdsa_verify(c, x.p, x.len, y.p, y.len, digest, crypto_hash_len(h), r.p, r.len, s.p, s.len) ==
+              -EKEYREJECTED,
           "...and fails for another digest");
     digest[0] ^= 1;
     y.p[y.len - 1] ^= 1;
@@ -186,17 +195,19 @@ static void vector_cred(char **f)
     struct attest_credential c, c2;
     struct rsa_pub ek;
     rsa_from(n, f[2], &ek);
-    CHECK(attest_make_credential_seeded(&ek, name.p, name.len, secret.p, secret.len, seed.p, oseed.p, &c) == 0 &&
-              same(c.id_object, c.id_object_len, id) && same(c.encrypted_secret, c.encrypted_secret_len, enc),
-          "MakeCredential (name alg 0x%02x%02x, %zu-byte secret) matches the Python docs/protocol-g1.md §7 reference byte for byte",
-          name.p[0], name.p[1], secret.len);
+    CHECK(
+        attest_make_credential_seeded(&ek, name.p, name.len, secret.p, secret.len, seed.p, oseed.p, &c) == 0 &&
+            same(c.id_object, c.id_object_len, id) && same(c.encrypted_secret, c.encrypted_secret_len, enc),
+        "MakeCredential (name alg 0x%02x%02x, %zu-byte secret) matches the Python docs/protocol-g1.md §7 reference byte for byte",
+        name.p[0], name.p[1], secret.len);
     CHECK(attest_make_credential(&ek, name.p, name.len, secret.p, secret.len, &c2) == 0 &&
               c2.id_object_len == c.id_object_len && c2.encrypted_secret_len == 258 &&
               memcmp(c2.id_object, c.id_object, c.id_object_len) != 0,
           "MakeCredential with a random seed has the same shape and other bytes");
     if (counts[K_CRED] == 0)
         CHECK(c.id_object_len == 70 && c.encrypted_secret_len == 258 && c.id_object[0] == 0 && c.id_object[1] == 68 &&
-                  c.id_object[2] == 0 && c.id_object[3] == 32 && c.encrypted_secret[0] == 1 && c.encrypted_secret[1] == 0,
+                  c.id_object[2] == 0 && c.id_object[3] == 32 && c.encrypted_secret[0] == 1 &&
+                  c.encrypted_secret[1] == 0,
               "an honest AK's credential: TPM2B_ID_OBJECT of 70 bytes, TPM2B_ENCRYPTED_SECRET of 258");
     free(n.p), free(name.p), free(secret.p), free(seed.p), free(oseed.p), free(id.p), free(enc.p);
     counts[K_CRED]++;
@@ -218,15 +229,24 @@ static void test_vectors(void)
             continue;
         for (char *t = strtok_r(line, " \n", &save); t && nf < MAXF; t = strtok_r(NULL, " \n", &save))
             fields[nf++] = t;
-        if (nf == 8 && !strcmp(fields[0], "kdfa")) vector_kdfa(fields);
-        else if (nf == 5 && !strcmp(fields[0], "hmac")) vector_hmac(fields);
-        else if (nf == 4 && !strcmp(fields[0], "hash")) vector_hash(fields);
-        else if (nf == 5 && !strcmp(fields[0], "cfb")) vector_cfb(fields);
-        else if (nf == 8 && !strcmp(fields[0], "oaep")) vector_oaep(fields);
-        else if (nf == 6 && !strcmp(fields[0], "pkcs1")) vector_pkcs1(fields);
-        else if (nf == 8 && !strcmp(fields[0], "ecdsa")) vector_ecdsa(fields);
-        else if (nf == 9 && !strcmp(fields[0], "cred")) vector_cred(fields);
-        else CHECK(0, "vectors.txt line of kind %s with %d fields is understood", nf ? fields[0] : "?", nf);
+        if (nf == 8 && !strcmp(fields[0], "kdfa"))
+            vector_kdfa(fields);
+        else if (nf == 5 && !strcmp(fields[0], "hmac"))
+            vector_hmac(fields);
+        else if (nf == 4 && !strcmp(fields[0], "hash"))
+            vector_hash(fields);
+        else if (nf == 5 && !strcmp(fields[0], "cfb"))
+            vector_cfb(fields);
+        else if (nf == 8 && !strcmp(fields[0], "oaep"))
+            vector_oaep(fields);
+        else if (nf == 6 && !strcmp(fields[0], "pkcs1"))
+            vector_pkcs1(fields);
+        else if (nf == 8 && !strcmp(fields[0], "ecdsa"))
+            vector_ecdsa(fields);
+        else if (nf == 9 && !strcmp(fields[0], "cred"))
+            vector_cred(fields);
+        else
+            CHECK(0, "vectors.txt line of kind %s with %d fields is understood", nf ? fields[0] : "?", nf);
     }
     free(line);
     fclose(f);
@@ -244,7 +264,8 @@ static void test_crypto_edges(void)
     CHECK(crypto_kdfa(0, key, 16, "X", NULL, 0, NULL, 0, 8, out) == -EINVAL, "KDFa with an unknown hash is refused");
     CHECK(crypto_aes_cfb_encrypt(key, 15, key, key, 16, out) == -EINVAL, "AES key of 15 bytes is refused");
     CHECK(crypto_hash_len(CRYPTO_SHA384) == 48 && crypto_hash_len(0) == 0, "hash sizes");
-    CHECK(crypto_random(a, sizeof(a)) == 0 && crypto_random(b, sizeof(b)) == 0 && memcmp(a, b, 32) != 0, "getrandom bytes differ");
+    CHECK(crypto_random(a, sizeof(a)) == 0 && crypto_random(b, sizeof(b)) == 0 && memcmp(a, b, 32) != 0,
+          "getrandom bytes differ");
     memset(small.n, 0xff, 128);
     CHECK(crypto_rsa_oaep_encrypt(&small, CRYPTO_SHA512, "", 0, key, 16, NULL, out) == -EMSGSIZE,
           "OAEP-SHA512 of 16 bytes does not fit RSA-1024 and says so");
@@ -289,38 +310,44 @@ static void test_decoders(void)
     struct attest_signature s;
     struct attest_pcr_selection sel;
 
-    CHECK(attest_decode_public(pub.p, pub.len, &p) == 0 && p.type == ATTEST_ALG_RSA && p.name_alg == ATTEST_ALG_SHA256 &&
-              p.attributes == 0x00050472 && p.scheme == ATTEST_ALG_RSASSA && p.scheme_hash == ATTEST_ALG_SHA256 &&
-              p.sym_alg == ATTEST_ALG_NULL && p.rsa_bits == 2048 && p.rsa_exponent == 0 && p.rsa_n.len == 256,
+    CHECK(attest_decode_public(pub.p, pub.len, &p) == 0 && p.type == ATTEST_ALG_RSA &&
+              p.name_alg == ATTEST_ALG_SHA256 && p.attributes == 0x00050472 && p.scheme == ATTEST_ALG_RSASSA &&
+              p.scheme_hash == ATTEST_ALG_SHA256 && p.sym_alg == ATTEST_ALG_NULL && p.rsa_bits == 2048 &&
+              p.rsa_exponent == 0 && p.rsa_n.len == 256,
           "swtpm RSA AK TPMT_PUBLIC decodes: sha256, 0x00050472, RSASSA-SHA256, 2048 bits");
-    CHECK(attest_decode_public(ecc.p, ecc.len, &p) == 0 && p.type == ATTEST_ALG_ECC && p.ecc_curve == ATTEST_ECC_NIST_P256 &&
-              p.scheme == ATTEST_ALG_ECDSA && p.kdf == ATTEST_ALG_NULL && p.ecc_x.len == 32 && p.ecc_y.len == 32,
+    CHECK(attest_decode_public(ecc.p, ecc.len, &p) == 0 && p.type == ATTEST_ALG_ECC &&
+              p.ecc_curve == ATTEST_ECC_NIST_P256 && p.scheme == ATTEST_ALG_ECDSA && p.kdf == ATTEST_ALG_NULL &&
+              p.ecc_x.len == 32 && p.ecc_y.len == 32,
           "swtpm ECC AK TPMT_PUBLIC decodes: P-256, ECDSA");
     CHECK(attest_decode_creation_data(cd.p, cd.len, &c) == 0 && c.pcr_select.count == 0 && c.pcr_digest.len == 32 &&
               c.parent_name_alg == ATTEST_ALG_SHA256 && c.parent_name.len == 34 && c.outside_info.len == 0,
           "swtpm TPMS_CREATION_DATA decodes");
     CHECK(attest_decode_attestation(att.p, att.len, &a) == 0 && a.magic == ATTEST_GENERATED_MAGIC &&
-              a.type == ATTEST_ST_ATTEST_CREATION && a.object_name.len == 34 && a.creation_hash.len == 32 && a.safe == 1,
+              a.type == ATTEST_ST_ATTEST_CREATION && a.object_name.len == 34 && a.creation_hash.len == 32 &&
+              a.safe == 1,
           "swtpm creation TPMS_ATTEST decodes");
     CHECK(attest_decode_attestation(quote.p, quote.len, &a) == 0 && a.type == ATTEST_ST_ATTEST_QUOTE &&
-              a.pcr_select.count == 1 && a.pcr_select.bank[0].hash == ATTEST_ALG_SHA256 && a.pcr_select.bank[0].size == 3 &&
-              a.pcr_select.bank[0].select[0] == 0x81 && a.pcr_select.bank[0].select[1] == 0x08 &&
-              a.extra_data.len == nonce.len && memcmp(a.extra_data.data, nonce.p, nonce.len) == 0 && a.pcr_digest.len == 32,
+              a.pcr_select.count == 1 && a.pcr_select.bank[0].hash == ATTEST_ALG_SHA256 &&
+              a.pcr_select.bank[0].size == 3 && a.pcr_select.bank[0].select[0] == 0x81 &&
+              a.pcr_select.bank[0].select[1] == 0x08 && a.extra_data.len == nonce.len &&
+              memcmp(a.extra_data.data, nonce.p, nonce.len) == 0 && a.pcr_digest.len == 32,
           "swtpm quote TPMS_ATTEST decodes: sha256:0,7,11 and the nonce as extraData");
-    CHECK(attest_decode_signature(sig.p, sig.len, &s) == 0 && s.alg == ATTEST_ALG_RSASSA && s.hash == ATTEST_ALG_SHA256 &&
-              s.rsa.len == 256,
+    CHECK(attest_decode_signature(sig.p, sig.len, &s) == 0 && s.alg == ATTEST_ALG_RSASSA &&
+              s.hash == ATTEST_ALG_SHA256 && s.rsa.len == 256,
           "swtpm RSASSA TPMT_SIGNATURE decodes");
-    CHECK(attest_decode_signature(esig.p, esig.len, &s) == 0 && s.alg == ATTEST_ALG_ECDSA && s.ecc_r.len == 32 && s.ecc_s.len == 32,
+    CHECK(attest_decode_signature(esig.p, esig.len, &s) == 0 && s.alg == ATTEST_ALG_ECDSA && s.ecc_r.len == 32 &&
+              s.ecc_s.len == 32,
           "swtpm ECDSA TPMT_SIGNATURE decodes");
 
     /* Every proper prefix and one trailing byte are refused by every decoder. */
-    struct { struct blob b; int (*fn)(const uint8_t *, size_t); const char *what; } all[] = {
-        {pub, dec_public, "TPMT_PUBLIC (RSA)"},
-        {ecc, dec_public, "TPMT_PUBLIC (ECC)"},
-        {cd, dec_creation_data, "TPMS_CREATION_DATA"},
-        {att, dec_attestation, "TPMS_ATTEST (creation)"},
-        {quote, dec_attestation, "TPMS_ATTEST (quote)"},
-        {sig, dec_signature, "TPMT_SIGNATURE (RSASSA)"},
+    struct {
+        struct blob b;
+        int (*fn)(const uint8_t *, size_t);
+        const char *what;
+    } all[] = {
+        {pub, dec_public, "TPMT_PUBLIC (RSA)"},          {ecc, dec_public, "TPMT_PUBLIC (ECC)"},
+        {cd, dec_creation_data, "TPMS_CREATION_DATA"},   {att, dec_attestation, "TPMS_ATTEST (creation)"},
+        {quote, dec_attestation, "TPMS_ATTEST (quote)"}, {sig, dec_signature, "TPMT_SIGNATURE (RSASSA)"},
         {esig, dec_signature, "TPMT_SIGNATURE (ECDSA)"},
     };
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
@@ -344,11 +371,14 @@ static void test_decoders(void)
     static const uint8_t sel_null_hash[] = {0, 0, 0, 1, 0x00, 0x10, 3, 0x81, 0x08, 0x00};
     static const uint8_t sel_big[] = {0, 0, 0, 1, 0x00, 0x0b, 5, 1, 2, 3, 4, 5};
     static const uint8_t sel_many[] = {0, 0, 0, 17};
-    CHECK(attest_decode_pcr_selection(sel_ok, sizeof(sel_ok), &sel) == 0 && sel.count == 1 && sel.bank[0].select[0] == 0x81,
+    CHECK(attest_decode_pcr_selection(sel_ok, sizeof(sel_ok), &sel) == 0 && sel.count == 1 &&
+              sel.bank[0].select[0] == 0x81,
           "TPML_PCR_SELECTION sha256:0,7,11 decodes");
-    CHECK(attest_decode_pcr_selection(sel_null_hash, sizeof(sel_null_hash), &sel) == -EBADMSG, "a NULL bank hash is refused");
+    CHECK(attest_decode_pcr_selection(sel_null_hash, sizeof(sel_null_hash), &sel) == -EBADMSG,
+          "a NULL bank hash is refused");
     CHECK(attest_decode_pcr_selection(sel_big, sizeof(sel_big), &sel) == -EBADMSG, "a 5-byte PCR bitmap is refused");
-    CHECK(attest_decode_pcr_selection(sel_many, sizeof(sel_many), &sel) == -EBADMSG, "17 banks are refused before reading them");
+    CHECK(attest_decode_pcr_selection(sel_many, sizeof(sel_many), &sel) == -EBADMSG,
+          "17 banks are refused before reading them");
 
     struct blob t = dup_blob(att);
     t.p[0x3c] = 2; /* clockInfo.safe, after magic 4, type 2, signer 36, extraData 2, clock 8, counters 8 */
@@ -422,7 +452,8 @@ static void test_ak_genuine(void)
     size_t name_len = 0;
     char why[ATTEST_WHY_MAX] = "";
 
-    CHECK(attest_check_ak_params(&p, 0, name, &name_len, why) == 0, "a genuine swtpm RSA AK (0x00050472, G3) is accepted %s", why);
+    CHECK(attest_check_ak_params(&p, 0, name, &name_len, why) == 0,
+          "a genuine swtpm RSA AK (0x00050472, G3) is accepted %s", why);
     CHECK(same(name, name_len, want), "its Name is the one tpm2_load printed");
     CHECK(attest_public_name(rsa.pub.p, rsa.pub.len, name, &name_len) == 0 && same(name, name_len, want),
           "attest_public_name agrees with tpm2_load");
@@ -517,7 +548,8 @@ static void test_ak_tampered(void)
     mix = (struct ak){a.pub, a.cd, a.att, {a.sig.p, 7}};
     CHECK(check(&mix, 0, why) == -EBADMSG && strstr(why, "too short"), "a 7-byte signature: %s", why);
     a.sig.p[3] = 0x0c; /* signature says SHA-384 */
-    CHECK(check(&a, 0, why) == -EKEYREJECTED && strstr(why, "scheme hash"), "a signature hash other than the scheme's: %s", why);
+    CHECK(check(&a, 0, why) == -EKEYREJECTED && strstr(why, "scheme hash"),
+          "a signature hash other than the scheme's: %s", why);
     a.sig.p[3] = 0x0b;
     a.att.p[4] = 0x80, a.att.p[5] = 0x17; /* CERTIFY: decodes (different shape), wrong type */
     CHECK(check(&a, 0, why) < 0, "a certify attestation in place of the creation one: %s", why);
@@ -535,7 +567,8 @@ static void test_ak_tampered(void)
     /* objectName: after magic 4, type 2, signer 2+34, extraData 2, clockInfo 17, firmware 8, size 2 */
     memcpy(att.p + 0x47, name, name_len);
     struct ak null_scheme = {pub, a.cd, att, a.sig};
-    CHECK(check(&null_scheme, 0, why) == -EOPNOTSUPP && strstr(why, "scheme 0x0010"), "a NULL-scheme AK is refused cleanly: %s", why);
+    CHECK(check(&null_scheme, 0, why) == -EOPNOTSUPP && strstr(why, "scheme 0x0010"),
+          "a NULL-scheme AK is refused cleanly: %s", why);
     free(pub.p), free(att.p);
 
     struct ak_params empty = {0};
@@ -568,7 +601,8 @@ static void test_credential_inputs(void)
     CHECK(attest_make_credential(&ek, name.p, name.len, secret, 32, &c) == 0 && c.id_object_len == 70 &&
               c.encrypted_secret_len == 258,
           "a credential for the swtpm EK and AK: 70 + 258 bytes");
-    CHECK(attest_make_credential(&ek, name.p, name.len - 1, secret, 32, &c) == -EINVAL, "a Name of the wrong size is refused");
+    CHECK(attest_make_credential(&ek, name.p, name.len - 1, secret, 32, &c) == -EINVAL,
+          "a Name of the wrong size is refused");
     CHECK(attest_make_credential(&ek, name.p, name.len, secret, 0, &c) == -EINVAL, "an empty secret is refused");
     CHECK(attest_make_credential(&ek, name.p, name.len, secret, 65, &c) == -EINVAL, "a 65-byte secret is refused");
     tiny = ek;
@@ -594,7 +628,10 @@ static void test_quote(const char *kind)
     struct blob cattest = load(strcmp(kind, "rsa") ? "ak-ecc.attest" : "ak-rsa.attest");
     struct blob csig = load(strcmp(kind, "rsa") ? "ak-ecc.sig" : "ak-rsa.sig");
     struct attest_pcr_value v[4] = {
-        {0, {pcrs.p, 32}}, {7, {pcrs.p + 32, 32}}, {11, {pcrs.p + 64, 32}}, {7, {pcrs.p + 32, 32}},
+        {0, {pcrs.p, 32}},
+        {7, {pcrs.p + 32, 32}},
+        {11, {pcrs.p + 64, 32}},
+        {7, {pcrs.p + 32, 32}},
     };
     struct bytes nb = bytes(nonce), wrong = {nonce.p, nonce.len - 1};
     char why[ATTEST_WHY_MAX] = "";
@@ -625,9 +662,11 @@ static void test_quote(const char *kind)
     CHECK(attest_verify_quote(bytes(pub), bytes(q), bytes(sig), v, 3, NULL, why) == -EKEYREJECTED,
           "%s quote changed after signing: %s", kind, why);
     q.p[q.len - 1] ^= 1;
-    CHECK(attest_verify_quote(bytes(pub), bytes(cattest), bytes(csig), v, 3, NULL, why) == -EPERM && strstr(why, "not a quote"),
+    CHECK(attest_verify_quote(bytes(pub), bytes(cattest), bytes(csig), v, 3, NULL, why) == -EPERM &&
+              strstr(why, "not a quote"),
           "%s: a signed creation attestation is not a quote: %s", kind, why);
-    free(pub.p), free(q.p), free(sig.p), free(pcrs.p), free(nonce.p), free(other.p), free(changed.p), free(cattest.p), free(csig.p);
+    free(pub.p), free(q.p), free(sig.p), free(pcrs.p), free(nonce.p), free(other.p), free(changed.p), free(cattest.p),
+        free(csig.p);
 }
 
 int main(void)

@@ -72,8 +72,7 @@ static void test_read_file(void)
 {
     char *data = NULL;
     size_t len = 0;
-    CHECK(file_read_all(tap_data("rsa-spki-vectors.txt"), 1 << 20, &data, &len) == 0 && len > 0 &&
-              data[len] == '\0',
+    CHECK(file_read_all(tap_data("rsa-spki-vectors.txt"), 1 << 20, &data, &len) == 0 && len > 0 && data[len] == '\0',
           "file_read_all reads a file and terminates it");
     free(data);
     CHECK(file_read_all(tap_data("rsa-spki-vectors.txt"), 100, &data, &len) == -EFBIG,
@@ -94,12 +93,13 @@ static void test_base64(void)
         uint8_t *d = NULL;
         CHECK(!strcmp(e, std[i]) && len == strlen(std[i]), "base64 std of \"%s\"", plain[i]);
         CHECK(!strcmp(u, raw[i]), "base64 raw url of \"%s\"", plain[i]);
-        CHECK(base64_decode(std[i], strlen(std[i]), BASE64_STD, &d, &len) == 0 && len == n &&
-                  !memcmp(d, plain[i], n), "base64 std decode of %s", std[i]);
+        CHECK(base64_decode(std[i], strlen(std[i]), BASE64_STD, &d, &len) == 0 && len == n && !memcmp(d, plain[i], n),
+              "base64 std decode of %s", std[i]);
         free(d);
         d = NULL;
         CHECK(base64_decode(raw[i], strlen(raw[i]), BASE64_URL_RAW, &d, &len) == 0 && len == n &&
-                  !memcmp(d, plain[i], n), "base64 raw url decode of %s", raw[i]);
+                  !memcmp(d, plain[i], n),
+              "base64 raw url decode of %s", raw[i]);
         free(d);
         free(e);
         free(u);

@@ -180,14 +180,16 @@ static void test_ek_chain(void)
     copy_to(tap_data("ekca/make_fixtures.py"), dir, "README"); /* not *.pem / *.crt: ignored */
     copy_to(tap_data("ekca/root.pem"), dir, ".hidden.pem");    /* hidden: ignored */
     full = load_set(dir, &log);
-    CHECK(full && crypto_x509_set_count(full) == 2, "a directory: its *.pem and *.crt files are loaded, others ignored");
+    CHECK(full && crypto_x509_set_count(full) == 2,
+          "a directory: its *.pem and *.crt files are loaded, others ignored");
 
     CHECK(full && verify("ekca/ek.der", full, why) == 0,
           "an EK certificate shaped as vendors make them (empty subject, critical SAN directoryName, critical TCG "
           "policy, an unknown critical extension, no basicConstraints, keyEncipherment) chains to root + intermediate");
     if (*why)
         printf("# %s\n", why);
-    CHECK(full && verify("ekca/ek-expired.der", full, why) == 0, "validity dates are not enforced (an expired EK certificate)");
+    CHECK(full && verify("ekca/ek-expired.der", full, why) == 0,
+          "validity dates are not enforced (an expired EK certificate)");
 
     inter = load_set(tap_data("ekca/intermediate.pem"), &log);
     CHECK(inter && verify("ekca/ek.der", inter, why) == 0, "a trusted intermediate alone is enough (a FILE)");
@@ -200,8 +202,10 @@ static void test_ek_chain(void)
     CHECK(other && verify("ekca/ek-by-other.der", other, why) == 0 && full &&
               verify("ekca/ek-by-other.der", full, why) == -EKEYREJECTED,
           "each CA accepts its own EK certificates only");
-    CHECK(full && verify("ekca/root.pem", full, why) == -EBADMSG && *why, "PEM text is not a DER certificate: -EBADMSG");
-    CHECK(full && crypto_x509_chain_verify((const uint8_t *)"\x30\x03\x02\x01\x01", 5, full, why, sizeof(why)) == -EBADMSG,
+    CHECK(full && verify("ekca/root.pem", full, why) == -EBADMSG && *why,
+          "PEM text is not a DER certificate: -EBADMSG");
+    CHECK(full &&
+              crypto_x509_chain_verify((const uint8_t *)"\x30\x03\x02\x01\x01", 5, full, why, sizeof(why)) == -EBADMSG,
           "garbage: -EBADMSG");
 
     /* One file holding both, with text around the blocks (as `cat` and bundles make). */

@@ -58,12 +58,12 @@ static void test_range(void)
     kjson_free(d);
 
     const char *bad[] = {
-        "{\"kvs\":[{\"key\":\"\",\"mod_revision\":\"1\"}]}",                      /* empty key */
-        "{\"kvs\":[{\"key\":\"YQBi\",\"mod_revision\":\"1\"}]}",                  /* NUL in the key */
-        "{\"kvs\":[{\"key\":\"YQ=\",\"mod_revision\":\"1\"}]}",                   /* bad base64 */
-        "{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"1x\"}]}",                 /* not a number */
+        "{\"kvs\":[{\"key\":\"\",\"mod_revision\":\"1\"}]}",                        /* empty key */
+        "{\"kvs\":[{\"key\":\"YQBi\",\"mod_revision\":\"1\"}]}",                    /* NUL in the key */
+        "{\"kvs\":[{\"key\":\"YQ=\",\"mod_revision\":\"1\"}]}",                     /* bad base64 */
+        "{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"1x\"}]}",                   /* not a number */
         "{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"99999999999999999999\"}]}", /* overflow */
-        "{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"-1\"}]}",                 /* negative */
+        "{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"-1\"}]}",                   /* negative */
         "{\"kvs\":[{\"key\":\"YQ==\",\"create_revision\":\"5\",\"mod_revision\":\"4\"}]}",
         "{\"kvs\":{}}",
     };
@@ -82,9 +82,10 @@ static void test_range(void)
 static void test_watch(void)
 {
     struct etcd_watch_msg m;
-    const char *ev = "{\"result\":{\"header\":{\"revision\":\"16\",\"raft_term\":\"3\"},\"events\":["
-                     "{\"kv\":{\"key\":\"a21zL3Yx\",\"create_revision\":\"14\",\"mod_revision\":\"14\",\"version\":\"1\","
-                     "\"value\":\"eA==\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":\"a21zL3Yx\",\"mod_revision\":\"16\"}}]}}";
+    const char *ev =
+        "{\"result\":{\"header\":{\"revision\":\"16\",\"raft_term\":\"3\"},\"events\":["
+        "{\"kv\":{\"key\":\"a21zL3Yx\",\"create_revision\":\"14\",\"mod_revision\":\"14\",\"version\":\"1\","
+        "\"value\":\"eA==\"}},{\"type\":\"DELETE\",\"kv\":{\"key\":\"a21zL3Yx\",\"mod_revision\":\"16\"}}]}}";
     int r = etcd_decode_watch_message(ev, strlen(ev), 100, &m);
     CHECK(r == 0 && m.batch.n == 2 && m.batch.ev[0].type == ETCD_EVENT_PUT && m.batch.ev[1].type == ETCD_EVENT_DELETE &&
               m.max_mod_revision == 16 && m.batch.revision == 16 && m.raft_term == 3 &&
@@ -106,14 +107,18 @@ static void test_errors(void)
 {
     int code, err;
     char msg[64];
-    const char *e = "{\"error\":\"etcdserver: request is too large\",\"message\":\"etcdserver: request is too large\",\"code\":3}";
+    const char *e =
+        "{\"error\":\"etcdserver: request is too large\",\"message\":\"etcdserver: request is too large\",\"code\":3}";
     CHECK(etcd_decode_error(e, strlen(e), &code, msg, sizeof(msg)) == 0 && code == 3 &&
               !strcmp(msg, "etcdserver: request is too large"),
           "unary error body: code and message");
     CHECK(etcd_classify(400, code, msg, &err) == ETCD_FAIL && err == -E2BIG, "request too large: -E2BIG, not retried");
-    CHECK(etcd_classify(503, 14, "etcdserver: request timed out", &err) == ETCD_RETRY_NEXT, "Unavailable: next endpoint");
-    CHECK(etcd_classify(500, 2, "context deadline exceeded", &err) == ETCD_RETRY_NEXT, "deadline exceeded: next endpoint");
-    CHECK(etcd_classify(401, 16, "etcdserver: invalid auth token", &err) == ETCD_REAUTH, "invalid token: authenticate again");
+    CHECK(etcd_classify(503, 14, "etcdserver: request timed out", &err) == ETCD_RETRY_NEXT,
+          "Unavailable: next endpoint");
+    CHECK(etcd_classify(500, 2, "context deadline exceeded", &err) == ETCD_RETRY_NEXT,
+          "deadline exceeded: next endpoint");
+    CHECK(etcd_classify(401, 16, "etcdserver: invalid auth token", &err) == ETCD_REAUTH,
+          "invalid token: authenticate again");
     CHECK(etcd_classify(400, 3, "etcdserver: revision of auth store is old", &err) == ETCD_REAUTH,
           "old auth revision: authenticate again");
     CHECK(etcd_classify(400, 3, "etcdserver: authentication failed, invalid user ID or password", &err) == ETCD_FAIL &&
@@ -139,7 +144,8 @@ static void test_config(void)
     int r4 = etcd_new(&(struct etcd_config){.endpoints = "http://127.0.0.1:1", .user = "kms"}, &e);
     int r5 = etcd_new(&(struct etcd_config){.endpoints = "http://127.0.0.1:1", .cert_file = "/x"}, &e);
     const char *log = tap_capture_end();
-    CHECK(r1 == -EINVAL && strstr(log, "endpoint ftp://x:1 is not an http:// or https:// URL"), "bad scheme refused, named");
+    CHECK(r1 == -EINVAL && strstr(log, "endpoint ftp://x:1 is not an http:// or https:// URL"),
+          "bad scheme refused, named");
     CHECK(r2 == -EINVAL && strstr(log, "no endpoint given"), "no endpoint");
     CHECK(r3 == -EINVAL && strstr(log, "has a path"), "an endpoint with a path");
     CHECK(r4 == -EINVAL && strstr(log, "needs a password file"), "a user without a password file");

@@ -51,9 +51,22 @@ static const char *shown(const char *s)
 static void test_valid_documents(void)
 {
     static const char *const ok[] = {
-        "{}", "[]", "  {}  \n", "0", "-0", "1.5e+10", "-12.25E-3", "\"\"", "null", "true", "false",
-        "{\"a\":[1,{\"b\":null},\"c\"],\"d\":{}}", "[[[]]]", "\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"",
-        "{\"k\":\"\xff\xfe raw bytes\"}", "\t[1 ,\r\n2 ]",
+        "{}",
+        "[]",
+        "  {}  \n",
+        "0",
+        "-0",
+        "1.5e+10",
+        "-12.25E-3",
+        "\"\"",
+        "null",
+        "true",
+        "false",
+        "{\"a\":[1,{\"b\":null},\"c\"],\"d\":{}}",
+        "[[[]]]",
+        "\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"",
+        "{\"k\":\"\xff\xfe raw bytes\"}",
+        "\t[1 ,\r\n2 ]",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         CHECK(parse_rc(ok[i], strlen(ok[i]), NULL) == 0, "reader accepts valid JSON %zu: %s", i, shown(ok[i]));
@@ -62,23 +75,62 @@ static void test_valid_documents(void)
 static void test_invalid_documents(void)
 {
     static const char *const bad[] = {
-        "", " ", "{", "}", "[", "]", "[1,]", "{\"a\":1,}", "[1 2]", "{\"a\" 1}", "{\"a\"::1}",
-        "{1:2}", "{\"a\":}", "tru", "nul", "truex", "01", "1.", ".5", "-", "+1", "1e", "1e+",
-        "[1]x", "{} {}", "\"abc", "[\"a\x01\"]", "'a'", "NaN", "[1,,2]", "{,}", "[,]", "\"\\x\"",
-        "\"\\u12g4\"", "\"\\u12\"", "\"\\", "[1]]", "{\"a\":1]", "[{]}", "\"a\"\"b\"", "{\"a\":1 \"b\":2}",
-        "[-]", "[0x10]", "Infinity", "\"tab\tinside\"",
+        "",
+        " ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "[1,]",
+        "{\"a\":1,}",
+        "[1 2]",
+        "{\"a\" 1}",
+        "{\"a\"::1}",
+        "{1:2}",
+        "{\"a\":}",
+        "tru",
+        "nul",
+        "truex",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "+1",
+        "1e",
+        "1e+",
+        "[1]x",
+        "{} {}",
+        "\"abc",
+        "[\"a\x01\"]",
+        "'a'",
+        "NaN",
+        "[1,,2]",
+        "{,}",
+        "[,]",
+        "\"\\x\"",
+        "\"\\u12g4\"",
+        "\"\\u12\"",
+        "\"\\",
+        "[1]]",
+        "{\"a\":1]",
+        "[{]}",
+        "\"a\"\"b\"",
+        "{\"a\":1 \"b\":2}",
+        "[-]",
+        "[0x10]",
+        "Infinity",
+        "\"tab\tinside\"",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CHECK(parse_rc(bad[i], strlen(bad[i]), NULL) == -EINVAL, "reader refuses invalid JSON %zu: %s",
-              i, shown(bad[i]));
+        CHECK(parse_rc(bad[i], strlen(bad[i]), NULL) == -EINVAL, "reader refuses invalid JSON %zu: %s", i,
+              shown(bad[i]));
     CHECK(parse_rc("[1]\0", 4, NULL) == -EINVAL, "reader refuses a NUL byte after the value");
     CHECK(parse_rc("[\"a\0b\"]", 7, NULL) == -EINVAL, "reader refuses a NUL byte inside a string");
 
     struct kjson_doc *d = (struct kjson_doc *)1;
     struct kjson_error e = {0};
     CHECK(kjson_parse("[1,}", 4, NULL, &d, &e) == -EINVAL && d == NULL && e.msg && e.offset == 3,
-          "parse error reports message and offset (%s at %zu) and leaves no document",
-          e.msg ? e.msg : "-", e.offset);
+          "parse error reports message and offset (%s at %zu) and leaves no document", e.msg ? e.msg : "-", e.offset);
 }
 
 static void test_limits(void)
@@ -97,13 +149,12 @@ static void test_limits(void)
 
     memset(deep, '[', KJSON_MAX_DEPTH);
     memset(deep + KJSON_MAX_DEPTH, ']', KJSON_MAX_DEPTH);
-    CHECK(parse_rc(deep, 2 * KJSON_MAX_DEPTH, NULL) == 0, "default depth limit allows %u levels",
-          KJSON_MAX_DEPTH);
+    CHECK(parse_rc(deep, 2 * KJSON_MAX_DEPTH, NULL) == 0, "default depth limit allows %u levels", KJSON_MAX_DEPTH);
     memmove(deep + 1, deep, 2 * KJSON_MAX_DEPTH);
     deep[0] = '[';
     deep[2 * KJSON_MAX_DEPTH + 1] = ']';
-    CHECK(parse_rc(deep, 2 * KJSON_MAX_DEPTH + 2, NULL) == -E2BIG,
-          "default depth limit refuses %u levels", KJSON_MAX_DEPTH + 1);
+    CHECK(parse_rc(deep, 2 * KJSON_MAX_DEPTH + 2, NULL) == -E2BIG, "default depth limit refuses %u levels",
+          KJSON_MAX_DEPTH + 1);
 
     size_t big = KJSON_MAX_BYTES + 1;
     char *huge = xmalloc(big);
@@ -131,19 +182,25 @@ static void test_limits(void)
 
 static void test_string_decoding(void)
 {
-    CHECK(root_string_is("\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"", "a\"b\\c/d\b\f\n\r\t", 12),
-          "simple escapes decode");
+    CHECK(root_string_is("\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\"", "a\"b\\c/d\b\f\n\r\t", 12), "simple escapes decode");
     CHECK(root_string_is("\"\\u00e9\\u20AC\"", "\xc3\xa9\xe2\x82\xac", 5),
           "\\u escapes decode to UTF-8 (either hex case)");
-    CHECK(root_string_is("\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80", 4),
-          "a surrogate pair decodes to one 4-byte rune");
+    CHECK(root_string_is("\"\\ud83d\\ude00\"", "\xf0\x9f\x98\x80", 4), "a surrogate pair decodes to one 4-byte rune");
     CHECK(root_string_is("\"\\ud83dx\"", "\xef\xbf\xbdx", 4), "a lone high surrogate becomes U+FFFD (Go)");
     CHECK(root_string_is("\"\\ude00\"", "\xef\xbf\xbd", 3), "a lone low surrogate becomes U+FFFD (Go)");
     CHECK(root_string_is("\"\\ud83d\\ud83d\\ude00\"", "\xef\xbf\xbd\xf0\x9f\x98\x80", 7),
           "a high surrogate before a pair gives U+FFFD then the pair");
-    CHECK(root_string_is("\"\\ud83d\\u0041\"", "\xef\xbf\xbd" "A", 4),
+    CHECK(root_string_is("\"\\ud83d\\u0041\"",
+                         "\xef\xbf\xbd"
+                         "A",
+                         4),
           "a high surrogate before a non-surrogate escape keeps that escape");
-    CHECK(root_string_is("\"a\xff" "b\"", "a\xef\xbf\xbd" "b", 5), "invalid UTF-8 decodes to U+FFFD (Go)");
+    CHECK(root_string_is("\"a\xff"
+                         "b\"",
+                         "a\xef\xbf\xbd"
+                         "b",
+                         5),
+          "invalid UTF-8 decodes to U+FFFD (Go)");
     CHECK(root_string_is("\"\xc0\xaf\"", "\xef\xbf\xbd\xef\xbf\xbd", 6),
           "an overlong sequence gives one U+FFFD per byte (Go)");
     CHECK(root_string_is("\"\xed\xa0\x80\"", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", 9),
@@ -157,8 +214,7 @@ static void test_string_decoding(void)
     char *s = NULL;
     CHECK(d && kjson_str(d, kjson_index(d, KJSON_ROOT, 0), &s, NULL) == -EINVAL && !s,
           "kjson_str without a length refuses a string holding U+0000");
-    CHECK(d && kjson_str(d, kjson_index(d, KJSON_ROOT, 1), &s, NULL) == -EINVAL,
-          "kjson_str refuses a number");
+    CHECK(d && kjson_str(d, kjson_index(d, KJSON_ROOT, 1), &s, NULL) == -EINVAL, "kjson_str refuses a number");
 
     _cleanup_kjson_ struct kjson_doc *d2 = parse("{\"pw\":\"p\\u00e4ss\\nword\"}");
     _cleanup_secret_ struct secret *sec = NULL;
@@ -210,7 +266,9 @@ static void test_lookup(void)
 {
     _cleanup_kjson_ struct kjson_doc *d =
         parse("{\"State\":\"a\",\"data\":\"first\",\"DATA\":\"second\",\"st\\u0061tus\":1,"
-              "\"\xe2\x84\xaa" "ey\":\"kelvin\",\"\xc5\xbf" "ize\":2,\"nested\":{\"x\":[1,{\"y\":true}]},"
+              "\"\xe2\x84\xaa"
+              "ey\":\"kelvin\",\"\xc5\xbf"
+              "ize\":2,\"nested\":{\"x\":[1,{\"y\":true}]},"
               "\"data2\":null}");
     _cleanup_free_ char *s = NULL;
     int v;
@@ -226,13 +284,11 @@ static void test_lookup(void)
     v = kjson_get(d, KJSON_ROOT, "data", 0);
     CHECK(v > 0 && kjson_str_equal(d, v, "first", 0), "exact lookup ignores DATA");
     CHECK(kjson_get(d, KJSON_ROOT, "status", 0) > 0, "escaped key st\\u0061tus matches status");
-    CHECK(kjson_get(d, KJSON_ROOT, "key", KJSON_FOLD) > 0,
-          "KELVIN SIGN folds onto k as in Go's decoder");
+    CHECK(kjson_get(d, KJSON_ROOT, "key", KJSON_FOLD) > 0, "KELVIN SIGN folds onto k as in Go's decoder");
     CHECK(kjson_get(d, KJSON_ROOT, "key", 0) == -ENOENT, "KELVIN SIGN does not match k exactly");
     CHECK(kjson_get(d, KJSON_ROOT, "SIZE", KJSON_FOLD) > 0, "LONG S folds onto s as in Go's decoder");
     CHECK(kjson_get(d, KJSON_ROOT, "nope", KJSON_FOLD) == -ENOENT, "a missing key is -ENOENT");
-    CHECK(kjson_get(d, kjson_get(d, KJSON_ROOT, "data", 0), "x", 0) == -EINVAL,
-          "lookup in a non-object is -EINVAL");
+    CHECK(kjson_get(d, kjson_get(d, KJSON_ROOT, "data", 0), "x", 0) == -EINVAL, "lookup in a non-object is -EINVAL");
     v = kjson_get(d, kjson_get(d, KJSON_ROOT, "nested", 0), "x", 0);
     v = kjson_get(d, kjson_index(d, v, 1), "y", 0);
     CHECK(kjson_type(d, v) == KJSON_BOOL, "nested lookups reach a value inside an array");
@@ -241,12 +297,10 @@ static void test_lookup(void)
           "a null member reads as an empty string (Go leaves the field empty)");
     free(s);
     s = NULL;
-    CHECK(kjson_get_str(d, KJSON_ROOT, "absent", 0, &s) == 0 && s && !*s,
-          "a missing member reads as an empty string");
+    CHECK(kjson_get_str(d, KJSON_ROOT, "absent", 0, &s) == 0 && s && !*s, "a missing member reads as an empty string");
     free(s);
     s = NULL;
-    CHECK(kjson_get_str(d, KJSON_ROOT, "status", 0, &s) == -EINVAL && !s,
-          "a number member is not read as a string");
+    CHECK(kjson_get_str(d, KJSON_ROOT, "status", 0, &s) == -EINVAL && !s, "a number member is not read as a string");
     uint64_t u = 9;
     CHECK(kjson_get_uint64(d, KJSON_ROOT, "size", KJSON_FOLD, &u) == 1 && u == 2,
           "kjson_get_uint64 reads a present member");
@@ -256,8 +310,16 @@ static void test_lookup(void)
     /* Iteration in document order. */
     size_t keys = 0;
     bool order_ok = true;
-    static const char *const names[] = {"State", "data", "DATA", "status", "\xe2\x84\xaa" "ey",
-                                        "\xc5\xbf" "ize", "nested", "data2"};
+    static const char *const names[] = {"State",
+                                        "data",
+                                        "DATA",
+                                        "status",
+                                        "\xe2\x84\xaa"
+                                        "ey",
+                                        "\xc5\xbf"
+                                        "ize",
+                                        "nested",
+                                        "data2"};
     for (int k = kjson_next(d, KJSON_ROOT, -1); k >= 0; k = kjson_next(d, KJSON_ROOT, k), keys++)
         order_ok = order_ok && keys < 8 && kjson_str_equal(d, k, names[keys], 0);
     CHECK(keys == 8 && order_ok && kjson_count(d, KJSON_ROOT) == 8,
@@ -281,8 +343,7 @@ static bool writes(const char *in, size_t n, const char *want)
 
 static void test_writer_strings(void)
 {
-    CHECK(writes("<a href=\"x\">&amp;</a>", 21,
-                 "\"\\u003ca href=\\\"x\\\"\\u003e\\u0026amp;\\u003c/a\\u003e\""),
+    CHECK(writes("<a href=\"x\">&amp;</a>", 21, "\"\\u003ca href=\\\"x\\\"\\u003e\\u0026amp;\\u003c/a\\u003e\""),
           "writer escapes <, >, & and quotes like Go");
     CHECK(writes("\x01\b\f\n\r\t\x1f\x7f/\\", 10, "\"\\u0001\\b\\f\\n\\r\\t\\u001f\x7f/\\\\\""),
           "writer escapes control characters like Go 1.22+ (DEL and / stay raw)");
@@ -291,12 +352,14 @@ static void test_writer_strings(void)
     CHECK(writes("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xef\xbf\xbd", 12,
                  "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xef\xbf\xbd\""),
           "writer keeps valid UTF-8 raw, U+FFFD included");
-    CHECK(writes("a\xff" "b", 3, "\"a\\ufffdb\""), "writer replaces an invalid byte with \\ufffd");
+    CHECK(writes("a\xff"
+                 "b",
+                 3, "\"a\\ufffdb\""),
+          "writer replaces an invalid byte with \\ufffd");
     CHECK(writes("\xe2\x82", 2, "\"\\ufffd\\ufffd\""), "writer replaces each byte of a truncated rune");
     CHECK(writes("\xc0\xaf", 2, "\"\\ufffd\\ufffd\""), "writer replaces each byte of an overlong form");
     CHECK(writes("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""), "writer replaces an encoded surrogate");
-    CHECK(writes("\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""),
-          "writer replaces a rune above U+10FFFF");
+    CHECK(writes("\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""), "writer replaces a rune above U+10FFFF");
     CHECK(writes("", 0, "\"\""), "writer writes an empty string");
 }
 
@@ -440,11 +503,10 @@ static void test_python_cross_check(void)
     CHECK(st == 0 && lines == 400, "python3 produced 400 vectors (status %d; install python3 if missing)", st);
     CHECK(writer_ok == lines && lines > 0, "writer matches Go's escaping (Python model) on %d/%d random strings",
           writer_ok, lines);
-    CHECK(reader_ok == lines && lines > 0, "reader decodes Go-style output on %d/%d random strings", reader_ok,
-          lines);
+    CHECK(reader_ok == lines && lines > 0, "reader decodes Go-style output on %d/%d random strings", reader_ok, lines);
     CHECK(ascii_ok == lines && lines > 0,
-          "reader decodes Python's ASCII output (\\u escapes, surrogate pairs) on %d/%d random strings",
-          ascii_ok, lines);
+          "reader decodes Python's ASCII output (\\u escapes, surrogate pairs) on %d/%d random strings", ascii_ok,
+          lines);
 }
 
 int main(void)

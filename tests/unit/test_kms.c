@@ -196,10 +196,14 @@ static mode_t mode_of(const char *path)
 static void test_clean_kube_name_as_upstream(void)
 {
     static const char *const cases[][2] = {
-        {"COS_PERSISTENT", "cos-persistent"}, {"test2-COS_PERSISTENT", "test2-cos-persistent"},
-        {"pass_phrase", "pass-phrase"},       {"My.Secret", "my.secret"},
-        {"already-clean", "already-clean"},   {"", ""},
-        {"__X__", "--x--"},                   {"Ünï_Code", "Ünï-code"},
+        {"COS_PERSISTENT", "cos-persistent"},
+        {"test2-COS_PERSISTENT", "test2-cos-persistent"},
+        {"pass_phrase", "pass-phrase"},
+        {"My.Secret", "my.secret"},
+        {"already-clean", "already-clean"},
+        {"", ""},
+        {"__X__", "--x--"},
+        {"Ünï_Code", "Ünï-code"},
     };
     bool ok = true;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -236,13 +240,14 @@ static void test_manifests_as_in_the_docs(void)
     struct kms_records r;
     const char *log;
 
-    CHECK(load_data("kms/db/static-keys.yaml", &r, &log) && r.nvols == 1 && r.nsecrets == 1 && r.invalid == 0 &&
-              !strcmp(r.vols[0].name, "test2") && !strcmp(r.vols[0].ns, "default") &&
-              !strcmp(r.vols[0].tpm_hash, H_STATIC) && !r.vols[0].quarantined && r.vols[0].nparts == 1 &&
-              !strcmp(r.vols[0].parts[0].label, "COS_PERSISTENT") && r.vols[0].parts[0].has_secret &&
-              !strcmp(r.vols[0].parts[0].secret_name, "mysecret") && !strcmp(r.vols[0].parts[0].secret_path, "pass") &&
-              !strcmp(r.secrets[0].name, "mysecret") && kv_is(&r.secrets[0], "pass", "awesome-plaintext-passphrase"),
-          "static keys (docs/upstream.md §6.3): Secret with stringData and the SealedVolume referencing it by name and path");
+    CHECK(
+        load_data("kms/db/static-keys.yaml", &r, &log) && r.nvols == 1 && r.nsecrets == 1 && r.invalid == 0 &&
+            !strcmp(r.vols[0].name, "test2") && !strcmp(r.vols[0].ns, "default") &&
+            !strcmp(r.vols[0].tpm_hash, H_STATIC) && !r.vols[0].quarantined && r.vols[0].nparts == 1 &&
+            !strcmp(r.vols[0].parts[0].label, "COS_PERSISTENT") && r.vols[0].parts[0].has_secret &&
+            !strcmp(r.vols[0].parts[0].secret_name, "mysecret") && !strcmp(r.vols[0].parts[0].secret_path, "pass") &&
+            !strcmp(r.secrets[0].name, "mysecret") && kv_is(&r.secrets[0], "pass", "awesome-plaintext-passphrase"),
+        "static keys (docs/upstream.md §6.3): Secret with stringData and the SealedVolume referencing it by name and path");
     kms_records_clear(&r);
     CHECK(load_data("kms/db/static-keys-data.yml", &r, &log) && r.nvols == 1 && r.nsecrets == 1 &&
               kv_is(&r.secrets[0], "oem-pass", "oem-passphrase") && !strcmp(r.vols[0].parts[0].secret_path, "oem-pass"),
@@ -315,20 +320,25 @@ static void test_manifest_bounds_and_types(void)
     kms_buf_free(&b);
 
     CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: q}\n"
-                    "spec: {TPMHash: " H_NEW ", quarantined: maybe}\n", &r) && r.nvols == 0 && r.invalid == 1,
+                    "spec: {TPMHash: " H_NEW ", quarantined: maybe}\n",
+                    &r) &&
+              r.nvols == 0 && r.invalid == 1,
           "quarantined must be a boolean");
     kms_records_clear(&r);
     CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: q}\n"
-                    "spec: {TPMHash: abc}\n", &r) && r.nvols == 0 && r.invalid == 1,
+                    "spec: {TPMHash: abc}\n",
+                    &r) &&
+              r.nvols == 0 && r.invalid == 1,
           "a TPMHash that is not 64 hex digits is refused");
     kms_records_clear(&r);
     CHECK(load_text("apiVersion: keyserver.kairos.io/v2\nkind: SealedVolume\nmetadata: {name: q}\n", &r) &&
               r.nvols == 0 && r.invalid == 1,
           "another version of the SealedVolume API is reported and skipped");
     kms_records_clear(&r);
-    CHECK(load_text("apiVersion: v1\nkind: Secret\nmetadata: {name: wrapped}\ndata:\n  k: |\n    c2Vj\n    cmV0\n", &r) &&
-              r.nsecrets == 1 && kv_is(&r.secrets[0], "k", "secret"),
-          "base64 data wrapped over lines decodes (line breaks are skipped, as Go does)");
+    CHECK(
+        load_text("apiVersion: v1\nkind: Secret\nmetadata: {name: wrapped}\ndata:\n  k: |\n    c2Vj\n    cmV0\n", &r) &&
+            r.nsecrets == 1 && kv_is(&r.secrets[0], "k", "secret"),
+        "base64 data wrapped over lines decodes (line breaks are skipped, as Go does)");
     kms_records_clear(&r);
     CHECK(load_text("- just\n- a list\n", &r) && r.invalid == 1, "a document that is not a mapping is reported");
     kms_records_clear(&r);
@@ -343,16 +353,18 @@ static void test_get_pass_decisions(struct kms_store *s)
     CHECK(got(s, "7441C78F1976FB23E6A5C68F0BE35BE8375B135DCB36FB03CECC60F39C7660BD", "COS_PERSISTENT", NULL, NULL,
               "awesome-plaintext-passphrase", ""),
           "the request hash is compared in lowercase");
-    CHECK(refused(s, H_STATIC, "COS_OEM", "", "", -ENOENT,
-                  "no volume found with data from request and hash: " H_STATIC),
-          "no matching partition: upstream's text");
-    CHECK(refused(s, H_NEW, "COS_PERSISTENT", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
-          "unknown TPM: upstream's text");
+    CHECK(
+        refused(s, H_STATIC, "COS_OEM", "", "", -ENOENT, "no volume found with data from request and hash: " H_STATIC),
+        "no matching partition: upstream's text");
+    CHECK(
+        refused(s, H_NEW, "COS_PERSISTENT", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
+        "unknown TPM: upstream's text");
     CHECK(refused(s, H_AUTO, "COS_PERSISTENT", "", "", -ENOENT, "No secret found for " H_AUTO " and COS_PERSISTENT"),
           "auto-generated mode before the node posted: upstream's text");
     CHECK(refused(s, H_STOLEN, "COS_PERSISTENT", "", "", -EACCES, "quarantined: COS_PERSISTENT"),
           "quarantined: refused with the label from the CR, although the Secret exists");
-    CHECK(got(s, H_IDS, NULL, "vda5", NULL, "pass-for-vda5", "") && got(s, H_IDS, "", "", "5d2c7b1e-0c4b-4e8a-9f1d-2b3c4d5e6f70", "pass-for-uuid", ""),
+    CHECK(got(s, H_IDS, NULL, "vda5", NULL, "pass-for-vda5", "") &&
+              got(s, H_IDS, "", "", "5d2c7b1e-0c4b-4e8a-9f1d-2b3c4d5e6f70", "pass-for-uuid", ""),
           "matching by device name only and by uuid only");
     CHECK(refused(s, H_IDS, "", "", "", -ENOENT, "no volume found with data from request and hash: " H_IDS),
           "empty request values never match");
@@ -371,7 +383,8 @@ static void test_get_pass_decisions(struct kms_store *s)
     CHECK(got(s, H_JSON, "COS_PERSISTENT", "", "", "json-passphrase", ""), "objects from a JSON List");
     CHECK(refused(s, H_BROKEN, "COS_PERSISTENT", "", "", -ENOENT,
                   "no volume found with data from request and hash: " H_BROKEN) &&
-              refused(s, H_SURVIVOR, "COS_PERSISTENT", "", "", -ENOENT, "No secret found for " H_SURVIVOR " and COS_PERSISTENT"),
+              refused(s, H_SURVIVOR, "COS_PERSISTENT", "", "", -ENOENT,
+                      "No secret found for " H_SURVIVOR " and COS_PERSISTENT"),
           "a broken manifest serves nothing, the valid objects next to an invalid one load");
     CHECK(refused(s, "xyz", "COS_PERSISTENT", "", "", -EINVAL, "invalid TPM hash"), "a malformed hash is refused");
 }
@@ -423,7 +436,8 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
     CHECK(rc == -EACCES && !strcmp(rep.error, "quarantined: COS_PERSISTENT"), "a quarantined node cannot post");
     kms_reply_clear(&rep);
     rc = post(s, H_NEW, "COS_PERSISTENT", ciphertext("X"), &rep);
-    CHECK(rc == -ENOENT && !strcmp(rep.error, "no TPM Hash found for " H_NEW), "unknown TPM: upstream's /postPass text");
+    CHECK(rc == -ENOENT && !strcmp(rep.error, "no TPM Hash found for " H_NEW),
+          "unknown TPM: upstream's /postPass text");
     kms_reply_clear(&rep);
     rc = post(s, H_SURVIVOR, "COS_PERSISTENT", "", &rep);
     CHECK(rc == -EINVAL && !strcmp(rep.error, "invalid answer from client: doesn't contain any passphrase"),
@@ -437,10 +451,12 @@ static void test_post_pass_stores_atomically(struct kms_store *s, const char *di
      * node may store only its own key under the default name). */
     write_file(path_in(dir, "errata6.yaml"),
                "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: e6, namespace: kcrypt}\n"
-               "spec:\n  TPMHash: " H_OTHER "\n  partitions:\n    - label: COS_OEM\n      secret: {name: Ops_Name, path: Ops_Key}\n",
+               "spec:\n  TPMHash: " H_OTHER
+               "\n  partitions:\n    - label: COS_OEM\n      secret: {name: Ops_Name, path: Ops_Key}\n",
                0600);
     /* A file already holds the name the next Secret's file would get: another one is used. */
-    write_file(path_in(dir, "secret-e6-cos-persistent.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", 0600);
+    write_file(path_in(dir, "secret-e6-cos-persistent.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+               0600);
     rc = post(s, H_OTHER, "COS_OEM", ciphertext("opsvalue"), &rep);
     CHECK(rc == -EPERM && rep.outcome == KMS_REFUSED && strstr(rep.error, "secret Ops_Name is named by the operator") &&
               count_prefix(dir, "secret-Ops") == 0 && count_prefix(dir, "secret-ops") == 0,
@@ -492,7 +508,8 @@ static void test_post_pass_only_own_key(struct kms_store *s, const char *dir)
                0600);
     tap_capture_begin();
     rc = post(s, H_NODE_B, "PERSISTENT", ciphertext("B"), &rep);
-    CHECK(rc == -EPERM && strstr(rep.error, "secret node-a-cos-persistent is referenced by another TPM's SealedVolume") &&
+    CHECK(rc == -EPERM &&
+              strstr(rep.error, "secret node-a-cos-persistent is referenced by another TPM's SealedVolume") &&
               !strstr(rep.error, "hijack") && count_prefix(dir, "secret-node-a") == 0 &&
               strstr(tap_capture_end(), "referenced by SealedVolume node-a ("),
           "a default name that another TPM's volume resolves to is refused (the operator is told which volume)");
@@ -588,7 +605,8 @@ static void test_edits_are_seen_without_restart(void)
 
     tap_capture_begin();
     write_file(file, "apiVersion: v1\nkind: Secret\nmetadata: {name: [\n", 0600);
-    CHECK(got(s, H_NEW, "DATA", "", "", "second", "") && strstr(tap_capture_end(), "keeping the records of its last good version"),
+    CHECK(got(s, H_NEW, "DATA", "", "", "second", "") &&
+              strstr(tap_capture_end(), "keeping the records of its last good version"),
           "a half-written (unparsable) file keeps its last good records");
     write_file(file, volume_text("fresh", H_NEW, "third"), 0600);
     CHECK(got(s, H_NEW, "DATA", "", "", "third", ""), "once it parses again the new version is served");
@@ -609,7 +627,8 @@ static void test_edits_are_seen_without_restart(void)
     kms_store_open_dir(dir, &slow, &lazy);
     tap_capture_end();
     write_file(file, volume_text("fresh", H_NEW, "later"), 0600);
-    CHECK(lazy && refused(lazy, H_NEW, "DATA", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
+    CHECK(lazy &&
+              refused(lazy, H_NEW, "DATA", "", "", -ENOENT, "no volume found with data from request and hash: " H_NEW),
           "within the poll interval the index is not rescanned");
     CHECK(lazy && kms_store_refresh(lazy, true) == 1 && got(lazy, H_NEW, "DATA", "", "", "later", ""),
           "kms_store_refresh(force) rescans at once and says the records changed");
@@ -631,11 +650,13 @@ static void test_conflicts_are_refused(void)
     if (kms_store_open_dir(dir, &(struct kms_store_options){.poll_interval_ms = 0}, &s) < 0)
         s = NULL;
     log = tap_capture_end();
-    CHECK(s && strstr(log, "SealedVolume twice is defined twice:") && strstr(log, "a.yaml:1") && strstr(log, "b.yaml:1"),
+    CHECK(s && strstr(log, "SealedVolume twice is defined twice:") && strstr(log, "a.yaml:1") &&
+              strstr(log, "b.yaml:1"),
           "the same kind and name in two files is reported with both places (namespaces ignored)");
     tap_capture_begin();
-    CHECK(s && refused(s, H_NEW, "DATA", "", "", -ENOTUNIQ, "SealedVolume twice is defined more than once on the server"),
-          "and a request that needs it is refused, without naming server files");
+    CHECK(
+        s && refused(s, H_NEW, "DATA", "", "", -ENOTUNIQ, "SealedVolume twice is defined more than once on the server"),
+        "and a request that needs it is refused, without naming server files");
     tap_capture_end();
     kms_store_free(s);
     free(dir);
@@ -662,7 +683,8 @@ static void test_directory_and_file_permissions(void)
     chmod(sub, 0777);
     tap_capture_begin();
     r = kms_store_open_dir(sub, NULL, &s);
-    CHECK(r == -EPERM && strstr(tap_capture_end(), "writable by other users"), "a world-writable store directory is refused");
+    CHECK(r == -EPERM && strstr(tap_capture_end(), "writable by other users"),
+          "a world-writable store directory is refused");
     chmod(sub, 0700);
 
     write_file(path_in(sub, "open.yaml"), volume_text("open", H_NEW, "x"), 0666);
@@ -695,8 +717,10 @@ static void test_directory_and_file_permissions(void)
     tap_capture_begin();
     r = kms_store_open_dir(sub, NULL, &s);
     log = tap_capture_end();
-    CHECK(r == 0 && strstr(log, "big.yaml: larger than 1048576 bytes; not loaded"), "a manifest over 1 MiB is not loaded");
-    CHECK(access(path_in(sub, ".kms-tmp-0123456789abcdef"), F_OK) < 0 && access(path_in(sub, ".kms-tmp-fresh"), F_OK) == 0,
+    CHECK(r == 0 && strstr(log, "big.yaml: larger than 1048576 bytes; not loaded"),
+          "a manifest over 1 MiB is not loaded");
+    CHECK(access(path_in(sub, ".kms-tmp-0123456789abcdef"), F_OK) < 0 &&
+              access(path_in(sub, ".kms-tmp-fresh"), F_OK) == 0,
           "opening the store removes temporary files of interrupted writes, not recent ones");
     kms_store_free(s);
     free(base);
@@ -721,10 +745,14 @@ static void test_register_and_list(void)
     r = kms_register(s, &reg);
     tap_capture_end();
     text = read_text(path_in(dir, "sealedvolume-node-c0ffee00.yaml"));
-    CHECK(r == 0 && text && strstr(text, "metadata:\n  name: node-c0ffee00\n  namespace: default\nspec:\n  TPMHash: " H_NEW "\n"
-                                         "  partitions:\n    - label: COS_PERSISTENT\n      secret:\n        name: node-c0ffee00-cos-persistent\n"
-                                         "        path: passphrase\n  quarantined: false\n"),
-          "register writes a SealedVolume named node-<first 8 hex> with the partition");
+    CHECK(
+        r == 0 && text &&
+            strstr(
+                text,
+                "metadata:\n  name: node-c0ffee00\n  namespace: default\nspec:\n  TPMHash: " H_NEW "\n"
+                "  partitions:\n    - label: COS_PERSISTENT\n      secret:\n        name: node-c0ffee00-cos-persistent\n"
+                "        path: passphrase\n  quarantined: false\n"),
+        "register writes a SealedVolume named node-<first 8 hex> with the partition");
     free(text);
     CHECK(mode_of(path_in(dir, "secret-node-c0ffee00-cos-persistent.yaml")) == 0600 &&
               got(s, H_NEW, "COS_PERSISTENT", "", "", "static pass 1", ""),
@@ -739,7 +767,8 @@ static void test_register_and_list(void)
           "a second partition goes into the node's existing SealedVolume (auto-generated mode)");
     tap_capture_begin();
     r = kms_register(s, &reg);
-    CHECK(r == -EEXIST && strstr(tap_capture_end(), "already registered"), "registering the same partition twice is refused");
+    CHECK(r == -EEXIST && strstr(tap_capture_end(), "already registered"),
+          "registering the same partition twice is refused");
 
     reg = (struct kms_register){.tpm_hash = H_OTHER, .label = "COS_PERSISTENT"};
     tap_capture_begin();
@@ -754,8 +783,11 @@ static void test_register_and_list(void)
     CHECK(r == -EEXIST && strstr(tap_capture_end(), "already exists") && count_prefix(dir, "sealedvolume-other") == 0,
           "register never overwrites an existing Secret (and writes no volume then)");
 
-    write_file(path_in(dir, "hand.yaml"), "# written by an operator\n" "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\n"
-               "metadata: {name: hand}\nspec:\n  TPMHash: " H_STATIC "\n  partitions:\n    - label: A\n", 0600);
+    write_file(path_in(dir, "hand.yaml"),
+               "# written by an operator\n"
+               "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\n"
+               "metadata: {name: hand}\nspec:\n  TPMHash: " H_STATIC "\n  partitions:\n    - label: A\n",
+               0600);
     reg = (struct kms_register){.tpm_hash = H_STATIC, .label = "B"};
     tap_capture_begin();
     r = kms_register(s, &reg);
@@ -765,8 +797,10 @@ static void test_register_and_list(void)
     out = open_memstream(&listing, &listing_len);
     r = kms_list(s, out);
     fclose(out);
-    CHECK(r == 0 && listing && strstr(listing, "node-c0ffee00\t" H_NEW "\tactive\tCOS_PERSISTENT=>node-c0ffee00-cos-persistent/passphrase:present "
-                                               "COS_OEM=>node-c0ffee00-cos-oem/passphrase:awaiting-node\t") &&
+    CHECK(r == 0 && listing &&
+              strstr(listing, "node-c0ffee00\t" H_NEW
+                              "\tactive\tCOS_PERSISTENT=>node-c0ffee00-cos-persistent/passphrase:present "
+                              "COS_OEM=>node-c0ffee00-cos-oem/passphrase:awaiting-node\t") &&
               strstr(listing, "hand\t" H_STATIC "\tactive\tA=>hand-a/passphrase:awaiting-node\t") &&
               !strstr(listing, "static pass 1"),
           "list: one line per SealedVolume with its partitions and Secrets, never a value");
@@ -800,26 +834,35 @@ static void test_quarantine_edits_in_place(void)
           "quarantine adds the field to a block spec; comments and other documents stay byte for byte");
     snprintf(text, sizeof(text), "%s", out);
     free(out);
-    CHECK(set_q(text, H_NEW, false, &out, &changed) && changed == 1 && strstr(out, "  quarantined: false\n  TPMHash:") &&
-              strlen(out) == strlen(text) + 1,
+    CHECK(set_q(text, H_NEW, false, &out, &changed) && changed == 1 &&
+              strstr(out, "  quarantined: false\n  TPMHash:") && strlen(out) == strlen(text) + 1,
           "release replaces only the value");
     free(out);
     CHECK(set_q(text, H_NEW, true, &out, &changed) && changed == 0 && !out, "nothing to change: nothing written");
-    snprintf(text, sizeof(text), "apiVersion: keyserver.kairos.io/v1alpha1\r\nkind: SealedVolume\r\nmetadata: {name: n}\r\n"
-                                 "spec:\r\n  TPMHash: '%s'\r\n  quarantined: \"no\"\r\n", H_NEW);
+    snprintf(text, sizeof(text),
+             "apiVersion: keyserver.kairos.io/v1alpha1\r\nkind: SealedVolume\r\nmetadata: {name: n}\r\n"
+             "spec:\r\n  TPMHash: '%s'\r\n  quarantined: \"no\"\r\n",
+             H_NEW);
     CHECK(set_q(text, H_NEW, true, &out, &changed) && changed == 1 && strstr(out, "  quarantined: true\r\n"),
           "a quoted value in a CRLF file is replaced");
     free(out);
-    snprintf(text, sizeof(text), "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: n}\n"
-                                 "spec: {TPMHash: %s}\n", H_NEW);
-    CHECK(!set_q(text, H_NEW, true, &out, &changed) && !out, "a flow-style spec without the field is left to the operator");
-    snprintf(text, sizeof(text), "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: n}\n"
-                                 "spec: {TPMHash: %s, quarantined: false}\n", H_NEW);
+    snprintf(text, sizeof(text),
+             "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: n}\n"
+             "spec: {TPMHash: %s}\n",
+             H_NEW);
+    CHECK(!set_q(text, H_NEW, true, &out, &changed) && !out,
+          "a flow-style spec without the field is left to the operator");
+    snprintf(text, sizeof(text),
+             "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: n}\n"
+             "spec: {TPMHash: %s, quarantined: false}\n",
+             H_NEW);
     CHECK(set_q(text, H_NEW, true, &out, &changed) && changed == 1 && strstr(out, "quarantined: true}"),
           "a flow-style value is replaced");
     free(out);
-    snprintf(text, sizeof(text), "x: &q false\n---\napiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\n"
-                                 "metadata: {name: n}\nspec:\n  TPMHash: %s\n  quarantined: *q\n", H_NEW);
+    snprintf(text, sizeof(text),
+             "x: &q false\n---\napiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\n"
+             "metadata: {name: n}\nspec:\n  TPMHash: %s\n  quarantined: *q\n",
+             H_NEW);
     CHECK(!set_q(text, H_NEW, true, &out, &changed) && !out, "an alias is not edited (it would change its anchor)");
     CHECK(!set_q(vol, H_OTHER, true, &out, &changed) && !out, "an unknown hash is an error");
 }
@@ -847,7 +890,8 @@ static void test_quarantine_command_on_operator_files(void)
     CHECK(r == 0 && got(s, H_TWO, "COS_PERSISTENT", "", "", "from-alpha", ""), "release H serves the node again");
     tap_capture_begin();
     r = kms_set_quarantine(s, H_NEW, true);
-    CHECK(r == -ENOENT && strstr(tap_capture_end(), "no SealedVolume holds TPM hash"), "quarantine of an unknown hash fails");
+    CHECK(r == -ENOENT && strstr(tap_capture_end(), "no SealedVolume holds TPM hash"),
+          "quarantine of an unknown hash fails");
     tap_capture_begin();
     r = kms_set_quarantine(s, H_LEGACY, true);
     tap_capture_end();
@@ -866,8 +910,9 @@ static void test_audit_lines(const char *audit_path)
     bool all_json = true, no_secret;
     int n = 0;
 
-    no_secret = text && !strstr(text, "awesome-plaintext-passphrase") && !strstr(text, "CIPHERTEXT") && !strstr(text, "attacker-known") &&
-                !strstr(text, "oem-passphrase") && !strstr(text, "must-never-be-served");
+    no_secret = text && !strstr(text, "awesome-plaintext-passphrase") && !strstr(text, "CIPHERTEXT") &&
+                !strstr(text, "attacker-known") && !strstr(text, "oem-passphrase") &&
+                !strstr(text, "must-never-be-served");
     CHECK(no_secret, "the audit log never holds a passphrase");
     CHECK(mode_of(audit_path) == 0600, "the audit log is created 0600");
     for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
@@ -884,15 +929,17 @@ static void test_audit_lines(const char *audit_path)
     CHECK(n > 20 && all_json, "every decision is one JSON line with an RFC 3339 UTC time (%d lines)", n);
     free(text);
     text = read_text(audit_path);
-    CHECK(text && strstr(text, "\"action\":\"getPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_STOLEN
-                               "\",\"label\":\"COS_PERSISTENT\",\"name\":\"\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40000\","
-                               "\"volume\":\"stolen\",\"secret\":\"\",\"reason\":\"quarantined: COS_PERSISTENT\"}") &&
+    CHECK(text &&
+              strstr(text, "\"action\":\"getPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_STOLEN
+                           "\",\"label\":\"COS_PERSISTENT\",\"name\":\"\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40000\","
+                           "\"volume\":\"stolen\",\"secret\":\"\",\"reason\":\"quarantined: COS_PERSISTENT\"}") &&
               strstr(text, "\"action\":\"postPass\",\"outcome\":\"ok\""),
           "a line names the action, outcome, hash, partition, peer, volume and reason");
-    CHECK(text && strstr(text, "\"action\":\"postPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_NODE_B
-                               "\",\"label\":\"FLEET\",\"name\":\"vda5\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40001\","
-                               "\"volume\":\"node-b\",\"secret\":\"fleet-key\",\"reason\":\"secret fleet-key is named by "
-                               "the operator") &&
+    CHECK(text &&
+              strstr(text, "\"action\":\"postPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_NODE_B
+                           "\",\"label\":\"FLEET\",\"name\":\"vda5\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40001\","
+                           "\"volume\":\"node-b\",\"secret\":\"fleet-key\",\"reason\":\"secret fleet-key is named by "
+                           "the operator") &&
               strstr(text, "\"reason\":\"invalid answer from client: generated_by must be tpm"),
           "a refused post is audited with its reason and the Secret it aimed at");
     free(text);
@@ -956,7 +1003,8 @@ static void test_passphrase_file(void)
     int r;
 
     write_file(path_in(dir, "p"), "hunter2 with spaces\r\n", 0600);
-    CHECK(kms_passphrase_read_file(path_in(dir, "p"), &p) == 0 && p->len == 19 && !memcmp(p->data, "hunter2 with spaces", 19),
+    CHECK(kms_passphrase_read_file(path_in(dir, "p"), &p) == 0 && p->len == 19 &&
+              !memcmp(p->data, "hunter2 with spaces", 19),
           "a passphrase file loses one trailing newline");
     secret_free(p);
     write_file(path_in(dir, "e"), "\n", 0600);
@@ -965,7 +1013,6 @@ static void test_passphrase_file(void)
     CHECK(r == -EINVAL && strstr(tap_capture_end(), "empty"), "an empty passphrase file is refused");
     free(dir);
 }
-
 
 /* ---- G3: spec.attestation, SafeKubeName, the enrollment policy ---- */
 static void test_safe_kube_name(void)
@@ -999,11 +1046,12 @@ static void test_attestation_manifest(void)
 {
     struct kms_records r, r2;
     struct kms_buf b = {0};
-    const char *text = "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: att}\n"
-                       "spec:\n  TPMHash: " H_NEW "\n  partitions:\n    - label: COS_PERSISTENT\n"
-                       "  attestation:\n    ekPublicKey: \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n\"\n"
-                       "    pcrValues:\n      pcrs:\n        \"0\": \"\"\n        \"7\": \"ABCDEF\"\n"
-                       "    enrolledAt: \"2026-01-02T03:04:05Z\"\n";
+    const char *text =
+        "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: att}\n"
+        "spec:\n  TPMHash: " H_NEW "\n  partitions:\n    - label: COS_PERSISTENT\n"
+        "  attestation:\n    ekPublicKey: \"-----BEGIN PUBLIC KEY-----\\nAAAA\\n-----END PUBLIC KEY-----\\n\"\n"
+        "    pcrValues:\n      pcrs:\n        \"0\": \"\"\n        \"7\": \"ABCDEF\"\n"
+        "    enrolledAt: \"2026-01-02T03:04:05Z\"\n";
     bool ok = load_text(text, &r) && r.nvols == 1;
     const struct kms_attestation *a = ok ? &r.vols[0].att : NULL;
     CHECK(ok && a->present && a->has_pcrs && a->pcr_mask == ((1u << 0) | (1u << 7)) && !strcmp(a->pcr[0], "") &&
@@ -1019,17 +1067,20 @@ static void test_attestation_manifest(void)
     kms_buf_free(&b);
     kms_records_clear(&r);
     CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: a}\nspec:\n"
-                    "  TPMHash: " H_NEW "\n  attestation: {}\n", &r) && r.nvols == 1 && r.vols[0].att.present &&
-              !r.vols[0].att.has_pcrs,
+                    "  TPMHash: " H_NEW "\n  attestation: {}\n",
+                    &r) &&
+              r.nvols == 1 && r.vols[0].att.present && !r.vols[0].att.has_pcrs,
           "attestation: {} = learn the EK, never check PCRs");
     kms_records_clear(&r);
     CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: a}\nspec:\n"
-                    "  TPMHash: " H_NEW "\n  attestation: {pcrValues: {pcrs: {\"24\": \"\"}}}\n", &r) &&
+                    "  TPMHash: " H_NEW "\n  attestation: {pcrValues: {pcrs: {\"24\": \"\"}}}\n",
+                    &r) &&
               r.nvols == 0 && r.invalid == 1,
           "a PCR key outside 0..23 makes the volume invalid");
     kms_records_clear(&r);
     CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata: {name: a}\nspec:\n"
-                    "  TPMHash: " H_NEW "\n  attestation: {pcrValues: {pcrs: {\"7\": \"xyz\"}}}\n", &r) &&
+                    "  TPMHash: " H_NEW "\n  attestation: {pcrValues: {pcrs: {\"7\": \"xyz\"}}}\n",
+                    &r) &&
               r.nvols == 0 && r.invalid == 1,
           "a PCR value that is not hex makes the volume invalid");
     kms_records_clear(&r);
@@ -1042,9 +1093,12 @@ static void test_attest_decisions(void)
     uint8_t pcr[24][32] = {{0}};
     struct secret *pass = secret_new(8);
     struct kms_reply rep;
-    struct kms_attest_request rq = {.req = {.tpm_hash = H_NEW, .label = "COS_PERSISTENT"}, .ek_pem = "EK-A\n",
-                                    .pcr_mask = (1u << 0) | (1u << 7), .pcr = (const uint8_t(*)[32])pcr,
-                                    .passphrase = pass, .generated_by = ""};
+    struct kms_attest_request rq = {.req = {.tpm_hash = H_NEW, .label = "COS_PERSISTENT"},
+                                    .ek_pem = "EK-A\n",
+                                    .pcr_mask = (1u << 0) | (1u << 7),
+                                    .pcr = (const uint8_t(*)[32])pcr,
+                                    .passphrase = pass,
+                                    .generated_by = ""};
     int r;
 
     memcpy(pass->data, "gen-pass", 8);
@@ -1077,8 +1131,8 @@ static void test_attest_decisions(void)
     tap_capture_begin();
     r = kms_attest(s, &rq, &rep);
     tap_capture_end();
-    CHECK(r < 0 && rep.code == KMS_C_PCR_MISMATCH && rep.detail.pcr == 7 &&
-              !strncmp(rep.detail.expected, "11", 2) && !strncmp(rep.detail.got, "12", 2),
+    CHECK(r < 0 && rep.code == KMS_C_PCR_MISMATCH && rep.detail.pcr == 7 && !strncmp(rep.detail.expected, "11", 2) &&
+              !strncmp(rep.detail.got, "12", 2),
           "a pinned PCR that changed: PCR_MISMATCH with index, expected and got");
     kms_reply_clear(&rep);
     pcr[7][0] = 0x11;

@@ -83,8 +83,7 @@ static void test_header_debian_luks2(void)
     CHECK(probe_mem(img, n, &h) == 0 && h.from_secondary && !strcmp(h.label, "DEBIAN_LABEL"),
           "a primary with a bad checksum: label from the secondary at 16 KiB");
     memset(img, 0, 4096);
-    CHECK(probe_mem(img, n, &h) == 0 && h.from_secondary &&
-              !strcmp(h.uuid, "11111111-2222-4333-8444-555555555555"),
+    CHECK(probe_mem(img, n, &h) == 0 && h.from_secondary && !strcmp(h.uuid, "11111111-2222-4333-8444-555555555555"),
           "a wiped primary: the secondary is found by scanning the allowed offsets");
     img[16384 + 30] ^= 1;
     CHECK(probe_mem(img, n, &h) == -EINVAL, "both headers damaged: not LUKS");
@@ -164,8 +163,7 @@ static void test_header_read_file(void)
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     CHECK(fd >= 0 && fd_write_all(fd, img, n) == 0, "wrote the header to a file");
     close(fd);
-    CHECK(luks_header_read(path, &h) == 0 && !strcmp(h.label, "DEBIAN_LABEL"),
-          "luks_header_read on a file");
+    CHECK(luks_header_read(path, &h) == 0 && !strcmp(h.label, "DEBIAN_LABEL"), "luks_header_read on a file");
     CHECK(luks_header_read("/nonexistent/luks", &h) == -ENOENT, "a missing path: -ENOENT");
     unlink(path);
 }
@@ -187,17 +185,14 @@ static void test_format_and_check(void)
     CHECK(luks_header_read(path, &h) == 0 && !strcmp(h.label, "COS_PERSISTENT") &&
               !strcmp(h.uuid, "85c39d0f-4867-5227-8334-f5eec606d9eb"),
           "our header reader sees the label and the UUIDv5 libcryptsetup wrote");
-    CHECK(luks_check_passphrase(path, good, &slot) == 0 && slot == 0,
-          "the passphrase opens keyslot 0");
+    CHECK(luks_check_passphrase(path, good, &slot) == 0 && slot == 0, "the passphrase opens keyslot 0");
     CHECK(luks_check_passphrase(path, bad, &slot) == -EPERM, "a wrong passphrase: -EPERM");
     CHECK(luks_format(path, "", good, LUKS_PBKDF_MINIMAL) == -EINVAL, "an empty label is refused");
-    CHECK(luks_format(path, "0123456789012345678901234567890123456789012345678", good,
-                      LUKS_PBKDF_MINIMAL) == -EINVAL,
+    CHECK(luks_format(path, "0123456789012345678901234567890123456789012345678", good, LUKS_PBKDF_MINIMAL) == -EINVAL,
           "a 49-byte label is refused");
     CHECK(luks_header_read(path, &h) == 0 && !strcmp(h.label, "COS_PERSISTENT"),
           "a refused format leaves the header as it was");
-    CHECK(luks_check_passphrase("/nonexistent/disk", good, NULL) == -ENOENT,
-          "a missing device: -ENOENT");
+    CHECK(luks_check_passphrase("/nonexistent/disk", good, NULL) == -ENOENT, "a missing device: -ENOENT");
     fd = open(path, O_WRONLY | O_TRUNC);
     CHECK(fd >= 0 && ftruncate(fd, 1 << 20) == 0, "truncated to 1 MiB of zeros");
     close(fd);
@@ -226,8 +221,7 @@ static void test_lookup(void)
         parts[i].label = label[i];
         parts[i].partition_label = plabel[i];
     }
-    CHECK(luks_find_by_label(parts, 4, "COS_PERSISTENT", &found) == 0 && found == &parts[3],
-          "found by LUKS label");
+    CHECK(luks_find_by_label(parts, 4, "COS_PERSISTENT", &found) == 0 && found == &parts[3], "found by LUKS label");
     CHECK(luks_find_by_label(parts, 4, "COS_OEM", &found) == 0 && found == &parts[1],
           "a label beats the legacy PARTLABEL fallback");
     parts[1].label = "";
@@ -245,8 +239,7 @@ static void test_lookup(void)
     close(open(path, O_CREAT | O_WRONLY, 0600));
     parts[2].has_holders = true;
     k = luks_list_locked(tmpdir, parts, 4, locked);
-    CHECK(k == 1 && locked[0] == &parts[0],
-          "locked: LUKS, no /dev/mapper/<name> under the root, no holders");
+    CHECK(k == 1 && locked[0] == &parts[0], "locked: LUKS, no /dev/mapper/<name> under the root, no holders");
     unlink(path);
 }
 
@@ -277,8 +270,14 @@ static void test_scan_fake_root(void)
     int fd;
 
     snprintf(root, sizeof(root), "%s/root", tmpdir);
-    const char *dirs[] = {"", "/sys", "/sys/class", "/sys/class/block", "/sys/class/block/vdz5",
-                          "/sys/class/block/vdz5/holders", "/sys/class/block/ram0", "/dev",
+    const char *dirs[] = {"",
+                          "/sys",
+                          "/sys/class",
+                          "/sys/class/block",
+                          "/sys/class/block/vdz5",
+                          "/sys/class/block/vdz5/holders",
+                          "/sys/class/block/ram0",
+                          "/dev",
                           "/proc"};
     for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs); i++) {
         snprintf(dir, sizeof(dir), "%s%s", root, dirs[i]);
@@ -289,8 +288,9 @@ static void test_scan_fake_root(void)
     put(dir, "size", "65536\n");
     put(dir, "ro", "0\n");
     put(dir, "partition", "5\n");
-    put(dir, "uevent", "MAJOR=254\nMINOR=5\nDEVNAME=vdz5\nDEVTYPE=partition\nPARTN=5\n"
-                       "PARTNAME=persistent\n");
+    put(dir, "uevent",
+        "MAJOR=254\nMINOR=5\nDEVNAME=vdz5\nDEVTYPE=partition\nPARTN=5\n"
+        "PARTNAME=persistent\n");
     snprintf(dir, sizeof(dir), "%s/sys/class/block/ram0", root);
     put(dir, "dev", "1:0\n");
     put(dir, "size", "8192\n");
@@ -305,8 +305,7 @@ static void test_scan_fake_root(void)
     snprintf(path, sizeof(path), "%s/dev/ram0", root);
     close(open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
 
-    CHECK(luks_scan(root, &parts, &count) == 0 && count == 1,
-          "fake root: one device (ram0 skipped)");
+    CHECK(luks_scan(root, &parts, &count) == 0 && count == 1, "fake root: one device (ram0 skipped)");
     if (count == 1) {
         const struct luks_part *p = &parts[0];
         CHECK(!strcmp(p->name, "vdz5") && p->partno == 5 && p->major == 254 && p->minor == 5,
@@ -319,8 +318,7 @@ static void test_scan_fake_root(void)
               "fake root: no disk in sysfs: PARTLABEL from uevent PARTNAME, no PARTUUID");
         CHECK(!strcmp(p->mount_point, "/usr/local x"), "fake root: mount point, \\040 unescaped");
         CHECK(!p->read_only && !p->has_holders, "fake root: ro and holders");
-        CHECK(luks_find_by_label(parts, count, "DEBIAN_LABEL", &found) == 0 && found == p,
-              "fake root: found by label");
+        CHECK(luks_find_by_label(parts, count, "DEBIAN_LABEL", &found) == 0 && found == p, "fake root: found by label");
     }
     luks_parts_free(parts, count);
 }
@@ -331,8 +329,7 @@ static void test_root_path(void)
     _cleanup_free_ char *b = luks_root_path("", "/sys");
     _cleanup_free_ char *c = luks_root_path("/tmp/r/", "/sys");
     _cleanup_free_ char *d = luks_root_path("/", "/dev/vda");
-    CHECK(!strcmp(a, "/sys") && !strcmp(b, "/sys") && !strcmp(c, "/tmp/r/sys") &&
-              !strcmp(d, "/dev/vda"),
+    CHECK(!strcmp(a, "/sys") && !strcmp(b, "/sys") && !strcmp(c, "/tmp/r/sys") && !strcmp(d, "/dev/vda"),
           "root prefixes join without doubled slashes");
 }
 

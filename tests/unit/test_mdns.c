@@ -9,15 +9,15 @@
 #include "mdns_internal.h"
 #include "tap.h"
 
-static struct mdns_name N(const char *text)
-{
+static struct mdns_name N(const char *text) {
     struct mdns_name n;
     if (mdns_name_parse(text, &n) < 0)
         abort();
     return n;
 }
 
-static const char *T(const struct mdns_name *n)
+static const char *
+T(const struct mdns_name *n)
 {
     static char text[4][MDNS_NAME_TEXT_MAX];
     static int k;
@@ -78,14 +78,17 @@ static size_t hashicorp_response(uint8_t *buf, size_t cap, const char *instance,
     mdns_name_prepend(&inst, instance, strlen(instance));
     mdns_txt_encode(strings, 1, txt, sizeof(txt), &txt_len);
     mdns_writer_init(&w, buf, cap, id, MDNS_FLAG_QR | MDNS_FLAG_AA);
-    rr = (struct mdns_rr){.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 120, .u.ptr = inst};
+    rr = (struct mdns_rr){
+        .name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 120, .u.ptr = inst};
     mdns_write_rr(&w, &rr, MDNS_ANSWER);
-    rr = (struct mdns_rr){.name = inst, .type = MDNS_TYPE_SRV, .rclass = 1, .ttl = 120, .u.srv = {10, 1, port, N(host)}};
+    rr =
+        (struct mdns_rr){.name = inst, .type = MDNS_TYPE_SRV, .rclass = 1, .ttl = 120, .u.srv = {10, 1, port, N(host)}};
     mdns_write_rr(&w, &rr, MDNS_ANSWER);
     rr = (struct mdns_rr){.name = N(host), .type = MDNS_TYPE_A, .rclass = 1, .ttl = 120};
     inet_pton(AF_INET, ip, rr.u.a);
     mdns_write_rr(&w, &rr, MDNS_ANSWER);
-    rr = (struct mdns_rr){.name = inst, .type = MDNS_TYPE_TXT, .rclass = 1, .ttl = 120, .rdata = txt, .rdlen = (uint16_t)txt_len};
+    rr = (struct mdns_rr){
+        .name = inst, .type = MDNS_TYPE_TXT, .rclass = 1, .ttl = 120, .rdata = txt, .rdlen = (uint16_t)txt_len};
     mdns_write_rr(&w, &rr, MDNS_ANSWER);
     return mdns_writer_finish(&w);
 }
@@ -115,8 +118,8 @@ static void test_codec_round_trip(void)
               rr[1].u.srv.port == 30000 && !strcmp(T(&rr[1].u.srv.target), "kms.local") && rr[1].ttl == 120,
           "SRV read back");
     CHECK(rr[2].type == MDNS_TYPE_A && !memcmp(rr[2].u.a, "\x0a\x01\x02\x03", 4), "A read back");
-    CHECK(rr[3].type == MDNS_TYPE_TXT && mdns_txt_next(rr[3].rdata, rr[3].rdlen, &off, &s, &slen) == 1 &&
-              slen == 27 && !memcmp(s, "An instance of _kcrypt._tcp", 27) &&
+    CHECK(rr[3].type == MDNS_TYPE_TXT && mdns_txt_next(rr[3].rdata, rr[3].rdlen, &off, &s, &slen) == 1 && slen == 27 &&
+              !memcmp(s, "An instance of _kcrypt._tcp", 27) &&
               mdns_txt_next(rr[3].rdata, rr[3].rdlen, &off, &s, &slen) == 0,
           "TXT read back");
     /* The SRV target is written whole (RFC 2782), so a parser without mDNS's relaxed rules reads it. */
@@ -134,8 +137,9 @@ static void test_writer_bounds(void)
     mdns_writer_init(&w, buf, sizeof(buf), 7, 0);
     CHECK(mdns_write_question(&w, &q) == 0, "a question fits");
     before = w.len;
-    CHECK(mdns_write_question(&w, &(struct mdns_question){.name = N("another-label-that-will-not-fit.example"), .type = 1})
-              == -EMSGSIZE && w.len == before && w.h.qdcount == 1,
+    CHECK(mdns_write_question(&w, &(struct mdns_question){.name = N("another-label-that-will-not-fit.example"),
+                                                          .type = 1}) == -EMSGSIZE &&
+              w.len == before && w.h.qdcount == 1,
           "one that does not fit leaves the message as it was");
     CHECK(mdns_write_rr(&w, &rr, MDNS_ANSWER) == 0, "then an answer");
     CHECK(mdns_write_question(&w, &q) == -EINVAL, "a question after an answer is refused");
@@ -180,27 +184,53 @@ static void test_reader_refuses(void)
     CHECK(read_all((const uint8_t *)"\0\0\0", 3) == -EBADMSG, "shorter than a header");
     n = raw(p, 1, 0, "\xc0\x0c\x00\x01\x00\x01", 6);
     CHECK(read_all(p, n) == -EBADMSG, "a pointer to itself");
-    n = raw(p, 1, 0, "\x01" "a" "\xc0\x0c\x00\x01\x00\x01", 8);
+    n = raw(p, 1, 0,
+            "\x01"
+            "a"
+            "\xc0\x0c\x00\x01\x00\x01",
+            8);
     CHECK(read_all(p, n) == -EBADMSG, "a pointer back to the labels that led to it (a loop)");
-    n = raw(p, 1, 0, "\xc0\x12\x00\x01\x00\x01" "\x01" "a\x00", 9);
+    n = raw(p, 1, 0,
+            "\xc0\x12\x00\x01\x00\x01"
+            "\x01"
+            "a\x00",
+            9);
     CHECK(read_all(p, n) == -EBADMSG, "a pointer forwards");
     n = raw(p, 1, 0, "\xc0\x02\x00\x01\x00\x01", 6);
     CHECK(read_all(p, n) == -EBADMSG, "a pointer into the header");
-    n = raw(p, 1, 0, "\x41" "a\x00\x00\x01\x00\x01", 7);
+    n = raw(p, 1, 0,
+            "\x41"
+            "a\x00\x00\x01\x00\x01",
+            7);
     CHECK(read_all(p, n) == -EBADMSG, "an extended label type (0x40)");
-    n = raw(p, 1, 0, "\x05" "ab", 3);
+    n = raw(p, 1, 0,
+            "\x05"
+            "ab",
+            3);
     CHECK(read_all(p, n) == -EBADMSG, "a label running off the packet");
-    n = raw(p, 1, 0, "\x01" "a\x00\x00\x01", 5);
+    n = raw(p, 1, 0,
+            "\x01"
+            "a\x00\x00\x01",
+            5);
     CHECK(read_all(p, n) == -EBADMSG, "a question cut short");
-    n = raw(p, 5, 0, "\x01" "a\x00\x00\x01\x00\x01", 7);
+    n = raw(p, 5, 0,
+            "\x01"
+            "a\x00\x00\x01\x00\x01",
+            7);
     CHECK(read_all(p, n) == -EBADMSG, "more questions announced than present");
     n = raw(p, 0, 1, "\x00\x00\x01\x00\x01\x00\x00\x00\x78\x00\x05\x01\x02\x03\x04\x05", 16);
     CHECK(read_all(p, n) == -EBADMSG, "an A record of 5 bytes");
     n = raw(p, 0, 1, "\x00\x00\x01\x00\x01\x00\x00\x00\x78\x00\x09\x01\x02\x03\x04", 15);
     CHECK(read_all(p, n) == -EBADMSG, "RDATA longer than the packet");
-    n = raw(p, 0, 1, "\x00\x00\x10\x00\x01\x00\x00\x00\x78\x00\x03\x05" "ab", 14);
+    n = raw(p, 0, 1,
+            "\x00\x00\x10\x00\x01\x00\x00\x00\x78\x00\x03\x05"
+            "ab",
+            14);
     CHECK(read_all(p, n) == -EBADMSG, "a TXT string longer than its RDATA");
-    n = raw(p, 0, 1, "\x00\x00\x0c\x00\x01\x00\x00\x00\x78\x00\x04\x01" "a\x00\x00", 15);
+    n = raw(p, 0, 1,
+            "\x00\x00\x0c\x00\x01\x00\x00\x00\x78\x00\x04\x01"
+            "a\x00\x00",
+            15);
     CHECK(read_all(p, n) == -EBADMSG, "a PTR name that does not end where its RDATA does");
     n = raw(p, 0, 1, "\x00\x00\x21\x00\x01\x00\x00\x00\x78\x00\x06\x00\x00\x00\x00\x00\x50", 17);
     CHECK(read_all(p, n) == -EBADMSG, "an SRV with no target");
@@ -227,7 +257,10 @@ static void test_reader_refuses(void)
         k = at[3];
         CHECK(mdns_name_read(p, o, &k, &name) == -EBADMSG, "a name over 255 bytes through pointers");
     }
-    n = raw(p, 1, 0, "\x01" "a\x00\x00\x01\x00\x01", 7);
+    n = raw(p, 1, 0,
+            "\x01"
+            "a\x00\x00\x01\x00\x01",
+            7);
     CHECK(read_all(p, n) == 0, "...and a well-formed one passes");
 }
 
@@ -244,7 +277,8 @@ static struct mdns_service svc(void)
 static size_t query(uint8_t *buf, const char *name, uint16_t type, bool qu, uint16_t id)
 {
     struct mdns_writer w;
-    struct mdns_question q = {.name = N(name), .type = type, .qclass = (uint16_t)(MDNS_CLASS_IN | (qu ? MDNS_CLASS_TOP : 0))};
+    struct mdns_question q = {
+        .name = N(name), .type = type, .qclass = (uint16_t)(MDNS_CLASS_IN | (qu ? MDNS_CLASS_TOP : 0))};
     mdns_writer_init(&w, buf, 512, id, 0);
     mdns_write_question(&w, &q);
     return mdns_writer_finish(&w);
@@ -264,8 +298,7 @@ static void test_responder_plan(void)
               p.multicast == (MDNS_REC_PTR | MDNS_REC_SRV | MDNS_REC_TXT | MDNS_REC_A) && !p.unicast && !p.legacy,
           "QM for the service from 5353: PTR, SRV, TXT and A by multicast");
     n = query(q, "_kcrypt._tcp.local", MDNS_TYPE_PTR, true, 0);
-    CHECK(mdns_service_plan(&s, &a, q, n, MDNS_PORT, true, &p) == 0 && p.unicast && !p.multicast,
-          "QU: by unicast");
+    CHECK(mdns_service_plan(&s, &a, q, n, MDNS_PORT, true, &p) == 0 && p.unicast && !p.multicast, "QU: by unicast");
     n = query(q, "_KCRYPT._tcp.local", MDNS_TYPE_PTR, false, 0x1234);
     CHECK(mdns_service_plan(&s, &a, q, n, 40000, true, &p) == 0 && p.legacy && !p.multicast && !p.unicast &&
               p.id == 0x1234 && p.n_echo == 1,
@@ -299,10 +332,11 @@ static void test_responder_plan(void)
 
     /* Known answers (RFC 6762 §7.1). */
     struct mdns_writer w;
-    struct mdns_rr ka = {.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 100,
-                         .u.ptr = s.instance};
+    struct mdns_rr ka = {
+        .name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 100, .u.ptr = s.instance};
     mdns_writer_init(&w, q, sizeof(q), 0, 0);
-    mdns_write_question(&w, &(struct mdns_question){.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .qclass = 1});
+    mdns_write_question(&w,
+                        &(struct mdns_question){.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .qclass = 1});
     mdns_write_rr(&w, &ka, MDNS_ANSWER);
     n = mdns_writer_finish(&w);
     CHECK(mdns_service_plan(&s, &a, q, n, MDNS_PORT, true, &p) == 0 && !(p.multicast & MDNS_REC_PTR) &&
@@ -310,7 +344,8 @@ static void test_responder_plan(void)
           "a known PTR with enough TTL is not sent again");
     ka.ttl = 30;
     mdns_writer_init(&w, q, sizeof(q), 0, 0);
-    mdns_write_question(&w, &(struct mdns_question){.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .qclass = 1});
+    mdns_write_question(&w,
+                        &(struct mdns_question){.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .qclass = 1});
     mdns_write_rr(&w, &ka, MDNS_ANSWER);
     n = mdns_writer_finish(&w);
     CHECK(mdns_service_plan(&s, &a, q, n, MDNS_PORT, true, &p) == 0 && (p.multicast & MDNS_REC_PTR),
@@ -343,8 +378,8 @@ static void test_responder_message(void)
     size_t len;
     int n;
 
-    CHECK(mdns_service_message(&s, &a, MDNS_REC_PTR | MDNS_REC_SRV | MDNS_REC_TXT | MDNS_REC_A | MDNS_REC_AAAA,
-                               s.ttl, false, 0, NULL, 0, buf, sizeof(buf), &len) == 0,
+    CHECK(mdns_service_message(&s, &a, MDNS_REC_PTR | MDNS_REC_SRV | MDNS_REC_TXT | MDNS_REC_A | MDNS_REC_AAAA, s.ttl,
+                               false, 0, NULL, 0, buf, sizeof(buf), &len) == 0,
           "a multicast answer is built");
     n = records(buf, len, &h, rr, 8);
     CHECK(n == 5 && h.id == 0 && h.qdcount == 0 && h.ancount == 5 && h.flags == (MDNS_FLAG_QR | MDNS_FLAG_AA),
@@ -353,9 +388,14 @@ static void test_responder_message(void)
     CHECK(rr[1].type == MDNS_TYPE_SRV && rr[1].rclass == 0x8001 && rr[1].u.srv.port == 30000 &&
               mdns_name_equal(&rr[1].u.srv.target, &s.host) && mdns_name_equal(&rr[1].name, &s.instance),
           "SRV: unique, target kms.local, port 30000");
-    CHECK(rr[2].type == MDNS_TYPE_TXT && rr[2].rdlen == 28 && !memcmp(rr[2].rdata, "\x1b" "An instance of _kcrypt._tcp", 28),
+    CHECK(rr[2].type == MDNS_TYPE_TXT && rr[2].rdlen == 28 &&
+              !memcmp(rr[2].rdata,
+                      "\x1b"
+                      "An instance of _kcrypt._tcp",
+                      28),
           "TXT: hashicorp's default text");
-    CHECK(rr[3].type == MDNS_TYPE_A && !memcmp(rr[3].u.a, v4[0], 4) && mdns_name_equal(&rr[3].name, &rr[1].u.srv.target),
+    CHECK(rr[3].type == MDNS_TYPE_A && !memcmp(rr[3].u.a, v4[0], 4) &&
+              mdns_name_equal(&rr[3].name, &rr[1].u.srv.target),
           "A: owned by the SRV target (what upstream matches on)");
     CHECK(rr[4].type == MDNS_TYPE_AAAA && !memcmp(rr[4].u.aaaa, v6[0], 16), "AAAA");
     CHECK(mdns_service_message(&s, &a, MDNS_REC_PTR | MDNS_REC_SRV | MDNS_REC_TXT | MDNS_REC_A, s.ttl, true, 0x4242,
@@ -393,7 +433,8 @@ static void test_collect_and_endpoints(void)
 
     mdns_collect_init(c, "_kcrypt._tcp.local", "kms.local");
     len = hashicorp_response(p, sizeof(p), "node1", "kms.local", 30000, "10.0.0.2", 0);
-    CHECK(mdns_collect_packet(c, p, len, "10.0.0.2", 2) == 0 && mdns_collect_useful(c), "an upstream-style answer is useful");
+    CHECK(mdns_collect_packet(c, p, len, "10.0.0.2", 2) == 0 && mdns_collect_useful(c),
+          "an upstream-style answer is useful");
     mdns_collect_answers(c, &a, &n_a);
     CHECK(n_a == 1 && !strcmp(a[0].instance, "node1._kcrypt._tcp.local") && !strcmp(a[0].host, "kms.local") &&
               a[0].port == 30000 && a[0].n_addrs == 1 && !memcmp(a[0].addrs[0].bytes, ip_a, 4) && a[0].n_txt == 1 &&
@@ -446,7 +487,8 @@ static void test_collect_and_endpoints(void)
         mdns_write_rr(&w, &rr, MDNS_ANSWER);
         len = mdns_writer_finish(&w);
     }
-    CHECK(mdns_collect_packet(c, p, len, "10.0.0.3", 1) == 0 && mdns_collect_useful(c), "an A answer for the host is useful");
+    CHECK(mdns_collect_packet(c, p, len, "10.0.0.3", 1) == 0 && mdns_collect_useful(c),
+          "an A answer for the host is useful");
     e = resolve_from(c, "kms.local", "kms.local:8443", 8443, &n);
     CHECK(n == 2 && !strcmp(e[0].url, "http://10.0.0.3:8443") && !strcmp(e[0].instance, "") &&
               !strcmp(e[1].url, "http://[fe80::7%25lo]:8443") && !strcmp(e[1].address, "fe80::7%lo"),
@@ -461,15 +503,18 @@ static void test_collect_and_endpoints(void)
     mdns_collect_init(c, "_kcrypt._tcp.local", "kms.local");
     {
         struct mdns_writer w;
-        struct mdns_rr rr = {.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 10,
+        struct mdns_rr rr = {.name = N("_kcrypt._tcp.local"),
+                             .type = MDNS_TYPE_PTR,
+                             .rclass = 1,
+                             .ttl = 10,
                              .u.ptr = N("x._kcrypt._tcp.local")};
         mdns_writer_init(&w, p, sizeof(p), 0, MDNS_FLAG_QR);
         mdns_write_rr(&w, &rr, MDNS_ANSWER);
         len = mdns_writer_finish(&w);
     }
     mdns_collect_packet(c, p, len, "10.0.0.4", 1);
-    CHECK(c->n_followups == 1 && c->followups[0].type == MDNS_TYPE_SRV && !strcmp(T(&c->followups[0].name), "x._kcrypt._tcp.local") &&
-              !mdns_collect_useful(c),
+    CHECK(c->n_followups == 1 && c->followups[0].type == MDNS_TYPE_SRV &&
+              !strcmp(T(&c->followups[0].name), "x._kcrypt._tcp.local") && !mdns_collect_useful(c),
           "a PTR alone: ask the instance's SRV");
     c->n_followups = 0;
     mdns_collect_packet(c, p, len, "10.0.0.4", 1);
@@ -514,10 +559,13 @@ static void test_collect_hostile(void)
     {
         /* Answers another question; slips the host's address in as an additional record. */
         struct mdns_writer w;
-        struct mdns_rr other = {.name = N("_other._tcp.local"), .type = MDNS_TYPE_PTR, .rclass = 1, .ttl = 120,
+        struct mdns_rr other = {.name = N("_other._tcp.local"),
+                                .type = MDNS_TYPE_PTR,
+                                .rclass = 1,
+                                .ttl = 120,
                                 .u.ptr = N("y._other._tcp.local")};
-        struct mdns_rr a = {.name = N("kms.local"), .type = MDNS_TYPE_A, .rclass = 0x8001, .ttl = 120,
-                            .u.a = {10, 0, 0, 66}};
+        struct mdns_rr a = {
+            .name = N("kms.local"), .type = MDNS_TYPE_A, .rclass = 0x8001, .ttl = 120, .u.a = {10, 0, 0, 66}};
         mdns_writer_init(&w, p, sizeof(p), 0, MDNS_FLAG_QR | MDNS_FLAG_AA);
         mdns_write_rr(&w, &other, MDNS_ANSWER);
         mdns_write_rr(&w, &a, MDNS_ADDITIONAL);
@@ -534,7 +582,8 @@ static void test_collect_hostile(void)
     len = a_answer(p, sizeof(p), "kms.local", 5, 2, 0x8001);
     mdns_collect_packet(c, p, len, "10.0.0.5", 1);
     e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.2") && has_endpoint(e, n, "10.0.0.5"), "a record with TTL 2 s is used at first");
+    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.2") && has_endpoint(e, n, "10.0.0.5"),
+          "a record with TTL 2 s is used at first");
     mdns_endpoints_free(e, n);
     c->clock_ms += 3000;
     e = resolve_from(c, "kms.local", "kms.local", 80, &n);
@@ -581,7 +630,8 @@ static void test_collect_hostile(void)
     free(c);
 
     /* Who may answer. */
-    struct mdns_iface ifs[1] = {{.name = "eth0", .index = 2, .v4 = {{10, 0, 0, 1}}, .mask = {{255, 255, 255, 0}}, .n_v4 = 1}};
+    struct mdns_iface ifs[1] = {
+        {.name = "eth0", .index = 2, .v4 = {{10, 0, 0, 1}}, .mask = {{255, 255, 255, 0}}, .n_v4 = 1}};
     const uint8_t on[4] = {10, 0, 0, 7}, off[4] = {10, 0, 1, 7}, self[4] = {10, 0, 0, 1};
     CHECK(mdns_source_ok(ifs, 1, 2, on, 5353), "a responder on the subnet of the arrival interface, port 5353: taken");
     CHECK(!mdns_source_ok(ifs, 1, 2, off, 5353), "a source outside the interface's subnets: refused");

@@ -203,7 +203,8 @@ static void test_http_response(void)
     struct http_head h;
     const char *ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
     CHECK(http_parse_response_head((const uint8_t *)ok, strlen(ok), lim(), &h) == 0 && h.status == 101 &&
-              strcmp(h.reason, "Switching Protocols") == 0 && http_has_token(http_head_get(&h, "connection"), "upgrade"),
+              strcmp(h.reason, "Switching Protocols") == 0 &&
+              http_has_token(http_head_get(&h, "connection"), "upgrade"),
           "http: 101 response parses");
     http_head_clear(&h);
     const char *noreason = "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n";

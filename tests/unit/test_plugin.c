@@ -118,19 +118,19 @@ static const struct plugin_partition persistent = {
     .mount_point = "",
 };
 
-#define G1_PAYLOAD                                                                                \
-    "{\"name\":\"vda5\",\"label\":\"persistent\",\"mount_point\":\"\",\"size_bytes\":53687091200,"  \
-    "\"type\":\"crypto_LUKS\",\"read_only\":false,\"uuid\":\"8f2a4d52-4b0e-4e2a-9d8e-2c1f0a5b6c7d\","  \
+#define G1_PAYLOAD                                                                                    \
+    "{\"name\":\"vda5\",\"label\":\"persistent\",\"mount_point\":\"\",\"size_bytes\":53687091200,"    \
+    "\"type\":\"crypto_LUKS\",\"read_only\":false,\"uuid\":\"8f2a4d52-4b0e-4e2a-9d8e-2c1f0a5b6c7d\"," \
     "\"filesystem_label\":\"COS_PERSISTENT\"}"
-#define G3_PAYLOAD                                                                                \
+#define G3_PAYLOAD                                                                                       \
     "{\"partition\":{\"name\":\"vda5\",\"partition_label\":\"persistent\",\"label\":\"COS_PERSISTENT\"," \
-    "\"size\":51200,\"fs\":\"crypto_LUKS\",\"uuid\":\"8f2a4d52-4b0e-4e2a-9d8e-2c1f0a5b6c7d\"},"        \
+    "\"size\":51200,\"fs\":\"crypto_LUKS\",\"uuid\":\"8f2a4d52-4b0e-4e2a-9d8e-2c1f0a5b6c7d\"},"          \
     "\"challenger_server\":\"http://10.0.0.1:30000\",\"mdns\":true}"
 /* The same G1 payload as the Event carries it: a JSON string inside the Event JSON. */
-#define G1_EVENT                                                                                  \
-    "{\"name\":\"discovery.password\",\"data\":\"{\\\"name\\\":\\\"vda5\\\",\\\"label\\\":"          \
-    "\\\"persistent\\\",\\\"mount_point\\\":\\\"\\\",\\\"size_bytes\\\":53687091200,\\\"type\\\":"  \
-    "\\\"crypto_LUKS\\\",\\\"read_only\\\":false,\\\"uuid\\\":"                                      \
+#define G1_EVENT                                                                                       \
+    "{\"name\":\"discovery.password\",\"data\":\"{\\\"name\\\":\\\"vda5\\\",\\\"label\\\":"            \
+    "\\\"persistent\\\",\\\"mount_point\\\":\\\"\\\",\\\"size_bytes\\\":53687091200,\\\"type\\\":"     \
+    "\\\"crypto_LUKS\\\",\\\"read_only\\\":false,\\\"uuid\\\":"                                        \
     "\\\"8f2a4d52-4b0e-4e2a-9d8e-2c1f0a5b6c7d\\\",\\\"filesystem_label\\\":\\\"COS_PERSISTENT\\\"}\"," \
     "\"file\":\"\"}"
 
@@ -142,12 +142,11 @@ static void test_payloads(void)
     CHECK(plugin_payload_g1(&persistent, &out, &len) == 0 && !strcmp(out, G1_PAYLOAD) && len == strlen(out),
           "G1 payload is ghw block.Partition: every key, Go's order (docs/upstream.md §4.4 example)");
     free(out);
-    CHECK(plugin_payload_g3(&persistent, "http://10.0.0.1:30000", true, &out, &len) == 0 &&
-              !strcmp(out, G3_PAYLOAD),
+    CHECK(plugin_payload_g3(&persistent, "http://10.0.0.1:30000", true, &out, &len) == 0 && !strcmp(out, G3_PAYLOAD),
           "G3 payload is DiscoveryPasswordPayload with size in MiB (docs/upstream.md §4.4 example)");
     free(out);
-    CHECK(plugin_payload_g3(&(struct plugin_partition){.label = "COS_OEM", .size_bytes = 1048575}, NULL,
-                            false, &out, &len) == 0 &&
+    CHECK(plugin_payload_g3(&(struct plugin_partition){.label = "COS_OEM", .size_bytes = 1048575}, NULL, false, &out,
+                            &len) == 0 &&
               !strcmp(out, "{\"partition\":{\"label\":\"COS_OEM\"}}"),
           "G3 payload omits empty fields, size under 1 MiB, empty server and false mdns (omitempty)");
     free(out);
@@ -174,8 +173,8 @@ static void test_payload_parse(void)
     CHECK(plugin_payload_parse(G1_PAYLOAD, strlen(G1_PAYLOAD), &p) == 0 && p.shape == PLUGIN_SHAPE_G1 &&
               !strcmp(p.part.name, "vda5") && !strcmp(p.part.label, "COS_PERSISTENT") &&
               !strcmp(p.part.partition_label, "persistent") && !strcmp(p.part.fs, "crypto_LUKS") &&
-              !strcmp(p.part.uuid, persistent.uuid) && p.part.size_bytes == 53687091200ull &&
-              !p.part.read_only && !*p.challenger_server && !p.mdns,
+              !strcmp(p.part.uuid, persistent.uuid) && p.part.size_bytes == 53687091200ull && !p.part.read_only &&
+              !*p.challenger_server && !p.mdns,
           "a G1 payload reads back into the partition it was built from");
     plugin_payload_clear(&p);
 
@@ -198,8 +197,8 @@ static void test_payload_parse(void)
           "payload keys match case-insensitively, flags are accepted and ignored");
     plugin_payload_clear(&p);
 
-    CHECK(plugin_payload_parse("{\"partition\":null,\"name\":\"x\"}", 29, &p) == 0 &&
-              p.shape == PLUGIN_SHAPE_G1 && !strcmp(p.part.name, "x"),
+    CHECK(plugin_payload_parse("{\"partition\":null,\"name\":\"x\"}", 29, &p) == 0 && p.shape == PLUGIN_SHAPE_G1 &&
+              !strcmp(p.part.name, "x"),
           "a null partition is not G3");
     plugin_payload_clear(&p);
     CHECK(plugin_payload_parse("null", 4, &p) == 0 && p.shape == PLUGIN_SHAPE_G1 && !*p.part.name,
@@ -231,8 +230,7 @@ static void test_response_parse(void)
     plugin_response_clear(&r);
     CHECK(plugin_response_parse(" null ", 6, &r) == 0 && r.data->len == 0, "a null response is all empty");
     plugin_response_clear(&r);
-    CHECK(plugin_response_parse("{\"data\":1}", 10, &r) == -EINVAL && !r.data,
-          "a non-string data field is refused");
+    CHECK(plugin_response_parse("{\"data\":1}", 10, &r) == -EINVAL && !r.data, "a non-string data field is refused");
     CHECK(plugin_response_parse("[\"data\"]", 8, &r) == -EINVAL, "a response that is not an object is refused");
     CHECK(plugin_response_parse("hello", 5, &r) == -EBADMSG, "a response that is not JSON is -EBADMSG");
     CHECK(plugin_response_parse("{\"data\":\"a\"} x", 14, &r) == -EBADMSG,
@@ -340,8 +338,8 @@ static void test_run_good(void)
 
     struct plugin_response resp;
     struct plugin_opts o = opts(10000, 500);
-    CHECK(plugin_run(&o, plug("keys.sh"), PLUGIN_EVENT_PASSWORD, "{}", 2, &resp) == 0 &&
-              !strcmp(resp.state, "st") && secret_is(resp.data, "MixedCase") && !strcmp(resp.log, "l"),
+    CHECK(plugin_run(&o, plug("keys.sh"), PLUGIN_EVENT_PASSWORD, "{}", 2, &resp) == 0 && !strcmp(resp.state, "st") &&
+              secret_is(resp.data, "MixedCase") && !strcmp(resp.log, "l"),
           "a response with mixed-case and unknown keys is read as Go reads it");
     plugin_response_clear(&resp);
 
@@ -366,8 +364,9 @@ static void test_run_failures(void)
     int r;
 
     r = ask(plug("error.sh"), 10000, 500, &pw, &msg);
-    CHECK(r == -EREMOTEIO && !pw && contains(msg, "plugin ") && contains(msg, "error.sh: error: no secret for "
-                                                                              "\"COS_PERSISTENT\"") &&
+    CHECK(r == -EREMOTEIO && !pw && contains(msg, "plugin ") &&
+              contains(msg, "error.sh: error: no secret for "
+                            "\"COS_PERSISTENT\"") &&
               !strstr(msg, "second line") && count_lines(msg) == 1,
           "a response error is returned as one line naming the plugin");
     free(msg);
@@ -448,8 +447,7 @@ static void test_run_timeouts(void)
     CHECK(r == -ETIMEDOUT && contains(msg, "it last said: attempt 1 failed: connection refused; retrying"),
           "a plugin killed at its limit: its last line on stderr says why it was still busy");
     CHECK(elapsed < 2500 && pgid > 0 && group_gone(pgid, 2000),
-          "a plugin that obeys SIGTERM ends without waiting for the grace period (%lld ms)",
-          (long long)elapsed);
+          "a plugin that obeys SIGTERM ends without waiting for the grace period (%lld ms)", (long long)elapsed);
     free(msg);
 
     unlink(pidfile);
@@ -646,13 +644,13 @@ static void test_discovery(void)
     mkdirs("root/extra");
     mkdirs("root/cwd");
     link_plugin("root/p1/kcrypt-discovery-beta", "good.sh");
-    plain_file("root/p1/kcrypt-discovery-noexec", 0644);      /* skipped: not executable */
-    mkdirs("root/p1/kcrypt-discovery-dir");                    /* skipped: a directory */
+    plain_file("root/p1/kcrypt-discovery-noexec", 0644);                         /* skipped: not executable */
+    mkdirs("root/p1/kcrypt-discovery-dir");                                      /* skipped: a directory */
     (void)!symlink("/nonexistent", tmp_path("root/p1/kcrypt-discovery-broken")); /* skipped: dangling */
-    plain_file("root/p1/other-program", 0755);                 /* not a plugin name */
-    link_plugin("root/p2/kcrypt-discovery-beta", "error.sh");  /* same name later: first wins */
+    plain_file("root/p1/other-program", 0755);                                   /* not a plugin name */
+    link_plugin("root/p2/kcrypt-discovery-beta", "error.sh");                    /* same name later: first wins */
     link_plugin("root/p2/kcrypt-discovery-aaa", "good.sh");
-    plain_file("root/p2/kcrypt-discovery-noexec", 0755);       /* executable here: this one counts */
+    plain_file("root/p2/kcrypt-discovery-noexec", 0755); /* executable here: this one counts */
     link_plugin("root/sysroot/system/discovery/kcrypt-discovery-gamma", "good.sh");
     link_plugin("root/system/discovery/kcrypt-discovery-alpha", "good.sh");
     link_plugin("root/oem/kcrypt/kcrypt-discovery-alpha", "error.sh");
@@ -722,8 +720,12 @@ static void test_discovery(void)
     /* The G3 shape when configured, seen by the plugin on stdin. */
     const char *dump_file = tmp_path("dump-g3.json");
     char *dump = NULL, *want_event = NULL;
-    struct plugin_opts g3 = {.path = "", .root = tmp_path("root"), .timeout_ms = 10000, .grace_ms = 500,
-                             .shape = PLUGIN_SHAPE_G3, .challenger_server = "http://10.0.0.1:30000",
+    struct plugin_opts g3 = {.path = "",
+                             .root = tmp_path("root"),
+                             .timeout_ms = 10000,
+                             .grace_ms = 500,
+                             .shape = PLUGIN_SHAPE_G3,
+                             .challenger_server = "http://10.0.0.1:30000",
                              .mdns = true};
     setenv("KKMS_PLUGIN_DUMP", dump_file, 1);
     capture_begin();
@@ -760,7 +762,6 @@ static void test_discovery(void)
     (void)!chdir(cwd_before);
 }
 
-
 /* Which plugins may run: confinement to the root, and (as root) owner and modes. */
 static void test_discovery_trust(void)
 {
@@ -774,7 +775,8 @@ static void test_discovery_trust(void)
     link_plugin("outside/kcrypt-discovery-escape", "good.sh");
     link_plugin("trust/system/discovery/kcrypt-discovery-ok", "good.sh");
     /* A symlink out of the root. */
-    (void)!symlink(tmp_path("outside/kcrypt-discovery-escape"), tmp_path("trust/system/discovery/kcrypt-discovery-escape"));
+    (void)!symlink(tmp_path("outside/kcrypt-discovery-escape"),
+                   tmp_path("trust/system/discovery/kcrypt-discovery-escape"));
     struct plugin_opts o = {.path = "", .root = tmp_path("trust")};
     capture_begin();
     r = plugin_discover(&o, &l);

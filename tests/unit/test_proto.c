@@ -56,7 +56,7 @@ static const char ek_pem[] = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQ
 static void test_token(void)
 {
     struct ak_params ak = {range_bytes(0, 40, 0), range_bytes(40, 90, 0), range_bytes(90, 200, 0),
-                                 range_bytes(200, 256, 200), false};
+                           range_bytes(200, 256, 200), false};
     struct proto_token t;
     char *ours = NULL;
     size_t len;
@@ -207,7 +207,8 @@ static void test_pem(void)
                   proto_ek_pem_cert(pem, &der, &len) == -ENOENT && !der,
               "an EK sent as PUBLIC KEY has no certificate: -ENOENT");
         free(pem);
-        CHECK(proto_ek_pem_cert("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &der, &len) == -EBADMSG,
+        CHECK(proto_ek_pem_cert("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &der, &len) ==
+                  -EBADMSG,
               "another PEM type: -EBADMSG");
     }
 }

@@ -51,15 +51,16 @@ static void test_init(void)
                                      .create_data = {(uint8_t *)"abc", 3},
                                      .create_attestation = {(uint8_t *)"\xff\x54\x43\x47", 4},
                                      .create_signature = {(uint8_t *)"\x00\x14\x00\x0b", 4}}},
-                       back;
+                         back;
     char *txt = NULL;
     size_t n;
 
-    CHECK(proto_g3_init_encode(&m, &txt, &n) == 0 &&
-              text_is(txt, n,
-                      "{\"ek_public\":\"MIIBIg==\",\"ak_params\":{\"Public\":\"AAE=\",\"UseTCSDActivationFormat\":false,"
-                      "\"CreateData\":\"YWJj\",\"CreateAttestation\":\"/1RDRw==\",\"CreateSignature\":\"ABQACw==\"}}\n"),
-          "init: Go's field order, padded base64, defer_pcr_enrollment omitted when false, newline");
+    CHECK(
+        proto_g3_init_encode(&m, &txt, &n) == 0 &&
+            text_is(txt, n,
+                    "{\"ek_public\":\"MIIBIg==\",\"ak_params\":{\"Public\":\"AAE=\",\"UseTCSDActivationFormat\":false,"
+                    "\"CreateData\":\"YWJj\",\"CreateAttestation\":\"/1RDRw==\",\"CreateSignature\":\"ABQACw==\"}}\n"),
+        "init: Go's field order, padded base64, defer_pcr_enrollment omitted when false, newline");
     CHECK(proto_g3_init_decode(txt, n, &back, why) == 0 && same(&back.ek_public, &m.ek_public) &&
               same(&back.ak.public_area, &m.ak.public_area) && same(&back.ak.create_data, &m.ak.create_data) &&
               same(&back.ak.create_attestation, &m.ak.create_attestation) &&
@@ -69,45 +70,56 @@ static void test_init(void)
     free(txt);
     m.defer_pcr_enrollment = true;
     CHECK(proto_g3_init_encode(&m, &txt, &n) == 0 && strstr(txt, "\"CreateSignature\":\"ABQACw==\"},"
-                                                                "\"defer_pcr_enrollment\":true}\n"),
+                                                                 "\"defer_pcr_enrollment\":true}\n"),
           "init: defer_pcr_enrollment:true last");
     CHECK(proto_g3_init_decode(txt, n, &back, why) == 0 && back.defer_pcr_enrollment, "...and decodes");
     proto_g3_init_clear(&back);
     free(txt);
 
-    CHECK(DEC(proto_g3_init_decode,
-              " {\"EK_Public\":\"MA==\",\"extra\":[1,{\"a\":null}],\"AK_PARAMS\":{\"public\":\"AQ==\",\"createdata\":\"Ag==\","
-              "\"CREATEATTESTATION\":\"Aw==\",\"createSignature\":\"BA==\",\"new\":1},\"Defer_PCR_Enrollment\":true}\r\n",
-              &back) == 0 &&
-              back.ek_public.len == 1 && back.ak.create_signature.data[0] == 4 && back.defer_pcr_enrollment,
-          "init: keys of any case, unknown keys and surrounding whitespace accepted (Go)");
+    CHECK(
+        DEC(proto_g3_init_decode,
+            " {\"EK_Public\":\"MA==\",\"extra\":[1,{\"a\":null}],\"AK_PARAMS\":{\"public\":\"AQ==\",\"createdata\":\"Ag==\","
+            "\"CREATEATTESTATION\":\"Aw==\",\"createSignature\":\"BA==\",\"new\":1},\"Defer_PCR_Enrollment\":true}\r\n",
+            &back) == 0 &&
+            back.ek_public.len == 1 && back.ak.create_signature.data[0] == 4 && back.defer_pcr_enrollment,
+        "init: keys of any case, unknown keys and surrounding whitespace accepted (Go)");
     proto_g3_init_clear(&back);
-    CHECK(DEC(proto_g3_init_decode, "{\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\",\"CreateAttestation\":"
-                                    "\"Aw==\",\"CreateSignature\":\"BA==\"}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_init_decode,
+              "{\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\",\"CreateAttestation\":"
+              "\"Aw==\",\"CreateSignature\":\"BA==\"}}",
+              &back) == -EINVAL &&
               strstr(why, "ek_public") && strstr(why, "missing"),
           "init without ek_public: refused, naming it (%s)", why);
     CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":\"MA==\",\"ak_params\":\"eyJ9\"}", &back) == -EINVAL &&
               strstr(why, "ak_params: not an object"),
           "init: ak_params as a string: refused (%s)", why);
-    CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":\"MA==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"\","
-                                    "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_init_decode,
+              "{\"ek_public\":\"MA==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"\","
+              "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}",
+              &back) == -EINVAL &&
               strstr(why, "ak_params.CreateData"),
           "init: an empty AK structure: refused (%s)", why);
     CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":5,\"ak_params\":{}}", &back) == -EINVAL &&
               strstr(why, "ek_public: not a string"),
           "init: ek_public as a number: refused (%s)", why);
-    CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":\"M A==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
-                                    "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_init_decode,
+              "{\"ek_public\":\"M A==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
+              "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}",
+              &back) == -EINVAL &&
               strstr(why, "base64"),
           "init: bad base64: refused (%s)", why);
-    CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":\"MA==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
-                                    "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\","
-                                    "\"UseTCSDActivationFormat\":true}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_init_decode,
+              "{\"ek_public\":\"MA==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
+              "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\","
+              "\"UseTCSDActivationFormat\":true}}",
+              &back) == -EINVAL &&
               strstr(why, "TPM 1.2"),
           "init: UseTCSDActivationFormat true: refused (%s)", why);
-    CHECK(DEC(proto_g3_init_decode, "{\"ek_public\":\"MA==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
-                                    "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"},"
-                                    "\"defer_pcr_enrollment\":\"yes\"}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_init_decode,
+              "{\"ek_public\":\"MA==\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
+              "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"},"
+              "\"defer_pcr_enrollment\":\"yes\"}",
+              &back) == -EINVAL &&
               strstr(why, "defer_pcr_enrollment"),
           "init: defer_pcr_enrollment as a string: refused (%s)", why);
     {
@@ -124,8 +136,10 @@ static void test_init(void)
         {
             struct bytes b = filled(PROTO_G3_EK_SPKI_MAX + 3, 0);
             char *b64 = base64_encode(b.data, b.len, BASE64_STD, NULL), *msg = xmalloc(strlen(b64) + 300);
-            n = (size_t)sprintf(msg, "{\"ek_public\":\"%s\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
-                                     "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}", b64);
+            n = (size_t)sprintf(msg,
+                                "{\"ek_public\":\"%s\",\"ak_params\":{\"Public\":\"AQ==\",\"CreateData\":\"Ag==\","
+                                "\"CreateAttestation\":\"Aw==\",\"CreateSignature\":\"BA==\"}}",
+                                b64);
             CHECK(proto_g3_init_decode(msg, n, &back, why) == -EINVAL && strstr(why, "ek_public"),
                   "init: an EK over %d bytes is refused (%s)", PROTO_G3_EK_SPKI_MAX, why);
             free(b64);
@@ -167,14 +181,14 @@ static void test_challenge(void)
     proto_g3_challenge_clear(&back);
     free(txt);
 
-    CHECK(DEC(proto_g3_challenge_decode, "{\"error\":\"Challenge generation: generating challenge: bad AK\"}\n", &back) ==
-                  -EREMOTEIO &&
+    CHECK(DEC(proto_g3_challenge_decode, "{\"error\":\"Challenge generation: generating challenge: bad AK\"}\n",
+              &back) == -EREMOTEIO &&
               back.error && !strcmp(back.error, "Challenge generation: generating challenge: bad AK") &&
               back.credential.len == 0,
           "an error in place of the challenge decodes as the server's error, not as a challenge");
     proto_g3_challenge_clear(&back);
-    CHECK(DEC(proto_g3_challenge_decode, "{\"challenge\":{\"Credential\":\"AQ==\",\"Secret\":\"Ag==\"},\"Error\":\"x\"}",
-              &back) == -EREMOTEIO &&
+    CHECK(DEC(proto_g3_challenge_decode,
+              "{\"challenge\":{\"Credential\":\"AQ==\",\"Secret\":\"Ag==\"},\"Error\":\"x\"}", &back) == -EREMOTEIO &&
               !strcmp(back.error, "x"),
           "a non-empty error wins over a challenge beside it");
     proto_g3_challenge_clear(&back);
@@ -245,10 +259,11 @@ static void test_proof(void)
         strcpy(i == 0 ? p0 : i == 1 ? p7 : p11, b);
         free(b);
     }
-    snprintf(want, sizeof(want),
-             "{\"secret\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\",\"pcr_quote\":{\"quote\":{\"version\":\"2\","
-             "\"quote\":\"/1RDR4AY\",\"signature\":\"ABQACw==\"},\"pcrs\":{\"0\":\"%s\",\"11\":\"%s\",\"7\":\"%s\"}}}\n",
-             p0, p11, p7);
+    snprintf(
+        want, sizeof(want),
+        "{\"secret\":\"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\",\"pcr_quote\":{\"quote\":{\"version\":\"2\","
+        "\"quote\":\"/1RDR4AY\",\"signature\":\"ABQACw==\"},\"pcrs\":{\"0\":\"%s\",\"11\":\"%s\",\"7\":\"%s\"}}}\n",
+        p0, p11, p7);
     CHECK(proto_g3_proof_encode(&m, &txt, &n) == 0 && text_is(txt, n, want),
           "proof: upstream's shape, version \"2\", pcrs keys sorted as Go sorts strings (0, 11, 7)");
     CHECK(proto_g3_proof_decode(txt, n, &back, why) == 0 && back.secret->len == 32 &&
@@ -284,8 +299,8 @@ static void test_proof(void)
         set_pcr(&m, i);
     CHECK(proto_g3_proof_encode(&m, &txt, &n) == 0, "proof of all 24 PCRs encodes");
     {
-        const char *order[] = {"0", "1", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19",
-                               "2", "20", "21", "22", "23", "3", "4", "5", "6", "7", "8", "9"};
+        const char *order[] = {"0", "1",  "10", "11", "12", "13", "14", "15", "16", "17", "18", "19",
+                               "2", "20", "21", "22", "23", "3",  "4",  "5",  "6",  "7",  "8",  "9"};
         const char *at = txt;
         bool ok = true;
         for (unsigned i = 0; i < 24 && ok; i++) {
@@ -303,8 +318,9 @@ static void test_proof(void)
     secure_wipe(txt, n);
     free(txt);
 
-#define PROOF(pcrs) "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"version\":\"2\",\"quote\":\"AQ==\",\"signature\":\"Ag==\"}," \
-                    "\"pcrs\":" pcrs "}}"
+#define PROOF(pcrs)                                                                                                \
+    "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"version\":\"2\",\"quote\":\"AQ==\",\"signature\":\"Ag==\"}," \
+    "\"pcrs\":" pcrs "}}"
 #define V32 "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\""
     CHECK(DEC(proto_g3_proof_decode, PROOF("{\"7\":" V32 "}"), &back) == 0 && back.pcr_mask == 0x80, "a minimal proof");
     proto_g3_proof_clear(&back);
@@ -315,14 +331,13 @@ static void test_proof(void)
     CHECK(DEC(proto_g3_proof_decode, PROOF("{\"07\":" V32 "}"), &back) == -EINVAL, "key 07: refused");
     CHECK(DEC(proto_g3_proof_decode, PROOF("{\"-1\":" V32 "}"), &back) == -EINVAL, "key -1: refused");
     CHECK(DEC(proto_g3_proof_decode, PROOF("{\"x\":" V32 "}"), &back) == -EINVAL, "key x: refused");
-    CHECK(DEC(proto_g3_proof_decode, PROOF("{\"7\":" V32 ",\"7\":" V32 "}"), &back) == -EINVAL &&
-              strstr(why, "twice"),
+    CHECK(DEC(proto_g3_proof_decode, PROOF("{\"7\":" V32 ",\"7\":" V32 "}"), &back) == -EINVAL && strstr(why, "twice"),
           "the same PCR twice: refused (%s)", why);
     CHECK(DEC(proto_g3_proof_decode, PROOF("{\"7\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}"), &back) == -EINVAL &&
               strstr(why, "pcrs[\"7\"]"),
           "a 30-byte PCR value: refused (%s)", why);
-    CHECK(DEC(proto_g3_proof_decode, PROOF("{\"7\":\"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"}"),
-              &back) == -EINVAL,
+    CHECK(DEC(proto_g3_proof_decode,
+              PROOF("{\"7\":\"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"}"), &back) == -EINVAL,
           "a hex PCR value (the SealedVolume's form, not the wire's): refused");
     CHECK(DEC(proto_g3_proof_decode, PROOF("{\"7\":[1]}"), &back) == -EINVAL && strstr(why, "not a string"),
           "a PCR value that is an array: refused (%s)", why);
@@ -338,29 +353,37 @@ static void test_proof(void)
         CHECK(proto_g3_proof_decode(msg, strlen(msg), &back, why) == -EINVAL && strstr(why, "more than"),
               "25 PCR values: refused (%s)", why);
     }
-    CHECK(DEC(proto_g3_proof_decode, "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"version\":2,\"quote\":\"AQ==\","
-                                     "\"signature\":\"Ag==\"},\"pcrs\":{\"7\":" V32 "}}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_proof_decode,
+              "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"version\":2,\"quote\":\"AQ==\","
+              "\"signature\":\"Ag==\"},\"pcrs\":{\"7\":" V32 "}}}",
+              &back) == -EINVAL &&
               strstr(why, "version"),
           "a numeric version: refused as Go refuses it (%s)", why);
-    CHECK(DEC(proto_g3_proof_decode, "{\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\",\"signature\":\"Ag==\"},"
-                                     "\"pcrs\":{\"7\":" V32 "}}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_proof_decode,
+              "{\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\",\"signature\":\"Ag==\"},"
+              "\"pcrs\":{\"7\":" V32 "}}}",
+              &back) == -EINVAL &&
               strstr(why, "secret"),
           "no secret: refused (%s)", why);
-    CHECK(DEC(proto_g3_proof_decode, "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\"},"
-                                     "\"pcrs\":{\"7\":" V32 "}}}", &back) == -EINVAL &&
+    CHECK(DEC(proto_g3_proof_decode,
+              "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\"},"
+              "\"pcrs\":{\"7\":" V32 "}}}",
+              &back) == -EINVAL &&
               strstr(why, "signature"),
           "no signature: refused (%s)", why);
     CHECK(DEC(proto_g3_proof_decode, "{\"secret\":\"AQ==\",\"pcr_quote\":\"e30=\"}", &back) == -EINVAL &&
               strstr(why, "pcr_quote: not an object"),
           "pcr_quote as a string: refused (%s)", why);
-    CHECK(DEC(proto_g3_proof_decode, "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\",\"signature\":"
-                                     "\"Ag==\"},\"pcrs\":{\"7\":" V32 "}},\"encrypted_passphrase\":\"AQID\"}", &back) ==
-                  -EINVAL &&
+    CHECK(DEC(proto_g3_proof_decode,
+              "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\",\"signature\":"
+              "\"Ag==\"},\"pcrs\":{\"7\":" V32 "}},\"encrypted_passphrase\":\"AQID\"}",
+              &back) == -EINVAL &&
               strstr(why, "encrypted_passphrase"),
           "an escrow that is not 256 bytes: refused (%s)", why);
-    CHECK(DEC(proto_g3_proof_decode, "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\",\"signature\":"
-                                     "\"Ag==\"},\"pcrs\":{\"7\":" V32 "}},\"encrypted_passphrase\":\"AQI=\"}", &back) ==
-                  -EINVAL &&
+    CHECK(DEC(proto_g3_proof_decode,
+              "{\"secret\":\"AQ==\",\"pcr_quote\":{\"quote\":{\"quote\":\"AQ==\",\"signature\":"
+              "\"Ag==\"},\"pcrs\":{\"7\":" V32 "}},\"encrypted_passphrase\":\"AQI=\"}",
+              &back) == -EINVAL &&
               strstr(why, "URL-safe"),
           "an escrow in padded base64: refused (%s)", why);
     {
@@ -383,7 +406,8 @@ static void test_response(void)
     char *txt = NULL;
     size_t n;
 
-    CHECK(proto_g3_response_encode(&m, &txt, &n) == 0 && text_is(txt, n, "{\"passphrase\":\"YUdWc2JHOGdkMjl5YkdRPQ==\"}\n"),
+    CHECK(proto_g3_response_encode(&m, &txt, &n) == 0 &&
+              text_is(txt, n, "{\"passphrase\":\"YUdWc2JHOGdkMjl5YkdRPQ==\"}\n"),
           "response: base64 of the Secret's bytes (base64 of base64 for a TOFU passphrase)");
     CHECK(proto_g3_response_decode(txt, n, &back, why) == 0 && back.passphrase->len == 16 &&
               !memcmp(back.passphrase->data, "aGVsbG8gd29ybGQ=", 16) && !back.error && back.generated_by &&
@@ -462,7 +486,8 @@ static void test_error_anywhere(void)
     struct proto_g3_response r;
 
     CHECK(proto_g3_error_encode("Proof read: reading proof: EOF", &txt, &n) == 0, "an error message");
-    CHECK(proto_g3_challenge_decode(txt, n, &c, why) == -EREMOTEIO && !strcmp(c.error, "Proof read: reading proof: EOF"),
+    CHECK(proto_g3_challenge_decode(txt, n, &c, why) == -EREMOTEIO &&
+              !strcmp(c.error, "Proof read: reading proof: EOF"),
           "...is an error to the challenge decoder");
     CHECK(proto_g3_response_decode(txt, n, &r, why) == -EREMOTEIO && !strcmp(r.error, c.error),
           "...and to the response decoder");

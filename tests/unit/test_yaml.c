@@ -47,7 +47,8 @@ static void test_parse_records_positions_and_kinds(void)
     CHECK(kyaml_type(r) == KYAML_MAP && kyaml_count(r) == 3, "a document's top-level map has its keys");
     CHECK(n && kyaml_line(n) == 4 && kyaml_column(n) == 11 && !strcmp(kyaml_source(n), "test.yaml"),
           "a node knows its file, line and column");
-    CHECK(kyaml_type(kyaml_get(r, "list")) == KYAML_SEQ && !strcmp(kyaml_scalar(kyaml_item(kyaml_get(r, "list"), 1)), "b"),
+    CHECK(kyaml_type(kyaml_get(r, "list")) == KYAML_SEQ &&
+              !strcmp(kyaml_scalar(kyaml_item(kyaml_get(r, "list"), 1)), "b"),
           "flow sequences are parsed");
     CHECK(kyaml_type(kyaml_get(r, "nothing")) == KYAML_NULL, "an empty value is null");
     CHECK(kyaml_get(r, "kcrypt.nope") == NULL && kyaml_get(r, "list.a") == NULL && kyaml_get(r, "kcrypt..x") == NULL,
@@ -82,7 +83,8 @@ static void test_multi_document_input(void)
               kyaml_type(docs[2]) == KYAML_NULL,
           "kyaml_parse_all returns every --- document");
     kyaml_docs_free(docs, n);
-    CHECK(kyaml_parse_all("# nothing\n", 10, "e.yaml", &docs, &n) == 0 && n == 0, "a stream without documents has none");
+    CHECK(kyaml_parse_all("# nothing\n", 10, "e.yaml", &docs, &n) == 0 && n == 0,
+          "a stream without documents has none");
     kyaml_docs_free(docs, n);
     text = "a: 1\n---\nb: [\n";
     CHECK(kyaml_parse(text, strlen(text), "f.yaml", &first) == 0 && str_at(first, "a", "1"),
@@ -128,11 +130,13 @@ static void test_bounds(void)
 
     memset(deep, '[', KYAML_MAX_DEPTH);
     memset(deep + KYAML_MAX_DEPTH, ']', KYAML_MAX_DEPTH);
-    CHECK(kyaml_parse(deep, 2 * KYAML_MAX_DEPTH, "deep.yaml", &r) == 0, "nesting of exactly the maximum depth is accepted");
+    CHECK(kyaml_parse(deep, 2 * KYAML_MAX_DEPTH, "deep.yaml", &r) == 0,
+          "nesting of exactly the maximum depth is accepted");
     kyaml_free(r);
     memset(deep, '[', KYAML_MAX_DEPTH + 1);
     memset(deep + KYAML_MAX_DEPTH + 1, ']', KYAML_MAX_DEPTH + 1);
-    CHECK(kyaml_parse(deep, 2 * KYAML_MAX_DEPTH + 2, "deep.yaml", &r) == -EINVAL, "nesting one level deeper is refused");
+    CHECK(kyaml_parse(deep, 2 * KYAML_MAX_DEPTH + 2, "deep.yaml", &r) == -EINVAL,
+          "nesting one level deeper is refused");
     t0 = now_ms();
     CHECK(kyaml_parse(laughs, strlen(laughs), "laughs.yaml", &r) == -EINVAL && now_ms() - t0 < 5000,
           "alias expansion beyond the node budget (billion laughs) fails quickly");
@@ -160,7 +164,8 @@ static void test_typed_getters(void)
         all = all && kyaml_get_bool(r, *k, &b) == 0 && !b;
     CHECK(all, "booleans: true/false, yes/no, on/off in any case, quoted or not");
     tap_capture_begin();
-    CHECK(kyaml_get_bool(r, "m", &b) == -EINVAL && strstr(tap_capture_end(), "test.yaml:8:4: m: expected true or false"),
+    CHECK(kyaml_get_bool(r, "m", &b) == -EINVAL &&
+              strstr(tap_capture_end(), "test.yaml:8:4: m: expected true or false"),
           "a non-boolean is an error naming the key and its position");
     CHECK(kyaml_get_u32(r, "hex", &v) == 0 && v == 0x1500000, "a hex integer is a u32");
     CHECK(kyaml_get_u32(r, "qhex", &v) == 0 && v == 0x1500000, "a quoted hex string is a u32");
@@ -275,7 +280,8 @@ static void test_measured_boot_settings(void)
 static void test_merge_rules(void)
 {
     struct kyaml_node *a = parse("k: {x: 1, y: 1}\ns: [a, b]\nm: [{n: 1}]\ne: []\nz: 1\nkind: [1]\ngone: {a: 1}\n");
-    struct kyaml_node *b = parse("k: {y: 2, w: 3}\ns: [b, c, c]\nm: [{n: 1}]\ne: [q]\nz: 2\nkind: {a: 1}\ngone:\nnew: 1\n");
+    struct kyaml_node *b =
+        parse("k: {y: 2, w: 3}\ns: [b, c, c]\nm: [{n: 1}]\ne: [q]\nz: 2\nkind: {a: 1}\ngone:\nnew: 1\n");
     const struct kyaml_node *s, *m;
 
     tap_capture_begin();
@@ -284,7 +290,8 @@ static void test_merge_rules(void)
           "replacing a value of another kind is warned about, with both positions");
     s = kyaml_get(a, "s");
     m = kyaml_get(a, "m");
-    CHECK(str_at(a, "k.x", "1") && str_at(a, "k.y", "2") && str_at(a, "k.w", "3"), "maps merge recursively, later wins");
+    CHECK(str_at(a, "k.x", "1") && str_at(a, "k.y", "2") && str_at(a, "k.w", "3"),
+          "maps merge recursively, later wins");
     CHECK(kyaml_count(s) == 3 && !strcmp(kyaml_scalar(kyaml_item(s, 2)), "c"),
           "scalar sequences merge as a union in order (upstream mergeSlices)");
     CHECK(kyaml_count(m) == 2, "sequences of maps are concatenated");
@@ -317,10 +324,11 @@ static void test_cmdline_split_like_shlex(void)
 
 static void test_cmdline_tree(void)
 {
-    const char *line = "quiet kairos.config=kcrypt.challenger.tpm_device=/dev/tpm9 kcrypt.challenger.tpm_device=/dev/tpm1 "
-                       "kcrypt.challenger.challenger_server=http://h:30000/ kcrypt.challenger.mdns "
-                       "\"kcrypt.challenger.certificate=a=b\" kcrypt.nv_index=0x1500000 console=ttyS0 kcrypt..x=1 "
-                       "kcrypt.a=1 kcrypt.a.b=2\n";
+    const char *line =
+        "quiet kairos.config=kcrypt.challenger.tpm_device=/dev/tpm9 kcrypt.challenger.tpm_device=/dev/tpm1 "
+        "kcrypt.challenger.challenger_server=http://h:30000/ kcrypt.challenger.mdns "
+        "\"kcrypt.challenger.certificate=a=b\" kcrypt.nv_index=0x1500000 console=ttyS0 kcrypt..x=1 "
+        "kcrypt.a=1 kcrypt.a.b=2\n";
     struct kyaml_node *t = NULL;
     bool b = false;
 
@@ -343,21 +351,22 @@ static void test_header_detection(void)
     CHECK(kconfig_has_valid_header("#cloud-config\n", 14), "#cloud-config is a header");
     CHECK(kconfig_has_valid_header("# x\n#node-config  \r\n", 20), "trailing blanks after the header are ignored");
     CHECK(kconfig_has_valid_header("1\n2\n3\n4\n5\n6\n7\n8\n9\n#kairos-config", 32), "a header on line 10 counts");
-    CHECK(!kconfig_has_valid_header("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n#cloud-config\n", 36), "a header on line 11 does not");
+    CHECK(!kconfig_has_valid_header("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n#cloud-config\n", 36),
+          "a header on line 11 does not");
     CHECK(!kconfig_has_valid_header("# cloud-config\n#cloud-config-x\n", 31), "near misses are not headers");
 }
 
 /* ---- the config scan ---- */
-static void check_kcrypt(const char *tree, const char *label, const char *server, bool mdns, uint32_t nv,
-                         uint32_t cidx, const char *dev)
+static void check_kcrypt(const char *tree, const char *label, const char *server, bool mdns, uint32_t nv, uint32_t cidx,
+                         const char *dev)
 {
     struct kconfig *c = NULL;
     struct kcrypt_config k;
     int r = load(tree, true, &c);
 
     r = r < 0 ? r : kconfig_kcrypt(c, &k);
-    CHECK(r == 0 && !strcmp(k.challenger_server, server) && k.mdns == mdns && k.nv_index == nv &&
-              k.c_index == cidx && !strcmp(k.tpm_device, dev),
+    CHECK(r == 0 && !strcmp(k.challenger_server, server) && k.mdns == mdns && k.nv_index == nv && k.c_index == cidx &&
+              !strcmp(k.tpm_device, dev),
           "%s", label);
     if (r == 0)
         kconfig_kcrypt_clear(&k);
@@ -369,7 +378,8 @@ static void test_kcrypt_key_locations(void)
     struct kconfig *c = NULL;
     struct kcrypt_config k;
 
-    check_kcrypt("config/kcrypt-only", "G3 layout: nv_index, c_index, tpm_device under kcrypt: are read; trailing / kept",
+    check_kcrypt("config/kcrypt-only",
+                 "G3 layout: nv_index, c_index, tpm_device under kcrypt: are read; trailing / kept",
                  "http://192.168.68.109:30000/", false, 0x1600000, 0x81000009, "/dev/tpmrm1");
     check_kcrypt("config/challenger-only", "G1 layout: the same keys under kcrypt.challenger: are read; yes is true",
                  "https://kms.example.org:30000", true, 0x1700000, 0x8100000a, "/dev/tpm0");
@@ -400,7 +410,8 @@ static void test_scan_selection_and_order(void)
     ok = kconfig_source_count(c) == 5;
     for (size_t i = 0; ok && i < 5; i++)
         ok = ends_with(kconfig_source(c, i), order[i]);
-    CHECK(ok, "only .yaml/.yml files with a header in lines 1-10 are read: dirs in order, names sorted, subdirs walked");
+    CHECK(ok,
+          "only .yaml/.yml files with a header in lines 1-10 are read: dirs in order, names sorted, subdirs walked");
     t = kconfig_tree(c);
     CHECK(str_at(t, "kcrypt.challenger.challenger_server", "http://override:30000") && str_at(t, "hostname", "node-2"),
           "a file in /tmp/oem overrides /oem");
@@ -438,7 +449,8 @@ static void test_bad_files(void)
     const char *log;
 
     tap_capture_begin();
-    CHECK(load("config/bad-yaml", false, &c) == 0 && kconfig_source_count(c) == 1, "a file with invalid YAML is skipped");
+    CHECK(load("config/bad-yaml", false, &c) == 0 && kconfig_source_count(c) == 1,
+          "a file with invalid YAML is skipped");
     log = tap_capture_end();
     CHECK(strstr(log, "/bad-yaml/oem/90_custom.yaml:6:12: mapping values are not allowed"),
           "the skipped file's error names file:line:col");
@@ -495,7 +507,7 @@ static void test_hostile_trees(void)
     symlink("../elsewhere/linked.yaml", P("/oem/33_link.yaml"));
     symlink(".", P("/oem/dirloop"));
     symlink("../elsewhere", P("/oem/linkdir"));
-    symlink("../oem", P("/sysroot/oem")); /* /oem again under another name: read once */
+    symlink("../oem", P("/sysroot/oem"));                           /* /oem again under another name: read once */
     fd = open(P("/oem/35_unreadable.yaml"), O_WRONLY | O_CREAT, 0); /* root can still read it */
     (void)!write(fd, "#cloud-config\nunreadable: true\n", 31);
     close(fd);

@@ -84,14 +84,16 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "rmdir %s/sys/module/dm_mod", root);
     CHECK(system(cmd) == 0, "(fake dm_mod unloaded)");
     r = kmod_load_at(root, "dm_crypt", why, sizeof(why));
-    CHECK(r == -ENOENT && strstr(why, "dm_mod (needed by dm_crypt)"), "an unloaded dependency is loaded first (%s)", why);
+    CHECK(r == -ENOENT && strstr(why, "dm_mod (needed by dm_crypt)"), "an unloaded dependency is loaded first (%s)",
+          why);
 
     /* A file that is not a module: the kernel (or the container's seccomp policy) refuses it,
      * and the reason names finit_module and the file. Nothing can be loaded by accident. */
     snprintf(rel, sizeof(rel), "%s/kernel/crypto/ecb.ko", moddir);
     put(rel, "not an ELF module\n");
     r = kmod_load_at(root, "ecb", why, sizeof(why));
-    CHECK(r < 0 && strstr(why, "finit_module") && strstr(why, "ecb.ko"), "a bad .ko is refused with a reason (%s)", why);
+    CHECK(r < 0 && strstr(why, "finit_module") && strstr(why, "ecb.ko"), "a bad .ko is refused with a reason (%s)",
+          why);
     snprintf(rel, sizeof(rel), "%s/kernel/crypto/xts.ko.zst", moddir);
     put(rel, "not zstd\n");
     r = kmod_load_at(root, "xts", why, sizeof(why));
