@@ -8,22 +8,12 @@
 #include <mbedtls/rsa.h>
 
 #include "base.h"
+#include "crypto_internal.h"
 #include "softtpm.h"
 
 struct kcrypto_rsa_key {
     mbedtls_rsa_context rsa;
 };
-
-static mbedtls_md_type_t md_of(enum crypto_hash h)
-{
-    switch (h) {
-    case CRYPTO_SHA1: return MBEDTLS_MD_SHA1;
-    case CRYPTO_SHA256: return MBEDTLS_MD_SHA256;
-    case CRYPTO_SHA384: return MBEDTLS_MD_SHA384;
-    case CRYPTO_SHA512: return MBEDTLS_MD_SHA512;
-    }
-    return MBEDTLS_MD_NONE;
-}
 
 /* Blinding bytes for private operations: the kernel's, so concurrent keys share no state. */
 static int kernel_rng(void *ctx, unsigned char *out, size_t n)
@@ -131,9 +121,9 @@ int kcrypto_rsa_oaep_decrypt(struct kcrypto_rsa_key *k, enum crypto_hash h, cons
     size_t len = 0;
     int r;
 
-    if (md_of(h) == MBEDTLS_MD_NONE || in_len != kcrypto_rsa_len(k) || in_len > sizeof(buf))
+    if (crypto_md_type(h) == MBEDTLS_MD_NONE || in_len != kcrypto_rsa_len(k) || in_len > sizeof(buf))
         return -EINVAL;
-    if (mbedtls_rsa_set_padding(&k->rsa, MBEDTLS_RSA_PKCS_V21, md_of(h)) != 0)
+    if (mbedtls_rsa_set_padding(&k->rsa, MBEDTLS_RSA_PKCS_V21, crypto_md_type(h)) != 0)
         return -EINVAL;
     r = mbedtls_rsa_rsaes_oaep_decrypt(&k->rsa, kernel_rng, NULL, label, label_len, &len, in, buf, sizeof(buf));
     if (r != 0)
@@ -151,12 +141,12 @@ int kcrypto_rsa_oaep_decrypt(struct kcrypto_rsa_key *k, enum crypto_hash h, cons
 int kcrypto_rsa_pkcs1_sign(struct kcrypto_rsa_key *k, enum crypto_hash h, const uint8_t *digest, uint8_t *sig,
                            size_t cap)
 {
-    if (md_of(h) == MBEDTLS_MD_NONE || cap < kcrypto_rsa_len(k))
+    if (crypto_md_type(h) == MBEDTLS_MD_NONE || cap < kcrypto_rsa_len(k))
         return -EINVAL;
     if (mbedtls_rsa_set_padding(&k->rsa, MBEDTLS_RSA_PKCS_V15, MBEDTLS_MD_NONE) != 0)
         return -EINVAL;
-    if (mbedtls_rsa_rsassa_pkcs1_v15_sign(&k->rsa, kernel_rng, NULL, md_of(h), (unsigned)crypto_hash_len(h), digest,
-                                          sig) != 0)
+    if (mbedtls_rsa_rsassa_pkcs1_v15_sign(&k->rsa, kernel_rng, NULL, crypto_md_type(h), (unsigned)crypto_hash_len(h),
+                                          digest, sig) != 0)
         return -EIO;
     return 0;
 }

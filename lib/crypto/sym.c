@@ -15,8 +15,9 @@
 
 #include "base.h"
 #include "crypto.h"
+#include "crypto_internal.h"
 
-static mbedtls_md_type_t md_type(enum crypto_hash h)
+mbedtls_md_type_t crypto_md_type(enum crypto_hash h)
 {
     switch (h) {
     case CRYPTO_SHA1: return MBEDTLS_MD_SHA1;
@@ -29,13 +30,13 @@ static mbedtls_md_type_t md_type(enum crypto_hash h)
 
 size_t crypto_hash_len(enum crypto_hash h)
 {
-    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(md_type(h));
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     return md ? mbedtls_md_get_size(md) : 0;
 }
 
 int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 {
-    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(md_type(h));
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     if (!md)
         return -EINVAL;
     return mbedtls_md(md, in, n, out) == 0 ? 0 : -EINVAL;
@@ -43,7 +44,7 @@ int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 
 int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void *in, size_t n, uint8_t *out)
 {
-    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(md_type(h));
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     if (!md)
         return -EINVAL;
     return mbedtls_md_hmac(md, key, key_len, in, n, out) == 0 ? 0 : -EINVAL;
@@ -56,7 +57,7 @@ int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void 
 int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label, const void *context_u,
                 size_t u_len, const void *context_v, size_t v_len, uint32_t bits, uint8_t *out)
 {
-    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(md_type(h));
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     uint8_t block[CRYPTO_HASH_MAX], be[4];
     size_t need = (bits + 7) / 8, done = 0, hlen;
     mbedtls_md_context_t ctx;
@@ -190,10 +191,10 @@ int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const
     mbedtls_rsa_context rsa;
     int r;
 
-    if (md_type(h) == MBEDTLS_MD_NONE)
+    if (crypto_md_type(h) == MBEDTLS_MD_NONE)
         return -EINVAL;
     mbedtls_rsa_init(&rsa);
-    r = rsa_load(key, MBEDTLS_RSA_PKCS_V21, md_type(h), &rsa);
+    r = rsa_load(key, MBEDTLS_RSA_PKCS_V21, crypto_md_type(h), &rsa);
     /* The message must fit: n <= k - 2*hLen - 2 (RFC 8017 §7.1.1); mbedTLS checks it too. */
     if (r == 0 && n + 2 * crypto_hash_len(h) + 2 > key->n_len)
         r = -EMSGSIZE;
@@ -209,14 +210,15 @@ int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const
     mbedtls_rsa_context rsa;
     int r;
 
-    if (md_type(h) == MBEDTLS_MD_NONE)
+    if (crypto_md_type(h) == MBEDTLS_MD_NONE)
         return -EINVAL;
     mbedtls_rsa_init(&rsa);
-    r = rsa_load(key, MBEDTLS_RSA_PKCS_V15, md_type(h), &rsa);
+    r = rsa_load(key, MBEDTLS_RSA_PKCS_V15, crypto_md_type(h), &rsa);
     /* Like Go's VerifyPKCS1v15: the signature is exactly as long as the modulus. */
     if (r == 0 && sig_len != key->n_len)
         r = -EKEYREJECTED;
-    if (r == 0 && mbedtls_rsa_rsassa_pkcs1_v15_verify(&rsa, md_type(h), (unsigned)crypto_hash_len(h), digest, sig) != 0)
+    if (r == 0 &&
+        mbedtls_rsa_rsassa_pkcs1_v15_verify(&rsa, crypto_md_type(h), (unsigned)crypto_hash_len(h), digest, sig) != 0)
         r = -EKEYREJECTED;
     mbedtls_rsa_free(&rsa);
     return r;

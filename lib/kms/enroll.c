@@ -149,7 +149,7 @@ static int secret_for(struct kms_store *s, const struct kms_attest_request *rq, 
 static int serve_secret(struct kms_store *s, const struct kms_secret_ref *ref, struct kms_reply *out)
 {
     const struct kms_secret_obj *o = kms_secret_ref_find(s, ref);
-    const struct kms_kv *kv, *gb;
+    const struct kms_kv *kv;
 
     if (!o)
         return kms_reply_set(out, KMS_C_STORE, -ENOENT, "secret %s vanished", ref->name);
@@ -165,16 +165,7 @@ static int serve_secret(struct kms_store *s, const struct kms_secret_ref *ref, s
         snprintf(out->detail.key, sizeof(out->detail.key), "%s", ref->key);
         return kms_reply_set(out, KMS_C_NO_KEY, -ENODATA, "passphrase not found in secret at key: %s", ref->key);
     }
-    out->passphrase = secret_new(kv->value->len);
-    memcpy(out->passphrase->data, kv->value->data, kv->value->len);
-    out->passphrase->len = kv->value->len;
-    gb = kms_secret_get(o, "generated_by");
-    out->generated_by = xcalloc(1, gb ? gb->value->len + 1 : 1);
-    if (gb)
-        memcpy(out->generated_by, gb->value->data, gb->value->len);
-    out->outcome = KMS_OK;
-    out->code = KMS_C_OK;
-    return 0;
+    return kms_reply_served(out, o, kv);
 }
 
 /* Checks the enrolled EK and PCRs (upstream's verifyAttestation). */

@@ -195,6 +195,9 @@ int kms_volume_write(struct kms_store *s, const struct kms_volume *v, const char
 int kms_reply_set(struct kms_reply *out, enum kms_code c, int r, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A served reply: the passphrase (kv's value) and the Secret's generated_by; returns 0. */
+int kms_reply_served(struct kms_reply *out, const struct kms_secret_obj *o, const struct kms_kv *kv);
+
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);
 /* Index lookups (lock held). */

@@ -137,7 +137,7 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     const struct kms_partition *p = NULL;
     const struct kms_volume *v;
     const struct kms_secret_obj *o;
-    const struct kms_kv *kv, *gb;
+    const struct kms_kv *kv;
     int r;
 
     (void)kms_store_refresh_locked(s, false); /* on failure the previous records answer */
@@ -174,8 +174,14 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     if (!kv || kv->value->len == 0)
         return (snprintf(out->detail.key, sizeof(out->detail.key), "%s", ref.key),
                 kms_reply_set(out, KMS_C_NO_KEY, -ENODATA, "passphrase not found in secret at key: %s", ref.key));
+    return kms_reply_served(out, o, kv);
+}
+
+int kms_reply_served(struct kms_reply *out, const struct kms_secret_obj *o, const struct kms_kv *kv)
+{
+    const struct kms_kv *gb = kms_secret_get(o, "generated_by");
+
     out->passphrase = secret_new_copy(kv->value->data, kv->value->len);
-    gb = kms_secret_get(o, "generated_by");
     out->generated_by = xcalloc(1, gb ? gb->value->len + 1 : 1);
     if (gb)
         memcpy(out->generated_by, gb->value->data, gb->value->len);

@@ -6,6 +6,7 @@
 
 #include "kjson.h"
 #include "proto.h"
+#include "proto_internal.h"
 
 void proto_token_clear(struct proto_token *t)
 {
@@ -39,7 +40,7 @@ static void w_b64(struct kjson_w *w, const char *key, const uint8_t *data, size_
 }
 
 /* Copies the writer's text into a malloc'd buffer, with a trailing newline when asked. */
-static int w_finish(struct kjson_w *w, bool newline, char **out, size_t *out_len)
+int proto_w_finish(struct kjson_w *w, bool newline, char **out, size_t *out_len)
 {
     const char *text;
     size_t len;
@@ -109,7 +110,7 @@ int proto_token_encode(const char *ek_pem, const struct ak_params *ak, char **ou
     w_b64(w, "CreateSignature", ak->create_signature.data, ak->create_signature.len);
     kjson_w_obj_end(w);
     kjson_w_obj_end(w);
-    r = w_finish(w, false, &json, &len);
+    r = proto_w_finish(w, false, &json, &len);
     if (r < 0)
         return r;
     b64 = base64_encode((const uint8_t *)json, len, BASE64_STD, &len);
@@ -179,7 +180,7 @@ int proto_challenge_encode(const struct bytes *credential, const struct bytes *s
     w_b64(w, "Secret", secret->data, secret->len);
     kjson_w_obj_end(w);
     kjson_w_obj_end(w);
-    return w_finish(w, false, out, out_len);
+    return proto_w_finish(w, false, out, out_len);
 }
 
 int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential, struct bytes *secret)
@@ -209,7 +210,7 @@ int proto_answer_encode(const struct secret *activated, char **out, size_t *out_
     kjson_w_obj_begin(w);
     w_b64(w, "Secret", activated->data, activated->len);
     kjson_w_obj_end(w);
-    return w_finish(w, true, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 int proto_answer_decode(const char *msg, size_t len, struct secret **activated)
@@ -240,7 +241,7 @@ int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_
     kjson_w_kv_str(w, "error", p->error);
     kjson_w_kv_str(w, "generated_by", p->generated_by);
     kjson_w_obj_end(w);
-    return w_finish(w, true, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 int proto_payload_decode(const char *msg, size_t len, struct proto_payload *out)

@@ -13,6 +13,7 @@
 
 #include "g3.h"
 #include "kjson.h"
+#include "proto_internal.h"
 
 #define KEY_ESCROW "encrypted_passphrase"
 #define KEY_NONCE "nonce"
@@ -40,24 +41,6 @@ static void w_b64(struct kjson_w *w, const char *key, const uint8_t *data, size_
     kjson_w_kv_str(w, key, b64);
     secure_wipe(b64, strlen(b64));
     free(b64);
-}
-
-/* The writer's text in a malloc'd buffer, with json.Encoder's newline. */
-static int w_finish(struct kjson_w *w, char **out, size_t *out_len)
-{
-    const char *text;
-    size_t len;
-    int r = kjson_w_result(w, &text, &len);
-
-    if (r < 0)
-        return r;
-    *out = xmalloc(len + 2);
-    memcpy(*out, text, len);
-    (*out)[len++] = '\n';
-    (*out)[len] = '\0';
-    if (out_len)
-        *out_len = len;
-    return 0;
 }
 
 static bool bytes_ok(const struct bytes *b, size_t min, size_t max)
@@ -218,7 +201,7 @@ int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_
     if (m->defer_pcr_enrollment)
         kjson_w_kv_bool(w, "defer_pcr_enrollment", true);
     kjson_w_obj_end(w);
-    return w_finish(w, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 int proto_g3_init_decode(const char *msg, size_t len, struct proto_g3_init *out, char *why)
@@ -315,7 +298,7 @@ int proto_g3_challenge_encode(const struct proto_g3_challenge *m, char **out, si
     if (m->nonce.len)
         w_b64(w, KEY_NONCE, m->nonce.data, m->nonce.len, BASE64_STD);
     kjson_w_obj_end(w);
-    return w_finish(w, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_challenge *out, char *why)
@@ -411,7 +394,7 @@ int proto_g3_proof_encode(const struct proto_g3_proof *m, char **out, size_t *ou
     if (m->escrow.len)
         w_b64(w, KEY_ESCROW, m->escrow.data, m->escrow.len, BASE64_URL_RAW);
     kjson_w_obj_end(w);
-    return w_finish(w, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 /* A pcrs key: decimal 0..23, no sign, no leading zero. */
@@ -529,7 +512,7 @@ int proto_g3_error_encode(const char *text, char **out, size_t *out_len)
     kjson_w_obj_begin(w);
     kjson_w_kv_str(w, "error", text);
     kjson_w_obj_end(w);
-    return w_finish(w, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 int proto_g3_response_encode(const struct proto_g3_response *m, char **out, size_t *out_len)
@@ -548,7 +531,7 @@ int proto_g3_response_encode(const struct proto_g3_response *m, char **out, size
     if (m->generated_by && m->generated_by[0])
         kjson_w_kv_str(w, KEY_GENERATED_BY, m->generated_by);
     kjson_w_obj_end(w);
-    return w_finish(w, out, out_len);
+    return proto_w_finish(w, true, out, out_len);
 }
 
 int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_response *out, char *why)
