@@ -359,9 +359,8 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
          * names, always valid Kubernetes names). */
         char base[64];
         _cleanup_free_ char *vname = NULL, *sname = NULL, *lab = NULL;
-        /* Any TPM can enroll itself: keep room in DIR for the operator's files (the store loads
-         * at most KMS_MAX_FILES, by name). */
-        if (s->nfiles + 2 > KMS_MAX_FILES / 2) {
+        /* Any TPM can enroll itself: TPMs nobody registered may not fill DIR. */
+        if (s->nfiles + 2 > KMS_TOFU_MAX_FILES) {
             log_warn("%s: %zu files: no more enrollments by trust on first use", s->dir, s->nfiles);
             return kms_reply_set(out, KMS_C_STORE, -ENOSPC, "the KMS takes no more enrollments (its store is full)");
         }

@@ -42,7 +42,8 @@
 #include "base.h"
 
 /* Bounds (docs/README.md §5). */
-#define KMS_MAX_FILES 4096             /* manifest files in DIR (by name order; rest skipped) */
+#define KMS_MAX_FILES 1000000          /* manifest files in DIR (by name order; rest skipped, with an error) */
+#define KMS_TOFU_MAX_FILES 2048        /* --enroll tofu stops enrolling once DIR holds this many files */
 #define KMS_MAX_FILE_SIZE (1u << 20)   /* bytes per file (= KYAML_MAX_INPUT) */
 #define KMS_MAX_TOTAL_SIZE (64u << 20) /* bytes of all loaded files together */
 #define KMS_MAX_DOCS 1024              /* objects per file, List items included */

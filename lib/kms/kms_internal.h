@@ -169,6 +169,7 @@ struct kms_store {
     /* the index, rebuilt when a file changes; pointers into files[]->recs, sorted by name */
     const struct kms_volume **vols;
     size_t nvols;
+    const struct kms_volume **by_hash; /* the same volumes by TPM hash, then in vols' order */
     const struct kms_secret_obj **secrets;
     size_t nsecrets;
 };
@@ -203,6 +204,9 @@ int kms_store_refresh_locked(struct kms_store *s, bool force);
 /* Index lookups (lock held). */
 const struct kms_secret_obj *kms_store_find_secret(const struct kms_store *s, const char *name);
 const struct kms_volume *kms_store_find_volume(const struct kms_store *s, const char *name);
+/* The volumes of one TPM (lowercase hash), in name order: *n of them from the returned position
+ * of the by-hash index (lock held); a binary search, so lookups do not grow with the fleet. */
+const struct kms_volume *const *kms_store_volumes_of(const struct kms_store *s, const char *hash, size_t *n);
 const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *path);
 
 /* Writes a new Secret manifest DIR/secret-<name>[.N].yaml (lock held), never replacing a file; the

@@ -74,10 +74,11 @@ static bool matches(const char *want, const char *have) { return want && *want &
 static const struct kms_volume *find_volume_for(const struct kms_store *s, const char *hash,
                                                 const struct kms_request *req, const struct kms_partition **part)
 {
-    for (size_t i = 0; i < s->nvols; i++) {
-        const struct kms_volume *v = s->vols[i];
-        if (strcmp(v->tpm_hash, hash))
-            continue;
+    size_t n;
+    const struct kms_volume *const *vols = kms_store_volumes_of(s, hash, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct kms_volume *v = vols[i];
         for (size_t j = 0; j < v->nparts; j++) {
             const struct kms_partition *p = &v->parts[j];
             if (matches(req->label, p->label) || matches(req->name, p->device_name) || matches(req->uuid, p->uuid)) {

@@ -143,12 +143,21 @@ static int cmp_sec(const void *a, const void *b)
     return c ? c : strcmp(x->file, y->file);
 }
 
+/* By TPM hash, then as the by-name index orders them (so a TPM's volumes stay in name order). */
+static int cmp_hash(const void *a, const void *b)
+{
+    const struct kms_volume *const *x = a, *const *y = b;
+    int c = strcmp((*x)->tpm_hash, (*y)->tpm_hash);
+    return c ? c : cmp_vol(a, b);
+}
+
 /* Rebuilds the sorted index and marks objects defined twice (namespaces are ignored). */
 static void build_index(struct kms_store *s)
 {
     size_t nv = 0, ns = 0;
 
     free(s->vols);
+    free(s->by_hash);
     free(s->secrets);
     for (size_t i = 0; i < s->nfiles; i++) {
         nv += s->files[i]->recs.nvols;
@@ -170,6 +179,9 @@ static void build_index(struct kms_store *s)
     }
     qsort(s->vols, s->nvols, sizeof(*s->vols), cmp_vol);
     qsort(s->secrets, s->nsecrets, sizeof(*s->secrets), cmp_sec);
+    s->by_hash = xcalloc(s->nvols ? s->nvols : 1, sizeof(*s->by_hash));
+    memcpy(s->by_hash, s->vols, s->nvols * sizeof(*s->vols));
+    qsort(s->by_hash, s->nvols, sizeof(*s->by_hash), cmp_hash);
     for (size_t i = 1; i < s->nvols; i++) {
         struct kms_volume *a = (struct kms_volume *)s->vols[i - 1], *b = (struct kms_volume *)s->vols[i];
         if (strcmp(a->name, b->name))
@@ -436,6 +448,7 @@ void kms_store_free(struct kms_store *s)
         file_free(s->files[i]);
     free(s->files);
     free(s->vols);
+    free(s->by_hash);
     free(s->secrets);
     if (s->dirfd >= 0)
         close(s->dirfd);
@@ -472,6 +485,23 @@ const struct kms_volume *kms_store_find_volume(const struct kms_store *s, const 
     const struct kms_volume *v;
     LOWER_BOUND(s->vols, s->nvols, name, v);
     return v;
+}
+
+const struct kms_volume *const *kms_store_volumes_of(const struct kms_store *s, const char *hash, size_t *n)
+{
+    size_t lo = 0, hi = s->nvols, end;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->by_hash[mid]->tpm_hash, hash) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (end = lo; end < s->nvols && !strcmp(s->by_hash[end]->tpm_hash, hash); end++)
+        ;
+    *n = end - lo;
+    return s->by_hash + lo;
 }
 
 const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *path)
