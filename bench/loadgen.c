@@ -217,11 +217,11 @@ static int write_file(int dirfd, const char *dir, const char *name, const void *
     (void)unlinkat(dirfd, tmp, 0);
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return log_error_errno(-errno, "%s/%s: %s", dir, tmp, strerror(errno));
+        return log_error_errno(-errno, "%s/%s: %m", dir, tmp);
     if (fd_write_all(fd, data, len) < 0 || close(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0) {
         int r = -errno;
         (void)unlinkat(dirfd, tmp, 0);
-        return log_error_errno(r, "%s/%s: %s", dir, name, strerror(-r));
+        return log_error_errno(r, "%s/%s: %m", dir, name);
     }
     return 0;
 }
@@ -241,10 +241,10 @@ static int cmd_register(struct opts *o)
     if (!o->db || !o->setup.nodes)
         return log_error_errno(-EINVAL, "register needs --db DIR and --nodes N"), EXIT_USAGE;
     if (mkdir(o->db, 0700) < 0 && errno != EEXIST)
-        return log_error_errno(-errno, "--db %s: %s", o->db, strerror(errno)), EXIT_RUNTIME;
+        return log_error_errno(-errno, "--db %s: %m", o->db), EXIT_RUNTIME;
     dirfd = open(o->db, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dirfd < 0)
-        return log_error_errno(-errno, "--db %s: %s", o->db, strerror(errno)), EXIT_RUNTIME;
+        return log_error_errno(-errno, "--db %s: %m", o->db), EXIT_RUNTIME;
     o->setup.ek_only = true;
     r = lg_nodes_make(&o->setup, &nodes);
     for (size_t i = 0; r == 0 && i < nodes.n; i++) {
@@ -270,7 +270,7 @@ static int cmd_register(struct opts *o)
     }
     /* Durable once, not per file: the files are test data. */
     if (r == 0 && syncfs(dirfd) < 0)
-        r = log_error_errno(-errno, "--db %s: sync failed: %s", o->db, strerror(errno));
+        r = log_error_errno(-errno, "--db %s: sync failed: %m", o->db);
     if (r == 0)
         log_info("wrote the SealedVolumes and Secrets of %zu nodes to %s", nodes.n, o->db);
     close(dirfd);
@@ -350,7 +350,7 @@ static int cmd_selftest_activate(struct opts *o)
         return log_error_errno(-EINVAL, "selftest-activate needs --credential-blob F and --out F"), EXIT_USAGE;
     r = file_read_all(o->blob, 4096, &blob, &len);
     if (r < 0)
-        return log_error_errno(r, "--credential-blob %s: %s", o->blob, strerror(-r)), EXIT_RUNTIME;
+        return log_error_errno(r, "--credential-blob %s: %m", o->blob), EXIT_RUNTIME;
     p = (const uint8_t *)blob;
     if (len < 12 || memcmp(p, header, 8) != 0)
         return log_error_errno(-EBADMSG, "--credential-blob %s: not a tpm2-tools credential file", o->blob),

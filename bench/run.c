@@ -657,7 +657,7 @@ static int load_tls(struct run *run)
     if (run->o->tls_ca) {
         r = file_read_all(run->o->tls_ca, 1 << 20, &pem, &len);
         if (r < 0)
-            return log_error_errno(r, "--tls-ca %s: %s", run->o->tls_ca, strerror(-r));
+            return log_error_errno(r, "--tls-ca %s: %m", run->o->tls_ca);
     }
     return ktls_client_new(pem, len, true, &run->tls);
 }

@@ -55,7 +55,7 @@ int kms_dir_read(int dirfd, const char *dir, const char *name, char **out, size_
             int e = -errno;
             secure_wipe(buf, cap + 1);
             free(buf);
-            return log_error_errno(e, "%s/%s: cannot read: %s", dir, name, strerror(-e));
+            return log_error_errno(e, "%s/%s: cannot read: %m", dir, name);
         }
         if (r == 0)
             break;
@@ -124,7 +124,7 @@ int kms_dir_write(int dirfd, const char *dir, const char *name, const void *buf,
         r = -errno;
     if (r < 0) {
         (void)unlinkat(dirfd, tmp, 0);
-        return log_error_errno(r, "%s/%s: cannot write: %s", dir, tmp, strerror(-r));
+        return log_error_errno(r, "%s/%s: cannot write: %m", dir, tmp);
     }
 
     if (replace) {
@@ -140,7 +140,7 @@ int kms_dir_write(int dirfd, const char *dir, const char *name, const void *buf,
         (void)unlinkat(dirfd, tmp, 0);
         if (r == -EEXIST || r == -EAGAIN)
             return r;
-        return log_error_errno(r, "%s/%s: cannot rename the new version into place: %s", dir, name, strerror(-r));
+        return log_error_errno(r, "%s/%s: cannot rename the new version into place: %m", dir, name);
     }
     /* The rename is durable only once the directory is. */
     if (fsync(dirfd) < 0)

@@ -237,7 +237,7 @@ static int approve_partition(struct kms_store *s, const struct kms_volume *v, co
         return log_error_errno(r, "SealedVolume %s shares %s with other objects; add the partition there by hand",
                                vname, vfile);
     if (r < 0)
-        return log_error_errno(r, "%s: cannot rewrite SealedVolume %s: %s", vfile, vname, strerror(-r));
+        return log_error_errno(r, "%s: cannot rewrite SealedVolume %s: %m", vfile, vname);
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", p->hash);
     if (unlinkat(s->dirfd, fname, 0) < 0)
         log_warn("%s/%s: cannot remove: %m", s->dir, fname);

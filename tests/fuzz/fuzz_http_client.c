@@ -55,7 +55,7 @@ int net_dial(const struct net_url *u, const struct net_client_opts *o, struct kt
     (void)u, (void)o, (void)tls, (void)deadline;
     *out = (struct net_stream){.fd = -1};
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return log_error_errno(-errno, "%s: socketpair failed: %s", peer, strerror(errno));
+        return log_error_errno(-errno, "%s: socketpair failed: %m", peer);
     if (answer_len && write(sv[1], answer, answer_len) != (ssize_t)answer_len)
         abort(); /* MAX_INPUT fits in the socket buffer */
     shutdown(sv[1], SHUT_WR);
