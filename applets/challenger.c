@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "applets.h"
 #include "base.h"
@@ -64,6 +65,9 @@ static const char usage[] =
     "  --announce-interface IF  announce on IF only (repeatable; default every multicast interface)\n"
     "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) there instead of on\n"
     "                         the node-facing port (e.g. 127.0.0.1:9108)\n"
+    "  --workers N|auto       N processes serve the listener, each with its own event loop\n"
+    "                         (auto: one per CPU; default 1). The store's writes are atomic across\n"
+    "                         them, the metrics are shared, SIGTERM and SIGHUP reach every one\n"
     "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last rescan of DIR,\n"
     "done every 5 s), /metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or\n"
     "secret in any label).\n"
@@ -343,7 +347,8 @@ int challenger_main(int argc, char **argv)
         O_EKPEM,
         O_ANNOUNCE,
         O_ANNOUNCE_IF,
-        O_METRICS
+        O_METRICS,
+        O_WORKERS
     };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -369,6 +374,7 @@ int challenger_main(int argc, char **argv)
         {"announce", required_argument, NULL, O_ANNOUNCE},
         {"announce-interface", required_argument, NULL, O_ANNOUNCE_IF},
         {"metrics-listen", required_argument, NULL, O_METRICS},
+        {"workers", required_argument, NULL, O_WORKERS},
         {"enroll", required_argument, NULL, O_ENROLL},
         {"require-fresh-quotes", no_argument, NULL, O_FRESH},
         {"pcr", required_argument, NULL, O_PCR},
@@ -432,6 +438,19 @@ int challenger_main(int argc, char **argv)
         case O_DEBUG: log_set_level(LOG_DEBUG); break;
         case O_EKCA: o.srv.ek_ca = optarg; break;
         case O_METRICS: o.srv.metrics_listen = optarg; break;
+        case O_WORKERS: {
+            uint32_t v;
+            if (!strcmp(optarg, "auto")) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                o.srv.workers = n > 0 ? (unsigned)(n > G3_MAX_WORKERS ? G3_MAX_WORKERS : n) : 1;
+            } else if (parse_u32(optarg, G3_MAX_WORKERS, &v) == 0 && v > 0) {
+                o.srv.workers = v;
+            } else {
+                log_error("--workers %s: expected 1 to %d, or auto (one per CPU)", optarg, G3_MAX_WORKERS);
+                return EXIT_USAGE;
+            }
+            break;
+        }
         case O_ANNOUNCE:
             if (!mdns_host_is_local(optarg)) {
                 log_error("--announce %s: must be a .local name (nodes look up only .local names over mDNS)", optarg);

@@ -57,7 +57,9 @@ struct g3_serve_opts {
     const char *announce_ifaces[8]; /* --announce-interface: where; none = every multicast interface */
     size_t n_announce_ifaces;
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics there, not on the node port */
+    unsigned workers;           /* --workers N: processes serving the listener (0, 1: this one) */
 };
+#define G3_MAX_WORKERS 64
 
 /* Serves /getPass, /postPass (G1), /tpm-attestation (G3), /healthz, /readyz and /metrics (or
  * /metrics on --metrics-listen), announces itself over mDNS with --announce, until SIGTERM/SIGINT

@@ -6,7 +6,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "g1.h"
 #include "g3_session.h"
@@ -28,6 +31,9 @@ struct server {
     struct mdns_responder *mdns;   /* --announce: on this loop; NULL = not announced */
     struct kms_metrics *metrics;
     struct net_server *metrics_net; /* --metrics-listen: /metrics on its own listener */
+    unsigned worker;                /* 0: the first process (port file, mDNS, metrics listener) */
+    pid_t children[G3_MAX_WORKERS]; /* the first process's other workers */
+    size_t n_children;
     struct g1_server g1;
     struct g3_server g3;
 };
@@ -126,10 +132,61 @@ static void raise_fd_limit(void)
                   (unsigned long long)rl.rlim_max);
 }
 
+/* The first process passes SIGHUP and SIGTERM on to the other workers. */
+static void tell_workers(const struct server *srv, int signo)
+{
+    for (size_t i = 0; i < srv->n_children; i++)
+        (void)kill(srv->children[i], signo);
+}
+
+/* After its own drain: each worker finishes its exchanges within the same 10 s; then it is killed. */
+static void reap_workers(struct server *srv)
+{
+    int64_t until = now_ms() + 15000;
+
+    for (size_t i = 0; i < srv->n_children; i++) {
+        int status;
+        while (waitpid(srv->children[i], &status, WNOHANG) == 0) {
+            if (now_ms() >= until) {
+                log_warn("worker %d did not stop in time; killing it", (int)srv->children[i]);
+                (void)kill(srv->children[i], SIGKILL);
+                (void)waitpid(srv->children[i], &status, 0);
+                break;
+            }
+            usleep(20000);
+        }
+    }
+    srv->n_children = 0;
+}
+
+/* --workers N: N-1 more processes serving the same listening socket, each with its own event
+ * loop and TLS state (forked before any random state exists: every TLS context and nonce stays
+ * its own); the store's writes are atomic across processes and the metrics are shared. Returns
+ * in each process with srv->worker set. */
+static void fork_workers(struct server *srv, unsigned n)
+{
+    for (unsigned w = 1; w < n; w++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            log_warn("cannot start worker %u: %m; serving with %u", w, w);
+            return;
+        }
+        if (pid == 0) {
+            srv->worker = w;
+            srv->n_children = 0;
+            (void)prctl(PR_SET_PDEATHSIG, SIGTERM); /* the first process went: drain and go */
+            return;
+        }
+        srv->children[srv->n_children++] = pid;
+    }
+}
+
 static void on_signal(struct net_loop *loop, int signo, void *data)
 {
     struct server *srv = data;
     (void)loop;
+    if (signo != SIGINT || srv->n_children)
+        tell_workers(srv, signo == SIGINT ? SIGTERM : signo);
     if (signo == SIGHUP) {
         log_info("SIGHUP: rescanning %s", kms_store_dir(srv->store));
         kms_store_refresh(srv->store, true);
@@ -181,7 +238,8 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
     int code = EXIT_RUNTIME;
 
     raise_fd_limit();
-    kms_metrics_new(&srv.metrics);
+    if (kms_metrics_new(&srv.metrics) < 0)
+        return EXIT_RUNTIME;
     kms_audit_set_metrics(audit, srv.metrics);
     srv.g1.metrics = srv.g3.metrics = srv.metrics;
     g1_server_handlers(&srv.g1, &get, &post);
@@ -192,6 +250,12 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
         log_info("--ek-ca %s: %zu CA certificate(s); nodes must present an EK certificate issued by one", o->ek_ca,
                  crypto_x509_set_count(srv.ek_ca));
         srv.g1.ek_ca = srv.ek_ca;
+    }
+    if (o->workers > 1) {
+        if (net_listen(o->listen_addr, o->port, &cfg.listen_fd, &cfg.port) < 0)
+            goto out;
+        cfg.use_listen_fd = true;
+        fork_workers(&srv, o->workers > G3_MAX_WORKERS ? G3_MAX_WORKERS : o->workers);
     }
     if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0)
         goto out;
@@ -216,12 +280,12 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
         net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
         net_loop_on_signal(srv.loop, SIGHUP, on_signal, &srv) < 0)
         goto out;
-    if (o->metrics_listen ? metrics_listener(&srv, o->metrics_listen) < 0
+    if (o->metrics_listen ? srv.worker == 0 && metrics_listener(&srv, o->metrics_listen) < 0
                           : net_server_route(srv.net, NULL, "/metrics", &metrics) < 0)
         goto out;
-    if (o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)
+    if (srv.worker == 0 && o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)
         goto out;
-    if (o->announce) {
+    if (srv.worker == 0 && o->announce) {
         const struct mdns_responder_config mc = {.host = o->announce,
                                                  .port = net_server_port(srv.net),
                                                  .interfaces = o->announce_ifaces,
@@ -230,16 +294,26 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
             goto out;
     }
     srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
-    log_info("serving %s on %s%s:%u (%s)", kms_store_dir(store), tls ? "https://" : "http://",
+    if (srv.worker > 0)
+        goto run;
+    log_info("serving %s on %s%s:%u (%s)%s", kms_store_dir(store), tls ? "https://" : "http://",
              o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net),
              o->metrics_listen ? "/getPass /postPass /tpm-attestation /healthz /readyz"
-                               : "/getPass /postPass /tpm-attestation /healthz /readyz /metrics");
+                               : "/getPass /postPass /tpm-attestation /healthz /readyz /metrics",
+             srv.n_children ? " with several worker processes" : "");
+    if (srv.n_children)
+        log_info("%zu worker processes besides this one (--workers %u)", srv.n_children, o->workers);
     log_info("/tpm-attestation: enrollment %s%s",
              o->enroll_tofu ? "tofu (any TPM is enrolled at first contact)"
                             : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)",
              o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
+run:
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
+    if (srv.n_children) {
+        tell_workers(&srv, SIGTERM); /* also when this one stopped for another reason */
+        reap_workers(&srv);
+    }
     net_timer_cancel(srv.refresh_timer);
     mdns_responder_free(srv.mdns);
     net_server_free(srv.metrics_net);
@@ -248,6 +322,7 @@ out:
     ktls_server_free(tls);
     crypto_x509_set_free(srv.ek_ca);
     kms_audit_set_metrics(audit, NULL);
-    kms_metrics_free(srv.metrics);
+    if (srv.worker == 0) /* the others share it; their exit unmaps it */
+        kms_metrics_free(srv.metrics);
     return code;
 }

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "kms_internal.h"
 #include "metrics.h"
@@ -35,10 +36,20 @@ struct kms_metrics {
     double sum[N_ENDPOINTS];
 };
 
+/* In shared memory with a process-shared lock: the worker processes of `challenger --workers N`
+ * (forked after this) count into one set, whichever of them serves /metrics. */
 int kms_metrics_new(struct kms_metrics **out)
 {
-    struct kms_metrics *m = xcalloc(1, sizeof(*m));
-    pthread_mutex_init(&m->lock, NULL);
+    pthread_mutexattr_t attr;
+    struct kms_metrics *m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (m == MAP_FAILED)
+        return log_error_errno(-errno, "cannot map the metrics: %m");
+    memset(m, 0, sizeof(*m));
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&m->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     *out = m;
     return 0;
 }
@@ -48,7 +59,7 @@ void kms_metrics_free(struct kms_metrics *m)
     if (!m)
         return;
     pthread_mutex_destroy(&m->lock);
-    free(m);
+    munmap(m, sizeof(*m));
 }
 
 static int endpoint_of(const char *action, const char *path)

@@ -13,7 +13,8 @@
 
 struct kms_metrics;
 
-/* A new, zeroed set; *out owned by the caller (kms_metrics_free). */
+/* A new, zeroed set, shared with processes forked afterwards; *out owned by the caller
+ * (kms_metrics_free). */
 int kms_metrics_new(struct kms_metrics **out);
 void kms_metrics_free(struct kms_metrics *m);
 

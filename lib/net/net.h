@@ -139,7 +139,15 @@ struct net_server_config {
     /* Called once a drain finished (no connection left); NULL = net_loop_quit(). */
     void (*on_drained)(struct net_server *s, void *data);
     void *data;
+    /* A listening socket from net_listen (shared by worker processes) instead of address/port;
+     * the server closes its copy when it stops. */
+    bool use_listen_fd;
+    int listen_fd;
 };
+
+/* Binds and listens as net_server_new does, for a socket that several worker processes share
+ * (net_server_config.listen_fd): *fd and the port bound. */
+int net_listen(const char *address, uint16_t port, int *fd, uint16_t *port_out);
 
 /* Binds and listens; connections are served by loop. *out owned by the caller. */
 int net_server_new(struct net_loop *loop, const struct net_server_config *cfg, struct net_server **out);

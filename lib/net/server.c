@@ -324,6 +324,11 @@ static int listen_on(const char *address, uint16_t port, int *out_fd, uint16_t *
     return 0;
 }
 
+int net_listen(const char *address, uint16_t port, int *fd, uint16_t *port_out)
+{
+    return listen_on(address, port, fd, port_out);
+}
+
 int net_server_new(struct net_loop *loop, const struct net_server_config *cfg, struct net_server **out)
 {
     struct net_server *s = xcalloc(1, sizeof(*s));
@@ -344,8 +349,18 @@ int net_server_new(struct net_loop *loop, const struct net_server_config *cfg, s
                  (unsigned long long)rl.rlim_cur, cap, s->lim.max_conns);
         s->lim.max_conns = cap;
     }
-    if ((r = listen_on(cfg->address, cfg->port, &s->listen_fd, &s->port)) < 0 ||
-        (r = net_loop_watch(loop, s->listen_fd, EPOLLIN, on_accept, s)) < 0) {
+    if (cfg->use_listen_fd) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        s->listen_fd = cfg->listen_fd;
+        r = getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl) < 0 ? -errno : 0;
+        if (r == 0)
+            s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                     : ((struct sockaddr_in *)&ss)->sin_port);
+    } else {
+        r = listen_on(cfg->address, cfg->port, &s->listen_fd, &s->port);
+    }
+    if (r < 0 || (r = net_loop_watch(loop, s->listen_fd, EPOLLIN, on_accept, s)) < 0) {
         net_server_free(s);
         return r;
     }

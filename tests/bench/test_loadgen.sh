@@ -123,6 +123,18 @@ check "1200 in flight, above the KMS's connection limit: exit 0, 0 failed" \
     '[ "$rc" = 0 ] && [ "$(json run1200 failed)" = 0 ]'
 kms_stop
 
+# ---- (e) every core: --workers 2, the same 1024 nodes at once from one address ----
+kms_start --workers 2 --max-conns-per-peer 1024
+check "--workers 2: a second worker process serves the same listener" '[ "$(pgrep -c -P "$KMS_PID")" = 1 ]'
+lg run --url "$KMS_URL" --nodes 1024 --seed "$SEED" --concurrency 1024 --exchanges 2048 --timeout 500 >runw2 2>errw2
+rc=$?
+diag <runw2
+check "--workers 2, 1024 in flight, 2048 exchanges: exit 0, 2048 ok, 0 failed" \
+    '[ "$rc" = 0 ] && [ "$(json runw2 ok)" = 2048 ] && [ "$(json runw2 failed)" = 0 ]'
+child=$(pgrep -P "$KMS_PID")
+kms_stop
+check "SIGTERM stops both workers" '! kill -0 "$child" 2>/dev/null'
+
 # A KMS that comes up late: refused connections are retried with backoff within --timeout.
 PORT=$KMS_PORT
 lg run --url "http://127.0.0.1:$PORT" --nodes 64 --seed "$SEED" --concurrency 8 --exchanges 64 --timeout 60 \
