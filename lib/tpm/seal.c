@@ -365,6 +365,8 @@ static int unseal_once(struct tpm *t, const struct tpm_sealed *s, ESYS_TR parent
     if (rc != TSS2_RC_SUCCESS) {
         if (tpm_rc_is(rc, TPM2_RC_PCR_CHANGED) || (rc & 0xfff) == TPM2_RC_PCR_CHANGED)
             r = -EAGAIN;
+        else if ((tpm_rc_is(rc, TPM2_RC_AUTH_FAIL) || tpm_rc_is(rc, TPM2_RC_BAD_AUTH)) && !s->pin)
+            r = -EBADE; /* no PIN to be wrong: the salted session's keys disagreed; a new session */
         else if (tpm_rc_is(rc, TPM2_RC_AUTH_FAIL) || tpm_rc_is(rc, TPM2_RC_BAD_AUTH))
             r = log_error_errno(-EPERM, "TPM %s: wrong PIN", t->desc);
         else if ((rc & 0xfff) == TPM2_RC_LOCKOUT)
@@ -442,14 +444,23 @@ int tpm_unseal(struct tpm *t, const struct tpm_sealed *s, const struct secret *p
             goto out;
         }
     }
-    for (int i = 0; i < RETRY_UNSEAL_MAX; i++) {
+    for (int i = 0, auth_retries = 0; i < RETRY_UNSEAL_MAX; i++) {
         r = unseal_once(t, s, parent, obj, out);
+        /* Seen rarely under load with swtpm: a salted session whose key the TPM computed
+         * otherwise (an authorization failure on a key that has no PIN). A fresh session, with a
+         * fresh salt, agrees; a few tries at most. */
+        if (r == -EBADE && ++auth_retries <= 3) {
+            log_debug("TPM %s: the unseal session was refused; trying a new session", t->desc);
+            continue;
+        }
         if (r != -EAGAIN)
             break;
         log_debug("TPM %s: a PCR changed while unsealing; trying again", t->desc);
     }
     if (r == -EAGAIN)
         r = log_error_errno(-EIO, "TPM %s: PCRs kept changing while unsealing", t->desc);
+    else if (r == -EBADE)
+        r = log_error_errno(-EIO, "TPM %s: the TPM refused the unseal sessions (authorization failed)", t->desc);
 out:
     tpm_flush(t, obj);
     close_parent(t, s->srk, &parent);
