@@ -93,6 +93,8 @@ struct bytes {
 };
 /* A view of n bytes at p (not copied, not owned). */
 static inline struct bytes bytes_view(const void *p, size_t n) { return (struct bytes){(uint8_t *)p, n}; }
+/* b owns a copy of n bytes of p (b's old contents are not freed). */
+void bytes_copy(struct bytes *b, const void *p, size_t n);
 /* Wipes and frees owned bytes and zeroes b (NULL is fine). */
 void bytes_clear(struct bytes *b);
 

@@ -93,6 +93,14 @@ struct secret *secret_new(size_t cap)
     return s;
 }
 
+void bytes_copy(struct bytes *b, const void *p, size_t n)
+{
+    b->data = xmalloc(n ? n : 1);
+    if (n)
+        memcpy(b->data, p, n);
+    b->len = n;
+}
+
 void bytes_clear(struct bytes *b)
 {
     if (!b)

@@ -8,13 +8,6 @@
 
 #include "tpm_internal.h"
 
-void tpm_bytes_set(struct bytes *b, const void *data, size_t len)
-{
-    b->data = xmalloc(len ? len : 1);
-    memcpy(b->data, data, len);
-    b->len = len;
-}
-
 /* Go's pem.EncodeToMemory: header line, base64 in 64-column lines, footer, each ending "\n". */
 static char *pem_encode(const char *label, const uint8_t *der, size_t len)
 {
@@ -116,7 +109,7 @@ static int srk_open(struct tpm *t, ESYS_TR *srk)
         size_t off_ = 0;                                                       \
         TSS2_RC rc_ = Tss2_MU_##T##_Marshal((src), buf_, sizeof(buf_), &off_); \
         if (rc_ == TSS2_RC_SUCCESS)                                            \
-            tpm_bytes_set((out), buf_, off_);                                  \
+            bytes_copy((out), buf_, off_);                                     \
         rc_;                                                                   \
     })
 
@@ -170,8 +163,8 @@ static int ak_make(struct tpm *t, ESYS_TR srk, enum tpm_ak_kind kind, struct tpm
         r = log_error_errno(-EPROTO, "TPM %s: cannot encode the attestation key's parameters", t->desc);
         goto out;
     }
-    tpm_bytes_set(&ak->params.create_attestation, attest->attestationData, attest->size);
-    tpm_bytes_set(&ak->name, name->name, name->size);
+    bytes_copy(&ak->params.create_attestation, attest->attestationData, attest->size);
+    bytes_copy(&ak->name, name->name, name->size);
 out:
     Esys_Free(pub);
     Esys_Free(priv);

@@ -104,8 +104,8 @@ int tpm_quote_pcrs(struct tpm *t, struct tpm_ak *ak, uint32_t pcr_mask, const ui
         return tpm_fail(t, rc, "quoting the SHA-256 PCRs");
     rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig, buf, sizeof(buf), &off);
     if (rc == TSS2_RC_SUCCESS) {
-        tpm_bytes_set(&out->attest, quoted->attestationData, quoted->size);
-        tpm_bytes_set(&out->signature, buf, off);
+        bytes_copy(&out->attest, quoted->attestationData, quoted->size);
+        bytes_copy(&out->signature, buf, off);
     }
     Esys_Free(quoted);
     Esys_Free(sig);

@@ -66,9 +66,6 @@ struct tpm_ak {
     struct bytes name; /* the AK's Name: 0x000b || SHA-256(public) */
 };
 
-/* Copies len bytes into a new byte string. */
-void tpm_bytes_set(struct bytes *b, const void *data, size_t len);
-
 /* A PCR selection of the SHA-256 bank: bit i of mask = PCR i (quote.c). */
 void tpm_sha256_selection(TPML_PCR_SELECTION *sel, uint32_t mask);
 
