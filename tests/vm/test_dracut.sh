@@ -34,26 +34,7 @@ check "it holds kairos-kms, kcrypt and the discovery plugin link" \
 check "it holds the pre-mount hook" 'grep -q "hooks/pre-mount/10-kairos-kms-unlock.sh" <<<"$listing"'
 check "it holds dm-crypt, xts and ecb" 'grep -q "/dm-crypt.ko" <<<"$listing" && grep -q "/xts.ko" <<<"$listing" && grep -q "/ecb.ko" <<<"$listing"'
 
-# The root filesystem: a static busybox and an /sbin/init that reports and powers off.
-root=$T/rootfs
-mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,mnt,tmp}
-cp "$(command -v busybox)" "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
-cat >"$root/sbin/init" <<'G'
-#!/bin/busybox sh
-B=/bin/busybox
-echo "@@KKMS realroot.at=$($B cut -d' ' -f1 /proc/uptime)"
-if [ -f /run/kairos-kms/unlock.log ]; then
-    $B sed 's/^/[hook] /' /run/kairos-kms/unlock.log
-    echo "@@KKMS hook.rc=$($B cat /run/kairos-kms/unlock.done)"
-fi
-[ -b /dev/mapper/vdb1 ] && echo "@@KKMS mapper=1"
-$B mount -t ext4 -o ro /dev/mapper/vdb1 /mnt && echo "[cat] $($B cat /mnt/MARKER)" && $B umount /mnt
-echo "@@KKMS end=1"
-$B sync
-$B poweroff -f
-G
-chmod 755 "$root/sbin/init"
+root=$(vm_realroot "$T/rootfs")
 
 tpm=$(vm_tpm_new node)
 vm_tpm_run "$tpm" bash -c 'timeout 60 "$KAIROS_KMS" kcrypt nv init --tpm-device "$0" &&

@@ -44,27 +44,7 @@ check "it holds kairos-kms, kcrypt and the discovery plugin link" \
 check "it holds the local-top script" 'grep -qx "scripts/local-top/kairos-kms" <<<"$listing"'
 check "it holds dm-crypt, xts and ecb" 'grep -q "/dm-crypt.ko" <<<"$listing" && grep -q "/xts.ko" <<<"$listing" && grep -q "/ecb.ko" <<<"$listing"'
 
-# The root filesystem: a static busybox and an /sbin/init that reports and powers off.
-root=$T/rootfs
-mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,mnt,tmp}
-cp "$(command -v busybox)" "$root/bin/busybox"
-ln -s busybox "$root/bin/sh"
-cat >"$root/sbin/init" <<'G'
-#!/bin/busybox sh
-B=/bin/busybox
-echo  # quiet boots leave the firmware's last line open on the console
-echo "@@KKMS realroot.at=$($B cut -d' ' -f1 /proc/uptime)"
-if [ -f /run/kairos-kms/unlock.log ]; then
-    $B sed 's/^/[hook] /' /run/kairos-kms/unlock.log
-    echo "@@KKMS hook.rc=$($B cat /run/kairos-kms/unlock.done)"
-fi
-[ -b /dev/mapper/vdb1 ] && echo "@@KKMS mapper=1"
-$B mount -t ext4 -o ro /dev/mapper/vdb1 /mnt && echo "[cat] $($B cat /mnt/MARKER)" && $B umount /mnt
-echo "@@KKMS end=1"
-$B sync
-$B poweroff -f
-G
-chmod 755 "$root/sbin/init"
+root=$(vm_realroot "$T/rootfs")
 vm_disk "$T/root.img" 16:root:ext4:KROOT:"$root" || bail "could not make the root disk"
 boot_args="root=/dev/vda1 rootfstype=ext4 ro panic=-1 rd.kcrypt.timeout=40"
 

@@ -10,6 +10,7 @@
 #                                      # then sources tests/lib/common.sh, swtpm.sh and kms.sh
 # and then uses:
 #   vm_setup                       kernel + initramfs (cached), sets VM_KERNEL, VM_INITRD, VM_KV
+#   vm_realroot DIR                a busybox real root for dracut/initramfs-tools boots (prints DIR)
 #   vm_tpm_new NAME                a node's TPM: a copy of the golden state; prints its directory
 #   vm_tpm_run DIR CMD...          runs CMD with $VM_TPM_SOCK = a swtpm server on DIR (host side)
 #   vm_disk IMG PART...            a GPT disk image; PART = SIZE_MIB:PARTLABEL:KIND[:ARG...]
@@ -65,6 +66,34 @@ vm_setup() {
     VM_INITRD=$("$_vm_src/initramfs/minimal/mkinitrd.sh" --kairos-kms "$KAIROS_KMS" --kernel-root "$VM_KROOT" \
         --cache "$VM_CACHE") || bail "initramfs/minimal/mkinitrd.sh failed"
     echo "# kernel $VM_KV, initramfs $(basename "$VM_INITRD") ($(stat -c %s "$VM_INITRD") bytes)"
+}
+
+# vm_realroot DIR: a real root filesystem tree for initramfs generators' boots (dracut,
+# initramfs-tools): a static busybox and an /sbin/init that reports what the initramfs hook left
+# in /run/kairos-kms (`[hook] ...` lines, hook.rc), whether /dev/mapper/vdb1 survived the switch
+# (mapper=1), the file MARKER on it (`[cat] ...`), then powers off. Prints DIR.
+vm_realroot() {
+    local root=$1
+    mkdir -p "$root"/{bin,sbin,proc,sys,dev,run,mnt,tmp}
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    ln -sf busybox "$root/bin/sh"
+    cat >"$root/sbin/init" <<'G'
+#!/bin/busybox sh
+B=/bin/busybox
+echo  # quiet boots leave the firmware's last line open on the console
+echo "@@KKMS realroot.at=$($B cut -d' ' -f1 /proc/uptime)"
+if [ -f /run/kairos-kms/unlock.log ]; then
+    $B sed 's/^/[hook] /' /run/kairos-kms/unlock.log
+    echo "@@KKMS hook.rc=$($B cat /run/kairos-kms/unlock.done)"
+fi
+[ -b /dev/mapper/vdb1 ] && echo "@@KKMS mapper=1"
+$B mount -t ext4 -o ro /dev/mapper/vdb1 /mnt && echo "[cat] $($B cat /mnt/MARKER)" && $B umount /mnt
+echo "@@KKMS end=1"
+$B sync
+$B poweroff -f
+G
+    chmod 755 "$root/sbin/init"
+    echo "$root"
 }
 
 vm_tpm_new() {
