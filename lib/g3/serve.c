@@ -17,9 +17,10 @@
 #include "metrics.h"
 #include "net.h"
 
-/* How often the store is rescanned in the background, so /readyz answers from the last rescan
- * instead of scanning DIR per request (an unauthenticated request must stay cheap). */
-#define REFRESH_INTERVAL_MS 5000
+/* How often the store takes in the changes inotify reported (and, every KMS_FULL_RESCAN_MS,
+ * rescans DIR in full) in the background, so /readyz answers from the last refresh instead of
+ * scanning DIR per request (an unauthenticated request must stay cheap). */
+#define REFRESH_INTERVAL_MS 1000
 
 struct server {
     struct kms_store *store;
@@ -111,7 +112,7 @@ static void on_refresh(struct net_timer *t, void *data)
     struct server *srv = data;
     (void)t;
     srv->refresh_timer = NULL;
-    kms_store_refresh(srv->store, true);
+    kms_store_refresh(srv->store, false);
     if (!srv->draining)
         srv->refresh_timer = net_timer_add(srv->loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, srv);
 }
@@ -294,8 +295,10 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
             goto out;
     }
     srv.refresh_timer = net_timer_add(srv.loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, &srv);
-    if (srv.worker > 0)
+    if (srv.worker > 0) {
+        kms_store_refresh(store, false); /* its own inotify watch (and one rescan) before serving */
         goto run;
+    }
     log_info("serving %s on %s%s:%u (%s)%s", kms_store_dir(store), tls ? "https://" : "http://",
              o->listen_addr ? o->listen_addr : "*", net_server_port(srv.net),
              o->metrics_listen ? "/getPass /postPass /tpm-attestation /healthz /readyz"

@@ -281,10 +281,10 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         return kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL,
                              "the request names no partition (headers label, name, uuid)");
     (void)kms_store_refresh_locked(s, true); /* decisions that may write see the newest DIR */
-    for (size_t i = 0; i < s->nvols; i++) {
-        const struct kms_volume *c = s->vols[i];
-        if (strcmp(c->tpm_hash, hash))
-            continue;
+    size_t nmine;
+    const struct kms_volume *const *mine = kms_store_volumes_of(s, hash, &nmine); /* in name order */
+    for (size_t i = 0; i < nmine; i++) {
+        const struct kms_volume *c = mine[i];
         if (!sv)
             sv = c;
         for (size_t j = 0; !v && j < c->nparts; j++)

@@ -42,17 +42,18 @@
 #include "base.h"
 
 /* Bounds (docs/README.md §5). */
-#define KMS_MAX_FILES 1000000          /* manifest files in DIR (by name order; rest skipped, with an error) */
-#define KMS_TOFU_MAX_FILES 2048        /* --enroll tofu stops enrolling once DIR holds this many files */
-#define KMS_MAX_FILE_SIZE (1u << 20)   /* bytes per file (= KYAML_MAX_INPUT) */
-#define KMS_MAX_TOTAL_SIZE (64u << 20) /* bytes of all loaded files together */
-#define KMS_MAX_DOCS 1024              /* objects per file, List items included */
-#define KMS_MAX_PARTITIONS 64          /* partitions per SealedVolume */
-#define KMS_MAX_SECRET_KEYS 256        /* keys per Secret */
-#define KMS_MAX_VALUE (64u << 10)      /* bytes per Secret value */
-#define KMS_MAX_NAME 253               /* object names, Secret keys (Kubernetes' limit) */
-#define KMS_MAX_FIELD 1024             /* label, deviceName, uuid, namespace */
-#define KMS_DEFAULT_POLL_MS 1000       /* default minimum interval between two rescans */
+#define KMS_MAX_FILES 10000000        /* a memory-safety bound on the files of DIR (rest skipped, with an error) */
+#define KMS_TOFU_MAX_FILES 2048       /* --enroll tofu stops enrolling once DIR holds this many files */
+#define KMS_MAX_FILE_SIZE (1u << 20)  /* bytes per file (= KYAML_MAX_INPUT) */
+#define KMS_MAX_TOTAL_SIZE (1u << 30) /* bytes of all loaded files together (1M one-node files of 1 KiB) */
+#define KMS_MAX_DOCS 1024             /* objects per file, List items included */
+#define KMS_MAX_PARTITIONS 64         /* partitions per SealedVolume */
+#define KMS_MAX_SECRET_KEYS 256       /* keys per Secret */
+#define KMS_MAX_VALUE (64u << 10)     /* bytes per Secret value */
+#define KMS_MAX_NAME 253              /* object names, Secret keys (Kubernetes' limit) */
+#define KMS_MAX_FIELD 1024            /* label, deviceName, uuid, namespace */
+#define KMS_DEFAULT_POLL_MS 1000      /* without inotify: default minimum interval between two rescans */
+#define KMS_FULL_RESCAN_MS 60000      /* with inotify: the periodic full rescan, a fallback */
 
 /* ---------------------------------------------------------------------------------------------
  * Audit: one JSON line per decision, appended with a single write (O_APPEND), never a secret:

@@ -150,6 +150,7 @@ struct kms_file {
     const char *problem; /* NULL, or what is wrong with the current version (static text) */
     bool known;          /* dev..ctime hold the version last looked at */
     bool kept;           /* seen by the scan in progress */
+    size_t counted;      /* bytes of it counted in the store's total (when loaded) */
     struct kms_records recs;
 };
 
@@ -158,6 +159,13 @@ struct kms_store {
     int dirfd;
     pthread_mutex_t lock;
     int poll_ms;
+    int ino_fd;           /* inotify watching DIR; -1: DIR is rescanned instead (inotify unavailable) */
+    pid_t ino_pid;        /* the process that made ino_fd: a forked worker makes its own */
+    int64_t last_full_ms; /* last full rescan (listing and stat of every file) */
+    bool bulk;            /* many files change at once: the index is rebuilt once at the end */
+    bool index_dirty;     /* records changed without the index: rebuilt before the next lookup */
+    size_t total_size;    /* bytes of the loaded files (KMS_MAX_TOTAL_SIZE) */
+    size_t files_cap, vols_cap, by_hash_cap, secrets_cap;
     int64_t last_scan_ms;
     bool scanned;
     int last_refresh;       /* 0, or the error of the last rescan (DIR could not be listed) */

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,52 +82,7 @@ static uint64_t digest(const char *p, size_t n)
     return h ^ n;
 }
 
-/* (Re)loads f when its stat changed. Returns 1 when its records were replaced or dropped. */
-static int load_file(struct kms_store *s, struct kms_file *f, const struct stat *lst)
-{
-    struct kms_records recs;
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    if (f->known && same_version(f, lst) && !f->racy)
-        return 0;
-    r = kms_dir_read(s->dirfd, s->dir, f->name, &buf, &len, &st);
-    if (r < 0) {
-        /* Unreadable now (permissions, vanished): nothing of it is served. */
-        remember_version(f, lst);
-        f->problem = "not loaded (see the errors above)";
-        f->digest = 0;
-        if (!f->loaded)
-            return 0;
-        kms_records_clear(&f->recs);
-        f->loaded = false;
-        return 1;
-    }
-    remember_version(f, &st);
-    if (f->digest && f->digest == digest(buf, len)) {
-        secure_wipe(buf, len);
-        free(buf);
-        return 0;
-    }
-    f->digest = digest(buf, len);
-    r = kms_manifest_load(buf, len, f->path, &recs);
-    secure_wipe(buf, len);
-    free(buf);
-    if (r < 0) {
-        f->problem = f->loaded ? "does not parse; its last good version is served" : "does not parse; nothing loaded";
-        if (f->loaded)
-            log_warn("%s: keeping the records of its last good version until it parses again", f->path);
-        return 0;
-    }
-    f->problem = recs.invalid ? "some objects are invalid and were skipped (see the errors above)" : NULL;
-    kms_records_clear(&f->recs);
-    f->recs = recs;
-    f->loaded = true;
-    log_debug("%s: loaded %zu SealedVolume(s), %zu Secret(s)", f->path, recs.nvols, recs.nsecrets);
-    return 1;
-}
+/* ---- the index: sorted arrays of pointers into the files' records ---- */
 
 static int cmp_vol(const void *a, const void *b)
 {
@@ -151,6 +107,70 @@ static int cmp_hash(const void *a, const void *b)
     return c ? c : cmp_vol(a, b);
 }
 
+/* Position of the first element of arr (n sorted pointers) not below elem. */
+#define ARR_LOWER(arr, n, elem, cmp, out)        \
+    do {                                         \
+        size_t lo_ = 0, hi_ = (n);               \
+        while (lo_ < hi_) {                      \
+            size_t mid_ = lo_ + (hi_ - lo_) / 2; \
+            if (cmp(&(arr)[mid_], &(elem)) < 0)  \
+                lo_ = mid_ + 1;                  \
+            else                                 \
+                hi_ = mid_;                      \
+        }                                        \
+        (out) = lo_;                             \
+    } while (0)
+
+/* Inserts elem in order: a memmove, O(n) bytes but no comparison beyond the binary search. */
+#define ARR_INSERT(arr, n, cap, elem, cmp)                                                        \
+    do {                                                                                          \
+        size_t pos_;                                                                              \
+        ARR_LOWER(arr, n, elem, cmp, pos_);                                                       \
+        if ((n) == (cap)) {                                                                       \
+            (cap) = (cap) ? 2 * (cap) : 64;                                                       \
+            (arr) = xrealloc((void *)(arr), (cap) * sizeof(*(arr)));                              \
+        }                                                                                         \
+        memmove((void *)((arr) + pos_ + 1), (void *)((arr) + pos_), ((n)-pos_) * sizeof(*(arr))); \
+        (arr)[pos_] = (elem);                                                                     \
+        (n)++;                                                                                    \
+    } while (0)
+
+/* Removes the element that is elem itself (objects that compare equal may be several). */
+#define ARR_REMOVE(arr, n, elem, cmp)                                                                   \
+    do {                                                                                                \
+        size_t i_;                                                                                      \
+        ARR_LOWER(arr, n, elem, cmp, i_);                                                               \
+        for (; i_ < (n) && !cmp(&(arr)[i_], &(elem)); i_++) {                                           \
+            if ((arr)[i_] == (elem)) {                                                                  \
+                memmove((void *)((arr) + i_), (void *)((arr) + i_ + 1), ((n)-i_ - 1) * sizeof(*(arr))); \
+                (n)--;                                                                                  \
+                break;                                                                                  \
+            }                                                                                           \
+        }                                                                                               \
+    } while (0)
+
+/* The run of objects named like the one at position i of a by-name array: marks them as defined
+ * twice (or clears the mark of a lone one) and reports the conflict. */
+#define FIX_DUPS(arr, n, name_, kind, T)                                                                        \
+    do {                                                                                                        \
+        size_t lo_ = 0, hi_ = (n), end_;                                                                        \
+        while (lo_ < hi_) {                                                                                     \
+            size_t mid_ = lo_ + (hi_ - lo_) / 2;                                                                \
+            if (strcmp((arr)[mid_]->name, (name_)) < 0)                                                         \
+                lo_ = mid_ + 1;                                                                                 \
+            else                                                                                                \
+                hi_ = mid_;                                                                                     \
+        }                                                                                                       \
+        for (end_ = lo_; end_ < (n) && !strcmp((arr)[end_]->name, (name_)); end_++)                             \
+            ;                                                                                                   \
+        for (size_t k_ = lo_; k_ < end_; k_++)                                                                  \
+            ((T *)(arr)[k_])->dup = end_ - lo_ < 2 ? NULL : (arr)[k_ == lo_ ? lo_ + 1 : lo_];                   \
+        if (end_ - lo_ >= 2)                                                                                    \
+            log_error(kind " %s is defined twice: %s:%u and %s:%u; requests for it are refused until one goes", \
+                      (arr)[lo_]->name, (arr)[lo_]->file, (arr)[lo_]->line, (arr)[lo_ + 1]->file,               \
+                      (arr)[lo_ + 1]->line);                                                                    \
+    } while (0)
+
 /* Rebuilds the sorted index and marks objects defined twice (namespaces are ignored). */
 static void build_index(struct kms_store *s)
 {
@@ -163,8 +183,8 @@ static void build_index(struct kms_store *s)
         nv += s->files[i]->recs.nvols;
         ns += s->files[i]->recs.nsecrets;
     }
-    s->vols = xcalloc(nv, sizeof(*s->vols));
-    s->secrets = xcalloc(ns, sizeof(*s->secrets));
+    s->vols = xcalloc(nv ? nv : 1, sizeof(*s->vols));
+    s->secrets = xcalloc(ns ? ns : 1, sizeof(*s->secrets));
     s->nvols = s->nsecrets = 0;
     for (size_t i = 0; i < s->nfiles; i++) {
         struct kms_records *r = &s->files[i]->recs;
@@ -182,6 +202,8 @@ static void build_index(struct kms_store *s)
     s->by_hash = xcalloc(s->nvols ? s->nvols : 1, sizeof(*s->by_hash));
     memcpy(s->by_hash, s->vols, s->nvols * sizeof(*s->vols));
     qsort(s->by_hash, s->nvols, sizeof(*s->by_hash), cmp_hash);
+    s->vols_cap = s->by_hash_cap = s->nvols ? s->nvols : 1;
+    s->secrets_cap = s->nsecrets ? s->nsecrets : 1;
     for (size_t i = 1; i < s->nvols; i++) {
         struct kms_volume *a = (struct kms_volume *)s->vols[i - 1], *b = (struct kms_volume *)s->vols[i];
         if (strcmp(a->name, b->name))
@@ -203,6 +225,135 @@ static void build_index(struct kms_store *s)
         log_error("Secret %s is defined twice: %s:%u and %s:%u; requests for it are refused until one goes", a->name,
                   a->file, a->line, b->file, b->line);
     }
+    s->index_dirty = false;
+}
+
+/* Adds (or removes) one file's records to (from) the index: O(log n) comparisons each. */
+static void index_file(struct kms_store *s, const struct kms_file *f, bool add)
+{
+    for (size_t j = 0; j < f->recs.nvols; j++) {
+        const struct kms_volume *v = &f->recs.vols[j];
+        size_t nh = s->nvols; /* by_hash holds the same volumes */
+        if (add) {
+            ((struct kms_volume *)v)->dup = NULL;
+            ARR_INSERT(s->by_hash, nh, s->by_hash_cap, v, cmp_hash);
+            ARR_INSERT(s->vols, s->nvols, s->vols_cap, v, cmp_vol);
+        } else {
+            ARR_REMOVE(s->by_hash, nh, v, cmp_hash);
+            ARR_REMOVE(s->vols, s->nvols, v, cmp_vol);
+        }
+        FIX_DUPS(s->vols, s->nvols, v->name, "SealedVolume", struct kms_volume);
+    }
+    for (size_t j = 0; j < f->recs.nsecrets; j++) {
+        const struct kms_secret_obj *o = &f->recs.secrets[j];
+        if (add) {
+            ((struct kms_secret_obj *)o)->dup = NULL;
+            ARR_INSERT(s->secrets, s->nsecrets, s->secrets_cap, o, cmp_sec);
+        } else {
+            ARR_REMOVE(s->secrets, s->nsecrets, o, cmp_sec);
+        }
+        FIX_DUPS(s->secrets, s->nsecrets, o->name, "Secret", struct kms_secret_obj);
+    }
+}
+
+/* Replaces f's records by *recs (NULL: drops them), keeping the index in step: at once for a few
+ * changes, by one rebuild at the end of a bulk load or a full rescan. */
+static void set_records(struct kms_store *s, struct kms_file *f, struct kms_records *recs)
+{
+    if (s->bulk)
+        s->index_dirty = true;
+    if (!s->index_dirty)
+        index_file(s, f, false);
+    kms_records_clear(&f->recs);
+    f->loaded = recs != NULL;
+    if (recs)
+        f->recs = *recs;
+    if (!s->index_dirty)
+        index_file(s, f, true);
+}
+
+/* (Re)loads f when its stat changed (or always, with force: inotify said it was written).
+ * Returns 1 when its records were replaced or dropped. */
+static int load_file(struct kms_store *s, struct kms_file *f, const struct stat *lst, bool force)
+{
+    struct kms_records recs;
+    struct stat st;
+    char *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    if (!force && f->known && same_version(f, lst) && !f->racy)
+        return 0;
+    r = kms_dir_read(s->dirfd, s->dir, f->name, &buf, &len, &st);
+    if (r < 0) {
+        /* Unreadable now (permissions, vanished): nothing of it is served. */
+        remember_version(f, lst);
+        f->problem = "not loaded (see the errors above)";
+        f->digest = 0;
+        if (!f->loaded)
+            return 0;
+        set_records(s, f, NULL);
+        return 1;
+    }
+    remember_version(f, &st);
+    if (f->digest && f->digest == digest(buf, len)) {
+        secure_wipe(buf, len);
+        free(buf);
+        return 0;
+    }
+    f->digest = digest(buf, len);
+    r = kms_manifest_load(buf, len, f->path, &recs);
+    secure_wipe(buf, len);
+    free(buf);
+    if (r < 0) {
+        f->problem = f->loaded ? "does not parse; its last good version is served" : "does not parse; nothing loaded";
+        if (f->loaded)
+            log_warn("%s: keeping the records of its last good version until it parses again", f->path);
+        return 0;
+    }
+    f->problem = recs.invalid ? "some objects are invalid and were skipped (see the errors above)" : NULL;
+    set_records(s, f, &recs);
+    log_debug("%s: loaded %zu SealedVolume(s), %zu Secret(s)", f->path, recs.nvols, recs.nsecrets);
+    return 1;
+}
+
+static struct kms_file *file_new(struct kms_store *s, const char *name)
+{
+    size_t plen = strlen(s->dir) + strlen(name) + 2;
+    struct kms_file *f = xcalloc(1, sizeof(*f));
+    f->path = xmalloc(plen);
+    snprintf(f->path, plen, "%s/%s", s->dir, name);
+    f->name = f->path + strlen(s->dir) + 1;
+    return f;
+}
+
+/* Loads f (stat lst) unless the store's size bound is reached; keeps s->total_size. */
+static int load_bounded(struct kms_store *s, struct kms_file *f, const struct stat *lst, bool force)
+{
+    int changed = 0;
+
+    if (f->loaded)
+        s->total_size -= f->counted;
+    f->counted = 0;
+    if (S_ISREG(lst->st_mode) && s->total_size + (size_t)lst->st_size > KMS_MAX_TOTAL_SIZE) {
+        if (!f->known || !same_version(f, lst))
+            log_error("%s: not loaded: the manifests in %s exceed %u bytes together", f->path, s->dir,
+                      KMS_MAX_TOTAL_SIZE);
+        remember_version(f, lst);
+        f->problem = "not loaded: the store's total size limit is reached";
+        f->digest = 0;
+        if (f->loaded) {
+            set_records(s, f, NULL);
+            changed = 1;
+        }
+    } else if (load_file(s, f, lst, force) > 0) {
+        changed = 1;
+    }
+    if (f->loaded) {
+        f->counted = (size_t)f->size;
+        s->total_size += f->counted;
+    }
+    return changed;
 }
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -241,16 +392,15 @@ static char **list_names(struct kms_store *s, size_t *count)
     return names;
 }
 
-int kms_store_refresh_locked(struct kms_store *s, bool force)
+/* Lists DIR and compares each file's identity with the version loaded: only changed, new and
+ * deleted files are read again. Returns 1 when records changed. */
+static int scan_full(struct kms_store *s)
 {
-    int64_t now = now_ms();
-    size_t n = 0, nnew = 0, total = 0;
+    size_t n = 0, nnew = 0;
     struct kms_file **files;
     char **names;
     bool changed = false;
 
-    if (!force && s->scanned && now - s->last_scan_ms < s->poll_ms)
-        return 0;
     names = list_names(s, &n);
     if (!names) {
         s->last_refresh = -EIO;
@@ -258,7 +408,7 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
         return -EIO;
     }
     s->last_refresh = 0;
-    s->last_scan_ms = now;
+    s->last_full_ms = s->last_scan_ms = now_ms();
     s->scanned = true;
     if (n > KMS_MAX_FILES) {
         if (!s->warned_too_many)
@@ -272,9 +422,13 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
         s->warned_too_many = false;
     }
 
+    s->bulk = true;
+    s->total_size = 0; /* counted again in name order: the first files within the bound load */
     files = xcalloc(n + 1, sizeof(*files));
-    for (size_t i = 0; i < s->nfiles; i++)
+    for (size_t i = 0; i < s->nfiles; i++) {
         s->files[i]->kept = false;
+        s->files[i]->counted = 0;
+    }
     for (size_t i = 0; i < n; i++) {
         struct kms_file *f = find_file(s, names[i]);
         struct stat lst;
@@ -283,31 +437,11 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
             free(names[i]); /* gone since the listing; its old entry is dropped below */
             continue;
         }
-        if (!f) {
-            size_t plen = strlen(s->dir) + strlen(names[i]) + 2;
-            f = xcalloc(1, sizeof(*f));
-            f->path = xmalloc(plen);
-            snprintf(f->path, plen, "%s/%s", s->dir, names[i]);
-            f->name = f->path + strlen(s->dir) + 1;
-        }
+        if (!f)
+            f = file_new(s, names[i]);
         free(names[i]);
-        if (S_ISREG(lst.st_mode) && total + (size_t)lst.st_size > KMS_MAX_TOTAL_SIZE) {
-            if (!f->known || !same_version(f, &lst))
-                log_error("%s: not loaded: the manifests in %s exceed %u bytes together", f->path, s->dir,
-                          KMS_MAX_TOTAL_SIZE);
-            remember_version(f, &lst);
-            f->problem = "not loaded: the store's total size limit is reached";
-            f->digest = 0;
-            if (f->loaded) {
-                kms_records_clear(&f->recs);
-                f->loaded = false;
-                changed = true;
-            }
-        } else if (load_file(s, f, &lst) > 0) {
+        if (load_bounded(s, f, &lst, false) > 0)
             changed = true;
-        }
-        if (f->loaded)
-            total += (size_t)f->size;
         f->kept = true;
         files[nnew++] = f;
     }
@@ -325,16 +459,205 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
     free(s->files);
     s->files = files;
     s->nfiles = nnew;
-    if (changed)
+    s->files_cap = n + 1;
+    s->bulk = false;
+    if (changed || s->index_dirty)
         build_index(s);
     return changed ? 1 : 0;
+}
+
+/* ---- inotify: only what changed is read again ---- */
+
+#define WATCH_MASK                                                                                          \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | \
+     IN_ONLYDIR | IN_EXCL_UNLINK)
+
+/* Watches DIR in this process (a forked worker needs its own instance: events are read once).
+ * -errno when inotify is not available; the store then polls. */
+static int watch_start(struct kms_store *s)
+{
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    if (inotify_add_watch(fd, s->dir, WATCH_MASK) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    s->ino_fd = fd;
+    s->ino_pid = getpid();
+    return 0;
+}
+
+static void watch_stop(struct kms_store *s)
+{
+    if (s->ino_fd >= 0)
+        close(s->ino_fd);
+    s->ino_fd = -1;
+}
+
+/* Removes f from s->files and frees it (its records leave the index). */
+static void file_drop(struct kms_store *s, struct kms_file *f)
+{
+    size_t lo = 0, hi = s->nfiles;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->files[mid]->name, f->name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->nfiles && s->files[lo] == f) {
+        memmove(s->files + lo, s->files + lo + 1, (s->nfiles - lo - 1) * sizeof(*s->files));
+        s->nfiles--;
+    }
+    if (f->loaded) {
+        s->total_size -= f->counted;
+        set_records(s, f, NULL);
+    }
+    log_debug("%s: removed", f->path);
+    file_free(f);
+}
+
+static struct kms_file *file_add(struct kms_store *s, const char *name)
+{
+    struct kms_file *f = file_new(s, name);
+    ARR_INSERT(s->files, s->nfiles, s->files_cap, f, cmp_file);
+    return f;
+}
+
+/* One name inotify reported: read again, added, or dropped. Returns 1 when records changed. */
+static int sync_name(struct kms_store *s, const char *name)
+{
+    struct kms_file *f = find_file(s, name);
+    struct stat lst;
+
+    if (fstatat(s->dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0) {
+        bool had = f && f->loaded;
+        if (f)
+            file_drop(s, f);
+        return had ? 1 : 0;
+    }
+    if (!f) {
+        if (s->nfiles >= KMS_MAX_FILES) {
+            if (!s->warned_too_many)
+                log_error("%s: more than %d manifest files; %s is not loaded", s->dir, KMS_MAX_FILES, name);
+            s->warned_too_many = true;
+            return 0;
+        }
+        f = file_add(s, name);
+    }
+    return load_bounded(s, f, &lst, true);
+}
+
+/* Reads the pending events: the names that changed (sorted, unique) in *out, or -ESTALE when a
+ * full rescan is needed (the queue overflowed, or the watch went away: polling from now on). */
+static int drain_events(struct kms_store *s, char ***out, size_t *count)
+{
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    char **names = NULL;
+    size_t n = 0, cap = 0, k = 0;
+    int r = 0;
+
+    for (;;) {
+        ssize_t len = read(s->ino_fd, buf, sizeof(buf));
+        if (len < 0 && errno == EINTR)
+            continue;
+        if (len <= 0)
+            break;
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            p += sizeof(*ev) + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                r = -ESTALE;
+            } else if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
+                log_warn("%s: no longer watched (moved or deleted?); rescanning it before every decision", s->dir);
+                watch_stop(s);
+                r = -ESTALE;
+                break;
+            } else if (ev->len && is_manifest_name(ev->name) && r == 0) {
+                if (n == cap) {
+                    cap = cap ? 2 * cap : 16;
+                    names = xrealloc(names, cap * sizeof(*names));
+                }
+                names[n++] = xstrdup(ev->name);
+            }
+        }
+        if (s->ino_fd < 0)
+            break;
+    }
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return r;
+    }
+    qsort(names, n, sizeof(*names), cmp_name);
+    for (size_t i = 0; i < n; i++) {
+        if (k && !strcmp(names[k - 1], names[i]))
+            free(names[i]);
+        else
+            names[k++] = names[i];
+    }
+    *out = names;
+    *count = k;
+    return 0;
+}
+
+/* Brings the records up to date: with inotify, only the files named by pending events are read
+ * (O(changes)); a full rescan when asked (full), when periodic and the last one is older than
+ * KMS_FULL_RESCAN_MS, when events were lost, and always when DIR is not watched (polling). */
+static int store_sync(struct kms_store *s, bool full, bool periodic)
+{
+    char **names = NULL;
+    size_t n = 0;
+    bool changed = false;
+
+    s->last_scan_ms = now_ms();
+    if (s->ino_fd >= 0 && s->ino_pid != getpid()) {
+        /* A forked worker: the events of the inherited instance are its parent's to read. */
+        watch_stop(s);
+        if (watch_start(s) < 0)
+            log_warn("%s: cannot watch it in this worker: %m; rescanning it before every decision", s->dir);
+        full = true;
+    }
+    if (s->ino_fd < 0)
+        return scan_full(s);
+    if (drain_events(s, &names, &n) < 0)
+        return scan_full(s);
+    if (full || (periodic && s->last_scan_ms - s->last_full_ms >= KMS_FULL_RESCAN_MS)) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return scan_full(s);
+    }
+    s->bulk = n > 256; /* many changes at once: one rebuild of the index instead of n updates */
+    for (size_t i = 0; i < n; i++) {
+        if (sync_name(s, names[i]) > 0)
+            changed = true;
+        free(names[i]);
+    }
+    free(names);
+    s->bulk = false;
+    if (s->index_dirty)
+        build_index(s);
+    s->last_refresh = 0;
+    return changed ? 1 : 0;
+}
+
+int kms_store_refresh_locked(struct kms_store *s, bool force)
+{
+    if (!force && s->scanned && now_ms() - s->last_scan_ms < s->poll_ms)
+        return 0;
+    return store_sync(s, false, false);
 }
 
 int kms_store_refresh(struct kms_store *s, bool force)
 {
     int r;
     pthread_mutex_lock(&s->lock);
-    r = kms_store_refresh_locked(s, force);
+    r = store_sync(s, force, !force);
     pthread_mutex_unlock(&s->lock);
     return r;
 }
@@ -427,11 +750,16 @@ int kms_store_open_dir(const char *dir, const struct kms_store_options *opt, str
     while (len > 1 && s->dir[len - 1] == '/')
         s->dir[--len] = '\0';
     s->dirfd = fd;
+    s->ino_fd = -1;
     s->poll_ms = opt->poll_interval_ms < 0 ? KMS_DEFAULT_POLL_MS : opt->poll_interval_ms;
     s->audit = opt->audit;
     pthread_mutex_init(&s->lock, NULL);
     remove_stale_temp_files(s);
-    r = kms_store_refresh_locked(s, true);
+    /* Watched before the first scan, so that nothing written meanwhile is missed. */
+    if ((r = watch_start(s)) < 0)
+        log_warn("%s: cannot watch it for changes (inotify: %s); rescanning it before every decision", s->dir,
+                 strerror(-r));
+    r = scan_full(s);
     if (r < 0) {
         kms_store_free(s);
         return r;
@@ -452,6 +780,8 @@ void kms_store_free(struct kms_store *s)
     free(s->secrets);
     if (s->dirfd >= 0)
         close(s->dirfd);
+    if (s->ino_fd >= 0 && s->ino_pid == getpid())
+        close(s->ino_fd);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);
     free(s);
@@ -506,8 +836,11 @@ const struct kms_volume *const *kms_store_volumes_of(const struct kms_store *s, 
 
 const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *path)
 {
-    for (size_t i = 0; i < s->nfiles; i++)
-        if (!strcmp(s->files[i]->path, path))
-            return s->files[i];
+    size_t dlen = strlen(s->dir);
+    const struct kms_file *f;
+
+    if (!strncmp(path, s->dir, dlen) && path[dlen] == '/' && (f = find_file((struct kms_store *)s, path + dlen + 1)) &&
+        !strcmp(f->path, path))
+        return f;
     return NULL;
 }
