@@ -101,6 +101,7 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
     _cleanup_free_ char *secret_name = NULL, *file = NULL, *vol_file = NULL, *secret_ns = NULL;
     _cleanup_free_ struct kms_partition *parts = NULL;
     struct kms_volume nv;
+    char *pcrs[KMS_PCR_COUNT];
     struct kms_buf b = {0};
     struct stat st;
     int ret;
@@ -164,9 +165,12 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
         if (r->pcr_mask) {
             nv.att.has_pcrs = true;
             nv.att.pcr_mask |= r->pcr_mask;
+            for (unsigned i = 0; i < KMS_PCR_COUNT; i++) /* the volume's own array is not ours to change */
+                pcrs[i] = nv.att.pcr ? nv.att.pcr[i] : NULL;
+            nv.att.pcr = pcrs;
             for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
                 if (r->pcr_mask & (1u << i))
-                    nv.att.pcr[i] = (char *)r->pcr[i];
+                    pcrs[i] = (char *)r->pcr[i];
         }
     }
     kms_emit_volume(&b, &nv);

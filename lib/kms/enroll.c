@@ -196,10 +196,11 @@ static int verify(const struct kms_volume *v, const char *ek_pem, const struct r
 
 static void set_all_pcrs(struct kms_attestation *a, const struct received *got)
 {
+    char **pcr = kms_att_pcrs(a);
     a->has_pcrs = true;
     for (unsigned i = 0; i < KMS_PCR_COUNT; i++) {
-        free(a->pcr[i]);
-        a->pcr[i] = got->mask & (1u << i) ? xstrdup(got->hex[i]) : NULL;
+        free(pcr[i]);
+        pcr[i] = got->mask & (1u << i) ? xstrdup(got->hex[i]) : NULL;
     }
     a->pcr_mask = got->mask;
 }

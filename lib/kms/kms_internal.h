@@ -28,11 +28,12 @@ struct kms_partition {
 #define KMS_PCR_COUNT 24
 #define KMS_PCR_HEX_MAX 128 /* a SHA-512 bank value in hex; we compare SHA-256 ones (64) */
 struct kms_attestation {
-    bool present;                         /* `attestation:` written (even {}) */
-    char *ek_pem;                         /* ekPublicKey; "" = learn */
-    bool has_pcrs;                        /* pcrValues.pcrs written (even {}) */
-    uint32_t pcr_mask;                    /* bit i: key "i" present */
-    char *pcr[KMS_PCR_COUNT];             /* lowercase hex; "" = learn; NULL when the key is absent */
+    bool present;      /* `attestation:` written (even {}) */
+    char *ek_pem;      /* ekPublicKey; "" = learn */
+    bool has_pcrs;     /* pcrValues.pcrs written (even {}) */
+    uint32_t pcr_mask; /* bit i: key "i" present */
+    char **pcr;        /* KMS_PCR_COUNT entries (lowercase hex; "" = learn; NULL when the key is absent), allocated
+                 * only when a key is present (most volumes pin none): a bit of pcr_mask implies pcr */
     char *enrolled_at, *last_verified_at; /* RFC 3339 text as written; "" when absent */
 };
 
@@ -68,6 +69,8 @@ struct kms_records {
     struct kms_secret_obj *secrets;
     size_t nsecrets;
     size_t invalid; /* documents reported and skipped */
+    char *arena;    /* kms_records_compact: every string and Secret value in one block */
+    size_t arena_len;
 };
 
 /* Reads every document of buf (name = the path, used in messages and kept by the records, so it
@@ -77,6 +80,10 @@ int kms_manifest_load(const char *buf, size_t len, const char *name, struct kms_
 /* The same without reporting invalid objects again (YAML syntax errors are still reported). */
 int kms_manifest_load_quiet(const char *buf, size_t len, const char *name, struct kms_records *recs);
 void kms_records_clear(struct kms_records *r);
+/* Moves the strings and Secret values of r into one allocation (a store of many small files
+ * then costs a few blocks per file, not tens); r reads the same. Nothing may free or replace a
+ * string of compacted records but kms_records_clear. */
+void kms_records_compact(struct kms_records *r);
 /* True when both hold the same objects in the same order (file/line/dup not compared). */
 bool kms_records_equal(const struct kms_records *a, const struct kms_records *b);
 const struct kms_kv *kms_secret_get(const struct kms_secret_obj *o, const char *key);
@@ -105,6 +112,8 @@ void kms_buf_free(struct kms_buf *b);
 /* The canonical manifest of a volume: what register writes, and what a file must still be
  * byte for byte for register to rewrite it. */
 void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v);
+/* a->pcr, allocated (all NULL) when it was not. */
+char **kms_att_pcrs(struct kms_attestation *a);
 /* Frees what a records' attestation holds and zeroes it. */
 void kms_attestation_clear(struct kms_attestation *a);
 /* A deep copy of v (file/line/dup kept as pointers); release with kms_volume_clear. */

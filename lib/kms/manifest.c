@@ -104,11 +104,19 @@ static void partition_clear(struct kms_partition *p)
     free(p->secret_path);
 }
 
+char **kms_att_pcrs(struct kms_attestation *a)
+{
+    if (!a->pcr)
+        a->pcr = xcalloc(KMS_PCR_COUNT, sizeof(*a->pcr));
+    return a->pcr;
+}
+
 void kms_attestation_clear(struct kms_attestation *a)
 {
     free(a->ek_pem);
-    for (size_t i = 0; i < KMS_PCR_COUNT; i++)
+    for (size_t i = 0; a->pcr && i < KMS_PCR_COUNT; i++)
         free(a->pcr[i]);
+    free(a->pcr);
     free(a->enrolled_at);
     free(a->last_verified_at);
     *a = (struct kms_attestation){0};
@@ -141,8 +149,9 @@ void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v)
                                                xstrdup(p->secret_name), xstrdup(p->secret_path), p->has_secret};
     }
     dst->att.ek_pem = dup_or_null(v->att.ek_pem);
-    for (size_t i = 0; i < KMS_PCR_COUNT; i++)
-        dst->att.pcr[i] = dup_or_null(v->att.pcr[i]);
+    dst->att.pcr = NULL;
+    for (size_t i = 0; v->att.pcr && i < KMS_PCR_COUNT; i++)
+        kms_att_pcrs(&dst->att)[i] = dup_or_null(v->att.pcr[i]);
     dst->att.enrolled_at = dup_or_null(v->att.enrolled_at);
     dst->att.last_verified_at = dup_or_null(v->att.last_verified_at);
 }
@@ -241,7 +250,7 @@ static int parse_attestation(const struct kyaml_node *n, const char *what, struc
         if (strlen(val) > KMS_PCR_HEX_MAX || !is_hex(val))
             return bad(vn, "%s.pcrValues.pcrs.%u: not a hex value (\"\" = learn at the next contact)", w, idx);
         a->pcr_mask |= 1u << idx;
-        a->pcr[idx] = xstrdup(val);
+        kms_att_pcrs(a)[idx] = xstrdup(val);
         for (char *c = a->pcr[idx]; *c; c++)
             if (*c >= 'A' && *c <= 'F')
                 *c = (char)(*c - 'A' + 'a');
@@ -541,13 +550,122 @@ int kms_manifest_load_quiet(const char *buf, size_t len, const char *name, struc
 
 void kms_records_clear(struct kms_records *r)
 {
-    for (size_t i = 0; i < r->nvols; i++)
-        volume_clear(&r->vols[i]);
-    for (size_t i = 0; i < r->nsecrets; i++)
-        secret_obj_clear(&r->secrets[i]);
+    for (size_t i = 0; i < r->nvols; i++) {
+        if (r->arena) { /* the strings live in the arena */
+            free(r->vols[i].parts);
+            free(r->vols[i].att.pcr);
+            r->vols[i] = (struct kms_volume){0};
+        } else {
+            volume_clear(&r->vols[i]);
+        }
+    }
+    for (size_t i = 0; i < r->nsecrets; i++) {
+        if (r->arena) {
+            free(r->secrets[i].kv);
+            r->secrets[i] = (struct kms_secret_obj){0};
+        } else {
+            secret_obj_clear(&r->secrets[i]);
+        }
+    }
+    if (r->arena) {
+        secure_wipe(r->arena, r->arena_len); /* Secret values are in it */
+        free(r->arena);
+    }
     free(r->vols);
     free(r->secrets);
     *r = (struct kms_records){0};
+}
+
+/* Arena building: first a pass that only counts (a->base NULL), then one that moves. */
+struct arena {
+    char *base;
+    size_t len;
+};
+
+static void *arena_take(struct arena *a, size_t n, size_t align)
+{
+    void *p;
+    a->len = (a->len + align - 1) & ~(align - 1);
+    p = a->base ? a->base + a->len : NULL;
+    a->len += n;
+    return p;
+}
+
+/* Moves the string *p into the arena (NULL stays NULL). */
+static void arena_str(struct arena *a, char **p)
+{
+    size_t n;
+    char *q;
+    if (!*p)
+        return;
+    n = strlen(*p) + 1;
+    q = arena_take(a, n, 1);
+    if (q) {
+        memcpy(q, *p, n);
+        free(*p);
+        *p = q;
+    }
+}
+
+static void arena_secret(struct arena *a, struct secret **p)
+{
+    struct secret *s = arena_take(a, sizeof(**p), _Alignof(struct secret));
+    uint8_t *d;
+    if (!*p)
+        return;
+    d = arena_take(a, (*p)->len + 1, 1);
+    if (s) {
+        memcpy(d, (*p)->data, (*p)->len);
+        d[(*p)->len] = 0;
+        *s = (struct secret){.len = (*p)->len, .cap = (*p)->len, .data = d};
+        secret_free(*p);
+        *p = s;
+    }
+}
+
+static void arena_records(struct arena *a, struct kms_records *r)
+{
+    for (size_t i = 0; i < r->nvols; i++) {
+        struct kms_volume *v = &r->vols[i];
+        arena_str(a, &v->name);
+        arena_str(a, &v->ns);
+        arena_str(a, &v->tpm_hash);
+        for (size_t j = 0; j < v->nparts; j++) {
+            struct kms_partition *pt = &v->parts[j];
+            arena_str(a, &pt->label);
+            arena_str(a, &pt->device_name);
+            arena_str(a, &pt->uuid);
+            arena_str(a, &pt->secret_name);
+            arena_str(a, &pt->secret_path);
+        }
+        arena_str(a, &v->att.ek_pem);
+        for (size_t j = 0; v->att.pcr && j < KMS_PCR_COUNT; j++)
+            arena_str(a, &v->att.pcr[j]);
+        arena_str(a, &v->att.enrolled_at);
+        arena_str(a, &v->att.last_verified_at);
+    }
+    for (size_t i = 0; i < r->nsecrets; i++) {
+        struct kms_secret_obj *o = &r->secrets[i];
+        arena_str(a, &o->name);
+        arena_str(a, &o->ns);
+        for (size_t j = 0; j < o->nkv; j++) {
+            arena_str(a, &o->kv[j].key);
+            arena_secret(a, &o->kv[j].value);
+        }
+    }
+}
+
+void kms_records_compact(struct kms_records *r)
+{
+    struct arena a = {0};
+
+    if (r->arena || (!r->nvols && !r->nsecrets))
+        return;
+    arena_records(&a, r); /* counts */
+    r->arena_len = a.len;
+    r->arena = xmalloc(a.len ? a.len : 1);
+    a = (struct arena){.base = r->arena};
+    arena_records(&a, r); /* moves */
 }
 
 const struct kms_kv *kms_secret_get(const struct kms_secret_obj *o, const char *key)

@@ -252,6 +252,7 @@ static int approve_locked(struct kms_store *s, const char *prefix, const char *v
     _cleanup_free_ struct kms_pending *all = NULL;
     struct kms_pending *p = NULL;
     struct kms_volume nv = {0};
+    char *pcrs[KMS_PCR_COUNT];
     struct kms_buf b = {0};
     char fname[128], now[32];
     size_t n = 0, found = 0;
@@ -296,8 +297,9 @@ static int approve_locked(struct kms_store *s, const char *prefix, const char *v
     nv.att.ek_pem = p->ek_pem;
     nv.att.has_pcrs = true;
     nv.att.pcr_mask = p->pcr_mask;
-    for (unsigned i = 0; i < 24; i++)
-        nv.att.pcr[i] = p->pcr_mask & (1u << i) ? p->pcr[i] : NULL;
+    nv.att.pcr = pcrs;
+    for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
+        pcrs[i] = p->pcr_mask & (1u << i) ? p->pcr[i] : NULL;
     nv.att.enrolled_at = now;
     nv.att.last_verified_at = now;
     kms_emit_volume(&b, &nv);

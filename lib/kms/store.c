@@ -312,6 +312,7 @@ static int load_file(struct kms_store *s, struct kms_file *f, const struct stat 
         return 0;
     }
     f->problem = recs.invalid ? "some objects are invalid and were skipped (see the errors above)" : NULL;
+    kms_records_compact(&recs);
     set_records(s, f, &recs);
     log_debug("%s: loaded %zu SealedVolume(s), %zu Secret(s)", f->path, recs.nvols, recs.nsecrets);
     return 1;
