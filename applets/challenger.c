@@ -3,6 +3,7 @@
 /* challenger: the KMS. Its records are the manifests operators `kubectl apply` to upstream
  * Kairos (SealedVolume keyserver.kairos.io/v1alpha1, Secret v1), kept in a directory. */
 #include <getopt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,11 +66,12 @@ static const char usage[] =
     "  --announce-interface IF  announce on IF only (repeatable; default every multicast interface)\n"
     "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) there instead of on\n"
     "                         the node-facing port (e.g. 127.0.0.1:9108)\n"
-    "  --workers N|auto       N processes serve the listener, each with its own event loop\n"
-    "                         (auto: one per CPU; default 1). The store's writes are atomic across\n"
-    "                         them, the metrics are shared, SIGTERM and SIGHUP reach every one\n"
-    "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last rescan of DIR,\n"
-    "done every 5 s), /metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or\n"
+    "  --workers N|auto       N processes serve the listener, each with its own event loop and\n"
+    "                         store (auto, the default: one per CPU this process may run on;\n"
+    "                         1: a single process). The store's writes are atomic across them,\n"
+    "                         the metrics are shared, SIGTERM and SIGHUP reach every one\n"
+    "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last refresh of the\n"
+    "store, done every second), /metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or\n"
     "secret in any label).\n"
     "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
     "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
@@ -276,8 +278,9 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
 {
     struct kms_store *store = NULL;
     struct kms_audit *audit = NULL;
-    /* The server looks at DIR before every decision (a listing and a stat per file: cheap), so
-     * an operator's edit (register, quarantine, a new manifest) counts from the next request. */
+    /* Before every decision the server takes in what inotify reported changed in DIR (only those
+     * files are read again; without inotify it rescans DIR), so an operator's edit (register,
+     * quarantine, a new manifest) counts from the next request. */
     struct kms_store_options so = {.create = true, .poll_interval_ms = 0};
     _cleanup_secret_ struct secret *pass = NULL;
     int code = EXIT_RUNTIME;
@@ -317,6 +320,15 @@ out:
     kms_store_free(store);
     kms_audit_free(audit);
     return code;
+}
+
+/* One worker per CPU this process may run on (its affinity mask: a container's or taskset's
+ * limit, not the machine's count), at most G3_MAX_WORKERS. */
+static unsigned cpu_workers(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > G3_MAX_WORKERS ? G3_MAX_WORKERS : (unsigned)n;
 }
 
 int challenger_main(int argc, char **argv)
@@ -441,8 +453,7 @@ int challenger_main(int argc, char **argv)
         case O_WORKERS: {
             uint32_t v;
             if (!strcmp(optarg, "auto")) {
-                long n = sysconf(_SC_NPROCESSORS_ONLN);
-                o.srv.workers = n > 0 ? (unsigned)(n > G3_MAX_WORKERS ? G3_MAX_WORKERS : n) : 1;
+                o.srv.workers = cpu_workers();
             } else if (parse_u32(optarg, G3_MAX_WORKERS, &v) == 0 && v > 0) {
                 o.srv.workers = v;
             } else {
@@ -496,6 +507,8 @@ int challenger_main(int argc, char **argv)
     }
     if (o.srv.max_conns && !o.srv.max_conns_per_peer && o.srv.max_conns < 32)
         o.srv.max_conns_per_peer = o.srv.max_conns; /* the default per peer, cut to the total */
+    if (v->run == verb_serve && !o.srv.workers)
+        o.srv.workers = cpu_workers(); /* the default: every CPU we may run on */
     c = run_command(v, &o, argv + optind, argc - optind);
     free(o.ek_pem);
     return c;
