@@ -7,6 +7,7 @@
 #include <mbedtls/psa_util.h>
 #include <mbedtls/sha1.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 #include <stdio.h>
@@ -18,6 +19,9 @@
 #include "tls.h"
 
 #define PEM_FILE_MAX (1024 * 1024)
+/* Session tickets: valid this long; the ticket key is made in memory at start and replaced by a
+ * new random one when it is this old (the previous one still decrypts until its own end). */
+#define TICKET_LIFETIME_S 3600
 
 /* Where Debian, Fedora/RHEL, Alpine and Arch keep the system CA bundle. */
 static const char *const system_bundles[] = {
@@ -30,6 +34,9 @@ struct ktls_server {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
+    mbedtls_ssl_ticket_context ticket;
+    void (*on_handshake)(void *data, bool resumed);
+    void *on_handshake_data;
 };
 
 struct ktls_client {
@@ -39,11 +46,20 @@ struct ktls_client {
     bool have_configured;
     mbedtls_x509_crt own_cert; /* our certificate for servers that ask for one (mTLS) */
     mbedtls_pk_context own_key;
+    /* The last session (ticket) a server gave us, offered again to the same host name: a node's
+     * next connections resume instead of paying a full handshake. In memory only. */
+    mbedtls_ssl_session saved;
+    bool have_saved;
+    char *saved_host;
 };
 
 struct ktls_session {
     mbedtls_ssl_context ssl;
-    const struct ktls_client *client; /* NULL on the server side */
+    struct ktls_client *client; /* NULL on the server side */
+    struct ktls_server *server; /* NULL on the client side */
+    bool offered;               /* client: a saved session was offered */
+    bool verified;              /* client: the peer's certificate was verified (a full handshake) */
+    bool resumed;               /* server: the client's ticket was accepted */
     int fd;
     int sock_errno; /* errno of the last failed send/recv */
     enum log_level fail_level;
@@ -90,6 +106,18 @@ static int conf_defaults(mbedtls_ssl_config *conf, int endpoint)
     return 0;
 }
 
+/* The session whose handshake step runs now (mbedTLS's ticket callbacks do not name it). */
+static __thread struct ktls_session *in_handshake;
+
+/* mbedTLS's ticket check, noting that the session in handshake resumes. */
+static int ticket_parse(void *p_ticket, mbedtls_ssl_session *session, unsigned char *buf, size_t len)
+{
+    int ret = mbedtls_ssl_ticket_parse(p_ticket, session, buf, len);
+    if (ret == 0 && in_handshake)
+        in_handshake->resumed = true;
+    return ret;
+}
+
 int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_server **out)
 {
     _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
@@ -109,6 +137,7 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
     mbedtls_ssl_config_init(&s->conf);
     mbedtls_x509_crt_init(&s->cert);
     mbedtls_pk_init(&s->key);
+    mbedtls_ssl_ticket_init(&s->ticket);
 
     /* mbedTLS wants the PEM's terminating NUL counted in the length. */
     ret = mbedtls_x509_crt_parse(&s->cert, (const unsigned char *)cert_pem, cert_len + 1);
@@ -130,6 +159,11 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
     ret = conf_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER);
     if (ret == 0)
         ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->cert, &s->key);
+    if (ret == 0)
+        ret = mbedtls_ssl_ticket_setup(&s->ticket, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE,
+                                       MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S);
+    if (ret == 0)
+        mbedtls_ssl_conf_session_tickets_cb(&s->conf, mbedtls_ssl_ticket_write, ticket_parse, &s->ticket);
     if (ret != 0) {
         r = log_error_errno(-EIO, "TLS server configuration failed: %s", tls_strerror(ret, err, sizeof(err)));
         goto fail;
@@ -148,7 +182,14 @@ void ktls_server_free(struct ktls_server *s)
     mbedtls_ssl_config_free(&s->conf);
     mbedtls_x509_crt_free(&s->cert);
     mbedtls_pk_free(&s->key);
+    mbedtls_ssl_ticket_free(&s->ticket);
     free(s);
+}
+
+void ktls_server_on_handshake(struct ktls_server *s, void (*cb)(void *data, bool resumed), void *data)
+{
+    s->on_handshake = cb;
+    s->on_handshake_data = data;
 }
 
 int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct ktls_client **out)
@@ -164,6 +205,7 @@ int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct k
     mbedtls_x509_crt_init(&c->configured);
     mbedtls_x509_crt_init(&c->own_cert);
     mbedtls_pk_init(&c->own_key);
+    mbedtls_ssl_session_init(&c->saved);
 
     if (pem && pem_len > 0) {
         /* PEM parsing needs a NUL-terminated buffer whose length counts the NUL. */
@@ -195,6 +237,9 @@ int ktls_client_new(const char *pem, size_t pem_len, bool system_roots, struct k
     }
     mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&c->conf, &c->roots, NULL);
+    mbedtls_ssl_conf_session_tickets(&c->conf, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+    mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(&c->conf,
+                                                             MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
     *out = c;
     return 0;
 fail:
@@ -211,6 +256,8 @@ void ktls_client_free(struct ktls_client *c)
     mbedtls_x509_crt_free(&c->configured);
     mbedtls_x509_crt_free(&c->own_cert);
     mbedtls_pk_free(&c->own_key);
+    mbedtls_ssl_session_free(&c->saved);
+    free(c->saved_host);
     free(c);
 }
 
@@ -305,6 +352,7 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
     struct ktls_session *t = ctx;
     const mbedtls_x509_crt *pin;
 
+    t->verified = true;
     if (depth > 0) {
         t->chain_flags |= *flags;
         *flags = 0;
@@ -342,6 +390,7 @@ int ktls_session_server(struct ktls_server *s, int fd, const char *peer, struct 
     if (!t)
         return log_error_errno(-ENOMEM, "%s: cannot set up a TLS session", peer);
     t->fail_level = LOG_INFO;
+    t->server = s;
     *out = t;
     return 0;
 }
@@ -359,8 +408,27 @@ int ktls_session_client(struct ktls_client *c, int fd, const char *host, const c
         return log_error_errno(-EINVAL, "%s: bad TLS server name %s", peer, host);
     }
     mbedtls_ssl_set_verify(&t->ssl, verify_cb, t);
+    /* Resumption: the host's last ticket. A server that does not take it answers with a full
+     * handshake (and the certificate is then verified as always). */
+    if (c->have_saved && c->saved_host && !strcmp(c->saved_host, host) &&
+        mbedtls_ssl_set_session(&t->ssl, &c->saved) == 0)
+        t->offered = true;
     *out = t;
     return 0;
+}
+
+/* Client: keeps the session (with the ticket just received) for the next connection to host. */
+static void save_session(struct ktls_session *t)
+{
+    struct ktls_client *c = t->client;
+
+    mbedtls_ssl_session_free(&c->saved);
+    mbedtls_ssl_session_init(&c->saved);
+    c->have_saved = mbedtls_ssl_get_session(&t->ssl, &c->saved) == 0;
+    if (c->have_saved && (!c->saved_host || strcmp(c->saved_host, t->host))) {
+        free(c->saved_host);
+        c->saved_host = xstrdup(t->host);
+    }
 }
 
 void ktls_session_free(struct ktls_session *t)
@@ -438,18 +506,42 @@ static int map_error(struct ktls_session *t, int ret, const char *what)
 int ktls_handshake(struct ktls_session *t)
 {
     int ret;
-    do
+
+    in_handshake = t;
+    for (;;) {
         ret = mbedtls_ssl_handshake(&t->ssl);
-    while (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET);
-    return ret == 0 ? 0 : map_error(t, ret, "handshake");
+        if (ret != MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            break;
+        save_session(t);
+    }
+    in_handshake = NULL;
+    if (ret != 0)
+        return map_error(t, ret, "handshake");
+    if (t->server && t->server->on_handshake)
+        t->server->on_handshake(t->server->on_handshake_data, t->resumed);
+    if (t->client) {
+        /* A resumed handshake sends no certificate: nothing was verified, the ticket stood for it. */
+        if (t->offered && !t->verified)
+            log_debug("%s: TLS session resumed", t->peer);
+        else
+            log_debug("%s: TLS full handshake", t->peer);
+        if (mbedtls_ssl_get_version_number(&t->ssl) != MBEDTLS_SSL_VERSION_TLS1_3)
+            save_session(t); /* TLS 1.2: the ticket came within the handshake */
+    }
+    return 0;
 }
+
+bool ktls_session_resumed(const struct ktls_session *t) { return t->client ? t->offered && !t->verified : t->resumed; }
 
 ssize_t ktls_read(struct ktls_session *t, void *buf, size_t n)
 {
     int ret;
-    do
+    for (;;) {
         ret = mbedtls_ssl_read(&t->ssl, buf, n);
-    while (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET);
+        if (ret != MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            break;
+        save_session(t); /* TLS 1.3: tickets come after the handshake */
+    }
     if (ret >= 0)
         return ret;
     /* A peer that just closes TCP is common (Go servers do it after their last message). */

@@ -33,6 +33,10 @@ void ktls_sha1(const void *in, size_t n, uint8_t out[SHA1_LEN]);
  * that they belong together. *out is owned by the caller (ktls_server_free). */
 int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_server **out);
 void ktls_server_free(struct ktls_server *s);
+/* cb(data, resumed) after each completed server handshake: resumed from a session ticket, or full.
+ * Servers issue tickets (TLS 1.2 and 1.3) under a key kept in memory only, made at start and
+ * replaced every hour; each server configuration (each --workers process) has its own key. */
+void ktls_server_on_handshake(struct ktls_server *s, void (*cb)(void *data, bool resumed), void *data);
 
 /* Client configuration. pem (pem_len bytes, NULL or empty for none) is the operator's
  * `certificate` (docs/upstream.md §5.3): CA certificate(s), or the server's own certificate. A peer is
@@ -53,6 +57,9 @@ int ktls_session_server(struct ktls_server *s, int fd, const char *peer, struct 
 /* A client-side session on fd for server host (SNI and certificate name; copied). peer names the
  * server in log lines, e.g. the URL (copied). Failures are logged as errors. */
 int ktls_session_client(struct ktls_client *c, int fd, const char *host, const char *peer, struct ktls_session **out);
+/* Whether the finished handshake resumed an earlier session (a client offers the last ticket its
+ * ktls_client got from the same host name; a debug line says "TLS session resumed"). */
+bool ktls_session_resumed(const struct ktls_session *t);
 /* Frees a session (NULL is fine); does not close the socket. */
 void ktls_session_free(struct ktls_session *t);
 

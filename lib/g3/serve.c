@@ -117,6 +117,8 @@ static void on_refresh(struct net_timer *t, void *data)
         srv->refresh_timer = net_timer_add(srv->loop, now_ms() + REFRESH_INTERVAL_MS, on_refresh, srv);
 }
 
+static void on_tls_handshake(void *data, bool resumed) { kms_metrics_tls_handshake(data, resumed); }
+
 /* More descriptors, more connections: the soft limit goes up to the hard one. */
 static void raise_fd_limit(void)
 {
@@ -260,6 +262,8 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
     }
     if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0)
         goto out;
+    if (tls)
+        ktls_server_on_handshake(tls, on_tls_handshake, srv.metrics);
     cfg.tls = tls;
     if (net_loop_new(&srv.loop) < 0)
         goto out;

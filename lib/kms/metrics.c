@@ -34,6 +34,7 @@ struct kms_metrics {
     uint64_t exchanges[N_ENDPOINTS][N_OUTCOMES];
     uint64_t hist[N_ENDPOINTS][N_BUCKETS + 1]; /* per bucket (not cumulative); the last is +Inf */
     double sum[N_ENDPOINTS];
+    uint64_t tls_handshakes[2]; /* full, resumed */
 };
 
 /* In shared memory with a process-shared lock: the worker processes of `challenger --workers N`
@@ -97,6 +98,15 @@ void kms_metrics_observe(struct kms_metrics *m, const char *path, double seconds
     pthread_mutex_unlock(&m->lock);
 }
 
+void kms_metrics_tls_handshake(struct kms_metrics *m, bool resumed)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->tls_handshakes[resumed ? 1 : 0]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void header(struct kms_buf *b, const char *name, const char *type, const char *help)
 {
     kms_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -112,6 +122,7 @@ int kms_metrics_render(struct kms_metrics *m, struct kms_store *store, size_t op
     pthread_mutex_lock(&m->lock);
     memcpy(snap.exchanges, m->exchanges, sizeof(snap.exchanges));
     memcpy(snap.hist, m->hist, sizeof(snap.hist));
+    memcpy(snap.tls_handshakes, m->tls_handshakes, sizeof(snap.tls_handshakes));
     memcpy(snap.sum, m->sum, sizeof(snap.sum));
     pthread_mutex_unlock(&m->lock);
     kms_store_stats(store, &st);
@@ -143,6 +154,12 @@ int kms_metrics_render(struct kms_metrics *m, struct kms_store *store, size_t op
         kms_buf_printf(&b, "kairos_kms_exchange_server_seconds_count{endpoint=\"%s\"} %llu\n", endpoints[e].action,
                        (unsigned long long)cum);
     }
+    header(&b, "kairos_kms_tls_handshakes_total", "counter",
+           "TLS handshakes completed: full, or resumed from a session ticket.");
+    kms_buf_printf(&b, "kairos_kms_tls_handshakes_total{kind=\"full\"} %llu\n",
+                   (unsigned long long)snap.tls_handshakes[0]);
+    kms_buf_printf(&b, "kairos_kms_tls_handshakes_total{kind=\"resumed\"} %llu\n",
+                   (unsigned long long)snap.tls_handshakes[1]);
     header(&b, "kairos_kms_connections_open", "gauge", "Open client connections.");
     kms_buf_printf(&b, "kairos_kms_connections_open %zu\n", open_conns);
     header(&b, "kairos_kms_store_records", "gauge",

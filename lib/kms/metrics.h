@@ -25,6 +25,9 @@ void kms_metrics_count(struct kms_metrics *m, const char *endpoint, enum kms_out
  * its handlers, without the time spent waiting for the node. Other paths are not observed. */
 void kms_metrics_observe(struct kms_metrics *m, const char *path, double seconds);
 
+/* One finished TLS handshake of a node's connection: resumed from a session ticket, or full. */
+void kms_metrics_tls_handshake(struct kms_metrics *m, bool resumed);
+
 /* The exposition text: build info, exchanges by protocol/endpoint/outcome, the server-time
  * histogram, open_conns, and the store's records, invalid files, reload errors and readiness.
  * *out is malloc'd, NUL-terminated, owned by the caller. */
