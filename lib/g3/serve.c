@@ -119,6 +119,34 @@ static void on_refresh(struct net_timer *t, void *data)
 
 static void on_tls_handshake(void *data, bool resumed) { kms_metrics_tls_handshake(data, resumed); }
 
+/* musl's allocator (mallocng) gives a group of slots back to the kernel as soon as its last slot
+ * is freed, so a server whose every exchange allocates and frees the same sizes maps and unmaps
+ * pages all the time (mmap, munmap, page faults: a third of an exchange's CPU). One block kept in
+ * each size class (up to 128 KiB; musl's classes are 16-byte units) keeps a group of every class
+ * alive for the life of the process. Untouched, the blocks cost little resident memory. */
+#define WARM_SLOTS 16
+static void keep_malloc_warm(void)
+{
+    static const unsigned short units[] = {1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   12,   15,
+                                           18,   20,   25,   31,   36,   42,   50,   63,   72,   84,   102,  127,
+                                           146,  170,  204,  255,  292,  340,  409,  511,  584,  682,  818,  1023,
+                                           1169, 1364, 1637, 2047, 2340, 2730, 3276, 4095, 4680, 5460, 6552, 8191};
+    static void *kept[sizeof(units) / sizeof(units[0])];
+
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        void *tmp[WARM_SLOTS];
+        if (kept[i])
+            continue;
+        /* The later blocks land in a group sized for several: all but the last are freed again,
+         * so that group stays with free slots the next requests of this size take. */
+        for (size_t j = 0; j < WARM_SLOTS; j++)
+            tmp[j] = malloc((size_t)units[i] * 16 - 4);
+        kept[i] = tmp[WARM_SLOTS - 1];
+        for (size_t j = 0; j + 1 < WARM_SLOTS; j++)
+            free(tmp[j]);
+    }
+}
+
 /* More descriptors, more connections: the soft limit goes up to the hard one. */
 static void raise_fd_limit(void)
 {
@@ -315,6 +343,7 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
                             : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)",
              o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
 run:
+    keep_malloc_warm();
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
     if (srv.n_children) {
