@@ -152,7 +152,7 @@ void conn_queue(struct net_conn *c, const void *p, size_t n, bool last)
     }
     if (last)
         conn_finish(c);
-    else
+    else if (!c->corked)
         conn_flush(c);
 }
 
@@ -195,6 +195,17 @@ static void conn_eof(struct net_conn *c)
     }
 }
 
+/* Serves what was read; what the handlers answer meanwhile goes out together afterwards (the 101
+ * and the first WebSocket message in one segment, a payload and its close frame in one). */
+static void serve_corked(struct net_conn *c)
+{
+    c->corked = true;
+    serve_input(c);
+    c->corked = false;
+    if (c->state != CS_DEAD && nbuf_unread(&c->out) > 0)
+        conn_flush(c);
+}
+
 void conn_read(struct net_conn *c)
 {
     uint8_t junk[4096];
@@ -203,7 +214,7 @@ void conn_read(struct net_conn *c)
     c->read_wants_out = false;
     /* Input left over when reading paused (pipelined requests, frames) goes first. */
     if (nbuf_unread(&c->in) > 0 && !c->read_paused && (c->state == CS_REQUEST || c->state == CS_WS))
-        serve_input(c);
+        serve_corked(c);
     for (int i = 0; i < READS_PER_EVENT || (c->st.tls && c->state != CS_DEAD && ktls_pending(c->st.tls)); i++) {
         ssize_t n;
         if (c->state != CS_REQUEST && c->state != CS_WS && c->state != CS_LINGER)
@@ -223,7 +234,7 @@ void conn_read(struct net_conn *c)
         if (n > 0) {
             if (c->state != CS_LINGER) {
                 c->in.len += (size_t)n;
-                serve_input(c);
+                serve_corked(c);
                 nbuf_shrink(&c->in);
             }
         } else if (n == 0) {

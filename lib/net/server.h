@@ -67,6 +67,7 @@ struct net_conn {
     uint32_t flush_wants;
     bool read_paused; /* too much output queued: stop reading until it drains */
     bool kick_read;   /* read again without waiting for epoll (TLS may hold data) */
+    bool corked;      /* serving its input: answers are written once it is done (one send, not several) */
     uint32_t events;
     const struct route *route; /* the WebSocket route, once upgrading */
     bool upgrading;            /* inside on_open, 101 not sent yet */
