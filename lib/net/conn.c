@@ -49,6 +49,8 @@ struct net_conn *conn_new(struct net_server *s, int fd, const char *peer)
         free(c);
         return NULL;
     }
+    if (s->n_spare_in)
+        c->in = s->spare_in[--s->n_spare_in];
     return c;
 }
 
@@ -62,7 +64,10 @@ void conn_free(struct net_conn *c)
         secure_wipe(c->in.data, c->in.cap);
     if (c->out.data)
         secure_wipe(c->out.data, c->out.cap);
-    nbuf_free(&c->in);
+    if (c->in.data && c->in.cap >= NET_IO_CHUNK && c->in.cap <= 4 * NET_IO_CHUNK && c->srv->n_spare_in < SPARE_BUFS)
+        c->srv->spare_in[c->srv->n_spare_in++] = (struct nbuf){.data = c->in.data, .cap = c->in.cap};
+    else
+        nbuf_free(&c->in);
     nbuf_free(&c->out);
     free(c);
 }

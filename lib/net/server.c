@@ -399,6 +399,8 @@ void net_server_free(struct net_server *s)
             net_loop_unwatch(s->loop, c->st.fd);
         conn_free(c);
     }
+    for (size_t i = 0; i < s->n_spare_in; i++)
+        nbuf_free(&s->spare_in[i]);
     for (size_t i = 0; i < PEER_BUCKETS; i++)
         for (struct peer_count *p = s->peers[i], *n; p; p = n) {
             n = p->next;
