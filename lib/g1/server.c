@@ -102,6 +102,52 @@ static bool ek_cert_trusted(const struct g1_server *srv, const char *ek_pem, cha
     return true;
 }
 
+/* EK public keys parsed lately, by the SHA-256 of their PEM text: a node's connections of one
+ * flow (getPass, postPass, getPass) and its next boots skip the PEM decoding, the SPKI encoding
+ * and its hash. Bounded (oldest replaced); per process, which serves one connection at a time. */
+#define EK_CACHE_SIZE 256
+static struct ek_cache_entry {
+    uint8_t pem_digest[SHA256_LEN];
+    bool used;
+    struct rsa_pub ek;
+    char hash[2 * SHA256_LEN + 1];
+} ek_cache[EK_CACHE_SIZE];
+static size_t ek_cache_next;
+
+/* The EK of pem and its TPM hash (hex), from the cache or parsed and cached; 0, or what
+ * proto_ek_pem_public returned, or -EINVAL when the key has no SPKI encoding. */
+static int ek_lookup(const char *pem, struct rsa_pub *ek, char hash[2 * SHA256_LEN + 1])
+{
+    uint8_t pd[SHA256_LEN], digest[SHA256_LEN], *spki = NULL;
+    size_t spki_len = 0;
+    struct ek_cache_entry *e;
+    int r;
+
+    crypto_sha256(pem, strlen(pem), pd);
+    for (size_t i = 0; i < EK_CACHE_SIZE && ek_cache[i].used; i++) {
+        if (!memcmp(ek_cache[i].pem_digest, pd, sizeof(pd))) {
+            *ek = ek_cache[i].ek;
+            memcpy(hash, ek_cache[i].hash, 2 * SHA256_LEN + 1);
+            return 0;
+        }
+    }
+    r = proto_ek_pem_public(pem, ek);
+    if (r < 0)
+        return r;
+    if (crypto_rsa_spki_der(ek, &spki, &spki_len) < 0)
+        return -EINVAL;
+    crypto_sha256(spki, spki_len, digest);
+    free(spki);
+    hex_encode(digest, sizeof(digest), hash);
+    e = &ek_cache[ek_cache_next];
+    ek_cache_next = (ek_cache_next + 1) % EK_CACHE_SIZE;
+    memcpy(e->pem_digest, pd, sizeof(pd));
+    e->ek = *ek;
+    memcpy(e->hash, hash, 2 * SHA256_LEN + 1);
+    e->used = true;
+    return 0;
+}
+
 /* The upgrade: decode the token, check the AK, compute the TPM hash, send the challenge. */
 static void on_open(struct net_conn *c, const struct net_request *req, void *data, bool post)
 {
@@ -111,8 +157,8 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     struct proto_token tok = {0};
     struct attest_credential cred;
     struct rsa_pub ek;
-    uint8_t name[ATTEST_NAME_MAX], digest[SHA256_LEN], *spki = NULL;
-    size_t name_len = 0, spki_len = 0;
+    uint8_t name[ATTEST_NAME_MAX];
+    size_t name_len = 0;
     char why[ATTEST_WHY_MAX] = "", *msg = NULL;
     size_t msg_len;
     int r;
@@ -129,17 +175,14 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
         refuse(x, c, auth ? "invalid token: not a TPM attestation token" : "missing Authorization header");
         return;
     }
-    r = proto_ek_pem_public(tok.ek_pem, &ek);
+    r = ek_lookup(tok.ek_pem, &ek, x->hash);
     if (r < 0) {
-        refuse(x, c, r == -EPROTONOSUPPORT ? "invalid token: EK is not an RSA key" : "invalid pem type");
+        refuse(x, c,
+               r == -EPROTONOSUPPORT ? "invalid token: EK is not an RSA key"
+               : r == -EINVAL        ? "invalid token: EK public key"
+                                     : "invalid pem type");
         goto out;
     }
-    if (crypto_rsa_spki_der(&ek, &spki, &spki_len) < 0) {
-        refuse(x, c, "invalid token: EK public key");
-        goto out;
-    }
-    crypto_sha256(spki, spki_len, digest);
-    hex_encode(digest, sizeof(digest), x->hash);
     if (srv->ek_ca) {
         char error[ATTEST_WHY_MAX + 64];
         if (!ek_cert_trusted(srv, tok.ek_pem, error, sizeof(error))) {
@@ -167,7 +210,6 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     }
     x->state = WAIT_ANSWER;
 out:
-    free(spki);
     proto_token_clear(&tok);
 }
 
