@@ -313,6 +313,8 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
     if (kms_audit_open(o->audit_log, &audit) < 0)
         return EXIT_RUNTIME;
     so.audit = audit;
+    if (v->run == verb_serve)
+        g3_keep_malloc_warm(); /* loading a big store allocates and frees the same sizes too */
     if (kms_store_open_dir(o->db, &so, &store) < 0)
         goto out;
     code = v->run(store, audit, o, args);

@@ -61,6 +61,10 @@ struct g3_serve_opts {
 };
 #define G3_MAX_WORKERS 64
 
+/* Keeps a group of every malloc size class alive (musl would map and unmap pages on every
+ * exchange, and for every file of a big store). Called by g3_serve; call it earlier to load the
+ * store with it too. */
+void g3_keep_malloc_warm(void);
 /* Serves /getPass, /postPass (G1), /tpm-attestation (G3), /healthz, /readyz and /metrics (or
  * /metrics on --metrics-listen), announces itself over mDNS with --announce, until SIGTERM/SIGINT
  * (then says goodbye over mDNS and drains). Returns the exit code. */

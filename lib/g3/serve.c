@@ -125,7 +125,7 @@ static void on_tls_handshake(void *data, bool resumed) { kms_metrics_tls_handsha
  * each size class (up to 128 KiB; musl's classes are 16-byte units) keeps a group of every class
  * alive for the life of the process. Untouched, the blocks cost little resident memory. */
 #define WARM_SLOTS 16
-static void keep_malloc_warm(void)
+void g3_keep_malloc_warm(void)
 {
     static const unsigned short units[] = {1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   12,   15,
                                            18,   20,   25,   31,   36,   42,   50,   63,   72,   84,   102,  127,
@@ -343,7 +343,7 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
                             : "registered (TPMs without a SealedVolume are refused and listed by `challenger pending`)",
              o->require_fresh_quotes ? "; quotes must carry our nonce" : "");
 run:
-    keep_malloc_warm();
+    g3_keep_malloc_warm();
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
     if (srv.n_children) {
