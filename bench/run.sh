@@ -28,7 +28,9 @@ start_swtpm "$work/ek" ekcert
 printf %s 'bench-static-passphrase' >"$work/pass"
 "$bin" challenger register --db "$work/db" --tpm-hash "$("$bin" tpm-hash --tpm-device "$work/ek/sock")" \
     --label COS_PERSISTENT --passphrase-file "$work/pass" 2>/dev/null
-"$bin" challenger --db "$work/db" --listen 127.0.0.1:0 --port-file "$work/port" --audit-log "$work/audit.jsonl" 2>/dev/null &
+# One worker: the CPU read from /proc below is that process's (the default is one per CPU).
+"$bin" challenger --db "$work/db" --listen 127.0.0.1:0 --port-file "$work/port" --audit-log "$work/audit.jsonl" \
+    --workers 1 2>/dev/null &
 kms=$!
 pids+=($kms)
 for _ in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.02; done

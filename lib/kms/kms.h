@@ -11,11 +11,15 @@
  *    `SealedVolumeList`, `SecretList`) items are read too. Unknown kinds are skipped (debug line).
  *  - Namespaces are recorded but ignored: two objects of the same kind and name anywhere in DIR
  *    are a conflict, reported with both places; a lookup that needs one of them is refused.
- *  - Reloading: the index is kept in memory; before a lookup, when the last scan is older than
- *    the poll interval, DIR is listed and each file's (inode, size, mtime, ctime) compared with
- *    the loaded version; only changed files are parsed again. A file modified less than 2 s
- *    before it was read is read again on the next scan (a same-tick rewrite would not change its
- *    stat). Rename-over, new and deleted files are therefore seen at the next lookup.
+ *  - Reloading: the index is kept in memory. DIR is watched with inotify: before a lookup the
+ *    pending events are read and only the files they name are read again or dropped (O(changes)).
+ *    A full rescan (DIR listed, each file's inode, size, mtime, ctime compared with the loaded
+ *    version, only changed files parsed again) runs at open, on kms_store_refresh(force), every
+ *    KMS_FULL_RESCAN_MS from kms_store_refresh(!force), and when events were lost. Without
+ *    inotify, DIR is rescanned before a lookup when the last scan is older than the poll interval.
+ *    In a rescan, a file modified less than 2 s before it was read is read again on the next one
+ *    (a same-tick rewrite would not change its stat). Rename-over, new and deleted files are
+ *    therefore seen at the next lookup. A process forked after open makes its own watch.
  *    Editors that write in place can still be read half-way: write manifests by rename
  *    (kubectl-style tools, sed -i and our own commands do).
  *  - A file that fails to parse as YAML keeps the records of its last good version (a
@@ -110,9 +114,10 @@ int kms_store_open_dir(const char *dir, const struct kms_store_options *opt, str
 void kms_store_free(struct kms_store *s);
 static inline void kms_store_freep(struct kms_store **s) { kms_store_free(*s); }
 #define _cleanup_kms_store_ _cleanup_(kms_store_freep)
-/* Rescans DIR now (force) or when the poll interval has passed; returns 1 when a manifest was
- * (re)loaded or dropped, 0 when nothing changed, negative errno when DIR cannot be listed (the
- * old records stay). */
+/* force: rescans DIR in full now. Otherwise takes in the changes inotify reported, and rescans
+ * in full when the last full rescan is older than KMS_FULL_RESCAN_MS (or without inotify). Returns
+ * 1 when a manifest was (re)loaded or dropped, 0 when nothing changed, negative errno when DIR
+ * cannot be listed (the old records stay). */
 int kms_store_refresh(struct kms_store *s, bool force);
 /* Whether the last rescan could list DIR (what /readyz reports); never scans itself. */
 bool kms_store_ready(struct kms_store *s);
