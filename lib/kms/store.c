@@ -781,7 +781,7 @@ void kms_store_free(struct kms_store *s)
     free(s->secrets);
     if (s->dirfd >= 0)
         close(s->dirfd);
-    if (s->ino_fd >= 0 && s->ino_pid == getpid())
+    if (s->ino_fd >= 0)
         close(s->ino_fd);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);

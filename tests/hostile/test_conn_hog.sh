@@ -74,7 +74,9 @@ hog_stop
 kms_stop
 
 # ---- descriptors run out under the KMS (limit lowered after start, no per-address limit) ----
-kms_start --max-conns-per-peer 1024
+# One worker: the limit is lowered on that process (with one per CPU, the hog's connections would
+# be shared among processes that each keep under their own limit).
+kms_start --max-conns-per-peer 1024 --workers 1
 prlimit --pid "$KMS_PID" --nofile=1024:1024 || bail "prlimit failed"
 hog_start
 # The hog's connections that overflowed the listen backlog are retried by the kernel (SYN
