@@ -247,6 +247,21 @@ int kms_write_new_secret(struct kms_store *s, const char *comment, const char *n
  * default name that collides once cleaned ("a-b" + "c" and "a" + "b-c"). Such a Secret would be
  * that node's passphrase; this node may not choose it. Compared in cleanKubeName form, the
  * widest of the two lookups /getPass makes. */
+/* Whether cleanKubeName(a b c) (NULLs skipped) is clean. */
+static bool clean_matches(const char *clean, const char *a, const char *b, const char *c)
+{
+    const char *parts[3] = {a, b, c};
+    const char *q = clean;
+
+    for (int i = 0; i < 3; i++)
+        for (const char *p = parts[i]; p && *p; p++, q++) {
+            char ch = *p == '_' ? '-' : *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+            if (*q != ch)
+                return false;
+        }
+    return *q == '\0';
+}
+
 int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *self, const char *hash,
                          const struct kms_secret_ref *ref, const char *action, struct kms_reply *out)
 {
@@ -255,12 +270,11 @@ int kms_check_other_tpms(const struct kms_store *s, const struct kms_volume *sel
         if (!strcmp(v->tpm_hash, hash))
             continue;
         for (size_t j = 0; j < v->nparts; j++) {
-            struct kms_secret_ref other = {0};
-            bool same;
-            kms_secret_ref_of(v, &v->parts[j], &other);
-            same = !strcmp(other.clean_name, ref->clean_name);
-            kms_secret_ref_clear(&other);
-            if (!same)
+            const struct kms_partition *p = &v->parts[j];
+            /* The name kms_secret_ref_of would make, compared without making it (a linear pass
+             * over the fleet: no allocation per volume). */
+            if (*p->secret_name ? !clean_matches(ref->clean_name, p->secret_name, NULL, NULL)
+                                : !clean_matches(ref->clean_name, v->name, "-", p->label))
                 continue;
             log_warn("%s from %s for SealedVolume %s: Secret %s is also referenced by SealedVolume %s "
                      "(%s:%u) of another TPM; not stored",
