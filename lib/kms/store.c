@@ -594,7 +594,8 @@ static int drain_events(struct kms_store *s, char ***out, size_t *count)
         free(names);
         return r;
     }
-    qsort(names, n, sizeof(*names), cmp_name);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_name);
     for (size_t i = 0; i < n; i++) {
         if (k && !strcmp(names[k - 1], names[i]))
             free(names[i]);
