@@ -24,6 +24,9 @@ static const char usage[] =
     "       challenger pending --db DIR\n"
     "       challenger approve --db DIR [--volume NAME] TPM_HASH\n"
     "       challenger quarantine|release --db DIR TPM_HASH\n"
+    "       challenger import --etcd URLS --from-db DIR\n"
+    "       challenger export --etcd URLS --to-db DIR\n"
+    "Every command takes --etcd URLS [etcd options] instead of --db DIR (see HA below).\n"
     "\n"
     "The Kairos KMS, wire-compatible with upstream kcrypt-challenger (G1: /getPass, /postPass over\n"
     "WebSocket; nodes prove their TPM by credential activation) and with current upstream nodes\n"
@@ -92,6 +95,20 @@ static const char usage[] =
     "               pinning the EK and PCR values it showed; its key is made at its next contact\n"
     "  quarantine   refuse every key of the node with this TPM hash (release undoes it)\n"
     "\n"
+    "  import       copy every object of --from-db DIR into etcd (create-if-absent; objects that\n"
+    "               differ are reported, not overwritten)\n"
+    "  export       write every object of etcd as manifests into --to-db DIR (new or empty): the\n"
+    "               backup format, readable by `kubectl apply` and by --db\n"
+    "\n"
+    "HA (several challengers over one etcd cluster; README.md, HA):\n"
+    "  --etcd URL[,URL...]    the store is etcd v3 (3.4+; its JSON gateway) instead of --db DIR\n"
+    "  --etcd-prefix P        the keys' prefix (default /kairos-kms/)\n"
+    "  --etcd-cacert F        CA(s) of https endpoints (default: the system's)\n"
+    "  --etcd-cert F --etcd-key F  client certificate (mutual TLS)\n"
+    "  --etcd-user U --etcd-password-file F  etcd authentication (the password from F only)\n"
+    "  --etcd-timeout S       the deadline of one etcd call, endpoints rotated each second (default 10)\n"
+    "  --instance NAME        this challenger's name in the audit log (default HOSTNAME:PID)\n"
+    "\n"
     "  --debug                say more on stderr\n"
     "  --help                 this text\n"
     "\n"
@@ -100,10 +117,17 @@ static const char usage[] =
     "  kairos-kms challenger register --db /var/lib/kairos-kms --tpm-hash $(cat node1.tpmhash) --label COS_PERSISTENT\n"
     "Nodes use it with: kcrypt.challenger.challenger_server: \"http://KMS:8082\" in their Kairos config.\n";
 
+/* Where the records are: a directory (--db) or etcd (--etcd and its options). */
+struct store_opts {
+    const char *db, *from_db, *to_db, *instance;
+    struct kms_etcd_options etcd;
+};
+
 struct opts {
+    struct store_opts store;
     char pcr_hex[24][65];
     char *ek_pem;
-    const char *db, *audit_log;
+    const char *audit_log;
     struct g3_serve_opts srv;
     struct kms_register reg;
     const char *passphrase_file;
@@ -249,6 +273,18 @@ static int verb_release(struct kms_store *s, struct kms_audit *a, struct opts *o
 }
 
 /* The command words (none = serve), their argument counts and what they run. */
+static int verb_import(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)args;
+    return kms_store_import_dir(s, o->store.from_db) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int verb_export(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)args;
+    return kms_store_export_dir(s, o->store.to_db) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
 static const struct verb {
     const char *name;
     int nargs;        /* positional arguments after the options */
@@ -262,7 +298,43 @@ static const struct verb {
     {"approve", 1, "TPM_HASH", verb_approve},
     {"quarantine", 1, "TPM_HASH", verb_quarantine},
     {"release", 1, "TPM_HASH", verb_release},
+    {"import", 0, NULL, verb_import},
+    {"export", 0, NULL, verb_export},
 };
+
+/* The store from --db DIR or --etcd URLS; EXIT_USAGE, EXIT_RUNTIME or 0. The server follows
+ * etcd in a thread and waits for it when it is unreachable; commands need it now. */
+static int open_store(struct store_opts *so, const struct verb *v, const struct g3_serve_opts *srv,
+                      struct kms_audit *audit, struct kms_store **out)
+{
+    /* The server looks at DIR before every decision (a listing and a stat per file: cheap), so
+     * an operator's edit (register, quarantine, a new manifest) counts from the next request. */
+    struct kms_store_options ko = {.create = true, .poll_interval_ms = 0, .audit = audit};
+    bool serve = v->run == verb_serve, backup = v->run == verb_import || v->run == verb_export;
+
+    if (!so->db == !so->etcd.endpoints) {
+        log_error(so->db ? "--db and --etcd exclude each other"
+                         : "--db DIR or --etcd URLS is required (where the SealedVolumes and Secrets are)");
+        return EXIT_USAGE;
+    }
+    if (backup && (!so->etcd.endpoints || !(v->run == verb_import ? so->from_db : so->to_db))) {
+        log_error("%s: --etcd URLS and %s DIR are required", v->name, v->run == verb_import ? "--from-db" : "--to-db");
+        return EXIT_USAGE;
+    }
+    if (!!so->etcd.cert_file != !!so->etcd.key_file || !!so->etcd.user != !!so->etcd.password_file) {
+        log_error("--etcd-cert goes with --etcd-key, --etcd-user with --etcd-password-file");
+        return EXIT_USAGE;
+    }
+    if (serve && so->etcd.endpoints && srv->workers > 1) {
+        log_error("--workers: one process per challenger with --etcd (run more challengers instead)");
+        return EXIT_USAGE;
+    }
+    kms_audit_set_instance(audit, so->instance);
+    if (so->db)
+        return kms_store_open_dir(so->db, &ko, out) < 0 ? EXIT_RUNTIME : 0;
+    so->etcd.watch = serve;
+    return kms_store_open_etcd(&so->etcd, &ko, out) < 0 ? EXIT_RUNTIME : 0;
+}
 
 static const struct verb *find_verb(const char *name)
 {
@@ -276,16 +348,9 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
 {
     struct kms_store *store = NULL;
     struct kms_audit *audit = NULL;
-    /* The server looks at DIR before every decision (a listing and a stat per file: cheap), so
-     * an operator's edit (register, quarantine, a new manifest) counts from the next request. */
-    struct kms_store_options so = {.create = true, .poll_interval_ms = 0};
     _cleanup_secret_ struct secret *pass = NULL;
     int code = EXIT_RUNTIME;
 
-    if (!o->db) {
-        log_error("--db DIR is required (the directory of SealedVolume and Secret manifests)");
-        return EXIT_USAGE;
-    }
     if (nargs > v->nargs) {
         log_error("%s: unexpected argument %s (see --help)", v->name, args[v->nargs]);
         return EXIT_USAGE;
@@ -309,8 +374,8 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
     }
     if (kms_audit_open(o->audit_log, &audit) < 0)
         return EXIT_RUNTIME;
-    so.audit = audit;
-    if (kms_store_open_dir(o->db, &so, &store) < 0)
+    code = open_store(&o->store, v, &o->srv, audit, &store);
+    if (code)
         goto out;
     code = v->run(store, audit, o, args);
 out:
@@ -348,7 +413,18 @@ int challenger_main(int argc, char **argv)
         O_ANNOUNCE,
         O_ANNOUNCE_IF,
         O_METRICS,
-        O_WORKERS
+        O_WORKERS,
+        O_ETCD,
+        O_ETCD_PREFIX,
+        O_ETCD_CA,
+        O_ETCD_CERT,
+        O_ETCD_KEY,
+        O_ETCD_USER,
+        O_ETCD_PASS,
+        O_ETCD_TIMEOUT,
+        O_INSTANCE,
+        O_FROM_DB,
+        O_TO_DB
     };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -379,6 +455,17 @@ int challenger_main(int argc, char **argv)
         {"require-fresh-quotes", no_argument, NULL, O_FRESH},
         {"pcr", required_argument, NULL, O_PCR},
         {"ek-pem", required_argument, NULL, O_EKPEM},
+        {"etcd", required_argument, NULL, O_ETCD},
+        {"etcd-prefix", required_argument, NULL, O_ETCD_PREFIX},
+        {"etcd-cacert", required_argument, NULL, O_ETCD_CA},
+        {"etcd-cert", required_argument, NULL, O_ETCD_CERT},
+        {"etcd-key", required_argument, NULL, O_ETCD_KEY},
+        {"etcd-user", required_argument, NULL, O_ETCD_USER},
+        {"etcd-password-file", required_argument, NULL, O_ETCD_PASS},
+        {"etcd-timeout", required_argument, NULL, O_ETCD_TIMEOUT},
+        {"instance", required_argument, NULL, O_INSTANCE},
+        {"from-db", required_argument, NULL, O_FROM_DB},
+        {"to-db", required_argument, NULL, O_TO_DB},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -400,7 +487,26 @@ int challenger_main(int argc, char **argv)
     }
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_DB: o.db = optarg; break;
+        case O_DB: o.store.db = optarg; break;
+        case O_ETCD: o.store.etcd.endpoints = optarg; break;
+        case O_ETCD_PREFIX: o.store.etcd.prefix = optarg; break;
+        case O_ETCD_CA: o.store.etcd.ca_file = optarg; break;
+        case O_ETCD_CERT: o.store.etcd.cert_file = optarg; break;
+        case O_ETCD_KEY: o.store.etcd.key_file = optarg; break;
+        case O_ETCD_USER: o.store.etcd.user = optarg; break;
+        case O_ETCD_PASS: o.store.etcd.password_file = optarg; break;
+        case O_ETCD_TIMEOUT: {
+            int64_t ms;
+            if (applet_parse_seconds("--etcd-timeout", optarg, &ms) < 0 || ms < 1000 || ms > 600000) {
+                log_error("--etcd-timeout %s: expected 1 to 600 seconds", optarg);
+                return EXIT_USAGE;
+            }
+            o.store.etcd.deadline_ms = (int)ms;
+            break;
+        }
+        case O_INSTANCE: o.store.instance = optarg; break;
+        case O_FROM_DB: o.store.from_db = optarg; break;
+        case O_TO_DB: o.store.to_db = optarg; break;
         case O_LISTEN:
             if (parse_listen(optarg, &o.srv) < 0)
                 return EXIT_USAGE;

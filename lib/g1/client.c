@@ -147,7 +147,13 @@ static int generate_and_post(struct g1_session *c)
         return r;
     r = exchange(c, "/postPass", &post, &reply);
     secret_free(post.passphrase);
-    if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0]) {
+    if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0] &&
+        strstr(reply.payload.error, "already exists")) {
+        /* Another post for this partition won (two KMS instances, or two boots at once): the
+         * stored Secret is this TPM's ciphertext too; the next /getPass returns it, as
+         * upstream's waitPass loop would. */
+        log_info("%s: a passphrase was stored for this partition meanwhile; asking for it", c->rq->server);
+    } else if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0]) {
         log_error("%s: the KMS did not store the generated passphrase: %s", c->rq->server, reply.payload.error);
         r = -EREMOTEIO;
     }

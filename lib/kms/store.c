@@ -249,6 +249,8 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
     char **names;
     bool changed = false;
 
+    if (s->etcd)
+        return kms_etcd_refresh_locked(s, force);
     if (!force && s->scanned && now - s->last_scan_ms < s->poll_ms)
         return 0;
     names = list_names(s, &n);
@@ -333,6 +335,8 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
 int kms_store_refresh(struct kms_store *s, bool force)
 {
     int r;
+    if (s->etcd)
+        return kms_etcd_refresh(s); /* never blocks on etcd: the watch keeps the cache */
     pthread_mutex_lock(&s->lock);
     r = kms_store_refresh_locked(s, force);
     pthread_mutex_unlock(&s->lock);
@@ -342,6 +346,8 @@ int kms_store_refresh(struct kms_store *s, bool force)
 bool kms_store_ready(struct kms_store *s)
 {
     bool ok;
+    if (s->etcd)
+        return kms_etcd_ready(s);
     pthread_mutex_lock(&s->lock);
     ok = s->scanned && s->last_refresh == 0;
     pthread_mutex_unlock(&s->lock);
@@ -444,6 +450,8 @@ void kms_store_free(struct kms_store *s)
 {
     if (!s)
         return;
+    if (s->etcd)
+        kms_etcd_close(s); /* stops the watch before the records go */
     for (size_t i = 0; i < s->nfiles; i++)
         file_free(s->files[i]);
     free(s->files);
@@ -458,6 +466,8 @@ void kms_store_free(struct kms_store *s)
 }
 
 const char *kms_store_dir(const struct kms_store *s) { return s->dir; }
+
+void kms_store_build_index(struct kms_store *s) { build_index(s); }
 
 /* First index entry named name in a sorted array of records (the name is their first member). */
 #define LOWER_BOUND(arr, n, name, out)                                              \
