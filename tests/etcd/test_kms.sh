@@ -89,9 +89,19 @@ ch list
 check "list --etcd shows both volumes" 'has "$T/ch.out" "$HASH_A" && has "$T/ch.out" "$HASH_B"'
 
 # ---- (d) two challengers racing to store the same generated Secret ----
-swtpm_start "$(golden_state node-c ekcert)"; SOCK_C1=$TPM_SOCK
-swtpm_start "$(golden_state node-c ekcert)"; SOCK_C2=$TPM_SOCK
-HASH_C=$(node_hash "$SOCK_C1") || bail "tpm-hash failed"
+# One TPM asking through both at once: its escrow key is made once (against a throwaway dir KMS),
+# then its state is copied into two swtpm instances.
+swtpm_start "$(golden_state node-c ekcert)"
+HASH_C=$(node_hash "$TPM_SOCK") || bail "tpm-hash failed"
+DB=$T/throwaway kms_start
+run_kkms "$T/o" "$T/e" rc challenger register --db "$T/throwaway" --tpm-hash "$HASH_C" --label COS_PERSISTENT
+node_get "$T/o" "$T/e" grc "$TPM_SOCK" COS_PERSISTENT
+[ "$grc" = 0 ] || bail "could not make node C's escrow key: $(tail -2 "$T/e")"
+kms_stop
+swtpm_stop "$TPM_PID" "$TPM_SOCK"
+mkdir -p "$T/golden-c/state" && cp -a "$TPM_DIR/." "$T/golden-c/state/" && rm -f "$T/golden-c/state/sock"*
+swtpm_start "$T/golden-c"; SOCK_C1=$TPM_SOCK
+swtpm_start "$T/golden-c"; SOCK_C2=$TPM_SOCK
 ch register --tpm-hash "$HASH_C" --label COS_PERSISTENT
 sleep 1
 KMS_URL=$A_URL node_get "$T/c1" "$T/c1.err" rc1 "$SOCK_C1" COS_PERSISTENT &
