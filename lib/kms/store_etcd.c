@@ -383,50 +383,75 @@ static ssize_t entry_find(struct kms_store *s, const char *name, bool *found)
     return (ssize_t)lo;
 }
 
-/* One watch event (lock held); true when the cache changed. */
-static bool cache_apply(struct kms_store *s, const struct etcd_event *ev)
+/* kv as the cache's entry for its key (lock held), unless the entry is newer already (an event
+ * the listing or our own write brought first). True when the cache changed. */
+static bool cache_put(struct kms_store *s, const struct etcd_kv *kv)
 {
     struct kms_etcd_store *e = s->etcd;
+    struct kms_file *f;
     size_t kind;
-    char *name;
+    char *name = name_of(e, kv->key, &kind);
     bool found;
     ssize_t at;
 
-    if (ev->kv.mod_revision <= e->list_rev)
-        return false; /* the listing has it already */
-    if (ev->kv.mod_revision > e->applied_rev)
-        e->applied_rev = ev->kv.mod_revision;
-    name = name_of(e, ev->kv.key, &kind);
+    if (kv->mod_revision > e->applied_rev)
+        e->applied_rev = kv->mod_revision;
     if (!name)
         return false;
     at = entry_find(s, name, &found);
     free(name);
-    if (ev->type == ETCD_EVENT_DELETE) {
-        if (!found)
-            return false;
+    if (found && s->files[at]->rev >= kv->mod_revision)
+        return false;
+    f = entry_of(e, kv);
+    if (!f)
+        return false;
+    if (found) {
         entry_free(s->files[at]);
-        memmove(s->files + at, s->files + at + 1, (s->nfiles - (size_t)at - 1) * sizeof(*s->files));
-        s->nfiles--;
+        s->files[at] = f;
         return true;
     }
     {
-        struct kms_file *f = entry_of(e, &ev->kv);
-        if (!f)
-            return false;
-        if (found) {
-            entry_free(s->files[at]);
-            s->files[at] = f;
-        } else {
-            struct kms_file **nf = xcalloc(s->nfiles + 2, sizeof(*nf));
-            memcpy(nf, s->files, (size_t)at * sizeof(*nf));
-            nf[at] = f;
-            memcpy(nf + at + 1, s->files + at, (s->nfiles - (size_t)at) * sizeof(*nf));
-            free(s->files);
-            s->files = nf;
-            s->nfiles++;
-        }
+        struct kms_file **nf = xcalloc(s->nfiles + 2, sizeof(*nf));
+        memcpy(nf, s->files, (size_t)at * sizeof(*nf));
+        nf[at] = f;
+        memcpy(nf + at + 1, s->files + at, (s->nfiles - (size_t)at) * sizeof(*nf));
+        free(s->files);
+        s->files = nf;
+        s->nfiles++;
     }
     return true;
+}
+
+static bool cache_del(struct kms_store *s, const char *key, int64_t rev)
+{
+    struct kms_etcd_store *e = s->etcd;
+    size_t kind;
+    char *name = name_of(e, key, &kind);
+    bool found;
+    ssize_t at;
+
+    if (rev > e->applied_rev)
+        e->applied_rev = rev;
+    if (!name)
+        return false;
+    at = entry_find(s, name, &found);
+    free(name);
+    if (!found || (rev && s->files[at]->rev > rev))
+        return false;
+    entry_free(s->files[at]);
+    memmove(s->files + at, s->files + at + 1, (s->nfiles - (size_t)at - 1) * sizeof(*s->files));
+    s->nfiles--;
+    return true;
+}
+
+/* One watch event (lock held); true when the cache changed. */
+static bool cache_apply(struct kms_store *s, const struct etcd_event *ev)
+{
+    if (ev->kv.mod_revision <= s->etcd->list_rev)
+        return false; /* the listing has it already */
+    if (ev->type == ETCD_EVENT_DELETE)
+        return cache_del(s, ev->kv.key, ev->kv.mod_revision);
+    return cache_put(s, &ev->kv);
 }
 
 /* A listing (linearizable; a serializable one from the member reached when there is no quorum,
@@ -488,8 +513,10 @@ static void *watch_main(void *arg)
                 backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
                 continue;
             }
+            w = NULL;
             r = etcd_watch_open(e->cli, e->prefix, from, ETCD_WATCH_PREFIX, &w);
             if (r < 0) {
+                etcd_watch_free(w); /* set with -ESTALE */
                 w = NULL;
                 pthread_mutex_lock(&s->lock);
                 if (!e->watch_lost_ms)
@@ -509,8 +536,27 @@ static void *watch_main(void *arg)
             backoff = BACKOFF_MIN_MS;
         }
         r = etcd_watch_next(w, 1000, &batch);
-        if (r == -ETIME)
+        if (r == -ETIME && etcd_watch_connected(w)) {
+            if (e->watch_lost_ms) {
+                pthread_mutex_lock(&s->lock);
+                log_info("etcd %s: watching %s again", e->endpoints, e->prefix);
+                e->watch_lost_ms = 0;
+                pthread_mutex_unlock(&s->lock);
+            }
+            backoff = BACKOFF_MIN_MS;
             continue;
+        }
+        if (r == -ETIME) {
+            /* no endpoint took the watch: the cache keeps serving, /readyz turns 503 after the
+             * grace; tried again with backoff (each attempt is logged by lib/etcd) */
+            pthread_mutex_lock(&s->lock);
+            if (!e->watch_lost_ms)
+                e->watch_lost_ms = now_ms();
+            pthread_mutex_unlock(&s->lock);
+            sleep_unless_stopped(e, backoff);
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
         if (r < 0) {
             pthread_mutex_lock(&s->lock);
             if (!e->watch_lost_ms)
@@ -526,8 +572,14 @@ static void *watch_main(void *arg)
             continue;
         }
         pthread_mutex_lock(&s->lock);
-        for (size_t i = 0; i < batch.n; i++)
-            changed |= cache_apply(s, &batch.ev[i]);
+        /* What is waiting already is applied too before the index is rebuilt once (an import
+         * of many objects arrives as many messages). */
+        for (int more = 0; r == 0 && more < 1000; more++) {
+            for (size_t i = 0; i < batch.n; i++)
+                changed |= cache_apply(s, &batch.ev[i]);
+            etcd_watch_batch_clear(&batch);
+            r = etcd_watch_next(w, 0, &batch);
+        }
         if (changed)
             kms_store_build_index(s);
         if (e->watch_lost_ms)
@@ -535,6 +587,14 @@ static void *watch_main(void *arg)
         e->watch_lost_ms = 0;
         pthread_mutex_unlock(&s->lock);
         etcd_watch_batch_clear(&batch);
+        backoff = BACKOFF_MIN_MS;
+        if (r == -ESTALE || r == -E2BIG) {
+            pthread_mutex_lock(&s->lock);
+            e->watch_lost_ms = now_ms(); /* the next pass lists again */
+            pthread_mutex_unlock(&s->lock);
+            etcd_watch_free(w);
+            w = NULL;
+        }
     }
     etcd_watch_free(w);
     return NULL;
@@ -542,10 +602,13 @@ static void *watch_main(void *arg)
 
 int kms_etcd_refresh_locked(struct kms_store *s, bool force)
 {
-    if (!force)
-        return s->etcd->loaded ? 0 : -EAGAIN;
-    /* Decisions that write see the newest records: a linearizable listing (writes are
-     * transactions anyway: a stale view makes a write fail, never overwrite). */
+    if (!s->etcd->loaded)
+        return -EAGAIN;
+    /* The server's cache follows the watch, and its own writes are applied to it at once (with
+     * what etcd holds when a write lost a race); a view late by the watch's latency is safe,
+     * since writes are transactions: a stale one fails, never overwrites. A command lists. */
+    if (!force || s->etcd->watching)
+        return 0;
     return relist_locked(s, false) < 0 ? -EIO : 1;
 }
 
@@ -616,8 +679,10 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
                        const struct kms_obj_ver *expect)
 {
     _cleanup_free_ char *key = key_of(s->etcd, name), *vol = NULL;
+    struct etcd_kv cur = {0};
     char *json = NULL;
     size_t jlen = 0;
+    int64_t rev = 0;
     int r;
 
     if (!key)
@@ -626,11 +691,21 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
     if (r < 0)
         return r;
     if (!replace)
-        r = etcd_create(s->etcd->cli, key, json, jlen, 0, NULL, NULL);
+        r = etcd_create(s->etcd->cli, key, json, jlen, 0, &cur, &rev);
     else if (expect && expect->rev)
-        r = etcd_cas(s->etcd->cli, key, expect->rev, json, jlen, 0, NULL, NULL);
+        r = etcd_cas(s->etcd->cli, key, expect->rev, json, jlen, 0, &cur, &rev);
     else
-        r = etcd_put(s->etcd->cli, key, json, jlen, 0, NULL);
+        r = etcd_put(s->etcd->cli, key, json, jlen, 0, &rev);
+    /* The cache sees the outcome now: ours, or what won. */
+    if (r == 0) {
+        struct etcd_kv kv = {.key = key, .value = (uint8_t *)json, .value_len = jlen, .mod_revision = rev};
+        if (cache_put(s, &kv))
+            kms_store_build_index(s);
+    } else if ((r == -EEXIST || r == -ESTALE) && cur.key) {
+        if (cur.create_revision ? cache_put(s, &cur) : cache_del(s, key, 0))
+            kms_store_build_index(s);
+    }
+    etcd_kv_clear(&cur);
     if (r == -ESTALE)
         r = -EAGAIN;
     secure_wipe(json, jlen);
@@ -649,14 +724,15 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
 int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_ver *expect)
 {
     _cleanup_free_ char *key = key_of(s->etcd, name);
+    int r;
 
     if (!key)
         return log_error_errno(-EINVAL, "%s: not an object name of the etcd layout", name);
-    if (expect && expect->rev) {
-        int r = etcd_cas_delete(s->etcd->cli, key, expect->rev, NULL);
-        return r == -ESTALE ? -EAGAIN : r;
-    }
-    return etcd_delete(s->etcd->cli, key, false, NULL, NULL);
+    r = expect && expect->rev ? etcd_cas_delete(s->etcd->cli, key, expect->rev, NULL)
+                              : etcd_delete(s->etcd->cli, key, false, NULL, NULL);
+    if (r == 0 && cache_del(s, key, 0))
+        kms_store_build_index(s);
+    return r == -ESTALE ? -EAGAIN : r;
 }
 
 /* ---- opening ---- */
