@@ -164,6 +164,23 @@ check "quarantined, generated and pending records made the trip" \
 check "exported files are 0600" '[ -z "$(find "$T/out-db" -type f ! -perm 600)" ]'
 ch export --to-db "$T/out-db"
 check "export into a directory holding manifests is refused" '[ "$rc" = 1 ] && has "$T/ch.err" "export into a new or empty"'
+
+# ---- many nodes: kms-loadgen's simulated nodes imported, then served from the etcd cache ----
+if [ -x "${KKMS_LOADGEN:-}" ]; then
+    timeout -k 5 600 "$KKMS_LOADGEN" register --db "$T/many" --nodes 256 --seed kairos-kms-loadgen-test 2>"$T/lg.err" ||
+        bail "kms-loadgen register failed: $(tail -2 "$T/lg.err")"
+    EO=(--etcd "$ETCD_ENDPOINTS" --etcd-prefix /load/)
+    ch import --from-db "$T/many"
+    check "import of 256 nodes (SealedVolume and Secret in one file each): exit 0" '[ "$rc" = 0 ]'
+    ch_start L
+    wait_ready "$L_URL"
+    timeout -k 5 600 "$KKMS_LOADGEN" run --url "$L_URL" --nodes 256 --seed kairos-kms-loadgen-test --concurrency 32 \
+        --exchanges 512 --timeout 200 >"$T/lg.out" 2>>"$T/lg.err"
+    check "challenger --etcd serves /getPass to 256 imported nodes (512 exchanges, 32 at once)" \
+        'tail -1 "$T/lg.out" | grep -q "\"failed\":0" && tail -1 "$T/lg.out" | grep -q "\"ok\":512"'
+    diag <"$T/lg.out"
+    stop_pid "$L_PID"
+fi
 EO=(--etcd "$ETCD_ENDPOINTS")
 
 # ---- (e) bad input: a junk value under the prefix ----
