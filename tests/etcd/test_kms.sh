@@ -186,12 +186,18 @@ EO=(--etcd "$ETCD_ENDPOINTS")
 # ---- (e) bad input: a junk value under the prefix ----
 etcdt put /kairos-kms/sealedvolumes/junk '{"this is": [not yaml' >/dev/null 2>&1
 etcdt put /kairos-kms/secrets/wrong "$(printf 'apiVersion: v1\nkind: Foo\n')" >/dev/null 2>&1
+python3 -c 'import sys; sys.stdout.write("apiVersion: v1\nkind: Secret\nmetadata: {name: big}\nstringData: {passphrase: \"" + "x" * 1200000 + "\"}\n")' >"$T/big.yaml"
+etcdt put /kairos-kms/secrets/big "@$T/big.yaml" >/dev/null 2>&1
 sleep 2
 check "a junk value is skipped, its key named in A's log" 'has "$T/A.log" "/kairos-kms/sealedvolumes/junk"'
+check "a value of another kind is skipped, named" 'grep -F "/kairos-kms/secrets/wrong" "$T/A.log" | grep -q skipped'
+check "an oversized value (1.2 MB) is skipped, named; A stays ready" \
+    'grep -F "/kairos-kms/secrets/big" "$T/A.log" | grep -q "over 1048576" && ready "$A_URL"'
 KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
 check "the other records keep working" '[ "$grc" = 0 ] && [ "$(cat "$T/out")" = static-passphrase-of-a ]'
 etcdt del /kairos-kms/sealedvolumes/junk >/dev/null 2>&1
 etcdt del /kairos-kms/secrets/wrong >/dev/null 2>&1
+etcdt del /kairos-kms/secrets/big >/dev/null 2>&1
 
 # ---- (c) kill -9 a challenger, then the etcd leader ----
 kill -KILL "$A_PID"
