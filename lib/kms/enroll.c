@@ -438,6 +438,13 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         r = kms_volume_write(s, &nv, vfile);
         if (r == -EXDEV && only_verified) {
             r = 0; /* an operator's file of several objects: the time is not worth a warning */
+        } else if (r < 0 && only_verified) {
+            /* Only bookkeeping: releasing the key does not depend on it (an etcd election, another
+             * challenger's write of the same volume at the same moment). */
+            log_warn("tpm-attestation %s: the verification time of SealedVolume %s was not recorded: %s", hash, nv.name,
+                     strerror(-r));
+            snprintf(note, note_len, "verification time not recorded");
+            r = 0;
         } else if (r == -EXDEV) {
             log_warn("tpm-attestation %s: SealedVolume %s shares %s with other objects; its attestation is not "
                      "recorded (put it in a file of its own)",

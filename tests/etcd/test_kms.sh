@@ -52,6 +52,16 @@ ch register --tpm-hash "$HASH_A" --label COS_PERSISTENT --passphrase-file "$T/pa
 check "register --etcd (static key): exit 0" '[ "$rc" = 0 ]'
 until_ok 5 'KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "the static key is served through A" '[ "$(cat "$T/out")" = static-passphrase-of-a ]'
+swtpm_start "$(golden_state node-e ekcert)"; SOCK_E=$TPM_SOCK
+HASH_E=$(node_hash "$SOCK_E") || bail "tpm-hash failed"
+printf 'static-e\n' >"$T/pass-e"
+ch register --tpm-hash "$HASH_E" --label COS_PERSISTENT --passphrase-file "$T/pass-e"
+until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
+check "G3 (/tpm-attestation) through B serves a static key" '[ "$(cat "$T/out")" = static-e ]'
+check "and the attestation it learned is in etcd (compare-and-swap of the SealedVolume)" \
+    'json_of_key "/kairos-kms/sealedvolumes/node-${HASH_E:0:8}" | grep -q "ekPublicKey.*BEGIN PUBLIC KEY"'
+until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
+check "A serves it too from the volume B rewrote (PCRs now pinned)" '[ "$(cat "$T/out")" = static-e ]'
 ch register --tpm-hash "$HASH_B" --label COS_PERSISTENT
 check "register --etcd (generated key): exit 0" '[ "$rc" = 0 ]'
 until_ok 5 'KMS_URL=$B_URL node_get "$T/passB1" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
