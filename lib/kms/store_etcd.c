@@ -455,21 +455,29 @@ static bool cache_apply(struct kms_store *s, const struct etcd_event *ev)
 }
 
 /* A listing (linearizable; a serializable one from the member reached when there is no quorum,
- * so that a KMS can start while etcd elects). Lock held. */
+ * so that a KMS can start while etcd elects). No lock needed: only the client is used. */
+static int list_prefix(struct kms_etcd_store *e, bool allow_stale, struct etcd_kvs *kvs)
+{
+    int r = etcd_list(e->cli, e->prefix, 0, ETCD_LINEARIZABLE, kvs);
+
+    if (r < 0 && allow_stale && r != -EACCES) {
+        etcd_kvs_clear(kvs);
+        r = etcd_list(e->cli, e->prefix, 0, ETCD_SERIALIZABLE, kvs);
+        if (r == 0)
+            log_warn("etcd %s: no quorum; loaded %s from one member's (serializable) view", e->endpoints, e->prefix);
+    }
+    if (r < 0)
+        etcd_kvs_clear(kvs);
+    return r;
+}
+
+/* The same, into the cache (lock held: commands, which have no watch thread). */
 static int relist_locked(struct kms_store *s, bool allow_stale)
 {
     struct etcd_kvs kvs = {0};
-    int r = etcd_list(s->etcd->cli, s->etcd->prefix, 0, ETCD_LINEARIZABLE, &kvs);
+    int r = list_prefix(s->etcd, allow_stale, &kvs);
 
-    if (r < 0 && allow_stale && r != -EACCES) {
-        etcd_kvs_clear(&kvs);
-        r = etcd_list(s->etcd->cli, s->etcd->prefix, 0, ETCD_SERIALIZABLE, &kvs);
-        if (r == 0)
-            log_warn("etcd %s: no quorum; loaded %s from one member's (serializable) view", s->etcd->endpoints,
-                     s->etcd->prefix);
-    }
     if (r < 0) {
-        etcd_kvs_clear(&kvs);
         s->reload_errors++;
         return r;
     }
@@ -497,13 +505,26 @@ static void *watch_main(void *arg)
         bool changed = false;
 
         if (!w) {
+            struct etcd_kvs kvs = {0};
             int64_t from;
+            bool need, loaded;
+
             pthread_mutex_lock(&s->lock);
-            r = e->loaded && !e->watch_lost_ms ? 0 : relist_locked(s, !e->loaded);
+            loaded = e->loaded;
+            need = !loaded || e->watch_lost_ms;
+            pthread_mutex_unlock(&s->lock);
+            /* listed without the lock: the cache keeps answering meanwhile */
+            r = need ? list_prefix(e, !loaded, &kvs) : 0;
+            pthread_mutex_lock(&s->lock);
+            if (need && r == 0)
+                cache_replace(s, &kvs);
+            else if (r < 0)
+                s->reload_errors++;
             from = e->applied_rev + 1;
             if (r < 0 && !e->watch_lost_ms)
                 e->watch_lost_ms = now_ms();
             pthread_mutex_unlock(&s->lock);
+            etcd_kvs_clear(&kvs);
             if (r < 0) {
                 if (!told)
                     log_error("etcd %s: cannot load %s (%s); retrying with backoff, /readyz says 503 meanwhile",
