@@ -39,6 +39,10 @@ struct kms_etcd_store {
     int64_t list_rev;      /* revision of the last listing: older events are in it already */
     int64_t watch_lost_ms; /* 0: the watch is up; else since when it is not */
     int64_t applied_rev;
+    /* outcomes of our own writes, put into the cache at the next refresh (callers hold pointers
+     * into the records until then, as with a dir store); create_revision 0 = deleted */
+    struct etcd_kv *pend;
+    size_t npend;
 };
 
 static const struct {
@@ -444,6 +448,40 @@ static bool cache_del(struct kms_store *s, const char *key, int64_t rev)
     return true;
 }
 
+/* Remembers the outcome of a write for the next refresh (lock held). */
+static void pend_add(struct kms_etcd_store *e, const char *key, const void *value, size_t len, int64_t rev,
+                     bool deleted)
+{
+    struct etcd_kv *kv;
+
+    e->pend = realloc(e->pend, (e->npend + 1) * sizeof(*e->pend));
+    if (!e->pend)
+        abort_oom();
+    kv = &e->pend[e->npend++];
+    *kv = (struct etcd_kv){.key = xstrdup(key), .mod_revision = rev, .create_revision = deleted ? 0 : 1};
+    kv->value = xmalloc(len + 1);
+    memcpy(kv->value, value, len);
+    kv->value[len] = 0;
+    kv->value_len = len;
+}
+
+static void pend_apply(struct kms_store *s)
+{
+    struct kms_etcd_store *e = s->etcd;
+    bool changed = false;
+
+    for (size_t i = 0; i < e->npend; i++) {
+        const struct etcd_kv *kv = &e->pend[i];
+        changed |= kv->create_revision ? cache_put(s, kv) : cache_del(s, kv->key, 0);
+        etcd_kv_clear(&e->pend[i]);
+    }
+    free(e->pend);
+    e->pend = NULL;
+    e->npend = 0;
+    if (changed)
+        kms_store_build_index(s);
+}
+
 /* One watch event (lock held); true when the cache changed. */
 static bool cache_apply(struct kms_store *s, const struct etcd_event *ev)
 {
@@ -623,6 +661,7 @@ static void *watch_main(void *arg)
 
 int kms_etcd_refresh_locked(struct kms_store *s, bool force)
 {
+    pend_apply(s);
     if (!s->etcd->loaded)
         return -EAGAIN;
     /* The server's cache follows the watch, and its own writes are applied to it at once (with
@@ -662,6 +701,15 @@ void kms_etcd_close(struct kms_store *s)
         atomic_store(&e->stop, true);
         pthread_join(e->thread, NULL);
     }
+    for (size_t i = 0; i < e->npend; i++)
+        etcd_kv_clear(&e->pend[i]);
+    free(e->pend);
+    /* The entries' names are their own allocation (a dir store's point into the path). */
+    for (size_t i = 0; i < s->nfiles; i++)
+        entry_free(s->files[i]);
+    free(s->files);
+    s->files = NULL;
+    s->nfiles = 0;
     etcd_free(e->cli);
     free(e->prefix);
     free(e->endpoints);
@@ -717,15 +765,12 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
         r = etcd_cas(s->etcd->cli, key, expect->rev, json, jlen, 0, &cur, &rev);
     else
         r = etcd_put(s->etcd->cli, key, json, jlen, 0, &rev);
-    /* The cache sees the outcome now: ours, or what won. */
-    if (r == 0) {
-        struct etcd_kv kv = {.key = key, .value = (uint8_t *)json, .value_len = jlen, .mod_revision = rev};
-        if (cache_put(s, &kv))
-            kms_store_build_index(s);
-    } else if ((r == -EEXIST || r == -ESTALE) && cur.key) {
-        if (cur.create_revision ? cache_put(s, &cur) : cache_del(s, key, 0))
-            kms_store_build_index(s);
-    }
+    /* The cache sees the outcome at the next refresh: ours, or what won. */
+    if (r == 0)
+        pend_add(s->etcd, key, json, jlen, rev, false);
+    else if ((r == -EEXIST || r == -ESTALE) && cur.key)
+        pend_add(s->etcd, key, cur.value ? (const char *)cur.value : "", cur.value_len, cur.mod_revision,
+                 !cur.create_revision);
     etcd_kv_clear(&cur);
     if (r == -ESTALE)
         r = -EAGAIN;
@@ -751,8 +796,8 @@ int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_
         return log_error_errno(-EINVAL, "%s: not an object name of the etcd layout", name);
     r = expect && expect->rev ? etcd_cas_delete(s->etcd->cli, key, expect->rev, NULL)
                               : etcd_delete(s->etcd->cli, key, false, NULL, NULL);
-    if (r == 0 && cache_del(s, key, 0))
-        kms_store_build_index(s);
+    if (r == 0)
+        pend_add(s->etcd, key, "", 0, 0, true);
     return r == -ESTALE ? -EAGAIN : r;
 }
 

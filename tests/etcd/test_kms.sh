@@ -253,4 +253,5 @@ check "auth failure: exit 1 with a clear error" '[ "$rc" = 1 ] && grep -qi "auth
 check "the password is not in any output" '! grep -q wrong-pw "$T/ch.err" "$T/ch.out"'
 ch list --etcd-user kms --etcd-password-file "$T/kms.pw"
 check "with the right password: served" '[ "$rc" = 0 ] && has "$T/ch.out" "$HASH_A"'
+check "no sanitizer report from any challenger (ASan builds)" '! grep -l -e "Sanitizer" -e "runtime error" "$T"/*.log'
 done_testing
