@@ -238,10 +238,12 @@ ch_start C
 until_ok 15 'has "$T/C.log" "$ETCD_ENDPOINTS"'
 check "server, etcd unreachable: up, /readyz 503, the error names the endpoints" \
     '! ready "$C_URL" && has "$T/C.log" "$ETCD_ENDPOINTS"'
+check "and /metrics says kairos_kms_store_ready 0" 'curl -s --max-time 5 "$C_URL/metrics" | grep -qx "kairos_kms_store_ready 0"'
 for i in 0 1 2; do etcd_restart "$i"; done
 etcd_wait_healthy 30
 until_ok 30 'ready "$C_URL"'
-check "it becomes ready once etcd is up" 'ready "$C_URL"'
+check "it becomes ready once etcd is up (and kairos_kms_store_ready 1)" \
+    'ready "$C_URL" && curl -s --max-time 5 "$C_URL/metrics" | grep -qx "kairos_kms_store_ready 1"'
 KMS_URL=$C_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
 check "and serves" '[ "$grc" = 0 ] && [ "$(cat "$T/out")" = static-passphrase-of-a ]'
 EO=(--etcd "$ETCD_ENDPOINTS")
