@@ -27,6 +27,7 @@
 #define WATCH_GRACE_MS 10000 /* /readyz stays 200 this long after the watch broke */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 10000
+#define RESYNC_MS (5 * 60 * 1000) /* a new listing and watch this often */
 
 struct kms_etcd_store {
     struct etcd *cli;
@@ -344,28 +345,44 @@ static struct kms_file *entry_of(struct kms_etcd_store *e, const struct etcd_kv 
     return f;
 }
 
-static void cache_replace(struct kms_store *s, struct etcd_kvs *kvs)
-{
-    struct kms_file **files = xcalloc(kvs->n + 1, sizeof(*files));
-    size_t n = 0;
+/* The entries of a listing, sorted by name; parsed without the store's lock. */
+struct listing {
+    struct kms_file **files;
+    size_t n;
+    int64_t revision;
+};
 
+static void listing_of(struct kms_etcd_store *e, const struct etcd_kvs *kvs, struct listing *l)
+{
+    l->files = xcalloc(kvs->n + 1, sizeof(*l->files));
+    l->n = 0;
+    l->revision = kvs->revision;
     for (size_t i = 0; i < kvs->n; i++) {
-        struct kms_file *f = entry_of(s->etcd, &kvs->kv[i]);
+        struct kms_file *f = entry_of(e, &kvs->kv[i]);
         if (f)
-            files[n++] = f;
+            l->files[l->n++] = f;
     }
-    qsort(files, n, sizeof(*files), cmp_entry);
+    qsort(l->files, l->n, sizeof(*l->files), cmp_entry);
+}
+
+/* Installs a listing as the cache (lock held); l is consumed. */
+static void cache_replace(struct kms_store *s, struct listing *l)
+{
+    struct kms_file **files = l->files;
+    size_t n = l->n;
+
     for (size_t i = 0; i < s->nfiles; i++)
         entry_free(s->files[i]);
     free(s->files);
     s->files = files;
     s->nfiles = n;
-    s->etcd->list_rev = kvs->revision;
-    s->etcd->applied_rev = kvs->revision;
+    s->etcd->list_rev = l->revision;
+    s->etcd->applied_rev = l->revision;
     s->etcd->loaded = true;
     s->scanned = true;
     s->last_refresh = 0;
     kms_store_build_index(s);
+    *l = (struct listing){0};
 }
 
 static ssize_t entry_find(struct kms_store *s, const char *name, bool *found)
@@ -513,14 +530,16 @@ static int list_prefix(struct kms_etcd_store *e, bool allow_stale, struct etcd_k
 static int relist_locked(struct kms_store *s, bool allow_stale)
 {
     struct etcd_kvs kvs = {0};
+    struct listing l;
     int r = list_prefix(s->etcd, allow_stale, &kvs);
 
     if (r < 0) {
         s->reload_errors++;
         return r;
     }
-    cache_replace(s, &kvs);
+    listing_of(s->etcd, &kvs, &l);
     etcd_kvs_clear(&kvs);
+    cache_replace(s, &l);
     return 0;
 }
 
@@ -536,7 +555,8 @@ static void *watch_main(void *arg)
     struct kms_etcd_store *e = s->etcd;
     struct etcd_watch *w = NULL;
     int backoff = BACKOFF_MIN_MS, r;
-    bool told = false;
+    int64_t synced_ms = 0;
+    bool told = false, resync = false;
 
     while (!atomic_load(&e->stop)) {
         struct etcd_watch_batch batch = {0};
@@ -544,18 +564,21 @@ static void *watch_main(void *arg)
 
         if (!w) {
             struct etcd_kvs kvs = {0};
+            struct listing l = {0};
             int64_t from;
             bool need, loaded;
 
             pthread_mutex_lock(&s->lock);
             loaded = e->loaded;
-            need = !loaded || e->watch_lost_ms;
+            need = !loaded || e->watch_lost_ms || resync;
             pthread_mutex_unlock(&s->lock);
-            /* listed without the lock: the cache keeps answering meanwhile */
+            /* listed and parsed without the lock: the cache keeps answering meanwhile */
             r = need ? list_prefix(e, !loaded, &kvs) : 0;
+            if (need && r == 0)
+                listing_of(e, &kvs, &l);
             pthread_mutex_lock(&s->lock);
             if (need && r == 0)
-                cache_replace(s, &kvs);
+                cache_replace(s, &l);
             else if (r < 0)
                 s->reload_errors++;
             from = e->applied_rev + 1;
@@ -592,7 +615,17 @@ static void *watch_main(void *arg)
             e->watch_lost_ms = 0;
             pthread_mutex_unlock(&s->lock);
             told = false;
+            resync = false;
+            synced_ms = now_ms();
             backoff = BACKOFF_MIN_MS;
+        }
+        if (now_ms() - synced_ms > RESYNC_MS) {
+            /* Now and then a full listing and a new watch: a member cut off without its TCP
+             * connection breaking would otherwise keep the watch silent. */
+            etcd_watch_free(w);
+            w = NULL;
+            resync = true;
+            continue;
         }
         r = etcd_watch_next(w, 1000, &batch);
         if (r == -ETIME && etcd_watch_connected(w)) {
