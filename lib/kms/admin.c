@@ -29,6 +29,16 @@ static bool field_ok(const char *what, const char *s, size_t max)
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
+/* An object's name as messages show it after the store's name (its file, or its etcd key). */
+static const char *where(struct kms_store *s, const char *name)
+{
+    static __thread char buf[512];
+    char *w = kms_obj_where(s, name);
+    snprintf(buf, sizeof(buf), "%s", w);
+    free(w);
+    return buf;
+}
+
 /* True when the file holding v is exactly what kms_emit_volume writes for v, so rewriting it
  * loses nothing; *st gets the stat of the version read. */
 static bool written_by_register(struct kms_store *s, const struct kms_volume *v, struct kms_obj_ver *st)
@@ -206,7 +216,7 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
         if (ret == -EAGAIN)
             ret = log_error_errno(ret, "%s/%s changed while being updated; run the command again", s->dir, vol_file);
         else if (ret == 0)
-            log_info("added the partition to SealedVolume %s in %s/%s", name, s->dir, vol_file);
+            log_info("added the partition to SealedVolume %s in %s/%s", name, s->dir, where(s, vol_file));
     } else {
         ret = -EEXIST;
         for (unsigned attempt = 0; attempt < 100 && ret == -EEXIST; attempt++) {
@@ -215,7 +225,7 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
             ret = kms_obj_write(s, file, b.p, b.len, false, NULL);
         }
         if (ret == 0)
-            log_info("wrote SealedVolume %s to %s/%s", name, s->dir, file);
+            log_info("wrote SealedVolume %s to %s/%s", name, s->dir, where(s, file));
     }
     kms_buf_free(&b);
     if (ret < 0 && *secret_out)

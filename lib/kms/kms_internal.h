@@ -197,6 +197,9 @@ int kms_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_v
 void kms_obj_ver_of(const struct kms_file *f, struct kms_obj_ver *ver);
 /* True when the stored text is what writing want (manifest text we emit) would store. */
 bool kms_obj_same(struct kms_store *s, const char *text, size_t len, const char *want, size_t want_len);
+/* Where an object is, for messages after the store's name: the file name, or (etcd) the key
+ * under the prefix. malloc'd. */
+char *kms_obj_where(struct kms_store *s, const char *name);
 /* Rebuilds the index from files[] (store.c). */
 void kms_store_build_index(struct kms_store *s);
 
@@ -209,6 +212,7 @@ int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t 
 int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, size_t len, bool replace,
                        const struct kms_obj_ver *expect);
 int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_ver *expect);
+char *kms_etcd_where(struct kms_store *s, const char *name);
 /* The JSON an etcd value holds for manifest text (one object, or our PendingTPM). malloc'd. */
 int kms_etcd_json_of(const char *text, size_t len, const char *name, char **out, size_t *out_len);
 

@@ -230,9 +230,8 @@ int kms_write_new_secret(struct kms_store *s, const char *comment, const char *n
         char *fname = kms_file_name("secret", name, attempt);
         r = kms_obj_write(s, fname, b.p, b.len, false, NULL);
         if (r == 0)
-            *file = fname;
-        else
-            free(fname);
+            *file = kms_obj_where(s, fname);
+        free(fname);
         /* Another writer (a second challenger, a register) may have just stored this very
          * Secret under the same file name: then it exists, and a second copy would be a
          * conflict. Only a file holding something else sends us to the next name. */

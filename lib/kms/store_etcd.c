@@ -834,6 +834,17 @@ int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_
     return r == -ESTALE ? -EAGAIN : r;
 }
 
+char *kms_etcd_where(struct kms_store *s, const char *name)
+{
+    char *key = key_of(s->etcd, name), *rel;
+
+    if (!key)
+        return xstrdup(name);
+    rel = xstrdup(key + strlen(s->etcd->prefix));
+    free(key);
+    return rel;
+}
+
 /* ---- opening ---- */
 int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_store_options *opt, struct kms_store **out)
 {
@@ -899,8 +910,7 @@ int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_stor
 }
 
 /* ---- backups: a DIR of manifests in, a DIR of manifests out ---- */
-static int import_one(struct kms_store *s, const char *prefix, const char *name, struct kms_buf *b, size_t *n,
-                      size_t *same)
+static int import_one(struct kms_store *s, const char *prefix, const char *name, struct kms_buf *b, size_t *n)
 {
     _cleanup_free_ char *fname = kms_file_name(prefix, name, 0);
     int r = kms_obj_write(s, fname, b->p, b->len, false, NULL);
@@ -909,7 +919,6 @@ static int import_one(struct kms_store *s, const char *prefix, const char *name,
         return log_error_errno(r, "%s %s exists in etcd with another content; not overwritten", prefix, name);
     if (r == 0)
         (*n)++;
-    (void)same;
     return r;
 }
 
@@ -917,7 +926,7 @@ int kms_store_import_dir(struct kms_store *s, const char *dir)
 {
     struct kms_store_options so = {.poll_interval_ms = -1};
     _cleanup_kms_store_ struct kms_store *d = NULL;
-    size_t nv = 0, ns = 0, np = 0, same = 0, failed = 0;
+    size_t nv = 0, ns = 0, np = 0, failed = 0;
     int r;
 
     if (!s->etcd)
@@ -934,7 +943,7 @@ int kms_store_import_dir(struct kms_store *s, const char *dir)
             continue;
         }
         kms_emit_volume(&b, d->vols[i]);
-        failed += import_one(s, "sealedvolume", d->vols[i]->name, &b, &nv, &same) < 0;
+        failed += import_one(s, "sealedvolume", d->vols[i]->name, &b, &nv) < 0;
         kms_buf_free(&b);
     }
     for (size_t i = 0; i < d->nsecrets; i++) {
@@ -947,7 +956,7 @@ int kms_store_import_dir(struct kms_store *s, const char *dir)
             continue;
         }
         kms_emit_secret(&b, NULL, o->name, o->ns, o->kv, o->nkv);
-        failed += import_one(s, "secret", o->name, &b, &ns, &same) < 0;
+        failed += import_one(s, "secret", o->name, &b, &ns) < 0;
         kms_buf_free(&b);
     }
     for (size_t i = 0; i < d->nfiles; i++) {
@@ -993,29 +1002,35 @@ int kms_store_export_dir(struct kms_store *s, const char *dir)
     for (size_t i = 0; i < s->nfiles; i++) {
         const struct kms_file *f = s->files[i];
         struct kms_buf b = {0};
-        char *text = NULL;
+        _cleanup_free_ char *fname = NULL;
+        char *text = NULL, hash[65];
         size_t len = 0;
         struct kms_obj_ver ver;
 
-        if (!strncmp(f->name, "pending-", 8)) {
+        /* File names from the objects' names (sanitized as register does), not from keys */
+        if (!strncmp(f->name, "pending-", 8) && strlen(f->name) == 8 + 64 + 5 &&
+            (snprintf(hash, sizeof(hash), "%.64s", f->name + 8), kms_hash_ok(hash))) {
             if (kms_etcd_obj_read(s, f->name, &text, &len, &ver) == 0)
                 kms_buf_add(&b, text, len);
             free(text);
+            fname = xstrdup(f->name);
         } else if (f->loaded && f->recs.nvols == 1) {
             kms_emit_volume(&b, &f->recs.vols[0]);
+            fname = kms_file_name("sealedvolume", f->recs.vols[0].name, 0);
         } else if (f->loaded && f->recs.nsecrets == 1) {
             const struct kms_secret_obj *o = &f->recs.secrets[0];
             kms_emit_secret(&b, "kairos-kms: exported from etcd", o->name, o->ns, o->kv, o->nkv);
+            fname = kms_file_name("secret", o->name, 0);
         }
         if (!b.len) {
             log_error("%s: %s; not exported", f->path, f->problem ? f->problem : "unreadable");
             failed++;
             continue;
         }
-        r = kms_dir_write(d->dirfd, d->dir, f->name, b.p, b.len, false, NULL);
+        r = kms_dir_write(d->dirfd, d->dir, fname, b.p, b.len, false, NULL);
         kms_buf_free(&b);
         if (r < 0) {
-            log_error("%s/%s: cannot write: %s", dir, f->name, strerror(-r));
+            log_error("%s/%s: cannot write (%s): %s", dir, fname, f->path, strerror(-r));
             failed++;
         } else {
             n++;

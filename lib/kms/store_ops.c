@@ -36,6 +36,8 @@ int kms_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_v
     return 0;
 }
 
+char *kms_obj_where(struct kms_store *s, const char *name) { return s->etcd ? kms_etcd_where(s, name) : xstrdup(name); }
+
 void kms_obj_ver_of(const struct kms_file *f, struct kms_obj_ver *ver)
 {
     *ver = (struct kms_obj_ver){0};
