@@ -62,6 +62,19 @@ check "and the attestation it learned is in etcd (compare-and-swap of the Sealed
     'json_of_key "/kairos-kms/sealedvolumes/node-${HASH_E:0:8}" | grep -q "ekPublicKey.*BEGIN PUBLIC KEY"'
 until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "A serves it too from the volume B rewrote (PCRs now pinned)" '[ "$(cat "$T/out")" = static-e ]'
+# pending and approve: a TPM nobody registered attests (G3) through B, is recorded in etcd,
+# listed and approved through the command line, then served through A
+swtpm_start "$(golden_state node-f ekcert)"; SOCK_F=$TPM_SOCK
+HASH_F=$(node_hash "$SOCK_F") || bail "tpm-hash failed"
+NODE_PROTOCOL=g3 KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_F" COS_PERSISTENT
+ch pending
+check "an unregistered TPM is refused and recorded as pending in etcd" \
+    '[ "$grc" != 0 ] && [ "$rc" = 0 ] && has "$T/ch.out" "$HASH_F" && etcdt get "/kairos-kms/pending/$HASH_F" | grep -q PendingTPM'
+ch approve "${HASH_F:0:12}"
+check "approve --etcd: exit 0, the pending record is gone" \
+    '[ "$rc" = 0 ] && ! etcdt get "/kairos-kms/pending/$HASH_F" >/dev/null 2>&1'
+until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_F" COS_PERSISTENT && [ "$grc" = 0 ]'
+check "the approved TPM gets a key through A" '[ "$grc" = 0 ] && [ -s "$T/out" ]'
 ch register --tpm-hash "$HASH_B" --label COS_PERSISTENT
 check "register --etcd (generated key): exit 0" '[ "$rc" = 0 ]'
 until_ok 5 'KMS_URL=$B_URL node_get "$T/passB1" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
