@@ -67,22 +67,15 @@ int kcrypt_ask_secret(const char *prompt, bool console, int64_t timeout_ms, stru
     (void)fd_write_all(fd, prompt, strlen(prompt));
     s = secret_new(PIN_MAX);
     for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
         char c;
-        int wait = deadline ? (int)(deadline - now_ms()) : -1;
         ssize_t n;
 
-        if (deadline && wait <= 0) {
-            r = -ETIMEDOUT;
+        r = fd_wait(fd, POLLIN, deadline);
+        if (r < 0)
             break;
-        }
-        if (poll(&p, 1, wait) < 0 && errno != EINTR) {
-            r = -errno;
-            break;
-        }
-        if (!(p.revents & (POLLIN | POLLHUP)))
-            continue;
         n = read(fd, &c, 1);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (n <= 0 || c == '\n' || c == '\r') {
             if (n < 0)
                 r = -errno;

@@ -156,8 +156,22 @@ int64_t now_ms(void);
 /* ---- files ---- */
 /* Reads a whole file of at most max bytes; *out is NUL-terminated and owned by the caller. */
 int file_read_all(const char *path, size_t max, char **out, size_t *out_len);
-/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno. */
+/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno (write_full, no deadline). */
 int fd_write_all(int fd, const void *buf, size_t n);
+
+/* ---- descriptors with a deadline (an absolute now_ms() time; 0: none) ---- */
+struct pollfd;
+/* Waits until fd is ready for events (POLLIN, POLLOUT; an error or hang-up counts as ready: the
+ * next read, write or SO_ERROR tells) or deadline passes. EINTR is retried. 0, -ETIMEDOUT,
+ * -EBADF or -errno. */
+int fd_wait(int fd, short events, int64_t deadline);
+/* The same for n descriptors: the number ready (revents set), -ETIMEDOUT or -errno. */
+int fd_wait_many(struct pollfd *fds, size_t n, int64_t deadline);
+/* Reads exactly n bytes (blocking or non-blocking fd): 0, -ETIMEDOUT, -ECONNRESET when the
+ * stream ends first, or -errno. Partial reads, EINTR and EAGAIN are retried. */
+int read_full(int fd, void *buf, size_t n, int64_t deadline);
+/* Writes all n bytes: 0, -ETIMEDOUT or -errno. Partial writes, EINTR and EAGAIN are retried. */
+int write_full(int fd, const void *buf, size_t n, int64_t deadline);
 /* Replaces path with a file holding buf, atomically and without following symlinks: the data go
  * to a new file in path's directory with an unpredictable name (".NAME.<16 random hex>", created
  * O_EXCL|O_NOFOLLOW, exactly `mode`), are fsync'd, and the file is renamed over path. A symlink
