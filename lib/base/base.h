@@ -121,6 +121,9 @@ struct secret {
 struct secret *secret_new(size_t cap);
 /* A secret holding a copy of n bytes of p (NUL-terminated after them). */
 struct secret *secret_new_copy(const void *p, size_t n);
+/* Adopts p, malloc'd with room for len + 1 bytes, as a secret of len bytes (NUL-terminated after
+ * them): secret_free wipes and frees it. */
+struct secret *secret_take(void *p, size_t len);
 /* Wipes and frees s (NULL is fine). */
 void secret_free(struct secret *s);
 static inline void secret_freep(struct secret **s) { secret_free(*s); }
@@ -140,6 +143,8 @@ enum base64_variant {
 size_t base64_encoded_len(size_t n, enum base64_variant v);
 /* Encodes n bytes; returns a malloc'd NUL-terminated string owned by the caller. */
 char *base64_encode(const uint8_t *in, size_t n, enum base64_variant v, size_t *out_len);
+/* The same as a secret: base64 of a key or passphrase is as secret as what it encodes. */
+struct secret *base64_encode_secret(const void *in, size_t n, enum base64_variant v);
 /* Decodes strictly (no whitespace, canonical padding and trailing bits); *out malloc'd, owned by
  * the caller (wipe it if it holds a secret). -EINVAL on bad input. */
 int base64_decode(const char *in, size_t n, enum base64_variant v, uint8_t **out, size_t *out_len);

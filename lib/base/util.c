@@ -130,6 +130,15 @@ struct secret *secret_new_copy(const void *p, size_t n)
     return s;
 }
 
+struct secret *secret_take(void *p, size_t len)
+{
+    struct secret *s = xcalloc(1, sizeof(*s));
+    s->data = p;
+    s->data[len] = '\0';
+    s->len = s->cap = len;
+    return s;
+}
+
 void *secure_realloc(void *old, size_t old_cap, size_t used, size_t new_cap)
 {
     void *p = malloc(new_cap ? new_cap : 1);
@@ -272,8 +281,7 @@ int file_read_all(const char *path, size_t max, char **out, size_t *out_len)
             return -EFBIG;
     }
     buf[len] = '\0';
-    *out = buf;
-    buf = NULL;
+    *out = TAKE_PTR(buf);
     if (out_len)
         *out_len = len;
     return 0;

@@ -336,6 +336,21 @@ static void test_fd_deadlines(void)
     free(big);
 }
 
+static void test_secret_take(void)
+{
+    char *buf = xmalloc(8);
+    struct secret *s;
+
+    memcpy(buf, "pass\nxyz", 8);
+    s = secret_take(buf, 4);
+    CHECK(s->data == (uint8_t *)buf && s->len == 4 && s->cap == 4 && !strcmp((char *)s->data, "pass"),
+          "secret_take adopts the buffer itself (no copy), NUL-terminated after len");
+    secret_free(s);
+    s = base64_encode_secret("\x01\x02\x03\x04", 4, BASE64_STD);
+    CHECK(s->len == 8 && !memcmp(s->data, "AQIDBA==", 9), "base64_encode_secret: the text as a secret, NUL after it");
+    secret_free(s);
+}
+
 int main(void)
 {
     test_errno_idiom_and_safe_growth();
@@ -348,5 +363,6 @@ int main(void)
     test_read_file();
     test_write_atomic();
     test_fd_deadlines();
+    test_secret_take();
     return tap_done();
 }
