@@ -31,14 +31,12 @@ static int read_secret_file(const char *flag, const char *path, bool strip_newli
         return log_error_errno(r, "%s %s: cannot read: %m", flag, path);
     if (strip_newline && len && buf[len - 1] == '\n')
         len--;
+    *out = secret_take(TAKE_PTR(buf), len); /* the newline, if any, becomes its NUL */
     if (len == 0) {
-        secure_wipe(buf, len);
+        secret_free(*out);
+        *out = NULL;
         return log_error_errno(-EINVAL, "%s %s: empty", flag, path);
     }
-    *out = secret_new(len);
-    memcpy((*out)->data, buf, len);
-    (*out)->len = len;
-    secure_wipe(buf, len);
     return 0;
 }
 
@@ -67,22 +65,15 @@ int kcrypt_ask_secret(const char *prompt, bool console, int64_t timeout_ms, stru
     (void)fd_write_all(fd, prompt, strlen(prompt));
     s = secret_new(PIN_MAX);
     for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
         char c;
-        int wait = deadline ? (int)(deadline - now_ms()) : -1;
         ssize_t n;
 
-        if (deadline && wait <= 0) {
-            r = -ETIMEDOUT;
+        r = fd_wait(fd, POLLIN, deadline);
+        if (r < 0)
             break;
-        }
-        if (poll(&p, 1, wait) < 0 && errno != EINTR) {
-            r = -errno;
-            break;
-        }
-        if (!(p.revents & (POLLIN | POLLHUP)))
-            continue;
         n = read(fd, &c, 1);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (n <= 0 || c == '\n' || c == '\r') {
             if (n < 0)
                 r = -errno;
@@ -169,24 +160,15 @@ static int get_pin(const struct mboot_opts *o, bool confirm, struct secret **pin
  * src/cryptenroll/cryptenroll-tpm2.c, "for compat with homed"). */
 static struct secret *sealed_passphrase(const struct secret *key)
 {
-    size_t n;
-    char *b64 = base64_encode(key->data, key->len, BASE64_STD, &n);
-    struct secret *s = secret_new(n);
-
-    memcpy(s->data, b64, n);
-    s->len = n;
-    secure_wipe(b64, n);
-    free(b64);
-    return s;
+    return base64_encode_secret(key->data, key->len, BASE64_STD);
 }
 
 static void token_from_sealed(struct luks_tpm2_token *tok, struct tpm_sealed *s, int slot)
 {
     luks_tpm2_token_clear(tok);
     tok->keyslot = slot;
-    tok->blob = s->blob;
+    tok->blob = TAKE_PTR(s->blob);
     tok->blob_len = s->blob_len;
-    s->blob = NULL;
     tok->pcr_mask = s->pcr_mask;
     tok->primary_rsa = s->primary == TPM_PRIMARY_RSA;
     tok->pin = s->pin;
@@ -373,8 +355,7 @@ int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *
             continue;
         }
         log_debug("%s: token %d (keyslot %d) unsealed", device, toks[i].token, toks[i].keyslot);
-        *key = pass;
-        pass = NULL;
+        *key = TAKE_PTR(pass);
         if (used) {
             *used = toks[i];
             toks[i].blob = NULL;
@@ -410,8 +391,7 @@ int kcrypt_prompt_key(const char *device, const char *label, bool console, int64
             return log_error_errno(r, "%s: cannot read the recovery key: %m", device);
         r = luks_check_passphrase(device, s, NULL);
         if (r == 0) {
-            *key = s;
-            s = NULL;
+            *key = TAKE_PTR(s);
             return 0;
         }
         if (s->len >= 60 && s->len <= 80 && !luks_recovery_key_valid(s->data, s->len))
