@@ -192,14 +192,12 @@ static void json_secret(struct kms_buf *b, const struct kms_secret_obj *o)
     json_metadata(b, o->name, o->ns);
     kms_buf_puts(b, ",\"type\":\"Opaque\",\"data\":{");
     for (size_t i = 0; i < o->nkv; i++) {
-        size_t elen;
-        char *enc = base64_encode(o->kv[i].value->data, o->kv[i].value->len, BASE64_STD, &elen);
+        _cleanup_secret_ struct secret *enc =
+            base64_encode_secret(o->kv[i].value->data, o->kv[i].value->len, BASE64_STD);
         kms_buf_puts(b, i ? "," : "");
         json_str(b, o->kv[i].key, strlen(o->kv[i].key));
         kms_buf_puts(b, ":");
-        json_str(b, enc, elen);
-        secure_wipe(enc, elen);
-        free(enc);
+        json_str(b, (const char *)enc->data, enc->len);
     }
     kms_buf_puts(b, "}}");
 }
