@@ -108,6 +108,25 @@ check "quarantine is refused at B within a few seconds" 'grep -q quarantined "$T
 ch release "$HASH_B"
 until_ok 5 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "release: served again" 'cmp -s "$T/out" "$T/passB1"'
+# B's watch (on the first endpoint: nothing failed over yet) breaks while B is stopped; the change
+# made meanwhile is compacted away, so the watch cannot resume: B lists again.
+kill -STOP "$B_PID"
+etcd_kill 0
+EO=(--etcd "${ETCD_EP[1]},${ETCD_EP[2]}")
+ch quarantine "$HASH_B"
+qrev=$(etcdt_ep 1 get "/kairos-kms/sealedvolumes/node-${HASH_B:0:8}" | sed -n 's/.* mod=\([0-9]*\) .*/\1/p')
+etcdt_ep 1 put /kairos-kms-other/after-compaction x >/dev/null 2>&1
+etcdt_ep 1 compact "$((qrev + 1))" >/dev/null 2>&1
+kill -CONT "$B_PID"
+until_ok 10 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT; [ "$grc" != 0 ]'
+check "a change made while B's watch was down, its history compacted: B lists again and refuses" \
+    'grep -q quarantined "$T/err" && grep -q "compacted" "$T/B.log"'
+ch release "$HASH_B"
+etcd_restart 0
+etcd_wait_healthy 20
+EO=(--etcd "$ETCD_ENDPOINTS")
+until_ok 10 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
+check "released again, served by B" 'cmp -s "$T/out" "$T/passB1"'
 ch list
 check "list --etcd shows both volumes" 'has "$T/ch.out" "$HASH_A" && has "$T/ch.out" "$HASH_B"'
 
