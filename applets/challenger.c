@@ -1,7 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* challenger: the KMS. Its records are the manifests operators `kubectl apply` to upstream
- * Kairos (SealedVolume keyserver.kairos.io/v1alpha1, Secret v1), kept in a directory. */
+ * Kairos (SealedVolume keyserver.kairos.io/v1alpha1, Secret v1), kept in a directory or in etcd. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
