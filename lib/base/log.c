@@ -69,6 +69,16 @@ void log_msg(enum log_level l, const char *fmt, ...)
     va_end(ap);
 }
 
+int log_level_errno(enum log_level level, int r, const char *fmt, ...)
+{
+    va_list ap;
+    errno = r < 0 ? -r : r;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap);
+    va_end(ap);
+    return r < 0 ? r : -r;
+}
+
 int log_error_errno(int r, const char *fmt, ...)
 {
     va_list ap;
