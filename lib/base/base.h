@@ -37,10 +37,9 @@ const char *log_quiet_last(void);
 /* Logs an error and returns r (a negative errno), so an error path is one line:
  *   return log_error_errno(r, "%s: cannot open: %m", path);
  * errno is set to -r first, so %m in fmt names r's error. */
-int log_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* The same at another level: log_warn_errno, log_debug_errno. */
 int log_level_errno(enum log_level level, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define log_error_errno(r, ...) log_level_errno(LOG_ERR, (r), __VA_ARGS__)
+/* The same at other levels. */
 #define log_warn_errno(r, ...) log_level_errno(LOG_WARN, (r), __VA_ARGS__)
 #define log_debug_errno(r, ...) log_level_errno(LOG_DEBUG, (r), __VA_ARGS__)
 
