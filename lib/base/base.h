@@ -204,9 +204,8 @@ struct spawn_result {
     int status;           /* waitpid status of the child */
     bool timed_out;       /* the time limit was reached and the process group was killed */
     bool stdout_overflow; /* more than SPAWN_MAX_STDOUT bytes on stdout; the group was killed */
-    char *out;            /* stdout, NUL-terminated */
-    size_t out_len, out_cap;
-    char *err; /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
+    struct secret *out;   /* stdout, NUL-terminated: it may be a passphrase (a plugin's answer) */
+    char *err;            /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
     size_t err_len;
 };
 
