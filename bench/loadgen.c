@@ -338,6 +338,9 @@ static int cmd_register(struct opts *o)
         clean_kube_name(secret);
         snprintf(file, sizeof(file), "%s.yaml", vol);
         attestation_yaml(o, nd, now, att, sizeof(att));
+        /* A SealedVolume the KMS will write to (it learns at the first G3 contact) must be alone
+         * in its file: the Secret goes into a file of its own then. */
+        bool apart = o->att == ATT_LEARN && !o->no_secret;
         if (!o->no_secret)
             snprintf(head, sizeof(head),
                      "apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  namespace: default\ntype: Opaque\n"
@@ -345,6 +348,14 @@ static int cmd_register(struct opts *o)
                      secret, nd->passphrase);
         else
             head[0] = 0;
+        if (apart) {
+            char sfile[96];
+            snprintf(sfile, sizeof(sfile), "loadgen-secret-%05u.yaml", nd->index);
+            len = snprintf(text, sizeof(text), "# kairos-kms: written by `kms-loadgen register`\n%.*s",
+                           (int)(strlen(head) - 4), head); /* without the "---\n" */
+            r = write_file(dirfd, o->db, sfile, text, (size_t)len);
+            head[0] = 0;
+        }
         len = snprintf(text, sizeof(text),
                        "# kairos-kms: written by `kms-loadgen register` (simulated node %u of a load test)\n"
                        "%s"
@@ -355,7 +366,8 @@ static int cmd_register(struct opts *o)
                        nd->index, head, vol, nd->tpm_hash, o->run.label,
                        o->no_secret ? "" : "      secret:\n        name: ", o->no_secret ? "" : secret,
                        o->no_secret ? "" : "\n        path: passphrase\n", att);
-        r = write_file(dirfd, o->db, file, text, (size_t)len);
+        if (r == 0)
+            r = write_file(dirfd, o->db, file, text, (size_t)len);
         secure_wipe(text, sizeof(text));
         secure_wipe(head, sizeof(head));
     }
