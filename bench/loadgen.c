@@ -2,8 +2,9 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* kms-loadgen: simulated nodes that load a KMS (README.md "kms-loadgen"). Verbs: register (the
  * manifests of N nodes), run (C exchanges in flight, a JSON summary as the last line), node-info
- * (a node's EK and AK Name, for independent tools) and selftest-activate (a tpm2-tools credential
- * file activated by a simulated node). */
+ * (a node's EK and AK Name, for independent tools), selftest-activate (a tpm2-tools credential
+ * file activated by a simulated node), selftest-quote (a quote in tpm2-tools' formats) and floor
+ * (the KMS's unavoidable RSA work per exchange, timed). */
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -15,25 +16,42 @@
 #include "loadgen.h"
 
 static const char usage[] =
-    "Usage: kms-loadgen register --db DIR --nodes N --seed S [--label L]\n"
+    "Usage: kms-loadgen register --db DIR --nodes N --seed S [--label L] [--no-secret]\n"
+    "                            [--attestation none|learn|pin] [--real-keys K]\n"
     "       kms-loadgen run --url URL --nodes N --seed S [--concurrency C] [--exchanges M]\n"
-    "                       [--protocol g1|g3] [--tls-ca F] [--timeout S] [--threads T]\n"
+    "                       [--protocol g1|g3] [--mode static|postpass|readback] [--acked-file F]\n"
+    "                       [--tls-ca F] [--timeout S] [--threads T]\n"
     "       kms-loadgen node-info --seed S --node I [--ek-pem F] [--ek-public F]\n"
+    "       kms-loadgen selftest-activate --seed S --node I --credential-blob F --out F\n"
+    "       kms-loadgen selftest-quote --seed S --node I --qualification HEX --quote-prefix P\n"
+    "       kms-loadgen floor --seed S [--exchanges ITERATIONS]\n"
     "\n"
     "Simulated Kairos nodes for load tests of a KMS (kairos-kms challenger or upstream\n"
     "kcrypt-challenger). Each node has its own RSA-2048 EK and an AK made and certified as a TPM\n"
-    "makes them for go-attestation, and activates the KMS's credential with the TPM's math in\n"
-    "software. Keys depend only on --seed and the node's number: runs are reproducible.\n"
+    "makes them for go-attestation, activates the KMS's credential with the TPM's math in\n"
+    "software, and quotes PCRs 0, 7, 11 (values from the seed) with its AK. Keys depend only on\n"
+    "--seed and the node's number: runs are reproducible.\n"
     "\n"
     "  register     write the SealedVolume and static Secret of nodes 0..N-1 into DIR, one file\n"
-    "               per node (loadgen-node-NNNNN.yaml), as `challenger register` would\n"
-    "  run          make --exchanges G1 exchanges (default N; exchange k is node k mod N) with\n"
+    "               per node (loadgen-node-NNNNN.yaml), as `challenger register` would.\n"
+    "               --no-secret: no Secret (nodes for --mode postpass); --attestation pin: the\n"
+    "               EK and PCR values pinned (G3), learn: pinned empty (learned at the first G3\n"
+    "               contact), none (default); --real-keys K: nodes from K on get a made-up EK\n"
+    "               public (no key generated; they can be registered, never run)\n"
+    "  run          make --exchanges exchanges (default N; exchange k is node k mod N) with\n"
     "               --concurrency in flight (default 1), check every passphrase, and print\n"
     "               {\"ok\":..,\"failed\":..,\"seconds\":..,\"rate\":..,\"p50_ms\":..,\"p99_ms\":..,\"retries\":..}\n"
     "               as the last line. Refused connections and 503 (the KMS's connection limit)\n"
     "               are retried with backoff until --timeout (default 300 s). Exit 1 if any failed.\n"
+    "               --mode postpass (G1): /getPass finds no Secret, the node posts its ciphertext\n"
+    "               on /postPass and reads it back (adds \"posted\" to the summary); --acked-file F\n"
+    "               gets each acknowledged node's volume name, synced. --mode readback: /getPass\n"
+    "               returns that ciphertext (for the nodes --acked-file F lists, if given)\n"
     "  node-info    print {\"node\":I,\"tpm_hash\":..,\"ak_name\":..}; --ek-pem/--ek-public write the EK\n"
     "               as PEM and as TPM2B_PUBLIC (for tpm2_makecredential -u)\n"
+    "  selftest-quote  a quote over HEX in tpm2-tools' formats: P.msg, P.sig, P.pcrs, P.ak.pem\n"
+    "               (tpm2_checkquote -u P.ak.pem -m P.msg -s P.sig -f P.pcrs -l sha256:0,7,11 -q HEX)\n"
+    "  floor        the KMS's RSA-2048 public-key operations per G1 and G3 exchange, timed (JSON)\n"
     "\n"
     "  --seed S             any text; the same seed gives the same nodes\n"
     "  --label L            the partition label (default COS_PERSISTENT)\n"
@@ -41,7 +59,7 @@ static const char usage[] =
     "                       /var/cache/kairos-kms/loadgen/<seed digest>.keys; \"\" = none)\n"
     "  --threads T          key generation and event-loop threads (default: CPUs; TLS uses one loop)\n"
     "  --exchange-timeout S one attempt's limit (default 30)\n"
-    "  --protocol g1|g3     g1 (default); g3 is not supported yet\n"
+    "  --protocol g1|g3     g1 (default): /getPass, /postPass; g3: /tpm-attestation (--mode static)\n"
     "  --tls-ca F           PEM: CA or the KMS's certificate, for an https:// URL\n"
     "  --verbose            log every retried attempt\n"
     "Exit codes: 0 ok, 1 runtime failure (any exchange failed), 2 bad usage.\n";

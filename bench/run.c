@@ -6,9 +6,11 @@
  * which is mostly the EK's RSA decryption of each credential; with TLS there is one loop, as the
  * TLS sessions of the mbedTLS we build (no MBEDTLS_THREADING_C) share one random generator.
  *
- * The wire is that of an upstream G1 node (kairos-io/tpm-helpers get.go, gorilla/websocket
- * client): header names as Go canonicalises them, the answer as one masked binary frame, and a
- * close without a close frame once the passphrase arrived. Transport failures and a KMS at its
+ * The wire is that of an upstream node (G1: kairos-io/tpm-helpers get.go; G3: kairos-io/kairos
+ * kcrypt/pkg/attestation/client.go; gorilla/websocket client): header names as Go canonicalises
+ * them, G1's answer as one masked binary frame, G3's messages as text frames, and a close
+ * without a close frame once the passphrase arrived. An exchange is one or more steps, each on
+ * its own connection (the generated-key flow: /getPass, /postPass, /getPass). Transport failures and a KMS at its
  * connection limit (503) are retried with jittered backoff until --timeout, as nodes retry;
  * a refusal by the KMS, a wrong passphrase or a protocol error fail the exchange at once. */
 #include <fcntl.h>
