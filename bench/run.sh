@@ -194,8 +194,11 @@ for n in 10 10000 100000; do
     for _ in $(seq 6000); do [ -s "$work/mport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.05; done
     t2=$(date +%s.%N)
     m=$((n > 10000 ? 16 : 64))
+    before=$(ticks "$kms" 2>/dev/null || echo 0)
     out=$(timeout 300 "$lg" run --url "http://127.0.0.1:$(cat "$work/mport" 2>/dev/null)" --nodes "$real" \
         --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
+    after=$(ticks "$kms" 2>/dev/null || echo 0)
+    R[cpu_mem_$n]=$(awk -v d=$((after - before)) -v hz="$hz" -v m="$m" 'BEGIN { printf "%.1f", d * 1000 / hz / m }')
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$kms/status" 2>/dev/null)
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$kms/status" 2>/dev/null)
     kill "$kms" 2>/dev/null
@@ -204,7 +207,7 @@ for n in 10 10000 100000; do
     R[mem_${n}_kib]="${rss:-?} / ${hwm:-?}"
     R[start_$n]=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
     R[reg_$n]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-    R[g1_$n]="$(json ok <<<"$out")/$m ok, $(json rate <<<"$out")/s, p50 $(json p50_ms <<<"$out") ms"
+    R[g1_$n]="$(json ok <<<"$out")/$m ok, $(json rate <<<"$out")/s, p50 $(json p50_ms <<<"$out") ms, KMS CPU ${R[cpu_mem_$n]} ms each"
     echo "$n nodes: VmRSS ${rss:-?} KiB, VmHWM ${hwm:-?} KiB; register ${R[reg_$n]} s, KMS ready after ${R[start_$n]} s;" \
         "G1 exchanges (8 in flight): ${R[g1_$n]}"
 done
