@@ -10,9 +10,10 @@
  * kcrypt/pkg/attestation/client.go; gorilla/websocket client): header names as Go canonicalises
  * them, G1's answer as one masked binary frame, G3's messages as text frames, and a close
  * without a close frame once the passphrase arrived. An exchange is one or more steps, each on
- * its own connection (the generated-key flow: /getPass, /postPass, /getPass). Transport failures and a KMS at its
- * connection limit (503) are retried with jittered backoff until --timeout, as nodes retry;
- * a refusal by the KMS, a wrong passphrase or a protocol error fail the exchange at once. */
+ * its own connection (the generated-key flow: /getPass, /postPass, /getPass). Transport
+ * failures and a KMS at its connection limit (503) are retried with jittered backoff until
+ * --timeout, as nodes retry; a refusal by the KMS, a wrong passphrase or a protocol error fail
+ * the exchange at once. */
 #include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
