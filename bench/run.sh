@@ -164,12 +164,39 @@ if [ -x /usr/libexec/tangd ] && command -v clevis >/dev/null && command -v socat
     R[tang_client]=$(awk -v a="$t0" -v b="$t1" -v n="$n" 'BEGIN { printf "%.0f", (b - a) * 1000 / n }')
     echo "tangd $(dpkg-query -W -f='${Version}' tang 2>/dev/null): $okn of $n decrypts ok; ${R[tang]} ms of CPU per /rec" \
         "(tangd + its relay process); clevis decrypt takes ${R[tang_client]} ms (wall, client side)"
+    # The relay's own share: as many connections to socat ... EXEC:/bin/true (a process that
+    # exits at once), each sending a request of the same kind.
+    bport=$(free_port)
+    socat "TCP-LISTEN:$bport,bind=127.0.0.1,fork,reuseaddr" EXEC:/bin/true 2>/dev/null &
+    bpid=$!
+    pids+=($bpid)
+    sleep 0.3
+    before=$(child_ticks "$bpid")
+    timeout 120 python3 - "$bport" "$n" <<'PY'
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    s.sendall(b"POST /rec/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n{}")
+    try:
+        s.recv(100)  # EOF once /bin/true has exited
+    except OSError:
+        pass
+    s.close()
+PY
+    sleep 0.5
+    after=$(child_ticks "$bpid")
+    kill "$bpid" 2>/dev/null
+    R[tang_relay]=$(awk -v d=$((after - before)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", d * 1000 / hz / n }')
+    R[tang_alone]=$(awk -v a="${R[tang]}" -v b="${R[tang_relay]}" 'BEGIN { printf "%.2f", a - b }')
+    echo "the relay with an empty process instead of tangd: ${R[tang_relay]} ms per connection;" \
+        "tangd alone: about ${R[tang_alone]} ms per /rec"
 else
     echo "tang, clevis or socat missing (make bench installs them)"
 fi
 R[ratio]=$(awk -v k="${R[cpu_g1_plain]}" -v t="${R[tang]}" 'BEGIN { if (t + 0 > 0 && k + 0 > 0) printf "%.2f", k / t; else print "?" }')
 R[ratio_tls]=$(awk -v k="${R[cpu_g1_tls]}" -v t="${R[tang]}" 'BEGIN { if (t + 0 > 0 && k + 0 > 0) printf "%.2f", k / t; else print "?" }')
-echo "KMS G1 / tang /rec: ${R[ratio]} (plain), ${R[ratio_tls]} (TLS)"
+R[ratio_alone]=$(awk -v k="${R[cpu_g1_plain]}" -v t="${R[tang_alone]:-0}" 'BEGIN { if (t + 0 > 0 && k + 0 > 0) printf "%.2f", k / t; else print "?" }')
+echo "KMS G1 / tang /rec: ${R[ratio]} (plain), ${R[ratio_tls]} (TLS); KMS G1 plain / tangd alone: ${R[ratio_alone]}"
 
 # ---- 5. concurrency ----
 section "kms-loadgen: 1024 nodes against challenger --workers 2"
@@ -227,8 +254,9 @@ Machine: ${R[machine]}; load average ${R[load_start]} at the start, ${R[load_end
 | lib/attest's whole work (decode, checks, credential, quote) | $(awk -v u="${R[attest_g1]}" 'BEGIN { printf "%.2f", u / 1000 }') ms | $(awk -v u="${R[attest_g3]}" 'BEGIN { printf "%.2f", u / 1000 }') ms |
 
 One RSA-2048 PKCS#1 v1.5 verification: ${R[verify]} µs; one OAEP encryption: ${R[oaep]} µs.
-tangd CPU per /rec (one process per connection, with its relay process): ${R[tang]} ms.
-KMS G1 / tang: ${R[ratio]} (plain HTTP), ${R[ratio_tls]} (TLS).
+tangd CPU per /rec (one process per connection, with its relay process): ${R[tang]} ms; the relay
+with an empty process: ${R[tang_relay]:-?} ms; tangd alone about ${R[tang_alone]:-?} ms.
+KMS G1 / tang: ${R[ratio]} (plain HTTP), ${R[ratio_tls]} (TLS); G1 plain / tangd alone: ${R[ratio_alone]}.
 
 | kms-loadgen, 1024 nodes | in flight | exchanges | ok / failed | rate/s | p50 ms | p99 ms | retries |
 |---|---:|---:|---|---:|---:|---:|---:|
