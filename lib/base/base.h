@@ -121,6 +121,9 @@ struct secret {
 struct secret *secret_new(size_t cap);
 /* A secret holding a copy of n bytes of p (NUL-terminated after them). */
 struct secret *secret_new_copy(const void *p, size_t n);
+/* Adopts p, malloc'd with room for len + 1 bytes, as a secret of len bytes (NUL-terminated after
+ * them): secret_free wipes and frees it. */
+struct secret *secret_take(void *p, size_t len);
 /* Wipes and frees s (NULL is fine). */
 void secret_free(struct secret *s);
 static inline void secret_freep(struct secret **s) { secret_free(*s); }
@@ -140,6 +143,8 @@ enum base64_variant {
 size_t base64_encoded_len(size_t n, enum base64_variant v);
 /* Encodes n bytes; returns a malloc'd NUL-terminated string owned by the caller. */
 char *base64_encode(const uint8_t *in, size_t n, enum base64_variant v, size_t *out_len);
+/* The same as a secret: base64 of a key or passphrase is as secret as what it encodes. */
+struct secret *base64_encode_secret(const void *in, size_t n, enum base64_variant v);
 /* Decodes strictly (no whitespace, canonical padding and trailing bits); *out malloc'd, owned by
  * the caller (wipe it if it holds a secret). -EINVAL on bad input. */
 int base64_decode(const char *in, size_t n, enum base64_variant v, uint8_t **out, size_t *out_len);
@@ -156,8 +161,22 @@ int64_t now_ms(void);
 /* ---- files ---- */
 /* Reads a whole file of at most max bytes; *out is NUL-terminated and owned by the caller. */
 int file_read_all(const char *path, size_t max, char **out, size_t *out_len);
-/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno. */
+/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno (write_full, no deadline). */
 int fd_write_all(int fd, const void *buf, size_t n);
+
+/* ---- descriptors with a deadline (an absolute now_ms() time; 0: none) ---- */
+struct pollfd;
+/* Waits until fd is ready for events (POLLIN, POLLOUT; an error or hang-up counts as ready: the
+ * next read, write or SO_ERROR tells) or deadline passes. EINTR is retried. 0, -ETIMEDOUT,
+ * -EBADF or -errno. */
+int fd_wait(int fd, short events, int64_t deadline);
+/* The same for n descriptors: the number ready (revents set), -ETIMEDOUT or -errno. */
+int fd_wait_many(struct pollfd *fds, size_t n, int64_t deadline);
+/* Reads exactly n bytes (blocking or non-blocking fd): 0, -ETIMEDOUT, -ECONNRESET when the
+ * stream ends first, or -errno. Partial reads, EINTR and EAGAIN are retried. */
+int read_full(int fd, void *buf, size_t n, int64_t deadline);
+/* Writes all n bytes: 0, -ETIMEDOUT or -errno. Partial writes, EINTR and EAGAIN are retried. */
+int write_full(int fd, const void *buf, size_t n, int64_t deadline);
 /* Replaces path with a file holding buf, atomically and without following symlinks: the data go
  * to a new file in path's directory with an unpredictable name (".NAME.<16 random hex>", created
  * O_EXCL|O_NOFOLLOW, exactly `mode`), are fsync'd, and the file is renamed over path. A symlink

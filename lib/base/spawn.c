@@ -102,8 +102,7 @@ static bool wait_exit(pid_t pid, int pidfd, int64_t until)
         if (left <= 0)
             return false;
         if (pidfd >= 0) {
-            struct pollfd p = {.fd = pidfd, .events = POLLIN};
-            (void)poll(&p, 1, clamp_ms(left));
+            (void)fd_wait(pidfd, POLLIN, until);
         } else {
             (void)poll(NULL, 0, clamp_ms(left < 20 ? left : 20));
         }
@@ -193,7 +192,7 @@ static int pump(pid_t pid, int pidfd, int *in_fd, int out_fd, int err_fd, const 
         close_fd(in_fd);
     for (;;) {
         struct pollfd fds[4];
-        int nfds = 0, i_in = -1, i_out = -1, i_err = -1;
+        int nfds = 0, i_in = -1, i_out = -1, i_err = -1, r;
         int64_t now, limit, wait_ms;
 
         if (!*exited)
@@ -224,11 +223,11 @@ static int pump(pid_t pid, int pidfd, int *in_fd, int out_fd, int err_fd, const 
             i_err = nfds, fds[nfds++] = (struct pollfd){.fd = err_fd, .events = POLLIN};
         if (pidfd >= 0 && !*exited) /* wakes us when the child exits */
             fds[nfds++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        if (poll(fds, (nfds_t)nfds, clamp_ms(wait_ms)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
+        r = fd_wait_many(fds, (size_t)nfds, now + wait_ms);
+        if (r == -ETIMEDOUT)
+            continue;
+        if (r < 0)
+            return r;
         if (i_in >= 0 && fds[i_in].revents && !write_stdin(*in_fd, in, in_len, &in_off))
             close_fd(in_fd); /* EOF for the plugin */
         if (i_out >= 0 && fds[i_out].revents && !read_stdout(out_fd, res))

@@ -84,11 +84,10 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
     if (r < 0)
         goto out;
     if (post) {
-        r = proto_payload_encode(post, (char **)&msg, &len);
+        _cleanup_secret_ struct secret *text = NULL;
+        r = proto_payload_encode(post, &text);
         if (r == 0)
-            r = net_ws_send(ws, NET_WS_TEXT, msg, len);
-        free(msg);
-        msg = NULL;
+            r = net_ws_send(ws, NET_WS_TEXT, text->data, text->len);
         if (r < 0)
             goto out;
     }
@@ -205,8 +204,7 @@ int g1_attempt(struct g1_session *c, int *posted, struct secret **out)
             if (!strcmp(reply.payload.generated_by, "tpm"))
                 r = g1_escrow_decrypt(c->tpm, rq->c_index, c->server, reply.payload.passphrase, out);
             else {
-                *out = reply.payload.passphrase;
-                reply.payload.passphrase = NULL;
+                *out = TAKE_PTR(reply.payload.passphrase);
             }
             proto_payload_clear(&reply.payload);
             return r;

@@ -46,14 +46,10 @@ static void send_payload(struct net_conn *c, const struct secret *pass, const ch
 {
     struct proto_payload p = {
         .passphrase = (struct secret *)pass, .error = (char *)error, .generated_by = (char *)generated_by};
-    char *msg = NULL;
-    size_t len = 0;
+    _cleanup_secret_ struct secret *msg = NULL;
 
-    if (proto_payload_encode(&p, &msg, &len) == 0) {
-        net_conn_send(c, NET_WS_BINARY, msg, len);
-        secure_wipe(msg, len);
-    }
-    free(msg);
+    if (proto_payload_encode(&p, &msg) == 0)
+        net_conn_send(c, NET_WS_BINARY, msg->data, msg->len);
 }
 
 /* Refuses an exchange: the audit line, the error payload, and the close. */

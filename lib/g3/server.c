@@ -56,10 +56,10 @@ static struct kms_request exchange_request(const struct exchange *x, struct net_
                                 .peer = net_conn_peer(c)};
 }
 
+/* Sends and frees a message that holds no secret (the response goes as a struct secret). */
 static void send_text(struct net_conn *c, char *msg, size_t len)
 {
     net_conn_send(c, NET_WS_TEXT, msg, len);
-    secure_wipe(msg, len);
     free(msg);
 }
 
@@ -157,24 +157,17 @@ out:
 static int new_passphrase(const struct proto_g3_proof *pf, struct secret **out, const char **generated_by)
 {
     uint8_t raw[PASSPHRASE_RANDOM];
-    char *text;
-    size_t len = 0;
 
     if (pf->escrow.len) {
-        text = base64_encode(pf->escrow.data, pf->escrow.len, BASE64_URL_RAW, &len);
+        *out = base64_encode_secret(pf->escrow.data, pf->escrow.len, BASE64_URL_RAW);
         *generated_by = "tpm";
     } else {
         if (crypto_random(raw, sizeof(raw)) < 0)
             return -EIO;
-        text = base64_encode(raw, sizeof(raw), BASE64_STD, &len);
+        *out = base64_encode_secret(raw, sizeof(raw), BASE64_STD);
         secure_wipe(raw, sizeof(raw));
         *generated_by = "";
     }
-    *out = secret_new(len);
-    memcpy((*out)->data, text, len);
-    (*out)->len = len;
-    secure_wipe(text, len);
-    free(text);
     return 0;
 }
 
@@ -247,12 +240,11 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
         refuse(x, c, text, true);
     } else {
         struct proto_g3_response resp = {.passphrase = reply.passphrase, .generated_by = reply.generated_by};
-        char *out = NULL;
-        size_t out_len = 0;
+        _cleanup_secret_ struct secret *out = NULL;
         log_info("/tpm-attestation %s from %s: served %s%s", x->hash, net_conn_peer(c),
                  reply.secret_name ? reply.secret_name : "", fresh ? "" : " (quote not fresh: no nonce)");
-        if (proto_g3_response_encode(&resp, &out, &out_len) == 0)
-            send_text(c, out, out_len);
+        if (proto_g3_response_encode(&resp, &out) == 0)
+            net_conn_send(c, NET_WS_TEXT, out->data, out->len);
         x->state = DONE;
         net_conn_close(c, 1000, "");
     }

@@ -468,7 +468,6 @@ int kms_passphrase_read_file(const char *path, struct secret **out)
         return log_error_errno(-EINVAL, "%s: the passphrase is empty", path);
     if (memchr(p->data, 0, p->len))
         return log_error_errno(-EINVAL, "%s: the passphrase holds a NUL byte", path);
-    *out = p;
-    p = NULL;
+    *out = TAKE_PTR(p);
     return 0;
 }

@@ -201,8 +201,9 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
         if (until - now > RESEND_FIRST_MS)
             until = now + RESEND_FIRST_MS;
         struct pollfd p[2] = {{s.unicast, POLLIN, 0}, {s.multicast, POLLIN, 0}};
-        if (poll(p, s.multicast >= 0 ? 2 : 1, (int)(until > now ? until - now : 0)) < 0 && errno != EINTR) {
-            r = log_error_errno(-errno, "mdns: poll: %m");
+        r = fd_wait_many(p, s.multicast >= 0 ? 2 : 1, until > now ? until : now + 1);
+        if (r < 0 && r != -ETIMEDOUT) {
+            r = log_error_errno(r, "mdns: waiting for answers: %m");
             goto out;
         }
         drain(&s, s.unicast, true, id, c, &received);

@@ -239,8 +239,7 @@ static int ask_password(const struct plugin_opts *o, const char *path, const cha
         snprintf(why, why_len, "returned an empty password");
         r = -ENODATA;
     } else {
-        *out = resp.data;
-        resp.data = NULL;
+        *out = TAKE_PTR(resp.data);
     }
     plugin_response_clear(&resp);
     return r;

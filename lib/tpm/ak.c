@@ -193,8 +193,7 @@ int tpm_ak_create(struct tpm *t, enum tpm_ak_kind kind, struct tpm_ak **out)
     Esys_TR_Close(t->esys, &srk); /* persistent: forget the ESYS object, keep the key */
     if (r < 0)
         return r;
-    *out = ak;
-    ak = NULL;
+    *out = TAKE_PTR(ak);
     return 0;
 }
 

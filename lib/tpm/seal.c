@@ -127,13 +127,10 @@ size_t tpm_pin_auth(const struct secret *pin, const uint8_t *salt, size_t salt_l
     if (salt_len && salt_len <= 64) {
         /* systemd >= 253 (cryptenroll-tpm2.c, tpm2_auth_value_from_pin + tpm2_trim_auth_value). */
         uint8_t derived[SHA256_LEN];
-        size_t b64_len;
-        char *b64;
+        _cleanup_secret_ struct secret *b64 = NULL;
         pbkdf2_sha256_block(pin->data, pin->len, salt, salt_len, PIN_PBKDF2_ITERATIONS, derived);
-        b64 = base64_encode(derived, SHA256_LEN, BASE64_STD, &b64_len);
-        crypto_sha256(b64, b64_len, out);
-        secure_wipe(b64, b64_len);
-        free(b64);
+        b64 = base64_encode_secret(derived, SHA256_LEN, BASE64_STD);
+        crypto_sha256(b64->data, b64->len, out);
         secure_wipe(derived, sizeof(derived));
         while (n > 0 && out[n - 1] == 0)
             n--;
@@ -306,8 +303,7 @@ int tpm_seal(struct tpm *t, uint32_t pcr_mask, const struct secret *pin, struct 
     out->blob = xmalloc(off);
     memcpy(out->blob, blob, off);
     out->blob_len = off;
-    *secret = data;
-    data = NULL;
+    *secret = TAKE_PTR(data);
 out:
     secure_wipe(&sens, sizeof(sens));
     Esys_Free(priv);

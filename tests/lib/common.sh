@@ -44,6 +44,8 @@ check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 diag() { sed 's/^/# /'; }
 done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
 bail() { echo "Bail out! $*"; exit 1; }
+# one_line FILE: FILE holds exactly one line (an error said once, in one line).
+one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 
 require() {
     local tool

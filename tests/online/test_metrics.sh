@@ -74,7 +74,7 @@ check "--metrics-listen: /metrics on its own port" 'grep -q "^kairos_kms_exchang
 fetch "$KMS_URL/metrics" >/dev/null 2>"$T/h4"
 check "--metrics-listen: the node-facing port answers 404 for /metrics" 'grep -qx 404 "$T/h4"'
 run_kkms "$T/o" "$T/e" rc challenger --db "$DB" --metrics-listen nonsense
-check "--metrics-listen without a port: exit 1, one line naming it" \
-    '[ "$rc" = 1 ] && grep -q -- "--metrics-listen nonsense: expected ADDR:PORT" "$T/e"'
+check "--metrics-listen without a port: bad usage (exit 2), one line naming it" \
+    '[ "$rc" = 2 ] && grep -q -- "--metrics-listen nonsense: expected ADDR:PORT" "$T/e"'
 kms_stop
 done_testing

@@ -97,6 +97,23 @@ static void put_hex(const char *key, const uint8_t *p, size_t n)
     free(hex);
 }
 
+/* What an encoder that returns a struct secret made, as malloc'd text (the secret freed). */
+static int secret_text(int r, struct secret **sp, char **txt, size_t *n)
+{
+    struct secret *s = *sp; /* read after the encoder ran (the arguments' order is unspecified) */
+
+    *txt = NULL;
+    *n = 0;
+    if (r == 0) {
+        *txt = xmalloc(s->len + 1);
+        memcpy(*txt, s->data, s->len);
+        (*txt)[s->len] = '\0';
+        *n = s->len;
+    }
+    secret_free(s);
+    return r;
+}
+
 static int encode(const char *kind, const struct spec *s, char **out, size_t *len)
 {
     char *error = spec_str(s, "error");
@@ -148,7 +165,8 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
             }
             bytes_clear(&b);
         }
-        r = proto_g3_proof_encode(&m, out, len);
+        struct secret *enc = NULL;
+        r = secret_text(proto_g3_proof_encode(&m, &enc), &enc, out, len);
         proto_g3_proof_clear(&m);
     } else if (!strcmp(kind, "response")) {
         struct proto_g3_response m = {0};
@@ -160,7 +178,8 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
         }
         bytes_clear(&b);
         m.generated_by = spec_str(s, "generated_by");
-        r = proto_g3_response_encode(&m, out, len);
+        struct secret *enc = NULL;
+        r = secret_text(proto_g3_response_encode(&m, &enc), &enc, out, len);
         proto_g3_response_clear(&m);
     }
     free(error);
