@@ -184,13 +184,13 @@ static int g1_answer(struct slot *sl, const struct bytes *cred, const struct byt
     free(text);
     if (r == 0 && step_of(sl) == ST_POST) {
         struct proto_payload p = {.error = (char *)"", .generated_by = (char *)"tpm"};
+        struct secret *msg = NULL;
         p.passphrase = secret_new_copy(sl->node->wire, LG_WIRE_LEN);
-        text = NULL;
-        r = proto_payload_encode(&p, &text, &text_len);
+        r = proto_payload_encode(&p, &msg);
         secret_free(p.passphrase);
         if (r == 0)
-            r = queue_frame(sl, WS_OP_TEXT, text, text_len);
-        free(text);
+            r = queue_frame(sl, WS_OP_TEXT, msg->data, msg->len);
+        secret_free(msg);
     }
     return r;
 }
@@ -292,9 +292,9 @@ static int g3_proof(struct slot *sl, const struct proto_g3_challenge *ch)
 {
     struct proto_g3_proof pf = {.version = "2", .pcr_mask = LG_PCR_MASK};
     struct lg_bytes quote = {0}, sig = {0};
+    struct secret *msg = NULL;
     uint8_t secret[64];
-    size_t secret_len = 0, len = 0;
-    char *text = NULL;
+    size_t secret_len = 0;
     int r;
 
     r = lg_activate(sl->node, ch->credential.data, ch->credential.len, ch->encrypted_secret.data,
@@ -315,12 +315,10 @@ static int g3_proof(struct slot *sl, const struct proto_g3_challenge *ch)
     pf.quote = (struct bytes){quote.p, quote.len};
     pf.signature = (struct bytes){sig.p, sig.len};
     memcpy(pf.pcr, sl->node->pcr, sizeof(pf.pcr));
-    r = proto_g3_proof_encode(&pf, &text, &len);
+    r = proto_g3_proof_encode(&pf, &msg);
     if (r == 0)
-        r = queue_frame(sl, WS_OP_TEXT, text, len);
-    if (text)
-        secure_wipe(text, len);
-    free(text);
+        r = queue_frame(sl, WS_OP_TEXT, msg->data, msg->len);
+    secret_free(msg);
     proto_g3_proof_clear(&pf); /* frees the quote and the signature too */
     return r;
 }
