@@ -37,7 +37,11 @@ const char *log_quiet_last(void);
 /* Logs an error and returns r (a negative errno), so an error path is one line:
  *   return log_error_errno(r, "%s: cannot open: %m", path);
  * errno is set to -r first, so %m in fmt names r's error. */
-int log_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int log_level_errno(enum log_level level, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define log_error_errno(r, ...) log_level_errno(LOG_ERR, (r), __VA_ARGS__)
+/* The same at other levels. */
+#define log_warn_errno(r, ...) log_level_errno(LOG_WARN, (r), __VA_ARGS__)
+#define log_debug_errno(r, ...) log_level_errno(LOG_DEBUG, (r), __VA_ARGS__)
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
@@ -163,6 +167,9 @@ int64_t now_ms(void);
 int file_read_all(const char *path, size_t max, char **out, size_t *out_len);
 /* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno (write_full, no deadline). */
 int fd_write_all(int fd, const void *buf, size_t n);
+/* Writes all of buf, fsyncs and closes fd (closed in every case): a new file's data made durable
+ * before it is renamed into place. 0 or the first -errno. */
+int fd_write_sync_close(int fd, const void *buf, size_t n);
 
 /* ---- descriptors with a deadline (an absolute now_ms() time; 0: none) ---- */
 struct pollfd;
@@ -197,9 +204,8 @@ struct spawn_result {
     int status;           /* waitpid status of the child */
     bool timed_out;       /* the time limit was reached and the process group was killed */
     bool stdout_overflow; /* more than SPAWN_MAX_STDOUT bytes on stdout; the group was killed */
-    char *out;            /* stdout, NUL-terminated */
-    size_t out_len, out_cap;
-    char *err; /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
+    struct secret *out;   /* stdout, NUL-terminated: it may be a passphrase (a plugin's answer) */
+    char *err;            /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
     size_t err_len;
 };
 

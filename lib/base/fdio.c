@@ -93,3 +93,14 @@ int write_full(int fd, const void *buf, size_t n, int64_t deadline)
 }
 
 int fd_write_all(int fd, const void *buf, size_t n) { return write_full(fd, buf, n, 0); }
+
+int fd_write_sync_close(int fd, const void *buf, size_t n)
+{
+    int r = fd_write_all(fd, buf, n);
+
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (close(fd) < 0 && r == 0)
+        r = -errno;
+    return r;
+}

@@ -315,11 +315,9 @@ int file_write_atomic(const char *what, const char *path, const void *buf, size_
     if (fchmod(fd, (mode_t)mode) < 0)
         r = -errno;
     if (r == 0)
-        r = fd_write_all(fd, buf, len);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (close(fd) < 0 && r == 0)
-        r = -errno;
+        r = fd_write_sync_close(fd, buf, len);
+    else
+        close(fd);
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0) {

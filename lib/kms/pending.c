@@ -144,7 +144,7 @@ void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_requ
     pending_emit(&b, &p);
     r = kms_obj_write(s, fname, b.p, b.len, true, NULL);
     if (r < 0)
-        log_error("%s/%s: cannot record the pending TPM: %s", s->dir, fname, strerror(-r));
+        log_error_errno(r, "%s/%s: cannot record the pending TPM: %m", s->dir, fname);
     kms_buf_free(&b);
     kms_pending_clear(&p);
     (void)kms_store_refresh_locked(s, true);
@@ -307,7 +307,7 @@ static int approve_locked(struct kms_store *s, const char *prefix, const char *v
     }
     kms_buf_free(&b);
     if (r < 0) {
-        log_error("%s: cannot write SealedVolume %s: %s", s->dir, vname, strerror(-r));
+        log_error_errno(r, "%s: cannot write SealedVolume %s: %m", s->dir, vname);
         goto out;
     }
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", p->hash);

@@ -47,7 +47,7 @@ static int open_multicast_listener(const struct query_sockets *s)
     if (mdns_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 || mdns_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0 ||
         mdns_set_int(fd, IPPROTO_IP, IP_PKTINFO, 1) < 0 ||
         bind(fd, (const struct sockaddr *)&group, sizeof(group)) < 0) {
-        log_debug("mdns: not listening for multicast answers on port 5353: %s", strerror(errno));
+        log_debug("mdns: not listening for multicast answers on port 5353: %m");
         close(fd);
         return -1;
     }
@@ -95,7 +95,7 @@ static int send_everywhere(const struct query_sockets *s, const uint8_t *pkt, si
         int k = mdns_send_group(s->unicast, s->ifaces[i].index, pkt, len);
         if (k < 0) {
             err = -k;
-            log_debug("mdns: cannot send the query on %s: %s", s->ifaces[i].name, strerror(err));
+            log_debug_errno(k, "mdns: cannot send the query on %s: %m", s->ifaces[i].name);
             continue;
         }
         sent++;

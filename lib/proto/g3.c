@@ -153,6 +153,13 @@ static int server_error(const struct kjson_doc *d, char **error, char *why)
     return fail(why, -EREMOTEIO, "the server answered with an error");
 }
 
+/* A server message: parsed, then its "error" (as server_error). */
+static int parse_server_message(const char *msg, size_t len, struct kjson_doc **d, char **error, char *why)
+{
+    int r = parse_object(msg, len, d, why);
+    return r < 0 ? r : server_error(*d, error, why);
+}
+
 /* ---- 1. AttestationInit ---- */
 
 void proto_g3_init_clear(struct proto_g3_init *m)
@@ -298,10 +305,7 @@ int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_chall
     int r, c, n;
 
     *out = (struct proto_g3_challenge){0};
-    r = parse_object(msg, len, &d, why);
-    if (r < 0)
-        return r;
-    r = server_error(d, &out->error, why);
+    r = parse_server_message(msg, len, &d, &out->error, why);
     if (r < 0)
         return r;
     c = get_object(d, KJSON_ROOT, "challenge", "challenge", why);
@@ -492,6 +496,16 @@ void proto_g3_response_clear(struct proto_g3_response *m)
     *m = (struct proto_g3_response){0};
 }
 
+/* {"error":text} */
+static struct kjson_w *error_doc(const char *text)
+{
+    struct kjson_w *w = kjson_w_new();
+    kjson_w_obj_begin(w);
+    kjson_w_kv_str(w, "error", text);
+    kjson_w_obj_end(w);
+    return w;
+}
+
 int proto_g3_error_encode(const char *text, char **out, size_t *out_len)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = NULL;
@@ -499,10 +513,7 @@ int proto_g3_error_encode(const char *text, char **out, size_t *out_len)
     *out = NULL;
     if (!text || !text[0])
         return -EINVAL;
-    w = kjson_w_new();
-    kjson_w_obj_begin(w);
-    kjson_w_kv_str(w, "error", text);
-    kjson_w_obj_end(w);
+    w = error_doc(text);
     return proto_w_finish(w, true, out, out_len);
 }
 
@@ -512,10 +523,7 @@ int proto_g3_response_encode(const struct proto_g3_response *m, struct secret **
 
     *out = NULL;
     if (m->error && m->error[0]) {
-        w = kjson_w_new();
-        kjson_w_obj_begin(w);
-        kjson_w_kv_str(w, "error", m->error);
-        kjson_w_obj_end(w);
+        w = error_doc(m->error);
         return kjson_w_result_secret(w, true, out);
     }
     if (!m->passphrase || m->passphrase->len == 0 || m->passphrase->len > PROTO_G3_PASSPHRASE_MAX ||
@@ -537,10 +545,7 @@ int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_respon
     int r;
 
     *out = (struct proto_g3_response){0};
-    r = parse_object(msg, len, &d, why);
-    if (r < 0)
-        return r;
-    r = server_error(d, &out->error, why);
+    r = parse_server_message(msg, len, &d, &out->error, why);
     if (r < 0)
         return r;
     r = get_b64(d, KJSON_ROOT, "passphrase", "passphrase", BASE64_STD, 0, PROTO_G3_PASSPHRASE_MAX, &pass, why);

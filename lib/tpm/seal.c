@@ -160,11 +160,7 @@ static void legacy_template(TPM2B_PUBLIC *tmpl, enum tpm_primary_alg alg)
         tmpl->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
     } else {
         tmpl->publicArea.type = TPM2_ALG_RSA;
-        tmpl->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-        tmpl->publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
-        tmpl->publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-        tmpl->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-        tmpl->publicArea.parameters.rsaDetail.keyBits = 2048;
+        tpm_rsa_storage_params(&tmpl->publicArea);
     }
 }
 

@@ -64,7 +64,7 @@ static TSS2_RC io_error(struct ktcti *t, int r, const char *what)
         log_error("TPM %s did not answer within %lld s (%s); is it hung? (--tpm-timeout sets the limit)", t->desc,
                   (long long)(t->timeout_ms / 1000), what);
     } else {
-        log_error("TPM %s: %s failed: %s", t->desc, what, strerror(-r));
+        log_error_errno(r, "TPM %s: %s failed: %m", t->desc, what);
     }
     return TSS2_TCTI_RC_IO_ERROR;
 }
@@ -397,7 +397,7 @@ int ktcti_open(const char *spec, int64_t timeout_ms, TSS2_TCTI_CONTEXT **out)
             if (r == 0)
                 r = mssim_signal(host, port + 1, MSSIM_SIGNAL_NV_ON, deadline);
             if (r < 0) {
-                log_error("TPM %s: platform port %u: %s", t->desc, port + 1, strerror(-r));
+                log_error_errno(r, "TPM %s: platform port %u: %m", t->desc, port + 1);
                 free(t);
                 return r;
             }
@@ -406,7 +406,7 @@ int ktcti_open(const char *spec, int64_t timeout_ms, TSS2_TCTI_CONTEXT **out)
     }
     if (fd < 0) {
         int r = fd == -1 ? -errno : fd;
-        log_error("TPM %s: cannot open: %s", t->desc, strerror(-r));
+        log_error_errno(r, "TPM %s: cannot open: %m", t->desc);
         free(t);
         return r;
     }

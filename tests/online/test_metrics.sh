@@ -22,12 +22,7 @@ except urllib.error.HTTPError as e:
 P
 }
 
-swtpm_start "$(golden_state node-a ekcert)"
-HASH=$(node_hash "$TPM_SOCK") || bail "tpm-hash failed"
-mkdir -p "$DB" && chmod 700 "$DB"
-printf %s "metrics-test-passphrase" >"$T/pass"
-"$KAIROS_KMS" challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT --passphrase-file "$T/pass" \
-    >/dev/null 2>>"$T/kms.log" || bail "register failed"
+register_node metrics-test-passphrase
 "$KAIROS_KMS" challenger register --db "$DB" --tpm-hash "$(printf 'b%.0s' $(seq 64))" --label COS_PERSISTENT \
     >/dev/null 2>>"$T/kms.log" || bail "register failed"
 "$KAIROS_KMS" challenger quarantine --db "$DB" "$(printf 'b%.0s' $(seq 64))" >/dev/null 2>>"$T/kms.log"
