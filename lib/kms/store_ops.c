@@ -28,11 +28,8 @@ int kms_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_v
     if (s->etcd)
         return kms_etcd_obj_remove(s, name, expect);
     (void)expect;
-    if (unlinkat(s->dirfd, name, 0) < 0) {
-        int r = -errno;
-        log_warn("%s/%s: cannot remove: %m", s->dir, name);
-        return r;
-    }
+    if (unlinkat(s->dirfd, name, 0) < 0)
+        return log_warn_errno(-errno, "%s/%s: cannot remove: %m", s->dir, name);
     return 0;
 }
 
