@@ -46,7 +46,10 @@ static const char usage[] =
     "               --mode postpass (G1): /getPass finds no Secret, the node posts its ciphertext\n"
     "               on /postPass and reads it back (adds \"posted\" to the summary); --acked-file F\n"
     "               gets each acknowledged node's volume name, synced. --mode readback: /getPass\n"
-    "               returns that ciphertext (for the nodes --acked-file F lists, if given)\n"
+    "               returns that ciphertext (for the nodes --acked-file F lists, if given).\n"
+    "               --shared-store (postpass): the same nodes post through another KMS instance\n"
+    "               at the same time; a ciphertext found before the post or a post refused as\n"
+    "               already stored is checked by the readback (counted in \"found_posted\")\n"
     "  node-info    print {\"node\":I,\"tpm_hash\":..,\"ak_name\":..}; --ek-pem/--ek-public write the EK\n"
     "               as PEM and as TPM2B_PUBLIC (for tpm2_makecredential -u)\n"
     "  selftest-quote  a quote over HEX in tpm2-tools' formats: P.msg, P.sig, P.pcrs, P.ak.pem\n"
@@ -118,6 +121,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_VERBOSE,
         O_MODE,
         O_ACKED,
+        O_SHARED,
         O_NOSECRET,
         O_ATT,
         O_REAL,
@@ -146,6 +150,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"verbose", no_argument, NULL, O_VERBOSE},
         {"mode", required_argument, NULL, O_MODE},
         {"acked-file", required_argument, NULL, O_ACKED},
+        {"shared-store", no_argument, NULL, O_SHARED},
         {"no-secret", no_argument, NULL, O_NOSECRET},
         {"attestation", required_argument, NULL, O_ATT},
         {"real-keys", required_argument, NULL, O_REAL},
@@ -236,6 +241,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return log_error_errno(-EINVAL, "--mode %s: expected static, postpass or readback", optarg);
             break;
         case O_ACKED: o->run.acked_file = optarg; break;
+        case O_SHARED: o->run.shared_store = true; break;
         case O_NOSECRET: o->no_secret = true; break;
         case O_ATT:
             if (!strcmp(optarg, "none"))

@@ -132,6 +132,7 @@ struct lg_run_opts {
     const char *label;           /* the partition header */
     enum lg_mode mode;
     const char *acked_file; /* postpass: each acknowledged post's volume name, a line, synced */
+    bool shared_store;      /* postpass: other posters (nodes through other KMS instances) race */
     const uint32_t *only;   /* exchange k is node only[k] (n_only exchanges); NULL = k % nodes */
     size_t n_only;
     bool verbose;
