@@ -1,8 +1,7 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 /* challenger: the KMS. Its records are the manifests operators `kubectl apply` to upstream
- * Kairos (SealedVolume keyserver.kairos.io/v1alpha1, Secret v1), kept in a directory. */
-#include <getopt.h>
+ * Kairos (SealedVolume keyserver.kairos.io/v1alpha1, Secret v1), kept in a directory or in etcd. */
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +24,9 @@ static const char usage[] =
     "       challenger pending --db DIR\n"
     "       challenger approve --db DIR [--volume NAME] TPM_HASH\n"
     "       challenger quarantine|release --db DIR TPM_HASH\n"
+    "       challenger import --etcd URLS --from-db DIR\n"
+    "       challenger export --etcd URLS --to-db DIR\n"
+    "Every command takes --etcd URLS [etcd options] instead of --db DIR (see HA below).\n"
     "\n"
     "The Kairos KMS, wire-compatible with upstream kcrypt-challenger (G1: /getPass, /postPass over\n"
     "WebSocket; nodes prove their TPM by credential activation) and with current upstream nodes\n"
@@ -67,9 +69,10 @@ static const char usage[] =
     "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) there instead of on\n"
     "                         the node-facing port (e.g. 127.0.0.1:9108)\n"
     "  --workers N|auto       N processes serve the listener, each with its own event loop and\n"
-    "                         store (auto, the default: one per CPU this process may run on;\n"
-    "                         1: a single process). The store's writes are atomic across them,\n"
-    "                         the metrics are shared, SIGTERM and SIGHUP reach every one\n"
+    "                         store (auto, the default with --db: one per CPU this process may\n"
+    "                         run on; 1: a single process, the default with --etcd). The store's\n"
+    "                         writes are atomic across them, the metrics are shared, SIGTERM and\n"
+    "                         SIGHUP reach every one\n"
     "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last refresh of the\n"
     "store, done every second), /metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or\n"
     "secret in any label).\n"
@@ -94,6 +97,20 @@ static const char usage[] =
     "               pinning the EK and PCR values it showed; its key is made at its next contact\n"
     "  quarantine   refuse every key of the node with this TPM hash (release undoes it)\n"
     "\n"
+    "  import       copy every object of --from-db DIR into etcd (create-if-absent; objects that\n"
+    "               differ are reported, not overwritten)\n"
+    "  export       write every object of etcd as manifests into --to-db DIR (new or empty): the\n"
+    "               backup format, readable by `kubectl apply` and by --db\n"
+    "\n"
+    "HA (several challengers over one etcd cluster; README.md, HA):\n"
+    "  --etcd URL[,URL...]    the store is etcd v3 (3.4+; its JSON gateway) instead of --db DIR\n"
+    "  --etcd-prefix P        the keys' prefix (default /kairos-kms/)\n"
+    "  --etcd-cacert F        CA(s) of https endpoints (default: the system's)\n"
+    "  --etcd-cert F --etcd-key F  client certificate (mutual TLS)\n"
+    "  --etcd-user U --etcd-password-file F  etcd authentication (the password from F only)\n"
+    "  --etcd-timeout S       the deadline of one etcd call, endpoints rotated each second (default 10)\n"
+    "  --instance NAME        this challenger's name in the audit log (default HOSTNAME:PID)\n"
+    "\n"
     "  --debug                say more on stderr\n"
     "  --help                 this text\n"
     "\n"
@@ -102,55 +119,114 @@ static const char usage[] =
     "  kairos-kms challenger register --db /var/lib/kairos-kms --tpm-hash $(cat node1.tpmhash) --label COS_PERSISTENT\n"
     "Nodes use it with: kcrypt.challenger.challenger_server: \"http://KMS:8082\" in their Kairos config.\n";
 
+/* Where the records are: a directory (--db) or etcd (--etcd and its options). */
+struct store_opts {
+    const char *db, *from_db, *to_db, *instance;
+    struct kms_etcd_options etcd;
+    int64_t etcd_timeout_ms; /* 0: not given */
+};
+
 struct opts {
+    struct store_opts store;
     char pcr_hex[24][65];
     char *ek_pem;
-    const char *db, *audit_log;
+    const char *audit_log;
     struct g3_serve_opts srv;
     struct kms_register reg;
     const char *passphrase_file;
+    char listen_host[64], metrics_host[64];
+    uint32_t max_conns, max_conns_per_peer; /* 0: not given */
 };
 
-static int parse_listen(const char *v, struct g3_serve_opts *o)
+/* ---- the options that need more than a table row ---- */
+static int opt_listen(void *target, const char *flag, const char *v)
 {
-    static char host[64];
-    const char *colon = strrchr(v, ':');
-    uint32_t port;
-    size_t hlen;
+    struct opts *o = target;
+    if (applet_parse_listen(flag, v, o->listen_host, sizeof(o->listen_host), &o->srv.port) < 0)
+        return EXIT_USAGE;
+    o->srv.listen_addr = o->listen_host[0] ? o->listen_host : NULL;
+    return 0;
+}
 
-    if (!colon || parse_u32(colon + 1, 65535, &port) < 0)
-        return log_error_errno(-EINVAL, "--listen %s: expected ADDR:PORT, e.g. 0.0.0.0:8082 or :8082", v);
-    hlen = (size_t)(colon - v);
-    if (hlen >= sizeof(host))
-        return log_error_errno(-EINVAL, "--listen %s: address too long", v);
-    if (hlen >= 2 && v[0] == '[' && v[hlen - 1] == ']') { /* [::1]:8082 */
-        v++;
-        hlen -= 2;
+static int opt_metrics_listen(void *target, const char *flag, const char *v)
+{
+    struct opts *o = target;
+    if (applet_parse_listen(flag, v, o->metrics_host, sizeof(o->metrics_host), &o->srv.metrics_port) < 0)
+        return EXIT_USAGE;
+    o->srv.metrics_listen = v;
+    o->srv.metrics_addr = o->metrics_host[0] ? o->metrics_host : NULL;
+    return 0;
+}
+
+/* One worker per CPU this process may run on (its affinity mask: a container's or taskset's
+ * limit, not the machine's count), at most G3_MAX_WORKERS. */
+static unsigned cpu_workers(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > G3_MAX_WORKERS ? G3_MAX_WORKERS : (unsigned)n;
+}
+
+static int opt_workers(void *target, const char *flag, const char *v)
+{
+    struct opts *o = target;
+    uint32_t n;
+
+    if (!strcmp(v, "auto")) {
+        o->srv.workers = cpu_workers();
+    } else if (parse_u32(v, G3_MAX_WORKERS, &n) == 0 && n > 0) {
+        o->srv.workers = n;
+    } else {
+        log_error("%s %s: expected 1 to %d, or auto (one per CPU)", flag, v, G3_MAX_WORKERS);
+        return EXIT_USAGE;
     }
-    memcpy(host, v, hlen);
-    host[hlen] = '\0';
-    o->listen_addr = hlen ? host : NULL;
-    o->port = (uint16_t)port;
+    return 0;
+}
+
+static int opt_announce(void *target, const char *flag, const char *v)
+{
+    if (!mdns_host_is_local(v)) {
+        log_error("%s %s: must be a .local name (nodes look up only .local names over mDNS)", flag, v);
+        return EXIT_USAGE;
+    }
+    ((struct opts *)target)->srv.announce = v;
+    return 0;
+}
+
+static int opt_enroll(void *target, const char *flag, const char *v)
+{
+    if (strcmp(v, "registered") && strcmp(v, "tofu")) {
+        log_error("%s %s: expected registered or tofu", flag, v);
+        return EXIT_USAGE;
+    }
+    ((struct opts *)target)->srv.enroll_tofu = !strcmp(v, "tofu");
     return 0;
 }
 
 /* --pcr INDEX=HEX: a SHA-256 PCR value to pin (64 hex digits, stored lowercase). */
-static int parse_pcr(const char *v, struct opts *o)
+static int opt_pcr(void *target, const char *flag, const char *v)
 {
+    struct opts *o = target;
     const char *eq = strchr(v, '=');
     char idx[8];
     uint32_t i;
     size_t n;
 
-    if (!eq || (size_t)(eq - v) >= sizeof(idx))
-        return log_error_errno(-EINVAL, "--pcr %s: expected INDEX=HEX, e.g. 7=3d45...", v);
+    if (!eq || (size_t)(eq - v) >= sizeof(idx)) {
+        log_error("%s %s: expected INDEX=HEX, e.g. 7=3d45...", flag, v);
+        return EXIT_USAGE;
+    }
     memcpy(idx, v, (size_t)(eq - v));
     idx[eq - v] = '\0';
-    if (parse_u32(idx, 23, &i) < 0)
-        return log_error_errno(-EINVAL, "--pcr %s: the index must be 0..23", v);
+    if (parse_u32(idx, 23, &i) < 0) {
+        log_error("%s %s: the index must be 0..23", flag, v);
+        return EXIT_USAGE;
+    }
     n = strlen(eq + 1);
-    if (n != 64 || strspn(eq + 1, "0123456789abcdefABCDEF") != 64)
-        return log_error_errno(-EINVAL, "--pcr %s: the value must be 64 hex digits (a SHA-256 bank value)", v);
+    if (n != 64 || strspn(eq + 1, "0123456789abcdefABCDEF") != 64) {
+        log_error("%s %s: the value must be 64 hex digits (a SHA-256 bank value)", flag, v);
+        return EXIT_USAGE;
+    }
     for (size_t k = 0; k < 64; k++)
         o->pcr_hex[i][k] = (char)(eq[1 + k] >= 'A' && eq[1 + k] <= 'F' ? eq[1 + k] - 'A' + 'a' : eq[1 + k]);
     o->pcr_hex[i][64] = '\0';
@@ -160,23 +236,82 @@ static int parse_pcr(const char *v, struct opts *o)
 }
 
 /* --ek-pem FILE: the EK as upstream stores it, whatever PEM form the operator has. */
-static int read_ek_pem(const char *path, struct opts *o)
+static int opt_ek_pem(void *target, const char *flag, const char *path)
 {
+    struct opts *o = target;
     _cleanup_free_ char *text = NULL;
     struct rsa_pub key;
     int r = file_read_all(path, 1 << 16, &text, NULL);
 
     if (r < 0)
-        return log_error_errno(r, "--ek-pem %s: cannot read", path);
+        return log_error_errno(r, "%s %s: cannot read: %m", flag, path), EXIT_RUNTIME;
     r = proto_ek_pem_public(text, &key);
     if (r < 0)
-        return log_error_errno(r, "--ek-pem %s: not an RSA PUBLIC KEY or CERTIFICATE in PEM", path);
+        return log_error("%s %s: not an RSA PUBLIC KEY or CERTIFICATE in PEM", flag, path), EXIT_RUNTIME;
     free(o->ek_pem);
     if (crypto_rsa_spki_pem(&key, &o->ek_pem) < 0)
-        return log_error_errno(-EIO, "--ek-pem %s: cannot re-encode the key", path);
+        return log_error("%s %s: cannot re-encode the key", flag, path), EXIT_RUNTIME;
     o->reg.ek_pem = o->ek_pem;
     return 0;
 }
+
+#define O(field) offsetof(struct opts, field)
+static const struct applet_opt options[] = {
+    {.name = "db", .type = APPLET_STRING, .off = O(store.db)},
+    {.name = "etcd", .type = APPLET_STRING, .off = O(store.etcd.endpoints)},
+    {.name = "etcd-prefix", .type = APPLET_STRING, .off = O(store.etcd.prefix)},
+    {.name = "etcd-cacert", .type = APPLET_STRING, .off = O(store.etcd.ca_file)},
+    {.name = "etcd-cert", .type = APPLET_STRING, .off = O(store.etcd.cert_file)},
+    {.name = "etcd-key", .type = APPLET_STRING, .off = O(store.etcd.key_file)},
+    {.name = "etcd-user", .type = APPLET_STRING, .off = O(store.etcd.user)},
+    {.name = "etcd-password-file", .type = APPLET_STRING, .off = O(store.etcd.password_file)},
+    {.name = "etcd-timeout", .type = APPLET_SECONDS, .off = O(store.etcd_timeout_ms)},
+    {.name = "instance", .type = APPLET_STRING, .off = O(store.instance)},
+    {.name = "from-db", .type = APPLET_STRING, .off = O(store.from_db)},
+    {.name = "to-db", .type = APPLET_STRING, .off = O(store.to_db)},
+    {.name = "listen", .type = APPLET_CALL, .call = opt_listen},
+    {.name = "challenger-bind-address", .type = APPLET_CALL, .call = opt_listen},
+    {.name = "tls-cert", .type = APPLET_STRING, .off = O(srv.tls_cert)},
+    {.name = "tls-key", .type = APPLET_STRING, .off = O(srv.tls_key)},
+    {.name = "audit-log", .type = APPLET_STRING, .off = O(audit_log)},
+    {.name = "port-file", .type = APPLET_STRING, .off = O(srv.port_file)},
+    {.name = "exchange-timeout", .type = APPLET_SECONDS, .off = O(srv.exchange_timeout_ms)},
+    {.name = "max-conns",
+     .type = APPLET_U32,
+     .off = O(max_conns),
+     .min = 1,
+     .max = 1000000,
+     .what = "a number of connections from 1 to 1000000"},
+    {.name = "max-conns-per-peer",
+     .type = APPLET_U32,
+     .off = O(max_conns_per_peer),
+     .min = 1,
+     .max = 1000000,
+     .what = "a number of connections from 1 to 1000000"},
+    {.name = "tpm-hash", .type = APPLET_STRING, .off = O(reg.tpm_hash)},
+    {.name = "label", .type = APPLET_STRING, .off = O(reg.label)},
+    {.name = "name", .type = APPLET_STRING, .off = O(reg.device_name)},
+    {.name = "uuid", .type = APPLET_STRING, .off = O(reg.uuid)},
+    {.name = "volume", .type = APPLET_STRING, .off = O(reg.volume)},
+    {.name = "secret", .type = APPLET_STRING, .off = O(reg.secret_name)},
+    {.name = "key", .type = APPLET_STRING, .off = O(reg.secret_key)},
+    {.name = "passphrase-file", .type = APPLET_STRING, .off = O(passphrase_file)},
+    {.name = "debug", .type = APPLET_ACTION, .call = applet_opt_debug},
+    {.name = "ek-ca", .type = APPLET_STRING, .off = O(srv.ek_ca)},
+    {.name = "announce", .type = APPLET_CALL, .call = opt_announce},
+    {.name = "announce-interface",
+     .type = APPLET_LIST,
+     .off = O(srv.announce_ifaces),
+     .count_off = O(srv.n_announce_ifaces),
+     .max = sizeof(((struct g3_serve_opts *)0)->announce_ifaces) / sizeof(const char *)},
+    {.name = "metrics-listen", .type = APPLET_CALL, .call = opt_metrics_listen},
+    {.name = "workers", .type = APPLET_CALL, .call = opt_workers},
+    {.name = "enroll", .type = APPLET_CALL, .call = opt_enroll},
+    {.name = "require-fresh-quotes", .type = APPLET_FLAG, .off = O(srv.require_fresh_quotes)},
+    {.name = "pcr", .type = APPLET_CALL, .call = opt_pcr},
+    {.name = "ek-pem", .type = APPLET_CALL, .call = opt_ek_pem},
+};
+#undef O
 
 static int list_pending(struct kms_store *store)
 {
@@ -251,6 +386,18 @@ static int verb_release(struct kms_store *s, struct kms_audit *a, struct opts *o
 }
 
 /* The command words (none = serve), their argument counts and what they run. */
+static int verb_import(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)args;
+    return kms_store_import_dir(s, o->store.from_db) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
+static int verb_export(struct kms_store *s, struct kms_audit *a, struct opts *o, char **args)
+{
+    (void)a, (void)args;
+    return kms_store_export_dir(s, o->store.to_db) < 0 ? EXIT_RUNTIME : EXIT_OK;
+}
+
 static const struct verb {
     const char *name;
     int nargs;        /* positional arguments after the options */
@@ -264,7 +411,51 @@ static const struct verb {
     {"approve", 1, "TPM_HASH", verb_approve},
     {"quarantine", 1, "TPM_HASH", verb_quarantine},
     {"release", 1, "TPM_HASH", verb_release},
+    {"import", 0, NULL, verb_import},
+    {"export", 0, NULL, verb_export},
 };
+
+/* The store from --db DIR or --etcd URLS; EXIT_USAGE, EXIT_RUNTIME or 0. The server follows
+ * etcd in a thread and waits for it when it is unreachable; commands need it now. */
+static int open_store(struct store_opts *so, const struct verb *v, const struct g3_serve_opts *srv,
+                      struct kms_audit *audit, struct kms_store **out)
+{
+    /* Before every decision the server takes in what inotify reported changed in DIR (only those
+     * files are read again; without inotify it rescans DIR), so an operator's edit (register,
+     * quarantine, a new manifest) counts from the next request. */
+    struct kms_store_options ko = {.create = true, .poll_interval_ms = 0, .audit = audit};
+    bool serve = v->run == verb_serve, backup = v->run == verb_import || v->run == verb_export;
+
+    if (!so->db == !so->etcd.endpoints) {
+        log_error(so->db ? "--db and --etcd exclude each other"
+                         : "--db DIR or --etcd URLS is required (where the SealedVolumes and Secrets are)");
+        return EXIT_USAGE;
+    }
+    if (backup && (!so->etcd.endpoints || !(v->run == verb_import ? so->from_db : so->to_db))) {
+        log_error("%s: --etcd URLS and %s DIR are required", v->name, v->run == verb_import ? "--from-db" : "--to-db");
+        return EXIT_USAGE;
+    }
+    if (!!so->etcd.cert_file != !!so->etcd.key_file || !!so->etcd.user != !!so->etcd.password_file) {
+        log_error("--etcd-cert goes with --etcd-key, --etcd-user with --etcd-password-file");
+        return EXIT_USAGE;
+    }
+    if (so->etcd_timeout_ms && (so->etcd_timeout_ms < 1000 || so->etcd_timeout_ms > 600000)) {
+        log_error("--etcd-timeout: expected 1 to 600 seconds");
+        return EXIT_USAGE;
+    }
+    if (serve && so->etcd.endpoints && srv->workers > 1) {
+        log_error("--workers: one process per challenger with --etcd (run more challengers instead)");
+        return EXIT_USAGE;
+    }
+    kms_audit_set_instance(audit, so->instance);
+    if (serve)
+        g3_keep_malloc_warm(); /* loading a big store allocates and frees the same sizes too */
+    if (so->db)
+        return kms_store_open_dir(so->db, &ko, out) < 0 ? EXIT_RUNTIME : 0;
+    so->etcd.watch = serve;
+    so->etcd.deadline_ms = (int)so->etcd_timeout_ms;
+    return kms_store_open_etcd(&so->etcd, &ko, out) < 0 ? EXIT_RUNTIME : 0;
+}
 
 static const struct verb *find_verb(const char *name)
 {
@@ -278,25 +469,11 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
 {
     struct kms_store *store = NULL;
     struct kms_audit *audit = NULL;
-    /* Before every decision the server takes in what inotify reported changed in DIR (only those
-     * files are read again; without inotify it rescans DIR), so an operator's edit (register,
-     * quarantine, a new manifest) counts from the next request. */
-    struct kms_store_options so = {.create = true, .poll_interval_ms = 0};
     _cleanup_secret_ struct secret *pass = NULL;
     int code = EXIT_RUNTIME;
 
-    if (!o->db) {
-        log_error("--db DIR is required (the directory of SealedVolume and Secret manifests)");
+    if (!applet_check_args(v->name, args, nargs, v->nargs, v->nargs, v->args))
         return EXIT_USAGE;
-    }
-    if (nargs > v->nargs) {
-        log_error("%s: unexpected argument %s (see --help)", v->name, args[v->nargs]);
-        return EXIT_USAGE;
-    }
-    if (nargs < v->nargs) {
-        log_error("%s: expected %s (see --help)", v->name, v->args);
-        return EXIT_USAGE;
-    }
     if (v->run == verb_register) {
         if (!o->reg.tpm_hash || !(o->reg.label || o->reg.device_name || o->reg.uuid)) {
             log_error("register: --tpm-hash and one of --label, --name, --uuid are required");
@@ -312,10 +489,8 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
     }
     if (kms_audit_open(o->audit_log, &audit) < 0)
         return EXIT_RUNTIME;
-    so.audit = audit;
-    if (v->run == verb_serve)
-        g3_keep_malloc_warm(); /* loading a big store allocates and frees the same sizes too */
-    if (kms_store_open_dir(o->db, &so, &store) < 0)
+    code = open_store(&o->store, v, &o->srv, audit, &store);
+    if (code)
         goto out;
     code = v->run(store, audit, o, args);
 out:
@@ -324,84 +499,14 @@ out:
     return code;
 }
 
-/* One worker per CPU this process may run on (its affinity mask: a container's or taskset's
- * limit, not the machine's count), at most G3_MAX_WORKERS. */
-static unsigned cpu_workers(void)
-{
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > G3_MAX_WORKERS ? G3_MAX_WORKERS : (unsigned)n;
-}
-
 int challenger_main(int argc, char **argv)
 {
-    enum {
-        O_DB = 0x3000,
-        O_LISTEN,
-        O_CERT,
-        O_KEY,
-        O_AUDIT,
-        O_PORTFILE,
-        O_XTIMEOUT,
-        O_HASH,
-        O_LABEL,
-        O_NAME,
-        O_UUID,
-        O_VOLUME,
-        O_SECRET,
-        O_SKEY,
-        O_PASSFILE,
-        O_DEBUG,
-        O_MAXCONNS,
-        O_MAXPEER,
-        O_EKCA,
-        O_ENROLL,
-        O_FRESH,
-        O_PCR,
-        O_EKPEM,
-        O_ANNOUNCE,
-        O_ANNOUNCE_IF,
-        O_METRICS,
-        O_WORKERS
-    };
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, O_DB},
-        {"listen", required_argument, NULL, O_LISTEN},
-        {"challenger-bind-address", required_argument, NULL, O_LISTEN},
-        {"tls-cert", required_argument, NULL, O_CERT},
-        {"tls-key", required_argument, NULL, O_KEY},
-        {"audit-log", required_argument, NULL, O_AUDIT},
-        {"port-file", required_argument, NULL, O_PORTFILE},
-        {"exchange-timeout", required_argument, NULL, O_XTIMEOUT},
-        {"max-conns", required_argument, NULL, O_MAXCONNS},
-        {"max-conns-per-peer", required_argument, NULL, O_MAXPEER},
-        {"tpm-hash", required_argument, NULL, O_HASH},
-        {"label", required_argument, NULL, O_LABEL},
-        {"name", required_argument, NULL, O_NAME},
-        {"uuid", required_argument, NULL, O_UUID},
-        {"volume", required_argument, NULL, O_VOLUME},
-        {"secret", required_argument, NULL, O_SECRET},
-        {"key", required_argument, NULL, O_SKEY},
-        {"passphrase-file", required_argument, NULL, O_PASSFILE},
-        {"debug", no_argument, NULL, O_DEBUG},
-        {"ek-ca", required_argument, NULL, O_EKCA},
-        {"announce", required_argument, NULL, O_ANNOUNCE},
-        {"announce-interface", required_argument, NULL, O_ANNOUNCE_IF},
-        {"metrics-listen", required_argument, NULL, O_METRICS},
-        {"workers", required_argument, NULL, O_WORKERS},
-        {"enroll", required_argument, NULL, O_ENROLL},
-        {"require-fresh-quotes", no_argument, NULL, O_FRESH},
-        {"pcr", required_argument, NULL, O_PCR},
-        {"ek-pem", required_argument, NULL, O_EKPEM},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
+    const struct applet_cmd cmd = {.usage = usage, .opts = options, .n_opts = APPLET_N(options)};
     struct opts o = {.srv = {.port = 8082, .exchange_timeout_ms = 30000}};
     const struct verb *v = &verbs[0];
-    int c;
+    char **args;
+    int nargs, code;
 
-    opterr = 0;
-    optind = 1;
     /* A command word may come first (challenger register ...) or not at all (serve). */
     if (argc > 1 && argv[1][0] != '-') {
         v = find_verb(argv[1]);
@@ -412,106 +517,25 @@ int challenger_main(int argc, char **argv)
         argv++;
         argc--;
     }
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_DB: o.db = optarg; break;
-        case O_LISTEN:
-            if (parse_listen(optarg, &o.srv) < 0)
-                return EXIT_USAGE;
-            break;
-        case O_CERT: o.srv.tls_cert = optarg; break;
-        case O_KEY: o.srv.tls_key = optarg; break;
-        case O_AUDIT: o.audit_log = optarg; break;
-        case O_PORTFILE: o.srv.port_file = optarg; break;
-        case O_XTIMEOUT:
-            if (applet_parse_seconds("--exchange-timeout", optarg, &o.srv.exchange_timeout_ms) < 0)
-                return EXIT_USAGE;
-            break;
-        case O_MAXCONNS:
-        case O_MAXPEER: {
-            uint32_t v;
-            const char *flag = c == O_MAXCONNS ? "--max-conns" : "--max-conns-per-peer";
-            if (parse_u32(optarg, 1000000, &v) < 0 || v == 0) {
-                log_error("%s %s: expected a number of connections from 1 to 1000000", flag, optarg);
-                return EXIT_USAGE;
-            }
-            if (c == O_MAXCONNS)
-                o.srv.max_conns = v;
-            else
-                o.srv.max_conns_per_peer = v;
-            break;
-        }
-        case O_HASH: o.reg.tpm_hash = optarg; break;
-        case O_LABEL: o.reg.label = optarg; break;
-        case O_NAME: o.reg.device_name = optarg; break;
-        case O_UUID: o.reg.uuid = optarg; break;
-        case O_VOLUME: o.reg.volume = optarg; break;
-        case O_SECRET: o.reg.secret_name = optarg; break;
-        case O_SKEY: o.reg.secret_key = optarg; break;
-        case O_PASSFILE: o.passphrase_file = optarg; break;
-        case O_DEBUG: log_set_level(LOG_DEBUG); break;
-        case O_EKCA: o.srv.ek_ca = optarg; break;
-        case O_METRICS: o.srv.metrics_listen = optarg; break;
-        case O_WORKERS: {
-            uint32_t v;
-            if (!strcmp(optarg, "auto")) {
-                o.srv.workers = cpu_workers();
-            } else if (parse_u32(optarg, G3_MAX_WORKERS, &v) == 0 && v > 0) {
-                o.srv.workers = v;
-            } else {
-                log_error("--workers %s: expected 1 to %d, or auto (one per CPU)", optarg, G3_MAX_WORKERS);
-                return EXIT_USAGE;
-            }
-            break;
-        }
-        case O_ANNOUNCE:
-            if (!mdns_host_is_local(optarg)) {
-                log_error("--announce %s: must be a .local name (nodes look up only .local names over mDNS)", optarg);
-                return EXIT_USAGE;
-            }
-            o.srv.announce = optarg;
-            break;
-        case O_ANNOUNCE_IF:
-            if (o.srv.n_announce_ifaces == sizeof(o.srv.announce_ifaces) / sizeof(o.srv.announce_ifaces[0])) {
-                log_error("--announce-interface: at most %zu interfaces", o.srv.n_announce_ifaces);
-                return EXIT_USAGE;
-            }
-            o.srv.announce_ifaces[o.srv.n_announce_ifaces++] = optarg;
-            break;
-        case O_ENROLL:
-            if (strcmp(optarg, "registered") && strcmp(optarg, "tofu")) {
-                log_error("--enroll %s: expected registered or tofu", optarg);
-                return EXIT_USAGE;
-            }
-            o.srv.enroll_tofu = !strcmp(optarg, "tofu");
-            break;
-        case O_FRESH: o.srv.require_fresh_quotes = true; break;
-        case O_PCR:
-            if (parse_pcr(optarg, &o) < 0)
-                return EXIT_USAGE;
-            break;
-        case O_EKPEM:
-            if (read_ek_pem(optarg, &o) < 0)
-                return EXIT_RUNTIME;
-            break;
-        case 'h': return applet_usage(usage, EXIT_OK);
-        default: log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
-        }
+    if (!applet_parse(&cmd, argc, argv, &o, &args, &nargs, &code)) {
+        free(o.ek_pem);
+        return code;
     }
-    if (v->run == verb_serve && !o.srv.tls_cert != !o.srv.tls_key) {
+    o.srv.max_conns = o.max_conns;
+    o.srv.max_conns_per_peer = o.max_conns_per_peer;
+    code = EXIT_USAGE;
+    if (v->run == verb_serve && !o.srv.tls_cert != !o.srv.tls_key)
         log_error("--tls-cert and --tls-key go together");
-        return EXIT_USAGE;
-    }
-    if (o.srv.max_conns_per_peer > (o.srv.max_conns ? o.srv.max_conns : 1024)) {
+    else if (o.srv.max_conns_per_peer > (o.srv.max_conns ? o.srv.max_conns : 1024))
         log_error("--max-conns-per-peer %zu: above --max-conns %zu", o.srv.max_conns_per_peer,
                   o.srv.max_conns ? o.srv.max_conns : (size_t)1024);
-        return EXIT_USAGE;
+    else {
+        if (o.srv.max_conns && !o.srv.max_conns_per_peer && o.srv.max_conns < 32)
+            o.srv.max_conns_per_peer = o.srv.max_conns; /* the default per peer, cut to the total */
+        if (v->run == verb_serve && !o.srv.workers)     /* the default: every CPU (--etcd: one process) */
+            o.srv.workers = o.store.etcd.endpoints ? 1 : cpu_workers();
+        code = run_command(v, &o, args, nargs);
     }
-    if (o.srv.max_conns && !o.srv.max_conns_per_peer && o.srv.max_conns < 32)
-        o.srv.max_conns_per_peer = o.srv.max_conns; /* the default per peer, cut to the total */
-    if (v->run == verb_serve && !o.srv.workers)
-        o.srv.workers = cpu_workers(); /* the default: every CPU we may run on */
-    c = run_command(v, &o, argv + optind, argc - optind);
     free(o.ek_pem);
-    return c;
+    return code;
 }

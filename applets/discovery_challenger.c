@@ -2,7 +2,6 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* discovery-challenger: the node side of the KMS (docs/upstream.md §5). With no command it prints
  * the TPM hash; `discovery.password` is the kcrypt plugin; `get` runs the same flow for scripts. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -154,98 +153,79 @@ static int plugin_mode(const struct applet_tpm_opts *t)
     return r < 0 ? EXIT_RUNTIME : EXIT_OK;
 }
 
+/* What the options of `get` fill in. */
+struct get_opts {
+    struct g1_request rq;
+    struct g3_request g3;
+    struct applet_tpm_opts tpm;
+    int live; /* -1: detected from /proc/cmdline */
+    bool no_escrow;
+};
+
+/* --live, --no-live: the last one given counts. */
+static int opt_live(void *target, const char *flag, const char *v)
+{
+    (void)v;
+    ((struct get_opts *)target)->live = !strcmp(flag, "--live");
+    return 0;
+}
+
+static int opt_protocol(void *target, const char *flag, const char *v)
+{
+    return parse_protocol(flag, v, &((struct get_opts *)target)->g3.protocol) < 0 ? EXIT_USAGE : 0;
+}
+
+static int opt_pcrs(void *target, const char *flag, const char *v)
+{
+    return g3_parse_pcrs(flag, v, &((struct get_opts *)target)->g3.pcr_mask) < 0 ? EXIT_USAGE : 0;
+}
+
+#define O(field) offsetof(struct get_opts, field)
+static const struct applet_opt get_options[] = {
+    {.name = "challenger-server", .type = APPLET_STRING, .off = O(rq.server)},
+    {.name = "certificate", .type = APPLET_STRING, .off = O(rq.certificate)},
+    {.name = "partition-label", .type = APPLET_STRING, .off = O(rq.label)},
+    {.name = "partition-name", .type = APPLET_STRING, .off = O(rq.name)},
+    {.name = "partition-uuid", .type = APPLET_STRING, .off = O(rq.uuid)},
+    {.name = "c-index",
+     .type = APPLET_U32,
+     .off = O(rq.c_index),
+     .max = UINT32_MAX,
+     .what = "a number such as 0x81000008"},
+    {.name = "timeout", .type = APPLET_SECONDS, .off = O(rq.timeout_ms)},
+    {.name = "mdns", .type = APPLET_FLAG, .off = O(rq.mdns)},
+    {.name = "protocol", .type = APPLET_CALL, .call = opt_protocol},
+    {.name = "pcrs", .type = APPLET_CALL, .call = opt_pcrs},
+    {.name = "live", .type = APPLET_ACTION, .call = opt_live},
+    {.name = "no-live", .type = APPLET_ACTION, .call = opt_live},
+    {.name = "no-escrow", .type = APPLET_FLAG, .off = O(no_escrow)},
+    APPLET_TPM_OPTIONS(O(tpm)),
+};
+#undef O
+
 static int get_command(int argc, char **argv, const struct applet_tpm_opts *t)
 {
-    enum {
-        O_SERVER = 0x4000,
-        O_CERT,
-        O_LABEL,
-        O_NAME,
-        O_UUID,
-        O_CINDEX,
-        O_TIMEOUT,
-        O_MDNS,
-        O_PROTO,
-        O_PCRS,
-        O_LIVE,
-        O_NOLIVE,
-        O_NOESCROW
-    };
-    static const struct option opts[] = {
-        {"challenger-server", required_argument, NULL, O_SERVER},
-        {"certificate", required_argument, NULL, O_CERT},
-        {"partition-label", required_argument, NULL, O_LABEL},
-        {"partition-name", required_argument, NULL, O_NAME},
-        {"partition-uuid", required_argument, NULL, O_UUID},
-        {"c-index", required_argument, NULL, O_CINDEX},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"mdns", no_argument, NULL, O_MDNS},
-        {"protocol", required_argument, NULL, O_PROTO},
-        {"pcrs", required_argument, NULL, O_PCRS},
-        {"live", no_argument, NULL, O_LIVE},
-        {"no-live", no_argument, NULL, O_NOLIVE},
-        {"no-escrow", no_argument, NULL, O_NOESCROW},
-        {"help", no_argument, NULL, 'h'},
-        APPLET_TPM_LONG_OPTIONS,
-        {0},
-    };
-    struct applet_tpm_opts tpm = *t;
-    struct g3_request g3 = {.base = {.c_index = TPM_DEFAULT_C_INDEX, .timeout_ms = 50000}, .escrow = true};
-    struct g1_request rq = g3.base;
+    const struct applet_cmd cmd = {
+        .prefix = "get", .usage = usage, .opts = get_options, .n_opts = APPLET_N(get_options)};
+    struct get_opts o = {.rq = {.c_index = TPM_DEFAULT_C_INDEX, .timeout_ms = 50000}, .tpm = *t, .live = -1};
     _cleanup_secret_ struct secret *pass = NULL;
-    int c, code, live = -1;
+    char **args;
+    int nargs, code;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case O_SERVER: rq.server = optarg; break;
-        case O_CERT: rq.certificate = optarg; break;
-        case O_LABEL: rq.label = optarg; break;
-        case O_NAME: rq.name = optarg; break;
-        case O_UUID: rq.uuid = optarg; break;
-        case O_MDNS: rq.mdns = true; break;
-        case O_PROTO:
-            if (parse_protocol("--protocol", optarg, &g3.protocol) < 0)
-                return EXIT_USAGE;
-            break;
-        case O_PCRS:
-            if (g3_parse_pcrs("--pcrs", optarg, &g3.pcr_mask) < 0)
-                return EXIT_USAGE;
-            break;
-        case O_LIVE: live = 1; break;
-        case O_NOLIVE: live = 0; break;
-        case O_NOESCROW: g3.escrow = false; break;
-        case O_CINDEX:
-            if (parse_u32(optarg, UINT32_MAX, &rq.c_index) < 0) {
-                log_error("--c-index %s: expected a number such as 0x81000008", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_TIMEOUT:
-            if (applet_parse_seconds("--timeout", optarg, &rq.timeout_ms) < 0)
-                return EXIT_USAGE;
-            break;
-        case 'h': return applet_usage(usage, EXIT_OK);
-        case '?':
-        case ':': log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
-        default:
-            if (!applet_tpm_option(c, optarg, &tpm, &code))
-                return code;
-        }
-    }
-    if (optind < argc) {
-        log_error("get: unexpected argument %s", argv[optind]);
+    if (!applet_parse(&cmd, argc, argv, &o, &args, &nargs, &code))
+        return code;
+    if (!applet_check_args("get", args, nargs, 0, 0, NULL))
         return EXIT_USAGE;
-    }
-    if (!rq.server || !(rq.label || rq.name || rq.uuid)) {
+    if (!o.rq.server || !(o.rq.label || o.rq.name || o.rq.uuid)) {
         log_error("get: --challenger-server and one of --partition-label/-name/-uuid are required");
         return EXIT_USAGE;
     }
-    rq.tpm_device = tpm.device;
-    rq.tpm_timeout_ms = tpm.timeout_ms;
-    g3.base = rq;
-    g3.defer_pcr_enrollment = live < 0 ? g3_booted_live(NULL) : live == 1;
-    if (g3_get_passphrase(&g3, &pass) < 0)
+    o.rq.tpm_device = o.tpm.device;
+    o.rq.tpm_timeout_ms = o.tpm.timeout_ms;
+    o.g3.base = o.rq;
+    o.g3.escrow = !o.no_escrow;
+    o.g3.defer_pcr_enrollment = o.live < 0 ? g3_booted_live(NULL) : o.live == 1;
+    if (g3_get_passphrase(&o.g3, &pass) < 0)
         return EXIT_RUNTIME;
     return fd_write_all(STDOUT_FILENO, pass->data, pass->len) < 0 ? EXIT_RUNTIME : EXIT_OK;
 }
@@ -260,10 +240,8 @@ int discovery_challenger_main(int argc, char **argv)
     if (o.nargs == 0)
         return applet_print_tpm_hash(&o);
     if (!strcmp(o.args[0], "discovery.password")) {
-        if (o.nargs > 1) {
-            log_error("discovery.password: unexpected argument %s", o.args[1]);
+        if (!applet_check_args(o.args[0], o.args + 1, o.nargs - 1, 0, 0, NULL))
             return EXIT_USAGE;
-        }
         return plugin_mode(&o);
     }
     if (!strcmp(o.args[0], "get"))

@@ -2,7 +2,6 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* kcrypt: encrypt partitions by label and unlock them at boot (docs/upstream.md §3), plus the TPM NV
  * operator tools of upstream's `kairos-agent kcrypt readnv|cleanupnv` (docs/upstream.md §3.4). */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -111,14 +110,69 @@ static const char usage[] =
     "  kcrypt enroll /dev/vda5 --tpm2 --tpm-pcrs 7+11 --recovery-key > recovery.txt\n"
     "  kcrypt reseal --all\n";
 
-static int parse_handle(const char *flag, const char *value, uint32_t *out)
+int kcrypt_parse_pcrs(const char *flag, const char *value, uint32_t *mask)
+{
+    if (tpm_pcr_mask_parse(value, mask) == 0)
+        return 0;
+    log_error("%s %s: expected PCR numbers 0-23 joined by + or , (e.g. 7+11)", flag, value);
+    return EXIT_USAGE;
+}
+
+/* What the options of encrypt, unlock-all and nv fill in. */
+struct opts {
+    struct kcrypt_ctx k;
+    uint32_t nv_index, c_index, pcrs;
+    bool nv_given, c_given, pcrs_given, yes;
+};
+
+static int opt_handle(uint32_t *out, bool *given, const char *flag, const char *value)
 {
     if (parse_u32(value, UINT32_MAX, out) < 0) {
         log_error("%s %s: expected a number such as 0x1500000", flag, value);
-        return -EINVAL;
+        return EXIT_USAGE;
     }
+    *given = true;
     return 0;
 }
+
+static int opt_nv_index(void *target, const char *flag, const char *value)
+{
+    struct opts *o = target;
+    return opt_handle(&o->nv_index, &o->nv_given, flag, value);
+}
+
+static int opt_c_index(void *target, const char *flag, const char *value)
+{
+    struct opts *o = target;
+    return opt_handle(&o->c_index, &o->c_given, flag, value);
+}
+
+static int opt_pcrs(void *target, const char *flag, const char *value)
+{
+    struct opts *o = target;
+    o->pcrs_given = true;
+    return kcrypt_parse_pcrs(flag, value, &o->pcrs);
+}
+
+#define O(field) offsetof(struct opts, field)
+static const struct applet_opt options[] = {
+    {.name = "nv-index", .type = APPLET_CALL, .call = opt_nv_index},
+    {.name = "c-index", .type = APPLET_CALL, .call = opt_c_index},
+    {.name = "yes", .type = APPLET_FLAG, .off = O(yes)},
+    {.name = "timeout", .type = APPLET_SECONDS, .off = O(k.unlock_timeout_ms)},
+    {.name = "plugin-timeout", .type = APPLET_SECONDS, .off = O(k.plugin_timeout_ms)},
+    {.name = "plugin-dir",
+     .type = APPLET_LIST,
+     .off = O(k.plugin_dirs),
+     .count_off = O(k.n_plugin_dirs),
+     .max = KCRYPT_MAX_PLUGIN_DIRS},
+    {.name = "root", .type = APPLET_STRING, .off = O(k.root)},
+    {.name = "force", .type = APPLET_FLAG, .off = O(k.force)},
+    {.name = "keep-data", .type = APPLET_FLAG, .off = O(k.keep_data)},
+    {.name = "tpm-pcrs", .type = APPLET_CALL, .call = opt_pcrs},
+    APPLET_TPM_OPTIONS(O(k.tpm)),
+};
+#undef O
 
 /* Asks on the terminal; only the literal "yes" confirms, as upstream's cleanupnv. */
 static bool confirm(const char *question)
@@ -179,7 +233,7 @@ static int nv_command(const char *cmd, const struct kcrypt_ctx *k, bool yes)
 }
 
 /* Reads the Kairos config (docs/upstream.md §2) and applies the flags on top. */
-static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint32_t *c_flag)
+static int load_config(struct kcrypt_ctx *k, const struct opts *o)
 {
     struct kconfig_opts co = {.root = k->root};
     struct kconfig *cfg = NULL;
@@ -190,10 +244,14 @@ static int load_config(struct kcrypt_ctx *k, const uint32_t *nv_flag, const uint
     kconfig_free(cfg);
     if (r < 0)
         return log_error_errno(r, "cannot read the Kairos configuration");
-    if (nv_flag)
-        k->cfg.nv_index = *nv_flag;
-    if (c_flag)
-        k->cfg.c_index = *c_flag;
+    if (o && o->nv_given)
+        k->cfg.nv_index = o->nv_index;
+    if (o && o->c_given)
+        k->cfg.c_index = o->c_index;
+    if (o && o->pcrs_given) {
+        k->cfg.tpm_pcrs = o->pcrs;
+        k->cfg.tpm_pcrs_set = true;
+    }
     return 0;
 }
 
@@ -244,128 +302,45 @@ static bool is_mboot_verb(const char *name)
 
 int kcrypt_main(int argc, char **argv)
 {
-    enum { OPT_TIMEOUT = 0x2000, OPT_PLUGIN_TIMEOUT, OPT_PLUGIN_DIR, OPT_ROOT, OPT_FORCE, OPT_KEEP_DATA, OPT_TPM_PCRS };
-    static const struct option opts[] = {
-        {"nv-index", required_argument, NULL, 'n'},
-        {"c-index", required_argument, NULL, 'c'},
-        {"yes", no_argument, NULL, 'y'},
-        {"help", no_argument, NULL, 'h'},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"plugin-timeout", required_argument, NULL, OPT_PLUGIN_TIMEOUT},
-        {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
-        {"root", required_argument, NULL, OPT_ROOT},
-        {"force", no_argument, NULL, OPT_FORCE},
-        {"keep-data", no_argument, NULL, OPT_KEEP_DATA},
-        {"tpm-pcrs", required_argument, NULL, OPT_TPM_PCRS},
-        APPLET_TPM_LONG_OPTIONS,
-        {0},
-    };
-    struct kcrypt_ctx k = {.unlock_timeout_ms = 120000, .plugin_timeout_ms = 60000};
-    uint32_t nv_index, c_index;
-    const uint32_t *nv_flag = NULL, *c_flag = NULL;
-    uint32_t pcrs_flag = 0;
-    bool pcrs_given = false;
+    const struct applet_cmd cmd = {.usage = usage, .opts = options, .n_opts = APPLET_N(options)};
+    struct opts o = {.k = {.unlock_timeout_ms = 120000, .plugin_timeout_ms = 60000}};
+    struct kcrypt_ctx *k = &o.k;
     const struct verb *v;
-    bool yes = false;
-    int c, code, r;
+    char **args;
+    int nargs, code, r, first;
 
-    k.root = getenv("KAIROS_KMS_ROOT");
+    k->root = getenv("KAIROS_KMS_ROOT");
     /* enroll, unlock and reseal (kcrypt_mboot.c) parse their own options, before or after the verb. */
-    for (int i = 1; i < argc; i++) {
-        static const char *const with_value[] = {"--root",    "--tpm-device", "--tpm-timeout",    "--nv-index",
-                                                 "--c-index", "--timeout",    "--plugin-timeout", "--plugin-dir"};
-        bool is_value = false;
-        for (size_t j = 0; i > 1 && j < sizeof(with_value) / sizeof(*with_value); j++)
-            is_value |= !strcmp(argv[i - 1], with_value[j]);
-        if (argv[i][0] == '-' || is_value)
-            continue;
-        if (is_mboot_verb(argv[i])) {
-            const char *verb = argv[i];
-            memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv)); /* argv[argc] NULL too */
-            for (int j = 1; j + 1 < argc - 1; j++) /* --root anywhere: the config is read from there */
-                if (!strcmp(argv[j], "--root"))
-                    k.root = argv[j + 1];
-            r = load_config(&k, NULL, NULL);
-            code = r < 0 ? EXIT_RUNTIME : kcrypt_mboot_main(verb, argc - 1, argv, &k);
-            kconfig_kcrypt_clear(&k.cfg);
-            return code == -1 ? applet_usage(usage, EXIT_OK) : code;
-        }
-        break;
+    first = applet_first_arg(&cmd, argc, argv);
+    if (first < argc && is_mboot_verb(argv[first])) {
+        const char *verb = argv[first];
+        memmove(argv + first, argv + first + 1, (size_t)(argc - first) * sizeof(*argv)); /* argv[argc] NULL too */
+        for (int j = 1; j + 1 < argc - 1; j++) /* --root anywhere: the config is read from there */
+            if (!strcmp(argv[j], "--root"))
+                k->root = argv[j + 1];
+        r = load_config(k, NULL);
+        code = r < 0 ? EXIT_RUNTIME : kcrypt_mboot_main(verb, argc - 1, argv, k, usage);
+        kconfig_kcrypt_clear(&k->cfg);
+        return code;
     }
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            if (parse_handle("--nv-index", optarg, &nv_index) < 0)
-                return EXIT_USAGE;
-            nv_flag = &nv_index;
-            break;
-        case 'c':
-            if (parse_handle("--c-index", optarg, &c_index) < 0)
-                return EXIT_USAGE;
-            c_flag = &c_index;
-            break;
-        case 'y': yes = true; break;
-        case 'h': return applet_usage(usage, EXIT_OK);
-        case OPT_TIMEOUT:
-            if (applet_parse_seconds("--timeout", optarg, &k.unlock_timeout_ms) < 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_PLUGIN_TIMEOUT:
-            if (applet_parse_seconds("--plugin-timeout", optarg, &k.plugin_timeout_ms) < 0)
-                return EXIT_USAGE;
-            break;
-        case OPT_PLUGIN_DIR:
-            if (!*optarg || k.n_plugin_dirs == KCRYPT_MAX_PLUGIN_DIRS) {
-                log_error("--plugin-dir %s: %s", optarg, *optarg ? "too many (at most 16)" : "expected a directory");
-                return EXIT_USAGE;
-            }
-            k.plugin_dirs[k.n_plugin_dirs++] = optarg;
-            break;
-        case OPT_ROOT: k.root = optarg; break;
-        case OPT_FORCE: k.force = true; break;
-        case OPT_KEEP_DATA: k.keep_data = true; break;
-        case OPT_TPM_PCRS:
-            if (tpm_pcr_mask_parse(optarg, &pcrs_flag) < 0) {
-                log_error("--tpm-pcrs %s: expected PCR numbers 0-23 joined by + or , (e.g. 7+11)", optarg);
-                return EXIT_USAGE;
-            }
-            pcrs_given = true;
-            break;
-        case '?':
-        case ':': log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
-        default:
-            if (!applet_tpm_option(c, optarg, &k.tpm, &code))
-                return code;
-        }
-    }
-    if (optind >= argc) {
+    if (!applet_parse(&cmd, argc, argv, &o, &args, &nargs, &code))
+        return code;
+    if (nargs == 0) {
         log_error("missing command: encrypt, unlock-all or nv (see --help)");
         return EXIT_USAGE;
     }
-    v = find_verb(argv[optind]);
+    v = find_verb(args[0]);
     if (!v) {
-        log_error("unknown command %s (see --help)", argv[optind]);
+        log_error("unknown command %s (see --help)", args[0]);
         return EXIT_USAGE;
     }
-    optind++;
-    if (argc - optind != v->nargs) {
-        if (v->nargs == 0)
-            log_error("%s: unexpected argument %s (see --help)", v->name, argv[optind]);
-        else
-            log_error("%s: expected %s (see --help)", v->name, v->want);
+    if (!applet_check_args(v->name, args + 1, nargs - 1, v->nargs, v->nargs, v->want))
         return EXIT_USAGE;
-    }
-    r = load_config(&k, nv_flag, c_flag);
-    if (pcrs_given) {
-        k.cfg.tpm_pcrs = pcrs_flag;
-        k.cfg.tpm_pcrs_set = true;
-    }
+    r = load_config(k, &o);
     /* An initramfs may have no modprobe; a --root tree is a test, not this kernel's system. */
-    if (r == 0 && v->modules && (!k.root || !k.root[0]))
+    if (r == 0 && v->modules && (!k->root || !k->root[0]))
         kcrypt_load_modules();
-    code = r < 0 ? EXIT_RUNTIME : v->run(&k, argv + optind, yes);
-    kconfig_kcrypt_clear(&k.cfg);
+    code = r < 0 ? EXIT_RUNTIME : v->run(k, args + 1, o.yes);
+    kconfig_kcrypt_clear(&k->cfg);
     return code;
 }

@@ -56,8 +56,10 @@ void kcrypt_load_modules(void);
 int kcrypt_unlock_all(const struct kcrypt_ctx *k);
 
 /* ---- measured-boot local mode (kcrypt_mboot.c): systemd-tpm2 tokens and recovery keys ---- */
-/* kcrypt enroll|unlock|reseal with their own options; -1 means "print the usage" (--help). */
-int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k);
+/* kcrypt enroll|unlock|reseal with their own options (--help prints usage); returns the exit code. */
+int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k, const char *usage);
+/* --tpm-pcrs LIST (7+11, 7,11) given to flag into *mask; 0, or EXIT_USAGE (reported). */
+int kcrypt_parse_pcrs(const char *flag, const char *value, uint32_t *mask);
 /* Tries device's systemd-tpm2 tokens (a PIN from pin_file, else the terminal, with console also
  * /dev/console): 0 and *key (the keyslot passphrase; *used a copy of the
  * token that worked, if not NULL); -ENOENT when it has none; else why the last one failed. */

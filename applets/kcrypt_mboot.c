@@ -5,7 +5,6 @@
  * (Debian 12, v252) read and write too; a systemd recovery key opens it when the PCRs changed
  * (README.md "Measured boot"). */
 #include <fcntl.h>
-#include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,14 +31,12 @@ static int read_secret_file(const char *flag, const char *path, bool strip_newli
         return log_error_errno(r, "%s %s: cannot read: %m", flag, path);
     if (strip_newline && len && buf[len - 1] == '\n')
         len--;
+    *out = secret_take(TAKE_PTR(buf), len); /* the newline, if any, becomes its NUL */
     if (len == 0) {
-        secure_wipe(buf, len);
+        secret_free(*out);
+        *out = NULL;
         return log_error_errno(-EINVAL, "%s %s: empty", flag, path);
     }
-    *out = secret_new(len);
-    memcpy((*out)->data, buf, len);
-    (*out)->len = len;
-    secure_wipe(buf, len);
     return 0;
 }
 
@@ -68,22 +65,15 @@ int kcrypt_ask_secret(const char *prompt, bool console, int64_t timeout_ms, stru
     (void)fd_write_all(fd, prompt, strlen(prompt));
     s = secret_new(PIN_MAX);
     for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
         char c;
-        int wait = deadline ? (int)(deadline - now_ms()) : -1;
         ssize_t n;
 
-        if (deadline && wait <= 0) {
-            r = -ETIMEDOUT;
+        r = fd_wait(fd, POLLIN, deadline);
+        if (r < 0)
             break;
-        }
-        if (poll(&p, 1, wait) < 0 && errno != EINTR) {
-            r = -errno;
-            break;
-        }
-        if (!(p.revents & (POLLIN | POLLHUP)))
-            continue;
         n = read(fd, &c, 1);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
         if (n <= 0 || c == '\n' || c == '\r') {
             if (n < 0)
                 r = -errno;
@@ -133,6 +123,8 @@ struct mboot_opts {
     uint32_t pcr_mask;
     bool pcrs_given, tpm2, pin, recovery, test, all;
     int64_t prompt_timeout_ms;
+    struct applet_tpm_opts tpm; /* parsed here, then kept in the kcrypt_ctx */
+    const char *root;
 };
 
 static int open_tpm(const struct kcrypt_ctx *k, struct tpm **tpm)
@@ -168,24 +160,15 @@ static int get_pin(const struct mboot_opts *o, bool confirm, struct secret **pin
  * src/cryptenroll/cryptenroll-tpm2.c, "for compat with homed"). */
 static struct secret *sealed_passphrase(const struct secret *key)
 {
-    size_t n;
-    char *b64 = base64_encode(key->data, key->len, BASE64_STD, &n);
-    struct secret *s = secret_new(n);
-
-    memcpy(s->data, b64, n);
-    s->len = n;
-    secure_wipe(b64, n);
-    free(b64);
-    return s;
+    return base64_encode_secret(key->data, key->len, BASE64_STD);
 }
 
 static void token_from_sealed(struct luks_tpm2_token *tok, struct tpm_sealed *s, int slot)
 {
     luks_tpm2_token_clear(tok);
     tok->keyslot = slot;
-    tok->blob = s->blob;
+    tok->blob = TAKE_PTR(s->blob);
     tok->blob_len = s->blob_len;
-    s->blob = NULL;
     tok->pcr_mask = s->pcr_mask;
     tok->primary_rsa = s->primary == TPM_PRIMARY_RSA;
     tok->pin = s->pin;
@@ -372,8 +355,7 @@ int kcrypt_tpm2_key(const struct kcrypt_ctx *k, const char *device, const char *
             continue;
         }
         log_debug("%s: token %d (keyslot %d) unsealed", device, toks[i].token, toks[i].keyslot);
-        *key = pass;
-        pass = NULL;
+        *key = TAKE_PTR(pass);
         if (used) {
             *used = toks[i];
             toks[i].blob = NULL;
@@ -409,8 +391,7 @@ int kcrypt_prompt_key(const char *device, const char *label, bool console, int64
             return log_error_errno(r, "%s: cannot read the recovery key: %m", device);
         r = luks_check_passphrase(device, s, NULL);
         if (r == 0) {
-            *key = s;
-            s = NULL;
+            *key = TAKE_PTR(s);
             return 0;
         }
         if (s->len >= 60 && s->len <= 80 && !luks_recovery_key_valid(s->data, s->len))
@@ -560,89 +541,61 @@ static int cmd_reseal(const struct kcrypt_ctx *k, const struct mboot_opts *o)
     return failed ? EXIT_RUNTIME : EXIT_OK;
 }
 
-int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k)
+static int opt_pcrs(void *target, const char *flag, const char *value)
 {
-    enum {
-        OPT_PCRS = 0x3000,
-        OPT_PIN,
-        OPT_PIN_FILE,
-        OPT_RECOVERY,
-        OPT_UNLOCK_FILE,
-        OPT_TPM2,
-        OPT_NAME,
-        OPT_TEST,
-        OPT_ALL,
-        OPT_PROMPT_TIMEOUT,
-        OPT_ROOT
-    };
-    static const struct option opts[] = {
-        {"tpm2", no_argument, NULL, OPT_TPM2},
-        {"tpm-pcrs", required_argument, NULL, OPT_PCRS},
-        {"tpm-pin", no_argument, NULL, OPT_PIN},
-        {"tpm-pin-file", required_argument, NULL, OPT_PIN_FILE},
-        {"recovery-key", no_argument, NULL, OPT_RECOVERY},
-        {"unlock-key-file", required_argument, NULL, OPT_UNLOCK_FILE},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"test", no_argument, NULL, OPT_TEST},
-        {"all", no_argument, NULL, OPT_ALL},
-        {"prompt-timeout", required_argument, NULL, OPT_PROMPT_TIMEOUT},
-        {"root", required_argument, NULL, OPT_ROOT},
-        {"help", no_argument, NULL, 'h'},
-        APPLET_TPM_LONG_OPTIONS,
-        {0},
-    };
-    struct mboot_opts o = {.pcr_mask = 1u << 7, .prompt_timeout_ms = 120000};
-    bool enroll = !strcmp(verb, "enroll"), unlock = !strcmp(verb, "unlock");
-    int c, code;
+    struct mboot_opts *o = target;
+    o->pcrs_given = true;
+    return kcrypt_parse_pcrs(flag, value, &o->pcr_mask);
+}
 
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case OPT_TPM2: o.tpm2 = true; break;
-        case OPT_PCRS:
-            if (tpm_pcr_mask_parse(optarg, &o.pcr_mask) < 0) {
-                log_error("--tpm-pcrs %s: expected PCR numbers 0-23 joined by + or , (e.g. 7+11)", optarg);
-                return EXIT_USAGE;
-            }
-            o.pcrs_given = true;
-            break;
-        case OPT_PIN: o.pin = true; break;
-        case OPT_PIN_FILE:
-            o.pin_file = optarg;
-            o.pin = true;
-            break;
-        case OPT_RECOVERY: o.recovery = true; break;
-        case OPT_UNLOCK_FILE: o.unlock_key_file = optarg; break;
-        case OPT_NAME: o.name = optarg; break;
-        case OPT_TEST: o.test = true; break;
-        case OPT_ALL: o.all = true; break;
-        case OPT_ROOT: k->root = optarg; break;
-        case OPT_PROMPT_TIMEOUT:
-            if (applet_parse_seconds("--prompt-timeout", optarg, &o.prompt_timeout_ms) < 0)
-                return EXIT_USAGE;
-            break;
-        case 'h': return -1; /* the caller prints the usage */
-        case '?':
-        case ':':
-            log_error("%s %s: unknown option or missing value (see --help)", verb, argv[optind - 1]);
-            return EXIT_USAGE;
-        default:
-            if (!applet_tpm_option(c, optarg, &k->tpm, &code))
-                return code;
-        }
-    }
+static int opt_pin_file(void *target, const char *flag, const char *value)
+{
+    struct mboot_opts *o = target;
+    (void)flag;
+    o->pin_file = value;
+    o->pin = true;
+    return 0;
+}
+
+#define O(field) offsetof(struct mboot_opts, field)
+static const struct applet_opt options[] = {
+    {.name = "tpm2", .type = APPLET_FLAG, .off = O(tpm2)},
+    {.name = "tpm-pcrs", .type = APPLET_CALL, .call = opt_pcrs},
+    {.name = "tpm-pin", .type = APPLET_FLAG, .off = O(pin)},
+    {.name = "tpm-pin-file", .type = APPLET_CALL, .call = opt_pin_file},
+    {.name = "recovery-key", .type = APPLET_FLAG, .off = O(recovery)},
+    {.name = "unlock-key-file", .type = APPLET_STRING, .off = O(unlock_key_file)},
+    {.name = "name", .type = APPLET_STRING, .off = O(name)},
+    {.name = "test", .type = APPLET_FLAG, .off = O(test)},
+    {.name = "all", .type = APPLET_FLAG, .off = O(all)},
+    {.name = "prompt-timeout", .type = APPLET_SECONDS, .off = O(prompt_timeout_ms)},
+    {.name = "root", .type = APPLET_STRING, .off = O(root)},
+    APPLET_TPM_OPTIONS(O(tpm)),
+};
+#undef O
+
+int kcrypt_mboot_main(const char *verb, int argc, char **argv, struct kcrypt_ctx *k, const char *usage)
+{
+    const struct applet_cmd cmd = {.prefix = verb, .usage = usage, .opts = options, .n_opts = APPLET_N(options)};
+    struct mboot_opts o = {.pcr_mask = 1u << 7, .prompt_timeout_ms = 120000, .tpm = k->tpm, .root = k->root};
+    bool enroll = !strcmp(verb, "enroll"), unlock = !strcmp(verb, "unlock");
+    char **args;
+    int nargs, code;
+
+    if (!applet_parse(&cmd, argc, argv, &o, &args, &nargs, &code))
+        return code;
+    k->tpm = o.tpm;
+    k->root = o.root;
     if (!strcmp(verb, "reseal") && o.all) {
-        if (optind != argc) {
-            log_error("reseal --all: unexpected argument %s", argv[optind]);
+        if (!applet_check_args("reseal --all", args, nargs, 0, 0, NULL))
             return EXIT_USAGE;
-        }
-    } else if (optind + 1 != argc) {
-        log_error("%s: expected exactly one DEVICE (a LUKS2 partition or image file)%s", verb,
-                  !strcmp(verb, "reseal") ? " or --all" : "");
+    } else if (!applet_check_args(verb, args, nargs, 1, 1,
+                                  !strcmp(verb, "reseal")
+                                      ? "exactly one DEVICE (a LUKS2 partition or image file) or --all"
+                                      : "exactly one DEVICE (a LUKS2 partition or image file)")) {
         return EXIT_USAGE;
     } else {
-        o.device = argv[optind];
+        o.device = args[0];
     }
     if ((o.tpm2 || o.pin) && !enroll) {
         if (o.tpm2 || !o.pin_file) {

@@ -2,7 +2,6 @@
  * SPDX-License-Identifier: Apache-2.0 */
 /* mdns-responder (also simple-mdns-server): announce the KMS on the LAN as _kcrypt._tcp, with the
  * flags and answers of kairos-io/simple-mdns-server (docs/upstream.md §7.2), as a daemon. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,64 +54,51 @@ static void on_signal(struct net_loop *loop, int signo, void *data)
         net_loop_quit(loop);
 }
 
+/* What the options fill in. */
+struct opts {
+    struct mdns_responder_config c;
+    const char *ifaces[MAX_REPEAT], *addrs[MAX_REPEAT], *txt[MAX_REPEAT];
+    uint32_t port;
+};
+
+#define O(field) offsetof(struct opts, field)
+static const struct applet_opt options[] = {
+    {.name = "hostName", .type = APPLET_STRING, .off = O(c.host)},
+    {.name = "port",
+     .type = APPLET_U32,
+     .off = O(port),
+     .min = 1,
+     .max = 65535,
+     .what = "a port number from 1 to 65535"},
+    {.name = "interfaceName", .type = APPLET_LIST, .off = O(ifaces), .count_off = O(c.n_interfaces), .max = MAX_REPEAT},
+    {.name = "address", .type = APPLET_LIST, .off = O(addrs), .count_off = O(c.n_addresses), .max = MAX_REPEAT},
+    {.name = "serviceType", .type = APPLET_STRING, .off = O(c.service)},
+    {.name = "instance", .type = APPLET_STRING, .off = O(c.instance)},
+    {.name = "txt", .type = APPLET_LIST, .off = O(txt), .count_off = O(c.n_txt), .max = MAX_REPEAT},
+    {.name = "debug", .type = APPLET_ACTION, .call = applet_opt_debug},
+};
+#undef O
+
 int mdns_responder_main(int argc, char **argv)
 {
+    /* long_only: Go's flag package, which upstream uses, takes -port as well as --port. */
+    const struct applet_cmd cmd = {.usage = usage, .opts = options, .n_opts = APPLET_N(options), .long_only = true};
+    struct opts o = {.c = {.service = MDNS_SERVICE}};
+    struct mdns_responder_config c;
     struct net_loop *loop = NULL;
-    enum { O_HOST = 0x4000, O_PORT, O_IFACE, O_ADDR, O_TYPE, O_INSTANCE, O_TXT, O_DEBUG };
-    static const struct option opts[] = {
-        {"hostName", required_argument, NULL, O_HOST},
-        {"port", required_argument, NULL, O_PORT},
-        {"interfaceName", required_argument, NULL, O_IFACE},
-        {"address", required_argument, NULL, O_ADDR},
-        {"serviceType", required_argument, NULL, O_TYPE},
-        {"instance", required_argument, NULL, O_INSTANCE},
-        {"txt", required_argument, NULL, O_TXT},
-        {"debug", no_argument, NULL, O_DEBUG},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    const char *ifaces[MAX_REPEAT], *addrs[MAX_REPEAT], *txt[MAX_REPEAT];
-    struct mdns_responder_config c = {.service = MDNS_SERVICE, .interfaces = ifaces, .addresses = addrs, .txt = txt};
     struct mdns_responder *r = NULL;
     struct mdns_name check;
-    uint32_t port = 0;
-    int opt, k;
+    char **args;
+    int nargs, k;
 
-    opterr = 0;
-    optind = 1;
-    /* getopt_long_only: Go's flag package, which upstream uses, takes -port as well as --port. */
-    while ((opt = getopt_long_only(argc, argv, "h", opts, NULL)) != -1) {
-        switch (opt) {
-        case O_HOST: c.host = optarg; break;
-        case O_PORT:
-            if (parse_u32(optarg, 65535, &port) < 0 || port == 0) {
-                log_error("--port %s: expected a port number from 1 to 65535", optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        case O_IFACE:
-        case O_ADDR:
-        case O_TXT: {
-            const char **list = opt == O_IFACE ? ifaces : opt == O_ADDR ? addrs : txt;
-            size_t *n = opt == O_IFACE ? &c.n_interfaces : opt == O_ADDR ? &c.n_addresses : &c.n_txt;
-            if (*n == MAX_REPEAT) {
-                log_error("%s: given more than %d times", argv[optind - 1], MAX_REPEAT);
-                return EXIT_USAGE;
-            }
-            list[(*n)++] = optarg;
-            break;
-        }
-        case O_TYPE: c.service = optarg; break;
-        case O_INSTANCE: c.instance = optarg; break;
-        case O_DEBUG: log_set_level(LOG_DEBUG); break;
-        case 'h': return applet_usage(usage, EXIT_OK);
-        default: log_error("%s: unknown option or missing value (see --help)", argv[optind - 1]); return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        log_error("unexpected argument %s (see --help)", argv[optind]);
+    if (!applet_parse(&cmd, argc, argv, &o, &args, &nargs, &k))
+        return k;
+    if (!applet_check_args(NULL, args, nargs, 0, 0, NULL))
         return EXIT_USAGE;
-    }
+    c = o.c;
+    c.interfaces = o.ifaces;
+    c.addresses = o.addrs;
+    c.txt = o.txt;
     if (!c.host) {
         log_error("--hostName is required (the name nodes use, e.g. kms.local)");
         return EXIT_USAGE;
@@ -121,7 +107,7 @@ int mdns_responder_main(int argc, char **argv)
         log_error("--hostName %s: not a valid host name", c.host);
         return EXIT_USAGE;
     }
-    if (!port) {
+    if (!o.port) {
         log_error("--port is required (the port the KMS listens on)");
         return EXIT_USAGE;
     }
@@ -139,7 +125,7 @@ int mdns_responder_main(int argc, char **argv)
     }
     if (!mdns_host_is_local(c.host))
         log_warn("--hostName %s does not end in .local: nodes only look up .local names over mDNS", c.host);
-    c.port = (uint16_t)port;
+    c.port = (uint16_t)o.port;
     if (net_loop_new(&loop) < 0)
         return EXIT_RUNTIME;
     if (mdns_responder_new(loop, &c, &r) < 0 || net_loop_on_signal(loop, SIGTERM, on_signal, r) < 0 ||

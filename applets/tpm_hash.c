@@ -30,9 +30,7 @@ int tpm_hash_main(int argc, char **argv)
 
     if (!applet_tpm_options(argc, argv, usage, &o, &code))
         return code;
-    if (o.nargs > 0) {
-        log_error("unexpected argument %s (see --help)", o.args[0]);
+    if (!applet_check_args(NULL, o.args, o.nargs, 0, 0, NULL))
         return EXIT_USAGE;
-    }
     return applet_print_tpm_hash(&o);
 }

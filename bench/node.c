@@ -185,6 +185,10 @@ static int make_ak(struct lg_node *nd, const char *seed)
     put16(&sig, ATTEST_ALG_SHA256);
     put2b(&sig, signature, sizeof(signature));
 
+    memcpy(nd->ak_qn, ak_qn, sizeof(nd->ak_qn));
+    r = crypto_rsa_spki_pem(&ak, &nd->ak_pem);
+    if (r < 0)
+        return log_error_errno(r, "node %u: cannot encode the AK public key", nd->index);
     bytes_set(&nd->ak_public, &pub);
     bytes_set(&nd->ak_create_data, &cd);
     bytes_set(&nd->ak_create_attestation, &att);
@@ -208,7 +212,7 @@ static int make_ek(struct lg_node *nd)
     size_t spki_len = 0;
     int r;
 
-    r = kcrypto_rsa_public(nd->ek, &nd->ek_pub);
+    r = nd->synthetic ? 0 : kcrypto_rsa_public(nd->ek, &nd->ek_pub);
     if (r == 0 && nd->ek_pub.n_len != LG_KEY_BYTES)
         r = -EINVAL;
     if (r == 0)
@@ -219,10 +223,112 @@ static int make_ek(struct lg_node *nd)
         return log_error_errno(r, "node %u: cannot encode the EK public key", nd->index);
     crypto_sha256(spki, spki_len, digest);
     hex_encode(digest, sizeof(digest), nd->tpm_hash);
+    nd->ek_spki.p = spki;
+    nd->ek_spki.len = spki_len;
+    spki = NULL;
     rsa_public(&pub, EK_ATTRIBUTES, ek_policy, sizeof(ek_policy), true, ATTEST_ALG_NULL, nd->ek_pub.n,
                nd->ek_pub.n_len);
     put2b(&b, pub.b, pub.len);
     bytes_set(&nd->ek_tpm2b_public, &b);
+    return 0;
+}
+
+/* A public key that is no key: a 2048-bit odd modulus from the seed, for nodes that are only
+ * registered (register --real-keys). Nobody can answer a credential made for it. */
+static void synthetic_ek(const char *seed, struct lg_node *nd)
+{
+    uint8_t d[SHA256_LEN];
+
+    for (unsigned i = 0; i < LG_KEY_BYTES / SHA256_LEN; i++) {
+        char purpose[24];
+        snprintf(purpose, sizeof(purpose), "synthetic-ek%u", i);
+        derive(seed, nd->index, purpose, d);
+        memcpy(nd->ek_pub.n + i * SHA256_LEN, d, SHA256_LEN);
+    }
+    nd->ek_pub.n[0] |= 0x80, nd->ek_pub.n[LG_KEY_BYTES - 1] |= 1;
+    nd->ek_pub.n_len = LG_KEY_BYTES;
+    nd->ek_pub.e = 65537;
+    nd->synthetic = true;
+}
+
+/* ---- PCR quotes, /postPass ciphertexts ---- */
+
+void lg_pcr_values(const char *seed, uint32_t index, uint8_t pcr[LG_PCRS][LG_PCR_LEN])
+{
+    memset(pcr, 0, (size_t)LG_PCRS * LG_PCR_LEN);
+    for (unsigned i = 0; i < LG_PCRS; i++)
+        if (LG_PCR_MASK & (1u << i)) {
+            char purpose[16];
+            snprintf(purpose, sizeof(purpose), "pcr%u", i);
+            derive(seed, index, purpose, pcr[i]);
+        }
+}
+
+int lg_quote(struct lg_node *nd, const uint8_t *nonce, size_t nonce_len, struct lg_bytes *attest, struct lg_bytes *sig)
+{
+    static atomic_uint_fast64_t clock_ms = 1000000;
+    struct wbuf att = {0}, s = {0};
+    uint8_t values[LG_PCRS * LG_PCR_LEN], digest[SHA256_LEN], signature[LG_KEY_BYTES];
+    size_t nv = 0;
+    int r;
+
+    if (nonce_len > 64)
+        return -EINVAL;
+    for (unsigned i = 0; i < LG_PCRS; i++)
+        if (LG_PCR_MASK & (1u << i)) {
+            memcpy(values + nv, nd->pcr[i], LG_PCR_LEN);
+            nv += LG_PCR_LEN;
+        }
+    crypto_sha256(values, nv, digest);
+    /* TPMS_ATTEST of TPM2_Quote (Part 2 §10.12.8, §10.12.1). */
+    put32(&att, ATTEST_GENERATED_MAGIC);
+    put16(&att, ATTEST_ST_ATTEST_QUOTE);
+    put2b(&att, nd->ak_qn, sizeof(nd->ak_qn));
+    put2b(&att, nonce, nonce_len);
+    put64(&att, atomic_fetch_add(&clock_ms, 1)); /* clockInfo: clock, resetCount, restartCount, safe */
+    put32(&att, 1);
+    put32(&att, 0);
+    put8(&att, 1);
+    put64(&att, 0x2023000100000000ull); /* firmwareVersion */
+    put32(&att, 1);                     /* TPML_PCR_SELECTION: one bank */
+    put16(&att, ATTEST_ALG_SHA256);
+    put8(&att, 3); /* sizeofSelect: PCRs 0..23 */
+    put8(&att, LG_PCR_MASK & 0xff), put8(&att, LG_PCR_MASK >> 8 & 0xff), put8(&att, LG_PCR_MASK >> 16 & 0xff);
+    put2b(&att, digest, sizeof(digest));
+
+    crypto_sha256(att.b, att.len, digest);
+    pthread_mutex_lock(&nd->lock);
+    r = kcrypto_rsa_pkcs1_sign(nd->ak, CRYPTO_SHA256, digest, signature, sizeof(signature));
+    pthread_mutex_unlock(&nd->lock);
+    if (r < 0)
+        return r;
+    put16(&s, ATTEST_ALG_RSASSA);
+    put16(&s, ATTEST_ALG_SHA256);
+    put2b(&s, signature, sizeof(signature));
+    bytes_set(attest, &att);
+    bytes_set(sig, &s);
+    return 0;
+}
+
+int lg_make_wire(const char *seed, struct lg_node *nd)
+{
+    uint8_t d[SHA256_LEN], oaep_seed[SHA256_LEN], blob[LG_KEY_BYTES];
+    char plain[2 * SHA256_LEN + 1];
+    size_t len = 0;
+    int r;
+
+    derive(seed, nd->index, "generated-passphrase", d);
+    hex_encode(d, 16, plain); /* 32 characters, as the TPM's random passphrase of a node */
+    derive(seed, nd->index, "generated-oaep", oaep_seed);
+    r = crypto_rsa_oaep_encrypt(&nd->ek_pub, CRYPTO_SHA256, NULL, 0, plain, 32, oaep_seed, blob);
+    secure_wipe(d, sizeof(d));
+    secure_wipe(plain, sizeof(plain));
+    if (r < 0)
+        return r;
+    free(nd->wire);
+    nd->wire = base64_encode(blob, sizeof(blob), BASE64_URL_RAW, &len);
+    if (len != LG_WIRE_LEN)
+        return -EINVAL;
     return 0;
 }
 
@@ -430,6 +536,11 @@ static int node_make(struct maker *m, struct lg_node *nd)
     int r;
 
     lg_passphrase(m->s->seed, nd->index, nd->passphrase);
+    lg_pcr_values(m->s->seed, nd->index, nd->pcr);
+    if (m->s->ek_only && m->s->real_keys && nd->index >= m->s->real_keys) {
+        synthetic_ek(m->s->seed, nd);
+        return make_ek(nd);
+    }
     r = node_keys(m, nd);
     if (r == 0)
         r = make_ek(nd);
@@ -479,12 +590,14 @@ int lg_nodes_make(const struct lg_setup *s, struct lg_nodes *out)
         threads = 1;
     if (threads > 64)
         threads = 64;
+    /* Nodes with real keys: all, or the first real_keys of a register. */
+    size_t keyed = s->ek_only && s->real_keys && s->real_keys < s->nodes ? s->real_keys : s->nodes;
     crypto_sha256(s->seed, strlen(s->seed), cache.seed_hash);
     if (!s->cache || strcmp(s->cache, "")) {
         cache.path = s->cache ? xstrdup(s->cache) : default_cache_path(cache.seed_hash);
         cache_read(&cache);
     }
-    if (cache.path && cache.count < s->nodes) {
+    if (cache.path && cache.count < keyed) {
         /* Another run (the other build's test) may be making the same keys: wait for it, then
          * take what it wrote. The lock is released when the process exits. */
         size_t ll = strlen(cache.path) + 8;
@@ -502,20 +615,20 @@ int lg_nodes_make(const struct lg_setup *s, struct lg_nodes *out)
             cache_read(&cache);
         }
     }
-    m.cached = cache.count < s->nodes ? cache.count : s->nodes;
-    if (cache.path && cache.count < s->nodes) {
+    m.cached = cache.count < keyed ? cache.count : keyed;
+    if (cache.path && cache.count < keyed) {
         /* Room for every node; entries from the old file are kept. */
-        uint8_t *e = xcalloc(s->nodes, ENTRY);
+        uint8_t *e = xcalloc(keyed, ENTRY);
         if (cache.count)
             memcpy(e, cache.entries, cache.count * ENTRY);
         free(cache.entries);
         cache.entries = e;
-        cache.count = s->nodes;
+        cache.count = keyed;
         cache.dirty = true;
     }
-    if (m.cached < s->nodes)
+    if (m.cached < keyed)
         log_info("generating RSA-%d EK and AK keys for %zu nodes on %u threads (once%s%s)", LG_KEY_BITS,
-                 s->nodes - m.cached, threads, cache.path ? "; cached in " : "; --key-cache is off",
+                 keyed - m.cached, threads, cache.path ? "; cached in " : "; --key-cache is off",
                  cache.path ? cache.path : "");
     out->n = s->nodes;
     out->v = xcalloc(s->nodes, sizeof(*out->v));
@@ -554,6 +667,9 @@ void lg_nodes_free(struct lg_nodes *nodes)
         kcrypto_rsa_free(nd->ak);
         pthread_mutex_destroy(&nd->lock);
         free(nd->ek_pem);
+        free(nd->ak_pem);
+        free(nd->ek_spki.p);
+        free(nd->wire);
         free(nd->ek_tpm2b_public.p);
         free(nd->ak_public.p);
         free(nd->ak_create_data.p);

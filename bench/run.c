@@ -6,11 +6,14 @@
  * which is mostly the EK's RSA decryption of each credential; with TLS there is one loop, as the
  * TLS sessions of the mbedTLS we build (no MBEDTLS_THREADING_C) share one random generator.
  *
- * The wire is that of an upstream G1 node (kairos-io/tpm-helpers get.go, gorilla/websocket
- * client): header names as Go canonicalises them, the answer as one masked binary frame, and a
- * close without a close frame once the passphrase arrived. Transport failures and a KMS at its
- * connection limit (503) are retried with jittered backoff until --timeout, as nodes retry;
- * a refusal by the KMS, a wrong passphrase or a protocol error fail the exchange at once. */
+ * The wire is that of an upstream node (G1: kairos-io/tpm-helpers get.go; G3: kairos-io/kairos
+ * kcrypt/pkg/attestation/client.go; gorilla/websocket client): header names as Go canonicalises
+ * them, G1's answer as one masked binary frame, G3's messages as text frames, and a close
+ * without a close frame once the passphrase arrived. An exchange is one or more steps, each on
+ * its own connection (the generated-key flow: /getPass, /postPass, /getPass). Transport
+ * failures and a KMS at its connection limit (503) are retried with jittered backoff until
+ * --timeout, as nodes retry; a refusal by the KMS, a wrong passphrase or a protocol error fail
+ * the exchange at once. */
 #include <fcntl.h>
 #include <math.h>
 #include <netdb.h>
@@ -27,6 +30,7 @@
 #include "loadgen.h"
 #include "net.h"
 #include "net_internal.h"
+#include "g3.h"
 #include "proto.h"
 
 #define BACKOFF_FIRST_MS 50
@@ -61,23 +65,14 @@ struct slot {
     char key[32];            /* Sec-WebSocket-Key */
     struct net_timer *timer; /* attempt deadline, or the end of a backoff */
     unsigned messages;       /* complete messages received from the KMS in this attempt */
+    unsigned step;           /* index into run->steps */
+    unsigned post_attempts;  /* ST_POST attempts so far: a retry may find its own earlier post */
     char why[160];           /* the last failure, for the log */
 };
 
-/* A protocol: the endpoint and what the node does with each message of the KMS. G1 is the only
- * one the KMS speaks. G3 (/tpm-attestation; kairos-io/kairos
- * kcrypt/pkg/attestation/client.go) would send AttestationInit from on_open, answer the challenge
- * with lg_activate's secret plus a PCR quote signed by the AK (kcrypto_rsa_pkcs1_sign over a
- * TPMS_ATTEST of type QUOTE for sha256:0,7,11, built like make_ak's creation attestation), and
- * check AttestationResponse's passphrase. */
-struct proto_ops {
-    const char *path;
-    /* After the 101: queue what the node sends first (nothing for G1). <0 fails the attempt. */
-    int (*on_open)(struct slot *sl);
-    /* A complete message from the KMS: 0 go on (replies queued), 1 the exchange succeeded, or a
-     * negative errno (see is_final). */
-    int (*on_message)(struct slot *sl, const uint8_t *msg, size_t len);
-};
+/* The steps of an exchange, each one WebSocket connection (lg_mode). */
+enum step { ST_GET_STATIC, ST_GET_NONE, ST_POST, ST_GET_WIRE, ST_G3 };
+#define MAX_STEPS 3
 
 struct worker {
     struct run *run;
@@ -93,15 +88,17 @@ struct worker {
 struct run {
     const struct lg_nodes *nodes;
     const struct lg_run_opts *o;
-    const struct proto_ops *ops;
+    enum step steps[MAX_STEPS];
+    unsigned n_steps;
     struct net_url url;
-    char *path; /* url path joined with the endpoint */
+    char *path_get, *path_post, *path_g3; /* url path joined with each endpoint */
+    int acked_fd;                         /* --acked-file, or -1 */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     struct ktls_client *tls;
     struct net_limits lim;
     int64_t start, deadline;
-    atomic_size_t next, ok, retries, logged;
+    atomic_size_t next, ok, retries, logged, posted, found_posted;
     atomic_size_t fails[F_KINDS];
     atomic_size_t retried[F_KINDS]; /* attempts retried, by why they failed */
     double *latency_ms;             /* per exchange; < 0 until it succeeded */
@@ -130,12 +127,125 @@ static int queue_frame(struct slot *sl, uint8_t opcode, const void *data, size_t
     return 0;
 }
 
-/* ---- G1 (kairos-io/kcrypt-challenger pkg/challenger, kairos-io/tpm-helpers get.go) ---- */
+/* ---- G1 (kairos-io/kcrypt-challenger pkg/challenger, kairos-io/tpm-helpers get.go; the
+ * generated-key flow of kairos-io/kcrypt-challenger cmd/discovery/client/client.go) ---- */
 
-static int g1_on_open(struct slot *sl)
+#define NO_SECRET_PREFIX "No secret found for " /* upstream's text: the node generates a key */
+
+static enum step step_of(const struct slot *sl) { return sl->w->run->steps[sl->step]; }
+
+/* Records an acknowledged post: the node's volume name, a line of --acked-file, on disk
+ * before the exchange goes on (a test compares it with what a killed KMS kept). */
+static int record_ack(struct slot *sl)
 {
-    (void)sl;
-    return 0; /* the KMS speaks first: the challenge */
+    struct run *run = sl->w->run;
+    char line[64];
+    int n;
+
+    atomic_fetch_add(&run->posted, 1);
+    if (run->acked_fd < 0)
+        return 0;
+    lg_volume_name(sl->node->index, line, sizeof(line) - 1);
+    n = (int)strlen(line);
+    line[n++] = '\n';
+    if (write(run->acked_fd, line, (size_t)n) != n || fdatasync(run->acked_fd) < 0) {
+        slot_fail_reason(sl, "--acked-file %s: %s", run->o->acked_file, strerror(errno));
+        return -EIO;
+    }
+    return 0;
+}
+
+/* The challenge: the activated secret is sent back, and on /postPass the node's payload. */
+static int g1_answer(struct slot *sl, const struct bytes *cred, const struct bytes *sec)
+{
+    uint8_t secret[64];
+    size_t secret_len = 0;
+    struct secret *answer;
+    char *text = NULL;
+    size_t text_len = 0;
+    int r;
+
+    r = lg_activate(sl->node, cred->data, cred->len, sec->data, sec->len, secret, sizeof(secret), &secret_len);
+    if (r < 0) {
+        slot_fail_reason(sl, "credential activation failed: %s",
+                         r == -EPERM ? "integrity check failed (not for this EK and AK)" : "malformed credential");
+        return r == -EPERM ? -EPERM : -EPROTO;
+    }
+    answer = secret_new(secret_len);
+    memcpy(answer->data, secret, secret_len);
+    answer->len = secret_len;
+    secure_wipe(secret, sizeof(secret));
+    r = proto_answer_encode(answer, &text, &text_len);
+    secret_free(answer);
+    if (r == 0)
+        r = queue_frame(sl, WS_OP_BINARY, text, text_len);
+    if (text)
+        secure_wipe(text, text_len);
+    free(text);
+    if (r == 0 && step_of(sl) == ST_POST) {
+        struct proto_payload p = {.error = (char *)"", .generated_by = (char *)"tpm"};
+        struct secret *msg = NULL;
+        p.passphrase = secret_new_copy(sl->node->wire, LG_WIRE_LEN);
+        r = proto_payload_encode(&p, &msg);
+        secret_free(p.passphrase);
+        if (r == 0)
+            r = queue_frame(sl, WS_OP_TEXT, msg->data, msg->len);
+        secret_free(msg);
+    }
+    return r;
+}
+
+/* The KMS's payload (or its refusal in place of the challenge) for the step. */
+static int g1_payload(struct slot *sl, struct proto_payload *p)
+{
+    const struct lg_node *nd = sl->node;
+    const struct secret *pw = p->passphrase;
+
+    switch (step_of(sl)) {
+    case ST_GET_NONE:
+        if (p->error[0] && !strncmp(p->error, NO_SECRET_PREFIX, strlen(NO_SECRET_PREFIX)))
+            return 1;
+        if (pw && pw->len && sl->w->run->o->shared_store) {
+            /* Another poster stored this node's key first: the last step (the readback) checks it. */
+            atomic_fetch_add(&sl->w->run->found_posted, 1);
+            sl->step = sl->w->run->n_steps - 2;
+            return 1;
+        }
+        if (pw && pw->len) {
+            slot_fail_reason(sl, "the KMS has a passphrase for this node before it posted one");
+            return -EBADMSG;
+        }
+        break;
+    case ST_POST:
+        if (!p->error[0])
+            return record_ack(sl) < 0 ? -EIO : 1;
+        /* A retried post whose first attempt was stored but not acknowledged (the KMS died in
+         * between): the readback decides whether what is stored is ours. */
+        if ((sl->post_attempts > 1 || sl->w->run->o->shared_store) && strstr(p->error, "already exists")) {
+            atomic_fetch_add(&sl->w->run->found_posted, 1);
+            return 1;
+        }
+        break;
+    case ST_GET_WIRE:
+        if (p->error[0])
+            break;
+        if (!pw || pw->len != LG_WIRE_LEN || !secure_equal(pw->data, nd->wire, LG_WIRE_LEN) ||
+            strcmp(p->generated_by, "tpm")) {
+            slot_fail_reason(sl, "the KMS answered with another passphrase than the one the node posted");
+            return -EBADMSG;
+        }
+        return 1;
+    default:
+        if (p->error[0])
+            break;
+        if (!pw || pw->len != LG_PASS_LEN || !secure_equal(pw->data, nd->passphrase, LG_PASS_LEN)) {
+            slot_fail_reason(sl, "the KMS answered with another passphrase than the one registered");
+            return -EBADMSG;
+        }
+        return 1;
+    }
+    slot_fail_reason(sl, "the KMS refused: %s", p->error[0] ? p->error : "an empty answer");
+    return -EREMOTEIO;
 }
 
 static int g1_on_message(struct slot *sl, const uint8_t *msg, size_t len)
@@ -144,65 +254,125 @@ static int g1_on_message(struct slot *sl, const uint8_t *msg, size_t len)
     struct proto_payload p = {0};
     int r;
 
-    if (sl->messages == 1) {
-        uint8_t secret[64];
-        size_t secret_len = 0;
-        struct secret *answer;
-        char *text = NULL;
-        size_t text_len = 0;
-
-        if (proto_challenge_decode((const char *)msg, len, &cred, &sec) < 0) {
-            if (proto_payload_decode((const char *)msg, len, &p) == 0 && p.error[0]) {
-                slot_fail_reason(sl, "the KMS refused: %s", p.error);
-                proto_payload_clear(&p);
-                return -EREMOTEIO;
-            }
-            proto_payload_clear(&p);
-            slot_fail_reason(sl, "the KMS sent something that is neither a challenge nor an error");
-            return -EPROTO;
-        }
-        r = lg_activate(sl->node, cred.data, cred.len, sec.data, sec.len, secret, sizeof(secret), &secret_len);
+    if (sl->messages == 1 && proto_challenge_decode((const char *)msg, len, &cred, &sec) == 0) {
+        r = g1_answer(sl, &cred, &sec);
         bytes_clear(&cred);
         bytes_clear(&sec);
-        if (r < 0) {
-            slot_fail_reason(sl, "credential activation failed: %s",
-                             r == -EPERM ? "integrity check failed (not for "
-                                           "this EK and AK)"
-                                         : "malformed credential");
-            return r == -EPERM ? -EPERM : -EPROTO;
-        }
-        answer = secret_new(secret_len);
-        memcpy(answer->data, secret, secret_len);
-        answer->len = secret_len;
-        secure_wipe(secret, sizeof(secret));
-        r = proto_answer_encode(answer, &text, &text_len);
-        secret_free(answer);
-        if (r == 0)
-            r = queue_frame(sl, WS_OP_BINARY, text, text_len);
-        if (text)
-            secure_wipe(text, text_len);
-        free(text);
         return r;
     }
     if (proto_payload_decode((const char *)msg, len, &p) < 0) {
-        slot_fail_reason(sl, "the KMS's answer is not a passphrase payload");
+        slot_fail_reason(sl, sl->messages == 1 ? "the KMS sent something that is neither a challenge nor an error"
+                                               : "the KMS's answer is not a passphrase payload");
         return -EPROTO;
     }
-    if (p.error[0]) {
-        slot_fail_reason(sl, "the KMS refused: %s", p.error);
-        r = -EREMOTEIO;
-    } else if (!p.passphrase || p.passphrase->len != LG_PASS_LEN ||
-               !secure_equal(p.passphrase->data, sl->node->passphrase, LG_PASS_LEN)) {
+    r = g1_payload(sl, &p);
+    proto_payload_clear(&p);
+    return r;
+}
+
+/* ---- G3 (kairos-io/kairos kcrypt/pkg/attestation/client.go; lib/g3/client.c for our
+ * extensions: the quote is made over the KMS's nonce) ---- */
+
+static int g3_on_open(struct slot *sl)
+{
+    const struct lg_node *nd = sl->node;
+    struct proto_g3_init in = {
+        .ek_public = {nd->ek_spki.p, nd->ek_spki.len},
+        .ak = {{nd->ak_public.p, nd->ak_public.len},
+               {nd->ak_create_data.p, nd->ak_create_data.len},
+               {nd->ak_create_attestation.p, nd->ak_create_attestation.len},
+               {nd->ak_create_signature.p, nd->ak_create_signature.len},
+               false},
+    };
+    char *text = NULL;
+    size_t len = 0;
+    int r = proto_g3_init_encode(&in, &text, &len);
+
+    if (r == 0)
+        r = queue_frame(sl, WS_OP_TEXT, text, len);
+    free(text);
+    return r;
+}
+
+static int g3_proof(struct slot *sl, const struct proto_g3_challenge *ch)
+{
+    struct proto_g3_proof pf = {.version = "2", .pcr_mask = LG_PCR_MASK};
+    struct lg_bytes quote = {0}, sig = {0};
+    struct secret *msg = NULL;
+    uint8_t secret[64];
+    size_t secret_len = 0;
+    int r;
+
+    r = lg_activate(sl->node, ch->credential.data, ch->credential.len, ch->encrypted_secret.data,
+                    ch->encrypted_secret.len, secret, sizeof(secret), &secret_len);
+    if (r < 0) {
+        slot_fail_reason(sl, "credential activation failed: %s",
+                         r == -EPERM ? "integrity check failed (not for this EK and AK)" : "malformed credential");
+        return r == -EPERM ? -EPERM : -EPROTO;
+    }
+    r = lg_quote(sl->node, ch->nonce.data, ch->nonce.len, &quote, &sig);
+    if (r < 0) {
+        secure_wipe(secret, sizeof(secret));
+        slot_fail_reason(sl, "the PCR quote could not be made: %s", strerror(-r));
+        return -EPROTO;
+    }
+    pf.secret = secret_new_copy(secret, secret_len);
+    secure_wipe(secret, sizeof(secret));
+    pf.quote = (struct bytes){quote.p, quote.len};
+    pf.signature = (struct bytes){sig.p, sig.len};
+    memcpy(pf.pcr, sl->node->pcr, sizeof(pf.pcr));
+    r = proto_g3_proof_encode(&pf, &msg);
+    if (r == 0)
+        r = queue_frame(sl, WS_OP_TEXT, msg->data, msg->len);
+    secret_free(msg);
+    proto_g3_proof_clear(&pf); /* frees the quote and the signature too */
+    return r;
+}
+
+static int g3_on_message(struct slot *sl, const uint8_t *msg, size_t len)
+{
+    char why[PROTO_G3_WHY_MAX] = "";
+    int r;
+
+    if (sl->messages == 1) {
+        struct proto_g3_challenge ch = {0};
+        r = proto_g3_challenge_decode((const char *)msg, len, &ch, why);
+        if (r == -EREMOTEIO) {
+            slot_fail_reason(sl, "the KMS refused: %s", ch.error);
+        } else if (r < 0) {
+            slot_fail_reason(sl, "the KMS sent something that is not a challenge: %s", why);
+            r = -EPROTO;
+        } else {
+            r = g3_proof(sl, &ch);
+        }
+        proto_g3_challenge_clear(&ch);
+        return r;
+    }
+    struct proto_g3_response resp = {0};
+    const struct secret *pw;
+    r = proto_g3_response_decode((const char *)msg, len, &resp, why);
+    pw = resp.passphrase;
+    if (r == -EREMOTEIO) {
+        slot_fail_reason(sl, "the KMS refused: %s", resp.error);
+    } else if (r < 0) {
+        slot_fail_reason(sl, "the KMS's answer is not an attestation response: %s", why[0] ? why : "empty");
+        r = -EPROTO;
+    } else if (!pw || pw->len != LG_PASS_LEN || !secure_equal(pw->data, sl->node->passphrase, LG_PASS_LEN)) {
         slot_fail_reason(sl, "the KMS answered with another passphrase than the one registered");
         r = -EBADMSG;
     } else {
         r = 1;
     }
-    proto_payload_clear(&p);
+    proto_g3_response_clear(&resp);
     return r;
 }
 
-static const struct proto_ops g1_ops = {"/getPass", g1_on_open, g1_on_message};
+static int on_open_step(struct slot *sl) { return step_of(sl) == ST_G3 ? g3_on_open(sl) : 0; }
+
+static int on_message_step(struct slot *sl, const uint8_t *msg, size_t len)
+{
+    return step_of(sl) == ST_G3 ? g3_on_message(sl, msg, len) : g1_on_message(sl, msg, len);
+}
 
 /* ---- one attempt ---- */
 
@@ -276,6 +446,13 @@ static void attempt_end(struct slot *sl, int r)
 
     attempt_close(sl);
     now = now_ms();
+    if (r == 1 && sl->step + 1 < run->n_steps) {
+        /* The next step of the same exchange, on a new connection. */
+        sl->step++;
+        sl->backoff_ms = BACKOFF_FIRST_MS;
+        attempt_start(sl);
+        return;
+    }
     if (r == 1) {
         run->latency_ms[sl->exchange] = (double)(now - sl->started);
         atomic_fetch_add(&run->ok, 1);
@@ -310,12 +487,20 @@ static void queue_request(struct slot *sl)
     key = base64_encode(nonce, sizeof(nonce), BASE64_STD, NULL);
     snprintf(sl->key, sizeof(sl->key), "%s", key);
     free(key);
+    enum step st = step_of(sl);
     nbuf_appendf(&sl->out,
                  "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: Go-http-client/1.1\r\nConnection: Upgrade\r\n"
-                 "Upgrade: websocket\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: ",
-                 run->path, run->url.authority, sl->key);
-    nbuf_append(&sl->out, sl->node->token, strlen(sl->node->token));
-    nbuf_appendf(&sl->out, "\r\nLabel: %s\r\nName: \r\nUuid: \r\n\r\n", run->o->label);
+                 "Upgrade: websocket\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+                 st == ST_G3     ? run->path_g3
+                 : st == ST_POST ? run->path_post
+                                 : run->path_get,
+                 run->url.authority, sl->key);
+    if (st != ST_G3) { /* G3 carries the EK and AK in its first message */
+        nbuf_append(&sl->out, "Authorization: ", 15);
+        nbuf_append(&sl->out, sl->node->token, strlen(sl->node->token));
+        nbuf_append(&sl->out, "\r\n", 2);
+    }
+    nbuf_appendf(&sl->out, "Label: %s\r\nName: \r\nUuid: \r\n\r\n", run->o->label);
 }
 
 /* The 101 (or not) at the head of sl->in: 0 upgraded, or why not. */
@@ -356,7 +541,6 @@ static int check_upgrade(struct slot *sl)
 /* What arrived: 0 go on, 1 success, or a negative errno. */
 static int process(struct slot *sl)
 {
-    struct run *run = sl->w->run;
     int r;
 
     if (sl->st == S_UPGRADE) {
@@ -364,7 +548,7 @@ static int process(struct slot *sl)
         if (r != 0)
             return r > 0 ? 0 : r;
         sl->st = S_FRAMES;
-        r = run->ops->on_open(sl);
+        r = on_open_step(sl);
         if (r < 0)
             return r;
     }
@@ -382,7 +566,7 @@ static int process(struct slot *sl)
             return 0;
         if (r == 1 && ev.kind == WS_EV_MESSAGE) {
             sl->messages++;
-            r = run->ops->on_message(sl, ev.data, ev.len);
+            r = on_message_step(sl, ev.data, ev.len);
         } else if (r == 1 && ev.kind == WS_EV_PING) {
             r = queue_frame(sl, WS_OP_PONG, ev.data, ev.len);
         } else if (r == 1 && ev.kind == WS_EV_CLOSE) {
@@ -534,6 +718,8 @@ static void attempt_start(struct slot *sl)
     int fd;
 
     sl->attempts++;
+    if (step_of(sl) == ST_POST)
+        sl->post_attempts++;
     sl->messages = 0;
     sl->why[0] = 0;
     sl->scan = (struct http_scan){0};
@@ -573,9 +759,11 @@ static void slot_next(struct slot *sl)
         k = atomic_fetch_add(&run->next, 1);
         if (k < run->o->exchanges) {
             sl->exchange = k;
-            sl->node = &run->nodes->v[k % run->nodes->n];
+            sl->node = &run->nodes->v[run->o->only ? run->o->only[k] : k % run->nodes->n];
             sl->started = now_ms();
             sl->attempts = 0;
+            sl->post_attempts = 0;
+            sl->step = 0;
             sl->backoff_ms = BACKOFF_FIRST_MS;
             attempt_start(sl);
             return;
@@ -677,6 +865,20 @@ static double percentile(const double *sorted, size_t n, double q)
     return sorted[i ? i - 1 : 0];
 }
 
+/* The path of endpoint under the URL's own path. */
+static char *joined_path(const char *url, const char *endpoint)
+{
+    _cleanup_free_ char *full = net_url_join(url, endpoint);
+    struct net_url u;
+    char *path;
+
+    if (net_url_parse(full, &u) < 0)
+        return xstrdup(endpoint);
+    path = xstrdup(u.path);
+    net_url_clear(&u);
+    return path;
+}
+
 int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
 {
     struct run run = {.nodes = nodes, .o = o};
@@ -688,21 +890,28 @@ int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
     struct rlimit rl;
     int r;
 
-    if (o->protocol != LG_G1)
-        return log_error_errno(-EOPNOTSUPP, "--protocol g3: not supported yet (the KMS does not speak G3)");
-    run.ops = &g1_ops;
+    run.acked_fd = -1;
+    if (o->protocol == LG_G3 && o->mode != LG_STATIC)
+        return log_error_errno(-EOPNOTSUPP, "--protocol g3: only --mode static");
+    if (o->protocol == LG_G3)
+        run.steps[run.n_steps++] = ST_G3;
+    else if (o->mode == LG_POSTPASS)
+        run.steps[run.n_steps++] = ST_GET_NONE, run.steps[run.n_steps++] = ST_POST,
+        run.steps[run.n_steps++] = ST_GET_WIRE;
+    else
+        run.steps[run.n_steps++] = o->mode == LG_READBACK ? ST_GET_WIRE : ST_GET_STATIC;
     run.lim = net_limits_resolve(NULL);
     r = net_url_parse(o->url, &run.url);
     if (r < 0)
         return log_error_errno(r, "--url %s: not an http://, https://, ws:// or wss:// URL", o->url);
-    {
-        _cleanup_free_ char *full = net_url_join(o->url, run.ops->path);
-        struct net_url u;
-        if (net_url_parse(full, &u) == 0) {
-            run.path = xstrdup(u.path);
-            net_url_clear(&u);
-        } else {
-            run.path = xstrdup(run.ops->path);
+    run.path_get = joined_path(o->url, "/getPass");
+    run.path_post = joined_path(o->url, "/postPass");
+    run.path_g3 = joined_path(o->url, PROTO_G3_PATH);
+    if (o->acked_file) {
+        run.acked_fd = open(o->acked_file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (run.acked_fd < 0) {
+            r = log_error_errno(-errno, "--acked-file %s: %m", o->acked_file);
+            goto out;
         }
     }
     r = resolve(&run);
@@ -803,9 +1012,12 @@ int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
     }
     fflush(stderr);
     printf("{\"ok\":%zu,\"failed\":%zu,\"seconds\":%.3f,\"rate\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
-           "\"retries\":%zu}\n",
+           "\"retries\":%zu",
            ok, failed, seconds, seconds > 0 ? (double)ok / seconds : 0.0, percentile(sorted, n_ok, 0.50),
            percentile(sorted, n_ok, 0.99), atomic_load(&run.retries));
+    if (o->mode == LG_POSTPASS)
+        printf(",\"posted\":%zu,\"found_posted\":%zu", atomic_load(&run.posted), atomic_load(&run.found_posted));
+    printf("}\n");
     fflush(stdout);
     free(sorted);
     r = failed ? 1 : 0;
@@ -815,7 +1027,11 @@ out:
     free(workers);
     free(slots);
     free(run.latency_ms);
-    free(run.path);
+    free(run.path_get);
+    free(run.path_post);
+    free(run.path_g3);
+    if (run.acked_fd >= 0)
+        close(run.acked_fd);
     ktls_client_free(run.tls);
     net_url_clear(&run.url);
     return r;

@@ -37,7 +37,11 @@ const char *log_quiet_last(void);
 /* Logs an error and returns r (a negative errno), so an error path is one line:
  *   return log_error_errno(r, "%s: cannot open: %m", path);
  * errno is set to -r first, so %m in fmt names r's error. */
-int log_error_errno(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int log_level_errno(enum log_level level, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define log_error_errno(r, ...) log_level_errno(LOG_ERR, (r), __VA_ARGS__)
+/* The same at other levels. */
+#define log_warn_errno(r, ...) log_level_errno(LOG_WARN, (r), __VA_ARGS__)
+#define log_debug_errno(r, ...) log_level_errno(LOG_DEBUG, (r), __VA_ARGS__)
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
@@ -121,6 +125,9 @@ struct secret {
 struct secret *secret_new(size_t cap);
 /* A secret holding a copy of n bytes of p (NUL-terminated after them). */
 struct secret *secret_new_copy(const void *p, size_t n);
+/* Adopts p, malloc'd with room for len + 1 bytes, as a secret of len bytes (NUL-terminated after
+ * them): secret_free wipes and frees it. */
+struct secret *secret_take(void *p, size_t len);
 /* Wipes and frees s (NULL is fine). */
 void secret_free(struct secret *s);
 static inline void secret_freep(struct secret **s) { secret_free(*s); }
@@ -140,6 +147,8 @@ enum base64_variant {
 size_t base64_encoded_len(size_t n, enum base64_variant v);
 /* Encodes n bytes; returns a malloc'd NUL-terminated string owned by the caller. */
 char *base64_encode(const uint8_t *in, size_t n, enum base64_variant v, size_t *out_len);
+/* The same as a secret: base64 of a key or passphrase is as secret as what it encodes. */
+struct secret *base64_encode_secret(const void *in, size_t n, enum base64_variant v);
 /* Decodes strictly (no whitespace, canonical padding and trailing bits); *out malloc'd, owned by
  * the caller (wipe it if it holds a secret). -EINVAL on bad input. */
 int base64_decode(const char *in, size_t n, enum base64_variant v, uint8_t **out, size_t *out_len);
@@ -156,8 +165,25 @@ int64_t now_ms(void);
 /* ---- files ---- */
 /* Reads a whole file of at most max bytes; *out is NUL-terminated and owned by the caller. */
 int file_read_all(const char *path, size_t max, char **out, size_t *out_len);
-/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno. */
+/* Writes all of buf to fd, retrying on EINTR and short writes; 0 or -errno (write_full, no deadline). */
 int fd_write_all(int fd, const void *buf, size_t n);
+/* Writes all of buf, fsyncs and closes fd (closed in every case): a new file's data made durable
+ * before it is renamed into place. 0 or the first -errno. */
+int fd_write_sync_close(int fd, const void *buf, size_t n);
+
+/* ---- descriptors with a deadline (an absolute now_ms() time; 0: none) ---- */
+struct pollfd;
+/* Waits until fd is ready for events (POLLIN, POLLOUT; an error or hang-up counts as ready: the
+ * next read, write or SO_ERROR tells) or deadline passes. EINTR is retried. 0, -ETIMEDOUT,
+ * -EBADF or -errno. */
+int fd_wait(int fd, short events, int64_t deadline);
+/* The same for n descriptors: the number ready (revents set), -ETIMEDOUT or -errno. */
+int fd_wait_many(struct pollfd *fds, size_t n, int64_t deadline);
+/* Reads exactly n bytes (blocking or non-blocking fd): 0, -ETIMEDOUT, -ECONNRESET when the
+ * stream ends first, or -errno. Partial reads, EINTR and EAGAIN are retried. */
+int read_full(int fd, void *buf, size_t n, int64_t deadline);
+/* Writes all n bytes: 0, -ETIMEDOUT or -errno. Partial writes, EINTR and EAGAIN are retried. */
+int write_full(int fd, const void *buf, size_t n, int64_t deadline);
 /* Replaces path with a file holding buf, atomically and without following symlinks: the data go
  * to a new file in path's directory with an unpredictable name (".NAME.<16 random hex>", created
  * O_EXCL|O_NOFOLLOW, exactly `mode`), are fsync'd, and the file is renamed over path. A symlink
@@ -178,9 +204,8 @@ struct spawn_result {
     int status;           /* waitpid status of the child */
     bool timed_out;       /* the time limit was reached and the process group was killed */
     bool stdout_overflow; /* more than SPAWN_MAX_STDOUT bytes on stdout; the group was killed */
-    char *out;            /* stdout, NUL-terminated */
-    size_t out_len, out_cap;
-    char *err; /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
+    struct secret *out;   /* stdout, NUL-terminated: it may be a passphrase (a plugin's answer) */
+    char *err;            /* stderr (first SPAWN_MAX_STDERR bytes), NUL-terminated */
     size_t err_len;
 };
 

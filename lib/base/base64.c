@@ -136,3 +136,10 @@ int base64_decode(const char *in, size_t n, enum base64_variant v, uint8_t **out
     *out_len = o;
     return 0;
 }
+
+struct secret *base64_encode_secret(const void *in, size_t n, enum base64_variant v)
+{
+    size_t len;
+    char *text = base64_encode(in, n, v, &len);
+    return secret_take(text, len);
+}

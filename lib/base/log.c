@@ -69,14 +69,14 @@ void log_msg(enum log_level l, const char *fmt, ...)
     va_end(ap);
 }
 
-int log_error_errno(int r, const char *fmt, ...)
+int log_level_errno(enum log_level level, int r, const char *fmt, ...)
 {
     va_list ap;
     /* %m in fmt names r, not whatever the last system call left in errno (systemd's
      * log_full_errno does the same). */
     errno = r < 0 ? -r : r;
     va_start(ap, fmt);
-    vlog(LOG_ERR, fmt, ap);
+    vlog(level, fmt, ap);
     va_end(ap);
     return r < 0 ? r : -r;
 }

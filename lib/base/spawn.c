@@ -102,8 +102,7 @@ static bool wait_exit(pid_t pid, int pidfd, int64_t until)
         if (left <= 0)
             return false;
         if (pidfd >= 0) {
-            struct pollfd p = {.fd = pidfd, .events = POLLIN};
-            (void)poll(&p, 1, clamp_ms(left));
+            (void)fd_wait(pidfd, POLLIN, until);
         } else {
             (void)poll(NULL, 0, clamp_ms(left < 20 ? left : 20));
         }
@@ -122,30 +121,31 @@ static void close_fd(int *fd)
 /* Grows res->out by copying and wiping (it may hold the password). */
 static void grow_out(struct spawn_result *res)
 {
-    size_t cap = res->out_cap ? res->out_cap * 2 : 4096;
-    char *nb;
+    struct secret *o = res->out;
+    size_t cap = o->cap ? o->cap * 2 : 4096;
+    uint8_t *nb;
     if (cap > SPAWN_MAX_STDOUT + 1)
         cap = SPAWN_MAX_STDOUT + 1;
-    nb = secure_realloc(res->out, res->out ? res->out_cap + 1 : 0, res->out_len, cap + 1);
+    nb = secure_realloc(o->data, o->cap + 1, o->len, cap + 1);
     if (!nb)
         abort_oom();
-    res->out = nb;
-    res->out_cap = cap;
+    o->data = nb;
+    o->cap = cap;
 }
 
 /* One read from the stdout pipe; false at EOF or on error. */
 static bool read_stdout(int fd, struct spawn_result *res)
 {
     ssize_t n;
-    if (res->out_len == res->out_cap)
+    if (res->out->len == res->out->cap)
         grow_out(res);
-    n = read(fd, res->out + res->out_len, res->out_cap - res->out_len);
+    n = read(fd, res->out->data + res->out->len, res->out->cap - res->out->len);
     if (n < 0)
         return errno == EINTR || errno == EAGAIN;
     if (n == 0)
         return false;
-    res->out_len += (size_t)n;
-    if (res->out_len > SPAWN_MAX_STDOUT)
+    res->out->len += (size_t)n;
+    if (res->out->len > SPAWN_MAX_STDOUT)
         res->stdout_overflow = true;
     return true;
 }
@@ -193,7 +193,7 @@ static int pump(pid_t pid, int pidfd, int *in_fd, int out_fd, int err_fd, const 
         close_fd(in_fd);
     for (;;) {
         struct pollfd fds[4];
-        int nfds = 0, i_in = -1, i_out = -1, i_err = -1;
+        int nfds = 0, i_in = -1, i_out = -1, i_err = -1, r;
         int64_t now, limit, wait_ms;
 
         if (!*exited)
@@ -224,11 +224,11 @@ static int pump(pid_t pid, int pidfd, int *in_fd, int out_fd, int err_fd, const 
             i_err = nfds, fds[nfds++] = (struct pollfd){.fd = err_fd, .events = POLLIN};
         if (pidfd >= 0 && !*exited) /* wakes us when the child exits */
             fds[nfds++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
-        if (poll(fds, (nfds_t)nfds, clamp_ms(wait_ms)) < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
+        r = fd_wait_many(fds, (size_t)nfds, now + wait_ms);
+        if (r == -ETIMEDOUT)
+            continue;
+        if (r < 0)
+            return r;
         if (i_in >= 0 && fds[i_in].revents && !write_stdin(*in_fd, in, in_len, &in_off))
             close_fd(in_fd); /* EOF for the plugin */
         if (i_out >= 0 && fds[i_out].revents && !read_stdout(out_fd, res))
@@ -269,6 +269,7 @@ int spawn_run(char *const argv[], const void *in, size_t in_len, int64_t timeout
 
     memset(res, 0, sizeof(*res));
     res->err = xmalloc(SPAWN_MAX_STDERR + 1);
+    res->out = secret_new(0);
     grow_out(res);
     if (max_fd < 0 || max_fd > 65536)
         max_fd = 65536;
@@ -349,7 +350,7 @@ out:
     close_fd(&err_p[1]);
     close_fd(&rep_p[0]);
     close_fd(&rep_p[1]);
-    res->out[res->out_len] = '\0';
+    res->out->data[res->out->len] = '\0';
     res->err[res->err_len] = '\0';
     if (r < 0)
         spawn_result_clear(res);
@@ -358,9 +359,7 @@ out:
 
 void spawn_result_clear(struct spawn_result *res)
 {
-    if (res->out)
-        secure_wipe(res->out, res->out_cap + 1);
-    free(res->out);
+    secret_free(res->out);
     free(res->err);
     memset(res, 0, sizeof(*res));
 }

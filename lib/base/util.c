@@ -130,6 +130,15 @@ struct secret *secret_new_copy(const void *p, size_t n)
     return s;
 }
 
+struct secret *secret_take(void *p, size_t len)
+{
+    struct secret *s = xcalloc(1, sizeof(*s));
+    s->data = p;
+    s->data[len] = '\0';
+    s->len = s->cap = len;
+    return s;
+}
+
 void *secure_realloc(void *old, size_t old_cap, size_t used, size_t new_cap)
 {
     void *p = malloc(new_cap ? new_cap : 1);
@@ -239,22 +248,6 @@ int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int fd_write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int file_read_all(const char *path, size_t max, char **out, size_t *out_len)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -288,8 +281,7 @@ int file_read_all(const char *path, size_t max, char **out, size_t *out_len)
             return -EFBIG;
     }
     buf[len] = '\0';
-    *out = buf;
-    buf = NULL;
+    *out = TAKE_PTR(buf);
     if (out_len)
         *out_len = len;
     return 0;
@@ -323,11 +315,9 @@ int file_write_atomic(const char *what, const char *path, const void *buf, size_
     if (fchmod(fd, (mode_t)mode) < 0)
         r = -errno;
     if (r == 0)
-        r = fd_write_all(fd, buf, len);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (close(fd) < 0 && r == 0)
-        r = -errno;
+        r = fd_write_sync_close(fd, buf, len);
+    else
+        close(fd);
     if (r == 0 && rename(tmp, path) < 0)
         r = -errno;
     if (r < 0) {

@@ -221,6 +221,8 @@ int etcd_watch_next(struct etcd_watch *w, int timeout_ms, struct etcd_watch_batc
 int64_t etcd_watch_next_revision(const struct etcd_watch *w);
 /* After -ESTALE: the compaction revision etcd reported. */
 int64_t etcd_watch_compact_revision(const struct etcd_watch *w);
+/* Whether the watch has a stream open now (false while every endpoint refuses or is down). */
+bool etcd_watch_connected(const struct etcd_watch *w);
 /* Closes the connection and frees (NULL is fine). */
 void etcd_watch_free(struct etcd_watch *w);
 

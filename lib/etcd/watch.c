@@ -248,6 +248,8 @@ int etcd_watch_open(struct etcd *e, const char *key, int64_t start_revision, uns
     return r;
 }
 
+bool etcd_watch_connected(const struct etcd_watch *w) { return w && w->s; }
+
 int etcd_watch_next(struct etcd_watch *w, int timeout_ms, struct etcd_watch_batch *out)
 {
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);

@@ -84,11 +84,10 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
     if (r < 0)
         goto out;
     if (post) {
-        r = proto_payload_encode(post, (char **)&msg, &len);
+        _cleanup_secret_ struct secret *text = NULL;
+        r = proto_payload_encode(post, &text);
         if (r == 0)
-            r = net_ws_send(ws, NET_WS_TEXT, msg, len);
-        free(msg);
-        msg = NULL;
+            r = net_ws_send(ws, NET_WS_TEXT, text->data, text->len);
         if (r < 0)
             goto out;
     }
@@ -147,7 +146,13 @@ static int generate_and_post(struct g1_session *c)
         return r;
     r = exchange(c, "/postPass", &post, &reply);
     secret_free(post.passphrase);
-    if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0]) {
+    if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0] &&
+        strstr(reply.payload.error, "already exists")) {
+        /* Another post for this partition won (two KMS instances, or two boots at once): the
+         * stored Secret is this TPM's ciphertext too; the next /getPass returns it, as
+         * upstream's waitPass loop would. */
+        log_info("%s: a passphrase was stored for this partition meanwhile; asking for it", c->rq->server);
+    } else if (r == 0 && reply.acked && reply.payload.error && reply.payload.error[0]) {
         log_error("%s: the KMS did not store the generated passphrase: %s", c->rq->server, reply.payload.error);
         r = -EREMOTEIO;
     }
@@ -205,8 +210,7 @@ int g1_attempt(struct g1_session *c, int *posted, struct secret **out)
             if (!strcmp(reply.payload.generated_by, "tpm"))
                 r = g1_escrow_decrypt(c->tpm, rq->c_index, c->server, reply.payload.passphrase, out);
             else {
-                *out = reply.payload.passphrase;
-                reply.payload.passphrase = NULL;
+                *out = TAKE_PTR(reply.payload.passphrase);
             }
             proto_payload_clear(&reply.payload);
             return r;

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "attest.h"
 #include "base.h"
 #include "crypto.h"
 #include "kms.h"
@@ -28,6 +29,20 @@ struct g1_server {
 /* The handlers of /getPass and /postPass (token -> challenge -> answer -> payload or store),
  * each with data = srv. */
 void g1_server_handlers(struct g1_server *srv, struct net_handler *get, struct net_handler *post);
+
+/* What a KMS exchange, G1 or G3, knows of the node: its TPM hash (once its EK is known), the
+ * partition it asks for (the label, name, uuid headers) and the secret it must give back. */
+struct g1_node {
+    char hash[2 * SHA256_LEN + 1];
+    char *label, *name, *uuid;
+    uint8_t expected[ATTEST_SECRET_LEN];
+};
+/* Copies the partition headers of req ("" for a missing one). */
+void g1_node_from_headers(struct g1_node *n, const struct net_request *req);
+/* Wipes the secret, frees the copies. */
+void g1_node_clear(struct g1_node *n);
+/* What lib/kms is asked about this node (peer from c). */
+struct kms_request g1_node_request(const struct g1_node *n, struct net_conn *c);
 
 /* The text a G1 node receives in the payload's "error" for a refused request: upstream's exact
  * string where upstream has one (kcrypt-challenger pkg/challenger/challenger.go), else the

@@ -19,26 +19,15 @@ struct exchange {
     struct g1_server *srv;
     bool post; /* /postPass */
     enum exchange_state state;
-    char hash[2 * SHA256_LEN + 1];
-    char *label, *name, *uuid;
-    uint8_t expected[ATTEST_SECRET_LEN];
+    struct g1_node node;
 };
 
 static void exchange_free(struct exchange *x)
 {
     if (!x)
         return;
-    secure_wipe(x->expected, sizeof(x->expected));
-    free(x->label);
-    free(x->name);
-    free(x->uuid);
+    g1_node_clear(&x->node);
     free(x);
-}
-
-static struct kms_request exchange_request(const struct exchange *x, struct net_conn *c)
-{
-    return (struct kms_request){
-        .tpm_hash = x->hash, .label = x->label, .name = x->name, .uuid = x->uuid, .peer = net_conn_peer(c)};
 }
 
 /* Sends {"passphrase":..,"error":..,"generated_by":..}\n as a binary frame, as upstream does. */
@@ -46,34 +35,24 @@ static void send_payload(struct net_conn *c, const struct secret *pass, const ch
 {
     struct proto_payload p = {
         .passphrase = (struct secret *)pass, .error = (char *)error, .generated_by = (char *)generated_by};
-    char *msg = NULL;
-    size_t len = 0;
+    _cleanup_secret_ struct secret *msg = NULL;
 
-    if (proto_payload_encode(&p, &msg, &len) == 0) {
-        net_conn_send(c, NET_WS_BINARY, msg, len);
-        secure_wipe(msg, len);
-    }
-    free(msg);
+    if (proto_payload_encode(&p, &msg) == 0)
+        net_conn_send(c, NET_WS_BINARY, msg->data, msg->len);
 }
 
 /* Refuses an exchange: the audit line, the error payload, and the close. */
 static void refuse(struct exchange *x, struct net_conn *c, const char *error)
 {
-    struct kms_request req = exchange_request(x, c);
+    struct kms_request req = g1_node_request(&x->node, c);
     struct kms_audit_event e = {
         .action = x->post ? "postPass" : "getPass", .req = &req, .outcome = KMS_REFUSED, .reason = error};
     kms_audit_log(x->srv->audit, &e);
-    log_info("%s %s from %s: refused: %s", x->post ? "/postPass" : "/getPass", x->hash[0] ? x->hash : "-",
+    log_info("%s %s from %s: refused: %s", x->post ? "/postPass" : "/getPass", x->node.hash[0] ? x->node.hash : "-",
              net_conn_peer(c), error);
     send_payload(c, NULL, error, "");
     x->state = DONE;
     net_conn_close(c, 1000, "");
-}
-
-static char *header_copy(const struct net_request *req, const char *name)
-{
-    const char *v = net_request_header(req, name);
-    return xstrdup(v ? v : "");
 }
 
 /* --ek-ca: the token's EK must be a certificate issued by a trusted CA (a TPM vendor). The EK
@@ -165,9 +144,7 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
 
     x->srv = srv;
     x->post = post;
-    x->label = header_copy(req, PROTO_HDR_LABEL);
-    x->name = header_copy(req, PROTO_HDR_NAME);
-    x->uuid = header_copy(req, PROTO_HDR_UUID);
+    g1_node_from_headers(&x->node, req);
     net_conn_set_data(c, x);
     net_conn_set_deadline(c, now_ms() + srv->exchange_timeout_ms);
 
@@ -175,7 +152,7 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
         refuse(x, c, auth ? "invalid token: not a TPM attestation token" : "missing Authorization header");
         return;
     }
-    r = ek_lookup(tok.ek_pem, &ek, x->hash);
+    r = ek_lookup(tok.ek_pem, &ek, x->node.hash);
     if (r < 0) {
         refuse(x, c,
                r == -EPROTONOSUPPORT ? "invalid token: EK is not an RSA key"
@@ -196,8 +173,8 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
         refuse(x, c, error);
         goto out;
     }
-    if (crypto_random(x->expected, sizeof(x->expected)) < 0 ||
-        attest_make_credential(&ek, name, name_len, x->expected, sizeof(x->expected), &cred) < 0) {
+    if (crypto_random(x->node.expected, sizeof(x->node.expected)) < 0 ||
+        attest_make_credential(&ek, name, name_len, x->node.expected, sizeof(x->node.expected), &cred) < 0) {
         refuse(x, c, "cannot make a credential for this EK");
         goto out;
     }
@@ -219,18 +196,18 @@ static void on_open_post(struct net_conn *c, const struct net_request *req, void
 
 static void serve_get(struct exchange *x, struct net_conn *c)
 {
-    struct kms_request req = exchange_request(x, c);
+    struct kms_request req = g1_node_request(&x->node, c);
     struct kms_reply reply = {0};
 
     kms_get_pass(x->srv->store, &req, &reply);
     if (reply.outcome == KMS_OK) {
-        log_info("/getPass %s from %s: served %s", x->hash, net_conn_peer(c),
+        log_info("/getPass %s from %s: served %s", x->node.hash, net_conn_peer(c),
                  reply.secret_name ? reply.secret_name : "");
         send_payload(c, reply.passphrase, "", reply.generated_by ? reply.generated_by : "");
     } else {
         char text[sizeof(reply.error)];
         g1_words(false, &reply, text, sizeof(text));
-        log_info("/getPass %s from %s: refused: %s", x->hash, net_conn_peer(c), text);
+        log_info("/getPass %s from %s: refused: %s", x->node.hash, net_conn_peer(c), text);
         send_payload(c, NULL, text, "");
     }
     kms_reply_clear(&reply);
@@ -242,7 +219,7 @@ static void serve_get(struct exchange *x, struct net_conn *c)
  * acknowledge once it is durable (an empty error means stored; upstream nodes do not read it). */
 static void serve_post(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
 {
-    struct kms_request req = exchange_request(x, c);
+    struct kms_request req = g1_node_request(&x->node, c);
     struct proto_payload p = {0};
     struct kms_reply reply = {0};
 
@@ -254,11 +231,11 @@ static void serve_post(struct exchange *x, struct net_conn *c, const uint8_t *ms
     kms_post_pass(x->srv->store, &req, p.passphrase, p.generated_by, &reply);
     char text[sizeof(reply.error)] = "";
     if (reply.outcome == KMS_OK)
-        log_info("/postPass %s from %s: stored %s", x->hash, net_conn_peer(c),
+        log_info("/postPass %s from %s: stored %s", x->node.hash, net_conn_peer(c),
                  reply.secret_name ? reply.secret_name : "");
     else {
         g1_words(true, &reply, text, sizeof(text));
-        log_info("/postPass %s from %s: refused: %s", x->hash, net_conn_peer(c), text);
+        log_info("/postPass %s from %s: refused: %s", x->node.hash, net_conn_peer(c), text);
     }
     send_payload(c, NULL, text, "");
     kms_reply_clear(&reply);
@@ -284,7 +261,8 @@ static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t 
         refuse(x, c, "invalid challenge response");
         return;
     }
-    if (answer->len != sizeof(x->expected) || !secure_equal(answer->data, x->expected, sizeof(x->expected))) {
+    if (answer->len != sizeof(x->node.expected) ||
+        !secure_equal(answer->data, x->node.expected, sizeof(x->node.expected))) {
         secret_free(answer);
         refuse(x, c, "invalid challenge response");
         return;
@@ -304,7 +282,7 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
     if (x)
         kms_metrics_observe(x->srv->metrics, x->post ? "/postPass" : "/getPass", net_conn_busy_seconds(c));
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
-        struct kms_request req = exchange_request(x, c);
+        struct kms_request req = g1_node_request(&x->node, c);
         struct kms_audit_event e = {.action = x->post ? "postPass" : "getPass",
                                     .req = &req,
                                     .outcome = KMS_REFUSED,

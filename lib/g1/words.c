@@ -4,9 +4,11 @@
  * pkg/challenger/challenger.go, getPass and postPass handlers) where upstream has one; a node
  * acts on "No secret found for" (cmd/discovery/client/client.go waitPass). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "g1.h"
+#include "proto.h"
 
 #define NO_SECRET_PREFIX "No secret found for "
 
@@ -41,4 +43,35 @@ enum g1_error_kind g1_error_kind(const char *text)
     if (text && !strncmp(text, NO_SECRET_PREFIX, strlen(NO_SECRET_PREFIX)))
         return G1_ERR_NO_SECRET;
     return G1_ERR_OTHER;
+}
+
+static char *header_copy(const struct net_request *req, const char *name)
+{
+    const char *v = net_request_header(req, name);
+    return xstrdup(v ? v : "");
+}
+
+void g1_node_from_headers(struct g1_node *n, const struct net_request *req)
+{
+    n->label = header_copy(req, PROTO_HDR_LABEL);
+    n->name = header_copy(req, PROTO_HDR_NAME);
+    n->uuid = header_copy(req, PROTO_HDR_UUID);
+}
+
+void g1_node_clear(struct g1_node *n)
+{
+    secure_wipe(n->expected, sizeof(n->expected));
+    free(n->label);
+    free(n->name);
+    free(n->uuid);
+    *n = (struct g1_node){0};
+}
+
+struct kms_request g1_node_request(const struct g1_node *n, struct net_conn *c)
+{
+    return (struct kms_request){.tpm_hash = n->hash[0] ? n->hash : NULL,
+                                .label = n->label,
+                                .name = n->name,
+                                .uuid = n->uuid,
+                                .peer = net_conn_peer(c)};
 }

@@ -53,6 +53,7 @@ static int exchange(struct node *n, struct secret **out)
     struct net_ws_client *ws = NULL;
     _cleanup_free_ char *url = NULL;
     _cleanup_free_ uint8_t *escrow = NULL;
+    _cleanup_secret_ struct secret *proof = NULL;
     size_t escrow_len = 0, len = 0;
     uint8_t *msg = NULL;
     char why[PROTO_G3_WHY_MAX] = "", *text = NULL;
@@ -134,16 +135,13 @@ static int exchange(struct node *n, struct secret **out)
             goto out;
         pf.escrow = (struct bytes){escrow, escrow_len};
     }
-    r = proto_g3_proof_encode(&pf, &text, &len);
+    r = proto_g3_proof_encode(&pf, &proof);
     pf.quote = pf.signature = pf.escrow = (struct bytes){0};
     if (r < 0) {
         r = log_error_errno(r, "cannot encode the attestation proof");
         goto out;
     }
-    r = net_ws_send(ws, NET_WS_TEXT, text, len);
-    secure_wipe(text, len);
-    free(text);
-    text = NULL;
+    r = net_ws_send(ws, NET_WS_TEXT, proof->data, proof->len);
     if (r < 0)
         goto out;
     free(msg);
@@ -167,8 +165,7 @@ static int exchange(struct node *n, struct secret **out)
     if (resp.generated_by && !strcmp(resp.generated_by, "tpm"))
         r = g1_escrow_decrypt(n->s.tpm, b->c_index, b->server, resp.passphrase, out);
     else {
-        *out = resp.passphrase;
-        resp.passphrase = NULL;
+        *out = TAKE_PTR(resp.passphrase);
     }
 out:
     if (msg)

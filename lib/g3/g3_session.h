@@ -57,6 +57,8 @@ struct g3_serve_opts {
     const char *announce_ifaces[8]; /* --announce-interface: where; none = every multicast interface */
     size_t n_announce_ifaces;
     const char *metrics_listen; /* --metrics-listen ADDR:PORT: /metrics there, not on the node port */
+    const char *metrics_addr;   /* ... its address (numeric, NULL = all) */
+    uint16_t metrics_port;      /* ... and port, as the applet parsed them */
     unsigned workers;           /* --workers N: processes serving the listener (0, 1: this one) */
 };
 #define G3_MAX_WORKERS 64

@@ -80,30 +80,20 @@ static void metrics_drained(struct net_server *s, void *data)
 
 /* --metrics-listen ADDR:PORT: /metrics (and /healthz) on a listener of their own, so the scrape
  * port can stay off the network the nodes use. */
-static int metrics_listener(struct server *srv, const char *listen)
+static int metrics_listener(struct server *srv, const struct g3_serve_opts *o)
 {
     const struct net_handler metrics = {.on_request = on_metrics, .data = srv};
     const struct net_handler health = {.on_request = on_health, .data = srv};
     struct net_server_config cfg = {0};
-    char addr[128];
-    uint32_t port;
-    const char *colon = strrchr(listen, ':');
 
-    if (!colon || (size_t)(colon - listen) >= sizeof(addr) || parse_u32(colon + 1, 65535, &port) < 0)
-        return log_error_errno(-EINVAL, "--metrics-listen %s: expected ADDR:PORT", listen);
-    snprintf(addr, sizeof(addr), "%.*s", (int)(colon - listen), listen);
-    if (addr[0] == '[' && addr[strlen(addr) - 1] == ']') {
-        memmove(addr, addr + 1, strlen(addr));
-        addr[strlen(addr) - 1] = 0;
-    }
-    cfg.address = addr[0] ? addr : NULL;
-    cfg.port = (uint16_t)port;
+    cfg.address = o->metrics_addr;
+    cfg.port = o->metrics_port;
     cfg.on_drained = metrics_drained;
     if (net_server_new(srv->loop, &cfg, &srv->metrics_net) < 0 ||
         net_server_route(srv->metrics_net, NULL, "/metrics", &metrics) < 0 ||
         net_server_route(srv->metrics_net, NULL, "/healthz", &health) < 0)
         return -EINVAL;
-    log_info("metrics on http://%s:%u/metrics", listen, net_server_port(srv->metrics_net));
+    log_info("metrics on http://%s:%u/metrics", o->metrics_listen, net_server_port(srv->metrics_net));
     return 0;
 }
 
@@ -313,7 +303,7 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
         net_loop_on_signal(srv.loop, SIGINT, on_signal, &srv) < 0 ||
         net_loop_on_signal(srv.loop, SIGHUP, on_signal, &srv) < 0)
         goto out;
-    if (o->metrics_listen ? srv.worker == 0 && metrics_listener(&srv, o->metrics_listen) < 0
+    if (o->metrics_listen ? srv.worker == 0 && metrics_listener(&srv, o) < 0
                           : net_server_route(srv.net, NULL, "/metrics", &metrics) < 0)
         goto out;
     if (srv.worker == 0 && o->port_file && write_port_file(o->port_file, net_server_port(srv.net)) < 0)

@@ -24,13 +24,11 @@ enum state { WAIT_INIT, WAIT_PROOF, DONE };
 struct exchange {
     struct g3_server *srv;
     enum state state;
-    char hash[2 * SHA256_LEN + 1];
-    char *label, *name, *uuid;
+    struct g1_node node;
     char *ek_pem;
     bool defer;
     uint8_t *ak_public; /* TPMT_PUBLIC of the init's AK: the quote must be signed by it */
     size_t ak_public_len;
-    uint8_t expected[ATTEST_SECRET_LEN];
     uint8_t nonce[NONCE_LEN];
 };
 
@@ -38,28 +36,16 @@ static void exchange_free(struct exchange *x)
 {
     if (!x)
         return;
-    secure_wipe(x->expected, sizeof(x->expected));
-    free(x->label);
-    free(x->name);
-    free(x->uuid);
+    g1_node_clear(&x->node);
     free(x->ek_pem);
     free(x->ak_public);
     free(x);
 }
 
-static struct kms_request exchange_request(const struct exchange *x, struct net_conn *c)
-{
-    return (struct kms_request){.tpm_hash = x->hash[0] ? x->hash : NULL,
-                                .label = x->label,
-                                .name = x->name,
-                                .uuid = x->uuid,
-                                .peer = net_conn_peer(c)};
-}
-
+/* Sends and frees a message that holds no secret (the response goes as a struct secret). */
 static void send_text(struct net_conn *c, char *msg, size_t len)
 {
     net_conn_send(c, NET_WS_TEXT, msg, len);
-    secure_wipe(msg, len);
     free(msg);
 }
 
@@ -70,21 +56,15 @@ static void refuse(struct exchange *x, struct net_conn *c, const char *text, boo
     size_t len = 0;
 
     if (!audited) {
-        struct kms_request req = exchange_request(x, c);
+        struct kms_request req = g1_node_request(&x->node, c);
         struct kms_audit_event e = {.action = "tpm-attestation", .req = &req, .outcome = KMS_REFUSED, .reason = text};
         kms_audit_log(x->srv->audit, &e);
     }
-    log_info("/tpm-attestation %s from %s: refused: %s", x->hash[0] ? x->hash : "-", net_conn_peer(c), text);
+    log_info("/tpm-attestation %s from %s: refused: %s", x->node.hash[0] ? x->node.hash : "-", net_conn_peer(c), text);
     if (proto_g3_error_encode(text, &msg, &len) == 0)
         send_text(c, msg, len);
     x->state = DONE;
     net_conn_close(c, 1000, "");
-}
-
-static char *header_copy(const struct net_request *req, const char *name)
-{
-    const char *v = net_request_header(req, name);
-    return xstrdup(v ? v : "");
 }
 
 static void on_open(struct net_conn *c, const struct net_request *req, void *data)
@@ -93,9 +73,7 @@ static void on_open(struct net_conn *c, const struct net_request *req, void *dat
     struct exchange *x = xcalloc(1, sizeof(*x));
 
     x->srv = srv;
-    x->label = header_copy(req, PROTO_HDR_LABEL);
-    x->name = header_copy(req, PROTO_HDR_NAME);
-    x->uuid = header_copy(req, PROTO_HDR_UUID);
+    g1_node_from_headers(&x->node, req);
     x->state = WAIT_INIT;
     net_conn_set_data(c, x);
     net_conn_set_deadline(c, now_ms() + srv->exchange_timeout_ms);
@@ -119,7 +97,7 @@ static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, 
         refuse(x, c, text, false);
         goto out;
     }
-    r = proto_g3_ek(&in.ek_public, &ek, x->hash, &x->ek_pem, why);
+    r = proto_g3_ek(&in.ek_public, &ek, x->node.hash, &x->ek_pem, why);
     if (r < 0) {
         snprintf(text, sizeof(text), "Challenge generation: generating challenge: parse EK SPKI: %s", why);
         refuse(x, c, text, false);
@@ -130,8 +108,9 @@ static void on_init(struct exchange *x, struct net_conn *c, const uint8_t *msg, 
         refuse(x, c, text, false);
         goto out;
     }
-    if (crypto_random(x->expected, sizeof(x->expected)) < 0 || crypto_random(x->nonce, sizeof(x->nonce)) < 0 ||
-        attest_make_credential(&ek, name, name_len, x->expected, sizeof(x->expected), &cred) < 0) {
+    if (crypto_random(x->node.expected, sizeof(x->node.expected)) < 0 ||
+        crypto_random(x->nonce, sizeof(x->nonce)) < 0 ||
+        attest_make_credential(&ek, name, name_len, x->node.expected, sizeof(x->node.expected), &cred) < 0) {
         refuse(x, c, "Challenge generation: generating challenge: cannot make a credential for this EK", false);
         goto out;
     }
@@ -157,24 +136,17 @@ out:
 static int new_passphrase(const struct proto_g3_proof *pf, struct secret **out, const char **generated_by)
 {
     uint8_t raw[PASSPHRASE_RANDOM];
-    char *text;
-    size_t len = 0;
 
     if (pf->escrow.len) {
-        text = base64_encode(pf->escrow.data, pf->escrow.len, BASE64_URL_RAW, &len);
+        *out = base64_encode_secret(pf->escrow.data, pf->escrow.len, BASE64_URL_RAW);
         *generated_by = "tpm";
     } else {
         if (crypto_random(raw, sizeof(raw)) < 0)
             return -EIO;
-        text = base64_encode(raw, sizeof(raw), BASE64_STD, &len);
+        *out = base64_encode_secret(raw, sizeof(raw), BASE64_STD);
         secure_wipe(raw, sizeof(raw));
         *generated_by = "";
     }
-    *out = secret_new(len);
-    memcpy((*out)->data, text, len);
-    (*out)->len = len;
-    secure_wipe(text, len);
-    free(text);
     return 0;
 }
 
@@ -201,7 +173,8 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
     }
     /* The credential's secret, compared in constant time: only the TPM holding the EK could
      * open it, and it is new for this connection. */
-    if (pf.secret->len != sizeof(x->expected) || !secure_equal(pf.secret->data, x->expected, sizeof(x->expected))) {
+    if (pf.secret->len != sizeof(x->node.expected) ||
+        !secure_equal(pf.secret->data, x->node.expected, sizeof(x->node.expected))) {
         refuse(x, c, "Attestation verification failed: invalid secret", false);
         goto out;
     }
@@ -230,7 +203,7 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
     }
     {
         struct kms_attest_request rq = {
-            .req = exchange_request(x, c),
+            .req = g1_node_request(&x->node, c),
             .ek_pem = x->ek_pem,
             .pcr_mask = pf.pcr_mask,
             .pcr = (const uint8_t(*)[32])pf.pcr,
@@ -247,12 +220,11 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
         refuse(x, c, text, true);
     } else {
         struct proto_g3_response resp = {.passphrase = reply.passphrase, .generated_by = reply.generated_by};
-        char *out = NULL;
-        size_t out_len = 0;
-        log_info("/tpm-attestation %s from %s: served %s%s", x->hash, net_conn_peer(c),
+        _cleanup_secret_ struct secret *out = NULL;
+        log_info("/tpm-attestation %s from %s: served %s%s", x->node.hash, net_conn_peer(c),
                  reply.secret_name ? reply.secret_name : "", fresh ? "" : " (quote not fresh: no nonce)");
-        if (proto_g3_response_encode(&resp, &out, &out_len) == 0)
-            send_text(c, out, out_len);
+        if (proto_g3_response_encode(&resp, &out) == 0)
+            net_conn_send(c, NET_WS_TEXT, out->data, out->len);
         x->state = DONE;
         net_conn_close(c, 1000, "");
     }
@@ -291,7 +263,7 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
     if (x)
         kms_metrics_observe(x->srv->metrics, "/tpm-attestation", net_conn_busy_seconds(c));
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
-        struct kms_request req = exchange_request(x, c);
+        struct kms_request req = g1_node_request(&x->node, c);
         struct kms_audit_event e = {.action = "tpm-attestation",
                                     .req = &req,
                                     .outcome = KMS_REFUSED,

@@ -148,9 +148,14 @@ void kjson_w_kv_str(struct kjson_w *w, const char *key, const char *s);
 void kjson_w_kv_int(struct kjson_w *w, const char *key, int64_t v);
 void kjson_w_kv_uint(struct kjson_w *w, const char *key, uint64_t v);
 void kjson_w_kv_bool(struct kjson_w *w, const char *key, bool v);
+/* key + base64 of n bytes of data (the base64 text wiped after: data may be a secret). */
+void kjson_w_kv_b64(struct kjson_w *w, const char *key, const void *data, size_t n, enum base64_variant v);
 
 /* 0 and the text (NUL-terminated, owned by w, valid until the next call on w) once exactly one
  * complete value was written; else the first error: -EINVAL misuse or incomplete, -E2BIG too long. */
 int kjson_w_result(const struct kjson_w *w, const char **text, size_t *len);
+/* The same text as a secret of its own (with a trailing newline when asked): for documents that
+ * carry a passphrase or key. */
+int kjson_w_result_secret(const struct kjson_w *w, bool newline, struct secret **out);
 
 #endif

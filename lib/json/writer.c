@@ -287,3 +287,26 @@ int kjson_w_result(const struct kjson_w *w, const char **text, size_t *len)
         *len = w->len;
     return 0;
 }
+
+int kjson_w_result_secret(const struct kjson_w *w, bool newline, struct secret **out)
+{
+    const char *text;
+    size_t len;
+    int r = kjson_w_result(w, &text, &len);
+
+    if (r < 0)
+        return r;
+    *out = secret_new(len + 1);
+    memcpy((*out)->data, text, len);
+    if (newline)
+        (*out)->data[len++] = '\n';
+    (*out)->len = len;
+    return 0;
+}
+
+void kjson_w_kv_b64(struct kjson_w *w, const char *key, const void *data, size_t n, enum base64_variant v)
+{
+    _cleanup_secret_ struct secret *b64 = base64_encode_secret(data, n, v);
+    kjson_w_key(w, key);
+    kjson_w_strn(w, b64->data, b64->len);
+}

@@ -29,9 +29,19 @@ static bool field_ok(const char *what, const char *s, size_t max)
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
+/* An object's name as messages show it after the store's name (its file, or its etcd key). */
+static const char *where(struct kms_store *s, const char *name)
+{
+    static __thread char buf[512];
+    char *w = kms_obj_where(s, name);
+    snprintf(buf, sizeof(buf), "%s", w);
+    free(w);
+    return buf;
+}
+
 /* True when the file holding v is exactly what kms_emit_volume writes for v, so rewriting it
  * loses nothing; *st gets the stat of the version read. */
-static bool written_by_register(struct kms_store *s, const struct kms_volume *v, struct stat *st)
+static bool written_by_register(struct kms_store *s, const struct kms_volume *v, struct kms_obj_ver *st)
 {
     const struct kms_file *f = kms_store_file_of(s, v->file);
     struct kms_buf b = {0};
@@ -41,10 +51,10 @@ static bool written_by_register(struct kms_store *s, const struct kms_volume *v,
 
     if (!f || f->problem || f->recs.nvols != 1 || f->recs.nsecrets != 0)
         return false;
-    if (kms_dir_read(s->dirfd, s->dir, f->name, &text, &len, st) < 0)
+    if (kms_obj_read(s, f->name, &text, &len, st) < 0)
         return false;
     kms_emit_volume(&b, v);
-    same = b.len == len && !memcmp(b.p, text, len);
+    same = kms_obj_same(s, text, len, b.p, b.len);
     kms_buf_free(&b);
     secure_wipe(text, len);
     free(text);
@@ -103,7 +113,7 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
     struct kms_volume nv;
     char *pcrs[KMS_PCR_COUNT];
     struct kms_buf b = {0};
-    struct stat st;
+    struct kms_obj_ver st;
     int ret;
 
     (void)kms_store_refresh_locked(s, true);
@@ -206,20 +216,20 @@ static int register_locked(struct kms_store *s, const struct kms_register *r, co
     }
 
     if (vol_file) {
-        ret = kms_dir_write(s->dirfd, s->dir, vol_file, b.p, b.len, true, &st);
+        ret = kms_obj_write(s, vol_file, b.p, b.len, true, &st);
         if (ret == -EAGAIN)
             ret = log_error_errno(ret, "%s/%s changed while being updated; run the command again", s->dir, vol_file);
         else if (ret == 0)
-            log_info("added the partition to SealedVolume %s in %s/%s", name, s->dir, vol_file);
+            log_info("added the partition to SealedVolume %s in %s/%s", name, s->dir, where(s, vol_file));
     } else {
         ret = -EEXIST;
         for (unsigned attempt = 0; attempt < 100 && ret == -EEXIST; attempt++) {
             free(file);
             file = kms_file_name("sealedvolume", name, attempt);
-            ret = kms_dir_write(s->dirfd, s->dir, file, b.p, b.len, false, NULL);
+            ret = kms_obj_write(s, file, b.p, b.len, false, NULL);
         }
         if (ret == 0)
-            log_info("wrote SealedVolume %s to %s/%s", name, s->dir, file);
+            log_info("wrote SealedVolume %s to %s/%s", name, s->dir, where(s, file));
     }
     kms_buf_free(&b);
     if (ret < 0 && *secret_out)
@@ -268,10 +278,10 @@ static int quarantine_file(struct kms_store *s, const struct kms_file *f, const 
 {
     char *text = NULL, *out = NULL;
     size_t len = 0, out_len = 0;
-    struct stat st;
+    struct kms_obj_ver st;
     int changed = 0, r;
 
-    r = kms_dir_read(s->dirfd, s->dir, f->name, &text, &len, &st);
+    r = kms_obj_read(s, f->name, &text, &len, &st);
     if (r < 0)
         return r;
     r = kms_text_set_quarantine(text, len, f->path, hash, on, &out, &out_len, &changed);
@@ -280,7 +290,7 @@ static int quarantine_file(struct kms_store *s, const struct kms_file *f, const 
     if (r == -ENOENT)
         return 0; /* only stale records of an unparsable version held it: reported there */
     if (r >= 0 && changed) {
-        r = kms_dir_write(s->dirfd, s->dir, f->name, out, out_len, true, &st);
+        r = kms_obj_write(s, f->name, out, out_len, true, &st);
         if (r == -EAGAIN)
             r = log_error_errno(r, "%s changed while being updated; run the command again", f->path);
         else if (r == 0)
@@ -472,7 +482,6 @@ int kms_passphrase_read_file(const char *path, struct secret **out)
         return log_error_errno(-EINVAL, "%s: the passphrase is empty", path);
     if (memchr(p->data, 0, p->len))
         return log_error_errno(-EINVAL, "%s: the passphrase holds a NUL byte", path);
-    *out = p;
-    p = NULL;
+    *out = TAKE_PTR(p);
     return 0;
 }

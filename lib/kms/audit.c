@@ -17,7 +17,26 @@ struct kms_audit {
     int fd;
     bool own;
     struct kms_metrics *metrics; /* counts exchange decisions; NULL = none */
+    char instance[300];
 };
+
+static void default_instance(struct kms_audit *a)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) < 0 || !*host)
+        snprintf(host, sizeof(host), "localhost");
+    snprintf(a->instance, sizeof(a->instance), "%s:%ld", host, (long)getpid());
+}
+
+void kms_audit_set_instance(struct kms_audit *a, const char *name)
+{
+    if (!a)
+        return;
+    if (name && *name)
+        snprintf(a->instance, sizeof(a->instance), "%s", name);
+    else
+        default_instance(a);
+}
 
 void kms_audit_set_metrics(struct kms_audit *a, struct kms_metrics *m)
 {
@@ -43,6 +62,7 @@ int kms_audit_open(const char *path, struct kms_audit **out)
     if (!path || !strcmp(path, "-")) {
         a = xcalloc(1, sizeof(*a));
         a->fd = STDERR_FILENO;
+        default_instance(a);
         *out = a;
         return 0;
     }
@@ -61,6 +81,7 @@ int kms_audit_open(const char *path, struct kms_audit **out)
     a = xcalloc(1, sizeof(*a));
     a->fd = fd;
     a->own = true;
+    default_instance(a);
     *out = a;
     return 0;
 }
@@ -105,6 +126,7 @@ void kms_audit_log(struct kms_audit *a, const struct kms_audit_event *e)
     kjson_w_kv_str(w, "volume", e->volume);
     kjson_w_kv_str(w, "secret", e->secret);
     kjson_w_kv_str(w, "reason", e->reason);
+    kjson_w_kv_str(w, "instance", a->instance);
     kjson_w_obj_end(w);
     if (kjson_w_result(w, &text, &len) < 0) {
         log_error("audit: cannot format the record of a %s decision", e->action);

@@ -227,18 +227,15 @@ void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, c
         kms_buf_puts(b, "data:\n");
         for (size_t i = 0; i < nkv; i++) {
             const struct secret *v = kv[i].value;
-            size_t elen;
-            char *enc;
+            _cleanup_secret_ struct secret *enc = NULL;
             if (kms_text_ok((const char *)v->data, v->len))
                 continue;
-            enc = base64_encode(v->data, v->len, BASE64_STD, &elen);
+            enc = base64_encode_secret(v->data, v->len, BASE64_STD);
             kms_buf_puts(b, "  ");
             kms_buf_scalar(b, kv[i].key, strlen(kv[i].key));
             kms_buf_puts(b, ": ");
-            kms_buf_scalar(b, enc, elen);
+            kms_buf_scalar(b, (const char *)enc->data, enc->len);
             kms_buf_puts(b, "\n");
-            secure_wipe(enc, elen);
-            free(enc);
         }
     }
 }

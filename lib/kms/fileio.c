@@ -117,11 +117,9 @@ int kms_dir_write(int dirfd, const char *dir, const char *name, const void *buf,
     /* Exactly 0600 whatever the umask. */
     r = fchmod(fd, 0600) < 0 ? -errno : 0;
     if (r == 0)
-        r = fd_write_all(fd, buf, len);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (close(fd) < 0 && r == 0)
-        r = -errno;
+        r = fd_write_sync_close(fd, buf, len);
+    else
+        close(fd);
     if (r < 0) {
         (void)unlinkat(dirfd, tmp, 0);
         return log_error_errno(r, "%s/%s: cannot write: %m", dir, tmp);

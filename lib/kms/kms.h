@@ -62,7 +62,8 @@
 /* ---------------------------------------------------------------------------------------------
  * Audit: one JSON line per decision, appended with a single write (O_APPEND), never a secret:
  * {"time":"2026-01-02T03:04:05.678Z","action":"getPass","outcome":"ok","tpm_hash":"…","label":"…",
- *  "name":"…","uuid":"…","peer":"…","volume":"…","secret":"<Secret name>","reason":"…"}
+ *  "name":"…","uuid":"…","peer":"…","volume":"…","secret":"<Secret name>","reason":"…",
+ *  "instance":"<hostname>:<pid> or --instance NAME"}
  * ------------------------------------------------------------------------------------------- */
 struct kms_audit;
 
@@ -94,6 +95,9 @@ struct kms_audit_event {
     const char *volume; /* SealedVolume name, when one was found */
     const char *secret; /* Secret name (never its value) */
 };
+/* The "instance" field of every line: who decided, when several challengers share a store.
+ * Default "<hostname>:<pid>". */
+void kms_audit_set_instance(struct kms_audit *a, const char *name);
 /* Appends one line; failures are logged, never fatal. a NULL: nothing. */
 void kms_audit_log(struct kms_audit *a, const struct kms_audit_event *e);
 
@@ -114,6 +118,28 @@ int kms_store_open_dir(const char *dir, const struct kms_store_options *opt, str
 void kms_store_free(struct kms_store *s);
 static inline void kms_store_freep(struct kms_store **s) { kms_store_free(*s); }
 #define _cleanup_kms_store_ _cleanup_(kms_store_freep)
+/* The etcd backend (docs/store.md §9): the same records, one JSON manifest per key under a
+ * prefix, kept in memory from a listing and a watch. */
+#define KMS_ETCD_DEFAULT_PREFIX "/kairos-kms/"
+struct kms_etcd_options {
+    const char *endpoints; /* "http://10.0.0.1:2379,https://..." */
+    const char *prefix;    /* NULL = KMS_ETCD_DEFAULT_PREFIX */
+    const char *ca_file, *cert_file, *key_file;
+    const char *user, *password_file; /* the password is read from the file, never given */
+    int deadline_ms;                  /* one call, all endpoints and retries; 0 = 10 s */
+    bool watch;                       /* the server: load and follow in a thread, retrying while etcd is
+                                * unreachable (kms_store_ready false meanwhile); else one listing
+                                * now, an error when it fails */
+};
+int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_store_options *opt, struct kms_store **out);
+/* Copies every SealedVolume, Secret and pending TPM of the manifest directory dir into the etcd
+ * store s (create-if-absent: an object holding the same already is fine, another content is
+ * reported and not overwritten). -EIO when some object was not copied. */
+int kms_store_import_dir(struct kms_store *s, const char *dir);
+/* Writes every object of the etcd store s into dir (created 0700; must hold no manifests) as
+ * register would: one manifest file per object. */
+int kms_store_export_dir(struct kms_store *s, const char *dir);
+
 /* force: rescans DIR in full now. Otherwise takes in the changes inotify reported, and rescans
  * in full when the last full rescan is older than KMS_FULL_RESCAN_MS (or without inotify). Returns
  * 1 when a manifest was (re)loaded or dropped, 0 when nothing changed, negative errno when DIR

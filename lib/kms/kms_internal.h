@@ -160,6 +160,7 @@ struct kms_file {
     bool known;          /* dev..ctime hold the version last looked at */
     bool kept;           /* seen by the scan in progress */
     size_t counted;      /* bytes of it counted in the store's total (when loaded) */
+    int64_t rev;         /* etcd backend: the key's mod_revision */
     struct kms_records recs;
 };
 
@@ -189,7 +190,48 @@ struct kms_store {
     const struct kms_volume **by_hash; /* the same volumes by TPM hash, then in vols' order */
     const struct kms_secret_obj **secrets;
     size_t nsecrets;
+    struct kms_etcd_store *etcd; /* the etcd backend (store_etcd.c); NULL = the dir backend */
 };
+
+/* ---- store operations (store_ops.c): what the policy code writes through, whichever the
+ * backend. An object is named as a file of DIR ("sealedvolume-<name>.yaml", "secret-<name>.yaml",
+ * "pending-<hash>.yaml", or the name of a loaded file); the etcd backend maps such a name to its
+ * key (kms_etcd_key_of) and stores the object as JSON. ---- */
+struct kms_obj_ver {
+    struct stat st; /* dir: the version read */
+    int64_t rev;    /* etcd: the key's mod_revision */
+};
+/* Reads the object (dir: kms_dir_read); *out NUL-terminated, caller wipes and frees. */
+int kms_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver);
+/* Writes it (dir: kms_dir_write). replace false: -EEXIST when it exists (etcd: create-if-absent;
+ * 0 when it holds exactly this text already). replace true with expect: -EAGAIN when it changed
+ * since (etcd: compare-and-swap on mod_revision). */
+int kms_obj_write(struct kms_store *s, const char *name, const void *buf, size_t len, bool replace,
+                  const struct kms_obj_ver *expect);
+/* Removes it (etcd: only if still at expect's revision when expect is given). */
+int kms_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_ver *expect);
+/* The version of a loaded file, for a later kms_obj_write(replace, expect). */
+void kms_obj_ver_of(const struct kms_file *f, struct kms_obj_ver *ver);
+/* True when the stored text is what writing want (manifest text we emit) would store. */
+bool kms_obj_same(struct kms_store *s, const char *text, size_t len, const char *want, size_t want_len);
+/* Where an object is, for messages after the store's name: the file name, or (etcd) the key
+ * under the prefix. malloc'd. */
+char *kms_obj_where(struct kms_store *s, const char *name);
+/* Rebuilds the index from files[] (store.c). */
+void kms_store_build_index(struct kms_store *s);
+
+/* ---- the etcd backend (store_etcd.c) ---- */
+int kms_etcd_refresh_locked(struct kms_store *s, bool force);
+int kms_etcd_refresh(struct kms_store *s);
+bool kms_etcd_ready(struct kms_store *s);
+void kms_etcd_close(struct kms_store *s);
+int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver);
+int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, size_t len, bool replace,
+                       const struct kms_obj_ver *expect);
+int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_ver *expect);
+char *kms_etcd_where(struct kms_store *s, const char *name);
+/* The JSON an etcd value holds for manifest text (one object, or our PendingTPM). malloc'd. */
+int kms_etcd_json_of(const char *text, size_t len, const char *name, char **out, size_t *out_len);
 
 /* Refuses (KMS_C_FORBIDDEN, -EPERM, logged naming the other volume) when a Secret name this
  * TPM's volume self would create is also one another TPM's SealedVolume resolves to, compared

@@ -385,8 +385,7 @@ static int parse_secret_value(const struct kms_secret_obj *o, const char *field,
     }
     if (o->nkv >= KMS_MAX_SECRET_KEYS && !kms_secret_get(o, key))
         return bad(vn, "Secret %.40s: more than %d keys", o->name, KMS_MAX_SECRET_KEYS);
-    *out = val;
-    val = NULL;
+    *out = TAKE_PTR(val);
     return 0;
 }
 

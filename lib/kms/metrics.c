@@ -192,4 +192,6 @@ void kms_store_stats(struct kms_store *s, struct kms_store_stats *out)
     out->reload_errors = s->reload_errors;
     out->ready = s->scanned && s->last_refresh == 0;
     pthread_mutex_unlock(&s->lock);
+    if (s->etcd)
+        out->ready = kms_store_ready(s); /* loaded, and the watch not lost for long */
 }

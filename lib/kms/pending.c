@@ -106,7 +106,7 @@ void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_requ
     _cleanup_free_ char *text = NULL;
     struct kms_pending p = {0};
     struct kms_buf b = {0};
-    struct stat st;
+    struct kms_obj_ver st;
     size_t len = 0;
     time_t t = time(NULL);
     struct tm tm;
@@ -115,7 +115,7 @@ void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_requ
     gmtime_r(&t, &tm);
     strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", hash);
-    if (kms_dir_read(s->dirfd, s->dir, fname, &text, &len, &st) == 0 && pending_parse(text, len, fname, &p) == 0 &&
+    if (kms_obj_read(s, fname, &text, &len, &st) == 0 && pending_parse(text, len, fname, &p) == 0 &&
         !strcmp(p.hash, hash)) {
         free(p.ek_pem);
         free(p.label);
@@ -142,9 +142,9 @@ void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_requ
     p.uuid = xstrdup(rq->req.uuid ? rq->req.uuid : "");
     snprintf(p.last_seen, sizeof(p.last_seen), "%s", now);
     pending_emit(&b, &p);
-    r = kms_dir_write(s->dirfd, s->dir, fname, b.p, b.len, true, NULL);
+    r = kms_obj_write(s, fname, b.p, b.len, true, NULL);
     if (r < 0)
-        log_error("%s/%s: cannot record the pending TPM: %s", s->dir, fname, strerror(-r));
+        log_error_errno(r, "%s/%s: cannot record the pending TPM: %m", s->dir, fname);
     kms_buf_free(&b);
     kms_pending_clear(&p);
     (void)kms_store_refresh_locked(s, true);
@@ -157,15 +157,15 @@ void kms_pending_forget_locked(struct kms_store *s, const char *hash, const stru
     char fname[128];
     _cleanup_free_ char *text = NULL;
     struct kms_pending p;
-    struct stat st;
+    struct kms_obj_ver st;
     size_t len = 0;
 
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", hash);
-    if (kms_dir_read(s->dirfd, s->dir, fname, &text, &len, &st) < 0)
+    if (kms_obj_read(s, fname, &text, &len, &st) < 0)
         return;
     if (pending_parse(text, len, fname, &p) == 0 &&
         (same_text(req->label, p.label) || same_text(req->name, p.device_name) || same_text(req->uuid, p.uuid)) &&
-        unlinkat(s->dirfd, fname, 0) == 0)
+        kms_obj_remove(s, fname, &st) == 0)
         (void)kms_store_refresh_locked(s, true);
     kms_pending_clear(&p);
 }
@@ -180,12 +180,12 @@ static int list_locked(struct kms_store *s, struct kms_pending **out, size_t *n)
         const struct kms_file *f = s->files[i];
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
-        struct stat st;
+        struct kms_obj_ver st;
         struct kms_pending p;
 
         if (strncmp(f->name, PENDING_PREFIX, strlen(PENDING_PREFIX)))
             continue;
-        if (kms_dir_read(s->dirfd, s->dir, f->name, &text, &len, &st) < 0 || pending_parse(text, len, f->path, &p) < 0)
+        if (kms_obj_read(s, f->name, &text, &len, &st) < 0 || pending_parse(text, len, f->path, &p) < 0)
             continue;
         v = realloc(v, (k + 1) * sizeof(*v));
         if (!v)
@@ -239,8 +239,7 @@ static int approve_partition(struct kms_store *s, const struct kms_volume *v, co
     if (r < 0)
         return log_error_errno(r, "%s: cannot rewrite SealedVolume %s: %m", vfile, vname);
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", p->hash);
-    if (unlinkat(s->dirfd, fname, 0) < 0)
-        log_warn("%s/%s: cannot remove: %m", s->dir, fname);
+    (void)kms_obj_remove(s, fname, NULL);
     log_info("added partition %s to SealedVolume %s", *p->label ? p->label : "-", vname);
     (void)kms_store_refresh_locked(s, true);
     return 0;
@@ -306,16 +305,15 @@ static int approve_locked(struct kms_store *s, const char *prefix, const char *v
     r = -EEXIST;
     for (unsigned attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
         _cleanup_free_ char *f = kms_file_name("sealedvolume", vname, attempt);
-        r = kms_dir_write(s->dirfd, s->dir, f, b.p, b.len, false, NULL);
+        r = kms_obj_write(s, f, b.p, b.len, false, NULL);
     }
     kms_buf_free(&b);
     if (r < 0) {
-        log_error("%s: cannot write SealedVolume %s: %s", s->dir, vname, strerror(-r));
+        log_error_errno(r, "%s: cannot write SealedVolume %s: %m", s->dir, vname);
         goto out;
     }
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", p->hash);
-    if (unlinkat(s->dirfd, fname, 0) < 0)
-        log_warn("%s/%s: cannot remove: %m", s->dir, fname);
+    (void)kms_obj_remove(s, fname, NULL);
     (void)kms_store_refresh_locked(s, true);
 out:
     for (size_t i = 0; i < n; i++)

@@ -141,7 +141,9 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
     const struct kms_kv *kv;
     int r;
 
-    (void)kms_store_refresh_locked(s, false); /* on failure the previous records answer */
+    /* On failure the previous records answer; an etcd store that never loaded has none. */
+    if (kms_store_refresh_locked(s, false) == -EAGAIN)
+        return kms_reply_set(out, KMS_C_STORE, -EAGAIN, "the store is not loaded yet");
     v = find_volume_for(s, hash, req, &p);
     if (!v)
         return kms_reply_set(out, KMS_C_NO_VOLUME, -ENOENT, "no volume found with data from request and hash: %s",
@@ -226,11 +228,10 @@ int kms_write_new_secret(struct kms_store *s, const char *comment, const char *n
     kms_emit_secret(&b, comment, name, ns, kv, nkv);
     for (unsigned attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
         char *fname = kms_file_name("secret", name, attempt);
-        r = kms_dir_write(s->dirfd, s->dir, fname, b.p, b.len, false, NULL);
+        r = kms_obj_write(s, fname, b.p, b.len, false, NULL);
         if (r == 0)
-            *file = fname;
-        else
-            free(fname);
+            *file = kms_obj_where(s, fname);
+        free(fname);
         /* Another writer (a second challenger, a register) may have just stored this very
          * Secret under the same file name: then it exists, and a second copy would be a
          * conflict. Only a file holding something else sends us to the next name. */

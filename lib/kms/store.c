@@ -493,7 +493,7 @@ static int watch_start(struct kms_store *s)
 
 static void watch_stop(struct kms_store *s)
 {
-    if (s->ino_fd >= 0)
+    if (!s->etcd && s->ino_fd >= 0)
         close(s->ino_fd);
     s->ino_fd = -1;
 }
@@ -650,6 +650,8 @@ static int store_sync(struct kms_store *s, bool full, bool periodic)
 
 int kms_store_refresh_locked(struct kms_store *s, bool force)
 {
+    if (s->etcd)
+        return kms_etcd_refresh_locked(s, force);
     if (!force && s->scanned && now_ms() - s->last_scan_ms < s->poll_ms)
         return 0;
     return store_sync(s, false, false);
@@ -658,6 +660,8 @@ int kms_store_refresh_locked(struct kms_store *s, bool force)
 int kms_store_refresh(struct kms_store *s, bool force)
 {
     int r;
+    if (s->etcd)
+        return kms_etcd_refresh(s); /* never blocks on etcd: the watch keeps the cache */
     pthread_mutex_lock(&s->lock);
     r = store_sync(s, force, !force);
     pthread_mutex_unlock(&s->lock);
@@ -667,6 +671,8 @@ int kms_store_refresh(struct kms_store *s, bool force)
 bool kms_store_ready(struct kms_store *s)
 {
     bool ok;
+    if (s->etcd)
+        return kms_etcd_ready(s);
     pthread_mutex_lock(&s->lock);
     ok = s->scanned && s->last_refresh == 0;
     pthread_mutex_unlock(&s->lock);
@@ -774,6 +780,8 @@ void kms_store_free(struct kms_store *s)
 {
     if (!s)
         return;
+    if (s->etcd)
+        kms_etcd_close(s); /* stops the watch before the records go */
     for (size_t i = 0; i < s->nfiles; i++)
         file_free(s->files[i]);
     free(s->files);
@@ -782,7 +790,7 @@ void kms_store_free(struct kms_store *s)
     free(s->secrets);
     if (s->dirfd >= 0)
         close(s->dirfd);
-    if (s->ino_fd >= 0)
+    if (!s->etcd && s->ino_fd >= 0)
         close(s->ino_fd);
     pthread_mutex_destroy(&s->lock);
     free(s->dir);
@@ -790,6 +798,8 @@ void kms_store_free(struct kms_store *s)
 }
 
 const char *kms_store_dir(const struct kms_store *s) { return s->dir; }
+
+void kms_store_build_index(struct kms_store *s) { build_index(s); }
 
 /* First index entry named name in a sorted array of records (the name is their first member). */
 #define LOWER_BOUND(arr, n, name, out)                                              \

@@ -118,7 +118,7 @@ static char *device_node(const char *root, const char *name, unsigned major, uns
     if (stat(path, &st) == 0 || errno != ENOENT)
         return path;
     if (mknod(path, S_IFBLK | 0600, makedev(major, minor)) < 0) {
-        log_warn("%s is missing and cannot be made from sysfs dev %u:%u: %s", path, major, minor, strerror(errno));
+        log_warn("%s is missing and cannot be made from sysfs dev %u:%u: %m", path, major, minor);
         free(path);
         return NULL;
     }
@@ -224,7 +224,7 @@ static int examine(const char *root, const char *sys, const char *mounts, const 
         return 0;
     fd = open(p->device, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-        log_debug("%s: skipped: %s", p->device, strerror(errno)); /* e.g. a CD drive, no medium */
+        log_debug("%s: skipped: %m", p->device); /* e.g. a CD drive, no medium */
         part_clear(p);
         return 0;
     }

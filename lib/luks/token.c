@@ -347,36 +347,40 @@ int luks_add_keyslot(const char *device, const struct secret *old_pass, const st
     return 0;
 }
 
-int luks_token_add(const char *device, const char *json, int *token)
+/* Stores json as token (CRYPT_ANY_TOKEN: a new one), or removes token when json is NULL, and then
+ * destroys keyslot slot (if >= 0): the token's number, or -errno (logged). */
+static int token_set(const char *device, int token, const char *json, int slot)
 {
     _cleanup_crypt_ struct crypt_device *cd = NULL;
-    int r = load(device, &cd);
+    int r = load(device, &cd), t;
 
     if (r < 0)
         return r;
-    r = crypt_token_json_set(cd, CRYPT_ANY_TOKEN, json);
+    t = crypt_token_json_set(cd, token, json);
+    if (t < 0 && json)
+        return log_error_errno(t, "%s: cannot store the token: %s", device, luks_cs_reason(t));
+    if (t < 0)
+        return log_error_errno(t, "%s: cannot remove token %d: %s", device, token, luks_cs_reason(t));
+    r = slot >= 0 ? crypt_keyslot_destroy(cd, slot) : 0;
     if (r < 0)
-        return log_error_errno(r, "%s: cannot store the token: %s", device, luks_cs_reason(r));
+        return log_error_errno(r, "%s: cannot remove keyslot %d: %s", device, slot, luks_cs_reason(r));
+    return t;
+}
+
+int luks_token_add(const char *device, const char *json, int *token)
+{
+    int r = token_set(device, CRYPT_ANY_TOKEN, json, -1);
+
+    if (r < 0)
+        return r;
     *token = r;
     return 0;
 }
 
 int luks_token_remove(const char *device, int token, int slot)
 {
-    _cleanup_crypt_ struct crypt_device *cd = NULL;
-    int r = load(device, &cd);
-
-    if (r < 0)
-        return r;
-    r = crypt_token_json_set(cd, token, NULL);
-    if (r < 0)
-        return log_error_errno(r, "%s: cannot remove token %d: %s", device, token, luks_cs_reason(r));
-    if (slot >= 0) {
-        r = crypt_keyslot_destroy(cd, slot);
-        if (r < 0)
-            return log_error_errno(r, "%s: cannot remove keyslot %d: %s", device, slot, luks_cs_reason(r));
-    }
-    return 0;
+    int r = token_set(device, token, NULL, slot);
+    return r < 0 ? r : 0;
 }
 
 int luks_check_passphrase_slot(const char *device, int slot, const struct secret *pass)

@@ -47,7 +47,7 @@ static int open_multicast_listener(const struct query_sockets *s)
     if (mdns_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1) < 0 || mdns_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1) < 0 ||
         mdns_set_int(fd, IPPROTO_IP, IP_PKTINFO, 1) < 0 ||
         bind(fd, (const struct sockaddr *)&group, sizeof(group)) < 0) {
-        log_debug("mdns: not listening for multicast answers on port 5353: %s", strerror(errno));
+        log_debug("mdns: not listening for multicast answers on port 5353: %m");
         close(fd);
         return -1;
     }
@@ -95,7 +95,7 @@ static int send_everywhere(const struct query_sockets *s, const uint8_t *pkt, si
         int k = mdns_send_group(s->unicast, s->ifaces[i].index, pkt, len);
         if (k < 0) {
             err = -k;
-            log_debug("mdns: cannot send the query on %s: %s", s->ifaces[i].name, strerror(err));
+            log_debug_errno(k, "mdns: cannot send the query on %s: %m", s->ifaces[i].name);
             continue;
         }
         sent++;
@@ -201,8 +201,9 @@ int mdns_query_run(const struct mdns_question *qs, size_t n_qs, int64_t timeout_
         if (until - now > RESEND_FIRST_MS)
             until = now + RESEND_FIRST_MS;
         struct pollfd p[2] = {{s.unicast, POLLIN, 0}, {s.multicast, POLLIN, 0}};
-        if (poll(p, s.multicast >= 0 ? 2 : 1, (int)(until > now ? until - now : 0)) < 0 && errno != EINTR) {
-            r = log_error_errno(-errno, "mdns: poll: %m");
+        r = fd_wait_many(p, s.multicast >= 0 ? 2 : 1, until > now ? until : now + 1);
+        if (r < 0 && r != -ETIMEDOUT) {
+            r = log_error_errno(r, "mdns: waiting for answers: %m");
             goto out;
         }
         drain(&s, s.unicast, true, id, c, &received);

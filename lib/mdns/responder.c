@@ -218,7 +218,7 @@ static void send_multicast(struct mdns_responder *r, struct served *s, unsigned 
     if (mdns_service_message(&r->svc, &a, records, ttl, false, 0, NULL, 0, buf, sizeof(buf), &len) < 0)
         return;
     if ((k = mdns_send_group(r->fd, s->i.index, buf, len)) < 0) {
-        log_debug("%s: cannot send to %s: %s", s->i.name, MDNS_GROUP_V4, strerror(-k));
+        log_debug_errno(k, "%s: cannot send to %s: %m", s->i.name, MDNS_GROUP_V4);
         return;
     }
     for (int b = 0; b < N_RECORD_KINDS; b++)
@@ -234,8 +234,8 @@ static void send_unicast(struct mdns_responder *r, const struct served *s, const
     int k = mdns_send_to(r->fd, s->i.index, to, buf, len);
 
     if (k < 0)
-        log_debug("cannot answer %s:%u: %s", inet_ntop(AF_INET, &to->sin_addr, peer, sizeof(peer)), ntohs(to->sin_port),
-                  strerror(-k));
+        log_debug_errno(k, "cannot answer %s:%u: %m", inet_ntop(AF_INET, &to->sin_addr, peer, sizeof(peer)),
+                        ntohs(to->sin_port));
 }
 
 static bool take_token(struct mdns_responder *r)

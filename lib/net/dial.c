@@ -43,28 +43,15 @@ static int connect_one(const struct addrinfo *ai, int64_t until)
         close(fd);
         return r;
     }
-    for (;;) {
-        int64_t left = until - now_ms();
-        if (left <= 0) {
-            close(fd);
-            return -ETIMEDOUT;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            continue; /* timeout is checked above */
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err) {
-            close(fd);
-            return -err;
-        }
-        return fd;
+    int r = fd_wait(fd, POLLOUT, until), err = 0;
+    socklen_t len = sizeof(err);
+    if (r == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (r < 0 || err) {
+        close(fd);
+        return r < 0 ? r : -err;
     }
+    return fd;
 }
 
 static int tcp_connect(const struct net_url *u, const struct net_client_opts *o, int64_t deadline, const char *peer)
@@ -142,12 +129,13 @@ int net_dial(const struct net_url *u, const struct net_client_opts *o, struct kt
             return 0;
         if (r != KTLS_WANT_READ && r != KTLS_WANT_WRITE)
             goto fail; /* logged by ktls */
-        int64_t left = deadline - now_ms();
-        struct pollfd p = {.fd = fd, .events = r == KTLS_WANT_WRITE ? POLLOUT : POLLIN};
-        if (left <= 0 || poll(&p, 1, (int)(left > 60000 ? 60000 : left)) == 0) {
-            if (now_ms() < deadline)
-                continue;
+        r = fd_wait(fd, r == KTLS_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+        if (r == -ETIMEDOUT) {
             r = log_error_errno(-ETIME, "%s: timed out in the TLS handshake", peer);
+            goto fail;
+        }
+        if (r < 0) {
+            r = log_error_errno(r, "%s: waiting for the TLS handshake: %m", peer);
             goto fail;
         }
     }

@@ -117,8 +117,7 @@ int net_http_stream_open(const char *method, const char *url, const char *conten
         (!s->h.chunked && s->h.has_length && s->h.content_length == 0))
         s->eof = true;
     s->remain = s->h.content_length;
-    *out = s;
-    s = NULL;
+    *out = TAKE_PTR(s);
     r = 0;
 fail:
     if (req.data)

@@ -58,20 +58,11 @@ void stream_close(struct net_stream *s)
     s->fd = -1;
 }
 
-/* Waits for the socket to be ready for want (KTLS_WANT_READ/WRITE) until deadline. */
+/* Waits for the socket to be ready for want (KTLS_WANT_READ/WRITE) until deadline; -ETIME when it passes. */
 static int wait_ready(int fd, ssize_t want, int64_t deadline)
 {
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return -ETIME;
-        struct pollfd p = {.fd = fd, .events = want == KTLS_WANT_WRITE ? POLLOUT : POLLIN};
-        int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-        if (r > 0)
-            return 0;
-        if (r < 0 && errno != EINTR)
-            return -errno;
-    }
+    int r = fd_wait(fd, want == KTLS_WANT_WRITE ? POLLOUT : POLLIN, deadline);
+    return r == -ETIMEDOUT ? -ETIME : r;
 }
 
 ssize_t stream_read_deadline(struct net_stream *s, void *buf, size_t n, int64_t deadline)

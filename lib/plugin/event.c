@@ -90,9 +90,8 @@ int plugin_event_load_file(struct plugin_event *ev)
     }
     buf[len] = '\0';
     free(ev->data);
-    ev->data = buf;
+    ev->data = TAKE_PTR(buf);
     ev->data_len = len;
-    buf = NULL;
     return 0;
 }
 

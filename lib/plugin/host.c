@@ -193,7 +193,7 @@ static int run_plugin(const struct plugin_opts *o, const char *path, const char 
         snprintf(why, why_len, "exited with status %d%s%s", WEXITSTATUS(res.status), *line ? ": " : "", line);
         r = -EPROTO;
     } else {
-        r = plugin_response_parse(res.out, res.out_len, resp);
+        r = plugin_response_parse((const char *)res.out->data, res.out->len, resp);
         if (r == -EBADMSG)
             snprintf(why, why_len, "response is not JSON%s%s", *line ? "; stderr: " : "", line);
         else if (r == -E2BIG)
@@ -239,8 +239,7 @@ static int ask_password(const struct plugin_opts *o, const char *path, const cha
         snprintf(why, why_len, "returned an empty password");
         r = -ENODATA;
     } else {
-        *out = resp.data;
-        resp.data = NULL;
+        *out = TAKE_PTR(resp.data);
     }
     plugin_response_clear(&resp);
     return r;

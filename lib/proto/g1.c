@@ -30,15 +30,6 @@ void proto_payload_clear(struct proto_payload *p)
     *p = (struct proto_payload){0};
 }
 
-/* Writes key: base64std(bytes). */
-static void w_b64(struct kjson_w *w, const char *key, const uint8_t *data, size_t len)
-{
-    char *b64 = base64_encode(data, len, BASE64_STD, NULL);
-    kjson_w_kv_str(w, key, b64);
-    secure_wipe(b64, strlen(b64));
-    free(b64);
-}
-
 /* Copies the writer's text into a malloc'd buffer, with a trailing newline when asked. */
 int proto_w_finish(struct kjson_w *w, bool newline, char **out, size_t *out_len)
 {
@@ -100,14 +91,14 @@ int proto_token_encode(const char *ek_pem, const struct ak_params *ak, char **ou
     int r;
 
     kjson_w_obj_begin(w);
-    w_b64(w, "EK", (const uint8_t *)ek_pem, strlen(ek_pem));
+    kjson_w_kv_b64(w, "EK", (const uint8_t *)ek_pem, strlen(ek_pem), BASE64_STD);
     kjson_w_key(w, "AK");
     kjson_w_obj_begin(w);
-    w_b64(w, "Public", ak->public_area.data, ak->public_area.len);
+    kjson_w_kv_b64(w, "Public", ak->public_area.data, ak->public_area.len, BASE64_STD);
     kjson_w_kv_bool(w, "UseTCSDActivationFormat", ak->use_tcsd_activation_format);
-    w_b64(w, "CreateData", ak->create_data.data, ak->create_data.len);
-    w_b64(w, "CreateAttestation", ak->create_attestation.data, ak->create_attestation.len);
-    w_b64(w, "CreateSignature", ak->create_signature.data, ak->create_signature.len);
+    kjson_w_kv_b64(w, "CreateData", ak->create_data.data, ak->create_data.len, BASE64_STD);
+    kjson_w_kv_b64(w, "CreateAttestation", ak->create_attestation.data, ak->create_attestation.len, BASE64_STD);
+    kjson_w_kv_b64(w, "CreateSignature", ak->create_signature.data, ak->create_signature.len, BASE64_STD);
     kjson_w_obj_end(w);
     kjson_w_obj_end(w);
     r = proto_w_finish(w, false, &json, &len);
@@ -176,8 +167,8 @@ int proto_challenge_encode(const struct bytes *credential, const struct bytes *s
     kjson_w_obj_begin(w);
     kjson_w_key(w, "EC");
     kjson_w_obj_begin(w);
-    w_b64(w, "Credential", credential->data, credential->len);
-    w_b64(w, "Secret", secret->data, secret->len);
+    kjson_w_kv_b64(w, "Credential", credential->data, credential->len, BASE64_STD);
+    kjson_w_kv_b64(w, "Secret", secret->data, secret->len, BASE64_STD);
     kjson_w_obj_end(w);
     kjson_w_obj_end(w);
     return proto_w_finish(w, false, out, out_len);
@@ -208,7 +199,7 @@ int proto_answer_encode(const struct secret *activated, char **out, size_t *out_
     _cleanup_(kjson_w_freep) struct kjson_w *w = kjson_w_new();
 
     kjson_w_obj_begin(w);
-    w_b64(w, "Secret", activated->data, activated->len);
+    kjson_w_kv_b64(w, "Secret", activated->data, activated->len, BASE64_STD);
     kjson_w_obj_end(w);
     return proto_w_finish(w, true, out, out_len);
 }
@@ -228,7 +219,7 @@ int proto_answer_decode(const char *msg, size_t len, struct secret **activated)
     return 0;
 }
 
-int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_len)
+int proto_payload_encode(const struct proto_payload *p, struct secret **out)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = kjson_w_new();
 
@@ -241,7 +232,7 @@ int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_
     kjson_w_kv_str(w, "error", p->error);
     kjson_w_kv_str(w, "generated_by", p->generated_by);
     kjson_w_obj_end(w);
-    return proto_w_finish(w, true, out, out_len);
+    return kjson_w_result_secret(w, true, out);
 }
 
 int proto_payload_decode(const char *msg, size_t len, struct proto_payload *out)

@@ -34,15 +34,6 @@ static int fail(char *why, int r, const char *fmt, ...)
     return r;
 }
 
-static void w_b64(struct kjson_w *w, const char *key, const uint8_t *data, size_t len, enum base64_variant v)
-{
-    char *b64 = base64_encode(data, len, v, NULL);
-
-    kjson_w_kv_str(w, key, b64);
-    secure_wipe(b64, strlen(b64));
-    free(b64);
-}
-
 static bool bytes_ok(const struct bytes *b, size_t min, size_t max)
 {
     return b->len >= min && b->len <= max && (b->len == 0 || b->data);
@@ -162,6 +153,13 @@ static int server_error(const struct kjson_doc *d, char **error, char *why)
     return fail(why, -EREMOTEIO, "the server answered with an error");
 }
 
+/* A server message: parsed, then its "error" (as server_error). */
+static int parse_server_message(const char *msg, size_t len, struct kjson_doc **d, char **error, char *why)
+{
+    int r = parse_object(msg, len, d, why);
+    return r < 0 ? r : server_error(*d, error, why);
+}
+
 /* ---- 1. AttestationInit ---- */
 
 void proto_g3_init_clear(struct proto_g3_init *m)
@@ -189,14 +187,14 @@ int proto_g3_init_encode(const struct proto_g3_init *m, char **out, size_t *out_
         return -EINVAL;
     w = kjson_w_new();
     kjson_w_obj_begin(w);
-    w_b64(w, "ek_public", m->ek_public.data, m->ek_public.len, BASE64_STD);
+    kjson_w_kv_b64(w, "ek_public", m->ek_public.data, m->ek_public.len, BASE64_STD);
     kjson_w_key(w, "ak_params");
     kjson_w_obj_begin(w);
-    w_b64(w, "Public", ak->public_area.data, ak->public_area.len, BASE64_STD);
+    kjson_w_kv_b64(w, "Public", ak->public_area.data, ak->public_area.len, BASE64_STD);
     kjson_w_kv_bool(w, "UseTCSDActivationFormat", false);
-    w_b64(w, "CreateData", ak->create_data.data, ak->create_data.len, BASE64_STD);
-    w_b64(w, "CreateAttestation", ak->create_attestation.data, ak->create_attestation.len, BASE64_STD);
-    w_b64(w, "CreateSignature", ak->create_signature.data, ak->create_signature.len, BASE64_STD);
+    kjson_w_kv_b64(w, "CreateData", ak->create_data.data, ak->create_data.len, BASE64_STD);
+    kjson_w_kv_b64(w, "CreateAttestation", ak->create_attestation.data, ak->create_attestation.len, BASE64_STD);
+    kjson_w_kv_b64(w, "CreateSignature", ak->create_signature.data, ak->create_signature.len, BASE64_STD);
     kjson_w_obj_end(w);
     if (m->defer_pcr_enrollment)
         kjson_w_kv_bool(w, "defer_pcr_enrollment", true);
@@ -292,11 +290,11 @@ int proto_g3_challenge_encode(const struct proto_g3_challenge *m, char **out, si
     kjson_w_obj_begin(w);
     kjson_w_key(w, "challenge");
     kjson_w_obj_begin(w);
-    w_b64(w, "Credential", m->credential.data, m->credential.len, BASE64_STD);
-    w_b64(w, "Secret", m->encrypted_secret.data, m->encrypted_secret.len, BASE64_STD);
+    kjson_w_kv_b64(w, "Credential", m->credential.data, m->credential.len, BASE64_STD);
+    kjson_w_kv_b64(w, "Secret", m->encrypted_secret.data, m->encrypted_secret.len, BASE64_STD);
     kjson_w_obj_end(w);
     if (m->nonce.len)
-        w_b64(w, KEY_NONCE, m->nonce.data, m->nonce.len, BASE64_STD);
+        kjson_w_kv_b64(w, KEY_NONCE, m->nonce.data, m->nonce.len, BASE64_STD);
     kjson_w_obj_end(w);
     return proto_w_finish(w, true, out, out_len);
 }
@@ -307,10 +305,7 @@ int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_chall
     int r, c, n;
 
     *out = (struct proto_g3_challenge){0};
-    r = parse_object(msg, len, &d, why);
-    if (r < 0)
-        return r;
-    r = server_error(d, &out->error, why);
+    r = parse_server_message(msg, len, &d, &out->error, why);
     if (r < 0)
         return r;
     c = get_object(d, KJSON_ROOT, "challenge", "challenge", why);
@@ -353,7 +348,7 @@ static int cmp_decimal(const void *a, const void *b)
     return strcmp(sa, sb);
 }
 
-int proto_g3_proof_encode(const struct proto_g3_proof *m, char **out, size_t *out_len)
+int proto_g3_proof_encode(const struct proto_g3_proof *m, struct secret **out)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = NULL;
     unsigned order[PROTO_G3_PCR_COUNT];
@@ -373,28 +368,28 @@ int proto_g3_proof_encode(const struct proto_g3_proof *m, char **out, size_t *ou
 
     w = kjson_w_new();
     kjson_w_obj_begin(w);
-    w_b64(w, "secret", m->secret->data, m->secret->len, BASE64_STD);
+    kjson_w_kv_b64(w, "secret", m->secret->data, m->secret->len, BASE64_STD);
     kjson_w_key(w, "pcr_quote");
     kjson_w_obj_begin(w);
     kjson_w_key(w, "quote");
     kjson_w_obj_begin(w);
     kjson_w_kv_str(w, "version", m->version[0] ? m->version : "2");
-    w_b64(w, "quote", m->quote.data, m->quote.len, BASE64_STD);
-    w_b64(w, "signature", m->signature.data, m->signature.len, BASE64_STD);
+    kjson_w_kv_b64(w, "quote", m->quote.data, m->quote.len, BASE64_STD);
+    kjson_w_kv_b64(w, "signature", m->signature.data, m->signature.len, BASE64_STD);
     kjson_w_obj_end(w);
     kjson_w_key(w, "pcrs");
     kjson_w_obj_begin(w);
     for (size_t i = 0; i < n; i++) {
         char key[12];
         snprintf(key, sizeof(key), "%u", order[i]);
-        w_b64(w, key, m->pcr[order[i]], PROTO_G3_PCR_LEN, BASE64_STD);
+        kjson_w_kv_b64(w, key, m->pcr[order[i]], PROTO_G3_PCR_LEN, BASE64_STD);
     }
     kjson_w_obj_end(w);
     kjson_w_obj_end(w);
     if (m->escrow.len)
-        w_b64(w, KEY_ESCROW, m->escrow.data, m->escrow.len, BASE64_URL_RAW);
+        kjson_w_kv_b64(w, KEY_ESCROW, m->escrow.data, m->escrow.len, BASE64_URL_RAW);
     kjson_w_obj_end(w);
-    return proto_w_finish(w, true, out, out_len);
+    return kjson_w_result_secret(w, true, out);
 }
 
 /* A pcrs key: decimal 0..23, no sign, no leading zero. */
@@ -501,6 +496,16 @@ void proto_g3_response_clear(struct proto_g3_response *m)
     *m = (struct proto_g3_response){0};
 }
 
+/* {"error":text} */
+static struct kjson_w *error_doc(const char *text)
+{
+    struct kjson_w *w = kjson_w_new();
+    kjson_w_obj_begin(w);
+    kjson_w_kv_str(w, "error", text);
+    kjson_w_obj_end(w);
+    return w;
+}
+
 int proto_g3_error_encode(const char *text, char **out, size_t *out_len)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = NULL;
@@ -508,30 +513,29 @@ int proto_g3_error_encode(const char *text, char **out, size_t *out_len)
     *out = NULL;
     if (!text || !text[0])
         return -EINVAL;
-    w = kjson_w_new();
-    kjson_w_obj_begin(w);
-    kjson_w_kv_str(w, "error", text);
-    kjson_w_obj_end(w);
+    w = error_doc(text);
     return proto_w_finish(w, true, out, out_len);
 }
 
-int proto_g3_response_encode(const struct proto_g3_response *m, char **out, size_t *out_len)
+int proto_g3_response_encode(const struct proto_g3_response *m, struct secret **out)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = NULL;
 
     *out = NULL;
-    if (m->error && m->error[0])
-        return proto_g3_error_encode(m->error, out, out_len);
+    if (m->error && m->error[0]) {
+        w = error_doc(m->error);
+        return kjson_w_result_secret(w, true, out);
+    }
     if (!m->passphrase || m->passphrase->len == 0 || m->passphrase->len > PROTO_G3_PASSPHRASE_MAX ||
         (m->generated_by && strlen(m->generated_by) > PROTO_G3_GENERATED_BY_MAX))
         return -EINVAL;
     w = kjson_w_new();
     kjson_w_obj_begin(w);
-    w_b64(w, "passphrase", m->passphrase->data, m->passphrase->len, BASE64_STD);
+    kjson_w_kv_b64(w, "passphrase", m->passphrase->data, m->passphrase->len, BASE64_STD);
     if (m->generated_by && m->generated_by[0])
         kjson_w_kv_str(w, KEY_GENERATED_BY, m->generated_by);
     kjson_w_obj_end(w);
-    return proto_w_finish(w, true, out, out_len);
+    return kjson_w_result_secret(w, true, out);
 }
 
 int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_response *out, char *why)
@@ -541,10 +545,7 @@ int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_respon
     int r;
 
     *out = (struct proto_g3_response){0};
-    r = parse_object(msg, len, &d, why);
-    if (r < 0)
-        return r;
-    r = server_error(d, &out->error, why);
+    r = parse_server_message(msg, len, &d, &out->error, why);
     if (r < 0)
         return r;
     r = get_b64(d, KJSON_ROOT, "passphrase", "passphrase", BASE64_STD, 0, PROTO_G3_PASSPHRASE_MAX, &pass, why);

@@ -95,7 +95,7 @@ int proto_g3_challenge_decode(const char *msg, size_t len, struct proto_g3_chall
  * decimal keys 0..23 without sign or leading zero, each once, and 32-byte values. The escrow is
  * written exactly as a G1 node's generated_by "tpm" passphrase (base64.RawURLEncoding of the
  * RSA-OAEP-SHA256 ciphertext under the node's key at c_index), so the KMS can store and return
- * it as that text. The encoded text holds the secret: wipe it (secure_wipe) before freeing. */
+ * it as that text. The encoder returns the text as a struct secret: it holds the secret. */
 struct proto_g3_proof {
     struct secret *secret;                             /* "secret": the activated credential */
     char version[PROTO_G3_VERSION_MAX + 1];            /* "version": "2"; encode: "" writes "2" */
@@ -106,7 +106,8 @@ struct proto_g3_proof {
     struct bytes escrow;                               /* ours: "encrypted_passphrase"; len 0 = none */
 };
 void proto_g3_proof_clear(struct proto_g3_proof *m);
-int proto_g3_proof_encode(const struct proto_g3_proof *m, char **out, size_t *out_len);
+/* *out holds the activated secret: a secret (secret_free). */
+int proto_g3_proof_encode(const struct proto_g3_proof *m, struct secret **out);
 int proto_g3_proof_decode(const char *msg, size_t len, struct proto_g3_proof *out, char *why);
 
 /* 4. server → node, AttestationResponse: {"passphrase":"<b64>"[,"generated_by":"tpm"]} or
@@ -123,7 +124,8 @@ struct proto_g3_response {
     char *error;               /* NULL or "": none */
 };
 void proto_g3_response_clear(struct proto_g3_response *m);
-int proto_g3_response_encode(const struct proto_g3_response *m, char **out, size_t *out_len);
+/* *out holds the passphrase: a secret (secret_free). */
+int proto_g3_response_encode(const struct proto_g3_response *m, struct secret **out);
 int proto_g3_response_decode(const char *msg, size_t len, struct proto_g3_response *out, char *why);
 
 /* {"error":"<text>"}\n: what the server sends in place of any message when it gives up (also the

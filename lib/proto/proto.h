@@ -65,8 +65,8 @@ struct proto_payload {
     char *generated_by;        /* "tpm" for node-generated ciphertexts, else "" */
 };
 void proto_payload_clear(struct proto_payload *p);
-/* *out is malloc'd; it holds the passphrase, so wipe it (secure_wipe) before freeing. */
-int proto_payload_encode(const struct proto_payload *p, char **out, size_t *out_len);
+/* *out holds the passphrase: a secret (secret_free). */
+int proto_payload_encode(const struct proto_payload *p, struct secret **out);
 int proto_payload_decode(const char *msg, size_t len, struct proto_payload *out);
 
 #endif

@@ -63,11 +63,7 @@ static void srk_template(TPM2B_PUBLIC *tmpl)
     tmpl->publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                                         TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA |
                                         TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-    tmpl->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-    tmpl->publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
-    tmpl->publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    tmpl->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-    tmpl->publicArea.parameters.rsaDetail.keyBits = 2048;
+    tpm_rsa_storage_params(&tmpl->publicArea);
     tmpl->publicArea.unique.rsa.size = 256;
 }
 
@@ -193,8 +189,7 @@ int tpm_ak_create(struct tpm *t, enum tpm_ak_kind kind, struct tpm_ak **out)
     Esys_TR_Close(t->esys, &srk); /* persistent: forget the ESYS object, keep the key */
     if (r < 0)
         return r;
-    *out = ak;
-    ak = NULL;
+    *out = TAKE_PTR(ak);
     return 0;
 }
 

@@ -21,11 +21,7 @@ static void ek_template(TPM2B_PUBLIC *tmpl)
                                                        adminWithPolicy restricted decrypt */
     tmpl->publicArea.authPolicy.size = sizeof(ek_auth_policy);
     memcpy(tmpl->publicArea.authPolicy.buffer, ek_auth_policy, sizeof(ek_auth_policy));
-    tmpl->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-    tmpl->publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
-    tmpl->publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    tmpl->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-    tmpl->publicArea.parameters.rsaDetail.keyBits = 2048;
+    tpm_rsa_storage_params(&tmpl->publicArea);
     tmpl->publicArea.parameters.rsaDetail.exponent = 0;
     tmpl->publicArea.unique.rsa.size = 256;
 }

@@ -60,9 +60,8 @@ int tpm_nv_read(struct tpm *t, uint32_t index, uint8_t **data, size_t *len)
         Esys_Free(chunk);
         off += want;
     }
-    *data = buf;
+    *data = TAKE_PTR(buf);
     *len = size;
-    buf = NULL;
 out:
     free(buf);
     Esys_Free(pub);

@@ -73,7 +73,6 @@ int tpm_offline_passphrase(struct tpm *t, uint32_t nv_index, uint32_t c_index, b
         return r;
     log_info("TPM %s: stored a new passphrase at NV index 0x%x (encrypted with the key at 0x%x)", t->desc, nv_index,
              c_index);
-    *out = pass;
-    pass = NULL;
+    *out = TAKE_PTR(pass);
     return 0;
 }

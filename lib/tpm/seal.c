@@ -127,13 +127,10 @@ size_t tpm_pin_auth(const struct secret *pin, const uint8_t *salt, size_t salt_l
     if (salt_len && salt_len <= 64) {
         /* systemd >= 253 (cryptenroll-tpm2.c, tpm2_auth_value_from_pin + tpm2_trim_auth_value). */
         uint8_t derived[SHA256_LEN];
-        size_t b64_len;
-        char *b64;
+        _cleanup_secret_ struct secret *b64 = NULL;
         pbkdf2_sha256_block(pin->data, pin->len, salt, salt_len, PIN_PBKDF2_ITERATIONS, derived);
-        b64 = base64_encode(derived, SHA256_LEN, BASE64_STD, &b64_len);
-        crypto_sha256(b64, b64_len, out);
-        secure_wipe(b64, b64_len);
-        free(b64);
+        b64 = base64_encode_secret(derived, SHA256_LEN, BASE64_STD);
+        crypto_sha256(b64->data, b64->len, out);
         secure_wipe(derived, sizeof(derived));
         while (n > 0 && out[n - 1] == 0)
             n--;
@@ -163,11 +160,7 @@ static void legacy_template(TPM2B_PUBLIC *tmpl, enum tpm_primary_alg alg)
         tmpl->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
     } else {
         tmpl->publicArea.type = TPM2_ALG_RSA;
-        tmpl->publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-        tmpl->publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
-        tmpl->publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-        tmpl->publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-        tmpl->publicArea.parameters.rsaDetail.keyBits = 2048;
+        tpm_rsa_storage_params(&tmpl->publicArea);
     }
 }
 
@@ -306,8 +299,7 @@ int tpm_seal(struct tpm *t, uint32_t pcr_mask, const struct secret *pin, struct 
     out->blob = xmalloc(off);
     memcpy(out->blob, blob, off);
     out->blob_len = off;
-    *secret = data;
-    data = NULL;
+    *secret = TAKE_PTR(data);
 out:
     secure_wipe(&sens, sizeof(sens));
     Esys_Free(priv);

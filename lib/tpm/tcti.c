@@ -44,67 +44,6 @@ static struct ktcti *ktcti_cast(TSS2_TCTI_CONTEXT *ctx)
     return t && t->common.magic == TCTI_MAGIC ? t : NULL;
 }
 
-/* Waits until fd is ready for events or the deadline passes. 0, -ETIMEDOUT or -errno. */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = events};
-        int64_t left = deadline - now_ms();
-        int r;
-        if (left <= 0)
-            return -ETIMEDOUT;
-        r = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-        if (r > 0)
-            return (p.revents & (POLLERR | POLLNVAL)) && !(p.revents & POLLIN) ? -EIO : 0;
-        if (r == 0)
-            return -ETIMEDOUT;
-        if (errno != EINTR)
-            return -errno;
-    }
-}
-
-static int send_full(int fd, const void *buf, size_t n, int64_t deadline)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        int r = wait_fd(fd, POLLOUT, deadline);
-        ssize_t w;
-        if (r < 0)
-            return r;
-        w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int recv_full(int fd, void *buf, size_t n, int64_t deadline)
-{
-    uint8_t *p = buf;
-    while (n > 0) {
-        int r = wait_fd(fd, POLLIN, deadline);
-        ssize_t got;
-        if (r < 0)
-            return r;
-        got = read(fd, p, n);
-        if (got < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return -errno;
-        }
-        if (got == 0)
-            return -ECONNRESET;
-        p += got;
-        n -= (size_t)got;
-    }
-    return 0;
-}
-
 static void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = v >> 24;
@@ -125,7 +64,7 @@ static TSS2_RC io_error(struct ktcti *t, int r, const char *what)
         log_error("TPM %s did not answer within %lld s (%s); is it hung? (--tpm-timeout sets the limit)", t->desc,
                   (long long)(t->timeout_ms / 1000), what);
     } else {
-        log_error("TPM %s: %s failed: %s", t->desc, what, strerror(-r));
+        log_error_errno(r, "TPM %s: %s failed: %m", t->desc, what);
     }
     return TSS2_TCTI_RC_IO_ERROR;
 }
@@ -139,7 +78,7 @@ static int read_response(struct ktcti *t, int64_t deadline)
     if (t->kind == KIND_DEVICE) {
         /* The kernel driver returns a whole response in one read. */
         ssize_t got;
-        r = wait_fd(t->fd, POLLIN, deadline);
+        r = fd_wait(t->fd, POLLIN, deadline);
         if (r < 0)
             return r;
         do
@@ -154,22 +93,22 @@ static int read_response(struct ktcti *t, int64_t deadline)
     }
     if (t->kind == KIND_MSSIM) {
         uint8_t len[4];
-        r = recv_full(t->fd, len, 4, deadline);
+        r = read_full(t->fd, len, 4, deadline);
         if (r < 0)
             return r;
     }
-    r = recv_full(t->fd, t->rsp, 10, deadline);
+    r = read_full(t->fd, t->rsp, 10, deadline);
     if (r < 0)
         return r;
     size = get_be32(t->rsp + 2);
     if (size < 10 || size > sizeof(t->rsp))
         return -EPROTO;
-    r = recv_full(t->fd, t->rsp + 10, size - 10, deadline);
+    r = read_full(t->fd, t->rsp + 10, size - 10, deadline);
     if (r < 0)
         return r;
     if (t->kind == KIND_MSSIM) {
         uint8_t ack[4];
-        r = recv_full(t->fd, ack, 4, deadline);
+        r = read_full(t->fd, ack, 4, deadline);
         if (r < 0)
             return r;
     }
@@ -194,11 +133,11 @@ static TSS2_RC ktcti_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t
         put_be32(hdr, MSSIM_SEND_COMMAND);
         hdr[4] = 0; /* locality */
         put_be32(hdr + 5, (uint32_t)size);
-        r = send_full(t->fd, hdr, sizeof(hdr), deadline);
+        r = write_full(t->fd, hdr, sizeof(hdr), deadline);
         if (r < 0)
             return io_error(t, r, "sending a command");
     }
-    r = send_full(t->fd, cmd, size, deadline);
+    r = write_full(t->fd, cmd, size, deadline);
     if (r < 0)
         return io_error(t, r, "sending a command");
     /* Read the response now, under the same deadline, so receive() never blocks. */
@@ -239,7 +178,7 @@ static void ktcti_finalize(TSS2_TCTI_CONTEXT *ctx)
     if (t->kind == KIND_MSSIM) {
         uint8_t end[4];
         put_be32(end, MSSIM_SESSION_END);
-        (void)send_full(t->fd, end, 4, now_ms() + 1000);
+        (void)write_full(t->fd, end, 4, now_ms() + 1000);
     }
     if (t->fd >= 0)
         close(t->fd);
@@ -277,7 +216,7 @@ static int connect_deadline(int fd, const struct sockaddr *sa, socklen_t len, in
         return 0;
     if (errno != EINPROGRESS && errno != EAGAIN)
         return -errno;
-    int r = wait_fd(fd, POLLOUT, deadline);
+    int r = fd_wait(fd, POLLOUT, deadline);
     if (r < 0)
         return r;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
@@ -345,9 +284,9 @@ static int mssim_signal(const char *host, unsigned port, uint32_t signal, int64_
     if (fd < 0)
         return fd;
     put_be32(buf, signal);
-    r = send_full(fd, buf, 4, deadline);
+    r = write_full(fd, buf, 4, deadline);
     if (r == 0)
-        r = recv_full(fd, buf, 4, deadline);
+        r = read_full(fd, buf, 4, deadline);
     close(fd);
     return r;
 }
@@ -458,7 +397,7 @@ int ktcti_open(const char *spec, int64_t timeout_ms, TSS2_TCTI_CONTEXT **out)
             if (r == 0)
                 r = mssim_signal(host, port + 1, MSSIM_SIGNAL_NV_ON, deadline);
             if (r < 0) {
-                log_error("TPM %s: platform port %u: %s", t->desc, port + 1, strerror(-r));
+                log_error_errno(r, "TPM %s: platform port %u: %m", t->desc, port + 1);
                 free(t);
                 return r;
             }
@@ -467,7 +406,7 @@ int ktcti_open(const char *spec, int64_t timeout_ms, TSS2_TCTI_CONTEXT **out)
     }
     if (fd < 0) {
         int r = fd == -1 ? -errno : fd;
-        log_error("TPM %s: cannot open: %s", t->desc, strerror(-r));
+        log_error_errno(r, "TPM %s: cannot open: %m", t->desc);
         free(t);
         return r;
     }

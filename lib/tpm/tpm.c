@@ -88,6 +88,15 @@ void tpm_close(struct tpm *t)
 
 const char *tpm_describe(struct tpm *t) { return t->desc; }
 
+void tpm_rsa_storage_params(TPMT_PUBLIC *p)
+{
+    p->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
+    p->parameters.rsaDetail.symmetric.keyBits.aes = 128;
+    p->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+    p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+    p->parameters.rsaDetail.keyBits = 2048;
+}
+
 void tpm_flush(struct tpm *t, ESYS_TR handle)
 {
     if (handle != ESYS_TR_NONE)

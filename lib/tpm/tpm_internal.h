@@ -29,6 +29,9 @@ void tpm_flush(struct tpm *t, ESYS_TR handle);
 /* Makes transient persistent at handle (owner auth, empty password) and flushes the transient;
  * *out gets the persistent object (NULL: not kept). what names the key in messages. */
 int tpm_persist(struct tpm *t, ESYS_TR transient, uint32_t handle, const char *what, ESYS_TR *out);
+/* The parameters every RSA storage key here has (EK, SRK, the sealing primary): RSA-2048,
+ * AES-128-CFB for its children, no signing scheme. */
+void tpm_rsa_storage_params(TPMT_PUBLIC *p);
 /* CreatePrimary in the owner hierarchy from tmpl, then tpm_persist at handle (logs one info line). */
 int tpm_create_persistent(struct tpm *t, const TPM2B_PUBLIC *tmpl, uint32_t handle, const char *what, ESYS_TR *out);
 

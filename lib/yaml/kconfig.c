@@ -65,7 +65,7 @@ static int merge_cmdline(struct kconfig *c, const char *path)
         return 0;
     }
     if (r < 0) {
-        log_warn("ignoring %s: %s", path, strerror(-r));
+        log_warn_errno(r, "ignoring %s: %m", path);
         return 0;
     }
     r = kconfig_cmdline_tree(buf, "kcrypt.", path, &tree);

@@ -254,8 +254,7 @@ static int on_event(struct parse *ps, const yaml_event_t *ev)
             free(ps->docs);
             ps->docs = d;
         }
-        ps->docs[ps->ndocs++] = ps->root;
-        ps->root = NULL;
+        ps->docs[ps->ndocs++] = TAKE_PTR(ps->root);
         return 0;
     case YAML_SCALAR_EVENT: return on_scalar(ps, ev);
     case YAML_ALIAS_EVENT: return on_alias(ps, (const char *)ev->data.alias.anchor, ev->start_mark);

@@ -218,8 +218,7 @@ int kconfig_scan_read(struct kconfig_scan *s, const char *path, char **buf, size
         return 0;
     }
     data[n] = '\0';
-    *buf = data;
-    data = NULL;
+    *buf = TAKE_PTR(data);
     *len = n;
     return 1;
 }

@@ -7,8 +7,17 @@
 #      and the node's number only (the same with and without the key cache);
 #  (b) credentials made by tpm2_makecredential -T none (tpm2-tools' own MakeCredential, no TPM)
 #      for the node's EK and AK Name activate to tpm2's secret; for another EK or Name they do not;
+#  (b') a PCR quote of a simulated node (selftest-quote: TPMS_ATTEST, TPMT_SIGNATURE, PCR values,
+#      AK PEM) passes tpm2_checkquote with its nonce; with another nonce, another node's AK or
+#      another node's PCR values it does not;
 #  (c) register + challenger --db + run: 64 nodes, 16 in flight, 256 G1 exchanges, 0 failed, over
-#      plain HTTP and over TLS; unregistered nodes and --protocol g3 fail clearly;
+#      plain HTTP and over TLS; unregistered nodes fail clearly;
+#  (c') G3 (/tpm-attestation): nodes registered with pinned EK and PCRs pass (0 failed), G1 is
+#      refused for them; a changed pinned PCR is refused for that node only; nodes registered with
+#      --attestation learn have their PCR values recorded by the KMS;
+#  (c'') the generated-key flow (--mode postpass): nodes without a Secret find none, post their
+#      TPM ciphertext, read it back; every acknowledged post is listed in --acked-file; readback
+#      serves them all again; a second postpass run is refused;
 #  (d) 1024 nodes with 1024 exchanges in flight, then 1200 (above the KMS's limit of 1024
 #      connections: what it refuses with 503 is retried within --timeout), 0 failed; and a KMS
 #      that starts after the nodes (refused connections retried with backoff).
@@ -16,7 +25,7 @@
 # /var/cache/kairos-kms/loadgen, shared by both builds.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kms.sh"
-require tpm2_makecredential openssl python3 xxd cmp
+require tpm2_makecredential tpm2_checkquote openssl python3 xxd cmp
 LG=${KKMS_LOADGEN:-}
 [ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
 SEED=kairos-kms-loadgen-test
@@ -69,6 +78,27 @@ rc=$?
 check "a credential bound to node 2's AK Name: the integrity check fails" \
     '[ "$rc" = 1 ] && grep -q "integrity check failed" err && [ ! -e wrong2 ]'
 
+# ---- (b') ----
+NONCE=$(head -c 32 /dev/urandom | xxd -p -c 64)
+lg selftest-quote --seed "$SEED" --node 3 --qualification "$NONCE" --quote-prefix q3 2>err
+rc=$?
+check "selftest-quote: node 3 writes the quote, signature, PCR values and AK" \
+    '[ "$rc" = 0 ] && [ -s q3.msg ] && [ -s q3.sig ] && [ "$(stat -c %s q3.pcrs)" = 96 ] && [ -s q3.ak.pem ]'
+cq() { tpm2_checkquote -u "$1" -m q3.msg -s q3.sig -f "$2" -l sha256:0,7,11 -g sha256 -q "$3" >cq.out 2>&1; }
+cq q3.ak.pem q3.pcrs "$NONCE"
+rc=$?
+check "tpm2_checkquote accepts node 3's quote (its AK, its PCRs 0,7,11, the nonce)" '[ "$rc" = 0 ]'
+cq q3.ak.pem q3.pcrs "$(head -c 32 /dev/urandom | xxd -p -c 64)"
+rc=$?
+check "...not with another nonce" '[ "$rc" != 0 ]'
+lg selftest-quote --seed "$SEED" --node 2 --qualification "$NONCE" --quote-prefix q2 2>/dev/null
+cq q2.ak.pem q3.pcrs "$NONCE"
+rc=$?
+check "...not with node 2's AK" '[ -s q2.ak.pem ] && [ "$rc" != 0 ]'
+cq q3.ak.pem q2.pcrs "$NONCE"
+rc=$?
+check "...not with node 2's PCR values" '[ -s q2.pcrs ] && [ "$rc" != 0 ]'
+
 # ---- (c) ----
 lg register --db "$DB" --nodes 64 --seed "$SEED" 2>err
 rc=$?
@@ -89,10 +119,70 @@ lg run --url "$KMS_URL" --nodes 8 --seed "$SEED-unregistered" --key-cache "" --c
 rc=$?
 check "unregistered nodes: exit 1, 8 failed, refused by the KMS" \
     '[ "$rc" = 1 ] && [ "$(json runbad failed)" = 8 ] && grep -q "refused=8" errbad'
-lg run --url "$KMS_URL" --nodes 8 --seed "$SEED" --protocol g3 >/dev/null 2>errg3
+lg run --url "$KMS_URL" --nodes 8 --seed "$SEED" --protocol g3 --mode postpass >/dev/null 2>errg3
 rc=$?
-check "--protocol g3: exit 2, not supported yet" '[ "$rc" = 2 ] && one_line errg3 && grep -q "not supported yet" errg3'
+check "--protocol g3 --mode postpass: exit 2, one line" '[ "$rc" = 2 ] && one_line errg3'
 kms_stop
+
+# ---- (c') G3 ----
+DB=$T/db-g3
+lg register --db "$DB" --nodes 64 --seed "$SEED" --attestation pin 2>err
+rc=$?
+check "register --attestation pin: the EK PEM and PCRs 0, 7, 11 in each SealedVolume" \
+    '[ "$rc" = 0 ] && [ "$(grep -c "^        \"[0-9]*\": \"[0-9a-f]\{64\}\"$" "$DB/loadgen-node-00003.yaml")" = 3 ] &&
+     grep -q "ekPublicKey: \"-----BEGIN PUBLIC KEY-----" "$DB/loadgen-node-00003.yaml"'
+check "...node 3's PCR 0 there is the one tpm2_checkquote accepted" \
+    'grep -q "\"0\": \"$(head -c 32 q3.pcrs | xxd -p -c 32)\"" "$DB/loadgen-node-00003.yaml"'
+# Node 5's PCR 7 changes: it alone is refused.
+sed -i 's/^\(        "7": "\)[0-9a-f]\{64\}/\1'"$(printf %064d 0)"'/' "$DB/loadgen-node-00005.yaml"
+kms_start
+lg run --url "$KMS_URL" --nodes 64 --seed "$SEED" --protocol g3 --concurrency 16 --exchanges 128 >rung3 2>errg3
+rc=$?
+diag <rung3
+check "G3: 64 pinned nodes, 16 in flight, 128 exchanges: all but node 5's 2 ok" \
+    '[ "$rc" = 1 ] && [ "$(json rung3 ok)" = 126 ] && [ "$(json rung3 failed)" = 2 ] && grep -q "refused=2" errg3'
+check "...node 5 refused for its PCR 7" 'grep -q "(node 5) failed.*PCR7 changed" errg3'
+check "...and the KMS logged 126 tpm-attestation served over its nonce" \
+    '[ "$(grep "\"action\":\"tpm-attestation\"" "$T/audit.jsonl" | grep "\"outcome\":\"ok\"" | grep -c "quote over our nonce")" = 126 ]'
+lg run --url "$KMS_URL" --nodes 8 --seed "$SEED" --concurrency 4 >rung1 2>errg1
+rc=$?
+check "G1 for the same nodes: refused (their PCRs are pinned)" \
+    '[ "$rc" = 1 ] && [ "$(json rung1 failed)" = 8 ] && grep -q "pins PCR values" errg1'
+kms_stop
+DB=$T/db-learn
+lg register --db "$DB" --nodes 16 --seed "$SEED" --attestation learn 2>/dev/null
+kms_start
+lg run --url "$KMS_URL" --nodes 16 --seed "$SEED" --protocol g3 --concurrency 4 --exchanges 32 >runlearn 2>/dev/null
+rc=$?
+check "G3 with --attestation learn: 32 ok" '[ "$rc" = 0 ] && [ "$(json runlearn ok)" = 32 ]'
+check "...the KMS recorded node 3's PCR 0 (as tpm2_checkquote saw it)" \
+    'grep -rq "\"0\": \"$(head -c 32 q3.pcrs | xxd -p -c 32)\"" "$DB"'
+kms_stop
+
+# ---- (c'') the generated-key flow ----
+DB=$T/db-post
+lg register --db "$DB" --nodes 64 --seed "$SEED" --no-secret 2>/dev/null
+kms_start
+lg run --url "$KMS_URL" --nodes 64 --seed "$SEED" --mode postpass --concurrency 16 --acked-file acked >runpp 2>errpp
+rc=$?
+diag <runpp
+check "postpass: 64 nodes without a Secret post theirs and read it back: 64 ok, 64 posted" \
+    '[ "$rc" = 0 ] && [ "$(json runpp ok)" = 64 ] && [ "$(json runpp posted)" = 64 ]'
+check "...--acked-file lists the 64 nodes" '[ "$(sort -u acked | grep -c "^loadgen-node-000[0-6][0-9]$")" = 64 ]'
+check "...each Secret is a 342-character ciphertext generated_by tpm" \
+    '[ "$(grep -l "generated_by: tpm" "$DB"/*.yaml | wc -l)" = 64 ] &&
+     grep -hq "^  passphrase: [A-Za-z0-9_-]\{342\}$" "$DB"/*.yaml'
+check "...and the KMS logged 64 postPass stored" \
+    '[ "$(grep "\"action\":\"postPass\"" "$T/audit.jsonl" | grep -c "\"outcome\":\"ok\"")" = 64 ]'
+lg run --url "$KMS_URL" --nodes 64 --seed "$SEED" --mode readback --acked-file acked --concurrency 8 >runrb 2>/dev/null
+rc=$?
+check "readback of the acknowledged nodes: 64 ok" '[ "$rc" = 0 ] && [ "$(json runrb ok)" = 64 ]'
+lg run --url "$KMS_URL" --nodes 64 --seed "$SEED" --mode postpass --concurrency 8 --exchanges 8 >runpp2 2>errpp2
+rc=$?
+check "postpass again: refused, the nodes already have a passphrase" \
+    '[ "$rc" = 1 ] && [ "$(json runpp2 failed)" = 8 ] && [ "$(json runpp2 posted)" = 0 ]'
+kms_stop
+DB=$T/db
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout srv.key -out srv.pem -days 2 -subj /CN=127.0.0.1 \
     -addext 'subjectAltName=IP:127.0.0.1' >/dev/null 2>&1 || bail "openssl could not make a certificate"

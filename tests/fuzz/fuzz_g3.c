@@ -50,10 +50,9 @@ static void challenge_again(const struct proto_g3_challenge *m)
 static void proof_again(const struct proto_g3_proof *m)
 {
     struct proto_g3_proof back;
-    char *txt = NULL;
-    size_t n;
+    struct secret *txt = NULL;
 
-    if (proto_g3_proof_encode(m, &txt, &n) < 0 || proto_g3_proof_decode(txt, n, &back, NULL) < 0)
+    if (proto_g3_proof_encode(m, &txt) < 0 || proto_g3_proof_decode((const char *)txt->data, txt->len, &back, NULL) < 0)
         abort();
     if (back.secret->len != m->secret->len || memcmp(back.secret->data, m->secret->data, m->secret->len) ||
         (m->version[0] && strcmp(back.version, m->version)) || !same(&back.quote, &m->quote) ||
@@ -61,28 +60,25 @@ static void proof_again(const struct proto_g3_proof *m)
         memcmp(back.pcr, m->pcr, sizeof(m->pcr)) || !same(&back.escrow, &m->escrow))
         abort();
     proto_g3_proof_clear(&back);
-    secure_wipe(txt, n);
-    free(txt);
+    secret_free(txt);
 }
 
 static void response_again(const struct proto_g3_response *m, bool is_error)
 {
     struct proto_g3_response back;
-    char *txt = NULL;
-    size_t n;
+    struct secret *txt = NULL;
     int r;
 
-    if (proto_g3_response_encode(m, &txt, &n) < 0)
+    if (proto_g3_response_encode(m, &txt) < 0)
         abort();
-    r = proto_g3_response_decode(txt, n, &back, NULL);
+    r = proto_g3_response_decode((const char *)txt->data, txt->len, &back, NULL);
     if (is_error ? r != -EREMOTEIO || strcmp(back.error, m->error)
                  : r != 0 || back.passphrase->len != m->passphrase->len ||
                        memcmp(back.passphrase->data, m->passphrase->data, m->passphrase->len) ||
                        strcmp(back.generated_by, m->generated_by))
         abort();
     proto_g3_response_clear(&back);
-    secure_wipe(txt, n);
-    free(txt);
+    secret_free(txt);
 }
 
 static void ek_of(const struct bytes *spki)

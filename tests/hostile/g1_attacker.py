@@ -4,7 +4,7 @@
 """A hostile node's network stack: our real discovery-challenger (with its real swtpm) talks to
 this proxy, which forwards every G1 exchange to the KMS over the real WebSocket protocol and
 rewrites what the node posts on /postPass. The TPM proof is genuine; the posted payload is the
-attacker's. Python standard library only; RFC 6455 framing as in tests/online/wsprobe.py.
+attacker's. Python standard library only; the RFC 6455 framing is tests/online/wsprobe.py's.
 
   g1_attacker.py BIND_ADDR KMS_PORT DIR MODE [force]
       listens on BIND_ADDR (any free port, written to DIR/port), connects to the KMS on
@@ -19,73 +19,14 @@ attacker's. Python standard library only; RFC 6455 framing as in tests/online/ws
 import json
 import os
 import socket
-import struct
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "online"))
+from wsprobe import frame, read_message, recv_until  # noqa: E402
+
 TIMEOUT = 20
-
-
-def read_exact(s, n, buf):
-    while len(buf[0]) < n:
-        chunk = s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        buf[0] += chunk
-    out, buf[0] = buf[0][:n], buf[0][n:]
-    return out
-
-
-def read_message(s, buf):
-    """(opcode, payload) of one reassembled message; pings and pongs are dropped."""
-    data, first = b"", None
-    while True:
-        b0, b1 = read_exact(s, 2, buf)
-        n = b1 & 0x7F
-        if n == 126:
-            n = struct.unpack(">H", read_exact(s, 2, buf))[0]
-        elif n == 127:
-            n = struct.unpack(">Q", read_exact(s, 8, buf))[0]
-        key = read_exact(s, 4, buf) if b1 & 0x80 else None
-        payload = read_exact(s, n, buf)
-        if key:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-        op = b0 & 0x0F
-        if op >= 8:
-            if op == 8:
-                return 8, payload
-            continue
-        first = first if first is not None else op
-        data += payload
-        if b0 & 0x80:
-            return first, data
-
-
-def frame(opcode, payload, mask):
-    n = len(payload)
-    m = 0x80 if mask else 0
-    hdr = bytes([0x80 | opcode])
-    if n < 126:
-        hdr += bytes([m | n])
-    elif n < 65536:
-        hdr += bytes([m | 126]) + struct.pack(">H", n)
-    else:
-        hdr += bytes([m | 127]) + struct.pack(">Q", n)
-    if not mask:
-        return hdr + payload
-    key = os.urandom(4)
-    return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def recv_head(s):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 class Log:
@@ -176,11 +117,11 @@ def main(bind, kms_port, outdir, mode, force=False):
         kms = socket.create_connection(("127.0.0.1", int(kms_port)), timeout=TIMEOUT, source_address=(bind, 0))
         kms.settimeout(TIMEOUT)
         try:
-            request = recv_head(node)
+            request = recv_until(node, b"\r\n\r\n")
             path = request.split(b" ", 2)[1].decode(errors="replace") if b" " in request else "?"
             log(f"connection {path}")
             kms.sendall(request)
-            head = recv_head(kms)
+            head = recv_until(kms, b"\r\n\r\n")
             head, _, rest = head.partition(b"\r\n\r\n")
             node.sendall(head + b"\r\n\r\n")
             if b" 101 " in head.split(b"\r\n", 1)[0]:

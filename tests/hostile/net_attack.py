@@ -30,6 +30,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "online"))
+from wsprobe import recv_until  # noqa: E402
+
 
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -45,6 +48,15 @@ def dial(host, port, src, timeout):
     s.settimeout(timeout)
     s.connect((host, port))
     return s
+
+
+def run_all(worker, n):
+    """worker(0) .. worker(n - 1), each in a thread of its own; returns when all have ended."""
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
 
 
 def cmd_probe(a):
@@ -93,11 +105,7 @@ def cmd_blank(a):
             except OSError:
                 time.sleep(0.01)
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(a.conns)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_all(worker, a.conns)
     print("sent %d connections %d" % (sum(sent), sum(conns)))
     return 0
 
@@ -132,11 +140,7 @@ def cmd_pipeline(a):
             except OSError:
                 time.sleep(0.05)
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(a.conns)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_all(worker, a.conns)
     print("requests-per-connection %d answers %d" % (len(payload) // len(req), sum(answers)))
     return 0
 
@@ -229,12 +233,8 @@ def serve_one(mode, conn, a):
     sent = 0
     conn.settimeout(a.seconds)
     try:
-        req = b""
-        while b"\r\n\r\n" not in req and len(req) < 65536:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            req += chunk
+        if b"\r\n\r\n" not in recv_until(conn, b"\r\n\r\n"):
+            return
         if mode == "blank":
             unit = b"\r\n" * 32768
         elif mode == "headers":

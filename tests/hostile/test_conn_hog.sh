@@ -27,24 +27,7 @@ hog_stop() { wait "$HOG"; diag <"$T/hog.out"; }
 # ---- default limits: the hog gets 32 connections, the good node is served ----
 swtpm_start "$(golden_state node-a ekcert)"
 HASH=$(node_hash "$TPM_SOCK") || bail "tpm-hash failed"
-mkdir -p "$DB" && chmod 700 "$DB"
-cat >"$DB/node.yaml" <<EOF2
-apiVersion: v1
-kind: Secret
-metadata: {name: nodesecret, namespace: default}
-type: Opaque
-stringData: {pass: "hog-test-passphrase"}
----
-apiVersion: keyserver.kairos.io/v1alpha1
-kind: SealedVolume
-metadata: {name: node, namespace: default}
-spec:
-  TPMHash: "$HASH"
-  partitions:
-    - label: COS_PERSISTENT
-      secret: {name: nodesecret, path: pass}
-EOF2
-chmod 600 "$DB/node.yaml"
+static_volume node.yaml node nodesecret "$HASH" hog-test-passphrase
 kms_start
 hog_start
 attack probe 127.0.0.1 "$KMS_PORT" --src 127.0.0.1 >"$T/probe" 2>&1

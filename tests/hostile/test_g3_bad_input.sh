@@ -9,11 +9,8 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/swtpm.sh"
 . "$(dirname "$0")/../lib/kms.sh"
-require python3
-: "${KKMS_G3_NODE_TOOL:?}"
-NODE="python3 $KKMS_SOURCE_ROOT/tests/online/g3_node.py"
-swtpm_start "$(golden_state node-a ekcert)"; SOCK_GOOD=$TPM_SOCK
-swtpm_start "$(golden_state node-b ekcert)"; SOCK_EVIL=$TPM_SOCK
+g3_two_nodes
+SOCK_GOOD=$SOCK_A SOCK_EVIL=$SOCK_B
 mkdir -p "$DB" && chmod 700 "$DB"
 kms_start --enroll tofu --exchange-timeout 3
 NODE_PROTOCOL=g3 node_get "$T/good" "$T/err" rc "$SOCK_GOOD" COS_PERSISTENT

@@ -9,11 +9,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/swtpm.sh"
 . "$(dirname "$0")/../lib/kms.sh"
-require python3
-: "${KKMS_G3_NODE_TOOL:?}"
-NODE="python3 $KKMS_SOURCE_ROOT/tests/online/g3_node.py"
-swtpm_start "$(golden_state node-a ekcert)"; SOCK_A=$TPM_SOCK
-swtpm_start "$(golden_state node-b ekcert)"; SOCK_B=$TPM_SOCK
+g3_two_nodes
 HASH_A=$(node_hash "$SOCK_A") || bail "tpm-hash failed"
 HASH_B=$(node_hash "$SOCK_B") || bail "tpm-hash failed"
 mkdir -p "$DB" && chmod 700 "$DB"

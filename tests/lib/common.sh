@@ -44,6 +44,17 @@ check() { if eval "$2"; then ok "$1"; else not_ok "$1"; fi; }
 diag() { sed 's/^/# /'; }
 done_testing() { echo "1..$_tap_n"; [ "$_tap_failed" -eq 0 ]; }
 bail() { echo "Bail out! $*"; exit 1; }
+# one_line FILE: FILE holds exactly one line (an error said once, in one line).
+one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
+# refused_in_one_line DESCRIPTION PATTERN COMMAND...: one TAP line for COMMAND (stdin $T/pass)
+# exiting 1 with exactly one line on stderr ($T/err) that matches the grep PATTERN; sets rc.
+refused_in_one_line() {
+    local what=$1 pattern=$2
+    shift 2
+    "$@" <"$T/pass" >/dev/null 2>"$T/err"
+    rc=$?
+    check "$what" '[ "$rc" = 1 ] && one_line "$T/err" && grep -q -- "$pattern" "$T/err"'
+}
 
 require() {
     local tool

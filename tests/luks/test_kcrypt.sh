@@ -11,7 +11,6 @@
 . "$(dirname "$0")/../lib/disk.sh"
 require sgdisk mkfs.ext4 blkid cryptsetup debugfs python3
 
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 field() { sed -n "s/^[[:space:]]*$1:[[:space:]]*//p" "$2" | head -1; }
 # Labels unique to this run, so nothing on the host can match (ext4 labels: 16 characters).
 A=KKA$$ B=KKB$$ C=KKC$$ D=KKD$$

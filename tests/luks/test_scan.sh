@@ -11,7 +11,6 @@ require losetup sgdisk blkid partx mkfs.ext4 cryptsetup timeout truncate
 [ "$(id -u)" = 0 ] || bail "test_scan.sh needs root (losetup, mknod)"
 
 lp() { timeout -k 5 60 "$PROBE" "$@"; }
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 # get FILE NAME KEY: KEY of the block NAME=<NAME> in luks_probe scan output.
 get() { awk -v n="$2" -v k="$3" -v RS= -F '\n' '{ m = 0; for (i = 1; i <= NF; i++) if ($i == "NAME=" n) m = 1
         if (m) for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' "$1"; }

@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../lib/swtpm.sh"
 require cryptsetup systemd-cryptenroll python3 tpm2_createprimary tpm2_unseal tpm2_pcrextend base64 xxd
 
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 # ck TITLE CONDITION [LOG]: check, and on failure show LOG (default: the last stderr)
 ck() { if eval "$2"; then ok "$1"; else not_ok "$1"; diag <"${3:-$T/err}"; fi; }
 swtpm_start "$(golden_state plain plain)"
@@ -23,6 +22,21 @@ newimg() { # newimg NAME: a LUKS2 image file with the passphrase of $T/pw in key
 hdr() { head -c 16M "$1" | sha256sum; } # the LUKS2 metadata and keyslots
 token_json() { cryptsetup token export --token-id "$2" "$1"; }
 tokens_of() { cryptsetup luksDump "$1" | grep -c ": $2\$"; }
+# make_token NAME ALG PIN [JSON]: $T/NAME.json, a systemd-tpm2 token (keyslot 1, PCR 7, sha256 bank)
+# for the object $T/NAME.priv + .pub made by tpm2-tools under an ALG (ecc, rsa) primary with policy
+# $T/NAME.policy; PIN true or false; the members of the JSON object added after.
+make_token() {
+    python3 - "$T" "$@" <<'EOF'
+import base64, json, sys
+t, name, alg, pin = sys.argv[1:5]
+blob = open(f"{t}/{name}.priv", "rb").read() + open(f"{t}/{name}.pub", "rb").read()
+tok = {"type": "systemd-tpm2", "keyslots": ["1"], "tpm2-blob": base64.b64encode(blob).decode(),
+       "tpm2-pcrs": [7], "tpm2-pcr-bank": "sha256", "tpm2-primary-alg": alg,
+       "tpm2-policy-hash": open(f"{t}/{name}.policy", "rb").read().hex(), "tpm2-pin": pin == "true"}
+tok.update(json.loads(sys.argv[5]) if len(sys.argv) > 5 else {})
+json.dump(tok, open(f"{t}/{name}.json", "w"))
+EOF
+}
 pcr7() { tpm2 pcrread sha256:7 -o "$T/pcr7.bin" >/dev/null && xxd -p -c 64 "$T/pcr7.bin"; }
 
 # ---- 1. a token written by Debian's systemd-cryptenroll opens with kcrypt ----
@@ -192,16 +206,7 @@ cryptsetup luksAddKey --batch-mode --key-file "$T/pw" --pbkdf pbkdf2 --pbkdf-for
     timeout 30 tpm2_flushcontext -t >/dev/null 2>&1; timeout 30 tpm2_flushcontext -s >/dev/null 2>&1
     exit $rc
 ) 2>"$T/v257.err"
-python3 - "$T" <<'EOF'
-import base64, json, sys
-t = sys.argv[1]
-blob = open(t + "/v257.priv", "rb").read() + open(t + "/v257.pub", "rb").read()
-tok = {"type": "systemd-tpm2", "keyslots": ["1"], "tpm2-blob": base64.b64encode(blob).decode(),
-       "tpm2-pcrs": [7], "tpm2-pcr-bank": "sha256", "tpm2-primary-alg": "ecc",
-       "tpm2-policy-hash": open(t + "/v257.policy", "rb").read().hex(), "tpm2-pin": True,
-       "tpm2_salt": open(t + "/salt.b64").read(), "tpm2_srk": base64.b64encode(b"serialized-esys-tr").decode()}
-json.dump(tok, open(t + "/v257.json", "w"))
-EOF
+make_token v257 ecc true "{\"tpm2_salt\": \"$(cat "$T/salt.b64")\", \"tpm2_srk\": \"$(printf serialized-esys-tr | base64 -w0)\"}"
 cryptsetup --disable-external-tokens token import --json-file "$T/v257.json" "$T/v257.img"
 kk unlock --test "$T/v257.img" --tpm-pin-file "$T/pin"
 ck "a token with tpm2_srk and tpm2_salt (systemd >= 254) opens with the right PIN" '[ "$rc" = 0 ]' "$T/err"
@@ -229,15 +234,7 @@ cryptsetup luksAddKey --batch-mode --key-file "$T/pw" --pbkdf pbkdf2 --pbkdf-for
     timeout 30 tpm2_flushcontext -t >/dev/null 2>&1; timeout 30 tpm2_flushcontext -s >/dev/null 2>&1
     exit $rc
 ) 2>"$T/rsa.err"
-python3 - "$T" <<'EOF'
-import base64, json, sys
-t = sys.argv[1]
-blob = open(t + "/rsa.priv", "rb").read() + open(t + "/rsa.pub", "rb").read()
-tok = {"type": "systemd-tpm2", "keyslots": ["1"], "tpm2-blob": base64.b64encode(blob).decode(),
-       "tpm2-pcrs": [7], "tpm2-pcr-bank": "sha256", "tpm2-primary-alg": "rsa",
-       "tpm2-policy-hash": open(t + "/rsa.policy", "rb").read().hex(), "tpm2-pin": False}
-json.dump(tok, open(t + "/rsa.json", "w"))
-EOF
+make_token rsa rsa false
 cryptsetup --disable-external-tokens token import --json-file "$T/rsa.json" "$T/rsa.img"
 kk unlock --test "$T/rsa.img"
 ck "a token sealed under the legacy RSA primary (tpm2-primary-alg rsa) opens" '[ "$rc" = 0 ]' "$T/err"

@@ -94,3 +94,12 @@ resolve() {
     in_a timeout -k 5 60 "$QUERY_TOOL" resolve "$@" >"$out" 2>"$err"
     printf -v "$__rc" '%d' $?
 }
+
+# node_and_db: a swtpm node (node-a; TPM_SOCK, HASH) whose unix socket works from either namespace,
+# and an empty KMS directory DB.
+node_and_db() {
+    swtpm_start "$(golden_state node-a ekcert)"
+    HASH=$(timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$TPM_SOCK") || bail "tpm-hash failed"
+    DB=$T/db
+    mkdir -p "$DB" && chmod 700 "$DB"
+}

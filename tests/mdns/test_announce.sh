@@ -10,10 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 netns_up
 
-swtpm_start "$(golden_state node-a ekcert)"
-HASH=$(timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$TPM_SOCK") || bail "tpm-hash failed"
-DB=$T/db
-mkdir -p "$DB" && chmod 700 "$DB"
+node_and_db
 printf %s "announced-kms-passphrase" >"$T/pass"
 run_kkms "$T/out" "$T/err" rc challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT \
     --passphrase-file "$T/pass"

@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/lib.sh"
 netns_up
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 
 # ---- the applet's command line ----
 run_kkms "$T/out" "$T/err" rc mdns-responder --help

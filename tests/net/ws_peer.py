@@ -451,23 +451,29 @@ def serve_one(sock, frag):
         sock.close()
 
 
+def accepted(ls, lifetime):
+    """The connections listener ls accepts within lifetime seconds (ends early when none comes)."""
+    ls.settimeout(lifetime)
+    end = time.monotonic() + lifetime
+    while time.monotonic() < end:
+        try:
+            sock, _ = ls.accept()
+        except socket.timeout:
+            return
+        yield sock
+
+
 def server(args):
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", 0))
     ls.listen(16)
-    ls.settimeout(args.lifetime)
     ctx = None
     if args.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls[0], args.tls[1])
     say("PORT", ls.getsockname()[1])
-    end = time.monotonic() + args.lifetime
-    while time.monotonic() < end:
-        try:
-            sock, _ = ls.accept()
-        except socket.timeout:
-            break
+    for sock in accepted(ls, args.lifetime):
         if ctx:
             try:
                 sock.settimeout(TIMEOUT)
@@ -500,14 +506,8 @@ def http_server(args):
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.bind(("127.0.0.1", 0))
     ls.listen(16)
-    ls.settimeout(args.lifetime)
     say("PORT", ls.getsockname()[1])
-    end = time.monotonic() + args.lifetime
-    while time.monotonic() < end:
-        try:
-            sock, _ = ls.accept()
-        except socket.timeout:
-            break
+    for sock in accepted(ls, args.lifetime):
         p = Peer(sock)
         try:
             request, headers = p.read_head()

@@ -9,7 +9,6 @@
 . "$(dirname "$0")/../lib/kms.sh"
 require python3 cryptsetup openssl
 PROBE="python3 $(dirname "$0")/wsprobe.py"
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 
 swtpm_start "$(golden_state node-a ekcert)"; SOCK_A=$TPM_SOCK
 swtpm_start "$(golden_state node-b ekcert)"; SOCK_B=$TPM_SOCK
@@ -17,25 +16,7 @@ HASH_A=$(node_hash "$SOCK_A") || bail "tpm-hash failed"
 HASH_B=$(node_hash "$SOCK_B") || bail "tpm-hash failed"
 
 # ---- static keys: the operator's manifests, exactly as for upstream (docs/upstream.md §6.3) ----
-mkdir -p "$DB" && chmod 700 "$DB"
-cat >"$DB/static.yaml" <<EOF2
-apiVersion: v1
-kind: Secret
-metadata: {name: mysecret, namespace: default}
-type: Opaque
-stringData: {pass: "awesome-plaintext-passphrase"}
----
-apiVersion: keyserver.kairos.io/v1alpha1
-kind: SealedVolume
-metadata: {name: test2, namespace: default}
-spec:
-  TPMHash: "$HASH_A"
-  partitions:
-    - label: COS_PERSISTENT
-      secret: {name: mysecret, path: pass}
-  quarantined: false
-EOF2
-chmod 600 "$DB/static.yaml"
+static_volume static.yaml test2 mysecret "$HASH_A" awesome-plaintext-passphrase
 kms_start
 node_get "$T/out" "$T/err" rc "$SOCK_A" COS_PERSISTENT
 check "static key: the node gets the operator's passphrase" \
@@ -79,12 +60,7 @@ node_get "$T/oem" "$T/err" rc "$SOCK_B" COS_OEM
 check "a second partition gets its own passphrase" '[ "$rc" = 0 ] && grep -qxE "[0-9a-z]{32}" "$T/oem" && ! cmp -s "$T/oem" "$T/pass1"'
 
 # ---- quarantine ----
-run_kkms "$T/out" "$T/err" rc challenger quarantine --db "$DB" "$HASH_B"
-node_get "$T/out" "$T/err" rc "$SOCK_B" COS_PERSISTENT
-check "quarantined TPM: refused with upstream's message" '[ "$rc" = 1 ] && grep -q "quarantined: COS_PERSISTENT" "$T/err"'
-run_kkms "$T/out" "$T/err" rc challenger release --db "$DB" "$HASH_B"
-node_get "$T/out" "$T/err" rc "$SOCK_B" COS_PERSISTENT
-check "released: served again, same passphrase" '[ "$rc" = 0 ] && cmp -s "$T/out" "$T/pass1"'
+quarantine_cycle "$SOCK_B" "$HASH_B" "$T/pass1" "quarantined: COS_PERSISTENT"
 run_kkms "$T/list" "$T/err" rc challenger list --db "$DB" --audit-log /dev/null
 check "challenger list shows both nodes and no secret value" \
     '[ "$rc" = 0 ] && grep -q "$HASH_A" "$T/list" && grep -q "$HASH_B" "$T/list" && ! grep -qF "$(cat "$T/pass1")" "$T/list" && ! grep -q awesome "$T/list"'

@@ -70,37 +70,14 @@ check "...which are then enforced" '[ "$rc" = 1 ] && grep -q "PCR7 changed" "$T/
 swtpm_start "$(golden_state node-c ekcert)"; SOCK_C=$TPM_SOCK
 HASH_C=$(node_hash "$SOCK_C") || bail "tpm-hash failed"
 node_get "$T/cpass" "$T/err" rc "$SOCK_C" COS_PERSISTENT
-run_kkms "$T/out" "$T/err" rc challenger quarantine --db "$DB" "$HASH_C"
-node_get "$T/out" "$T/err" rc "$SOCK_C" COS_PERSISTENT
-check "quarantined: refused with upstream's message" '[ "$rc" = 1 ] && grep -q "TPM is quarantined" "$T/err"'
-run_kkms "$T/out" "$T/err" rc challenger release --db "$DB" "$HASH_C"
-node_get "$T/out" "$T/err" rc "$SOCK_C" COS_PERSISTENT
-check "released: served again, same key" '[ "$rc" = 0 ] && cmp -s "$T/out" "$T/cpass"'
+quarantine_cycle "$SOCK_C" "$HASH_C" "$T/cpass" "TPM is quarantined"
 
 # ---- EK pinning: a SealedVolume of node D's hash whose enrolled EK is node A's ----
 swtpm_start "$(golden_state node-d ekcert)"; SOCK_D=$TPM_SOCK
 HASH_D=$(node_hash "$SOCK_D") || bail "tpm-hash failed"
 ek_a=$(sed -n '/ekPublicKey/{s/^ *ekPublicKey: //;p}' "$(vol_file "$HASH_A")")
-cat >"$DB/ekpin.yaml" <<EOF2
-apiVersion: v1
-kind: Secret
-metadata: {name: dsecret, namespace: default}
-type: Opaque
-stringData: {pass: "static-key-of-d"}
----
-apiVersion: keyserver.kairos.io/v1alpha1
-kind: SealedVolume
-metadata: {name: node-d, namespace: default}
-spec:
-  TPMHash: "$HASH_D"
-  partitions:
-    - label: COS_PERSISTENT
-      secret: {name: dsecret, path: pass}
-  quarantined: false
-  attestation:
-    ekPublicKey: $ek_a
-EOF2
-chmod 600 "$DB/ekpin.yaml"
+static_volume ekpin.yaml node-d dsecret "$HASH_D" static-key-of-d "  attestation:
+    ekPublicKey: $ek_a"
 node_get "$T/out" "$T/err" rc "$SOCK_D" COS_PERSISTENT
 check "EK differs from the enrolled one: refused with upstream's message" \
     '[ "$rc" = 1 ] && grep -q "EK verification failed: EK public key does not match enrolled key" "$T/err"'
@@ -190,25 +167,17 @@ check "--protocol auto falls back to G1 where /tpm-attestation answers 404 (here
 
 # ---- a KMS that sends {"error":..} in place of the challenge: reported, final, never misparsed ----
 cat >"$T/errkms.py" <<'EOF2'
-import base64, hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
-s.listen(4)
-open(sys.argv[1], "w").write(str(s.getsockname()[1]))
-s.settimeout(30)
+import base64, hashlib, os, socket, sys
+sys.path.insert(0, os.environ["KKMS_SOURCE_ROOT"] + "/tests/online")
+from wsprobe import listen, recv_until
+s = listen("127.0.0.1", 0, sys.argv[1])
 for _ in range(4):
     try:
         c, _ = s.accept()
     except socket.timeout:
         break
     c.settimeout(5)
-    head = b""
-    while b"\r\n\r\n" not in head and len(head) < 65536:
-        more = c.recv(4096)
-        if not more:
-            break
-        head += more
+    head = recv_until(c, b"\r\n\r\n")
     key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")]
     acc = base64.b64encode(hashlib.sha1(key[0] + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()) if key else b""
     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

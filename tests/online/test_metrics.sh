@@ -22,12 +22,7 @@ except urllib.error.HTTPError as e:
 P
 }
 
-swtpm_start "$(golden_state node-a ekcert)"
-HASH=$(node_hash "$TPM_SOCK") || bail "tpm-hash failed"
-mkdir -p "$DB" && chmod 700 "$DB"
-printf %s "metrics-test-passphrase" >"$T/pass"
-"$KAIROS_KMS" challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT --passphrase-file "$T/pass" \
-    >/dev/null 2>>"$T/kms.log" || bail "register failed"
+register_node metrics-test-passphrase
 "$KAIROS_KMS" challenger register --db "$DB" --tpm-hash "$(printf 'b%.0s' $(seq 64))" --label COS_PERSISTENT \
     >/dev/null 2>>"$T/kms.log" || bail "register failed"
 "$KAIROS_KMS" challenger quarantine --db "$DB" "$(printf 'b%.0s' $(seq 64))" >/dev/null 2>>"$T/kms.log"
@@ -74,7 +69,7 @@ check "--metrics-listen: /metrics on its own port" 'grep -q "^kairos_kms_exchang
 fetch "$KMS_URL/metrics" >/dev/null 2>"$T/h4"
 check "--metrics-listen: the node-facing port answers 404 for /metrics" 'grep -qx 404 "$T/h4"'
 run_kkms "$T/o" "$T/e" rc challenger --db "$DB" --metrics-listen nonsense
-check "--metrics-listen without a port: exit 1, one line naming it" \
-    '[ "$rc" = 1 ] && grep -q -- "--metrics-listen nonsense: expected ADDR:PORT" "$T/e"'
+check "--metrics-listen without a port: bad usage (exit 2), one line naming it" \
+    '[ "$rc" = 2 ] && grep -q -- "--metrics-listen nonsense: expected ADDR:PORT" "$T/e"'
 kms_stop
 done_testing

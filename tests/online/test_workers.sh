@@ -9,12 +9,7 @@
 . "$(dirname "$0")/../lib/kms.sh"
 require python3 pgrep
 
-swtpm_start "$(golden_state node-a ekcert)"
-HASH=$(node_hash "$TPM_SOCK") || bail "tpm-hash failed"
-mkdir -p "$DB" && chmod 700 "$DB"
-printf %s "worker-test-passphrase" >"$T/pass"
-"$KAIROS_KMS" challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT --passphrase-file "$T/pass" \
-    >/dev/null 2>>"$T/kms.log" || bail "register failed"
+register_node worker-test-passphrase
 
 run_kkms "$T/out" "$T/err" rc challenger --db "$DB" --workers 0
 check "--workers 0: a usage error naming the flag" '[ "$rc" = 2 ] && grep -q -- "--workers 0: expected 1 to 64, or auto" "$T/err"'

@@ -26,9 +26,23 @@ import sys
 TIMEOUT = 20
 
 
-def recv_until(s, marker):
+def listen(host, port, portfile=None):
+    """A TCP listener on host:port (0: a free port, then written to portfile); accept() waits 30 s."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(4)
+    if portfile:
+        with open(portfile, "w") as f:
+            f.write(str(s.getsockname()[1]))
+    s.settimeout(30)
+    return s
+
+
+def recv_until(s, marker, limit=65536):
+    """What s sends up to marker (or its end, or limit bytes): an HTTP head with b"\r\n\r\n"."""
     data = b""
-    while marker not in data:
+    while marker not in data and len(data) < limit:
         chunk = s.recv(4096)
         if not chunk:
             break

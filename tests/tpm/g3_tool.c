@@ -97,13 +97,24 @@ static void put_hex(const char *key, const uint8_t *p, size_t n)
     free(hex);
 }
 
-static int encode(const char *kind, const struct spec *s, char **out, size_t *len)
+/* The text a plain encoder made (r its result; *t, *n read after it ran), held as a secret like
+ * the others'. */
+static int held(int r, char **t, const size_t *n, struct secret **out)
 {
-    char *error = spec_str(s, "error");
+    if (r == 0)
+        *out = secret_take(TAKE_PTR(*t), *n);
+    free(*t);
+    return r;
+}
+
+static int encode(const char *kind, const struct spec *s, struct secret **out)
+{
+    char *error = spec_str(s, "error"), *t = NULL;
+    size_t n = 0;
     int r = -EINVAL;
 
     if (error && (!strcmp(kind, "challenge") || !strcmp(kind, "response"))) {
-        r = proto_g3_error_encode(error, out, len);
+        r = held(proto_g3_error_encode(error, &t, &n), &t, &n, out);
     } else if (!strcmp(kind, "init")) {
         struct proto_g3_init m = {0};
         struct bytes defer;
@@ -115,14 +126,14 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
         if (spec_get(s, "defer_pcr_enrollment", &defer))
             m.defer_pcr_enrollment = defer.data[0];
         bytes_clear(&defer);
-        r = proto_g3_init_encode(&m, out, len);
+        r = held(proto_g3_init_encode(&m, &t, &n), &t, &n, out);
         proto_g3_init_clear(&m);
     } else if (!strcmp(kind, "challenge")) {
         struct proto_g3_challenge m = {0};
         spec_get(s, "Credential", &m.credential);
         spec_get(s, "Secret", &m.encrypted_secret);
         spec_get(s, "nonce", &m.nonce);
-        r = proto_g3_challenge_encode(&m, out, len);
+        r = held(proto_g3_challenge_encode(&m, &t, &n), &t, &n, out);
         proto_g3_challenge_clear(&m);
     } else if (!strcmp(kind, "proof")) {
         struct proto_g3_proof m = {0};
@@ -148,7 +159,7 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
             }
             bytes_clear(&b);
         }
-        r = proto_g3_proof_encode(&m, out, len);
+        r = proto_g3_proof_encode(&m, out);
         proto_g3_proof_clear(&m);
     } else if (!strcmp(kind, "response")) {
         struct proto_g3_response m = {0};
@@ -160,7 +171,7 @@ static int encode(const char *kind, const struct spec *s, char **out, size_t *le
         }
         bytes_clear(&b);
         m.generated_by = spec_str(s, "generated_by");
-        r = proto_g3_response_encode(&m, out, len);
+        r = proto_g3_response_encode(&m, out);
         proto_g3_response_clear(&m);
     }
     free(error);
@@ -235,20 +246,17 @@ int main(int argc, char **argv)
     log_set_program("g3_tool");
     if (argc == 5 && !strcmp(argv[1], "encode")) {
         struct spec s;
-        char *out = NULL;
-        size_t len = 0;
+        _cleanup_secret_ struct secret *out = NULL;
         int r = spec_read(argv[3], &s);
         FILE *f;
         if (r == 0)
-            r = encode(argv[2], &s, &out, &len);
+            r = encode(argv[2], &s, &out);
         spec_free(&s);
         if (r < 0)
             return log_error_errno(r, "%s: the G3 %s encoder refused these fields", argv[3], argv[2]), EXIT_RUNTIME;
         f = fopen(argv[4], "wb");
-        if (!f || fwrite(out, 1, len, f) != len || fclose(f) != 0)
+        if (!f || fwrite(out->data, 1, out->len, f) != out->len || fclose(f) != 0)
             return log_error_errno(-EIO, "%s: cannot write", argv[4]), EXIT_RUNTIME;
-        secure_wipe(out, len);
-        free(out);
         return EXIT_OK;
     }
     if (argc == 4 && !strcmp(argv[1], "decode")) {

@@ -19,7 +19,6 @@ tool=${KKMS_ATTEST_TOOL:-}
 root=$(cd "${KKMS_SOURCE_ROOT:-$(dirname "$0")/../..}" && pwd)
 [ -x "$tool" ] || bail "KKMS_ATTEST_TOOL must name the attest_tool test driver (tests/meson.build builds it)"
 
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 hexof() { xxd -p -c 256 "$1"; }
 # patched SRC OFFSET XOR DST: a copy of SRC with the byte at OFFSET XORed with XOR.
 patched() {

@@ -9,7 +9,6 @@
 require tpm2_createprimary tpm2_evictcontrol tpm2_rsaencrypt tpm2_rsadecrypt tpm2_nvdefine tpm2_nvwrite \
     tpm2_nvreadpublic tpm2_nvread tpm2_readpublic
 
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 
 # upstream_store NV C PASS: what go-tpm/tpmk do — the 0x81000008-style key, OAEP-SHA256, and an NV
 # index with SHA-1 name and attributes 0x00070002.

@@ -18,7 +18,6 @@ require tpm2_createek tpm2_createak tpm2_quote tpm2_readpublic tpm2_pcrextend tp
 : "${KKMS_ATTEST_TOOL:?KKMS_ATTEST_TOOL must name the attest_tool test driver (tests/meson.build builds it)}"
 : "${KKMS_NODE_ATTEST_TOOL:?KKMS_NODE_ATTEST_TOOL must name the node_attest_tool test driver}"
 verify() { timeout -k 5 30 "$KKMS_ATTEST_TOOL" verify-quote "$@"; }
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 # refused WHAT ARGS...: verify-quote fails with one line on stderr that contains WHAT.
 refused() {
     local what=$1

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/../lib/swtpm.sh"
 require unshare
 
-one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
 
 # No TPM at the default places: run in a mount namespace whose /dev is empty.
 timeout 60 unshare -m sh -c 'mount -t tmpfs none /dev && exec "$0" tpm-hash' "$KAIROS_KMS" >"$T/out" 2>"$T/err"

@@ -1,6 +1,12 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -226,6 +232,125 @@ static void test_errno_idiom_and_safe_growth(void)
     free(n);
 }
 
+/* ---- fd_wait, read_full, write_full ---- */
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A child that sleeps ms, then writes n bytes of pattern to fd in pieces of at most piece. */
+static pid_t slow_writer(int fd, int ms, size_t n, size_t piece)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t buf[4096];
+        usleep((useconds_t)ms * 1000);
+        for (size_t off = 0; off < n;) {
+            size_t k = n - off < piece ? n - off : piece;
+            for (size_t i = 0; i < k; i++)
+                buf[i] = (uint8_t)((off + i) * 7);
+            if (write(fd, buf, k) != (ssize_t)k)
+                _exit(1);
+            off += k;
+            usleep(2000);
+        }
+        _exit(0);
+    }
+    return pid;
+}
+
+static bool pattern_ok(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (uint8_t)(i * 7))
+            return false;
+    return true;
+}
+
+static void test_fd_deadlines(void)
+{
+    int sv[2], status = 0;
+    uint8_t *big = xmalloc(1 << 20), small[64];
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    struct itimerval tick = {.it_interval = {0, 20000}, .it_value = {0, 20000}}, off = {0};
+    pid_t pid;
+    int64_t t0;
+
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    t0 = now_ms();
+    CHECK(fd_wait(sv[0], POLLIN, now_ms() + 100) == -ETIMEDOUT && now_ms() - t0 >= 90,
+          "fd_wait: nothing to read before the deadline is -ETIMEDOUT, after the deadline");
+    CHECK(fd_wait(sv[0], POLLOUT, now_ms() + 100) == 0, "fd_wait: a socket with room is ready for writing");
+    CHECK(read_full(sv[0], small, sizeof(small), now_ms() - 1) == -ETIMEDOUT,
+          "read_full: a deadline already past is -ETIMEDOUT without waiting");
+
+    /* partial reads: 100 KiB arriving in 1000-byte pieces, read as one */
+    pid = slow_writer(sv[1], 0, 100000, 1000);
+    CHECK(read_full(sv[0], big, 100000, now_ms() + 10000) == 0 && pattern_ok(big, 100000),
+          "read_full: 100,000 bytes that come in 1,000-byte pieces are read whole");
+    waitpid(pid, &status, 0);
+
+    /* a short write to a full socket buffer: write_full waits for room and writes the rest */
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    for (size_t i = 0; i < (1 << 20); i++)
+        big[i] = (uint8_t)(i * 7);
+    pid = fork();
+    if (pid == 0) {
+        uint8_t *in = malloc(1 << 20);
+        usleep(100000); /* let the writer fill the buffer first */
+        _exit(in && read_full(sv[1], in, 1 << 20, now_ms() + 20000) == 0 && pattern_ok(in, 1 << 20) ? 0 : 1);
+    }
+    CHECK(write_full(sv[0], big, 1 << 20, now_ms() + 20000) == 0,
+          "write_full: 1 MiB through a non-blocking socket (partial writes, EAGAIN) is written whole");
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "write_full: the reader got every byte in order");
+
+    /* nobody reads: write_full gives up at the deadline */
+    t0 = now_ms();
+    CHECK(write_full(sv[0], big, 1 << 20, now_ms() + 200) == -ETIMEDOUT && now_ms() - t0 < 5000,
+          "write_full: a peer that reads nothing is -ETIMEDOUT at the deadline");
+    close(sv[0]);
+    close(sv[1]);
+
+    /* EINTR: a signal every 20 ms (no SA_RESTART) while waiting for data that comes after 200 ms */
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+    sigaction(SIGALRM, &sa, &old);
+    pid = slow_writer(sv[1], 200, 64, 16);
+    setitimer(ITIMER_REAL, &tick, NULL);
+    CHECK(read_full(sv[0], small, 64, now_ms() + 10000) == 0 && pattern_ok(small, 64),
+          "read_full: interrupted by signals (EINTR) it keeps waiting and reads everything");
+    t0 = now_ms();
+    CHECK(fd_wait(sv[0], POLLIN, now_ms() + 150) == -ETIMEDOUT && now_ms() - t0 >= 140,
+          "fd_wait: signals (EINTR) do not cut the wait short of its deadline");
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    waitpid(pid, &status, 0);
+
+    /* the stream ends early; the deadline passes after some bytes */
+    CHECK(write(sv[1], "abc", 3) == 3, "three bytes written");
+    CHECK(read_full(sv[0], small, 10, now_ms() + 150) == -ETIMEDOUT,
+          "read_full: 3 of 10 bytes and then nothing is -ETIMEDOUT at the deadline");
+    close(sv[1]);
+    CHECK(read_full(sv[0], small, 10, now_ms() + 5000) == -ECONNRESET,
+          "read_full: the peer closing before n bytes is -ECONNRESET");
+    close(sv[0]);
+    CHECK(fd_wait(sv[0], POLLIN, now_ms() + 1000) == -EBADF, "fd_wait: a closed descriptor is -EBADF");
+    free(big);
+}
+
+static void test_secret_take(void)
+{
+    char *buf = xmalloc(8);
+    struct secret *s;
+
+    memcpy(buf, "pass\nxyz", 8);
+    s = secret_take(buf, 4);
+    CHECK(s->data == (uint8_t *)buf && s->len == 4 && s->cap == 4 && !strcmp((char *)s->data, "pass"),
+          "secret_take adopts the buffer itself (no copy), NUL-terminated after len");
+    secret_free(s);
+    s = base64_encode_secret("\x01\x02\x03\x04", 4, BASE64_STD);
+    CHECK(s->len == 8 && !memcmp(s->data, "AQIDBA==", 9), "base64_encode_secret: the text as a secret, NUL after it");
+    secret_free(s);
+}
+
 int main(void)
 {
     test_errno_idiom_and_safe_growth();
@@ -237,5 +362,7 @@ int main(void)
     test_secrets();
     test_read_file();
     test_write_atomic();
+    test_fd_deadlines();
+    test_secret_take();
     return tap_done();
 }

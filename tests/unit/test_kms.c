@@ -930,11 +930,13 @@ static void test_audit_lines(const char *audit_path)
     free(text);
     text = read_text(audit_path);
     CHECK(text &&
-              strstr(text, "\"action\":\"getPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_STOLEN
-                           "\",\"label\":\"COS_PERSISTENT\",\"name\":\"\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40000\","
-                           "\"volume\":\"stolen\",\"secret\":\"\",\"reason\":\"quarantined: COS_PERSISTENT\"}") &&
+              strstr(
+                  text,
+                  "\"action\":\"getPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_STOLEN
+                  "\",\"label\":\"COS_PERSISTENT\",\"name\":\"\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40000\","
+                  "\"volume\":\"stolen\",\"secret\":\"\",\"reason\":\"quarantined: COS_PERSISTENT\",\"instance\":\"") &&
               strstr(text, "\"action\":\"postPass\",\"outcome\":\"ok\""),
-          "a line names the action, outcome, hash, partition, peer, volume and reason");
+          "a line names the action, outcome, hash, partition, peer, volume, reason and instance");
     CHECK(text &&
               strstr(text, "\"action\":\"postPass\",\"outcome\":\"refused\",\"tpm_hash\":\"" H_NODE_B
                            "\",\"label\":\"FLEET\",\"name\":\"vda5\",\"uuid\":\"\",\"peer\":\"192.0.2.7:40001\","

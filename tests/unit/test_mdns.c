@@ -182,58 +182,58 @@ static void test_reader_refuses(void)
     size_t n;
 
     CHECK(read_all((const uint8_t *)"\0\0\0", 3) == -EBADMSG, "shorter than a header");
-    n = raw(p, 1, 0, "\xc0\x0c\x00\x01\x00\x01", 6);
-    CHECK(read_all(p, n) == -EBADMSG, "a pointer to itself");
-    n = raw(p, 1, 0,
-            "\x01"
-            "a"
-            "\xc0\x0c\x00\x01\x00\x01",
-            8);
-    CHECK(read_all(p, n) == -EBADMSG, "a pointer back to the labels that led to it (a loop)");
-    n = raw(p, 1, 0,
-            "\xc0\x12\x00\x01\x00\x01"
-            "\x01"
-            "a\x00",
-            9);
-    CHECK(read_all(p, n) == -EBADMSG, "a pointer forwards");
-    n = raw(p, 1, 0, "\xc0\x02\x00\x01\x00\x01", 6);
-    CHECK(read_all(p, n) == -EBADMSG, "a pointer into the header");
-    n = raw(p, 1, 0,
-            "\x41"
-            "a\x00\x00\x01\x00\x01",
-            7);
-    CHECK(read_all(p, n) == -EBADMSG, "an extended label type (0x40)");
-    n = raw(p, 1, 0,
-            "\x05"
-            "ab",
-            3);
-    CHECK(read_all(p, n) == -EBADMSG, "a label running off the packet");
-    n = raw(p, 1, 0,
-            "\x01"
-            "a\x00\x00\x01",
-            5);
-    CHECK(read_all(p, n) == -EBADMSG, "a question cut short");
-    n = raw(p, 5, 0,
-            "\x01"
-            "a\x00\x00\x01\x00\x01",
-            7);
-    CHECK(read_all(p, n) == -EBADMSG, "more questions announced than present");
-    n = raw(p, 0, 1, "\x00\x00\x01\x00\x01\x00\x00\x00\x78\x00\x05\x01\x02\x03\x04\x05", 16);
-    CHECK(read_all(p, n) == -EBADMSG, "an A record of 5 bytes");
-    n = raw(p, 0, 1, "\x00\x00\x01\x00\x01\x00\x00\x00\x78\x00\x09\x01\x02\x03\x04", 15);
-    CHECK(read_all(p, n) == -EBADMSG, "RDATA longer than the packet");
-    n = raw(p, 0, 1,
-            "\x00\x00\x10\x00\x01\x00\x00\x00\x78\x00\x03\x05"
-            "ab",
-            14);
-    CHECK(read_all(p, n) == -EBADMSG, "a TXT string longer than its RDATA");
-    n = raw(p, 0, 1,
-            "\x00\x00\x0c\x00\x01\x00\x00\x00\x78\x00\x04\x01"
-            "a\x00\x00",
-            15);
-    CHECK(read_all(p, n) == -EBADMSG, "a PTR name that does not end where its RDATA does");
-    n = raw(p, 0, 1, "\x00\x00\x21\x00\x01\x00\x00\x00\x78\x00\x06\x00\x00\x00\x00\x00\x50", 17);
-    CHECK(read_all(p, n) == -EBADMSG, "an SRV with no target");
+    /* Malformed packets: the counts of questions and answers the header announces, the bytes
+     * after it, and what is wrong with them. */
+    static const struct {
+        uint16_t qd, an;
+        const char *body;
+        size_t len;
+        const char *what;
+    } bad[] = {
+        {1, 0, "\xc0\x0c\x00\x01\x00\x01", 6, "a pointer to itself"},
+        {1, 0,
+         "\x01"
+         "a"
+         "\xc0\x0c\x00\x01\x00\x01",
+         8, "a pointer back to the labels that led to it (a loop)"},
+        {1, 0,
+         "\xc0\x12\x00\x01\x00\x01"
+         "\x01"
+         "a\x00",
+         9, "a pointer forwards"},
+        {1, 0, "\xc0\x02\x00\x01\x00\x01", 6, "a pointer into the header"},
+        {1, 0,
+         "\x41"
+         "a\x00\x00\x01\x00\x01",
+         7, "an extended label type (0x40)"},
+        {1, 0,
+         "\x05"
+         "ab",
+         3, "a label running off the packet"},
+        {1, 0,
+         "\x01"
+         "a\x00\x00\x01",
+         5, "a question cut short"},
+        {5, 0,
+         "\x01"
+         "a\x00\x00\x01\x00\x01",
+         7, "more questions announced than present"},
+        {0, 1, "\x00\x00\x01\x00\x01\x00\x00\x00\x78\x00\x05\x01\x02\x03\x04\x05", 16, "an A record of 5 bytes"},
+        {0, 1, "\x00\x00\x01\x00\x01\x00\x00\x00\x78\x00\x09\x01\x02\x03\x04", 15, "RDATA longer than the packet"},
+        {0, 1,
+         "\x00\x00\x10\x00\x01\x00\x00\x00\x78\x00\x03\x05"
+         "ab",
+         14, "a TXT string longer than its RDATA"},
+        {0, 1,
+         "\x00\x00\x0c\x00\x01\x00\x00\x00\x78\x00\x04\x01"
+         "a\x00\x00",
+         15, "a PTR name that does not end where its RDATA does"},
+        {0, 1, "\x00\x00\x21\x00\x01\x00\x00\x00\x78\x00\x06\x00\x00\x00\x00\x00\x50", 17, "an SRV with no target"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        n = raw(p, bad[i].qd, bad[i].an, bad[i].body, bad[i].len);
+        CHECK(read_all(p, n) == -EBADMSG, "%s", bad[i].what);
+    }
     /* A chain of names, each a 63-byte label and a pointer to the one before: the third reaches
      * 193 bytes, the fourth would be 257. */
     {
@@ -533,12 +533,31 @@ static size_t a_answer(uint8_t *p, size_t cap, const char *owner, uint8_t last, 
     return mdns_writer_finish(&w);
 }
 
+/* c hears from the responder at `from` an A record of kms.local: 10.0.0.last, ttl, rclass. */
+
+static void hear(struct mdns_collect *c, uint8_t last, uint32_t ttl, uint16_t rclass, const char *from)
+{
+    uint8_t p[512];
+    size_t len = a_answer(p, sizeof(p), "kms.local", last, ttl, rclass);
+    mdns_collect_packet(c, p, len, from, 1);
+}
+
 static bool has_endpoint(const struct mdns_endpoint *e, size_t n, const char *address)
 {
     for (size_t i = 0; i < n; i++)
         if (!strcmp(e[i].address, address))
             return true;
     return false;
+}
+
+/* kms.local resolves, through what c heard, to want addresses: a and, if not NULL, b. */
+static bool resolves_to(struct mdns_collect *c, size_t want, const char *a, const char *b)
+{
+    size_t n;
+    struct mdns_endpoint *e = resolve_from(c, "kms.local", "kms.local", 80, &n);
+    bool ok = n == want && has_endpoint(e, n, a) && (!b || has_endpoint(e, n, b));
+    mdns_endpoints_free(e, n);
+    return ok;
 }
 
 /* Spoofs and stale records: questions answered, TTLs, goodbyes and cache flushes per responder,
@@ -548,9 +567,8 @@ static void test_collect_hostile(void)
     struct mdns_collect *c = xmalloc(sizeof(*c));
     struct mdns_question ptr = {.name = N("_kcrypt._tcp.local"), .type = MDNS_TYPE_PTR, .qclass = 1};
     struct mdns_question host = {.name = N("kms.local"), .type = MDNS_TYPE_A, .qclass = 1};
-    struct mdns_endpoint *e;
     uint8_t p[512];
-    size_t len, n;
+    size_t len;
 
     mdns_collect_init(c, "_kcrypt._tcp.local", "kms.local");
     c->clock_ms = 1000000;
@@ -579,53 +597,30 @@ static void test_collect_hostile(void)
 
     len = a_answer(p, sizeof(p), "kms.local", 2, 120, 0x8001);
     CHECK(mdns_collect_packet(c, p, len, "10.0.0.2", 1) == 0 && mdns_collect_useful(c), "the real answer is taken");
-    len = a_answer(p, sizeof(p), "kms.local", 5, 2, 0x8001);
-    mdns_collect_packet(c, p, len, "10.0.0.5", 1);
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.2") && has_endpoint(e, n, "10.0.0.5"),
-          "a record with TTL 2 s is used at first");
-    mdns_endpoints_free(e, n);
+    hear(c, 5, 2, 0x8001, "10.0.0.5");
+    CHECK(resolves_to(c, 2, "10.0.0.2", "10.0.0.5"), "a record with TTL 2 s is used at first");
     c->clock_ms += 3000;
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.2"), "...and not once its TTL has run out");
-    mdns_endpoints_free(e, n);
+    CHECK(resolves_to(c, 1, "10.0.0.2", NULL), "...and not once its TTL has run out");
 
     /* Another host says goodbye for the real responder's address: nothing changes. */
-    len = a_answer(p, sizeof(p), "kms.local", 2, 0, 0x8001);
-    mdns_collect_packet(c, p, len, "10.0.0.9", 1);
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.2") && mdns_collect_useful(c),
+    hear(c, 2, 0, 0x8001, "10.0.0.9");
+    CHECK(resolves_to(c, 1, "10.0.0.2", NULL) && mdns_collect_useful(c),
           "a goodbye from another host does not remove the responder's record");
-    mdns_endpoints_free(e, n);
 
     /* The responder moves: a cache-flush record replaces its older address. */
-    len = a_answer(p, sizeof(p), "kms.local", 3, 120, 0x8001);
-    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.3"), "a cache-flush record replaces the same responder's older address");
-    mdns_endpoints_free(e, n);
-    len = a_answer(p, sizeof(p), "kms.local", 4, 120, 1);
-    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.3") && has_endpoint(e, n, "10.0.0.4"),
-          "a record without the cache-flush bit adds to the set");
-    mdns_endpoints_free(e, n);
+    hear(c, 3, 120, 0x8001, "10.0.0.2");
+    CHECK(resolves_to(c, 1, "10.0.0.3", NULL), "a cache-flush record replaces the same responder's older address");
+    hear(c, 4, 120, 1, "10.0.0.2");
+    CHECK(resolves_to(c, 2, "10.0.0.3", "10.0.0.4"), "a record without the cache-flush bit adds to the set");
     c->clock_ms += 2000;
-    len = a_answer(p, sizeof(p), "kms.local", 6, 120, 0x8001);
-    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
+    hear(c, 6, 120, 0x8001, "10.0.0.2");
     c->clock_ms += 200;
-    len = a_answer(p, sizeof(p), "kms.local", 7, 120, 0x8001);
-    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 2 && has_endpoint(e, n, "10.0.0.6") && has_endpoint(e, n, "10.0.0.7"),
+    hear(c, 7, 120, 0x8001, "10.0.0.2");
+    CHECK(resolves_to(c, 2, "10.0.0.6", "10.0.0.7"),
           "cache-flush records within one second of each other form one set");
-    mdns_endpoints_free(e, n);
     /* The responder's own goodbye removes its record. */
-    len = a_answer(p, sizeof(p), "kms.local", 7, 0, 0x8001);
-    mdns_collect_packet(c, p, len, "10.0.0.2", 1);
-    e = resolve_from(c, "kms.local", "kms.local", 80, &n);
-    CHECK(n == 1 && has_endpoint(e, n, "10.0.0.6"), "the responder's own goodbye (TTL 0) removes its record");
-    mdns_endpoints_free(e, n);
+    hear(c, 7, 0, 0x8001, "10.0.0.2");
+    CHECK(resolves_to(c, 1, "10.0.0.6", NULL), "the responder's own goodbye (TTL 0) removes its record");
     mdns_collect_clear(c);
     free(c);
 

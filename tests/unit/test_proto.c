@@ -144,15 +144,15 @@ static void test_payload(void)
 {
     const char pw[] = "p<a>s&s\"w\\o\nrd";
     struct proto_payload p = {secret_new(sizeof(pw)), xstrdup(""), xstrdup("tpm")}, back;
-    char *ours = NULL;
-    size_t len, olen;
+    struct secret *enc = NULL;
+    size_t len;
     const char *want = vec("payload", &len);
 
     memcpy(p.passphrase->data, pw, sizeof(pw) - 1);
     p.passphrase->len = sizeof(pw) - 1;
-    CHECK(proto_payload_encode(&p, &ours, &olen) == 0 && olen == len && !memcmp(ours, want, len),
+    CHECK(proto_payload_encode(&p, &enc) == 0 && enc->len == len && !memcmp(enc->data, want, len),
           "payload escapes <, >, & and quotes as Go does, keys in upstream's order, newline");
-    free(ours);
+    secret_free(enc);
     CHECK(proto_payload_decode(want, len, &back) == 0 && back.passphrase->len == p.passphrase->len &&
               !memcmp(back.passphrase->data, pw, p.passphrase->len) && !strcmp(back.generated_by, "tpm") &&
               !strcmp(back.error, ""),

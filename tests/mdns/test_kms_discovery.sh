@@ -9,11 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 netns_up
 
-swtpm_start "$(golden_state node-a ekcert)"
-HASH=$(timeout 60 "$KAIROS_KMS" tpm-hash --tpm-device "$TPM_SOCK") || bail "tpm-hash failed"
-
-DB=$T/db
-mkdir -p "$DB" && chmod 700 "$DB"
+node_and_db
 ip netns exec "$NS_B" "$KAIROS_KMS" challenger --db "$DB" --listen 0.0.0.0:0 --port-file "$T/kms.port" \
     --audit-log "$T/audit.jsonl" </dev/null 2>>"$T/kms.log" &
 KMS=$!
@@ -57,21 +53,12 @@ check "...and no fall back to ordinary DNS or to any KMS" '[ "$(wc -l <"$T/audit
 # What the node sends to the address it found: the original Host (docs/upstream.md §5.3). A recorder in B keeps
 # the request head, announced by a second responder as kms-rec.local.
 cat >"$T/recorder.py" <<'EOF'
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 30999))
-s.listen(4)
-s.settimeout(30)
-c, _ = s.accept()
+import os, socket, sys
+sys.path.insert(0, os.environ["KKMS_SOURCE_ROOT"] + "/tests/online")
+from wsprobe import listen, recv_until
+c, _ = listen("0.0.0.0", 30999).accept()
 c.settimeout(5)
-data = b""
-while b"\r\n\r\n" not in data and len(data) < 65536:
-    more = c.recv(4096)
-    if not more:
-        break
-    data += more
-open(sys.argv[1], "wb").write(data)
+open(sys.argv[1], "wb").write(recv_until(c, b"\r\n\r\n"))
 c.close()
 EOF
 ip netns exec "$NS_B" python3 "$T/recorder.py" "$T/request" &
