@@ -851,8 +851,12 @@ const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *
     size_t dlen = strlen(s->dir);
     const struct kms_file *f;
 
-    if (!strncmp(path, s->dir, dlen) && path[dlen] == '/' && (f = find_file((struct kms_store *)s, path + dlen + 1)) &&
-        !strcmp(f->path, path))
+    /* dir backend: DIR/name, found by name (files[] is sorted by name) */
+    if (!s->etcd && !strncmp(path, s->dir, dlen) && path[dlen] == '/' &&
+        (f = find_file((struct kms_store *)s, path + dlen + 1)) && !strcmp(f->path, path))
         return f;
+    for (size_t i = 0; i < s->nfiles; i++)
+        if (!strcmp(s->files[i]->path, path))
+            return s->files[i];
     return NULL;
 }
