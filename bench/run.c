@@ -160,9 +160,7 @@ static int g1_answer(struct slot *sl, const struct bytes *cred, const struct byt
 {
     uint8_t secret[64];
     size_t secret_len = 0;
-    struct secret *answer;
-    char *text = NULL;
-    size_t text_len = 0;
+    struct secret *answer, *text = NULL;
     int r;
 
     r = lg_activate(sl->node, cred->data, cred->len, sec->data, sec->len, secret, sizeof(secret), &secret_len);
@@ -175,13 +173,11 @@ static int g1_answer(struct slot *sl, const struct bytes *cred, const struct byt
     memcpy(answer->data, secret, secret_len);
     answer->len = secret_len;
     secure_wipe(secret, sizeof(secret));
-    r = proto_answer_encode(answer, &text, &text_len);
+    r = proto_answer_encode(answer, &text);
     secret_free(answer);
     if (r == 0)
-        r = queue_frame(sl, WS_OP_BINARY, text, text_len);
-    if (text)
-        secure_wipe(text, text_len);
-    free(text);
+        r = queue_frame(sl, WS_OP_BINARY, text->data, text->len);
+    secret_free(text);
     if (r == 0 && step_of(sl) == ST_POST) {
         struct proto_payload p = {.error = (char *)"", .generated_by = (char *)"tpm"};
         struct secret *msg = NULL;
