@@ -52,7 +52,7 @@ demo: release
 	@tests/demo.sh build/kairos-kms
 
 bench: release
-	@$(APT) $(TEST_PKGS) hyperfine tang clevis socat
+	@$(APT) $(TEST_PKGS) hyperfine tang clevis socat curl
 	@bench/run.sh build/kairos-kms
 
 man: release

@@ -20,7 +20,7 @@ static const char usage[] =
     "                            [--attestation none|learn|pin] [--real-keys K]\n"
     "       kms-loadgen run --url URL --nodes N --seed S [--concurrency C] [--exchanges M]\n"
     "                       [--protocol g1|g3] [--mode static|postpass|readback] [--acked-file F]\n"
-    "                       [--tls-ca F] [--timeout S] [--threads T]\n"
+    "                       [--tls-ca F] [--tls-resume] [--timeout S] [--threads T]\n"
     "       kms-loadgen node-info --seed S --node I [--ek-pem F] [--ek-public F]\n"
     "       kms-loadgen selftest-activate --seed S --node I --credential-blob F --out F\n"
     "       kms-loadgen selftest-quote --seed S --node I --qualification HEX --quote-prefix P\n"
@@ -64,6 +64,11 @@ static const char usage[] =
     "  --exchange-timeout S one attempt's limit (default 30)\n"
     "  --protocol g1|g3     g1 (default): /getPass, /postPass; g3: /tpm-attestation (--mode static)\n"
     "  --tls-ca F           PEM: CA or the KMS's certificate, for an https:// URL\n"
+    "  --tls-resume         each node is its own TLS client and keeps the last session ticket the\n"
+    "                       KMS gave it: its later connections (the next steps of an exchange,\n"
+    "                       retries, its next exchanges) resume; without it every connection makes\n"
+    "                       a full handshake. With TLS the summary adds \"tls_full\" and \"tls_resumed\"\n"
+    "                       (completed handshakes of each kind)\n"
     "  --verbose            log every retried attempt\n"
     "Exit codes: 0 ok, 1 runtime failure (any exchange failed), 2 bad usage.\n";
 
@@ -126,7 +131,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         O_ATT,
         O_REAL,
         O_QPREFIX,
-        O_QUAL
+        O_QUAL,
+        O_RESUME
     };
     static const struct option opts[] = {
         {"db", required_argument, NULL, O_DB},
@@ -140,6 +146,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"exchanges", required_argument, NULL, O_EXCH},
         {"protocol", required_argument, NULL, O_PROTO},
         {"tls-ca", required_argument, NULL, O_CA},
+        {"tls-resume", no_argument, NULL, O_RESUME},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"exchange-timeout", required_argument, NULL, O_XTIMEOUT},
         {"node", required_argument, NULL, O_NODE},
@@ -211,6 +218,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 return log_error_errno(-EINVAL, "--protocol %s: expected g1 or g3", optarg);
             break;
         case O_CA: o->run.tls_ca = optarg; break;
+        case O_RESUME: o->run.tls_resume = true; break;
         case O_TIMEOUT:
         case O_XTIMEOUT: {
             int64_t ms;

@@ -126,6 +126,7 @@ struct lg_run_opts {
     size_t concurrency;          /* exchanges in flight */
     size_t exchanges;            /* in all; exchange k is made by node k % nodes */
     const char *tls_ca;          /* PEM file: CA or the server's certificate; NULL = system roots */
+    bool tls_resume;             /* each node keeps its TLS session ticket and resumes with it */
     int64_t timeout_ms;          /* total, retries included */
     int64_t exchange_timeout_ms; /* one attempt */
     unsigned threads;            /* event loops; 0 = online CPUs (1 with TLS) */

@@ -56,7 +56,8 @@ struct slot {
     int64_t started; /* first attempt, for the latency */
     int64_t backoff_ms;
     unsigned attempts;
-    struct net_stream s; /* fd -1 when closed */
+    struct net_stream s;          /* fd -1 when closed */
+    struct ktls_client *conn_tls; /* without --tls-resume: this connection's own TLS client */
     bool watched;
     uint32_t events;
     struct nbuf in, out;
@@ -96,9 +97,15 @@ struct run {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     struct ktls_client *tls;
+    /* --tls-resume: each node's own TLS client, made at its first connection, keeping the last
+     * session ticket the KMS gave it (ktls_session_client offers it again); NULL until then. */
+    struct ktls_client **node_tls;
+    char *ca_pem; /* --tls-ca's text, for the nodes' clients */
+    size_t ca_len;
     struct net_limits lim;
     int64_t start, deadline;
     atomic_size_t next, ok, retries, logged, posted, found_posted;
+    atomic_size_t tls_full, tls_resumed; /* completed TLS handshakes, by kind */
     atomic_size_t fails[F_KINDS];
     atomic_size_t retried[F_KINDS]; /* attempts retried, by why they failed */
     double *latency_ms;             /* per exchange; < 0 until it succeeded */
@@ -160,9 +167,7 @@ static int g1_answer(struct slot *sl, const struct bytes *cred, const struct byt
 {
     uint8_t secret[64];
     size_t secret_len = 0;
-    struct secret *answer;
-    char *text = NULL;
-    size_t text_len = 0;
+    struct secret *answer, *text = NULL;
     int r;
 
     r = lg_activate(sl->node, cred->data, cred->len, sec->data, sec->len, secret, sizeof(secret), &secret_len);
@@ -175,13 +180,11 @@ static int g1_answer(struct slot *sl, const struct bytes *cred, const struct byt
     memcpy(answer->data, secret, secret_len);
     answer->len = secret_len;
     secure_wipe(secret, sizeof(secret));
-    r = proto_answer_encode(answer, &text, &text_len);
+    r = proto_answer_encode(answer, &text);
     secret_free(answer);
     if (r == 0)
-        r = queue_frame(sl, WS_OP_BINARY, text, text_len);
-    if (text)
-        secure_wipe(text, text_len);
-    free(text);
+        r = queue_frame(sl, WS_OP_BINARY, text->data, text->len);
+    secret_free(text);
     if (r == 0 && step_of(sl) == ST_POST) {
         struct proto_payload p = {.error = (char *)"", .generated_by = (char *)"tpm"};
         struct secret *msg = NULL;
@@ -412,6 +415,8 @@ static void attempt_close(struct slot *sl)
     if (sl->s.fd >= 0)
         stream_close(&sl->s);
     sl->s = (struct net_stream){.fd = -1};
+    ktls_client_free(sl->conn_tls);
+    sl->conn_tls = NULL;
     if (sl->out.data)
         secure_wipe(sl->out.data, sl->out.cap);
     nbuf_free(&sl->in);
@@ -600,6 +605,7 @@ static void drive(struct slot *sl)
             attempt_end(sl, r);
             return;
         }
+        atomic_fetch_add(ktls_session_resumed(sl->s.tls) ? &sl->w->run->tls_resumed : &sl->w->run->tls_full, 1);
         queue_request(sl);
         sl->st = S_UPGRADE;
     }
@@ -640,6 +646,24 @@ static void drive(struct slot *sl)
     set_events(sl, EPOLLIN | (want_out ? EPOLLOUT : 0));
 }
 
+/* --tls-resume: the node's own TLS client (made at its first connection), as a node's
+ * discovery-challenger has one for its whole run: its later connections, within an exchange
+ * (/getPass, /postPass, /getPass; retries) and in its next exchanges, offer the last ticket. */
+static int node_client(struct run *run, const struct lg_node *nd, struct ktls_client **out)
+{
+    size_t i = (size_t)(nd - run->nodes->v);
+    int r;
+
+    if (!run->node_tls[i]) {
+        /* The system bundle only without --tls-ca: a thousand copies of it would weigh. */
+        r = ktls_client_new(run->ca_pem, run->ca_len, !run->o->tls_ca, &run->node_tls[i]);
+        if (r < 0)
+            return r;
+    }
+    *out = run->node_tls[i];
+    return 0;
+}
+
 static void on_connected(struct slot *sl)
 {
     struct run *run = sl->w->run;
@@ -647,7 +671,21 @@ static void on_connected(struct slot *sl)
 
     (void)setsockopt(sl->s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (run->tls) {
-        r = ktls_session_client(run->tls, sl->s.fd, run->url.host, run->o->url, &sl->s.tls);
+        struct ktls_client *c;
+        if (run->node_tls) {
+            r = node_client(run, sl->node, &c);
+        } else {
+            /* A client of its own, which has no ticket to offer: a full handshake, as a node
+             * process's first connection (a shared client would offer the last ticket of any). */
+            r = ktls_client_new(run->ca_pem, run->ca_len, !run->o->tls_ca, &sl->conn_tls);
+            c = sl->conn_tls;
+        }
+        if (r < 0) {
+            slot_fail_reason(sl, "a TLS client could not be made");
+            attempt_end(sl, r);
+            return;
+        }
+        r = ktls_session_client(c, sl->s.fd, run->url.host, run->o->url, &sl->s.tls);
         if (r < 0) {
             attempt_end(sl, r);
             return;
@@ -836,18 +874,19 @@ static int resolve(struct run *run)
 
 static int load_tls(struct run *run)
 {
-    _cleanup_free_ char *pem = NULL;
-    size_t len = 0;
     int r;
 
     if (!run->url.tls)
         return 0;
     if (run->o->tls_ca) {
-        r = file_read_all(run->o->tls_ca, 1 << 20, &pem, &len);
+        r = file_read_all(run->o->tls_ca, 1 << 20, &run->ca_pem, &run->ca_len);
         if (r < 0)
             return log_error_errno(r, "--tls-ca %s: %m", run->o->tls_ca);
     }
-    return ktls_client_new(pem, len, true, &run->tls);
+    r = ktls_client_new(run->ca_pem, run->ca_len, true, &run->tls);
+    if (r == 0 && run->o->tls_resume)
+        run->node_tls = xcalloc(run->nodes->n, sizeof(*run->node_tls));
+    return r;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -904,6 +943,10 @@ int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
     r = net_url_parse(o->url, &run.url);
     if (r < 0)
         return log_error_errno(r, "--url %s: not an http://, https://, ws:// or wss:// URL", o->url);
+    if (o->tls_resume && !run.url.tls) {
+        net_url_clear(&run.url);
+        return log_error_errno(-EINVAL, "--tls-resume: --url %s is not https:// or wss://", o->url);
+    }
     run.path_get = joined_path(o->url, "/getPass");
     run.path_post = joined_path(o->url, "/postPass");
     run.path_g3 = joined_path(o->url, PROTO_G3_PATH);
@@ -1017,6 +1060,8 @@ int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
            percentile(sorted, n_ok, 0.99), atomic_load(&run.retries));
     if (o->mode == LG_POSTPASS)
         printf(",\"posted\":%zu,\"found_posted\":%zu", atomic_load(&run.posted), atomic_load(&run.found_posted));
+    if (run.tls)
+        printf(",\"tls_full\":%zu,\"tls_resumed\":%zu", atomic_load(&run.tls_full), atomic_load(&run.tls_resumed));
     printf("}\n");
     fflush(stdout);
     free(sorted);
@@ -1033,6 +1078,10 @@ out:
     if (run.acked_fd >= 0)
         close(run.acked_fd);
     ktls_client_free(run.tls);
+    for (size_t i = 0; run.node_tls && i < nodes->n; i++)
+        ktls_client_free(run.node_tls[i]);
+    free(run.node_tls);
+    free(run.ca_pem);
     net_url_clear(&run.url);
     return r;
 }

@@ -10,11 +10,15 @@
 #  3. the KMS's CPU (user + system, /proc/PID/stat of a one-process `challenger --db`) per
 #     exchange, G1 and G3, over plain HTTP, over TLS with a full handshake per exchange, and over
 #     TLS with resumed sessions when the build can resume them (else "n/a").
+#     The same G1 exchanges against `challenger --etcd` over a 3-member etcd cluster on 127.0.0.1
+#     (bench/etcd.sh), the same 64 nodes moved there by `challenger import`.
 #  4. tang's CPU per /rec: Debian's tangd, one process per connection as its socket activation
 #     runs it (here socat ... fork EXEC:tangd), asked by `clevis decrypt`; CPU of every tangd and
 #     its per-connection relay process (socat's reaped children). The ratio KMS/tang.
 #  5. kms-loadgen at 1, 64 and 1024 exchanges in flight, G1 and G3 (bench/loadgen.sh).
-#  6. the KMS's memory (VmRSS, VmHWM) with 10, 10,000 and 100,000 registered nodes, one file each.
+#  6. the KMS's memory (VmRSS, VmHWM) with 10, 10,000 and 100,000 registered nodes, one file each,
+#     and with the 10,000 nodes imported into the etcd cluster (then stopped, by PID).
+# Without etcd (Debian's etcd-server) the etcd measurements print a line saying so and are "n/a".
 # Ends with a summary in Markdown (README.md "Benchmarks"). Every step is bounded in time; the
 # whole takes 5-15 minutes on 2 CPUs (the first run also generates the 1024 nodes' keys).
 set -uo pipefail
@@ -24,8 +28,10 @@ lg=$(dirname "$bin")/bench/kms-loadgen
 seed=${LOADGEN_SEED:-kairos-kms-loadgen-test}
 work=$(mktemp -d /tmp/kairos-kms-bench.XXXXXX)
 pids=()
+. "$here/etcd.sh"
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    bench_etcd_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -36,6 +42,15 @@ section() { printf '\n== %s\n' "$*"; }
 json() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1" 2>/dev/null || echo "?"; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
+# ready URL PID: /readyz answers 200 (a KMS over etcd listens before its store is loaded), 120 s at most.
+ready() {
+    for _ in $(seq 600); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz" 2>/dev/null)" = 200 ] && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.2
+    done
+    return 1
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 [ -x "$lg" ] || { echo "run.sh: $lg is missing (build it: ninja -C $(dirname "$bin"))" >&2; exit 1; }
@@ -99,26 +114,30 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/srv.key" -out "$work/sr
     -addext 'subjectAltName=IP:127.0.0.1' >/dev/null 2>&1
 timeout 600 "$lg" register --db "$work/cpu-g1" --nodes 64 --seed "$seed" 2>/dev/null
 timeout 600 "$lg" register --db "$work/cpu-g3" --nodes 64 --seed "$seed" --attestation pin 2>/dev/null
-# TLS session resumption: measured once kms-loadgen can resume sessions (run --tls-resume) against
-# a KMS that issues tickets; until then "n/a". The hook: kms_cpu PROTO resumed.
+# TLS session resumption (run --tls-resume: each node keeps the KMS's session ticket): 8 nodes make
+# the 300 exchanges, so 8 handshakes are full and the others resume. Without --tls-resume every
+# connection is a full handshake (a TLS client of its own). "n/a" with a kms-loadgen without it.
 can_resume=false
 "$lg" --help 2>&1 | grep -q -- --tls-resume && can_resume=true
-kms_cpu() { # PROTO plain|tls|resumed EXCHANGES -> ms of KMS CPU per exchange
-    local proto=$1 mode=$2 m=$3 kms before after out tls=() lgtls=() scheme=http
+kms_cpu() { # PROTO plain|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exchange
+    local proto=$1 mode=$2 m=$3 kms before after out tls=() lgtls=() scheme=http nodes=64
+    local store=(--db "$work/cpu-$proto")
+    [ "${4:-}" = etcd ] && store=(--etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-cpu/)
     case $mode in
     tls) tls=(--tls-cert "$work/srv.pem" --tls-key "$work/srv.key") lgtls=(--tls-ca "$work/srv.pem") scheme=https ;;
     resumed) tls=(--tls-cert "$work/srv.pem" --tls-key "$work/srv.key") lgtls=(--tls-ca "$work/srv.pem" --tls-resume)
-        scheme=https ;;
+        scheme=https nodes=8 ;;
     esac
     rm -f "$work/cport"
-    "$bin" challenger --db "$work/cpu-$proto" --listen 127.0.0.1:0 --port-file "$work/cport" --audit-log /dev/null \
+    "$bin" challenger "${store[@]}" --listen 127.0.0.1:0 --port-file "$work/cport" --audit-log /dev/null \
         --workers 1 "${tls[@]}" 2>/dev/null &
     kms=$!
     pids+=($kms)
-    for _ in $(seq 300); do [ -s "$work/cport" ] && break; sleep 0.02; done
+    for _ in $(seq 1000); do [ -s "$work/cport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.02; done
+    [ "${4:-}" = etcd ] && ready "$scheme://127.0.0.1:$(cat "$work/cport")" "$kms"
     before=$(ticks "$kms")
     out=$(timeout 300 "$lg" run --url "$scheme://127.0.0.1:$(cat "$work/cport")" "${lgtls[@]}" --protocol "$proto" \
-        --nodes 64 --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
+        --nodes "$nodes" --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
     after=$(ticks "$kms")
     kill "$kms" 2>/dev/null
     wait "$kms" 2>/dev/null
@@ -127,6 +146,7 @@ kms_cpu() { # PROTO plain|tls|resumed EXCHANGES -> ms of KMS CPU per exchange
         echo "?"
         return
     fi
+    [ "$mode" = plain ] || echo "$proto $mode: TLS handshakes $(json tls_full <<<"$out") full, $(json tls_resumed <<<"$out") resumed" >&2
     awk -v d=$((after - before)) -v hz="$hz" -v m="$m" 'BEGIN { printf "%.2f", d * 1000 / hz / m }'
 }
 for proto in g1 g3; do
@@ -136,6 +156,23 @@ for proto in g1 g3; do
     echo "$proto: plain ${R[cpu_${proto}_plain]} ms, TLS (full handshake) ${R[cpu_${proto}_tls]} ms," \
         "TLS resumed ${R[cpu_${proto}_resumed]}"
 done
+# The etcd store: the same 64 G1 nodes imported into a 3-member cluster (kept for section 6).
+R[cpu_g1_etcd]=n/a R[mem_etcd]=n/a R[start_etcd]=n/a R[g1_etcd]=n/a R[import_etcd]=n/a
+have_etcd=false
+if ! command -v etcd >/dev/null; then
+    echo "etcd not installed (Debian's etcd-server; make bench installs it): the etcd store is not measured"
+elif ! bench_etcd_start "$work/etcd"; then
+    echo "the etcd cluster did not become healthy within 30 s ($(tail -1 "$work/etcd/n0.log" | cut -c1-200)):" \
+        "the etcd store is not measured"
+elif ! timeout 300 "$bin" challenger import --etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-cpu/ \
+    --from-db "$work/cpu-g1" >/dev/null 2>"$work/import.log"; then
+    echo "challenger import into etcd failed: $(tail -1 "$work/import.log")"
+    have_etcd=true
+else
+    have_etcd=true
+    R[cpu_g1_etcd]=$(kms_cpu g1 plain 1000 etcd)
+    echo "g1, etcd store (3 members on 127.0.0.1, challenger --etcd --workers 1): plain ${R[cpu_g1_etcd]} ms"
+fi
 
 # ---- 4. tang ----
 section "tang: tangd CPU per /rec (clevis decrypt)"
@@ -207,6 +244,41 @@ timeout 1500 "$here/loadgen.sh" "$bin" "$lg" g1 g3 | tee "$work/conc.txt"
 section "KMS memory with registered nodes (one file per node; one process)"
 # Only the first 64 nodes get real keys (and are asked 64 exchanges); the others are registered
 # under a made-up EK public (register --real-keys): a registration costs the KMS the same.
+# mem_etcd: the 10,000 nodes of $work/mem imported into etcd (a prefix of their own), a one-process
+# `challenger --etcd`, 64 G1 exchanges of the first nodes, then its VmRSS and VmHWM.
+mem_etcd() {
+    local t0 t1 t2 kms before after out rss hwm m=64
+    rm -f "$work/eport"
+    t0=$(date +%s.%N)
+    if ! timeout 900 "$bin" challenger import --etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-mem/ \
+        --from-db "$work/mem" >/dev/null 2>"$work/import-mem.log"; then
+        echo "10000 nodes in etcd: challenger import failed or took over 15 min: $(tail -1 "$work/import-mem.log")"
+        return
+    fi
+    t1=$(date +%s.%N)
+    "$bin" challenger --etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-mem/ --listen 127.0.0.1:0 \
+        --port-file "$work/eport" --audit-log /dev/null --workers 1 2>/dev/null &
+    kms=$!
+    pids+=($kms)
+    for _ in $(seq 6000); do [ -s "$work/eport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.05; done
+    ready "http://127.0.0.1:$(cat "$work/eport" 2>/dev/null)" "$kms"
+    t2=$(date +%s.%N)
+    before=$(ticks "$kms" 2>/dev/null || echo 0)
+    out=$(timeout 300 "$lg" run --url "http://127.0.0.1:$(cat "$work/eport" 2>/dev/null)" --nodes 64 \
+        --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
+    after=$(ticks "$kms" 2>/dev/null || echo 0)
+    rss=$(awk '/^VmRSS/ {print $2}' "/proc/$kms/status" 2>/dev/null)
+    hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$kms/status" 2>/dev/null)
+    kill "$kms" 2>/dev/null
+    wait "$kms" 2>/dev/null
+    R[mem_etcd]=$(awk -v a="${rss:-0}" -v b="${hwm:-0}" 'BEGIN { printf "%.1f MiB / %.1f MiB", a / 1024, b / 1024 }')
+    R[import_etcd]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+    R[start_etcd]=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
+    R[g1_etcd]="$(json ok <<<"$out")/$m ok, $(json rate <<<"$out")/s, p50 $(json p50_ms <<<"$out") ms, KMS CPU"
+    R[g1_etcd]+=" $(awk -v d=$((after - before)) -v hz="$hz" -v m="$m" 'BEGIN { printf "%.1f", d * 1000 / hz / m }') ms each"
+    echo "10000 nodes in etcd: VmRSS ${rss:-?} KiB, VmHWM ${hwm:-?} KiB; import ${R[import_etcd]} s," \
+        "KMS ready after ${R[start_etcd]} s; G1 exchanges (8 in flight): ${R[g1_etcd]}"
+}
 for n in 10 10000 100000; do
     rm -rf "$work/mem" "$work/mport"
     real=$((n < 64 ? n : 64))
@@ -239,7 +311,9 @@ for n in 10 10000 100000; do
     R[g1_$n]="$(json ok <<<"$out")/$m ok, $(json rate <<<"$out")/s, p50 $(json p50_ms <<<"$out") ms, KMS CPU ${R[cpu_mem_$n]} ms each"
     echo "$n nodes: VmRSS ${rss:-?} KiB, VmHWM ${hwm:-?} KiB; register ${R[reg_$n]} s, KMS ready after ${R[start_$n]} s;" \
         "G1 exchanges (8 in flight): ${R[g1_$n]}"
+    [ "$n" = 10000 ] && $have_etcd && mem_etcd
 done
+bench_etcd_stop
 
 # ---- summary ----
 section "summary (Markdown)"
@@ -251,7 +325,8 @@ Machine: ${R[machine]}; load average ${R[load_start]} at the start, ${R[load_end
 |---|---:|---:|
 | plain HTTP | ${R[cpu_g1_plain]} ms | ${R[cpu_g3_plain]} ms |
 | TLS, full handshake (RSA-2048 certificate) | ${R[cpu_g1_tls]} ms | ${R[cpu_g3_tls]} ms |
-| TLS, resumed session | ${R[cpu_g1_resumed]} | ${R[cpu_g3_resumed]} |
+| TLS, resumed session | ${R[cpu_g1_resumed]} ms | ${R[cpu_g3_resumed]} ms |
+| plain HTTP, etcd store (3 members, 127.0.0.1) | ${R[cpu_g1_etcd]} ms | – |
 | floor: RSA-2048 public operations (2 / 3) | $(awk -v u="${R[floor_g1]}" 'BEGIN { printf "%.2f", u / 1000 }') ms | $(awk -v u="${R[floor_g3]}" 'BEGIN { printf "%.2f", u / 1000 }') ms |
 | lib/attest's whole work (decode, checks, credential, quote) | $(awk -v u="${R[attest_g1]}" 'BEGIN { printf "%.2f", u / 1000 }') ms | $(awk -v u="${R[attest_g3]}" 'BEGIN { printf "%.2f", u / 1000 }') ms |
 
@@ -274,6 +349,7 @@ cat <<EOF
 | 10 | ${R[mem_10]:-?} | ${R[start_10]:-?} s | ${R[g1_10]:-?} | ${R[reg_10]:-?} s |
 | 10,000 | ${R[mem_10000]:-?} | ${R[start_10000]:-?} s | ${R[g1_10000]:-?} | ${R[reg_10000]:-?} s |
 | 100,000 | ${R[mem_100000]:-?} | ${R[start_100000]:-?} s | ${R[g1_100000]:-?} | ${R[reg_100000]:-?} s |
+| 10,000 in etcd | ${R[mem_etcd]} | ${R[start_etcd]} s | ${R[g1_etcd]} | import ${R[import_etcd]} s |
 
 single commands (hyperfine, mean ± σ): --list ${R[hf_list]:-?}; tpm-hash (EK certificate) ${R[hf_hash_ek]:-?};
 tpm-hash (CreatePrimary) ${R[hf_hash_plain]:-?}; a node's G1 exchange with a swtpm ${R[hf_g1]:-?}; G3 ${R[hf_g3]:-?}.

@@ -75,12 +75,12 @@ static int exchange(struct g1_session *c, const char *path, const struct proto_p
         goto out;
     free(msg);
     msg = NULL;
-    r = proto_answer_encode(activated, (char **)&msg, &len);
-    if (r == 0)
-        r = net_ws_send(ws, NET_WS_BINARY, msg, len);
-    secure_wipe(msg, len);
-    free(msg);
-    msg = NULL;
+    {
+        _cleanup_secret_ struct secret *answer = NULL;
+        r = proto_answer_encode(activated, &answer);
+        if (r == 0)
+            r = net_ws_send(ws, NET_WS_BINARY, answer->data, answer->len);
+    }
     if (r < 0)
         goto out;
     if (post) {

@@ -194,14 +194,14 @@ int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential
     return 0;
 }
 
-int proto_answer_encode(const struct secret *activated, char **out, size_t *out_len)
+int proto_answer_encode(const struct secret *activated, struct secret **out)
 {
     _cleanup_(kjson_w_freep) struct kjson_w *w = kjson_w_new();
 
     kjson_w_obj_begin(w);
     kjson_w_kv_b64(w, "Secret", activated->data, activated->len, BASE64_STD);
     kjson_w_obj_end(w);
-    return proto_w_finish(w, true, out, out_len);
+    return kjson_w_result_secret(w, true, out);
 }
 
 int proto_answer_decode(const char *msg, size_t len, struct secret **activated)

@@ -53,8 +53,8 @@ int proto_challenge_encode(const struct bytes *credential, const struct bytes *s
 int proto_challenge_decode(const char *msg, size_t len, struct bytes *credential, struct bytes *secret);
 
 /* Node → server: {"Secret":"<b64 of the activated secret>"} + "\n" (json.Encoder). The secret
- * travels in a struct secret both ways; the encoded text is wiped by the caller (kjson writer). */
-int proto_answer_encode(const struct secret *activated, char **out, size_t *out_len);
+ * travels in a struct secret both ways; *out, the encoded text, is one too (secret_free). */
+int proto_answer_encode(const struct secret *activated, struct secret **out);
 int proto_answer_decode(const char *msg, size_t len, struct secret **activated);
 
 /* Both ways: {"passphrase":"..","error":"..","generated_by":".."} + "\n", all keys always present,

@@ -11,7 +11,8 @@
 #      AK PEM) passes tpm2_checkquote with its nonce; with another nonce, another node's AK or
 #      another node's PCR values it does not;
 #  (c) register + challenger --db + run: 64 nodes, 16 in flight, 256 G1 exchanges, 0 failed, over
-#      plain HTTP and over TLS; unregistered nodes fail clearly;
+#      plain HTTP and over TLS; unregistered nodes fail clearly; with --tls-resume the nodes
+#      resume their TLS sessions (the KMS's /metrics counts resumed handshakes, 0 failed);
 #  (c') G3 (/tpm-attestation): nodes registered with pinned EK and PCRs pass (0 failed), G1 is
 #      refused for them; a changed pinned PCR is refused for that node only; nodes registered with
 #      --attestation learn have their PCR values recorded by the KMS;
@@ -25,7 +26,7 @@
 # /var/cache/kairos-kms/loadgen, shared by both builds.
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kms.sh"
-require tpm2_makecredential tpm2_checkquote openssl python3 xxd cmp
+require tpm2_makecredential tpm2_checkquote openssl python3 xxd cmp curl
 LG=${KKMS_LOADGEN:-}
 [ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
 SEED=kairos-kms-loadgen-test
@@ -191,7 +192,29 @@ lg run --url "$KMS_URL" --tls-ca srv.pem --nodes 64 --seed "$SEED" --concurrency
 rc=$?
 diag <runtls
 check "over TLS (https, --tls-ca): 128 exchanges, 0 failed" '[ "$rc" = 0 ] && [ "$(json runtls ok)" = 128 ]'
+check "...every connection a full handshake (no --tls-resume)" \
+    '[ "$(json runtls tls_full)" = 128 ] && [ "$(json runtls tls_resumed)" = 0 ]'
 kms_stop
+# --tls-resume: each node keeps its session ticket; one worker, so one ticket key (README "TLS").
+# 16 nodes, 128 exchanges: each node's first connection is full, its next ones resume.
+kms_start --tls-cert srv.pem --tls-key srv.key --workers 1
+handshakes() { # KIND: the KMS's count in /metrics (served over TLS too: curl's full handshake)
+    curl -s --cacert srv.pem "$KMS_URL/metrics" | sed -n "s/^kairos_kms_tls_handshakes_total{kind=\"$1\"} \([0-9]*\)$/\1/p"
+}
+lg run --url "$KMS_URL" --tls-ca srv.pem --tls-resume --nodes 16 --seed "$SEED" --concurrency 8 --exchanges 128 \
+    >runres 2>errres
+rc=$?
+diag <runres
+check "--tls-resume: 128 exchanges, 0 failed" '[ "$rc" = 0 ] && [ "$(json runres ok)" = 128 ] || { diag <errres; false; }'
+resumed=$(handshakes resumed)
+check "--tls-resume: the KMS's /metrics counts resumed handshakes (kind=\"resumed\" > 0), as many as the loadgen" \
+    '[ "${resumed:-0}" -gt 0 ] && [ "$resumed" = "$(json runres tls_resumed)" ]'
+check "--tls-resume: a full handshake for each of the 16 nodes' first connection, most of the others resumed" \
+    '[ "$(json runres tls_full)" -ge 16 ] && [ "$(json runres tls_resumed)" -ge 64 ]'
+kms_stop
+lg run --url "${KMS_URL/https/http}" --tls-resume --nodes 1 --seed "$SEED" --exchanges 1 >/dev/null 2>errres
+rc=$?
+check "--tls-resume with an http:// URL is refused, naming the flag" '[ "$rc" != 0 ] && grep -q -- "--tls-resume" errres'
 
 # ---- (d) ----
 rm -rf "$DB"
