@@ -45,7 +45,7 @@ glibc) TOOLS=(clang libclang-rt-14-dev libc6-dev)
 *) printf 'usage: %s musl|glibc\n' "$0" >&2; exit 2 ;;
 esac
 TOOLS+=(cmake meson ninja-build make autoconf automake libtool autoconf-archive libltdl-dev
-        pkg-config linux-libc-dev dpkg-dev binutils bzip2 xz-utils util-linux)
+        pkg-config linux-libc-dev dpkg-dev binutils bzip2 xz-utils util-linux patch)
 
 ensure_tools() {  # apt-get install whatever is missing; update the lists only then
     local installed missing=() p

@@ -3,6 +3,7 @@
 /* The primitives of TPM credential activation and attestation checks (docs/protocol-g3.md §3, docs/protocol-g1.md §7):
  * hashes by name, HMAC, KDFa, AES-CFB, RSA-OAEP with a label, PKCS#1 v1.5 and ECDSA verification,
  * random bytes, and RSA public keys read from PEM. Every key and intermediate is wiped. */
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -184,43 +185,114 @@ static int rsa_load(const struct rsa_pub *key, int padding, mbedtls_md_type_t md
     return 0;
 }
 
+/* Ready public-key contexts of the RSA keys used lately, by modulus and exponent. A node's keys
+ * come back: its EK and AK on each connection of a G1 flow (getPass, postPass, getPass), its AK
+ * for the AK parameters and the quote in G3, its EK at its next boots. A context that did one
+ * operation keeps R^2 mod N (its RN) for the Montgomery form, about a fifth of a public-key
+ * operation. Bounded (oldest replaced): one EK and one AK of the last 128 nodes. Taken with a
+ * trylock: a thread that finds it busy uses a fresh context. Public keys only: nothing to wipe. */
+#define RSA_CACHE_SIZE 256
+static struct rsa_cache_entry {
+    bool used;
+    uint32_t e;
+    size_t n_len;
+    uint8_t n[RSA_MAX_MODULUS];
+    mbedtls_rsa_context rsa;
+} rsa_cache[RSA_CACHE_SIZE];
+static size_t rsa_cache_next;
+static pthread_mutex_t rsa_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct rsa_ctx {
+    mbedtls_rsa_context fresh, *rsa;
+    bool locked;
+};
+
+/* Points c->rsa at a ready context for key with the given padding: a cached one (c->locked;
+ * the cache stays locked until rsa_ctx_done) or c->fresh. 0 or -EINVAL (malformed key, not
+ * cached); rsa_ctx_done must be called either way. */
+static int rsa_ctx_get(const struct rsa_pub *key, int padding, mbedtls_md_type_t md, struct rsa_ctx *c)
+{
+    struct rsa_cache_entry *e;
+    int r;
+
+    mbedtls_rsa_init(&c->fresh);
+    c->rsa = &c->fresh;
+    c->locked = false;
+    if (key->n_len == 0 || key->n_len > RSA_MAX_MODULUS || key->n[0] == 0)
+        return -EINVAL;
+    if (pthread_mutex_trylock(&rsa_cache_lock) != 0)
+        return rsa_load(key, padding, md, &c->fresh);
+    c->locked = true;
+    for (size_t i = 0; i < RSA_CACHE_SIZE; i++) {
+        e = &rsa_cache[i];
+        if (e->used && e->n_len == key->n_len && e->e == key->e && !memcmp(e->n, key->n, key->n_len)) {
+            c->rsa = &e->rsa;
+            return mbedtls_rsa_set_padding(&e->rsa, padding, md) == 0 ? 0 : -EINVAL;
+        }
+    }
+    e = &rsa_cache[rsa_cache_next];
+    if (e->used)
+        mbedtls_rsa_free(&e->rsa);
+    mbedtls_rsa_init(&e->rsa);
+    e->used = false;
+    r = rsa_load(key, padding, md, &e->rsa);
+    if (r < 0) {
+        /* The slot stays free. */
+        mbedtls_rsa_free(&e->rsa);
+        mbedtls_rsa_init(&e->rsa);
+        return r;
+    }
+    e->used = true;
+    e->e = key->e;
+    e->n_len = key->n_len;
+    memcpy(e->n, key->n, key->n_len);
+    rsa_cache_next = (rsa_cache_next + 1) % RSA_CACHE_SIZE;
+    c->rsa = &e->rsa;
+    return 0;
+}
+
+static void rsa_ctx_done(struct rsa_ctx *c)
+{
+    mbedtls_rsa_free(&c->fresh);
+    if (c->locked)
+        pthread_mutex_unlock(&rsa_cache_lock);
+}
+
 int crypto_rsa_oaep_encrypt(const struct rsa_pub *key, enum crypto_hash h, const void *label, size_t label_len,
                             const void *in, size_t n, const uint8_t *oaep_seed, uint8_t *out)
 {
     struct rng g = {oaep_seed, oaep_seed ? crypto_hash_len(h) : 0};
-    mbedtls_rsa_context rsa;
+    struct rsa_ctx c;
     int r;
 
     if (crypto_md_type(h) == MBEDTLS_MD_NONE)
         return -EINVAL;
-    mbedtls_rsa_init(&rsa);
-    r = rsa_load(key, MBEDTLS_RSA_PKCS_V21, crypto_md_type(h), &rsa);
+    r = rsa_ctx_get(key, MBEDTLS_RSA_PKCS_V21, crypto_md_type(h), &c);
     /* The message must fit: n <= k - 2*hLen - 2 (RFC 8017 §7.1.1); mbedTLS checks it too. */
     if (r == 0 && n + 2 * crypto_hash_len(h) + 2 > key->n_len)
         r = -EMSGSIZE;
-    if (r == 0 && mbedtls_rsa_rsaes_oaep_encrypt(&rsa, rng_bytes, &g, label, label_len, n, in, out) != 0)
+    if (r == 0 && mbedtls_rsa_rsaes_oaep_encrypt(c.rsa, rng_bytes, &g, label, label_len, n, in, out) != 0)
         r = -EIO;
-    mbedtls_rsa_free(&rsa);
+    rsa_ctx_done(&c);
     return r;
 }
 
 int crypto_rsa_pkcs1_verify(const struct rsa_pub *key, enum crypto_hash h, const uint8_t *digest, const uint8_t *sig,
                             size_t sig_len)
 {
-    mbedtls_rsa_context rsa;
+    struct rsa_ctx c;
     int r;
 
     if (crypto_md_type(h) == MBEDTLS_MD_NONE)
         return -EINVAL;
-    mbedtls_rsa_init(&rsa);
-    r = rsa_load(key, MBEDTLS_RSA_PKCS_V15, crypto_md_type(h), &rsa);
+    r = rsa_ctx_get(key, MBEDTLS_RSA_PKCS_V15, crypto_md_type(h), &c);
     /* Like Go's VerifyPKCS1v15: the signature is exactly as long as the modulus. */
     if (r == 0 && sig_len != key->n_len)
         r = -EKEYREJECTED;
     if (r == 0 &&
-        mbedtls_rsa_rsassa_pkcs1_v15_verify(&rsa, crypto_md_type(h), (unsigned)crypto_hash_len(h), digest, sig) != 0)
+        mbedtls_rsa_rsassa_pkcs1_v15_verify(c.rsa, crypto_md_type(h), (unsigned)crypto_hash_len(h), digest, sig) != 0)
         r = -EKEYREJECTED;
-    mbedtls_rsa_free(&rsa);
+    rsa_ctx_done(&c);
     return r;
 }
 

@@ -143,6 +143,9 @@ static void vector_oaep(char **f)
               crypto_rsa_oaep_encrypt(&key, hash_named(f[1]), label.p, label.len, msg.p, msg.len, NULL, out2) == 0 &&
               memcmp(out, out2, key.n_len) != 0,
           "RSA-OAEP-%s with a random seed differs every time", f[1]);
+    CHECK(crypto_rsa_oaep_encrypt(&key, hash_named(f[1]), label.p, label.len, msg.p, msg.len, seed.p, out) == 0 &&
+              same(out, key.n_len, want),
+          "...and with the fixed seed again (the key's context reused) it matches still");
     free(n.p), free(label.p), free(msg.p), free(seed.p), free(want.p);
     counts[K_OAEP]++;
 }
@@ -163,6 +166,30 @@ static void vector_pkcs1(char **f)
     CHECK(crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len - 1) == -EKEYREJECTED, "...nor one byte short");
     sig.p[sig.len / 2] ^= 0x01;
     CHECK(crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len) == -EKEYREJECTED, "...nor with a flipped bit");
+    sig.p[sig.len / 2] ^= 0x01;
+    {
+        /* The RSA contexts are cached by modulus and exponent (256 of them): a key with another
+         * exponent, a malformed key and 300 other moduli in between change nothing. */
+        struct rsa_pub other = key;
+        bool all_rejected = true;
+        other.e = 3;
+        CHECK(crypto_rsa_pkcs1_verify(&other, h, digest, sig.p, sig.len) == -EKEYREJECTED,
+              "...nor under the same modulus with another exponent");
+        other.e = key.e;
+        other.n[0] = 0;
+        CHECK(crypto_rsa_pkcs1_verify(&other, h, digest, sig.p, sig.len) == -EINVAL,
+              "a modulus with a leading zero byte is refused");
+        CHECK(crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len) == 0, "...and the signature verifies again");
+        other = key;
+        for (int i = 0; i < 300; i++) {
+            other.n[other.n_len - 2] = (uint8_t)i;
+            other.n[other.n_len - 3] = (uint8_t)(i >> 8) ^ 0x5a;
+            if (crypto_rsa_pkcs1_verify(&other, h, digest, sig.p, sig.len) != -EKEYREJECTED)
+                all_rejected = false;
+        }
+        CHECK(all_rejected && crypto_rsa_pkcs1_verify(&key, h, digest, sig.p, sig.len) == 0,
+              "300 other moduli reject it, and then the right key verifies it again");
+    }
     free(n.p), free(msg.p), free(sig.p);
     counts[K_PKCS1]++;
 }
