@@ -410,9 +410,7 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         /* A new partition of an enrolled TPM (TOFU): appended with an explicit Secret, as upstream. */
         char *joined = xmalloc(strlen(nv.name) + strlen(req->label ? req->label : "") + 2);
         sprintf(joined, "%s-%s", nv.name, req->label ? req->label : "");
-        nv.parts = realloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
-        if (!nv.parts)
-            abort();
+        nv.parts = xrealloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
         np = (struct kms_partition){xstrdup(req->label ? req->label : ""),
                                     xstrdup(req->name ? req->name : ""),
                                     xstrdup(req->uuid ? req->uuid : ""),
@@ -487,6 +485,16 @@ int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct 
         nrq.tpm_hash = hash;
         pthread_mutex_lock(&s->lock);
         r = attest_locked(s, rq, hash, out, note, sizeof(note));
+        /* The SealedVolume changed between our read and our write (another worker or challenger
+         * recorded this TPM's attestation at the same moment): decide again on what is stored now. */
+        for (int again = 0; r == -EAGAIN && out->code == KMS_C_STORE && again < 3; again++) {
+            log_debug("tpm-attestation %s: SealedVolume changed while being updated; deciding again", hash);
+            kms_reply_clear(out);
+            memcpy(out->detail.hash, hash, sizeof(hash));
+            note[0] = '\0';
+            (void)kms_store_refresh_locked(s, true);
+            r = attest_locked(s, rq, hash, out, note, sizeof(note));
+        }
         if (r == 0)
             kms_pending_forget_locked(s, hash, &rq->req);
         pthread_mutex_unlock(&s->lock);

@@ -260,6 +260,8 @@ int kms_reply_served(struct kms_reply *out, const struct kms_secret_obj *o, cons
 
 /* Rescan with s->lock held. */
 int kms_store_refresh_locked(struct kms_store *s, bool force);
+/* Whether the store lists an object (a file of DIR, an etcd key) of that name (lock held). */
+bool kms_store_has_object(struct kms_store *s, const char *name);
 /* Index lookups (lock held). */
 const struct kms_secret_obj *kms_store_find_secret(const struct kms_store *s, const char *name);
 const struct kms_volume *kms_store_find_volume(const struct kms_store *s, const char *name);

@@ -161,7 +161,8 @@ void kms_pending_forget_locked(struct kms_store *s, const char *hash, const stru
     size_t len = 0;
 
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", hash);
-    if (kms_obj_read(s, fname, &text, &len, &st) < 0)
+    /* Most TPMs served were never pending: look in the store's list before reading anything. */
+    if (!kms_store_has_object(s, fname) || kms_obj_read(s, fname, &text, &len, &st) < 0)
         return;
     if (pending_parse(text, len, fname, &p) == 0 &&
         (same_text(req->label, p.label) || same_text(req->name, p.device_name) || same_text(req->uuid, p.uuid)) &&
@@ -187,9 +188,7 @@ static int list_locked(struct kms_store *s, struct kms_pending **out, size_t *n)
             continue;
         if (kms_obj_read(s, f->name, &text, &len, &st) < 0 || pending_parse(text, len, f->path, &p) < 0)
             continue;
-        v = realloc(v, (k + 1) * sizeof(*v));
-        if (!v)
-            abort();
+        v = xrealloc(v, (k + 1) * sizeof(*v));
         v[k++] = p;
     }
     *out = v;
@@ -226,9 +225,7 @@ static int approve_partition(struct kms_store *s, const struct kms_volume *v, co
     snprintf(vname, vlen, "%s", v->name);
     vfile = xstrdup(v->file);
     kms_volume_copy(&nv, v);
-    nv.parts = realloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
-    if (!nv.parts)
-        abort();
+    nv.parts = xrealloc(nv.parts, (nv.nparts + 1) * sizeof(*nv.parts));
     nv.parts[nv.nparts++] = (struct kms_partition){
         xstrdup(p->label), xstrdup(p->device_name), xstrdup(p->uuid), xstrdup(""), xstrdup(""), false};
     r = kms_volume_write(s, &nv, vfile);

@@ -846,6 +846,8 @@ const struct kms_volume *const *kms_store_volumes_of(const struct kms_store *s, 
     return s->by_hash + lo;
 }
 
+bool kms_store_has_object(struct kms_store *s, const char *name) { return find_file(s, name) != NULL; }
+
 const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *path)
 {
     size_t dlen = strlen(s->dir);

@@ -159,6 +159,18 @@ check "G3 with --attestation learn: 32 ok" '[ "$rc" = 0 ] && [ "$(json runlearn 
 check "...the KMS recorded node 3's PCR 0 (as tpm2_checkquote saw it)" \
     'grep -rq "\"0\": \"$(head -c 32 q3.pcrs | xxd -p -c 32)\"" "$DB"'
 kms_stop
+# The same node learned by two workers at once: the one whose write finds the SealedVolume
+# changed decides again on what the other recorded (the race is narrow: the old code failed it
+# once in make check under load, not in 6 runs on an idle machine).
+DB=$T/db-learn2
+lg register --db "$DB" --nodes 4 --seed "$SEED" --attestation learn 2>/dev/null
+kms_start --workers 2
+lg run --url "$KMS_URL" --nodes 4 --seed "$SEED" --protocol g3 --concurrency 16 --exchanges 64 >runlearn2 2>errlearn2
+rc=$?
+diag <runlearn2
+check "G3 learn, each of 4 nodes 4 times at once through 2 workers: 64 ok" \
+    '[ "$rc" = 0 ] && [ "$(json runlearn2 ok)" = 64 ]' || head -3 errlearn2 | diag
+kms_stop
 
 # ---- (c'') the generated-key flow ----
 DB=$T/db-post
