@@ -13,15 +13,19 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base.h"
+#include "crypto.h"
 #include "tls.h"
 
 #define PEM_FILE_MAX (1024 * 1024)
-/* Session tickets: valid this long; the ticket key is made in memory at start and replaced by a
- * new random one when it is this old (the previous one still decrypts until its own end). */
+/* Session tickets: valid this long. Without a shared secret the ticket key is made in memory at
+ * start and replaced by a new random one when it is this old; with one (ktls_server_share_tickets)
+ * the key of each such period is derived from it. The previous key still decrypts either way. */
 #define TICKET_LIFETIME_S 3600
+#define TICKET_KEY_LEN 32 /* AES-256-GCM */
 
 /* Where Debian, Fedora/RHEL, Alpine and Arch keep the system CA bundle. */
 static const char *const system_bundles[] = {
@@ -35,6 +39,9 @@ struct ktls_server {
     mbedtls_x509_crt cert;
     mbedtls_pk_context key;
     mbedtls_ssl_ticket_context ticket;
+    uint8_t ticket_secret[KTLS_TICKET_SECRET_LEN]; /* with shared_tickets: what the keys derive from */
+    bool shared_tickets;
+    int64_t ticket_period; /* the period whose derived key is active; -1: none yet */
     void (*on_handshake)(void *data, bool resumed);
     void *on_handshake_data;
 };
@@ -183,7 +190,46 @@ void ktls_server_free(struct ktls_server *s)
     mbedtls_x509_crt_free(&s->cert);
     mbedtls_pk_free(&s->key);
     mbedtls_ssl_ticket_free(&s->ticket);
+    secure_wipe(s->ticket_secret, sizeof(s->ticket_secret));
     free(s);
+}
+
+/* Makes the derived key of the current period the active one (the one before stays for decrypting),
+ * before mbedTLS would replace an expired key by a random one of its own. HMAC-SHA256 of the
+ * period's number under the secret: every process holding the secret derives the same key and
+ * name, and switches at the same wall-clock moment. */
+static int ticket_keys_update(struct ktls_server *s)
+{
+    static const char key_label[] = "kairos-kms tls ticket key", name_label[] = "kairos-kms tls ticket name";
+    uint8_t in[sizeof(key_label) + 8], key[SHA256_LEN], name[SHA256_LEN];
+    int64_t period = (int64_t)time(NULL) / TICKET_LIFETIME_S;
+    int r, ret;
+
+    if (period == s->ticket_period)
+        return 0;
+    for (int i = 0; i < 8; i++)
+        in[sizeof(key_label) + (size_t)i] = (uint8_t)((uint64_t)period >> (56 - 8 * i));
+    memcpy(in, key_label, sizeof(key_label));
+    r = crypto_hmac(CRYPTO_SHA256, s->ticket_secret, sizeof(s->ticket_secret), in, sizeof(in), key);
+    memcpy(in, name_label, sizeof(name_label)); /* the same length: the period's bytes stay where they are */
+    if (r == 0)
+        r = crypto_hmac(CRYPTO_SHA256, s->ticket_secret, sizeof(s->ticket_secret), in, sizeof(in), name);
+    ret = r == 0 ? mbedtls_ssl_ticket_rotate(&s->ticket, name, MBEDTLS_SSL_TICKET_KEY_NAME_BYTES, key, TICKET_KEY_LEN,
+                                             TICKET_LIFETIME_S)
+                 : -1;
+    secure_wipe(key, sizeof(key));
+    if (ret != 0)
+        return log_error_errno(-EIO, "cannot set the TLS session ticket key; tickets are not shared");
+    s->ticket_period = period;
+    return 0;
+}
+
+int ktls_server_share_tickets(struct ktls_server *s, const uint8_t secret[KTLS_TICKET_SECRET_LEN])
+{
+    memcpy(s->ticket_secret, secret, sizeof(s->ticket_secret));
+    s->shared_tickets = true;
+    s->ticket_period = -1;
+    return ticket_keys_update(s);
 }
 
 void ktls_server_on_handshake(struct ktls_server *s, void (*cb)(void *data, bool resumed), void *data)
@@ -386,7 +432,11 @@ static struct ktls_session *session_new(const mbedtls_ssl_config *conf, int fd, 
 
 int ktls_session_server(struct ktls_server *s, int fd, const char *peer, struct ktls_session **out)
 {
-    struct ktls_session *t = session_new(&s->conf, fd, peer);
+    struct ktls_session *t;
+
+    if (s->shared_tickets)
+        (void)ticket_keys_update(s); /* a failure keeps the last key, until mbedTLS makes its own */
+    t = session_new(&s->conf, fd, peer);
     if (!t)
         return log_error_errno(-ENOMEM, "%s: cannot set up a TLS session", peer);
     t->fail_level = LOG_INFO;

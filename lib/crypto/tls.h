@@ -35,8 +35,13 @@ int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_ser
 void ktls_server_free(struct ktls_server *s);
 /* cb(data, resumed) after each completed server handshake: resumed from a session ticket, or full.
  * Servers issue tickets (TLS 1.2 and 1.3) under a key kept in memory only, made at start and
- * replaced every hour; each server configuration (each --workers process) has its own key. */
+ * replaced every hour; each server configuration has its own key unless it shares them. */
 void ktls_server_on_handshake(struct ktls_server *s, void (*cb)(void *data, bool resumed), void *data);
+/* From now on the ticket key of each hour is derived from secret (copied; wiped with s), so that
+ * servers given the same secret (the --workers processes of one KMS) accept each other's tickets.
+ * Draw the secret from the kernel (crypto_random), in memory only. 0 or -EIO (logged). */
+#define KTLS_TICKET_SECRET_LEN 32
+int ktls_server_share_tickets(struct ktls_server *s, const uint8_t secret[KTLS_TICKET_SECRET_LEN]);
 
 /* Client configuration. pem (pem_len bytes, NULL or empty for none) is the operator's
  * `certificate` (docs/upstream.md §5.3): CA certificate(s), or the server's own certificate. A peer is

@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "g1.h"
 #include "g3_session.h"
 #include "mdns.h"
@@ -256,6 +257,7 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
     const struct net_handler health = {.on_request = on_health, .data = &srv};
     const struct net_handler ready = {.on_request = on_ready, .data = &srv};
     const struct net_handler metrics = {.on_request = on_metrics, .data = &srv};
+    uint8_t ticket_secret[KTLS_TICKET_SECRET_LEN] = {0};
     int code = EXIT_RUNTIME;
 
     raise_fd_limit();
@@ -272,14 +274,20 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
                  crypto_x509_set_count(srv.ek_ca));
         srv.g1.ek_ca = srv.ek_ca;
     }
+    /* Drawn before the workers fork: every worker derives the same session ticket keys from it,
+     * so a node's next connection resumes whichever worker accepts it. */
+    if (o->tls_cert && crypto_random(ticket_secret, sizeof(ticket_secret)) < 0)
+        goto out;
     if (o->workers > 1) {
         if (net_listen(o->listen_addr, o->port, &cfg.listen_fd, &cfg.port) < 0)
             goto out;
         cfg.use_listen_fd = true;
         fork_workers(&srv, o->workers > G3_MAX_WORKERS ? G3_MAX_WORKERS : o->workers);
     }
-    if (o->tls_cert && ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0)
+    if (o->tls_cert &&
+        (ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0 || ktls_server_share_tickets(tls, ticket_secret) < 0))
         goto out;
+    secure_wipe(ticket_secret, sizeof(ticket_secret));
     if (tls)
         ktls_server_on_handshake(tls, on_tls_handshake, srv.metrics);
     cfg.tls = tls;
@@ -336,6 +344,7 @@ run:
     g3_keep_malloc_warm();
     code = net_loop_run(srv.loop) < 0 ? EXIT_RUNTIME : EXIT_OK;
 out:
+    secure_wipe(ticket_secret, sizeof(ticket_secret));
     if (srv.n_children) {
         tell_workers(&srv, SIGTERM); /* also when this one stopped for another reason */
         reap_workers(&srv);

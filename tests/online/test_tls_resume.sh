@@ -20,8 +20,7 @@ HASH=$(node_hash "$TPM_SOCK") || bail "tpm-hash failed"
 run_kkms "$T/out" "$T/err" rc challenger register --db "$DB" --tpm-hash "$HASH" --label COS_PERSISTENT
 [ "$rc" = 0 ] || bail "register failed: $(cat "$T/err")"
 
-# One worker: every ticket is issued and checked by the same process (with several, each has its
-# own ticket key and a connection that lands on another worker falls back to a full handshake).
+# One worker (tests/bench/test_tls_resume_workers.sh proves resumption across several).
 kms_start --tls-cert "$T/srv.pem" --tls-key "$T/srv.key" --workers 1
 handshakes() { # KIND: the KMS's count of full or resumed handshakes (/metrics is served over TLS too)
     curl -s --cacert "$T/srv.pem" "$KMS_URL/metrics" >"$T/metrics" 2>/dev/null
