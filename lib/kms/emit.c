@@ -133,12 +133,30 @@ static void field(struct kms_buf *b, const char *indent, const char *key, const 
     kms_buf_puts(b, "\n");
 }
 
-static void metadata(struct kms_buf *b, const char *name, const char *ns)
+static void meta_map(struct kms_buf *b, const char *what, char *const *kv, size_t n)
+{
+    if (!n)
+        return;
+    kms_buf_printf(b, "  %s:\n", what);
+    for (size_t i = 0; i < n; i++) {
+        kms_buf_puts(b, "    ");
+        kms_buf_scalar(b, kv[2 * i], strlen(kv[2 * i]));
+        kms_buf_puts(b, ": ");
+        kms_buf_quoted(b, kv[2 * i + 1], strlen(kv[2 * i + 1])); /* a value is always a string */
+        kms_buf_puts(b, "\n");
+    }
+}
+
+static void metadata(struct kms_buf *b, const char *name, const char *ns, const struct kms_meta *meta)
 {
     kms_buf_puts(b, "metadata:\n");
     field(b, "  ", "name", name);
     if (ns && *ns)
         field(b, "  ", "namespace", ns);
+    if (meta) {
+        meta_map(b, "labels", meta->labels, meta->nlabels);
+        meta_map(b, "annotations", meta->annotations, meta->nannotations);
+    }
 }
 
 void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
@@ -147,7 +165,7 @@ void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
                     "# partitions to it; quarantine/release edit only the quarantined value of any manifest.\n"
                     "apiVersion: " KMS_API_VERSION "\n"
                     "kind: SealedVolume\n");
-    metadata(b, v->name, v->ns);
+    metadata(b, v->name, v->ns, &v->meta);
     kms_buf_puts(b, "spec:\n");
     field(b, "  ", "TPMHash", v->tpm_hash);
     kms_buf_puts(b, v->nparts ? "  partitions:\n" : "  partitions: []\n");
@@ -194,15 +212,15 @@ void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
         kms_buf_printf(b, "    lastVerifiedAt: \"%s\"\n", v->att.last_verified_at);
 }
 
-void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns, const struct kms_kv *kv,
-                     size_t nkv)
+void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
+                     const struct kms_meta *meta, const struct kms_kv *kv, size_t nkv)
 {
     bool any_text = false, any_binary = false;
 
     if (comment)
         kms_buf_printf(b, "# %s\n", comment);
     kms_buf_puts(b, "apiVersion: v1\nkind: Secret\n");
-    metadata(b, name, ns);
+    metadata(b, name, ns, meta);
     kms_buf_puts(b, "type: Opaque\n");
     for (size_t i = 0; i < nkv; i++) {
         if (kms_text_ok((const char *)kv[i].value->data, kv[i].value->len))

@@ -37,9 +37,18 @@ struct kms_attestation {
     char *enrolled_at, *last_verified_at; /* RFC 3339 text as written; "" when absent */
 };
 
+/* metadata.labels and metadata.annotations as written: not read by the KMS, only kept and written
+ * back (an edit, an import or export loses none of them). */
+struct kms_meta {
+    char **labels, **annotations; /* key, value, key, value, ...; NULL when none */
+    size_t nlabels, nannotations; /* pairs */
+};
+#define KMS_MAX_META 64 /* pairs in each of labels and annotations */
+
 struct kms_volume {
     char *name, *ns; /* ns "" when absent */
-    char *tpm_hash;  /* lowercase */
+    struct kms_meta meta;
+    char *tpm_hash; /* lowercase */
     bool quarantined;
     struct kms_attestation att;
     struct kms_partition *parts;
@@ -56,6 +65,7 @@ struct kms_kv {
 
 struct kms_secret_obj {
     char *name, *ns;
+    struct kms_meta meta;
     struct kms_kv *kv; /* `data` decoded, then `stringData` over it (as the API server does) */
     size_t nkv;
     const char *file;
@@ -119,11 +129,13 @@ void kms_attestation_clear(struct kms_attestation *a);
 /* A deep copy of v (file/line/dup kept as pointers); release with kms_volume_clear. */
 void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v);
 void kms_volume_clear(struct kms_volume *v);
+/* Frees what m holds and zeroes it (not for records compacted into an arena). */
+void kms_meta_clear(struct kms_meta *m);
 
 /* A Secret manifest; values printable as UTF-8 go to stringData, the others to data (base64).
  * comment: one line (no user data) put first, or NULL. */
-void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns, const struct kms_kv *kv,
-                     size_t nkv);
+void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,
+                     const struct kms_meta *meta, const struct kms_kv *kv, size_t nkv);
 
 /* Sets spec.quarantined of every SealedVolume holding tpm_hash in the manifest text buf by
  * editing that value in place (or adding the line to a block-style spec), then checks that the

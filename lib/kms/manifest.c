@@ -78,7 +78,36 @@ static void check_keys(const struct kyaml_node *map, const char *what, const cha
     }
 }
 
-static int parse_metadata(const struct kyaml_node *doc, const char *kind, char **name, char **ns)
+/* metadata.<what> (labels or annotations): a map of strings, kept as pairs. */
+static int parse_meta_map(const struct kyaml_node *md, const char *kind, const char *what, char ***out, size_t *n)
+{
+    const struct kyaml_node *m = kyaml_map_get(md, what);
+
+    if (!m || kyaml_type(m) == KYAML_NULL)
+        return 0;
+    if (kyaml_type(m) != KYAML_MAP)
+        return bad(m, "%s: metadata.%s: expected a mapping of strings", kind, what);
+    if (kyaml_count(m) > KMS_MAX_META)
+        return bad(m, "%s: metadata.%s: more than %d entries", kind, what, KMS_MAX_META);
+    *out = kyaml_count(m) ? xcalloc(2 * kyaml_count(m), sizeof(**out)) : NULL;
+    for (size_t i = 0; i < kyaml_count(m); i++) {
+        const char *k = kyaml_key(m, i), *v = "";
+        int r = kyaml_type(kyaml_value(m, i)) == KYAML_NULL ? 0 : kyaml_node_str(kyaml_value(m, i), what, &v);
+        if (r < 0)
+            return r;
+        if (!k || !*k || strlen(k) > KMS_MAX_FIELD || !kms_text_ok(k, strlen(k)))
+            return bad(m, "%s: metadata.%s: a key that is empty, too long or holds control characters", kind, what);
+        if (strlen(v) > KMS_MAX_FIELD || !kms_text_ok(v, strlen(v)))
+            return bad(kyaml_value(m, i), "%s: metadata.%s.%.64s: longer than %d bytes or holds control characters",
+                       kind, what, k, KMS_MAX_FIELD);
+        (*out)[2 * *n] = xstrdup(k);
+        (*out)[2 * *n + 1] = xstrdup(v);
+        (*n)++;
+    }
+    return 0;
+}
+
+static int parse_metadata(const struct kyaml_node *doc, const char *kind, char **name, char **ns, struct kms_meta *meta)
 {
     const struct kyaml_node *md = kyaml_map_get(doc, "metadata");
     int r;
@@ -92,7 +121,56 @@ static int parse_metadata(const struct kyaml_node *doc, const char *kind, char *
         return bad(md, "%s: metadata.name is required", kind);
     if (!kms_text_ok(*name, strlen(*name)))
         return bad(kyaml_map_get(md, "name"), "%s: metadata.name holds control characters", kind);
-    return opt_str(md, "namespace", "metadata.namespace", KMS_MAX_FIELD, ns);
+    r = opt_str(md, "namespace", "metadata.namespace", KMS_MAX_FIELD, ns);
+    if (r == 0)
+        r = parse_meta_map(md, kind, "labels", &meta->labels, &meta->nlabels);
+    if (r == 0)
+        r = parse_meta_map(md, kind, "annotations", &meta->annotations, &meta->nannotations);
+    return r;
+}
+
+static void strs_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void kms_meta_clear(struct kms_meta *m)
+{
+    strs_free(m->labels, 2 * m->nlabels);
+    strs_free(m->annotations, 2 * m->nannotations);
+    *m = (struct kms_meta){0};
+}
+
+static char **strs_copy(char *const *v, size_t n)
+{
+    char **c = n ? xcalloc(n, sizeof(*c)) : NULL;
+    for (size_t i = 0; i < n; i++)
+        c[i] = xstrdup(v[i]);
+    return c;
+}
+
+static void meta_copy(struct kms_meta *dst, const struct kms_meta *m)
+{
+    *dst = *m;
+    dst->labels = strs_copy(m->labels, 2 * m->nlabels);
+    dst->annotations = strs_copy(m->annotations, 2 * m->nannotations);
+}
+
+static bool strs_equal(char *const *a, char *const *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a[i], b[i]))
+            return false;
+    return true;
+}
+
+static bool meta_equal(const struct kms_meta *a, const struct kms_meta *b)
+{
+    return a->nlabels == b->nlabels && a->nannotations == b->nannotations &&
+           strs_equal(a->labels, b->labels, 2 * a->nlabels) &&
+           strs_equal(a->annotations, b->annotations, 2 * a->nannotations);
 }
 
 static void partition_clear(struct kms_partition *p)
@@ -130,6 +208,7 @@ void kms_volume_clear(struct kms_volume *v)
     free(v->name);
     free(v->ns);
     free(v->tpm_hash);
+    kms_meta_clear(&v->meta);
     kms_attestation_clear(&v->att);
     *v = (struct kms_volume){0};
 }
@@ -142,6 +221,7 @@ void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v)
     dst->name = xstrdup(v->name);
     dst->ns = xstrdup(v->ns);
     dst->tpm_hash = xstrdup(v->tpm_hash);
+    meta_copy(&dst->meta, &v->meta);
     dst->parts = v->nparts ? xcalloc(v->nparts, sizeof(*dst->parts)) : NULL;
     for (size_t i = 0; i < v->nparts; i++) {
         const struct kms_partition *p = &v->parts[i];
@@ -266,7 +346,7 @@ static int parse_volume(const struct kyaml_node *doc, struct kms_volume *v)
     char what[96];
     int r;
 
-    r = parse_metadata(doc, "SealedVolume", &v->name, &v->ns);
+    r = parse_metadata(doc, "SealedVolume", &v->name, &v->ns, &v->meta);
     if (r < 0)
         return r;
     snprintf(what, sizeof(what), "SealedVolume %.40s: spec", v->name);
@@ -322,6 +402,7 @@ static void secret_obj_clear(struct kms_secret_obj *o)
     free(o->kv);
     free(o->name);
     free(o->ns);
+    kms_meta_clear(&o->meta);
 }
 
 /* The secret text of a Secret is wiped from the tree once copied (kyaml_free does not wipe). */
@@ -416,7 +497,7 @@ static int parse_secret_map(const struct kyaml_node *doc, const char *field, boo
 
 static int parse_secret(const struct kyaml_node *doc, struct kms_secret_obj *o)
 {
-    int r = parse_metadata(doc, "Secret", &o->name, &o->ns), r2;
+    int r = parse_metadata(doc, "Secret", &o->name, &o->ns, &o->meta), r2;
 
     if (!o->name)
         o->name = xstrdup("?");
@@ -553,6 +634,8 @@ void kms_records_clear(struct kms_records *r)
         if (r->arena) { /* the strings live in the arena */
             free(r->vols[i].parts);
             free(r->vols[i].att.pcr);
+            free(r->vols[i].meta.labels);
+            free(r->vols[i].meta.annotations);
             r->vols[i] = (struct kms_volume){0};
         } else {
             volume_clear(&r->vols[i]);
@@ -561,6 +644,8 @@ void kms_records_clear(struct kms_records *r)
     for (size_t i = 0; i < r->nsecrets; i++) {
         if (r->arena) {
             free(r->secrets[i].kv);
+            free(r->secrets[i].meta.labels);
+            free(r->secrets[i].meta.annotations);
             r->secrets[i] = (struct kms_secret_obj){0};
         } else {
             secret_obj_clear(&r->secrets[i]);
@@ -622,6 +707,14 @@ static void arena_secret(struct arena *a, struct secret **p)
     }
 }
 
+static void arena_meta(struct arena *a, struct kms_meta *m)
+{
+    for (size_t i = 0; i < 2 * m->nlabels; i++)
+        arena_str(a, &m->labels[i]);
+    for (size_t i = 0; i < 2 * m->nannotations; i++)
+        arena_str(a, &m->annotations[i]);
+}
+
 static void arena_records(struct arena *a, struct kms_records *r)
 {
     for (size_t i = 0; i < r->nvols; i++) {
@@ -629,6 +722,7 @@ static void arena_records(struct arena *a, struct kms_records *r)
         arena_str(a, &v->name);
         arena_str(a, &v->ns);
         arena_str(a, &v->tpm_hash);
+        arena_meta(a, &v->meta);
         for (size_t j = 0; j < v->nparts; j++) {
             struct kms_partition *pt = &v->parts[j];
             arena_str(a, &pt->label);
@@ -647,6 +741,7 @@ static void arena_records(struct arena *a, struct kms_records *r)
         struct kms_secret_obj *o = &r->secrets[i];
         arena_str(a, &o->name);
         arena_str(a, &o->ns);
+        arena_meta(a, &o->meta);
         for (size_t j = 0; j < o->nkv; j++) {
             arena_str(a, &o->kv[j].key);
             arena_secret(a, &o->kv[j].value);
@@ -685,7 +780,7 @@ static bool part_equal(const struct kms_partition *a, const struct kms_partition
 static bool volume_equal(const struct kms_volume *a, const struct kms_volume *b)
 {
     if (strcmp(a->name, b->name) || strcmp(a->ns, b->ns) || strcmp(a->tpm_hash, b->tpm_hash) ||
-        a->quarantined != b->quarantined || a->nparts != b->nparts)
+        a->quarantined != b->quarantined || a->nparts != b->nparts || !meta_equal(&a->meta, &b->meta))
         return false;
     if (a->att.present != b->att.present || a->att.has_pcrs != b->att.has_pcrs || a->att.pcr_mask != b->att.pcr_mask ||
         strcmp(a->att.ek_pem ? a->att.ek_pem : "", b->att.ek_pem ? b->att.ek_pem : "") ||
@@ -704,7 +799,7 @@ static bool volume_equal(const struct kms_volume *a, const struct kms_volume *b)
 
 static bool secret_obj_equal(const struct kms_secret_obj *a, const struct kms_secret_obj *b)
 {
-    if (strcmp(a->name, b->name) || strcmp(a->ns, b->ns) || a->nkv != b->nkv)
+    if (strcmp(a->name, b->name) || strcmp(a->ns, b->ns) || a->nkv != b->nkv || !meta_equal(&a->meta, &b->meta))
         return false;
     /* Key order is not meaning (data and stringData merge into one map). */
     for (size_t i = 0; i < a->nkv; i++) {

@@ -225,7 +225,7 @@ int kms_write_new_secret(struct kms_store *s, const char *comment, const char *n
     struct kms_buf b = {0};
     int r = -EEXIST;
 
-    kms_emit_secret(&b, comment, name, ns, kv, nkv);
+    kms_emit_secret(&b, comment, name, ns, NULL, kv, nkv);
     for (unsigned attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
         char *fname = kms_file_name("secret", name, attempt);
         r = kms_obj_write(s, fname, b.p, b.len, false, NULL);

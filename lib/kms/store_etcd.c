@@ -119,13 +119,26 @@ static void json_kv(struct kms_buf *b, bool *first, const char *key, const char 
     json_str(b, value, strlen(value));
 }
 
-static void json_metadata(struct kms_buf *b, const char *name, const char *ns)
+static void json_meta_map(struct kms_buf *b, const char *what, char *const *kv, size_t n)
+{
+    bool first = true;
+    if (!n)
+        return;
+    kms_buf_printf(b, ",\"%s\":{", what);
+    for (size_t i = 0; i < n; i++)
+        json_kv(b, &first, kv[2 * i], kv[2 * i + 1]);
+    kms_buf_puts(b, "}");
+}
+
+static void json_metadata(struct kms_buf *b, const char *name, const char *ns, const struct kms_meta *meta)
 {
     bool first = true;
     kms_buf_puts(b, "\"metadata\":{");
     json_kv(b, &first, "name", name);
     if (ns && *ns)
         json_kv(b, &first, "namespace", ns);
+    json_meta_map(b, "labels", meta->labels, meta->nlabels);
+    json_meta_map(b, "annotations", meta->annotations, meta->nannotations);
     kms_buf_puts(b, "}");
 }
 
@@ -134,7 +147,7 @@ static void json_volume(struct kms_buf *b, const struct kms_volume *v)
     bool first = true;
 
     kms_buf_puts(b, "{\"apiVersion\":\"" KMS_API_VERSION "\",\"kind\":\"SealedVolume\",");
-    json_metadata(b, v->name, v->ns);
+    json_metadata(b, v->name, v->ns, &v->meta);
     kms_buf_puts(b, ",\"spec\":{");
     json_kv(b, &first, "TPMHash", v->tpm_hash);
     kms_buf_puts(b, ",\"partitions\":[");
@@ -189,7 +202,7 @@ static void json_volume(struct kms_buf *b, const struct kms_volume *v)
 static void json_secret(struct kms_buf *b, const struct kms_secret_obj *o)
 {
     kms_buf_puts(b, "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",");
-    json_metadata(b, o->name, o->ns);
+    json_metadata(b, o->name, o->ns, &o->meta);
     kms_buf_puts(b, ",\"type\":\"Opaque\",\"data\":{");
     for (size_t i = 0; i < o->nkv; i++) {
         _cleanup_secret_ struct secret *enc =
@@ -953,7 +966,7 @@ int kms_store_import_dir(struct kms_store *s, const char *dir)
             failed++;
             continue;
         }
-        kms_emit_secret(&b, NULL, o->name, o->ns, o->kv, o->nkv);
+        kms_emit_secret(&b, NULL, o->name, o->ns, &o->meta, o->kv, o->nkv);
         failed += import_one(s, "secret", o->name, &b, &ns) < 0;
         kms_buf_free(&b);
     }
@@ -1017,7 +1030,7 @@ int kms_store_export_dir(struct kms_store *s, const char *dir)
             fname = kms_file_name("sealedvolume", f->recs.vols[0].name, 0);
         } else if (f->loaded && f->recs.nsecrets == 1) {
             const struct kms_secret_obj *o = &f->recs.secrets[0];
-            kms_emit_secret(&b, "kairos-kms: exported from etcd", o->name, o->ns, o->kv, o->nkv);
+            kms_emit_secret(&b, "kairos-kms: exported from etcd", o->name, o->ns, &o->meta, o->kv, o->nkv);
             fname = kms_file_name("secret", o->name, 0);
         }
         if (!b.len) {

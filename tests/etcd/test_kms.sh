@@ -177,8 +177,19 @@ run_kkms "$T/o" "$T/e" rc challenger quarantine --db "$SRC" "$(printf 'b%.0s' {1
 cat >"$SRC/gen.yaml" <<EOF
 apiVersion: v1
 kind: Secret
-metadata: {name: node-bbbbbbbb-l2, namespace: default}
+metadata: {name: node-bbbbbbbb-l2, namespace: default, labels: {tier: gold}}
 stringData: {passphrase: "$(head -c 342 /dev/zero | tr '\0' A)", generated_by: tpm}
+EOF
+cat >"$SRC/labeled.yaml" <<EOF
+apiVersion: keyserver.kairos.io/v1alpha1
+kind: SealedVolume
+metadata:
+  name: labeled
+  labels: {app.kubernetes.io/name: kairos, site: "edge: 7"}
+  annotations: {note: "kept by import and export"}
+spec:
+  TPMHash: "$(printf 'd%.0s' {1..64})"
+  partitions: [{label: L4}]
 EOF
 cat >"$SRC/pending-$(printf 'c%.0s' {1..64}).yaml" <<EOF
 apiVersion: kairos-kms.io/v1alpha1
@@ -199,7 +210,7 @@ check "import: exit 0" '[ "$rc" = 0 ]'
 ch import --from-db "$SRC"
 check "import again: exit 0 (create-if-absent, same content)" '[ "$rc" = 0 ]'
 ch export --to-db "$T/out-db"
-check "export: exit 0, one file per object" '[ "$rc" = 0 ] && [ "$(ls "$T/out-db" | wc -l)" = 5 ]'
+check "export: exit 0, one file per object" '[ "$rc" = 0 ] && [ "$(ls "$T/out-db" | wc -l)" = 6 ]'
 run_kkms "$T/l1" "$T/e" rc challenger list --db "$SRC"
 run_kkms "$T/l2" "$T/e" rc challenger list --db "$T/out-db"
 ch list
@@ -211,6 +222,11 @@ check "round trip: list of the source, of etcd and of the export agree (but file
 check "quarantined, generated and pending records made the trip" \
     'grep -q quarantined "$T/l2" && grep -q "generated_by: tpm" "$T"/out-db/secret-node-bbbbbbbb-l2.yaml &&
      [ -f "$T/out-db/pending-$(printf "c%.0s" {1..64}).yaml" ] && grep -q "$(printf "c%.0s" {1..64})" "$T/ch.out"'
+check "metadata.labels and annotations made the trip (SealedVolume and Secret)" \
+    'grep -qx "    \"app.kubernetes.io/name\": \"kairos\"" "$T/out-db/sealedvolume-labeled.yaml" &&
+     grep -qx "    site: \"edge: 7\"" "$T/out-db/sealedvolume-labeled.yaml" &&
+     grep -qx "    note: \"kept by import and export\"" "$T/out-db/sealedvolume-labeled.yaml" &&
+     grep -qx "    tier: \"gold\"" "$T/out-db/secret-node-bbbbbbbb-l2.yaml" || ls "$T/out-db" | diag'
 check "exported files are 0600" '[ -z "$(find "$T/out-db" -type f ! -perm 600)" ]'
 ch export --to-db "$T/out-db"
 check "export into a directory holding manifests is refused" '[ "$rc" = 1 ] && has "$T/ch.err" "export into a new or empty"'

@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < recs.nsecrets; i++) {
         struct kms_records one = {.secrets = &recs.secrets[i], .nsecrets = 1};
         struct kms_buf b = {0};
-        kms_emit_secret(&b, "fuzz", recs.secrets[i].name, recs.secrets[i].ns, recs.secrets[i].kv, recs.secrets[i].nkv);
+        kms_emit_secret(&b, "fuzz", recs.secrets[i].name, recs.secrets[i].ns, &recs.secrets[i].meta, recs.secrets[i].kv,
+                        recs.secrets[i].nkv);
         round_trip(&one, &b);
     }
     if (recs.nvols) {

@@ -1088,6 +1088,56 @@ static void test_attestation_manifest(void)
     kms_records_clear(&r);
 }
 
+/* metadata.labels and metadata.annotations are kept: emitted again (what DIR gets when the KMS
+ * rewrites a volume, and what export writes) they read back the same, compacted records keep
+ * them, and a changed value is a changed record. */
+static void test_labels_and_annotations_kept(void)
+{
+    struct kms_records r, r2, r3;
+    struct kms_buf b = {0};
+    const char *text = "apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\nmetadata:\n  name: lab\n"
+                       "  labels: {app.kubernetes.io/name: kairos, site: \"edge: 7\", empty: }\n"
+                       "  annotations:\n    note: \"it's \\\"quoted\\\"\"\n    \"123\": true\n"
+                       "spec:\n  TPMHash: " H_NEW "\n  partitions:\n    - label: COS_PERSISTENT\n"
+                       "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, labels: {tier: gold}}\n"
+                       "stringData: {pass: x}\n";
+    bool ok = load_text(text, &r) && r.nvols == 1 && r.nsecrets == 1;
+    const struct kms_meta *m = ok ? &r.vols[0].meta : NULL;
+
+    CHECK(ok && m->nlabels == 3 && !strcmp(m->labels[0], "app.kubernetes.io/name") && !strcmp(m->labels[1], "kairos") &&
+              !strcmp(m->labels[3], "edge: 7") && !strcmp(m->labels[5], "") && m->nannotations == 2 &&
+              !strcmp(m->annotations[1], "it's \"quoted\"") && !strcmp(m->annotations[2], "123") &&
+              !strcmp(m->annotations[3], "true") && r.secrets[0].meta.nlabels == 1,
+          "metadata.labels and annotations are read as strings, in order");
+    if (ok) {
+        kms_emit_volume(&b, &r.vols[0]);
+        kms_buf_puts(&b, "---\n");
+        kms_emit_secret(&b, NULL, r.secrets[0].name, r.secrets[0].ns, &r.secrets[0].meta, r.secrets[0].kv,
+                        r.secrets[0].nkv);
+        CHECK(strstr(b.p, "  labels:\n    \"app.kubernetes.io/name\": \"kairos\"\n") &&
+                  strstr(b.p, "metadata:\n  name: s\n  labels:\n    tier: \"gold\"\n"),
+              "written back under metadata, values always quoted");
+        CHECK(load_text(b.p, &r2) && kms_records_equal(&r, &r2), "written back and read again: the same records");
+        kms_records_compact(&r2);
+        CHECK(kms_records_equal(&r, &r2), "compacted records keep them");
+        kms_records_clear(&r2);
+    }
+    kms_buf_free(&b);
+    b = (struct kms_buf){0};
+    kms_buf_puts(&b, text);
+    memcpy(strstr(b.p, "edge: 7"), "edge: 8", 7);
+    CHECK(load_text(b.p, &r3) && !kms_records_equal(&r, &r3), "a changed label value is a changed record");
+    kms_records_clear(&r3);
+    kms_buf_free(&b);
+    CHECK(load_text("apiVersion: keyserver.kairos.io/v1alpha1\nkind: SealedVolume\n"
+                    "metadata: {name: lab, labels: [a, b]}\nspec: {TPMHash: " H_NEW "}\n",
+                    &r2) &&
+              r2.nvols == 0 && r2.invalid == 1,
+          "labels that are not a mapping make the object invalid");
+    kms_records_clear(&r2);
+    kms_records_clear(&r);
+}
+
 static void test_attest_decisions(void)
 {
     char *dir = new_dir("attest");
@@ -1197,6 +1247,7 @@ int main(void)
     test_manifest_bounds_and_types();
     test_safe_kube_name();
     test_attestation_manifest();
+    test_labels_and_annotations_kept();
     test_attest_decisions();
 
     db = copy_db("db");
