@@ -154,8 +154,8 @@ static void metadata(struct kms_buf *b, const char *name, const char *ns, const 
     if (ns && *ns)
         field(b, "  ", "namespace", ns);
     if (meta) {
-        meta_map(b, "labels", meta->labels, meta->nlabels);
-        meta_map(b, "annotations", meta->annotations, meta->nannotations);
+        meta_map(b, "labels", meta->kv, meta->nlabels);
+        meta_map(b, "annotations", meta->kv + 2 * meta->nlabels, meta->nannotations);
     }
 }
 

@@ -40,8 +40,8 @@ struct kms_attestation {
 /* metadata.labels and metadata.annotations as written: not read by the KMS, only kept and written
  * back (an edit, an import or export loses none of them). */
 struct kms_meta {
-    char **labels, **annotations; /* key, value, key, value, ...; NULL when none */
-    size_t nlabels, nannotations; /* pairs */
+    char **kv;                      /* the labels' key, value, ... then the annotations'; NULL when none */
+    uint16_t nlabels, nannotations; /* pairs (16 bytes in all: a hundred thousand volumes carry it) */
 };
 #define KMS_MAX_META 64 /* pairs in each of labels and annotations */
 

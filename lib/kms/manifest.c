@@ -78,10 +78,12 @@ static void check_keys(const struct kyaml_node *map, const char *what, const cha
     }
 }
 
-/* metadata.<what> (labels or annotations): a map of strings, kept as pairs. */
-static int parse_meta_map(const struct kyaml_node *md, const char *kind, const char *what, char ***out, size_t *n)
+/* metadata.<what> (labels or annotations): a map of strings, appended to meta->kv as pairs. */
+static int parse_meta_map(const struct kyaml_node *md, const char *kind, const char *what, struct kms_meta *meta,
+                          uint16_t *count)
 {
     const struct kyaml_node *m = kyaml_map_get(md, what);
+    size_t used = 2 * ((size_t)meta->nlabels + meta->nannotations);
 
     if (!m || kyaml_type(m) == KYAML_NULL)
         return 0;
@@ -89,7 +91,9 @@ static int parse_meta_map(const struct kyaml_node *md, const char *kind, const c
         return bad(m, "%s: metadata.%s: expected a mapping of strings", kind, what);
     if (kyaml_count(m) > KMS_MAX_META)
         return bad(m, "%s: metadata.%s: more than %d entries", kind, what, KMS_MAX_META);
-    *out = kyaml_count(m) ? xcalloc(2 * kyaml_count(m), sizeof(**out)) : NULL;
+    if (!kyaml_count(m))
+        return 0;
+    meta->kv = xrealloc(meta->kv, (used + 2 * kyaml_count(m)) * sizeof(*meta->kv));
     for (size_t i = 0; i < kyaml_count(m); i++) {
         const char *k = kyaml_key(m, i), *v = "";
         int r = kyaml_type(kyaml_value(m, i)) == KYAML_NULL ? 0 : kyaml_node_str(kyaml_value(m, i), what, &v);
@@ -100,9 +104,9 @@ static int parse_meta_map(const struct kyaml_node *md, const char *kind, const c
         if (strlen(v) > KMS_MAX_FIELD || !kms_text_ok(v, strlen(v)))
             return bad(kyaml_value(m, i), "%s: metadata.%s.%.64s: longer than %d bytes or holds control characters",
                        kind, what, k, KMS_MAX_FIELD);
-        (*out)[2 * *n] = xstrdup(k);
-        (*out)[2 * *n + 1] = xstrdup(v);
-        (*n)++;
+        meta->kv[used++] = xstrdup(k);
+        meta->kv[used++] = xstrdup(v);
+        (*count)++;
     }
     return 0;
 }
@@ -123,9 +127,9 @@ static int parse_metadata(const struct kyaml_node *doc, const char *kind, char *
         return bad(kyaml_map_get(md, "name"), "%s: metadata.name holds control characters", kind);
     r = opt_str(md, "namespace", "metadata.namespace", KMS_MAX_FIELD, ns);
     if (r == 0)
-        r = parse_meta_map(md, kind, "labels", &meta->labels, &meta->nlabels);
+        r = parse_meta_map(md, kind, "labels", meta, &meta->nlabels);
     if (r == 0)
-        r = parse_meta_map(md, kind, "annotations", &meta->annotations, &meta->nannotations);
+        r = parse_meta_map(md, kind, "annotations", meta, &meta->nannotations);
     return r;
 }
 
@@ -138,8 +142,7 @@ static void strs_free(char **v, size_t n)
 
 void kms_meta_clear(struct kms_meta *m)
 {
-    strs_free(m->labels, 2 * m->nlabels);
-    strs_free(m->annotations, 2 * m->nannotations);
+    strs_free(m->kv, 2 * ((size_t)m->nlabels + m->nannotations));
     *m = (struct kms_meta){0};
 }
 
@@ -154,8 +157,7 @@ static char **strs_copy(char *const *v, size_t n)
 static void meta_copy(struct kms_meta *dst, const struct kms_meta *m)
 {
     *dst = *m;
-    dst->labels = strs_copy(m->labels, 2 * m->nlabels);
-    dst->annotations = strs_copy(m->annotations, 2 * m->nannotations);
+    dst->kv = strs_copy(m->kv, 2 * ((size_t)m->nlabels + m->nannotations));
 }
 
 static bool strs_equal(char *const *a, char *const *b, size_t n)
@@ -169,8 +171,7 @@ static bool strs_equal(char *const *a, char *const *b, size_t n)
 static bool meta_equal(const struct kms_meta *a, const struct kms_meta *b)
 {
     return a->nlabels == b->nlabels && a->nannotations == b->nannotations &&
-           strs_equal(a->labels, b->labels, 2 * a->nlabels) &&
-           strs_equal(a->annotations, b->annotations, 2 * a->nannotations);
+           strs_equal(a->kv, b->kv, 2 * ((size_t)a->nlabels + a->nannotations));
 }
 
 static void partition_clear(struct kms_partition *p)
@@ -634,8 +635,7 @@ void kms_records_clear(struct kms_records *r)
         if (r->arena) { /* the strings live in the arena */
             free(r->vols[i].parts);
             free(r->vols[i].att.pcr);
-            free(r->vols[i].meta.labels);
-            free(r->vols[i].meta.annotations);
+            free(r->vols[i].meta.kv);
             r->vols[i] = (struct kms_volume){0};
         } else {
             volume_clear(&r->vols[i]);
@@ -644,8 +644,7 @@ void kms_records_clear(struct kms_records *r)
     for (size_t i = 0; i < r->nsecrets; i++) {
         if (r->arena) {
             free(r->secrets[i].kv);
-            free(r->secrets[i].meta.labels);
-            free(r->secrets[i].meta.annotations);
+            free(r->secrets[i].meta.kv);
             r->secrets[i] = (struct kms_secret_obj){0};
         } else {
             secret_obj_clear(&r->secrets[i]);
@@ -709,10 +708,8 @@ static void arena_secret(struct arena *a, struct secret **p)
 
 static void arena_meta(struct arena *a, struct kms_meta *m)
 {
-    for (size_t i = 0; i < 2 * m->nlabels; i++)
-        arena_str(a, &m->labels[i]);
-    for (size_t i = 0; i < 2 * m->nannotations; i++)
-        arena_str(a, &m->annotations[i]);
+    for (size_t i = 0; i < 2 * ((size_t)m->nlabels + m->nannotations); i++)
+        arena_str(a, &m->kv[i]);
 }
 
 static void arena_records(struct arena *a, struct kms_records *r)

@@ -137,8 +137,8 @@ static void json_metadata(struct kms_buf *b, const char *name, const char *ns, c
     json_kv(b, &first, "name", name);
     if (ns && *ns)
         json_kv(b, &first, "namespace", ns);
-    json_meta_map(b, "labels", meta->labels, meta->nlabels);
-    json_meta_map(b, "annotations", meta->annotations, meta->nannotations);
+    json_meta_map(b, "labels", meta->kv, meta->nlabels);
+    json_meta_map(b, "annotations", meta->kv + 2 * meta->nlabels, meta->nannotations);
     kms_buf_puts(b, "}");
 }
 

@@ -1104,10 +1104,10 @@ static void test_labels_and_annotations_kept(void)
     bool ok = load_text(text, &r) && r.nvols == 1 && r.nsecrets == 1;
     const struct kms_meta *m = ok ? &r.vols[0].meta : NULL;
 
-    CHECK(ok && m->nlabels == 3 && !strcmp(m->labels[0], "app.kubernetes.io/name") && !strcmp(m->labels[1], "kairos") &&
-              !strcmp(m->labels[3], "edge: 7") && !strcmp(m->labels[5], "") && m->nannotations == 2 &&
-              !strcmp(m->annotations[1], "it's \"quoted\"") && !strcmp(m->annotations[2], "123") &&
-              !strcmp(m->annotations[3], "true") && r.secrets[0].meta.nlabels == 1,
+    CHECK(ok && m->nlabels == 3 && !strcmp(m->kv[0], "app.kubernetes.io/name") && !strcmp(m->kv[1], "kairos") &&
+              !strcmp(m->kv[3], "edge: 7") && !strcmp(m->kv[5], "") && m->nannotations == 2 &&
+              !strcmp(m->kv[7], "it's \"quoted\"") && !strcmp(m->kv[8], "123") && !strcmp(m->kv[9], "true") &&
+              r.secrets[0].meta.nlabels == 1,
           "metadata.labels and annotations are read as strings, in order");
     if (ok) {
         kms_emit_volume(&b, &r.vols[0]);
