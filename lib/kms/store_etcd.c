@@ -14,7 +14,9 @@
  * The policy code names objects as files of a DIR (sealedvolume-<name>.yaml, ...): such names
  * map one to one to the keys above. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +25,7 @@
 #include "etcd.h"
 #include "kms_internal.h"
 #include "kyaml.h"
+#include "tls.h"
 
 #define WATCH_GRACE_MS 10000 /* /readyz stays 200 this long after the watch broke */
 #define BACKOFF_MIN_MS 500
@@ -31,11 +34,15 @@
 
 struct kms_etcd_store {
     struct etcd *cli;
-    char *prefix; /* ends with '/' */
+    pid_t cli_pid;          /* the process that made cli (a forked worker makes its own) */
+    struct etcd_config cfg; /* what cli was made from (strings owned), for a worker's own client */
+    char *prefix;           /* ends with '/' */
     char *endpoints;
-    bool watching; /* a thread keeps the cache (the server) */
+    bool watching; /* a thread keeps the cache (the server), from kms_store_start on */
+    bool running;  /* that thread runs (in this process) */
     pthread_t thread;
     atomic_bool stop;
+    atomic_bool relist;    /* SIGHUP: a new listing and watch now */
     bool loaded;           /* a listing was applied */
     int64_t list_rev;      /* revision of the last listing: older events are in it already */
     int64_t watch_lost_ms; /* 0: the watch is up; else since when it is not */
@@ -45,6 +52,8 @@ struct kms_etcd_store {
     struct etcd_kv *pend;
     size_t npend;
 };
+
+static void cfg_clear(struct etcd_config *c);
 
 static const struct {
     const char *file, *dir;
@@ -617,6 +626,10 @@ static void *watch_main(void *arg)
             synced_ms = now_ms();
             backoff = BACKOFF_MIN_MS;
         }
+        if (atomic_exchange(&e->relist, false)) {
+            log_info("etcd %s: listing %s again (SIGHUP)", e->endpoints, e->prefix);
+            synced_ms = 0;
+        }
         if (now_ms() - synced_ms > RESYNC_MS) {
             /* Now and then a full listing and a new watch: a member cut off without its TCP
              * connection breaking would otherwise keep the watch silent. */
@@ -703,11 +716,14 @@ int kms_etcd_refresh_locked(struct kms_store *s, bool force)
     return relist_locked(s, false) < 0 ? -EIO : 1;
 }
 
-int kms_etcd_refresh(struct kms_store *s)
+int kms_etcd_refresh(struct kms_store *s, bool force)
 {
     int r = 0;
-    if (s->etcd->watching)
+    if (s->etcd->watching) {
+        if (force && s->etcd->running)
+            atomic_store(&s->etcd->relist, true); /* the thread lists again within a second */
         return 0;
+    }
     pthread_mutex_lock(&s->lock);
     r = relist_locked(s, false);
     pthread_mutex_unlock(&s->lock);
@@ -728,7 +744,7 @@ void kms_etcd_close(struct kms_store *s)
     struct kms_etcd_store *e = s->etcd;
     if (!e)
         return;
-    if (e->watching) {
+    if (e->running) {
         atomic_store(&e->stop, true);
         pthread_join(e->thread, NULL);
     }
@@ -742,10 +758,68 @@ void kms_etcd_close(struct kms_store *s)
     s->files = NULL;
     s->nfiles = 0;
     etcd_free(e->cli);
+    cfg_clear(&e->cfg);
     free(e->prefix);
     free(e->endpoints);
     free(e);
     s->etcd = NULL;
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+static void cfg_copy(struct etcd_config *to, const struct etcd_config *from)
+{
+    *to = *from;
+    to->endpoints = dup_or_null(from->endpoints);
+    to->ca_file = dup_or_null(from->ca_file);
+    to->cert_file = dup_or_null(from->cert_file);
+    to->key_file = dup_or_null(from->key_file);
+    to->user = dup_or_null(from->user);
+    to->password_file = dup_or_null(from->password_file);
+}
+
+static void cfg_clear(struct etcd_config *c)
+{
+    free((char *)c->endpoints);
+    free((char *)c->ca_file);
+    free((char *)c->cert_file);
+    free((char *)c->key_file);
+    free((char *)c->user);
+    free((char *)c->password_file);
+    *c = (struct etcd_config){0};
+}
+
+int kms_etcd_start(struct kms_store *s)
+{
+    struct kms_etcd_store *e = s->etcd;
+    sigset_t all, was;
+    int r;
+
+    if (!e->watching || e->running)
+        return 0;
+    if (e->cli_pid != getpid()) {
+        /* A forked worker: the parent's client made no connection yet (no call is made before
+         * the start), but its TLS configuration, token slot and the process's random generator
+         * are copies of the parent's. Dropped; this worker makes its own from the same options. */
+        etcd_free(e->cli);
+        e->cli = NULL;
+        if (ktls_after_fork() < 0)
+            return -EIO;
+        r = etcd_new(&e->cfg, &e->cli);
+        if (r < 0)
+            return log_error_errno(r, "etcd %s: cannot make this worker's client", e->endpoints);
+        e->cli_pid = getpid();
+    }
+    /* The thread blocks every signal: SIGTERM and SIGHUP are the event loop's (its signalfd),
+     * never this thread's, whose default action would end the process without a drain. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &was);
+    r = pthread_create(&e->thread, NULL, watch_main, s);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    if (r != 0)
+        return log_error_errno(-EAGAIN, "cannot start the etcd watch thread");
+    e->running = true;
+    return 0;
 }
 
 /* ---- object operations ---- */
@@ -866,6 +940,7 @@ int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_stor
     e->prefix = xmalloc(plen + 2);
     snprintf(e->prefix, plen + 2, "%s%s", prefix, prefix[plen - 1] == '/' ? "" : "/");
     r = etcd_new(&cfg, &e->cli);
+    e->cli_pid = getpid();
     if (r < 0) {
         free(e->endpoints);
         free(e->prefix);
@@ -883,13 +958,10 @@ int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_stor
     s->by_hash = xcalloc(1, sizeof(*s->by_hash));
     s->secrets = xcalloc(1, sizeof(*s->secrets));
     if (eo->watch) {
-        /* The server: loads and follows in a thread, retrying while etcd cannot be reached. */
+        /* The server: loads and follows in a thread from kms_store_start on, in each worker
+         * process (nothing connects before the workers are forked). */
         e->watching = true;
-        if (pthread_create(&e->thread, NULL, watch_main, s) != 0) {
-            e->watching = false;
-            kms_store_free(s);
-            return log_error_errno(-EAGAIN, "cannot start the etcd watch thread");
-        }
+        cfg_copy(&e->cfg, &cfg);
         *out = s;
         return 0;
     }
