@@ -852,8 +852,10 @@ int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t 
 int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, size_t len, bool replace,
                        const struct kms_obj_ver *expect)
 {
-    _cleanup_free_ char *key = key_of(s->etcd, name), *vol = NULL;
+    _cleanup_free_ char *key = key_of(s->etcd, name), *vol = NULL, *ik = NULL;
     struct etcd_kv cur = {0};
+    struct etcd_op idx = {.type = ETCD_OP_PUT};
+    size_t nidx = 0;
     char *json = NULL;
     size_t jlen = 0;
     int64_t rev = 0;
@@ -864,12 +866,30 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
     r = json_of(buf, len, key, &json, &jlen, &vol);
     if (r < 0)
         return r;
-    if (!replace)
-        r = etcd_create(s->etcd->cli, key, json, jlen, 0, &cur, &rev);
-    else if (expect && expect->rev)
-        r = etcd_cas(s->etcd->cli, key, expect->rev, json, jlen, 0, &cur, &rev);
-    else
+    if (vol) {
+        /* A SealedVolume's index entry (its key, under its TPM hash), in the same transaction:
+         * it is derived from the value, so a repetition or an identical write put it too. */
+        size_t n = strlen(s->etcd->prefix) + strlen(vol) + 16;
+        ik = xmalloc(n);
+        snprintf(ik, n, "%sindex/tpmhash/%s", s->etcd->prefix, vol);
+        idx.key = ik;
+        idx.value = key;
+        idx.value_len = strlen(key);
+        nidx = 1;
+    }
+    if (!replace) {
+        r = etcd_create_with(s->etcd->cli, key, json, jlen, 0, &idx, nidx, &cur, &rev);
+    } else if (expect && expect->rev) {
+        r = etcd_cas_with(s->etcd->cli, key, expect->rev, json, jlen, 0, &idx, nidx, &cur, &rev);
+    } else if (nidx) {
+        const struct etcd_op ops[2] = {{.type = ETCD_OP_PUT, .key = key, .value = json, .value_len = jlen}, idx};
+        struct etcd_txn_result t;
+        r = etcd_txn(s->etcd->cli, NULL, 0, ops, 2, NULL, 0, &t);
+        rev = t.revision;
+        etcd_txn_result_clear(&t);
+    } else {
         r = etcd_put(s->etcd->cli, key, json, jlen, 0, &rev);
+    }
     /* The cache sees the outcome at the next refresh: ours, or what won. */
     if (r == 0)
         pend_add(s->etcd, key, json, jlen, rev, false);
@@ -881,14 +901,6 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
         r = -EAGAIN;
     secure_wipe(json, jlen);
     free(json);
-    if (r == 0 && vol) {
-        /* The index entry: the volume's key, under its hash (a put: repeating it is harmless). */
-        size_t n = strlen(s->etcd->prefix) + strlen(vol) + 16;
-        _cleanup_free_ char *ik = xmalloc(n);
-        snprintf(ik, n, "%sindex/tpmhash/%s", s->etcd->prefix, vol);
-        if (etcd_put(s->etcd->cli, ik, key, strlen(key), 0, NULL) < 0)
-            log_warn("%s: the TPM hash index entry was not written", ik);
-    }
     return r;
 }
 

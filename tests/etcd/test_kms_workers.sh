@@ -6,7 +6,8 @@
 #  (a) every worker process has etcd connections of its own (no socket shared with the other)
 #      and answers /readyz; 1,000 G1 and 256 G3 unlocks (kms-loadgen; G3 learns each node's PCRs:
 #      learning writes from both workers) through the pair: 0 failed, and both processes served;
-#      each worker alone (the other stopped with SIGSTOP: it accepts nothing) serves too;
+#      each worker alone (the other stopped with SIGSTOP: it accepts nothing) serves too; each
+#      index entry has the revisions of its SealedVolume (written in the same transaction);
 #  (b) `challenger quarantine --etcd` (another process) is refused by each worker within a few
 #      seconds, and `release` lets the node in again at each;
 #  (c) generated keys: 128 nodes without a Secret post their TPM ciphertext through the
@@ -134,6 +135,17 @@ for i in 0 1 2 3; do
         grep -q pcrValues && learned=$((learned + 1))
 done
 check "the G3 learning writes are in etcd (nodes 0-3 have pcrValues)" '[ "$learned" = 4 ]'
+# revs KEY: "mod=M create=C" of KEY.
+revs() { etcdt "${ETCD_AUTH_OPTS[@]}" get "$1" 2>/dev/null | grep -o "mod=[0-9]* create=[0-9]*"; }
+same=0
+for i in 0 1 2 3; do
+    v=$(printf 'loadgen-node-%05d' "$i")
+    h=$(lg node-info --seed "$SEED" --node "$i" | python3 -c 'import json,sys; print(json.load(sys.stdin)["tpm_hash"])')
+    a=$(revs "/kairos-kms/sealedvolumes/$v")
+    b=$(revs "/kairos-kms/index/tpmhash/$h/$v")
+    [ -n "$a" ] && [ "$a" = "$b" ] && same=$((same + 1))
+done
+check "each index entry was written in the same transaction as its SealedVolume (import, G3 learning)" '[ "$same" = 4 ]'
 
 # ---- (b) ----
 HASH0=$(lg node-info --seed "$SEED" --node 0 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tpm_hash"])')
