@@ -93,8 +93,16 @@ check "--etcd --workers 2: a second worker process" '[ -n "$CHILD" ] && [ "$(pgr
 on_exit "kill -CONT $PID_W $CHILD 2>/dev/null"
 check "/readyz 200 (loaded and watching)" 'wait_ready "$URL_W"'
 check "no refusal of --workers with --etcd any more" '! grep -q "one process per challenger" "$T/kms-W.log"'
-check "each worker process has etcd connections of its own (its watch at least)" \
-    '[ "$(etcd_conns "$PID_W")" -ge 1 ] && [ "$(etcd_conns "$CHILD")" -ge 1 ]'
+# both_connected: each process has an etcd connection (its watch) within 20 s.
+both_connected() {
+    local i
+    for i in $(seq 100); do
+        [ "$(etcd_conns "$PID_W")" -ge 1 ] && [ "$(etcd_conns "$CHILD")" -ge 1 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "each worker process has etcd connections of its own (its watch at least)" both_connected
 shared=$(for ep in "${ETCD_EP[@]}"; do ss -tnpH state established "( dport = :${ep##*:} )"; done |
     grep -c "pid=$PID_W,.*pid=$CHILD,\|pid=$CHILD,.*pid=$PID_W,")
 check "no etcd connection is shared by the two processes" '[ "$shared" = 0 ]'
