@@ -69,16 +69,16 @@ static const char usage[] =
     "  --metrics-listen ADDR:PORT  serve /metrics (Prometheus text format) there instead of on\n"
     "                         the node-facing port (e.g. 127.0.0.1:9108)\n"
     "  --workers N|auto       N processes serve the listener, each with its own event loop and\n"
-    "                         store (auto, the default with --db: one per CPU this process may\n"
-    "                         run on; 1: a single process, the default with --etcd). The store's\n"
-    "                         writes are atomic across them, the metrics are shared, SIGTERM and\n"
-    "                         SIGHUP reach every one\n"
+    "                         store (auto, the default: one per CPU this process may run on; 1: a\n"
+    "                         single process). With --etcd each has its own etcd connections,\n"
+    "                         watch, cache and /readyz. The store's writes are atomic across them,\n"
+    "                         the metrics are shared, SIGTERM and SIGHUP reach every one\n"
     "Endpoints: /getPass, /postPass, /tpm-attestation, /healthz, /readyz (the last refresh of the\n"
     "store, done every second), /metrics (kairos_kms_* counters, histogram and gauges; no TPM hash or\n"
     "secret in any label).\n"
-    "SIGTERM drains open exchanges; SIGHUP rescans. A keep-alive connection serves at most 100\n"
-    "requests and lives at most 120 s; pipelined requests are served a few at a time, in turn\n"
-    "with other connections.\n"
+    "SIGTERM drains open exchanges; SIGHUP rescans DIR (--etcd: lists the prefix again and\n"
+    "watches anew). A keep-alive connection serves at most 100 requests and lives at most 120 s;\n"
+    "pipelined requests are served a few at a time, in turn with other connections.\n"
     "\n"
     "Operator commands (they edit DIR; the server need not be stopped):\n"
     "  register     add a partition of a node: --tpm-hash H (from `kairos-kms tpm-hash` on the node)\n"
@@ -417,8 +417,7 @@ static const struct verb {
 
 /* The store from --db DIR or --etcd URLS; EXIT_USAGE, EXIT_RUNTIME or 0. The server follows
  * etcd in a thread and waits for it when it is unreachable; commands need it now. */
-static int open_store(struct store_opts *so, const struct verb *v, const struct g3_serve_opts *srv,
-                      struct kms_audit *audit, struct kms_store **out)
+static int open_store(struct store_opts *so, const struct verb *v, struct kms_audit *audit, struct kms_store **out)
 {
     /* Before every decision the server takes in what inotify reported changed in DIR (only those
      * files are read again; without inotify it rescans DIR), so an operator's edit (register,
@@ -441,10 +440,6 @@ static int open_store(struct store_opts *so, const struct verb *v, const struct 
     }
     if (so->etcd_timeout_ms && (so->etcd_timeout_ms < 1000 || so->etcd_timeout_ms > 600000)) {
         log_error("--etcd-timeout: expected 1 to 600 seconds");
-        return EXIT_USAGE;
-    }
-    if (serve && so->etcd.endpoints && srv->workers > 1) {
-        log_error("--workers: one process per challenger with --etcd (run more challengers instead)");
         return EXIT_USAGE;
     }
     kms_audit_set_instance(audit, so->instance);
@@ -489,7 +484,7 @@ static int run_command(const struct verb *v, struct opts *o, char **args, int na
     }
     if (kms_audit_open(o->audit_log, &audit) < 0)
         return EXIT_RUNTIME;
-    code = open_store(&o->store, v, &o->srv, audit, &store);
+    code = open_store(&o->store, v, audit, &store);
     if (code)
         goto out;
     code = v->run(store, audit, o, args);
@@ -532,8 +527,8 @@ int challenger_main(int argc, char **argv)
     else {
         if (o.srv.max_conns && !o.srv.max_conns_per_peer && o.srv.max_conns < 32)
             o.srv.max_conns_per_peer = o.srv.max_conns; /* the default per peer, cut to the total */
-        if (v->run == verb_serve && !o.srv.workers)     /* the default: every CPU (--etcd: one process) */
-            o.srv.workers = o.store.etcd.endpoints ? 1 : cpu_workers();
+        if (v->run == verb_serve && !o.srv.workers)     /* the default: every CPU */
+            o.srv.workers = cpu_workers();
         code = run_command(v, &o, args, nargs);
     }
     free(o.ek_pem);

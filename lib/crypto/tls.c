@@ -87,6 +87,15 @@ static int tls_init(void)
     return 0;
 }
 
+int ktls_after_fork(void)
+{
+    /* The PSA generator is a DRBG in this process's memory: a forked child would draw the same
+     * numbers as its parent (TLS randoms, ephemeral keys). Its state, and the PSA key slots, are
+     * dropped and the generator is seeded again from the kernel. */
+    mbedtls_psa_crypto_free();
+    return tls_init();
+}
+
 static const char *tls_strerror(int ret, char *buf, size_t n)
 {
     mbedtls_strerror(ret, buf, n);

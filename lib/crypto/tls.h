@@ -29,6 +29,11 @@ struct ktls_session;
 /* SHA-1 of n bytes (only for RFC 6455's Sec-WebSocket-Accept, never for security). */
 void ktls_sha1(const void *in, size_t n, uint8_t out[SHA1_LEN]);
 
+/* In a forked child, before it makes or uses any TLS object: a random generator of its own
+ * (the inherited one would repeat the parent's numbers). TLS objects the parent made before the
+ * fork must not be used afterwards (free them first). 0 or -EIO (logged). */
+int ktls_after_fork(void);
+
 /* Server configuration from a PEM certificate chain file and its PEM private key file; checks
  * that they belong together. *out is owned by the caller (ktls_server_free). */
 int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_server **out);

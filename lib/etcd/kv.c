@@ -410,11 +410,11 @@ int etcd_txn(struct etcd *e, const struct etcd_cmp *cmp, size_t ncmp, const stru
 
 /* txn { compare } then put/delete, else get key: the shape of create, CAS and CAS-delete.
  * 0 when the compare held, 1 when not (t->kvs then holds the key, or nothing when absent). */
-static int guarded(struct etcd *e, const char *key, const struct etcd_cmp *c, const struct etcd_op *then,
+static int guarded(struct etcd *e, const char *key, const struct etcd_cmp *c, const struct etcd_op *then, size_t nthen,
                    struct etcd_txn_result *t)
 {
     struct etcd_op get = {.type = ETCD_OP_GET, .key = key};
-    int r = etcd_txn(e, c, 1, then, 1, &get, 1, t);
+    int r = etcd_txn(e, c, 1, then, nthen, &get, 1, t);
     if (r < 0)
         return r;
     if (t->succeeded)
@@ -440,17 +440,38 @@ static bool holds(const struct etcd_txn_result *t, const void *value, size_t len
     return t->kvs.n == 1 && t->kvs.kv[0].value_len == len && (len == 0 || memcmp(t->kvs.kv[0].value, value, len) == 0);
 }
 
+/* The put of key, then the caller's other operations (nalso at most ETCD_MAX_TXN_OPS - 1). */
+static struct etcd_op *then_ops(const char *key, const void *value, size_t len, int64_t lease,
+                                const struct etcd_op *also, size_t nalso)
+{
+    struct etcd_op *ops = xcalloc(nalso + 1, sizeof(*ops));
+
+    ops[0] = (struct etcd_op){.type = ETCD_OP_PUT, .key = key, .value = value, .value_len = len, .lease = lease};
+    for (size_t i = 0; i < nalso; i++)
+        ops[i + 1] = also[i];
+    return ops;
+}
+
 int etcd_create(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease, struct etcd_kv *cur,
                 int64_t *revision)
 {
+    return etcd_create_with(e, key, value, len, lease, NULL, 0, cur, revision);
+}
+
+int etcd_create_with(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease,
+                     const struct etcd_op *also, size_t nalso, struct etcd_kv *cur, int64_t *revision)
+{
     struct etcd_cmp c = {.key = key, .target = ETCD_CMP_CREATE, .result = ETCD_EQUAL, .number = 0};
-    struct etcd_op put = {.type = ETCD_OP_PUT, .key = key, .value = value, .value_len = len, .lease = lease};
+    _cleanup_free_ struct etcd_op *put = NULL;
     struct etcd_txn_result t;
     int r;
 
     if (cur)
         *cur = (struct etcd_kv){0};
-    if ((r = guarded(e, key, &c, &put, &t)) < 0)
+    if (nalso >= ETCD_MAX_TXN_OPS)
+        return log_error_errno(-E2BIG, "etcd: create %.60s: more than %u operations", key, ETCD_MAX_TXN_OPS);
+    put = then_ops(key, value, len, lease, also, nalso);
+    if ((r = guarded(e, key, &c, put, nalso + 1, &t)) < 0)
         return r;
     if (r == 0) {
         if (revision)
@@ -476,8 +497,14 @@ int etcd_create(struct etcd *e, const char *key, const void *value, size_t len, 
 int etcd_cas(struct etcd *e, const char *key, int64_t mod_revision, const void *value, size_t len, int64_t lease,
              struct etcd_kv *cur, int64_t *revision)
 {
+    return etcd_cas_with(e, key, mod_revision, value, len, lease, NULL, 0, cur, revision);
+}
+
+int etcd_cas_with(struct etcd *e, const char *key, int64_t mod_revision, const void *value, size_t len, int64_t lease,
+                  const struct etcd_op *also, size_t nalso, struct etcd_kv *cur, int64_t *revision)
+{
     struct etcd_cmp c = {.key = key, .target = ETCD_CMP_MOD, .result = ETCD_EQUAL, .number = mod_revision};
-    struct etcd_op put = {.type = ETCD_OP_PUT, .key = key, .value = value, .value_len = len, .lease = lease};
+    _cleanup_free_ struct etcd_op *put = NULL;
     struct etcd_txn_result t;
     int r;
 
@@ -485,7 +512,10 @@ int etcd_cas(struct etcd *e, const char *key, int64_t mod_revision, const void *
         *cur = (struct etcd_kv){0};
     if (mod_revision < 0)
         return log_error_errno(-EINVAL, "etcd: cas %.60s: negative revision", key);
-    if ((r = guarded(e, key, &c, &put, &t)) < 0)
+    if (nalso >= ETCD_MAX_TXN_OPS)
+        return log_error_errno(-E2BIG, "etcd: cas %.60s: more than %u operations", key, ETCD_MAX_TXN_OPS);
+    put = then_ops(key, value, len, lease, also, nalso);
+    if ((r = guarded(e, key, &c, put, nalso + 1, &t)) < 0)
         return r;
     if (r == 0) {
         if (revision)
@@ -513,7 +543,7 @@ int etcd_cas_delete(struct etcd *e, const char *key, int64_t mod_revision, struc
 
     if (cur)
         *cur = (struct etcd_kv){0};
-    if ((r = guarded(e, key, &c, &del, &t)) < 0)
+    if ((r = guarded(e, key, &c, &del, 1, &t)) < 0)
         return r;
     r = r == 0 || t.kvs.n == 0 ? 0 : -ESTALE; /* absent already: done (by us or someone else) */
     if (r == -ESTALE)

@@ -284,6 +284,8 @@ int g3_serve(struct kms_store *store, struct kms_audit *audit, const struct g3_s
         cfg.use_listen_fd = true;
         fork_workers(&srv, o->workers > G3_MAX_WORKERS ? G3_MAX_WORKERS : o->workers);
     }
+    if (kms_store_start(store) < 0) /* etcd: this process's own client and watch */
+        goto out;
     if (o->tls_cert &&
         (ktls_server_new(o->tls_cert, o->tls_key, &tls) < 0 || ktls_server_share_tickets(tls, ticket_secret) < 0))
         goto out;

@@ -128,8 +128,8 @@ struct kms_etcd_options {
     const char *user, *password_file; /* the password is read from the file, never given */
     int deadline_ms;                  /* one call, all endpoints and retries; 0 = 10 s */
     bool watch;                       /* the server: load and follow in a thread, retrying while etcd is
-                                * unreachable (kms_store_ready false meanwhile); else one listing
-                                * now, an error when it fails */
+                                * unreachable (kms_store_ready false meanwhile), from
+                                * kms_store_start on; else one listing now, an error when it fails */
 };
 int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_store_options *opt, struct kms_store **out);
 /* Copies every SealedVolume, Secret and pending TPM of the manifest directory dir into the etcd
@@ -145,6 +145,12 @@ int kms_store_export_dir(struct kms_store *s, const char *dir);
  * 1 when a manifest was (re)loaded or dropped, 0 when nothing changed, negative errno when DIR
  * cannot be listed (the old records stay). */
 int kms_store_refresh(struct kms_store *s, bool force);
+/* The server, in each process that serves (after --workers forked them, before any other TLS
+ * object of that process is made): an etcd store opened with watch starts following etcd in a
+ * thread of this process; in a forked worker it first drops the client it inherited and makes
+ * its own (connections, token, TLS configuration and random generator of its own). Nothing for
+ * a DIR (a forked worker makes its own inotify watch at its first refresh). */
+int kms_store_start(struct kms_store *s);
 /* Whether the last rescan could list DIR (what /readyz reports); never scans itself. */
 bool kms_store_ready(struct kms_store *s);
 /* The directory, as given. */

@@ -234,7 +234,8 @@ void kms_store_build_index(struct kms_store *s);
 
 /* ---- the etcd backend (store_etcd.c) ---- */
 int kms_etcd_refresh_locked(struct kms_store *s, bool force);
-int kms_etcd_refresh(struct kms_store *s);
+int kms_etcd_refresh(struct kms_store *s, bool force);
+int kms_etcd_start(struct kms_store *s);
 bool kms_etcd_ready(struct kms_store *s);
 void kms_etcd_close(struct kms_store *s);
 int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver);

@@ -661,12 +661,14 @@ int kms_store_refresh(struct kms_store *s, bool force)
 {
     int r;
     if (s->etcd)
-        return kms_etcd_refresh(s); /* never blocks on etcd: the watch keeps the cache */
+        return kms_etcd_refresh(s, force); /* never blocks on etcd: the watch keeps the cache */
     pthread_mutex_lock(&s->lock);
     r = store_sync(s, force, !force);
     pthread_mutex_unlock(&s->lock);
     return r;
 }
+
+int kms_store_start(struct kms_store *s) { return s->etcd ? kms_etcd_start(s) : 0; }
 
 bool kms_store_ready(struct kms_store *s)
 {

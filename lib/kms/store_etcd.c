@@ -14,7 +14,9 @@
  * The policy code names objects as files of a DIR (sealedvolume-<name>.yaml, ...): such names
  * map one to one to the keys above. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +25,7 @@
 #include "etcd.h"
 #include "kms_internal.h"
 #include "kyaml.h"
+#include "tls.h"
 
 #define WATCH_GRACE_MS 10000 /* /readyz stays 200 this long after the watch broke */
 #define BACKOFF_MIN_MS 500
@@ -31,11 +34,15 @@
 
 struct kms_etcd_store {
     struct etcd *cli;
-    char *prefix; /* ends with '/' */
+    pid_t cli_pid;          /* the process that made cli (a forked worker makes its own) */
+    struct etcd_config cfg; /* what cli was made from (strings owned), for a worker's own client */
+    char *prefix;           /* ends with '/' */
     char *endpoints;
-    bool watching; /* a thread keeps the cache (the server) */
+    bool watching; /* a thread keeps the cache (the server), from kms_store_start on */
+    bool running;  /* that thread runs (in this process) */
     pthread_t thread;
     atomic_bool stop;
+    atomic_bool relist;    /* SIGHUP: a new listing and watch now */
     bool loaded;           /* a listing was applied */
     int64_t list_rev;      /* revision of the last listing: older events are in it already */
     int64_t watch_lost_ms; /* 0: the watch is up; else since when it is not */
@@ -45,6 +52,8 @@ struct kms_etcd_store {
     struct etcd_kv *pend;
     size_t npend;
 };
+
+static void cfg_clear(struct etcd_config *c);
 
 static const struct {
     const char *file, *dir;
@@ -630,6 +639,10 @@ static void *watch_main(void *arg)
             synced_ms = now_ms();
             backoff = BACKOFF_MIN_MS;
         }
+        if (atomic_exchange(&e->relist, false)) {
+            log_info("etcd %s: listing %s again (SIGHUP)", e->endpoints, e->prefix);
+            synced_ms = 0;
+        }
         if (now_ms() - synced_ms > RESYNC_MS) {
             /* Now and then a full listing and a new watch: a member cut off without its TCP
              * connection breaking would otherwise keep the watch silent. */
@@ -716,11 +729,14 @@ int kms_etcd_refresh_locked(struct kms_store *s, bool force)
     return relist_locked(s, false) < 0 ? -EIO : 1;
 }
 
-int kms_etcd_refresh(struct kms_store *s)
+int kms_etcd_refresh(struct kms_store *s, bool force)
 {
     int r = 0;
-    if (s->etcd->watching)
+    if (s->etcd->watching) {
+        if (force && s->etcd->running)
+            atomic_store(&s->etcd->relist, true); /* the thread lists again within a second */
         return 0;
+    }
     pthread_mutex_lock(&s->lock);
     r = relist_locked(s, false);
     pthread_mutex_unlock(&s->lock);
@@ -741,7 +757,7 @@ void kms_etcd_close(struct kms_store *s)
     struct kms_etcd_store *e = s->etcd;
     if (!e)
         return;
-    if (e->watching) {
+    if (e->running) {
         atomic_store(&e->stop, true);
         pthread_join(e->thread, NULL);
     }
@@ -755,10 +771,68 @@ void kms_etcd_close(struct kms_store *s)
     s->files = NULL;
     s->nfiles = 0;
     etcd_free(e->cli);
+    cfg_clear(&e->cfg);
     free(e->prefix);
     free(e->endpoints);
     free(e);
     s->etcd = NULL;
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+static void cfg_copy(struct etcd_config *to, const struct etcd_config *from)
+{
+    *to = *from;
+    to->endpoints = dup_or_null(from->endpoints);
+    to->ca_file = dup_or_null(from->ca_file);
+    to->cert_file = dup_or_null(from->cert_file);
+    to->key_file = dup_or_null(from->key_file);
+    to->user = dup_or_null(from->user);
+    to->password_file = dup_or_null(from->password_file);
+}
+
+static void cfg_clear(struct etcd_config *c)
+{
+    free((char *)c->endpoints);
+    free((char *)c->ca_file);
+    free((char *)c->cert_file);
+    free((char *)c->key_file);
+    free((char *)c->user);
+    free((char *)c->password_file);
+    *c = (struct etcd_config){0};
+}
+
+int kms_etcd_start(struct kms_store *s)
+{
+    struct kms_etcd_store *e = s->etcd;
+    sigset_t all, was;
+    int r;
+
+    if (!e->watching || e->running)
+        return 0;
+    if (e->cli_pid != getpid()) {
+        /* A forked worker: the parent's client made no connection yet (no call is made before
+         * the start), but its TLS configuration, token slot and the process's random generator
+         * are copies of the parent's. Dropped; this worker makes its own from the same options. */
+        etcd_free(e->cli);
+        e->cli = NULL;
+        if (ktls_after_fork() < 0)
+            return -EIO;
+        r = etcd_new(&e->cfg, &e->cli);
+        if (r < 0)
+            return log_error_errno(r, "etcd %s: cannot make this worker's client", e->endpoints);
+        e->cli_pid = getpid();
+    }
+    /* The thread blocks every signal: SIGTERM and SIGHUP are the event loop's (its signalfd),
+     * never this thread's, whose default action would end the process without a drain. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &was);
+    r = pthread_create(&e->thread, NULL, watch_main, s);
+    pthread_sigmask(SIG_SETMASK, &was, NULL);
+    if (r != 0)
+        return log_error_errno(-EAGAIN, "cannot start the etcd watch thread");
+    e->running = true;
+    return 0;
 }
 
 /* ---- object operations ---- */
@@ -791,8 +865,10 @@ int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t 
 int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, size_t len, bool replace,
                        const struct kms_obj_ver *expect)
 {
-    _cleanup_free_ char *key = key_of(s->etcd, name), *vol = NULL;
+    _cleanup_free_ char *key = key_of(s->etcd, name), *vol = NULL, *ik = NULL;
     struct etcd_kv cur = {0};
+    struct etcd_op idx = {.type = ETCD_OP_PUT};
+    size_t nidx = 0;
     char *json = NULL;
     size_t jlen = 0;
     int64_t rev = 0;
@@ -803,12 +879,30 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
     r = json_of(buf, len, key, &json, &jlen, &vol);
     if (r < 0)
         return r;
-    if (!replace)
-        r = etcd_create(s->etcd->cli, key, json, jlen, 0, &cur, &rev);
-    else if (expect && expect->rev)
-        r = etcd_cas(s->etcd->cli, key, expect->rev, json, jlen, 0, &cur, &rev);
-    else
+    if (vol) {
+        /* A SealedVolume's index entry (its key, under its TPM hash), in the same transaction:
+         * it is derived from the value, so a repetition or an identical write put it too. */
+        size_t n = strlen(s->etcd->prefix) + strlen(vol) + 16;
+        ik = xmalloc(n);
+        snprintf(ik, n, "%sindex/tpmhash/%s", s->etcd->prefix, vol);
+        idx.key = ik;
+        idx.value = key;
+        idx.value_len = strlen(key);
+        nidx = 1;
+    }
+    if (!replace) {
+        r = etcd_create_with(s->etcd->cli, key, json, jlen, 0, &idx, nidx, &cur, &rev);
+    } else if (expect && expect->rev) {
+        r = etcd_cas_with(s->etcd->cli, key, expect->rev, json, jlen, 0, &idx, nidx, &cur, &rev);
+    } else if (nidx) {
+        const struct etcd_op ops[2] = {{.type = ETCD_OP_PUT, .key = key, .value = json, .value_len = jlen}, idx};
+        struct etcd_txn_result t;
+        r = etcd_txn(s->etcd->cli, NULL, 0, ops, 2, NULL, 0, &t);
+        rev = t.revision;
+        etcd_txn_result_clear(&t);
+    } else {
         r = etcd_put(s->etcd->cli, key, json, jlen, 0, &rev);
+    }
     /* The cache sees the outcome at the next refresh: ours, or what won. */
     if (r == 0)
         pend_add(s->etcd, key, json, jlen, rev, false);
@@ -820,14 +914,6 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
         r = -EAGAIN;
     secure_wipe(json, jlen);
     free(json);
-    if (r == 0 && vol) {
-        /* The index entry: the volume's key, under its hash (a put: repeating it is harmless). */
-        size_t n = strlen(s->etcd->prefix) + strlen(vol) + 16;
-        _cleanup_free_ char *ik = xmalloc(n);
-        snprintf(ik, n, "%sindex/tpmhash/%s", s->etcd->prefix, vol);
-        if (etcd_put(s->etcd->cli, ik, key, strlen(key), 0, NULL) < 0)
-            log_warn("%s: the TPM hash index entry was not written", ik);
-    }
     return r;
 }
 
@@ -879,6 +965,7 @@ int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_stor
     e->prefix = xmalloc(plen + 2);
     snprintf(e->prefix, plen + 2, "%s%s", prefix, prefix[plen - 1] == '/' ? "" : "/");
     r = etcd_new(&cfg, &e->cli);
+    e->cli_pid = getpid();
     if (r < 0) {
         free(e->endpoints);
         free(e->prefix);
@@ -896,13 +983,10 @@ int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_stor
     s->by_hash = xcalloc(1, sizeof(*s->by_hash));
     s->secrets = xcalloc(1, sizeof(*s->secrets));
     if (eo->watch) {
-        /* The server: loads and follows in a thread, retrying while etcd cannot be reached. */
+        /* The server: loads and follows in a thread from kms_store_start on, in each worker
+         * process (nothing connects before the workers are forked). */
         e->watching = true;
-        if (pthread_create(&e->thread, NULL, watch_main, s) != 0) {
-            e->watching = false;
-            kms_store_free(s);
-            return log_error_errno(-EAGAIN, "cannot start the etcd watch thread");
-        }
+        cfg_copy(&e->cfg, &cfg);
         *out = s;
         return 0;
     }
