@@ -964,7 +964,7 @@ int lg_run(const struct lg_nodes *nodes, const struct lg_run_opts *o)
         goto out;
     if (run.tls && n_workers > 1) {
         if (o->threads > 1)
-            log_warn("--threads %u: TLS runs on one thread (the TLS library here is not thread-safe)", o->threads);
+            log_warn("--threads %u: TLS runs on one thread (the nodes' TLS clients belong to one loop)", o->threads);
         n_workers = 1;
     }
     if (n_workers < 1)

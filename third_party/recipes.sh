@@ -29,12 +29,19 @@ configure_host() {  # ./configure with the common arguments plus "$@"
 
 build_mbedtls() {
     unpack mbedtls
-    # The default config has what we use (SHA, HMAC, AES-XTS/CFB, PKCS5, RSA, ECDH) and
-    # no MBEDTLS_THREADING_C: nothing needs a threading layer.
-    if grep -q '^#define MBEDTLS_THREADING_C' include/mbedtls/mbedtls_config.h; then
-        echo "mbedtls: MBEDTLS_THREADING_C is enabled by default now; review the config" >&2
-        return 1
-    fi
+    # The default config has what we use (SHA, HMAC, AES-XTS/CFB, PKCS5, RSA, ECDH) but no
+    # threading layer, and two threads do use mbedTLS at once: the etcd store's watch thread and
+    # the event loop (both TLS to etcd over https, and the loop also TLS to nodes), kms-loadgen's
+    # --threads. MBEDTLS_THREADING_C + _PTHREAD put mutexes around the shared state (the PSA random
+    # generator and key slots).
+    local opt
+    for opt in MBEDTLS_THREADING_C MBEDTLS_THREADING_PTHREAD; do
+        if ! grep -q "^//#define $opt\$" include/mbedtls/mbedtls_config.h; then
+            echo "mbedtls: $opt is not where it used to be in mbedtls_config.h; review the config" >&2
+            return 1
+        fi
+        sed -i "s|^//#define $opt\$|#define $opt|" include/mbedtls/mbedtls_config.h
+    done
     # Our own patch (its header says why): public-exponent exponentiation without multiplications by 1.
     patch -p1 --forward --batch < "$HERE/patches/mbedtls-exp-mod-public-skip-zero-window.patch"
     # MBEDTLS_HAVE_ASM is on by default: bignum uses bn_mul.h's x86_64 multiply-accumulate.
