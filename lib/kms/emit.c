@@ -155,7 +155,7 @@ static void metadata(struct kms_buf *b, const char *name, const char *ns, const 
         field(b, "  ", "namespace", ns);
     if (meta) {
         meta_map(b, "labels", meta->kv, meta->nlabels);
-        meta_map(b, "annotations", meta->kv + 2 * meta->nlabels, meta->nannotations);
+        meta_map(b, "annotations", kms_meta_annotations(meta), meta->nannotations);
     }
 }
 
@@ -206,10 +206,17 @@ void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
             if (v->att.pcr_mask & (1u << i))
                 kms_buf_printf(b, "        \"%u\": \"%s\"\n", i, v->att.pcr[i] ? v->att.pcr[i] : "");
     }
-    if (v->att.enrolled_at && *v->att.enrolled_at)
-        kms_buf_printf(b, "    enrolledAt: \"%s\"\n", v->att.enrolled_at);
-    if (v->att.last_verified_at && *v->att.last_verified_at)
-        kms_buf_printf(b, "    lastVerifiedAt: \"%s\"\n", v->att.last_verified_at);
+    /* The times as read (an operator's file may hold any text there): quoted and escaped. */
+    if (v->att.enrolled_at && *v->att.enrolled_at) {
+        kms_buf_puts(b, "    enrolledAt: ");
+        kms_buf_quoted(b, v->att.enrolled_at, strlen(v->att.enrolled_at));
+        kms_buf_puts(b, "\n");
+    }
+    if (v->att.last_verified_at && *v->att.last_verified_at) {
+        kms_buf_puts(b, "    lastVerifiedAt: ");
+        kms_buf_quoted(b, v->att.last_verified_at, strlen(v->att.last_verified_at));
+        kms_buf_puts(b, "\n");
+    }
 }
 
 void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,

@@ -44,6 +44,11 @@ struct kms_meta {
     uint16_t nlabels, nannotations; /* pairs (16 bytes in all: a hundred thousand volumes carry it) */
 };
 #define KMS_MAX_META 64 /* pairs in each of labels and annotations */
+/* The annotations' pairs (NULL when there are no pairs at all). */
+static inline char *const *kms_meta_annotations(const struct kms_meta *m)
+{
+    return m->kv ? m->kv + 2 * m->nlabels : NULL;
+}
 
 struct kms_volume {
     char *name, *ns; /* ns "" when absent */

@@ -147,7 +147,7 @@ static void json_metadata(struct kms_buf *b, const char *name, const char *ns, c
     if (ns && *ns)
         json_kv(b, &first, "namespace", ns);
     json_meta_map(b, "labels", meta->kv, meta->nlabels);
-    json_meta_map(b, "annotations", meta->kv + 2 * meta->nlabels, meta->nannotations);
+    json_meta_map(b, "annotations", kms_meta_annotations(meta), meta->nannotations);
     kms_buf_puts(b, "}");
 }
 

@@ -11,5 +11,5 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"
 cp -r "$seeds/." "$work/corpus/" 2>/dev/null || true
 cd "$work"
-"$harness" -max_total_time="${KKMS_FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 \
+"$harness" -max_total_time="${KKMS_FUZZ_SECONDS:-20}" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 \
     -print_final_stats=1 "$work/corpus" 2>&1 | tail -n 40
