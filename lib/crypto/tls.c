@@ -203,29 +203,36 @@ void ktls_server_free(struct ktls_server *s)
     free(s);
 }
 
+/* HMAC-SHA256 under the ticket secret of label (with its NUL) and the period's number (8 bytes,
+ * big-endian). */
+static int ticket_derive(const struct ktls_server *s, const char *label, int64_t period, uint8_t out[SHA256_LEN])
+{
+    uint8_t in[48];
+    size_t n = strlen(label) + 1;
+
+    if (n + 8 > sizeof(in))
+        return -EINVAL;
+    memcpy(in, label, n);
+    for (int i = 0; i < 8; i++)
+        in[n + (size_t)i] = (uint8_t)((uint64_t)period >> (56 - 8 * i));
+    return crypto_hmac(CRYPTO_SHA256, s->ticket_secret, sizeof(s->ticket_secret), in, n + 8, out);
+}
+
 /* Makes the derived key of the current period the active one (the one before stays for decrypting),
- * before mbedTLS would replace an expired key by a random one of its own. HMAC-SHA256 of the
- * period's number under the secret: every process holding the secret derives the same key and
- * name, and switches at the same wall-clock moment. */
+ * before mbedTLS would replace an expired key by a random one of its own. Every process holding
+ * the secret derives the same key and name, and switches at the same wall-clock moment. */
 static int ticket_keys_update(struct ktls_server *s)
 {
-    static const char key_label[] = "kairos-kms tls ticket key", name_label[] = "kairos-kms tls ticket name";
-    uint8_t in[sizeof(key_label) + 8], key[SHA256_LEN], name[SHA256_LEN];
+    uint8_t key[SHA256_LEN], name[SHA256_LEN];
     int64_t period = (int64_t)time(NULL) / TICKET_LIFETIME_S;
-    int r, ret;
+    int ret = -1;
 
     if (period == s->ticket_period)
         return 0;
-    for (int i = 0; i < 8; i++)
-        in[sizeof(key_label) + (size_t)i] = (uint8_t)((uint64_t)period >> (56 - 8 * i));
-    memcpy(in, key_label, sizeof(key_label));
-    r = crypto_hmac(CRYPTO_SHA256, s->ticket_secret, sizeof(s->ticket_secret), in, sizeof(in), key);
-    memcpy(in, name_label, sizeof(name_label)); /* the same length: the period's bytes stay where they are */
-    if (r == 0)
-        r = crypto_hmac(CRYPTO_SHA256, s->ticket_secret, sizeof(s->ticket_secret), in, sizeof(in), name);
-    ret = r == 0 ? mbedtls_ssl_ticket_rotate(&s->ticket, name, MBEDTLS_SSL_TICKET_KEY_NAME_BYTES, key, TICKET_KEY_LEN,
-                                             TICKET_LIFETIME_S)
-                 : -1;
+    if (ticket_derive(s, "kairos-kms tls ticket key", period, key) == 0 &&
+        ticket_derive(s, "kairos-kms tls ticket name", period, name) == 0)
+        ret = mbedtls_ssl_ticket_rotate(&s->ticket, name, MBEDTLS_SSL_TICKET_KEY_NAME_BYTES, key, TICKET_KEY_LEN,
+                                        TICKET_LIFETIME_S);
     secure_wipe(key, sizeof(key));
     if (ret != 0)
         return log_error_errno(-EIO, "cannot set the TLS session ticket key; tickets are not shared");
