@@ -87,7 +87,9 @@ void conn_kill(struct net_conn *c, enum net_close_reason why)
     set_why(c, why);
     c->state = CS_DEAD;
     c->upgrading = false;
-    net_loop_unwatch(c->srv->loop, c->st.fd);
+    /* Accepted in this process after any fork, close-on-exec, and the KMS runs no child
+     * processes: closing it is its last reference. */
+    net_loop_unwatch_closing(c->srv->loop, c->st.fd);
     net_timer_cancel(c->timer);
     c->timer = NULL;
     stream_close(&c->st);
@@ -129,7 +131,8 @@ static void conn_flush(struct net_conn *c)
             (void)shutdown(c->st.fd, SHUT_WR);
             c->state = CS_LINGER;
             c->io_deadline = now_ms() + c->srv->lim.linger_ms;
-            c->kick_read = true;
+            /* Plain TCP: the level-triggered watch reports what the peer sent meanwhile. */
+            c->kick_read = c->st.tls != NULL;
         }
     }
     server_touch(c);
@@ -222,19 +225,22 @@ void conn_read(struct net_conn *c)
         serve_corked(c);
     for (int i = 0; i < READS_PER_EVENT || (c->st.tls && c->state != CS_DEAD && ktls_pending(c->st.tls)); i++) {
         ssize_t n;
+        size_t want;
         if (c->state != CS_REQUEST && c->state != CS_WS && c->state != CS_LINGER)
             return;
         if (c->read_paused || c->backlog)
             return; /* no more input while what we hold waits for its turn */
         if (c->state == CS_LINGER) {
-            n = stream_read(&c->st, junk, sizeof(junk));
+            want = sizeof(junk);
+            n = stream_read(&c->st, junk, want);
         } else {
             if (nbuf_reserve(&c->in, NET_IO_CHUNK) < 0) {
                 log_warn("%s: out of memory for its input; closing", c->peer);
                 conn_kill(c, NET_CLOSE_PROTOCOL);
                 return;
             }
-            n = stream_read(&c->st, c->in.data + c->in.len, c->in.cap - c->in.len);
+            want = c->in.cap - c->in.len;
+            n = stream_read(&c->st, c->in.data + c->in.len, want);
         }
         if (n > 0) {
             if (c->state != CS_LINGER) {
@@ -242,6 +248,10 @@ void conn_read(struct net_conn *c)
                 serve_corked(c);
                 nbuf_shrink(&c->in);
             }
+            /* Plain TCP: a short read emptied the socket; the level-triggered watch reports the
+             * next bytes (or the peer's FIN), which saves a read that would only say EAGAIN. */
+            if (!c->st.tls && (size_t)n < want)
+                return;
         } else if (n == 0) {
             conn_eof(c);
             return;
