@@ -59,11 +59,12 @@ void conn_free(struct net_conn *c)
     net_timer_cancel(c->timer);
     stream_close(&c->st);
     ws_reader_clear(&c->rd);
-    /* Buffers may hold a passphrase on its way out or a token on its way in. */
+    /* Buffers may hold a passphrase on its way out or a token on its way in: every byte
+     * written (not the whole 16 KiB an exchange of 3 KiB reserved). */
     if (c->in.data)
-        secure_wipe(c->in.data, c->in.cap);
+        secure_wipe(c->in.data, c->in.dirty);
     if (c->out.data)
-        secure_wipe(c->out.data, c->out.cap);
+        secure_wipe(c->out.data, c->out.dirty);
     if (c->in.data && c->in.cap >= NET_IO_CHUNK && c->in.cap <= 4 * NET_IO_CHUNK && c->srv->n_spare_in < SPARE_BUFS)
         c->srv->spare_in[c->srv->n_spare_in++] = (struct nbuf){.data = c->in.data, .cap = c->in.cap};
     else
@@ -245,6 +246,7 @@ void conn_read(struct net_conn *c)
         if (n > 0) {
             if (c->state != CS_LINGER) {
                 c->in.len += (size_t)n;
+                nbuf_mark(&c->in);
                 serve_corked(c);
                 nbuf_shrink(&c->in);
             }
