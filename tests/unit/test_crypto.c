@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base.h"
@@ -251,8 +252,39 @@ static void test_ek_chain(void)
     }
 }
 
+/* crypto_random hands out small requests from a block fetched ahead: a forked child must not
+ * hand out the bytes its parent will (the block is wiped in the child, MADV_WIPEONFORK). */
+static void test_random_fork(void)
+{
+    uint8_t warm[16], mine[32], theirs[32] = {0}, zero[32] = {0};
+    int fd[2];
+
+    CHECK(crypto_random(warm, sizeof(warm)) == 0, "crypto_random: 16 bytes");
+    if (pipe(fd) < 0) {
+        CHECK(false, "pipe: %m");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t b[32];
+        _exit(crypto_random(b, sizeof(b)) == 0 && write(fd[1], b, sizeof(b)) == (ssize_t)sizeof(b) ? 0 : 1);
+    }
+    close(fd[1]);
+    CHECK(pid > 0 && read(fd[0], theirs, sizeof(theirs)) == (ssize_t)sizeof(theirs), "the child's 32 random bytes");
+    close(fd[0]);
+    if (pid > 0)
+        (void)waitpid(pid, NULL, 0);
+    CHECK(crypto_random(mine, sizeof(mine)) == 0, "the parent's 32 random bytes");
+    CHECK(memcmp(mine, theirs, sizeof(mine)) && memcmp(theirs, zero, sizeof(zero)),
+          "after a fork, parent and child get different random bytes");
+    uint8_t big[200] = {0};
+    CHECK(crypto_random(big, sizeof(big)) == 0 && memcmp(big, zero, sizeof(zero)),
+          "200 bytes (over the block's threshold: straight from the kernel)");
+}
+
 int main(void)
 {
+    test_random_fork();
     test_spki_vectors();
     test_pem();
     test_x509();
