@@ -39,6 +39,10 @@ size_t crypto_hash_len(enum crypto_hash h)
 
 int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 {
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        crypto_sha256(in, n, out);
+        return 0;
+    }
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     if (!md)
         return -EINVAL;
@@ -47,6 +51,13 @@ int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 
 int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void *in, size_t n, uint8_t *out)
 {
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        struct hmac_sha256_ni c;
+        hmac_sha256_ni_init(&c, key, key_len);
+        hmac_sha256_ni_update(&c, in, n);
+        hmac_sha256_ni_final(&c, out);
+        return 0;
+    }
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     if (!md)
         return -EINVAL;
@@ -68,6 +79,29 @@ int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char 
 
     if (!md || bits == 0 || bits > CRYPTO_KDFA_MAX_BITS || !label)
         return -EINVAL;
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        for (uint32_t i = 1; done < need; i++) {
+            struct hmac_sha256_ni c;
+            size_t take = need - done < SHA256_LEN ? need - done : SHA256_LEN;
+            hmac_sha256_ni_init(&c, key, key_len);
+            be[0] = i >> 24, be[1] = i >> 16, be[2] = i >> 8, be[3] = i;
+            hmac_sha256_ni_update(&c, be, 4);
+            hmac_sha256_ni_update(&c, label, strlen(label) + 1);
+            if (context_u)
+                hmac_sha256_ni_update(&c, context_u, u_len);
+            if (context_v)
+                hmac_sha256_ni_update(&c, context_v, v_len);
+            be[0] = bits >> 24, be[1] = bits >> 16, be[2] = bits >> 8, be[3] = bits;
+            hmac_sha256_ni_update(&c, be, 4);
+            hmac_sha256_ni_final(&c, block);
+            memcpy(out + done, block, take);
+            done += take;
+        }
+        if (bits % 8)
+            out[0] &= (uint8_t)((1u << (bits % 8)) - 1);
+        secure_wipe(block, sizeof(block));
+        return 0;
+    }
     hlen = mbedtls_md_get_size(md);
     mbedtls_md_init(&ctx);
     if (mbedtls_md_setup(&ctx, md, 1) != 0) {
