@@ -88,8 +88,8 @@ void conn_kill(struct net_conn *c, enum net_close_reason why)
     set_why(c, why);
     c->state = CS_DEAD;
     c->upgrading = false;
-    /* Accepted in this process after any fork, close-on-exec, and the KMS runs no child
-     * processes: closing it is its last reference. */
+    /* Accepted by this process, close-on-exec: closing it is its last reference (a child
+     * between fork and exec may hold it a moment; the loop drops its late events then). */
     net_loop_unwatch_closing(c->srv->loop, c->st.fd);
     net_timer_cancel(c->timer);
     c->timer = NULL;
