@@ -120,7 +120,7 @@ timeout 600 "$lg" register --db "$work/cpu-g3" --nodes 64 --seed "$seed" --attes
 can_resume=false
 "$lg" --help 2>&1 | grep -q -- --tls-resume && can_resume=true
 kms_cpu() { # PROTO plain|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exchange (bench/kms_cpu.sh)
-    local proto=$1 mode=$2 m=$3 res tls= lgtls= nodes=64
+    local proto=$1 mode=$2 m=$3 res tls='' lgtls='' nodes=64
     local store=(--db "$work/cpu-$proto")
     [ "${4:-}" = etcd ] && store=(--etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-cpu/)
     case $mode in
