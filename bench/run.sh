@@ -7,8 +7,8 @@
 #     with a swtpm) against a local KMS.
 #  2. the floor: the RSA-2048 public-key operations the KMS cannot avoid per exchange (2 for G1,
 #     3 for G3), timed with the mbedTLS it is built with (kms-loadgen floor).
-#  3. the KMS's CPU (user + system, /proc/PID/stat of a one-process `challenger --db`) per
-#     exchange, G1 and G3, over plain HTTP, over TLS with a full handshake per exchange, and over
+#  3. the KMS's CPU (user + system, /proc/PID/schedstat of a one-process `challenger --db`, read
+#     right before and after the exchanges by bench/kms_cpu.sh) per exchange, G1 and G3, over plain HTTP, over TLS with a full handshake per exchange, and over
 #     TLS with resumed sessions when the build can resume them (else "n/a").
 #     The same G1 exchanges against `challenger --etcd` over a 3-member etcd cluster on 127.0.0.1
 #     (bench/etcd.sh), the same 64 nodes moved there by `challenger import`.
@@ -119,35 +119,25 @@ timeout 600 "$lg" register --db "$work/cpu-g3" --nodes 64 --seed "$seed" --attes
 # connection is a full handshake (a TLS client of its own). "n/a" with a kms-loadgen without it.
 can_resume=false
 "$lg" --help 2>&1 | grep -q -- --tls-resume && can_resume=true
-kms_cpu() { # PROTO plain|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exchange
-    local proto=$1 mode=$2 m=$3 kms before after out tls=() lgtls=() scheme=http nodes=64
+kms_cpu() { # PROTO plain|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exchange (bench/kms_cpu.sh)
+    local proto=$1 mode=$2 m=$3 res tls='' lgtls='' nodes=64
     local store=(--db "$work/cpu-$proto")
     [ "${4:-}" = etcd ] && store=(--etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-cpu/)
     case $mode in
-    tls) tls=(--tls-cert "$work/srv.pem" --tls-key "$work/srv.key") lgtls=(--tls-ca "$work/srv.pem") scheme=https ;;
-    resumed) tls=(--tls-cert "$work/srv.pem" --tls-key "$work/srv.key") lgtls=(--tls-ca "$work/srv.pem" --tls-resume)
-        scheme=https nodes=8 ;;
+    tls) tls="--tls-cert $work/srv.pem --tls-key $work/srv.key" lgtls="--tls-ca $work/srv.pem" ;;
+    resumed) tls="--tls-cert $work/srv.pem --tls-key $work/srv.key" lgtls="--tls-ca $work/srv.pem --tls-resume"
+        nodes=8 ;;
     esac
-    rm -f "$work/cport"
-    "$bin" challenger "${store[@]}" --listen 127.0.0.1:0 --port-file "$work/cport" --audit-log /dev/null \
-        --workers 1 "${tls[@]}" 2>/dev/null &
-    kms=$!
-    pids+=($kms)
-    for _ in $(seq 1000); do [ -s "$work/cport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.02; done
-    [ "${4:-}" = etcd ] && ready "$scheme://127.0.0.1:$(cat "$work/cport")" "$kms"
-    before=$(ticks "$kms")
-    out=$(timeout 300 "$lg" run --url "$scheme://127.0.0.1:$(cat "$work/cport")" "${lgtls[@]}" --protocol "$proto" \
-        --nodes "$nodes" --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
-    after=$(ticks "$kms")
-    kill "$kms" 2>/dev/null
-    wait "$kms" 2>/dev/null
-    if [ "$(json ok <<<"$out")" != "$m" ]; then
-        echo "$proto $mode: not every exchange succeeded: $out" >&2
+    res=$(KMS_CPU_TLS=$tls KMS_CPU_LG=$lgtls KMS_CPU_NODES=$nodes KMS_CPU_OUT=$work/cpu.out \
+        "$here/kms_cpu.sh" "$bin" "$lg" "$work" "$proto" "$m" "${store[@]}")
+    if [ "${res%% *}" != ok ]; then
+        echo "$proto $mode: not every exchange succeeded: $(cat "$work/cpu.out" 2>/dev/null)" >&2
         echo "?"
         return
     fi
-    [ "$mode" = plain ] || echo "$proto $mode: TLS handshakes $(json tls_full <<<"$out") full, $(json tls_resumed <<<"$out") resumed" >&2
-    awk -v d=$((after - before)) -v hz="$hz" -v m="$m" 'BEGIN { printf "%.2f", d * 1000 / hz / m }'
+    [ "$mode" = plain ] || echo "$proto $mode: TLS handshakes $(json tls_full <"$work/cpu.out") full," \
+        "$(json tls_resumed <"$work/cpu.out") resumed" >&2
+    awk -v us="$(cut -d' ' -f2 <<<"$res")" 'BEGIN { printf "%.2f", us / 1000 }'
 }
 for proto in g1 g3; do
     R[cpu_${proto}_plain]=$(kms_cpu "$proto" plain 1000)

@@ -73,15 +73,18 @@ int read_full(int fd, void *buf, size_t n, int64_t deadline)
 int write_full(int fd, const void *buf, size_t n, int64_t deadline)
 {
     const uint8_t *p = buf;
+    /* Without a deadline the wait comes only after EAGAIN: a log or audit line is one write(2). */
+    bool wait = deadline != 0;
 
     while (n > 0) {
-        int r = fd_wait(fd, POLLOUT, deadline);
+        int r = wait ? fd_wait(fd, POLLOUT, deadline) : 0;
         ssize_t w;
 
         if (r < 0)
             return r;
         w = write(fd, p, n);
         if (w < 0) {
+            wait = deadline != 0 || errno == EAGAIN;
             if (errno == EINTR || errno == EAGAIN)
                 continue;
             return -errno;

@@ -8,9 +8,20 @@
 
 #include "base.h"
 #include "crypto.h"
+#include "crypto_internal.h"
 #include "der.h"
 
-void crypto_sha256(const void *in, size_t n, uint8_t out[SHA256_LEN]) { mbedtls_sha256(in, n, out, 0); }
+void crypto_sha256(const void *in, size_t n, uint8_t out[SHA256_LEN])
+{
+    if (crypto_sha256_ni_available()) {
+        struct sha256_ni c;
+        sha256_ni_init(&c);
+        sha256_ni_update(&c, in, n);
+        sha256_ni_final(&c, out);
+        return;
+    }
+    mbedtls_sha256(in, n, out, 0);
+}
 
 /* Loads key into an mbedTLS public-key context. */
 static int pk_from_rsa_pub(const struct rsa_pub *key, mbedtls_pk_context *pk)

@@ -5,7 +5,9 @@
  * random bytes, and RSA public keys read from PEM. Every key and intermediate is wiped. */
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <mbedtls/aes.h>
 #include <mbedtls/bignum.h>
@@ -37,6 +39,10 @@ size_t crypto_hash_len(enum crypto_hash h)
 
 int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 {
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        crypto_sha256(in, n, out);
+        return 0;
+    }
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     if (!md)
         return -EINVAL;
@@ -45,6 +51,13 @@ int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 
 int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void *in, size_t n, uint8_t *out)
 {
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        struct hmac_sha256_ni c;
+        hmac_sha256_ni_init(&c, key, key_len);
+        hmac_sha256_ni_update(&c, in, n);
+        hmac_sha256_ni_final(&c, out);
+        return 0;
+    }
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
     if (!md)
         return -EINVAL;
@@ -66,6 +79,29 @@ int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char 
 
     if (!md || bits == 0 || bits > CRYPTO_KDFA_MAX_BITS || !label)
         return -EINVAL;
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        for (uint32_t i = 1; done < need; i++) {
+            struct hmac_sha256_ni c;
+            size_t take = need - done < SHA256_LEN ? need - done : SHA256_LEN;
+            hmac_sha256_ni_init(&c, key, key_len);
+            be[0] = i >> 24, be[1] = i >> 16, be[2] = i >> 8, be[3] = i;
+            hmac_sha256_ni_update(&c, be, 4);
+            hmac_sha256_ni_update(&c, label, strlen(label) + 1);
+            if (context_u)
+                hmac_sha256_ni_update(&c, context_u, u_len);
+            if (context_v)
+                hmac_sha256_ni_update(&c, context_v, v_len);
+            be[0] = bits >> 24, be[1] = bits >> 16, be[2] = bits >> 8, be[3] = bits;
+            hmac_sha256_ni_update(&c, be, 4);
+            hmac_sha256_ni_final(&c, block);
+            memcpy(out + done, block, take);
+            done += take;
+        }
+        if (bits % 8)
+            out[0] &= (uint8_t)((1u << (bits % 8)) - 1);
+        secure_wipe(block, sizeof(block));
+        return 0;
+    }
     hlen = mbedtls_md_get_size(md);
     mbedtls_md_init(&ctx);
     if (mbedtls_md_setup(&ctx, md, 1) != 0) {
@@ -133,7 +169,7 @@ int crypto_aes_cfb_decrypt(const uint8_t *key, size_t key_len, const uint8_t iv[
     return aes_cfb(MBEDTLS_AES_DECRYPT, key, key_len, iv, in, n, out);
 }
 
-int crypto_random(void *buf, size_t n)
+static int random_kernel(void *buf, size_t n)
 {
     uint8_t *p = buf;
 
@@ -149,6 +185,66 @@ int crypto_random(void *buf, size_t n)
         n -= (size_t)got;
     }
     return 0;
+}
+
+/* Small requests (nonces, credential secrets and seeds, OAEP seeds: three or four per exchange)
+ * are served from a block of the kernel's bytes fetched at once, so an exchange costs no
+ * getrandom(2) most of the time. The block lives in its own page, left out of core dumps and
+ * zeroed in a forked child (MADV_WIPEONFORK: the child finds it empty and fetches its own, so
+ * two processes never hand out the same bytes); each byte handed out is wiped from it at once.
+ * Without MADV_WIPEONFORK (Linux < 4.14) every request goes to the kernel. */
+#define RANDOM_POOL_MAX_REQUEST 64
+struct random_pool {
+    size_t avail; /* unread bytes at the end of buf; 0 after a fork */
+    uint8_t buf[1024];
+};
+static pthread_mutex_t random_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct random_pool *random_pool;
+static bool random_pool_failed;
+
+static struct random_pool *random_pool_get(void)
+{
+    if (!random_pool && !random_pool_failed) {
+        long page = sysconf(_SC_PAGESIZE);
+        size_t len = page > 0 && (size_t)page >= sizeof(struct random_pool) ? (size_t)page : 4096;
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED || madvise(m, len, MADV_WIPEONFORK) < 0) {
+            if (m != MAP_FAILED)
+                munmap(m, len);
+            random_pool_failed = true;
+            return NULL;
+        }
+        (void)madvise(m, len, MADV_DONTDUMP);
+        random_pool = m;
+    }
+    return random_pool;
+}
+
+int crypto_random(void *buf, size_t n)
+{
+    struct random_pool *rp;
+    int r = 0;
+
+    if (n > RANDOM_POOL_MAX_REQUEST)
+        return random_kernel(buf, n);
+    pthread_mutex_lock(&random_lock);
+    rp = random_pool_get();
+    if (!rp) {
+        pthread_mutex_unlock(&random_lock);
+        return random_kernel(buf, n);
+    }
+    if (rp->avail < n) {
+        r = random_kernel(rp->buf, sizeof(rp->buf));
+        rp->avail = r < 0 ? 0 : sizeof(rp->buf);
+    }
+    if (r == 0) {
+        uint8_t *from = rp->buf + sizeof(rp->buf) - rp->avail;
+        memcpy(buf, from, n);
+        secure_wipe(from, n);
+        rp->avail -= n;
+    }
+    pthread_mutex_unlock(&random_lock);
+    return r;
 }
 
 /* mbedTLS random callback: the kernel's bytes, or a fixed string for known-answer tests. */

@@ -194,8 +194,12 @@ size_t kjson_unescape(const char *s, size_t n, uint8_t *dst)
             }
             EMIT(rune, utf8_encode(r, rune));
         } else if (c < 0x80) {
-            EMIT(&c, 1);
-            i++;
+            /* A run of plain ASCII at once (base64 fields are nothing else). */
+            size_t j = i + 1;
+            while (j < n && (uint8_t)s[j] < 0x80 && s[j] != '\\')
+                j++;
+            EMIT(s + i, j - i);
+            i = j;
         } else {
             size_t len = utf8_decode((const uint8_t *)s + i, n - i, &r);
             if (len) {

@@ -187,7 +187,7 @@ struct kms_store {
     pthread_mutex_t lock;
     int poll_ms;
     int ino_fd;           /* inotify watching DIR; -1: DIR is rescanned instead (inotify unavailable) */
-    pid_t ino_pid;        /* the process that made ino_fd: a forked worker makes its own */
+    unsigned ino_gen;     /* fork_gen when ino_fd was made: a forked worker makes its own */
     int64_t last_full_ms; /* last full rescan (listing and stat of every file) */
     bool bulk;            /* many files change at once: the index is rebuilt once at the end */
     bool index_dirty;     /* records changed without the index: rebuilt before the next lookup */

@@ -473,10 +473,18 @@ static int scan_full(struct kms_store *s)
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | \
      IN_ONLYDIR | IN_EXCL_UNLINK)
 
+/* Counts fork()s in this process's line (the child's handler): a store compares it with the
+ * count when its watch was made instead of asking getpid() before every decision. */
+static unsigned fork_gen;
+static pthread_once_t fork_gen_once = PTHREAD_ONCE_INIT;
+static void fork_gen_child(void) { fork_gen++; }
+static void fork_gen_init(void) { (void)pthread_atfork(NULL, NULL, fork_gen_child); }
+
 /* Watches DIR in this process (a forked worker needs its own instance: events are read once).
  * -errno when inotify is not available; the store then polls. */
 static int watch_start(struct kms_store *s)
 {
+    pthread_once(&fork_gen_once, fork_gen_init);
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
     if (fd < 0)
@@ -487,7 +495,7 @@ static int watch_start(struct kms_store *s)
         return e;
     }
     s->ino_fd = fd;
-    s->ino_pid = getpid();
+    s->ino_gen = fork_gen;
     return 0;
 }
 
@@ -617,7 +625,7 @@ static int store_sync(struct kms_store *s, bool full, bool periodic)
     bool changed = false;
 
     s->last_scan_ms = now_ms();
-    if (s->ino_fd >= 0 && s->ino_pid != getpid()) {
+    if (s->ino_fd >= 0 && s->ino_gen != fork_gen) {
         /* A forked worker: the events of the inherited instance are its parent's to read. */
         watch_stop(s);
         if (watch_start(s) < 0)

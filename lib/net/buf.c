@@ -39,6 +39,7 @@ int nbuf_append(struct nbuf *b, const void *p, size_t n)
         return r;
     memcpy(b->data + b->len, p, n);
     b->len += n;
+    nbuf_mark(b);
     return 0;
 }
 
@@ -57,6 +58,8 @@ int nbuf_appendf(struct nbuf *b, const char *fmt, ...)
     vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    if (b->len + 1 > b->dirty)
+        b->dirty = b->len + 1; /* and its NUL */
     return 0;
 }
 

@@ -59,11 +59,12 @@ void conn_free(struct net_conn *c)
     net_timer_cancel(c->timer);
     stream_close(&c->st);
     ws_reader_clear(&c->rd);
-    /* Buffers may hold a passphrase on its way out or a token on its way in. */
+    /* Buffers may hold a passphrase on its way out or a token on its way in: every byte
+     * written (not the whole 16 KiB an exchange of 3 KiB reserved). */
     if (c->in.data)
-        secure_wipe(c->in.data, c->in.cap);
+        secure_wipe(c->in.data, c->in.dirty);
     if (c->out.data)
-        secure_wipe(c->out.data, c->out.cap);
+        secure_wipe(c->out.data, c->out.dirty);
     if (c->in.data && c->in.cap >= NET_IO_CHUNK && c->in.cap <= 4 * NET_IO_CHUNK && c->srv->n_spare_in < SPARE_BUFS)
         c->srv->spare_in[c->srv->n_spare_in++] = (struct nbuf){.data = c->in.data, .cap = c->in.cap};
     else
@@ -87,7 +88,9 @@ void conn_kill(struct net_conn *c, enum net_close_reason why)
     set_why(c, why);
     c->state = CS_DEAD;
     c->upgrading = false;
-    net_loop_unwatch(c->srv->loop, c->st.fd);
+    /* Accepted by this process, close-on-exec: closing it is its last reference (a child
+     * between fork and exec may hold it a moment; the loop drops its late events then). */
+    net_loop_unwatch_closing(c->srv->loop, c->st.fd);
     net_timer_cancel(c->timer);
     c->timer = NULL;
     stream_close(&c->st);
@@ -129,7 +132,8 @@ static void conn_flush(struct net_conn *c)
             (void)shutdown(c->st.fd, SHUT_WR);
             c->state = CS_LINGER;
             c->io_deadline = now_ms() + c->srv->lim.linger_ms;
-            c->kick_read = true;
+            /* Plain TCP: the level-triggered watch reports what the peer sent meanwhile. */
+            c->kick_read = c->st.tls != NULL;
         }
     }
     server_touch(c);
@@ -222,26 +226,34 @@ void conn_read(struct net_conn *c)
         serve_corked(c);
     for (int i = 0; i < READS_PER_EVENT || (c->st.tls && c->state != CS_DEAD && ktls_pending(c->st.tls)); i++) {
         ssize_t n;
+        size_t want;
         if (c->state != CS_REQUEST && c->state != CS_WS && c->state != CS_LINGER)
             return;
         if (c->read_paused || c->backlog)
             return; /* no more input while what we hold waits for its turn */
         if (c->state == CS_LINGER) {
-            n = stream_read(&c->st, junk, sizeof(junk));
+            want = sizeof(junk);
+            n = stream_read(&c->st, junk, want);
         } else {
             if (nbuf_reserve(&c->in, NET_IO_CHUNK) < 0) {
                 log_warn("%s: out of memory for its input; closing", c->peer);
                 conn_kill(c, NET_CLOSE_PROTOCOL);
                 return;
             }
-            n = stream_read(&c->st, c->in.data + c->in.len, c->in.cap - c->in.len);
+            want = c->in.cap - c->in.len;
+            n = stream_read(&c->st, c->in.data + c->in.len, want);
         }
         if (n > 0) {
             if (c->state != CS_LINGER) {
                 c->in.len += (size_t)n;
+                nbuf_mark(&c->in);
                 serve_corked(c);
                 nbuf_shrink(&c->in);
             }
+            /* Plain TCP: a short read emptied the socket; the level-triggered watch reports the
+             * next bytes (or the peer's FIN), which saves a read that would only say EAGAIN. */
+            if (!c->st.tls && (size_t)n < want)
+                return;
         } else if (n == 0) {
             conn_eof(c);
             return;

@@ -62,11 +62,17 @@ const char *http_reason(int status)
 int http_find_head_end(const uint8_t *buf, size_t len, struct http_scan *s, const struct net_limits *l)
 {
     for (size_t i = s->pos; i < len; i++) {
-        if (buf[i] != '\n') {
-            if (i - s->line_start >= l->max_request_line)
-                return s->lines == 0 ? -414 : -431;
-            continue;
+        /* To the next LF (memchr), within the line's limit; a byte past it that is no LF fails. */
+        size_t limit = l->max_request_line > SIZE_MAX - s->line_start ? SIZE_MAX : s->line_start + l->max_request_line;
+        if (i < limit) {
+            size_t end = len < limit ? len : limit;
+            const uint8_t *nl = memchr(buf + i, '\n', end - i);
+            i = nl ? (size_t)(nl - buf) : end;
+            if (i == len)
+                break;
         }
+        if (buf[i] != '\n')
+            return s->lines == 0 ? -414 : -431;
         size_t line = i - s->line_start;
         if (line > 0 && buf[i - 1] == '\r')
             line--;
@@ -112,13 +118,15 @@ static char *next_line(char **cursor)
     if (!line || !*line)
         return NULL;
     nl = strchr(line, '\n');
+    size_t n;
     if (nl) {
         *nl = 0;
         *cursor = nl + 1;
+        n = (size_t)(nl - line);
     } else {
         *cursor = NULL;
+        n = strlen(line);
     }
-    size_t n = strlen(line);
     if (n > 0 && line[n - 1] == '\r')
         line[n - 1] = 0;
     return line;
@@ -141,12 +149,12 @@ static int parse_header_lines(char **cursor, const struct net_limits *l, struct 
         *colon = 0;
         for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
             ;
-        end = v + strlen(v);
+        /* One pass: control characters refused, the end found for the trim. */
+        for (end = v; *end; end++)
+            if (((unsigned char)*end < 0x20 && *end != '\t') || *end == 0x7f)
+                return -400;
         while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
             *--end = 0;
-        for (char *p = v; *p; p++)
-            if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-                return -400;
         if (h->n_headers == l->max_headers)
             return -431;
         h->headers[h->n_headers++] = (struct net_header){line, v};

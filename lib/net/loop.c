@@ -21,7 +21,8 @@ struct net_timer {
 };
 
 struct watch {
-    int fd; /* -1 once unwatched (freed after the batch) */
+    int fd;       /* -1 once unwatched (freed after the batch) */
+    uint32_t gen; /* with fd, the epoll data: an event is delivered only to the watch it was for */
     net_fd_fn fn;
     void *data;
     int sigfd_signo; /* > 0 for signal watches: the loop owns the fd */
@@ -43,6 +44,7 @@ struct net_loop {
     struct watch *watches;
     struct watch **by_fd; /* live watches indexed by fd */
     size_t n_by_fd;
+    uint32_t next_gen;
     struct deferred *defer_head, **defer_tail;
 };
 
@@ -190,9 +192,16 @@ static struct watch *find_watch(struct net_loop *loop, int fd)
     return fd >= 0 && (size_t)fd < loop->n_by_fd ? loop->by_fd[fd] : NULL;
 }
 
+/* The epoll data of a watch: its fd and generation, not a pointer. An fd closed without
+ * EPOLL_CTL_DEL (net_loop_unwatch_closing) stays in the epoll set while another process still
+ * holds its socket (a fork before an exec): its events then name a watch that is gone or a
+ * newer one on the same fd number, and are dropped instead of reaching freed memory. */
+static uint64_t watch_key(const struct watch *w) { return (uint64_t)w->gen << 32 | (uint32_t)w->fd; }
+
 static int add_watch(struct net_loop *loop, struct watch *w, uint32_t events)
 {
-    struct epoll_event ev = {.events = events, .data.ptr = w};
+    w->gen = ++loop->next_gen;
+    struct epoll_event ev = {.events = events, .data.u64 = watch_key(w)};
     if (w->fd < 0 || find_watch(loop, w->fd)) {
         int fd = w->fd;
         free(w);
@@ -230,23 +239,28 @@ int net_loop_watch(struct net_loop *loop, int fd, uint32_t events, net_fd_fn fn,
 int net_loop_watch_modify(struct net_loop *loop, int fd, uint32_t events)
 {
     struct watch *w = find_watch(loop, fd);
-    struct epoll_event ev = {.events = events, .data.ptr = w};
     if (!w)
         return -ENOENT;
+    struct epoll_event ev = {.events = events, .data.u64 = watch_key(w)};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
         return log_error_errno(-errno, "epoll_ctl(MOD) failed: %m");
     return 0;
 }
 
-void net_loop_unwatch(struct net_loop *loop, int fd)
+static void unwatch(struct net_loop *loop, int fd, bool del)
 {
     struct watch *w = find_watch(loop, fd);
     if (!w)
         return;
-    (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (del)
+        (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
     loop->by_fd[fd] = NULL;
     w->fd = -1; /* freed after the batch: an event for it may still be pending */
 }
+
+void net_loop_unwatch(struct net_loop *loop, int fd) { unwatch(loop, fd, true); }
+
+void net_loop_unwatch_closing(struct net_loop *loop, int fd) { unwatch(loop, fd, false); }
 
 /* A signal watch: the loop owns its signalfd. */
 struct sig_watch {
@@ -351,8 +365,8 @@ int net_loop_run(struct net_loop *loop)
         }
         loop->now = now_ms();
         for (int i = 0; i < n; i++) {
-            struct watch *w = ev[i].data.ptr;
-            if (w->fd >= 0)
+            struct watch *w = find_watch(loop, (int)(uint32_t)ev[i].data.u64);
+            if (w && w->gen == (uint32_t)(ev[i].data.u64 >> 32))
                 w->fn(w->fd, ev[i].events, w->data);
         }
         run_timers(loop);

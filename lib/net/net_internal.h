@@ -29,7 +29,16 @@
 struct nbuf {
     uint8_t *data;
     size_t off, len, cap;
+    /* Bytes at the start of data that may have been written (the highest len reached; kept by
+     * nbuf_append, nbuf_appendf, ws_frame_append and whoever writes after nbuf_reserve through
+     * nbuf_mark): what a wipe of the buffer must cover. */
+    size_t dirty;
 };
+static inline void nbuf_mark(struct nbuf *b)
+{
+    if (b->len > b->dirty)
+        b->dirty = b->len;
+}
 /* Makes room for n more bytes after len (moving unread bytes to the front first). -ENOMEM when
  * memory runs out or the buffer would pass NBUF_MAX: the caller fails that connection or that
  * call, never the process (b is unchanged then). */

@@ -248,6 +248,7 @@ int ws_frame_append(struct nbuf *b, uint8_t opcode, const void *data, size_t len
     b->len += n;
     unmask_into(b->data + b->len, data, len, mask); /* masking is its own inverse */
     b->len += len;
+    nbuf_mark(b);
     return 0;
 }
 

@@ -6,10 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
 
 #include "base.h"
 #include "crypto.h"
+#include "crypto_internal.h"
 #include "tap.h"
 
 static int load_vector(FILE *f, struct rsa_pub *key, char want[65])
@@ -251,8 +256,72 @@ static void test_ek_chain(void)
     }
 }
 
+/* crypto_random hands out small requests from a block fetched ahead: a forked child must not
+ * hand out the bytes its parent will (the block is wiped in the child, MADV_WIPEONFORK). */
+static void test_random_fork(void)
+{
+    uint8_t warm[16], mine[32], theirs[32] = {0}, zero[32] = {0};
+    int fd[2];
+
+    CHECK(crypto_random(warm, sizeof(warm)) == 0, "crypto_random: 16 bytes");
+    if (pipe(fd) < 0) {
+        CHECK(false, "pipe: %m");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t b[32];
+        _exit(crypto_random(b, sizeof(b)) == 0 && write(fd[1], b, sizeof(b)) == (ssize_t)sizeof(b) ? 0 : 1);
+    }
+    close(fd[1]);
+    CHECK(pid > 0 && read(fd[0], theirs, sizeof(theirs)) == (ssize_t)sizeof(theirs), "the child's 32 random bytes");
+    close(fd[0]);
+    if (pid > 0)
+        (void)waitpid(pid, NULL, 0);
+    CHECK(crypto_random(mine, sizeof(mine)) == 0, "the parent's 32 random bytes");
+    CHECK(memcmp(mine, theirs, sizeof(mine)) && memcmp(theirs, zero, sizeof(zero)),
+          "after a fork, parent and child get different random bytes");
+    uint8_t big[200] = {0};
+    CHECK(crypto_random(big, sizeof(big)) == 0 && memcmp(big, zero, sizeof(zero)),
+          "200 bytes (over the block's threshold: straight from the kernel)");
+}
+
+/* SHA-256 and HMAC-SHA-256 through crypto_sha256/crypto_hash/crypto_hmac (the SHA-NI code where
+ * the CPU has it) against mbedTLS's C code, over every length across the padding boundaries and
+ * keys shorter than, equal to and longer than the block. */
+static void test_sha256_impls(void)
+{
+    uint8_t in[300], a[SHA256_LEN], b[SHA256_LEN];
+    bool same = true;
+
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (uint8_t)(i * 131 + 7);
+    printf("# SHA-NI: %s\n", crypto_sha256_ni_available() ? "used" : "not on this CPU");
+    for (size_t n = 0; n <= sizeof(in) && same; n++) {
+        crypto_sha256(in, n, a);
+        mbedtls_sha256(in, n, b, 0);
+        same = !memcmp(a, b, sizeof(a)) && crypto_hash(CRYPTO_SHA256, in, n, a) == 0 && !memcmp(a, b, sizeof(a));
+        if (!same)
+            printf("# SHA-256 of %zu bytes differs\n", n);
+    }
+    CHECK(same, "SHA-256 of 0..300 bytes: the same as mbedTLS's");
+    same = true;
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    for (size_t k = 0; k <= 130 && same; k += (k < 70 ? 1 : 20)) {
+        for (size_t n = 0; n <= 140 && same; n += 7) {
+            same = crypto_hmac(CRYPTO_SHA256, in + 100, k, in, n, a) == 0 &&
+                   mbedtls_md_hmac(md, in + 100, k, in, n, b) == 0 && !memcmp(a, b, sizeof(a));
+            if (!same)
+                printf("# HMAC-SHA-256 with a %zu-byte key of %zu bytes differs\n", k, n);
+        }
+    }
+    CHECK(same, "HMAC-SHA-256, keys of 0..130 bytes: the same as mbedTLS's");
+}
+
 int main(void)
 {
+    test_sha256_impls();
+    test_random_fork();
     test_spki_vectors();
     test_pem();
     test_x509();
