@@ -9,7 +9,8 @@
 #     3 for G3), timed with the mbedTLS it is built with (kms-loadgen floor).
 #  3. the KMS's CPU (user + system, /proc/PID/schedstat of a one-process `challenger --db`, read
 #     right before and after the exchanges by bench/kms_cpu.sh) per exchange, G1 and G3, over plain HTTP, over TLS with a full handshake per exchange, and over
-#     TLS with resumed sessions when the build can resume them (else "n/a").
+#     TLS with resumed sessions when the build can resume them (else "n/a"); plain HTTP also with
+#     cold caches (1024 nodes in turn: every EK and AK is new to the KMS's RSA key cache).
 #     The same G1 exchanges against `challenger --etcd` over a 3-member etcd cluster on 127.0.0.1
 #     (bench/etcd.sh), the same 64 nodes moved there by `challenger import`.
 #  4. tang's CPU per /rec: Debian's tangd, one process per connection as its socket activation
@@ -119,11 +120,12 @@ timeout 600 "$lg" register --db "$work/cpu-g3" --nodes 64 --seed "$seed" --attes
 # connection is a full handshake (a TLS client of its own). "n/a" with a kms-loadgen without it.
 can_resume=false
 "$lg" --help 2>&1 | grep -q -- --tls-resume && can_resume=true
-kms_cpu() { # PROTO plain|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exchange (bench/kms_cpu.sh)
+kms_cpu() { # PROTO plain|cold|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exchange (bench/kms_cpu.sh)
     local proto=$1 mode=$2 m=$3 res tls='' lgtls='' nodes=64
     local store=(--db "$work/cpu-$proto")
     [ "${4:-}" = etcd ] && store=(--etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-cpu/)
     case $mode in
+    cold) nodes=1024 store=(--db "$work/cpu-$proto-cold") ;;
     tls) tls="--tls-cert $work/srv.pem --tls-key $work/srv.key" lgtls="--tls-ca $work/srv.pem" ;;
     resumed) tls="--tls-cert $work/srv.pem --tls-key $work/srv.key" lgtls="--tls-ca $work/srv.pem --tls-resume"
         nodes=8 ;;
@@ -139,11 +141,17 @@ kms_cpu() { # PROTO plain|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per exch
         "$(json tls_resumed <"$work/cpu.out") resumed" >&2
     awk -v us="$(cut -d' ' -f2 <<<"$res")" 'BEGIN { printf "%.2f", us / 1000 }'
 }
+# Cold caches: 1024 nodes in turn, more than the KMS's 256 cached RSA keys, so every exchange
+# meets an EK and an AK it has not prepared, as a fleet's boots do (each boot makes a new AK).
+timeout 600 "$lg" register --db "$work/cpu-g1-cold" --nodes 1024 --seed "$seed" 2>/dev/null
+timeout 600 "$lg" register --db "$work/cpu-g3-cold" --nodes 1024 --seed "$seed" --attestation pin 2>/dev/null
 for proto in g1 g3; do
     R[cpu_${proto}_plain]=$(kms_cpu "$proto" plain 1000)
+    R[cpu_${proto}_cold]=$(kms_cpu "$proto" cold 1024)
     R[cpu_${proto}_tls]=$(kms_cpu "$proto" tls 300)
     if $can_resume; then R[cpu_${proto}_resumed]=$(kms_cpu "$proto" resumed 300); else R[cpu_${proto}_resumed]=n/a; fi
-    echo "$proto: plain ${R[cpu_${proto}_plain]} ms, TLS (full handshake) ${R[cpu_${proto}_tls]} ms," \
+    echo "$proto: plain ${R[cpu_${proto}_plain]} ms (cold caches ${R[cpu_${proto}_cold]} ms)," \
+        "TLS (full handshake) ${R[cpu_${proto}_tls]} ms," \
         "TLS resumed ${R[cpu_${proto}_resumed]}"
 done
 # The etcd store: the same 64 G1 nodes imported into a 3-member cluster (kept for section 6).
@@ -314,6 +322,7 @@ Machine: ${R[machine]}; load average ${R[load_start]} at the start, ${R[load_end
 | KMS CPU per exchange | G1 | G3 |
 |---|---:|---:|
 | plain HTTP | ${R[cpu_g1_plain]} ms | ${R[cpu_g3_plain]} ms |
+| plain HTTP, cold caches (1024 nodes: each EK and AK new to the KMS) | ${R[cpu_g1_cold]} ms | ${R[cpu_g3_cold]} ms |
 | TLS, full handshake (RSA-2048 certificate) | ${R[cpu_g1_tls]} ms | ${R[cpu_g3_tls]} ms |
 | TLS, resumed session | ${R[cpu_g1_resumed]} ms | ${R[cpu_g3_resumed]} ms |
 | plain HTTP, etcd store (3 members, 127.0.0.1) | ${R[cpu_g1_etcd]} ms | – |
