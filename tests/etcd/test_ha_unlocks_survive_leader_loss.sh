@@ -16,41 +16,12 @@
 . "$(dirname "$0")/../lib/common.sh"
 ETCD_TOOL=$1
 . "$(dirname "$0")/../lib/etcd.sh"
-LG=${KKMS_LOADGEN:-}
-[ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
-SEED=kairos-kms-loadgen-test # the seed of tests/bench/test_loadgen.sh: its cached keys are reused
+. "$(dirname "$0")/../lib/loadgen.sh"
 NODES=256
 cd "$T" || bail "no test directory"
-json() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
-lg() { timeout -k 5 "${LG_LIMIT:-900}" "$LG" "$@"; }
-
-# challenger_start NAME [ARGS...]: a challenger over the cluster; sets PID_NAME and URL_NAME.
-challenger_start() {
-    local name=$1 pid
-    shift
-    rm -f "$T/$name.port"
-    "$KAIROS_KMS" challenger --etcd "$ETCD_ENDPOINTS" --listen 127.0.0.1:0 --port-file "$T/$name.port" \
-        --audit-log "$T/audit-$name.jsonl" --instance "$name" --workers 1 "$@" 2>>"$T/kms-$name.log" &
-    pid=$!
-    on_exit "stop_pid $pid"
-    wait_port_file "$T/$name.port" "$pid" 20 || bail "challenger $name did not listen: $(tail -3 "$T/kms-$name.log")"
-    printf -v "PID_$name" %s "$pid"
-    printf -v "URL_$name" %s "http://127.0.0.1:$(cat "$T/$name.port")"
-}
-
-# wait_ready URL: /readyz answers 200 within 20 s.
-wait_ready() {
-    local i
-    for i in $(seq 100); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz")" = 200 ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
 
 etcd_cluster_start
+CHALLENGER_STORE=(--etcd "$ETCD_ENDPOINTS" --workers 1)
 diag <<<"cluster $ETCD_ENDPOINTS, leader member $(etcd_leader)"
 
 # ---- (a) ----
@@ -139,20 +110,6 @@ check "every node posted through C and D at once, the leader killed: 0 failed" \
     '[ "$rcC" = 0 ] && [ "$rcD" = 0 ] && [ "$(json "$T/postC.json" failed)" = 0 ] && [ "$(json "$T/postD.json" failed)" = 0 ]'
 etcd_restart "$leader"
 etcd_wait_healthy 30
-etcdt list "${GEN}secrets/" >"$T/gen-secrets" 2>"$T/gen-secrets.err"
-check "etcd holds exactly one Secret per node ($GN), none twice" \
-    '[ "$(grep -c "^${GEN}secrets/" "$T/gen-secrets")" = "$GN" ] &&
-     [ "$(grep "^${GEN}secrets/" "$T/gen-secrets" | awk "{print \$1}" | sort | uniq -d | wc -l)" = 0 ]'
-# Acknowledged posts (the volume names kms-loadgen synced) are all in etcd: none lost.
-lost=0
-for v in $(sort -u "$T/acked-C" "$T/acked-D"); do grep -q "^${GEN}secrets/$v-" "$T/gen-secrets" || lost=$((lost + 1)); done
-check "every acknowledged post is stored ($(sort -u "$T/acked-C" "$T/acked-D" | wc -l) acknowledged, $lost lost)" \
-    '[ "$lost" = 0 ] && [ "$(cat "$T/acked-C" "$T/acked-D" | wc -l)" -gt 0 ]'
-lg run --url "$URL_C" --nodes "$GN" --seed "$SEED" --mode readback --concurrency 16 --exchanges "$GN" --timeout 120 \
-    >"$T/readC.json" 2>"$T/readC.err"
-lg run --url "$URL_D" --nodes "$GN" --seed "$SEED" --mode readback --concurrency 16 --exchanges "$GN" --timeout 120 \
-    >"$T/readD.json" 2>"$T/readD.err"
-check "every node reads its ciphertext back through C and through D" \
-    '[ "$(json "$T/readC.json" ok)" = "$GN" ] && [ "$(json "$T/readD.json" ok)" = "$GN" ]'
+check_posts_stored "$GEN" "$GN" C D
 
 done_testing

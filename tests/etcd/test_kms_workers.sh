@@ -18,15 +18,9 @@
 ETCD_TOOL=$1
 . "$(dirname "$0")/../lib/etcd.sh"
 require curl ss
-LG=${KKMS_LOADGEN:-}
-[ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
-SEED=kairos-kms-loadgen-test # the seed of tests/bench/test_loadgen.sh: its cached keys are reused
+. "$(dirname "$0")/../lib/loadgen.sh"
 NODES=256
 cd "$T" || bail "no test directory"
-json() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
-lg() { timeout -k 5 "${LG_LIMIT:-600}" "$LG" "$@"; }
 alive() { kill -0 "$1" 2>/dev/null; }
 # CPU ticks (user + system) a process has used so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -37,30 +31,9 @@ etcd_enable_auth kms kms-workers-pw /kairos-kms # /kairos-kms/ and /kairos-kms-g
 P=$T/pki
 ETCD=(--etcd "$ETCD_ENDPOINTS" --etcd-cacert "$P/ca.pem" --etcd-cert "$P/client.pem" --etcd-key "$P/client.key"
       --etcd-user kms --etcd-password-file "$T/kms.pw")
+CHALLENGER_STORE=("${ETCD[@]}")
 ch() { run_kkms "$T/ch.out" "$T/ch.err" rc challenger "$@" "${ETCD[@]}"; }
 
-# challenger_start NAME [ARGS...]: sets PID_NAME and URL_NAME.
-challenger_start() {
-    local name=$1 pid
-    shift
-    rm -f "$T/$name.port"
-    "$KAIROS_KMS" challenger "${ETCD[@]}" --listen 127.0.0.1:0 --port-file "$T/$name.port" \
-        --audit-log "$T/audit-$name.jsonl" --instance "$name" "$@" 2>>"$T/kms-$name.log" &
-    pid=$!
-    on_exit "stop_pid $pid"
-    wait_port_file "$T/$name.port" "$pid" 20 || bail "challenger $name did not listen: $(tail -3 "$T/kms-$name.log")"
-    printf -v "PID_$name" %s "$pid"
-    printf -v "URL_$name" %s "http://127.0.0.1:$(cat "$T/$name.port")"
-}
-# wait_ready URL: /readyz answers 200 within 20 s.
-wait_ready() {
-    local i
-    for i in $(seq 100); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz")" = 200 ] && return 0
-        sleep 0.2
-    done
-    return 1
-}
 # only PID: every process of the pair but PID stopped (SIGSTOP): PID accepts every connection.
 only() {
     local p
@@ -208,20 +181,7 @@ diag <"$T/postG.json"
 diag <"$T/postH.json"
 check "every node posted through G (2 workers) and H at once: 0 failed" \
     '[ "$rcG" = 0 ] && [ "$rcH" = 0 ] && [ "$(json "$T/postG.json" failed)" = 0 ] && [ "$(json "$T/postH.json" failed)" = 0 ]'
-etcdt "${ETCD_AUTH_OPTS[@]}" list "${GEN}secrets/" >"$T/gen-secrets" 2>"$T/gen-secrets.err"
-check "etcd holds exactly one Secret per node ($GN), none twice" \
-    '[ "$(grep -c "^${GEN}secrets/" "$T/gen-secrets")" = "$GN" ] &&
-     [ "$(grep "^${GEN}secrets/" "$T/gen-secrets" | awk "{print \$1}" | sort | uniq -d | wc -l)" = 0 ]'
-lost=0
-for v in $(sort -u "$T/acked-G" "$T/acked-H"); do grep -q "^${GEN}secrets/$v-" "$T/gen-secrets" || lost=$((lost + 1)); done
-check "every acknowledged post is stored ($(sort -u "$T/acked-G" "$T/acked-H" | wc -l) acknowledged, $lost lost)" \
-    '[ "$lost" = 0 ] && [ "$(cat "$T/acked-G" "$T/acked-H" | wc -l)" -gt 0 ]'
-lg run --url "$URL_G" --nodes "$GN" --seed "$SEED" --mode readback --concurrency 16 --exchanges "$GN" --timeout 120 \
-    >"$T/readG.json" 2>"$T/readG.err"
-lg run --url "$URL_H" --nodes "$GN" --seed "$SEED" --mode readback --concurrency 16 --exchanges "$GN" --timeout 120 \
-    >"$T/readH.json" 2>"$T/readH.err"
-check "every node reads its ciphertext back through G and through H" \
-    '[ "$(json "$T/readG.json" ok)" = "$GN" ] && [ "$(json "$T/readH.json" ok)" = "$GN" ]'
+check_posts_stored "$GEN" "$GN" G H "${ETCD_AUTH_OPTS[@]}"
 
 # ---- (d) ----
 kill -HUP "$PID_W"

@@ -183,3 +183,56 @@ print(base64.b64encode(e).decode())' "$prefix")
     } >"$ETCD_DIR/auth-setup.log" 2>&1 || { diag <"$ETCD_DIR/auth-setup.log"; bail "could not enable etcd authentication"; }
     ETCD_AUTH_OPTS=(--user root --password-file "$T/etcd-root.pw")
 }
+
+# challenger_start NAME [ARGS...]: a challenger over the cluster, its store flags from the array
+# CHALLENGER_STORE (default: --etcd $ETCD_ENDPOINTS), its port, audit log and log in $T; sets
+# PID_NAME and URL_NAME.
+challenger_start() {
+    local name=$1 pid
+    shift
+    local store=(--etcd "$ETCD_ENDPOINTS")
+    [ -n "${CHALLENGER_STORE+x}" ] && store=("${CHALLENGER_STORE[@]}")
+    rm -f "$T/$name.port"
+    "$KAIROS_KMS" challenger "${store[@]}" --listen 127.0.0.1:0 --port-file "$T/$name.port" \
+        --audit-log "$T/audit-$name.jsonl" --instance "$name" "$@" 2>>"$T/kms-$name.log" &
+    pid=$!
+    on_exit "stop_pid $pid"
+    wait_port_file "$T/$name.port" "$pid" 20 || bail "challenger $name did not listen: $(tail -3 "$T/kms-$name.log")"
+    printf -v "PID_$name" %s "$pid"
+    printf -v "URL_$name" %s "http://127.0.0.1:$(cat "$T/$name.port")"
+}
+
+# wait_ready URL: /readyz answers 200 within 20 s.
+wait_ready() {
+    local i
+    for i in $(seq 100); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz")" = 200 ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# check_posts_stored GEN N A B [ETCDT_OPTS...]: after N nodes posted their generated keys through
+# the challengers A and B (kms-loadgen --acked-file $T/acked-A and $T/acked-B), etcd holds exactly
+# one Secret per node under GEN, every acknowledged post is among them, and every node reads its
+# ciphertext back through A and through B. Three TAP lines; uses the test's lg, json and SEED.
+check_posts_stored() {
+    local gen=$1 n=$2 a=$3 b=$4 v lost=0 url_a url_b
+    shift 4
+    url_a=URL_$a url_b=URL_$b
+    etcdt "$@" list "${gen}secrets/" >"$T/gen-secrets" 2>"$T/gen-secrets.err"
+    check "etcd holds exactly one Secret per node ($n), none twice" \
+        '[ "$(grep -c "^${gen}secrets/" "$T/gen-secrets")" = "$n" ] &&
+         [ "$(grep "^${gen}secrets/" "$T/gen-secrets" | awk "{print \$1}" | sort | uniq -d | wc -l)" = 0 ]'
+    for v in $(sort -u "$T/acked-$a" "$T/acked-$b"); do
+        grep -q "^${gen}secrets/$v-" "$T/gen-secrets" || lost=$((lost + 1))
+    done
+    check "every acknowledged post is stored ($(sort -u "$T/acked-$a" "$T/acked-$b" | wc -l) acknowledged, $lost lost)" \
+        '[ "$lost" = 0 ] && [ "$(cat "$T/acked-$a" "$T/acked-$b" | wc -l)" -gt 0 ]'
+    lg run --url "${!url_a}" --nodes "$n" --seed "$SEED" --mode readback --concurrency 16 --exchanges "$n" \
+        --timeout 120 >"$T/read$a.json" 2>"$T/read$a.err"
+    lg run --url "${!url_b}" --nodes "$n" --seed "$SEED" --mode readback --concurrency 16 --exchanges "$n" \
+        --timeout 120 >"$T/read$b.json" 2>"$T/read$b.err"
+    check "every node reads its ciphertext back through $a and through $b" \
+        '[ "$(json "$T/read$a.json" ok)" = "$n" ] && [ "$(json "$T/read$b.json" ok)" = "$n" ]'
+}
