@@ -115,26 +115,32 @@ static void on_tls_handshake(void *data, bool resumed) { kms_metrics_tls_handsha
  * pages all the time (mmap, munmap, page faults: a third of an exchange's CPU). One block kept in
  * each size class (up to 128 KiB; musl's classes are 16-byte units) keeps a group of every class
  * alive for the life of the process. Untouched, the blocks cost little resident memory. */
-#define WARM_SLOTS 16
+#define WARM_SLOTS 32
+#define WARM_EVERY 4 /* up to 16 KiB: one block kept in four */
 void g3_keep_malloc_warm(void)
 {
     static const unsigned short units[] = {1,    2,    3,    4,    5,    6,    7,    8,    9,    10,   12,   15,
                                            18,   20,   25,   31,   36,   42,   50,   63,   72,   84,   102,  127,
                                            146,  170,  204,  255,  292,  340,  409,  511,  584,  682,  818,  1023,
                                            1169, 1364, 1637, 2047, 2340, 2730, 3276, 4095, 4680, 5460, 6552, 8191};
-    static void *kept[sizeof(units) / sizeof(units[0])];
+    static void *kept[sizeof(units) / sizeof(units[0])][WARM_SLOTS / WARM_EVERY];
 
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         void *tmp[WARM_SLOTS];
-        if (kept[i])
+        size_t keep_every = units[i] <= 1023 ? WARM_EVERY : WARM_SLOTS;
+        if (kept[i][0])
             continue;
-        /* The later blocks land in a group sized for several: all but the last are freed again,
-         * so that group stays with free slots the next requests of this size take. */
+        /* The blocks land in several groups of a few slots each: every keep_every-th block is
+         * kept and the others freed again, so those groups stay with free slots that the next
+         * requests of this size take (bursts of several, as in a big-number division). */
         for (size_t j = 0; j < WARM_SLOTS; j++)
             tmp[j] = malloc((size_t)units[i] * 16 - 4);
-        kept[i] = tmp[WARM_SLOTS - 1];
-        for (size_t j = 0; j + 1 < WARM_SLOTS; j++)
-            free(tmp[j]);
+        for (size_t j = 0; j < WARM_SLOTS; j++) {
+            if ((j + 1) % keep_every == 0)
+                kept[i][j / keep_every] = tmp[j];
+            else
+                free(tmp[j]);
+        }
     }
 }
 
