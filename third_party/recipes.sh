@@ -130,6 +130,8 @@ build_popt() {       # only because cryptsetup's meson.build insists on it
 
 build_tpm2_tss() {
     unpack tpm2-tss
+    # Our own patch (its header says why): the ECDH secret of an ECC-salted session padded as the TPM pads it.
+    patch -p1 --forward --batch < "$HERE/patches/tpm2-tss-ecdh-z-padded.patch"
     # The orig tarball is a git export without configure: bootstrap it, minus git.
     echo "${VERSION[tpm2-tss]%%-*}" > VERSION
     sed -i '/git describe/d' bootstrap

@@ -16,13 +16,14 @@ require curl python3
 has() { grep -F -- "$2" "$1" >/dev/null; }
 EO=()
 
-# ch_start NAME [ARGS...]: a challenger over etcd; sets NAME_PID, NAME_URL.
+# ch_start NAME [ARGS...]: a challenger over etcd, one process (the tests stop and kill it by PID;
+# tests/etcd/test_kms_workers.sh covers --workers); sets NAME_PID, NAME_URL.
 ch_start() {
     local n=$1
     shift
     rm -f "$T/$n.port"
     "$KAIROS_KMS" challenger "${EO[@]}" --listen 127.0.0.1:0 --port-file "$T/$n.port" --audit-log "$T/$n.audit" \
-        --instance "$n" "$@" 2>>"$T/$n.log" &
+        --instance "$n" --workers 1 "$@" 2>>"$T/$n.log" &
     printf -v "${n}_PID" %d $!
     on_exit "stop_pid $!"
     wait_port_file "$T/$n.port" "$!" 10 || bail "challenger $n did not listen: $(tail -3 "$T/$n.log")"

@@ -242,8 +242,7 @@ ck "a token sealed under the legacy RSA primary (tpm2-primary-alg rsa) opens" '[
 # ---- 6. bad tokens: one line each, volume unchanged ----
 newimg bad.img
 kk enroll "$T/bad.img" --tpm2 --tpm-pcrs 7 --unlock-key-file "$T/pw"
-ck "enroll of a third volume" '[ "$rc" = 0 ]'
-[ "$rc" = 0 ] "$T/err"
+ck "enroll of a third volume" '[ "$rc" = 0 ]' "$T/err"
 token_json "$T/bad.img" 0 >"$T/good.json"
 bad_token() { # bad_token NAME PYTHON-EXPR-ON-d: replaces token 0 by a modified copy
     python3 -c "import json,sys
