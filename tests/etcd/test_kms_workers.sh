@@ -166,21 +166,8 @@ check "$GN nodes without a Secret imported under $GEN" '[ "$rc" = 0 ]' || diag <
 challenger_start G --etcd-prefix "$GEN" --workers 2
 challenger_start H --etcd-prefix "$GEN" --workers 1
 check "the 2-worker challenger G and challenger H are ready" 'wait_ready "$URL_G" && wait_ready "$URL_H"'
-lg run --url "$URL_G" --nodes "$GN" --seed "$SEED" --mode postpass --shared-store --concurrency 16 --exchanges "$GN" \
-    --acked-file "$T/acked-G" --timeout 300 >"$T/postG.json" 2>"$T/postG.err" &
-postG=$!
-lg run --url "$URL_H" --nodes "$GN" --seed "$SEED" --mode postpass --shared-store --concurrency 16 --exchanges "$GN" \
-    --acked-file "$T/acked-H" --timeout 300 >"$T/postH.json" 2>"$T/postH.err" &
-postH=$!
-on_exit "stop_pid $postG; stop_pid $postH"
-wait "$postG"
-rcG=$?
-wait "$postH"
-rcH=$?
-diag <"$T/postG.json"
-diag <"$T/postH.json"
-check "every node posted through G (2 workers) and H at once: 0 failed" \
-    '[ "$rcG" = 0 ] && [ "$rcH" = 0 ] && [ "$(json "$T/postG.json" failed)" = 0 ] && [ "$(json "$T/postH.json" failed)" = 0 ]'
+posts_start "$GN" G H
+check "every node posted through G (2 workers) and H at once: 0 failed" 'posts_ok G H'
 check_posts_stored "$GEN" "$GN" G H "${ETCD_AUTH_OPTS[@]}"
 
 # ---- (d) ----

@@ -236,3 +236,31 @@ check_posts_stored() {
     check "every node reads its ciphertext back through $a and through $b" \
         '[ "$(json "$T/read$a.json" ok)" = "$n" ] && [ "$(json "$T/read$b.json" ok)" = "$n" ]'
 }
+
+# posts_start N A B: N nodes post their generated keys through the challengers A and B at once
+# (kms-loadgen --mode postpass --shared-store, 16 in flight through each; the acknowledged posts
+# in $T/acked-A and $T/acked-B), in the background until posts_ok.
+posts_start() {
+    local n=$1 c url
+    shift
+    POSTS=()
+    for c in "$@"; do
+        url=URL_$c
+        lg run --url "${!url}" --nodes "$n" --seed "$SEED" --mode postpass --shared-store --concurrency 16 \
+            --exchanges "$n" --acked-file "$T/acked-$c" --timeout 300 >"$T/post$c.json" 2>"$T/post$c.err" &
+        POSTS+=("$!")
+        on_exit "stop_pid $!"
+    done
+}
+
+# posts_ok A B: the loads of posts_start ended, each with exit 0 and 0 failed (summaries shown).
+posts_ok() {
+    local c i=0 bad=0
+    for c in "$@"; do
+        wait "${POSTS[$i]}" || bad=1
+        diag <"$T/post$c.json"
+        [ "$(json "$T/post$c.json" failed)" = 0 ] || bad=1
+        i=$((i + 1))
+    done
+    [ "$bad" = 0 ]
+}
