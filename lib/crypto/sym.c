@@ -68,63 +68,56 @@ int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void 
  *   K(i) = HMAC_H(key, u32be(i) || label || 0x00 || contextU || contextV || u32be(bits))
  * concatenated and cut to ceil(bits/8) bytes; when bits is not a multiple of 8 the unused high
  * bits of the first byte are cleared, as the reference implementation (CryptKDFa) does. */
+/* HMAC under key of the n parts one after another: the x86 SHA instructions for SHA-256 when the
+ * CPU has them (ni), else mbedTLS's ctx (set up for HMAC). 0 or -EINVAL. */
+static int hmac_parts(bool ni, mbedtls_md_context_t *ctx, const void *key, size_t key_len, const struct bytes *parts,
+                      size_t n, uint8_t *out)
+{
+    if (ni) {
+        struct hmac_sha256_ni c;
+        hmac_sha256_ni_init(&c, key, key_len);
+        for (size_t k = 0; k < n; k++)
+            hmac_sha256_ni_update(&c, parts[k].data, parts[k].len);
+        hmac_sha256_ni_final(&c, out);
+        return 0;
+    }
+    if (mbedtls_md_hmac_starts(ctx, key, key_len) != 0)
+        return -EINVAL;
+    for (size_t k = 0; k < n; k++)
+        if (mbedtls_md_hmac_update(ctx, parts[k].data, parts[k].len) != 0)
+            return -EINVAL;
+    return mbedtls_md_hmac_finish(ctx, out) == 0 ? 0 : -EINVAL;
+}
+
 int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label, const void *context_u,
                 size_t u_len, const void *context_v, size_t v_len, uint32_t bits, uint8_t *out)
 {
     const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
-    uint8_t block[CRYPTO_HASH_MAX], be[4];
+    bool ni = h == CRYPTO_SHA256 && crypto_sha256_ni_available();
+    uint8_t block[CRYPTO_HASH_MAX], be_i[4], be_bits[4] = {bits >> 24, bits >> 16, bits >> 8, bits};
     size_t need = (bits + 7) / 8, done = 0, hlen;
     mbedtls_md_context_t ctx;
     int r = 0;
 
     if (!md || bits == 0 || bits > CRYPTO_KDFA_MAX_BITS || !label)
         return -EINVAL;
-    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
-        for (uint32_t i = 1; done < need; i++) {
-            struct hmac_sha256_ni c;
-            size_t take = need - done < SHA256_LEN ? need - done : SHA256_LEN;
-            hmac_sha256_ni_init(&c, key, key_len);
-            be[0] = i >> 24, be[1] = i >> 16, be[2] = i >> 8, be[3] = i;
-            hmac_sha256_ni_update(&c, be, 4);
-            hmac_sha256_ni_update(&c, label, strlen(label) + 1);
-            if (context_u)
-                hmac_sha256_ni_update(&c, context_u, u_len);
-            if (context_v)
-                hmac_sha256_ni_update(&c, context_v, v_len);
-            be[0] = bits >> 24, be[1] = bits >> 16, be[2] = bits >> 8, be[3] = bits;
-            hmac_sha256_ni_update(&c, be, 4);
-            hmac_sha256_ni_final(&c, block);
-            memcpy(out + done, block, take);
-            done += take;
-        }
-        if (bits % 8)
-            out[0] &= (uint8_t)((1u << (bits % 8)) - 1);
-        secure_wipe(block, sizeof(block));
-        return 0;
-    }
+    const struct bytes parts[] = {bytes_view(be_i, 4), bytes_view(label, strlen(label) + 1),
+                                  bytes_view(context_u, context_u ? u_len : 0),
+                                  bytes_view(context_v, context_v ? v_len : 0), bytes_view(be_bits, 4)};
     hlen = mbedtls_md_get_size(md);
     mbedtls_md_init(&ctx);
-    if (mbedtls_md_setup(&ctx, md, 1) != 0) {
+    if (!ni && mbedtls_md_setup(&ctx, md, 1) != 0) {
         mbedtls_md_free(&ctx);
         return -ENOMEM;
     }
-    for (uint32_t i = 1; done < need; i++) {
+    for (uint32_t i = 1; done < need && r == 0; i++) {
         size_t take = need - done < hlen ? need - done : hlen;
-        be[0] = i >> 24, be[1] = i >> 16, be[2] = i >> 8, be[3] = i;
-        if (mbedtls_md_hmac_starts(&ctx, key, key_len) != 0 || mbedtls_md_hmac_update(&ctx, be, 4) != 0 ||
-            mbedtls_md_hmac_update(&ctx, (const uint8_t *)label, strlen(label) + 1) != 0 ||
-            mbedtls_md_hmac_update(&ctx, context_u, context_u ? u_len : 0) != 0 ||
-            mbedtls_md_hmac_update(&ctx, context_v, context_v ? v_len : 0) != 0) {
-            r = -EINVAL;
-            break;
+        be_i[0] = i >> 24, be_i[1] = i >> 16, be_i[2] = i >> 8, be_i[3] = i;
+        r = hmac_parts(ni, &ctx, key, key_len, parts, sizeof(parts) / sizeof(parts[0]), block);
+        if (r == 0) {
+            memcpy(out + done, block, take);
+            done += take;
         }
-        be[0] = bits >> 24, be[1] = bits >> 16, be[2] = bits >> 8, be[3] = bits;
-        if (mbedtls_md_hmac_update(&ctx, be, 4) != 0 || mbedtls_md_hmac_finish(&ctx, block) != 0) {
-            r = -EINVAL;
-            break;
-        }
-        memcpy(out + done, block, take);
-        done += take;
     }
     if (r == 0 && bits % 8)
         out[0] &= (uint8_t)((1u << (bits % 8)) - 1);
