@@ -134,6 +134,8 @@ void kms_attestation_clear(struct kms_attestation *a);
 /* A deep copy of v (file/line/dup kept as pointers); release with kms_volume_clear. */
 void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v);
 void kms_volume_clear(struct kms_volume *v);
+/* A copy of s (NULL stays NULL). */
+static inline char *kms_dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
 /* Frees what m holds and zeroes it (not for records compacted into an arena). */
 void kms_meta_clear(struct kms_meta *m);
 

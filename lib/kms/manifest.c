@@ -214,8 +214,6 @@ void kms_volume_clear(struct kms_volume *v)
     *v = (struct kms_volume){0};
 }
 
-static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
-
 void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v)
 {
     *dst = *v;
@@ -229,12 +227,12 @@ void kms_volume_copy(struct kms_volume *dst, const struct kms_volume *v)
         dst->parts[i] = (struct kms_partition){xstrdup(p->label),       xstrdup(p->device_name), xstrdup(p->uuid),
                                                xstrdup(p->secret_name), xstrdup(p->secret_path), p->has_secret};
     }
-    dst->att.ek_pem = dup_or_null(v->att.ek_pem);
+    dst->att.ek_pem = kms_dup_or_null(v->att.ek_pem);
     dst->att.pcr = NULL;
     for (size_t i = 0; v->att.pcr && i < KMS_PCR_COUNT; i++)
-        kms_att_pcrs(&dst->att)[i] = dup_or_null(v->att.pcr[i]);
-    dst->att.enrolled_at = dup_or_null(v->att.enrolled_at);
-    dst->att.last_verified_at = dup_or_null(v->att.last_verified_at);
+        kms_att_pcrs(&dst->att)[i] = kms_dup_or_null(v->att.pcr[i]);
+    dst->att.enrolled_at = kms_dup_or_null(v->att.enrolled_at);
+    dst->att.last_verified_at = kms_dup_or_null(v->att.last_verified_at);
 }
 
 #define volume_clear kms_volume_clear

@@ -778,17 +778,15 @@ void kms_etcd_close(struct kms_store *s)
     s->etcd = NULL;
 }
 
-static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
-
 static void cfg_copy(struct etcd_config *to, const struct etcd_config *from)
 {
     *to = *from;
-    to->endpoints = dup_or_null(from->endpoints);
-    to->ca_file = dup_or_null(from->ca_file);
-    to->cert_file = dup_or_null(from->cert_file);
-    to->key_file = dup_or_null(from->key_file);
-    to->user = dup_or_null(from->user);
-    to->password_file = dup_or_null(from->password_file);
+    to->endpoints = kms_dup_or_null(from->endpoints);
+    to->ca_file = kms_dup_or_null(from->ca_file);
+    to->cert_file = kms_dup_or_null(from->cert_file);
+    to->key_file = kms_dup_or_null(from->key_file);
+    to->user = kms_dup_or_null(from->user);
+    to->password_file = kms_dup_or_null(from->password_file);
 }
 
 static void cfg_clear(struct etcd_config *c)
