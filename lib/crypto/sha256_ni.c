@@ -104,6 +104,8 @@ void sha256_ni_update(struct sha256_ni *c, const void *in, size_t n)
 {
     const uint8_t *p = in;
 
+    if (n == 0) /* in may then be NULL (an empty KDFa context): no memcpy from it */
+        return;
     c->total += n;
     if (c->fill) {
         size_t take = 64 - c->fill < n ? 64 - c->fill : n;

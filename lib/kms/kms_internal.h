@@ -286,7 +286,7 @@ bool kms_store_has_object(struct kms_store *s, const char *name);
 const struct kms_secret_obj *kms_store_find_secret(const struct kms_store *s, const char *name);
 const struct kms_volume *kms_store_find_volume(const struct kms_store *s, const char *name);
 /* The volumes of one TPM (lowercase hash), in name order: *n of them from the returned position
- * of the by-hash index (lock held); a binary search, so lookups do not grow with the fleet. */
+ * of the by-hash index, NULL when *n is 0 (lock held); a binary search, so lookups do not grow with the fleet. */
 const struct kms_volume *const *kms_store_volumes_of(const struct kms_store *s, const char *hash, size_t *n);
 const struct kms_file *kms_store_file_of(const struct kms_store *s, const char *path);
 

@@ -853,7 +853,7 @@ const struct kms_volume *const *kms_store_volumes_of(const struct kms_store *s, 
     for (end = lo; end < s->nvols && !strcmp(s->by_hash[end]->tpm_hash, hash); end++)
         ;
     *n = end - lo;
-    return s->by_hash + lo;
+    return *n ? s->by_hash + lo : NULL; /* by_hash is NULL in an empty store */
 }
 
 bool kms_store_has_object(struct kms_store *s, const char *name) { return find_file(s, name) != NULL; }
