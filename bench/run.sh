@@ -11,6 +11,8 @@
 #     right before and after the exchanges by bench/kms_cpu.sh) per exchange, G1 and G3, over plain HTTP, over TLS with a full handshake per exchange, and over
 #     TLS with resumed sessions when the build can resume them (else "n/a"); plain HTTP also with
 #     cold caches (1024 nodes in turn: every EK and AK is new to the KMS's RSA key cache).
+#     Before those, in step 1: the KMS's CPU per exchange of a real node (discovery-challenger with
+#     a swtpm, 20 in turn), and per /healthz connection on the same idle KMS (the machine's floor).
 #     The same G1 exchanges against `challenger --etcd` over a 3-member etcd cluster on 127.0.0.1
 #     (bench/etcd.sh), the same 64 nodes moved there by `challenger import`.
 #  4. tang's CPU per /rec: Debian's tangd, one process per connection as its socket activation
@@ -41,7 +43,8 @@ declare -A R # results for the summary
 section() { printf '\n== %s\n' "$*"; }
 # json KEY: KEY of the JSON object on stdin.
 json() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1" 2>/dev/null || echo "?"; }
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# sched_ns PID: the CPU time (user + system) PID has run, in ns (/proc/PID/schedstat, exact).
+sched_ns() { read -r ns _ <"/proc/$1/schedstat" && echo "$ns"; }
 child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
 # ready URL PID: /readyz answers 200 (a KMS over etcd listens before its store is loaded), 120 s at most.
 ready() {
@@ -101,6 +104,48 @@ for r in json.load(open(sys.argv[1]))["results"]: print("%.1f ± %.1f ms" % (r["
     R[hf_list]=${hf[0]:-?} R[hf_hash_ek]=${hf[1]:-?} R[hf_hash_plain]=${hf[2]:-?} R[hf_g1]=${hf[3]:-?} R[hf_g3]=${hf[4]:-?}
 fi
 
+# The issue's own measurement: a KMS's CPU (schedstat) per exchange of a real node (a
+# discovery-challenger process with a swtpm, one after another). Between the messages of an
+# exchange the node's TPM works for milliseconds: the KMS sleeps and wakes about four times per
+# exchange with cold caches. The per-connection floor of this machine beside it: one /healthz
+# per connection (curl), 50 ms apart, on the same idle KMS. A KMS of its own per protocol (a G3
+# exchange pins the node's PCRs in its SealedVolume, which G1 then refuses).
+real_cpu() { # PROTO N -> ms of KMS CPU per exchange, or "?" when one failed; R[healthz] with g1
+    local proto=$1 n=$2 ok=0 t0 t1 kms url
+    "$bin" challenger register --db "$work/real-$proto" --tpm-hash "$("$bin" tpm-hash --tpm-device "$work/ek/sock")" \
+        --label COS_PERSISTENT --passphrase-file "$work/pass" 2>/dev/null
+    "$bin" challenger --db "$work/real-$proto" --listen 127.0.0.1:0 --port-file "$work/port-$proto" \
+        --audit-log /dev/null --workers 1 >/dev/null 2>&1 &
+    kms=$!
+    pids+=($kms)
+    for _ in $(seq 300); do [ -s "$work/port-$proto" ] && break; sleep 0.02; done
+    url=http://127.0.0.1:$(cat "$work/port-$proto")
+    get() {
+        timeout 60 "$bin" discovery-challenger --tpm-device "$work/ek/sock" get --partition-label COS_PERSISTENT \
+            --challenger-server "$url" --protocol "$proto" --timeout 30 >/dev/null 2>&1
+    }
+    get # the first one learns the node (G3: enrolls its attestation)
+    t0=$(sched_ns "$kms")
+    for _ in $(seq "$n"); do get && ok=$((ok + 1)); done
+    t1=$(sched_ns "$kms")
+    if [ "$ok" = "$n" ]; then awk -v d=$((t1 - t0)) -v n="$n" 'BEGIN { printf "%.2f", d / n / 1e6 }'; else echo "?"; fi
+    if [ "$proto" = g1 ]; then
+        ok=0 t0=$(sched_ns "$kms")
+        for _ in $(seq 50); do
+            [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url/healthz")" = 200 ] && ok=$((ok + 1))
+            sleep 0.05
+        done
+        t1=$(sched_ns "$kms")
+        awk -v d=$((t1 - t0)) -v ok="$ok" 'BEGIN { if (ok == 50) printf "%.2f", d / 50 / 1e6; else print "?" }' \
+            >"$work/healthz"
+    fi
+    kill "$kms" 2>/dev/null
+    wait "$kms" 2>/dev/null
+}
+R[real_g1]=$(real_cpu g1 20) R[real_g3]=$(real_cpu g3 20) R[healthz]=$(cat "$work/healthz" 2>/dev/null || echo "?")
+echo "KMS CPU per exchange of a swtpm node (discovery-challenger, 20 in turn): G1 ${R[real_g1]} ms, G3 ${R[real_g3]} ms;" \
+    "one /healthz per connection, 50 ms apart: ${R[healthz]} ms"
+
 # ---- 2. the floor ----
 section "the floor: RSA-2048 public-key operations of one exchange (mbedTLS, one thread)"
 floor=$(timeout 1500 "$lg" floor --seed "$seed" --exchanges 2000 2>"$work/floor.log" | tail -1)
@@ -137,7 +182,7 @@ kms_cpu() { # PROTO plain|cold|tls|resumed EXCHANGES [etcd] -> ms of KMS CPU per
         echo "?"
         return
     fi
-    [ "$mode" = plain ] || echo "$proto $mode: TLS handshakes $(json tls_full <"$work/cpu.out") full," \
+    [ "$mode" = tls ] || [ "$mode" = resumed ] && echo "$proto $mode: TLS handshakes $(json tls_full <"$work/cpu.out") full," \
         "$(json tls_resumed <"$work/cpu.out") resumed" >&2
     awk -v us="$(cut -d' ' -f2 <<<"$res")" 'BEGIN { printf "%.2f", us / 1000 }'
 }
@@ -261,10 +306,10 @@ mem_etcd() {
     for _ in $(seq 6000); do [ -s "$work/eport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.05; done
     ready "http://127.0.0.1:$(cat "$work/eport" 2>/dev/null)" "$kms"
     t2=$(date +%s.%N)
-    before=$(ticks "$kms" 2>/dev/null || echo 0)
+    before=$(sched_ns "$kms" 2>/dev/null || echo 0)
     out=$(timeout 300 "$lg" run --url "http://127.0.0.1:$(cat "$work/eport" 2>/dev/null)" --nodes 64 \
         --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
-    after=$(ticks "$kms" 2>/dev/null || echo 0)
+    after=$(sched_ns "$kms" 2>/dev/null || echo 0)
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$kms/status" 2>/dev/null)
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$kms/status" 2>/dev/null)
     kill "$kms" 2>/dev/null
@@ -273,7 +318,7 @@ mem_etcd() {
     R[import_etcd]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
     R[start_etcd]=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')
     R[g1_etcd]="$(json ok <<<"$out")/$m ok, $(json rate <<<"$out")/s, p50 $(json p50_ms <<<"$out") ms, KMS CPU"
-    R[g1_etcd]+=" $(awk -v d=$((after - before)) -v hz="$hz" -v m="$m" 'BEGIN { printf "%.1f", d * 1000 / hz / m }') ms each"
+    R[g1_etcd]+=" $(awk -v d=$((after - before)) -v m="$m" 'BEGIN { printf "%.2f", d / 1e6 / m }') ms each"
     echo "10000 nodes in etcd: VmRSS ${rss:-?} KiB, VmHWM ${hwm:-?} KiB; import ${R[import_etcd]} s," \
         "KMS ready after ${R[start_etcd]} s; G1 exchanges (8 in flight): ${R[g1_etcd]}"
 }
@@ -293,11 +338,11 @@ for n in 10 10000 100000; do
     for _ in $(seq 6000); do [ -s "$work/mport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.05; done
     t2=$(date +%s.%N)
     m=$((n > 10000 ? 16 : 64))
-    before=$(ticks "$kms" 2>/dev/null || echo 0)
+    before=$(sched_ns "$kms" 2>/dev/null || echo 0)
     out=$(timeout 300 "$lg" run --url "http://127.0.0.1:$(cat "$work/mport" 2>/dev/null)" --nodes "$real" \
         --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
-    after=$(ticks "$kms" 2>/dev/null || echo 0)
-    R[cpu_mem_$n]=$(awk -v d=$((after - before)) -v hz="$hz" -v m="$m" 'BEGIN { printf "%.1f", d * 1000 / hz / m }')
+    after=$(sched_ns "$kms" 2>/dev/null || echo 0)
+    R[cpu_mem_$n]=$(awk -v d=$((after - before)) -v m="$m" 'BEGIN { printf "%.2f", d / 1e6 / m }')
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$kms/status" 2>/dev/null)
     hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$kms/status" 2>/dev/null)
     kill "$kms" 2>/dev/null
@@ -323,6 +368,8 @@ Machine: ${R[machine]}; load average ${R[load_start]} at the start, ${R[load_end
 |---|---:|---:|
 | plain HTTP | ${R[cpu_g1_plain]} ms | ${R[cpu_g3_plain]} ms |
 | plain HTTP, cold caches (1024 nodes: each EK and AK new to the KMS) | ${R[cpu_g1_cold]} ms | ${R[cpu_g3_cold]} ms |
+| plain HTTP, a swtpm node's exchanges one after another (discovery-challenger) | ${R[real_g1]} ms | ${R[real_g3]} ms |
+| this machine's floor per connection: one /healthz, 50 ms apart | ${R[healthz]} ms | ${R[healthz]} ms |
 | TLS, full handshake (RSA-2048 certificate) | ${R[cpu_g1_tls]} ms | ${R[cpu_g3_tls]} ms |
 | TLS, resumed session | ${R[cpu_g1_resumed]} ms | ${R[cpu_g3_resumed]} ms |
 | plain HTTP, etcd store (3 members, 127.0.0.1) | ${R[cpu_g1_etcd]} ms | – |
