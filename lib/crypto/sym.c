@@ -39,7 +39,7 @@ size_t crypto_hash_len(enum crypto_hash h)
 
 int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
 {
-    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+    if (h == CRYPTO_SHA256) { /* the x86 SHA instructions when the CPU has them */
         crypto_sha256(in, n, out);
         return 0;
     }
@@ -49,25 +49,6 @@ int crypto_hash(enum crypto_hash h, const void *in, size_t n, uint8_t *out)
     return mbedtls_md(md, in, n, out) == 0 ? 0 : -EINVAL;
 }
 
-int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void *in, size_t n, uint8_t *out)
-{
-    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
-        struct hmac_sha256_ni c;
-        hmac_sha256_ni_init(&c, key, key_len);
-        hmac_sha256_ni_update(&c, in, n);
-        hmac_sha256_ni_final(&c, out);
-        return 0;
-    }
-    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
-    if (!md)
-        return -EINVAL;
-    return mbedtls_md_hmac(md, key, key_len, in, n, out) == 0 ? 0 : -EINVAL;
-}
-
-/* TPM 2.0 Part 1 §11.4.10.2 (SP 800-108 counter mode with HMAC):
- *   K(i) = HMAC_H(key, u32be(i) || label || 0x00 || contextU || contextV || u32be(bits))
- * concatenated and cut to ceil(bits/8) bytes; when bits is not a multiple of 8 the unused high
- * bits of the first byte are cleared, as the reference implementation (CryptKDFa) does. */
 /* HMAC under key of the n parts one after another: the x86 SHA instructions for SHA-256 when the
  * CPU has them (ni), else mbedTLS's ctx (set up for HMAC). 0 or -EINVAL. */
 static int hmac_parts(bool ni, mbedtls_md_context_t *ctx, const void *key, size_t key_len, const struct bytes *parts,
@@ -89,6 +70,22 @@ static int hmac_parts(bool ni, mbedtls_md_context_t *ctx, const void *key, size_
     return mbedtls_md_hmac_finish(ctx, out) == 0 ? 0 : -EINVAL;
 }
 
+int crypto_hmac(enum crypto_hash h, const void *key, size_t key_len, const void *in, size_t n, uint8_t *out)
+{
+    if (h == CRYPTO_SHA256 && crypto_sha256_ni_available()) {
+        const struct bytes part = bytes_view(in, n);
+        return hmac_parts(true, NULL, key, key_len, &part, 1, out);
+    }
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(crypto_md_type(h));
+    if (!md)
+        return -EINVAL;
+    return mbedtls_md_hmac(md, key, key_len, in, n, out) == 0 ? 0 : -EINVAL;
+}
+
+/* TPM 2.0 Part 1 §11.4.10.2 (SP 800-108 counter mode with HMAC):
+ *   K(i) = HMAC_H(key, u32be(i) || label || 0x00 || contextU || contextV || u32be(bits))
+ * concatenated and cut to ceil(bits/8) bytes; when bits is not a multiple of 8 the unused high
+ * bits of the first byte are cleared, as the reference implementation (CryptKDFa) does. */
 int crypto_kdfa(enum crypto_hash h, const void *key, size_t key_len, const char *label, const void *context_u,
                 size_t u_len, const void *context_v, size_t v_len, uint32_t bits, uint8_t *out)
 {

@@ -81,37 +81,10 @@ static bool ek_cert_trusted(const struct g1_server *srv, const char *ek_pem, cha
     return true;
 }
 
-/* EK public keys parsed lately, by their PEM text (kept, compared byte for byte; found by a
- * cheap hash of it): a node's connections of one flow (getPass, postPass, getPass) and its next
- * boots skip the PEM decoding, the SPKI encoding and its hash. Bounded (oldest replaced; PEM
- * texts over EK_CACHE_MAX_PEM are not kept); per process, which serves one connection at a
- * time. Public keys only: nothing to wipe. */
-#define EK_CACHE_SIZE 256
-#define EK_CACHE_MAX_PEM 4096 /* an EK certificate is 1-2 KiB of PEM */
-static struct ek_cache_entry {
-    char *pem; /* NULL: unused */
-    size_t pem_len;
-    uint64_t pem_hash;
-    struct rsa_pub ek;
-    char hash[2 * SHA256_LEN + 1];
-} ek_cache[EK_CACHE_SIZE];
-static size_t ek_cache_next;
-
-/* Not cryptographic (an entry matches only when its whole text is equal): 8 bytes a step. */
-static uint64_t pem_hash(const char *p, size_t n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15u ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdu;
-        h ^= h >> 32;
-    }
-    for (; i < n; i++)
-        h = (h ^ (uint8_t)p[i]) * 0x100000001b3u;
-    return h ^ (h >> 29);
-}
+/* EK public keys parsed lately, by their PEM text (lib/proto/ek_cache.c): a node's connections
+ * of one flow (getPass, postPass, getPass) and its next boots skip the PEM decoding, the SPKI
+ * encoding and its hash. Per process, which serves one connection at a time. */
+static struct proto_ek_cache ek_cache;
 
 /* The EK of pem and its TPM hash (hex), from the cache or parsed and cached; 0, or what
  * proto_ek_pem_public returned, or -EINVAL when the key has no SPKI encoding. */
@@ -119,17 +92,13 @@ static int ek_lookup(const char *pem, struct rsa_pub *ek, char hash[2 * SHA256_L
 {
     uint8_t digest[SHA256_LEN], *spki = NULL;
     size_t spki_len = 0, pem_len = strlen(pem);
-    uint64_t ph = pem_hash(pem, pem_len);
-    struct ek_cache_entry *e;
+    const struct proto_ek_cache_entry *e = proto_ek_cache_find(&ek_cache, pem, pem_len);
     int r;
 
-    for (size_t i = 0; i < EK_CACHE_SIZE && ek_cache[i].pem; i++) {
-        e = &ek_cache[i];
-        if (e->pem_hash == ph && e->pem_len == pem_len && !memcmp(e->pem, pem, pem_len)) {
-            *ek = e->ek;
-            memcpy(hash, e->hash, 2 * SHA256_LEN + 1);
-            return 0;
-        }
+    if (e) {
+        *ek = e->ek;
+        memcpy(hash, e->hash, 2 * SHA256_LEN + 1);
+        return 0;
     }
     r = proto_ek_pem_public(pem, ek);
     if (r < 0)
@@ -139,17 +108,7 @@ static int ek_lookup(const char *pem, struct rsa_pub *ek, char hash[2 * SHA256_L
     crypto_sha256(spki, spki_len, digest);
     free(spki);
     hex_encode(digest, sizeof(digest), hash);
-    if (pem_len > EK_CACHE_MAX_PEM)
-        return 0;
-    e = &ek_cache[ek_cache_next];
-    ek_cache_next = (ek_cache_next + 1) % EK_CACHE_SIZE;
-    free(e->pem);
-    e->pem = xmalloc(pem_len);
-    memcpy(e->pem, pem, pem_len);
-    e->pem_len = pem_len;
-    e->pem_hash = ph;
-    e->ek = *ek;
-    memcpy(e->hash, hash, 2 * SHA256_LEN + 1);
+    proto_ek_cache_put(&ek_cache, pem, pem_len, ek, hash, NULL);
     return 0;
 }
 

@@ -42,49 +42,28 @@ static void exchange_free(struct exchange *x)
     free(x);
 }
 
-/* EK public keys seen lately, by their DER SubjectPublicKeyInfo (compared byte for byte): a
+/* EK public keys seen lately, by their DER SubjectPublicKeyInfo (lib/proto/ek_cache.c): a
  * node's next exchanges skip the DER decoding, the re-encoding and hash for its TPM hash, and
- * the PEM writing (proto_g3_ek). Bounded (oldest replaced); per process, which serves one
- * connection at a time. Public keys only: nothing to wipe. */
-#define G3_EK_CACHE_SIZE 256
-static struct g3_ek_cache_entry {
-    uint8_t *der; /* NULL: unused */
-    size_t der_len;
-    struct rsa_pub ek;
-    char hash[2 * SHA256_LEN + 1];
-    char *pem;
-} g3_ek_cache[G3_EK_CACHE_SIZE];
-static size_t g3_ek_cache_next;
+ * the PEM writing (proto_g3_ek). Per process, which serves one connection at a time. */
+static struct proto_ek_cache g3_ek_cache;
 
 /* proto_g3_ek through the cache: the same results and errors. */
 static int ek_lookup(const struct bytes *ek_public, struct rsa_pub *ek, char hash[2 * SHA256_LEN + 1], char **pem,
                      char *why)
 {
-    struct g3_ek_cache_entry *e;
+    const struct proto_ek_cache_entry *e = proto_ek_cache_find(&g3_ek_cache, ek_public->data, ek_public->len);
     int r;
 
-    for (size_t i = 0; i < G3_EK_CACHE_SIZE && g3_ek_cache[i].der; i++) {
-        e = &g3_ek_cache[i];
-        if (e->der_len == ek_public->len && !memcmp(e->der, ek_public->data, ek_public->len)) {
-            *ek = e->ek;
-            memcpy(hash, e->hash, 2 * SHA256_LEN + 1);
-            *pem = xstrdup(e->pem);
-            return 0;
-        }
+    if (e) {
+        *ek = e->ek;
+        memcpy(hash, e->hash, 2 * SHA256_LEN + 1);
+        *pem = xstrdup(e->pem);
+        return 0;
     }
     r = proto_g3_ek(ek_public, ek, hash, pem, why);
     if (r < 0)
         return r;
-    e = &g3_ek_cache[g3_ek_cache_next];
-    g3_ek_cache_next = (g3_ek_cache_next + 1) % G3_EK_CACHE_SIZE;
-    free(e->der);
-    free(e->pem);
-    e->der = xmalloc(ek_public->len);
-    memcpy(e->der, ek_public->data, ek_public->len);
-    e->der_len = ek_public->len;
-    e->ek = *ek;
-    memcpy(e->hash, hash, 2 * SHA256_LEN + 1);
-    e->pem = xstrdup(*pem);
+    proto_ek_cache_put(&g3_ek_cache, ek_public->data, ek_public->len, ek, hash, *pem);
     return 0;
 }
 

@@ -133,6 +133,14 @@ static void field(struct kms_buf *b, const char *indent, const char *key, const 
     kms_buf_puts(b, "\n");
 }
 
+/* key: value, the value always quoted and escaped (a PEM's newlines, any text an operator wrote). */
+static void quoted_field(struct kms_buf *b, const char *indent, const char *key, const char *value)
+{
+    kms_buf_printf(b, "%s%s: ", indent, key);
+    kms_buf_quoted(b, value, strlen(value));
+    kms_buf_puts(b, "\n");
+}
+
 static void meta_map(struct kms_buf *b, const char *what, char *const *kv, size_t n)
 {
     if (!n)
@@ -195,28 +203,19 @@ void kms_emit_volume(struct kms_buf *b, const struct kms_volume *v)
         return;
     /* Upstream's shape (kcrypt/api/v1alpha1 sealedvolume_types.go); "" = learn at next contact. */
     kms_buf_puts(b, "  attestation:\n");
-    if (v->att.ek_pem) {
-        kms_buf_puts(b, "    ekPublicKey: ");
-        kms_buf_quoted(b, v->att.ek_pem, strlen(v->att.ek_pem));
-        kms_buf_puts(b, "\n");
-    }
+    if (v->att.ek_pem)
+        quoted_field(b, "    ", "ekPublicKey", v->att.ek_pem);
     if (v->att.has_pcrs) {
         kms_buf_puts(b, v->att.pcr_mask ? "    pcrValues:\n      pcrs:\n" : "    pcrValues:\n      pcrs: {}\n");
         for (unsigned i = 0; i < KMS_PCR_COUNT; i++)
             if (v->att.pcr_mask & (1u << i))
                 kms_buf_printf(b, "        \"%u\": \"%s\"\n", i, v->att.pcr[i] ? v->att.pcr[i] : "");
     }
-    /* The times as read (an operator's file may hold any text there): quoted and escaped. */
-    if (v->att.enrolled_at && *v->att.enrolled_at) {
-        kms_buf_puts(b, "    enrolledAt: ");
-        kms_buf_quoted(b, v->att.enrolled_at, strlen(v->att.enrolled_at));
-        kms_buf_puts(b, "\n");
-    }
-    if (v->att.last_verified_at && *v->att.last_verified_at) {
-        kms_buf_puts(b, "    lastVerifiedAt: ");
-        kms_buf_quoted(b, v->att.last_verified_at, strlen(v->att.last_verified_at));
-        kms_buf_puts(b, "\n");
-    }
+    /* The times as read (an operator's file may hold any text there). */
+    if (v->att.enrolled_at && *v->att.enrolled_at)
+        quoted_field(b, "    ", "enrolledAt", v->att.enrolled_at);
+    if (v->att.last_verified_at && *v->att.last_verified_at)
+        quoted_field(b, "    ", "lastVerifiedAt", v->att.last_verified_at);
 }
 
 void kms_emit_secret(struct kms_buf *b, const char *comment, const char *name, const char *ns,

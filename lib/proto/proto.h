@@ -44,6 +44,28 @@ int proto_token_decode(const char *header, size_t len, struct proto_token *out);
  * anything else is "invalid pem type"). -EBADMSG: not PEM of those types; -EPROTONOSUPPORT: not RSA. */
 int proto_ek_pem_public(const char *pem, struct rsa_pub *out);
 
+/* A cache of parsed EK public keys, by the bytes the node sent for them (lib/proto/ek_cache.c):
+ * the key, its TPM hash and (G3) its PEM text. Static storage zeroed is an empty cache. */
+#define PROTO_EK_CACHE_SIZE 256
+#define PROTO_EK_CACHE_MAX_KEY 4096 /* longer key texts are not kept (an EK certificate is 1-2 KiB of PEM) */
+struct proto_ek_cache_entry {
+    uint8_t *key; /* NULL: unused */
+    size_t key_len;
+    uint64_t key_hash;
+    struct rsa_pub ek;
+    char hash[2 * SHA256_LEN + 1];
+    char *pem; /* NULL unless given */
+};
+struct proto_ek_cache {
+    struct proto_ek_cache_entry e[PROTO_EK_CACHE_SIZE];
+    size_t next; /* the entry replaced next */
+};
+/* The entry for key (its len bytes), NULL when none; valid until the next put. */
+const struct proto_ek_cache_entry *proto_ek_cache_find(const struct proto_ek_cache *c, const void *key, size_t len);
+/* Keeps copies of key, ek, hash and pem (may be NULL) in place of the oldest entry. */
+void proto_ek_cache_put(struct proto_ek_cache *c, const void *key, size_t len, const struct rsa_pub *ek,
+                        const char hash[2 * SHA256_LEN + 1], const char *pem);
+
 /* The DER of the token's EK CERTIFICATE block (*der malloc'd, owned by the caller). -ENOENT: the
  * EK was sent as a PUBLIC KEY (no certificate); -EBADMSG: not PEM of those types. */
 int proto_ek_pem_cert(const char *pem, uint8_t **der, size_t *der_len);

@@ -213,6 +213,44 @@ static void test_pem(void)
     }
 }
 
+/* lib/proto/ek_cache.c: found only by the whole key text, the oldest replaced, long keys not kept. */
+static void test_ek_cache(void)
+{
+    static struct proto_ek_cache c;
+    struct rsa_pub k = {.n = {0xc5}, .n_len = 1, .e = 65537};
+    char hash[2 * SHA256_LEN + 1], key[PROTO_EK_CACHE_MAX_KEY + 1], other[16];
+    const struct proto_ek_cache_entry *e;
+    bool all = true;
+
+    memset(hash, 'a', sizeof(hash) - 1);
+    hash[sizeof(hash) - 1] = 0;
+    memset(key, 'k', sizeof(key));
+    CHECK(proto_ek_cache_find(&c, "key-0", 5) == NULL, "an empty cache finds nothing");
+    proto_ek_cache_put(&c, "key-0", 5, &k, hash, "PEM 0");
+    e = proto_ek_cache_find(&c, "key-0", 5);
+    CHECK(e && e->ek.e == 65537 && e->ek.n[0] == 0xc5 && !strcmp(e->hash, hash) && !strcmp(e->pem, "PEM 0"),
+          "a key put is found with its EK, hash and PEM");
+    CHECK(!proto_ek_cache_find(&c, "key-1", 5) && !proto_ek_cache_find(&c, "key-", 4) &&
+              !proto_ek_cache_find(&c, "key-00", 6),
+          "another text of the same or another length is not found");
+    proto_ek_cache_put(&c, key, sizeof(key), &k, hash, NULL);
+    CHECK(!proto_ek_cache_find(&c, key, sizeof(key)), "a key text over PROTO_EK_CACHE_MAX_KEY is not kept");
+    proto_ek_cache_put(&c, key, PROTO_EK_CACHE_MAX_KEY, &k, hash, NULL);
+    e = proto_ek_cache_find(&c, key, PROTO_EK_CACHE_MAX_KEY);
+    CHECK(e && e->pem == NULL, "one of PROTO_EK_CACHE_MAX_KEY bytes is kept, without a PEM");
+    for (int i = 1; i < PROTO_EK_CACHE_SIZE; i++) {
+        snprintf(other, sizeof(other), "other-%d", i);
+        proto_ek_cache_put(&c, other, strlen(other), &k, hash, NULL);
+    }
+    CHECK(!proto_ek_cache_find(&c, "key-0", 5) && proto_ek_cache_find(&c, key, PROTO_EK_CACHE_MAX_KEY),
+          "with the cache full, a put replaces the oldest key; the next oldest stays");
+    for (int i = 1; i < PROTO_EK_CACHE_SIZE; i++) {
+        snprintf(other, sizeof(other), "other-%d", i);
+        all = all && proto_ek_cache_find(&c, other, strlen(other));
+    }
+    CHECK(all, "the newer ones are all found");
+}
+
 int main(void)
 {
     load_vectors();
@@ -220,6 +258,7 @@ int main(void)
     test_challenge_answer();
     test_payload();
     test_pem();
+    test_ek_cache();
     for (size_t i = 0; i < nvec; i++)
         free(vec_msg[i]);
     return tap_done();
