@@ -27,16 +27,10 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kms.sh"
 require tpm2_makecredential tpm2_checkquote openssl python3 xxd cmp curl
-LG=${KKMS_LOADGEN:-}
-[ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
-SEED=kairos-kms-loadgen-test
+. "$(dirname "$0")/../lib/loadgen.sh"
+LG_LIMIT=${LG_LIMIT:-600}
 cd "$T" || bail "no test directory"
 one_line() { [ "$(wc -l <"$1")" -eq 1 ]; }
-# json FILE KEY: KEY of the JSON object on the last line of FILE.
-json() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
-lg() { timeout -k 5 "${LG_LIMIT:-600}" "$LG" "$@"; }
 
 # ---- (a) ----
 lg node-info --seed "$SEED" --node 3 --ek-pem ek3.pem --ek-public ek3.tss >info3 2>err

@@ -12,15 +12,9 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kms.sh"
 require python3 pgrep
-LG=${KKMS_LOADGEN:-}
-[ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
-SEED=kairos-kms-loadgen-test
+. "$(dirname "$0")/../lib/loadgen.sh"
 NODES=400
 cd "$T" || bail "no test directory"
-json() {
-    python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])[sys.argv[2]])' "$1" "$2"
-}
-lg() { timeout -k 5 "${LG_LIMIT:-900}" "$LG" "$@"; }
 
 lg register --db "$DB" --nodes "$NODES" --seed "$SEED" --no-secret 2>err
 rc=$?

@@ -11,13 +11,11 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$(dirname "$0")/../lib/kms.sh"
 require openssl curl pgrep
-LG=${KKMS_LOADGEN:-}
-[ -x "$LG" ] || bail "KKMS_LOADGEN must name the kms-loadgen binary (tests/meson.build sets it)"
-SEED=kairos-kms-loadgen-test # tests/bench/test_loadgen.sh's nodes: their keys are cached
+. "$(dirname "$0")/../lib/loadgen.sh" # SEED: tests/bench/test_loadgen.sh's nodes, their keys cached
+LG_LIMIT=300
 NODES=8
 EXCHANGES=200
 cd "$T" || bail "no test directory"
-lg() { timeout -k 5 300 "$LG" "$@"; }
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.pem -days 2 \
     -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 ||

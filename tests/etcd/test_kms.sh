@@ -29,8 +29,6 @@ ch_start() {
     wait_port_file "$T/$n.port" "$!" 10 || bail "challenger $n did not listen: $(tail -3 "$T/$n.log")"
     printf -v "${n}_URL" %s "http://127.0.0.1:$(cat "$T/$n.port")"
 }
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz")" = 200 ]; }
-wait_ready() { local i; for i in $(seq 50); do ready "$1" && return 0; sleep 0.2; done; return 1; }
 ch() { run_kkms "$T/ch.out" "$T/ch.err" rc challenger "$@" "${EO[@]}"; }
 # until_ok N CMD: runs CMD up to N times, 1 s apart, until it succeeds.
 until_ok() { local n=$1 i; shift; for i in $(seq "$n"); do eval "$1" && return 0; sleep 1; done; return 1; }
@@ -47,7 +45,7 @@ HASH_B=$(node_hash "$SOCK_B") || bail "tpm-hash failed"
 # ---- (a) two challengers over one cluster ----
 ch_start A
 ch_start B
-check "both challengers report ready once the (empty) store is loaded" 'wait_ready "$A_URL" && wait_ready "$B_URL"'
+check "both challengers report ready once the (empty) store is loaded" 'wait_ready "$A_URL" 10 && wait_ready "$B_URL" 10'
 printf 'static-passphrase-of-a\n' >"$T/pass-a"
 ch register --tpm-hash "$HASH_A" --label COS_PERSISTENT --passphrase-file "$T/pass-a"
 check "register --etcd (static key): exit 0" '[ "$rc" = 0 ]'
@@ -240,7 +238,7 @@ if [ -x "${KKMS_LOADGEN:-}" ]; then
     ch import --from-db "$T/many"
     check "import of 256 nodes (SealedVolume and Secret in one file each): exit 0" '[ "$rc" = 0 ]'
     ch_start L
-    wait_ready "$L_URL"
+    wait_ready "$L_URL" 10
     timeout -k 5 600 "$KKMS_LOADGEN" run --url "$L_URL" --nodes 256 --seed kairos-kms-loadgen-test --concurrency 32 \
         --exchanges 512 --timeout 200 >"$T/lg.out" 2>>"$T/lg.err"
     check "challenger --etcd serves /getPass to 256 imported nodes (512 exchanges, 32 at once)" \

@@ -202,11 +202,13 @@ challenger_start() {
     printf -v "URL_$name" %s "http://127.0.0.1:$(cat "$T/$name.port")"
 }
 
-# wait_ready URL: /readyz answers 200 within 20 s.
+# ready URL: /readyz answers 200 now (within 2 s).
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz")" = 200 ]; }
+# wait_ready URL [SECONDS]: /readyz answers 200 within SECONDS (default 20).
 wait_ready() {
     local i
-    for i in $(seq 100); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz")" = 200 ] && return 0
+    for i in $(seq $((${2:-20} * 5))); do
+        ready "$1" && return 0
         sleep 0.2
     done
     return 1
