@@ -111,6 +111,32 @@ static int load_pem_file(const char *path, char **out, size_t *len)
     return 0;
 }
 
+/* Reads a PEM certificate and its private key into crt and key, and checks that they belong
+ * together. The key's text is wiped before it is freed. */
+static int load_cert_key(const char *cert_file, const char *key_file, mbedtls_x509_crt *crt, mbedtls_pk_context *key)
+{
+    _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
+    size_t cert_len, key_len = 0;
+    char err[128];
+    int r, ret;
+
+    if ((r = load_pem_file(cert_file, &cert_pem, &cert_len)) < 0)
+        return r;
+    if ((r = load_pem_file(key_file, &key_pem, &key_len)) < 0)
+        return r;
+    /* mbedTLS wants the PEM's terminating NUL counted in the length. */
+    ret = mbedtls_x509_crt_parse(crt, (const unsigned char *)cert_pem, cert_len + 1);
+    if (ret != 0)
+        r = log_error_errno(-EINVAL, "%s: not a PEM certificate: %s", cert_file, tls_strerror(ret, err, sizeof(err)));
+    else if ((ret = mbedtls_pk_parse_key(key, (const unsigned char *)key_pem, key_len + 1, NULL, 0,
+                                         mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE)) != 0)
+        r = log_error_errno(-EINVAL, "%s: not a PEM private key: %s", key_file, tls_strerror(ret, err, sizeof(err)));
+    else if (mbedtls_pk_check_pair(&crt->pk, key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE) != 0)
+        r = log_error_errno(-EINVAL, "%s: the private key does not match the certificate %s", key_file, cert_file);
+    secure_wipe(key_pem, key_len);
+    return r;
+}
+
 /* What both ends share: mbedTLS's default suites, TLS 1.2 at least, the PSA random generator. */
 static int conf_defaults(mbedtls_ssl_config *conf, int endpoint)
 {
@@ -136,42 +162,19 @@ static int ticket_parse(void *p_ticket, mbedtls_ssl_session *session, unsigned c
 
 int ktls_server_new(const char *cert_file, const char *key_file, struct ktls_server **out)
 {
-    _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
-    size_t cert_len, key_len;
     char err[128];
     int r, ret;
 
     if ((r = tls_init()) < 0)
         return r;
-    if ((r = load_pem_file(cert_file, &cert_pem, &cert_len)) < 0)
-        return r;
-    if ((r = load_pem_file(key_file, &key_pem, &key_len)) < 0) {
-        secure_wipe(key_pem, key_len);
-        return r;
-    }
     struct ktls_server *s = xcalloc(1, sizeof(*s));
     mbedtls_ssl_config_init(&s->conf);
     mbedtls_x509_crt_init(&s->cert);
     mbedtls_pk_init(&s->key);
     mbedtls_ssl_ticket_init(&s->ticket);
 
-    /* mbedTLS wants the PEM's terminating NUL counted in the length. */
-    ret = mbedtls_x509_crt_parse(&s->cert, (const unsigned char *)cert_pem, cert_len + 1);
-    if (ret != 0) {
-        r = log_error_errno(-EINVAL, "%s: not a PEM certificate: %s", cert_file, tls_strerror(ret, err, sizeof(err)));
+    if ((r = load_cert_key(cert_file, key_file, &s->cert, &s->key)) < 0)
         goto fail;
-    }
-    ret = mbedtls_pk_parse_key(&s->key, (const unsigned char *)key_pem, key_len + 1, NULL, 0, mbedtls_psa_get_random,
-                               MBEDTLS_PSA_RANDOM_STATE);
-    secure_wipe(key_pem, key_len);
-    if (ret != 0) {
-        r = log_error_errno(-EINVAL, "%s: not a PEM private key: %s", key_file, tls_strerror(ret, err, sizeof(err)));
-        goto fail;
-    }
-    if (mbedtls_pk_check_pair(&s->cert.pk, &s->key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE) != 0) {
-        r = log_error_errno(-EINVAL, "%s: the private key does not match the certificate %s", key_file, cert_file);
-        goto fail;
-    }
     ret = conf_defaults(&s->conf, MBEDTLS_SSL_IS_SERVER);
     if (ret == 0)
         ret = mbedtls_ssl_conf_own_cert(&s->conf, &s->cert, &s->key);
@@ -325,42 +328,21 @@ void ktls_client_free(struct ktls_client *c)
 
 int ktls_client_set_cert(struct ktls_client *c, const char *cert_file, const char *key_file)
 {
-    _cleanup_free_ char *cert_pem = NULL, *key_pem = NULL;
-    size_t cert_len, key_len;
     char err[128];
     int r, ret;
 
     if (c->own_cert.raw.len)
         return log_error_errno(-EALREADY, "TLS: a client certificate is already set");
-    if ((r = load_pem_file(cert_file, &cert_pem, &cert_len)) < 0)
-        return r;
-    if ((r = load_pem_file(key_file, &key_pem, &key_len)) < 0)
-        return r;
-    ret = mbedtls_x509_crt_parse(&c->own_cert, (const unsigned char *)cert_pem, cert_len + 1);
-    if (ret != 0) {
-        r = log_error_errno(-EINVAL, "%s: not a PEM certificate: %s", cert_file, tls_strerror(ret, err, sizeof(err)));
+    if ((r = load_cert_key(cert_file, key_file, &c->own_cert, &c->own_key)) < 0)
         goto fail;
-    }
-    ret = mbedtls_pk_parse_key(&c->own_key, (const unsigned char *)key_pem, key_len + 1, NULL, 0,
-                               mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
-    if (ret != 0) {
-        r = log_error_errno(-EINVAL, "%s: not a PEM private key: %s", key_file, tls_strerror(ret, err, sizeof(err)));
-        goto fail;
-    }
-    if (mbedtls_pk_check_pair(&c->own_cert.pk, &c->own_key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE) != 0) {
-        r = log_error_errno(-EINVAL, "%s: the private key does not match the certificate %s", key_file, cert_file);
-        goto fail;
-    }
     ret = mbedtls_ssl_conf_own_cert(&c->conf, &c->own_cert, &c->own_key);
     if (ret != 0) {
         r = log_error_errno(-EIO, "TLS client certificate configuration failed: %s",
                             tls_strerror(ret, err, sizeof(err)));
         goto fail;
     }
-    secure_wipe(key_pem, key_len);
     return 0;
 fail:
-    secure_wipe(key_pem, key_len);
     mbedtls_x509_crt_free(&c->own_cert);
     mbedtls_pk_free(&c->own_key);
     mbedtls_x509_crt_init(&c->own_cert);
