@@ -20,6 +20,7 @@ set -uo pipefail
 bin=$1 lg=$2 work=$3 proto=$4 m=$5
 shift 5
 seed=${LOADGEN_SEED:-kairos-kms-loadgen-test}
+. "$(dirname "$0")/kms.sh"
 nodes=${KMS_CPU_NODES:-64}
 store=("$@")
 if [ $# -eq 0 ]; then
@@ -30,25 +31,15 @@ if [ $# -eq 0 ]; then
         timeout 600 "$lg" register --db "$work/cpu-$proto" --nodes "$nodes" --seed "$seed" "${att[@]}" >/dev/null 2>&1
     fi
 fi
-scheme=http
 read -ra tls <<<"${KMS_CPU_TLS:-}"
 read -ra lgtls <<<"${KMS_CPU_LG:-}"
-[ ${#tls[@]} -gt 0 ] && scheme=https
+KMS_SCHEME=http
+[ ${#tls[@]} -gt 0 ] && KMS_SCHEME=https
 port=$work/cport.$$
-rm -f "$port"
-"$bin" challenger "${store[@]}" --listen 127.0.0.1:0 --port-file "$port" --audit-log /dev/null \
-    --workers 1 "${tls[@]}" 2>/dev/null &
-kms=$!
-wrap=
-trap '[ -n "$wrap" ] && kill -INT $wrap 2>/dev/null; kill $kms 2>/dev/null; wait 2>/dev/null; rm -f "$port"' EXIT
-for _ in $(seq 1000); do [ -s "$port" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.02; done
-url=$scheme://127.0.0.1:$(cat "$port" 2>/dev/null)
-# A KMS over etcd listens before its store is loaded: /readyz says when it is (120 s at most).
-for _ in $(seq 600); do
-    [ "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "$url/readyz" 2>/dev/null)" = 200 ] && break
-    kill -0 "$kms" 2>/dev/null || break
-    sleep 0.2
-done
+wrap= kms=
+trap '[ -n "$wrap" ] && kill -INT $wrap 2>/dev/null; [ -n "$kms" ] && kill $kms 2>/dev/null; wait 2>/dev/null; rm -f "$port"' EXIT
+kms_start "$port" /dev/null 20 "${store[@]}" --audit-log /dev/null --workers 1 "${tls[@]}"
+kms_ready "$url" "$kms"
 if [ -n "${KMS_CPU_WRAP:-}" ]; then
     ${KMS_CPU_WRAP//PID/$kms} &
     wrap=$!

@@ -16,6 +16,7 @@ lg=$(readlink -f "${2:-$(dirname "$bin")/bench/kms-loadgen}")
 shift $(($# < 2 ? $# : 2))
 if [ $# -gt 0 ]; then protocols=("$@"); else protocols=(g1 g3); fi
 seed=${LOADGEN_SEED:-kairos-kms-loadgen-test}
+. "$(dirname "$0")/kms.sh"
 nodes=1024
 work=$(mktemp -d /tmp/kairos-kms-loadgen.XXXXXX)
 kms=
@@ -30,12 +31,8 @@ for proto in "${protocols[@]}"; do
     [ "$proto" = g3 ] && att=pin
     timeout 1500 "$lg" register --db "$work/db-$proto" --nodes "$nodes" --seed "$seed" --attestation "$att" \
         2>"$work/register.log" || { cat "$work/register.log" >&2; exit 1; }
-    rm -f "$work/port"
-    "$bin" challenger --db "$work/db-$proto" --listen 127.0.0.1:0 --port-file "$work/port" --audit-log /dev/null \
-        --workers 2 --max-conns-per-peer 1024 2>"$work/kms.log" &
-    kms=$!
-    for _ in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.02; done
-    url=http://127.0.0.1:$(cat "$work/port")
+    kms_start "$work/port" "$work/kms.log" 6 --db "$work/db-$proto" --audit-log /dev/null --workers 2 \
+        --max-conns-per-peer 1024
     for c in ${LOADGEN_LEVELS:-1 64 1024}; do
         case $c in 1) m=200 ;; 64) m=1024 ;; *) m=2048 ;; esac
         out=$("$lg" run --url "$url" --protocol "$proto" --nodes "$nodes" --seed "$seed" --concurrency "$c" \

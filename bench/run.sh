@@ -32,6 +32,7 @@ seed=${LOADGEN_SEED:-kairos-kms-loadgen-test}
 work=$(mktemp -d /tmp/kairos-kms-bench.XXXXXX)
 pids=()
 . "$here/etcd.sh"
+. "$here/kms.sh"
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     bench_etcd_stop
@@ -46,15 +47,6 @@ json() { python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[sys.arg
 # sched_ns PID: the CPU time (user + system) PID has run, in ns (/proc/PID/schedstat, exact).
 sched_ns() { read -r ns _ <"/proc/$1/schedstat" && echo "$ns"; }
 child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
-# ready URL PID: /readyz answers 200 (a KMS over etcd listens before its store is loaded), 120 s at most.
-ready() {
-    for _ in $(seq 600); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/readyz" 2>/dev/null)" = 200 ] && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.2
-    done
-    return 1
-}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 [ -x "$lg" ] || { echo "run.sh: $lg is missing (build it: ninja -C $(dirname "$bin"))" >&2; exit 1; }
@@ -79,11 +71,9 @@ start_swtpm "$work/ek" ekcert
 printf %s 'bench-static-passphrase' >"$work/pass"
 "$bin" challenger register --db "$work/db1" --tpm-hash "$("$bin" tpm-hash --tpm-device "$work/ek/sock")" \
     --label COS_PERSISTENT --passphrase-file "$work/pass" 2>/dev/null
-"$bin" challenger --db "$work/db1" --listen 127.0.0.1:0 --port-file "$work/port1" --audit-log /dev/null --workers 1 \
-    2>/dev/null &
-pids+=($!)
-for _ in $(seq 300); do [ -s "$work/port1" ] && break; sleep 0.02; done
-url1=http://127.0.0.1:$(cat "$work/port1")
+kms_start "$work/port1" /dev/null 6 --db "$work/db1" --audit-log /dev/null --workers 1
+pids+=($kms)
+url1=$url
 timeout 300 hyperfine --warmup 3 --runs 30 -N --export-json "$work/hf1.json" "$bin --list" \
     "$bin tpm-hash --tpm-device $work/ek/sock" "$bin tpm-hash --tpm-device $work/plain/sock" ||
     echo "hyperfine failed or took over 5 min"
@@ -114,12 +104,8 @@ real_cpu() { # PROTO N -> ms of KMS CPU per exchange, or "?" when one failed; R[
     local proto=$1 n=$2 ok=0 t0 t1 kms url
     "$bin" challenger register --db "$work/real-$proto" --tpm-hash "$("$bin" tpm-hash --tpm-device "$work/ek/sock")" \
         --label COS_PERSISTENT --passphrase-file "$work/pass" 2>/dev/null
-    "$bin" challenger --db "$work/real-$proto" --listen 127.0.0.1:0 --port-file "$work/port-$proto" \
-        --audit-log /dev/null --workers 1 >/dev/null 2>&1 &
-    kms=$!
+    kms_start "$work/port-$proto" /dev/null 6 --db "$work/real-$proto" --audit-log /dev/null --workers 1
     pids+=($kms)
-    for _ in $(seq 300); do [ -s "$work/port-$proto" ] && break; sleep 0.02; done
-    url=http://127.0.0.1:$(cat "$work/port-$proto")
     get() {
         timeout 60 "$bin" discovery-challenger --tpm-device "$work/ek/sock" get --partition-label COS_PERSISTENT \
             --challenger-server "$url" --protocol "$proto" --timeout 30 >/dev/null 2>&1
@@ -290,8 +276,7 @@ section "KMS memory with registered nodes (one file per node; one process)"
 # mem_etcd: the 10,000 nodes of $work/mem imported into etcd (a prefix of their own), a one-process
 # `challenger --etcd`, 64 G1 exchanges of the first nodes, then its VmRSS and VmHWM.
 mem_etcd() {
-    local t0 t1 t2 kms before after out rss hwm m=64
-    rm -f "$work/eport"
+    local t0 t1 t2 kms url before after out rss hwm m=64
     t0=$(date +%s.%N)
     if ! timeout 900 "$bin" challenger import --etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-mem/ \
         --from-db "$work/mem" >/dev/null 2>"$work/import-mem.log"; then
@@ -299,15 +284,13 @@ mem_etcd() {
         return
     fi
     t1=$(date +%s.%N)
-    "$bin" challenger --etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-mem/ --listen 127.0.0.1:0 \
-        --port-file "$work/eport" --audit-log /dev/null --workers 1 2>/dev/null &
-    kms=$!
+    kms_start "$work/eport" /dev/null 300 --etcd "$BENCH_ETCD_ENDPOINTS" --etcd-prefix /kkms-bench-mem/ \
+        --audit-log /dev/null --workers 1
     pids+=($kms)
-    for _ in $(seq 6000); do [ -s "$work/eport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.05; done
-    ready "http://127.0.0.1:$(cat "$work/eport" 2>/dev/null)" "$kms"
+    kms_ready "$url" "$kms"
     t2=$(date +%s.%N)
     before=$(sched_ns "$kms" 2>/dev/null || echo 0)
-    out=$(timeout 300 "$lg" run --url "http://127.0.0.1:$(cat "$work/eport" 2>/dev/null)" --nodes 64 \
+    out=$(timeout 300 "$lg" run --url "$url" --nodes 64 \
         --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
     after=$(sched_ns "$kms" 2>/dev/null || echo 0)
     rss=$(awk '/^VmRSS/ {print $2}' "/proc/$kms/status" 2>/dev/null)
@@ -331,15 +314,12 @@ for n in 10 10000 100000; do
         continue
     fi
     t1=$(date +%s.%N)
-    "$bin" challenger --db "$work/mem" --listen 127.0.0.1:0 --port-file "$work/mport" --audit-log /dev/null \
-        --workers 1 2>/dev/null &
-    kms=$!
+    kms_start "$work/mport" /dev/null 300 --db "$work/mem" --audit-log /dev/null --workers 1
     pids+=($kms)
-    for _ in $(seq 6000); do [ -s "$work/mport" ] && break; kill -0 "$kms" 2>/dev/null || break; sleep 0.05; done
     t2=$(date +%s.%N)
     m=$((n > 10000 ? 16 : 64))
     before=$(sched_ns "$kms" 2>/dev/null || echo 0)
-    out=$(timeout 300 "$lg" run --url "http://127.0.0.1:$(cat "$work/mport" 2>/dev/null)" --nodes "$real" \
+    out=$(timeout 300 "$lg" run --url "$url" --nodes "$real" \
         --seed "$seed" --concurrency 8 --exchanges "$m" --timeout 240 2>/dev/null | tail -1)
     after=$(sched_ns "$kms" 2>/dev/null || echo 0)
     R[cpu_mem_$n]=$(awk -v d=$((after - before)) -v m="$m" 'BEGIN { printf "%.2f", d / 1e6 / m }')

@@ -123,9 +123,12 @@ int etcd_create(struct etcd *e, const char *key, const void *value, size_t len, 
  * identical concurrent write: the state the caller wanted either way). */
 int etcd_cas(struct etcd *e, const char *key, int64_t mod_revision, const void *value, size_t len, int64_t lease,
              struct etcd_kv *cur, int64_t *revision);
-/* The same two, with more operations in the same transaction, done only with the put (e.g. an
- * index entry derived from value: a repetition, or an identical write by another, did them too). */
+/* The same three, with more operations in the same transaction, done only with the put (e.g. an
+ * index entry derived from value: a repetition, or an identical write by another, did them too).
+ * etcd_put_with is one transaction without compares (last writer wins, as etcd_put). */
 struct etcd_op;
+int etcd_put_with(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease,
+                  const struct etcd_op *also, size_t nalso, int64_t *revision);
 int etcd_create_with(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease,
                      const struct etcd_op *also, size_t nalso, struct etcd_kv *cur, int64_t *revision);
 int etcd_cas_with(struct etcd *e, const char *key, int64_t mod_revision, const void *value, size_t len, int64_t lease,

@@ -452,6 +452,26 @@ static struct etcd_op *then_ops(const char *key, const void *value, size_t len, 
     return ops;
 }
 
+int etcd_put_with(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease,
+                  const struct etcd_op *also, size_t nalso, int64_t *revision)
+{
+    _cleanup_free_ struct etcd_op *put = NULL;
+    struct etcd_txn_result t;
+    int r;
+
+    if (nalso == 0)
+        return etcd_put(e, key, value, len, lease, revision);
+    if (nalso >= ETCD_MAX_TXN_OPS)
+        return log_error_errno(-E2BIG, "etcd: put %.60s: more than %u operations", key, ETCD_MAX_TXN_OPS);
+    put = then_ops(key, value, len, lease, also, nalso);
+    if ((r = etcd_txn(e, NULL, 0, put, nalso + 1, NULL, 0, &t)) < 0)
+        return r;
+    if (revision)
+        *revision = t.revision;
+    etcd_txn_result_clear(&t);
+    return 0;
+}
+
 int etcd_create(struct etcd *e, const char *key, const void *value, size_t len, int64_t lease, struct etcd_kv *cur,
                 int64_t *revision)
 {

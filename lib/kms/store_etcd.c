@@ -892,14 +892,8 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
         r = etcd_create_with(s->etcd->cli, key, json, jlen, 0, &idx, nidx, &cur, &rev);
     } else if (expect && expect->rev) {
         r = etcd_cas_with(s->etcd->cli, key, expect->rev, json, jlen, 0, &idx, nidx, &cur, &rev);
-    } else if (nidx) {
-        const struct etcd_op ops[2] = {{.type = ETCD_OP_PUT, .key = key, .value = json, .value_len = jlen}, idx};
-        struct etcd_txn_result t;
-        r = etcd_txn(s->etcd->cli, NULL, 0, ops, 2, NULL, 0, &t);
-        rev = t.revision;
-        etcd_txn_result_clear(&t);
     } else {
-        r = etcd_put(s->etcd->cli, key, json, jlen, 0, &rev);
+        r = etcd_put_with(s->etcd->cli, key, json, jlen, 0, &idx, nidx, &rev);
     }
     /* The cache sees the outcome at the next refresh: ours, or what won. */
     if (r == 0)
