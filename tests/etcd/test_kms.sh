@@ -16,18 +16,13 @@ require curl python3
 has() { grep -F -- "$2" "$1" >/dev/null; }
 EO=()
 
-# ch_start NAME [ARGS...]: a challenger over etcd, one process (the tests stop and kill it by PID;
-# tests/etcd/test_kms_workers.sh covers --workers); sets NAME_PID, NAME_URL.
+# ch_start NAME [ARGS...]: challenger_start (tests/lib/etcd.sh) over the store EO names, one process
+# (the tests stop and kill it by PID; tests/etcd/test_kms_workers.sh covers --workers).
 ch_start() {
     local n=$1
     shift
-    rm -f "$T/$n.port"
-    "$KAIROS_KMS" challenger "${EO[@]}" --listen 127.0.0.1:0 --port-file "$T/$n.port" --audit-log "$T/$n.audit" \
-        --instance "$n" --workers 1 "$@" 2>>"$T/$n.log" &
-    printf -v "${n}_PID" %d $!
-    on_exit "stop_pid $!"
-    wait_port_file "$T/$n.port" "$!" 10 || bail "challenger $n did not listen: $(tail -3 "$T/$n.log")"
-    printf -v "${n}_URL" %s "http://127.0.0.1:$(cat "$T/$n.port")"
+    CHALLENGER_STORE=("${EO[@]}")
+    challenger_start "$n" --workers 1 "$@"
 }
 ch() { run_kkms "$T/ch.out" "$T/ch.err" rc challenger "$@" "${EO[@]}"; }
 # until_ok N CMD: runs CMD up to N times, 1 s apart, until it succeeds.
@@ -45,41 +40,41 @@ HASH_B=$(node_hash "$SOCK_B") || bail "tpm-hash failed"
 # ---- (a) two challengers over one cluster ----
 ch_start A
 ch_start B
-check "both challengers report ready once the (empty) store is loaded" 'wait_ready "$A_URL" 10 && wait_ready "$B_URL" 10'
+check "both challengers report ready once the (empty) store is loaded" 'wait_ready "$URL_A" 10 && wait_ready "$URL_B" 10'
 printf 'static-passphrase-of-a\n' >"$T/pass-a"
 ch register --tpm-hash "$HASH_A" --label COS_PERSISTENT --passphrase-file "$T/pass-a"
 check "register --etcd (static key): exit 0" '[ "$rc" = 0 ]'
-until_ok 5 'KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'KMS_URL=$URL_A node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "the static key is served through A" '[ "$(cat "$T/out")" = static-passphrase-of-a ]'
 swtpm_start "$(golden_state node-e ekcert)"; SOCK_E=$TPM_SOCK
 HASH_E=$(node_hash "$SOCK_E") || bail "tpm-hash failed"
 printf 'static-e\n' >"$T/pass-e"
 ch register --tpm-hash "$HASH_E" --label COS_PERSISTENT --passphrase-file "$T/pass-e"
-until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "G3 (/tpm-attestation) through B serves a static key" '[ "$(cat "$T/out")" = static-e ]'
 check "and the attestation it learned is in etcd (compare-and-swap of the SealedVolume)" \
     'json_of_key "/kairos-kms/sealedvolumes/node-${HASH_E:0:8}" | grep -q "ekPublicKey.*BEGIN PUBLIC KEY"'
-until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$URL_A node_get "$T/out" "$T/err" grc "$SOCK_E" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "A serves it too from the volume B rewrote (PCRs now pinned)" '[ "$(cat "$T/out")" = static-e ]'
 # pending and approve: a TPM nobody registered attests (G3) through B, is recorded in etcd,
 # listed and approved through the command line, then served through A
 swtpm_start "$(golden_state node-f ekcert)"; SOCK_F=$TPM_SOCK
 HASH_F=$(node_hash "$SOCK_F") || bail "tpm-hash failed"
-NODE_PROTOCOL=g3 KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_F" COS_PERSISTENT
+NODE_PROTOCOL=g3 KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_F" COS_PERSISTENT
 ch pending
 check "an unregistered TPM is refused and recorded as pending in etcd" \
     '[ "$grc" != 0 ] && [ "$rc" = 0 ] && has "$T/ch.out" "$HASH_F" && etcdt get "/kairos-kms/pending/$HASH_F" | grep -q PendingTPM'
 ch approve "${HASH_F:0:12}"
 check "approve --etcd: exit 0, the pending record is gone" \
     '[ "$rc" = 0 ] && ! etcdt get "/kairos-kms/pending/$HASH_F" >/dev/null 2>&1'
-until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_F" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'NODE_PROTOCOL=g3 KMS_URL=$URL_A node_get "$T/out" "$T/err" grc "$SOCK_F" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "the approved TPM gets a key through A" '[ "$grc" = 0 ] && [ -s "$T/out" ]'
 ch register --tpm-hash "$HASH_B" --label COS_PERSISTENT
 check "register --etcd (generated key): exit 0" '[ "$rc" = 0 ]'
-until_ok 5 'KMS_URL=$B_URL node_get "$T/passB1" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'KMS_URL=$URL_B node_get "$T/passB1" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "generated key: the node posts it through B and gets a 32-character passphrase" \
     'grep -qxE "[0-9a-z]{32}" "$T/passB1"'
-KMS_URL=$A_URL node_get "$T/passB2" "$T/err" grc "$SOCK_B" COS_PERSISTENT
+KMS_URL=$URL_A node_get "$T/passB2" "$T/err" grc "$SOCK_B" COS_PERSISTENT
 check "the generated key is read back through A" '[ "$grc" = 0 ] && cmp -s "$T/passB1" "$T/passB2"'
 skey=$(etcdt list /kairos-kms/secrets/ 2>/dev/null | awk '/generated_by/ {print $1}' | head -1)
 json_of_key "$skey" >"$T/gen.json"
@@ -98,33 +93,33 @@ check "etcd holds the SealedVolumes as JSON manifests, and the TPM hash index" \
     'json_of_key "/kairos-kms/sealedvolumes/node-${HASH_B:0:8}" | grep -q "\"kind\":\"SealedVolume\"" &&
      etcdt get "/kairos-kms/index/tpmhash/$HASH_B/node-${HASH_B:0:8}" | grep -q "sealedvolumes/node-"'
 check "the audit lines name the challenger that decided (instance)" \
-    'grep "\"postPass\"" "$T/B.audit" | grep -q "\"instance\":\"B\"" && grep -q "\"instance\":\"A\"" "$T/A.audit"'
-check "no passphrase in any log" '! grep -qF -e "$(cat "$T/passB1")" -e static-passphrase-of-a "$T"/*.log "$T"/*.audit'
+    'grep "\"postPass\"" "$T/audit-B.jsonl" | grep -q "\"instance\":\"B\"" && grep -q "\"instance\":\"A\"" "$T/audit-A.jsonl"'
+check "no passphrase in any log" '! grep -qF -e "$(cat "$T/passB1")" -e static-passphrase-of-a "$T"/*.log "$T"/*.jsonl'
 ch quarantine "$HASH_B"
 check "quarantine --etcd through the command line: exit 0" '[ "$rc" = 0 ]'
-until_ok 5 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT; [ "$grc" != 0 ]'
+until_ok 5 'KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT; [ "$grc" != 0 ]'
 check "quarantine is refused at B within a few seconds" 'grep -q quarantined "$T/err"'
 ch release "$HASH_B"
-until_ok 5 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "release: served again" 'cmp -s "$T/out" "$T/passB1"'
 # B's watch (on the first endpoint: nothing failed over yet) breaks while B is stopped; the change
 # made meanwhile is compacted away, so the watch cannot resume: B lists again.
-kill -STOP "$B_PID"
+kill -STOP "$PID_B"
 etcd_kill 0
 EO=(--etcd "${ETCD_EP[1]},${ETCD_EP[2]}")
 ch quarantine "$HASH_B"
 qrev=$(etcdt_ep 1 get "/kairos-kms/sealedvolumes/node-${HASH_B:0:8}" | sed -n 's/.* mod=\([0-9]*\) .*/\1/p')
 etcdt_ep 1 put /kairos-kms-other/after-compaction x >/dev/null 2>&1
 etcdt_ep 1 compact "$((qrev + 1))" >/dev/null 2>&1
-kill -CONT "$B_PID"
-until_ok 10 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT; [ "$grc" != 0 ]'
+kill -CONT "$PID_B"
+until_ok 10 'KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT; [ "$grc" != 0 ]'
 check "a change made while B's watch was down, its history compacted: B lists again and refuses" \
-    'grep -q quarantined "$T/err" && grep -q "compacted" "$T/B.log"'
+    'grep -q quarantined "$T/err" && grep -q "compacted" "$T/kms-B.log"'
 ch release "$HASH_B"
 etcd_restart 0
 etcd_wait_healthy 20
 EO=(--etcd "$ETCD_ENDPOINTS")
-until_ok 10 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 10 'KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_B" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "released again, served by B" 'cmp -s "$T/out" "$T/passB1"'
 ch list
 check "list --etcd shows both volumes" 'has "$T/ch.out" "$HASH_A" && has "$T/ch.out" "$HASH_B"'
@@ -149,16 +144,16 @@ same=0 single=0 raced=0
 for round in 1 2 3 4; do
     ch register --volume "node-${HASH_C:0:8}" --tpm-hash "$HASH_C" --label "RACE$round"
     sleep 0.5
-    KMS_URL=$A_URL node_get "$T/c1" "$T/c1.err" rc1 "$SOCK_C1" "RACE$round" &
+    KMS_URL=$URL_A node_get "$T/c1" "$T/c1.err" rc1 "$SOCK_C1" "RACE$round" &
     p1=$!
-    KMS_URL=$B_URL node_get "$T/c2" "$T/c2.err" rc2 "$SOCK_C2" "RACE$round" &
+    KMS_URL=$URL_B node_get "$T/c2" "$T/c2.err" rc2 "$SOCK_C2" "RACE$round" &
     p2=$!
     wait $p1
     wait $p2
     [ -s "$T/c1" ] && cmp -s "$T/c1" "$T/c2" && same=$((same + 1))
     n=$(etcdt list /kairos-kms/secrets/ 2>/dev/null | grep -c "^/kairos-kms/secrets/node-${HASH_C:0:8}-race$round ")
     [ "$n" = 1 ] && single=$((single + 1))
-    [ "$(grep -h "postPass $HASH_C" "$T/A.log" "$T/B.log" | grep -c "RACE$round\|race$round")" -ge 2 ] &&
+    [ "$(grep -h "postPass $HASH_C" "$T/kms-A.log" "$T/kms-B.log" | grep -c "RACE$round\|race$round")" -ge 2 ] &&
         raced=$((raced + 1))
 done
 check "race: one Secret stored per partition (4 rounds)" '[ "$single" = 4 ]'
@@ -238,13 +233,13 @@ if [ -x "${KKMS_LOADGEN:-}" ]; then
     ch import --from-db "$T/many"
     check "import of 256 nodes (SealedVolume and Secret in one file each): exit 0" '[ "$rc" = 0 ]'
     ch_start L
-    wait_ready "$L_URL" 10
-    timeout -k 5 600 "$KKMS_LOADGEN" run --url "$L_URL" --nodes 256 --seed kairos-kms-loadgen-test --concurrency 32 \
+    wait_ready "$URL_L" 10
+    timeout -k 5 600 "$KKMS_LOADGEN" run --url "$URL_L" --nodes 256 --seed kairos-kms-loadgen-test --concurrency 32 \
         --exchanges 512 --timeout 200 >"$T/lg.out" 2>>"$T/lg.err"
     check "challenger --etcd serves /getPass to 256 imported nodes (512 exchanges, 32 at once)" \
         'tail -1 "$T/lg.out" | grep -q "\"failed\":0" && tail -1 "$T/lg.out" | grep -q "\"ok\":512"'
     diag <"$T/lg.out"
-    stop_pid "$L_PID"
+    stop_pid "$PID_L"
 fi
 EO=(--etcd "$ETCD_ENDPOINTS")
 
@@ -254,19 +249,19 @@ etcdt put /kairos-kms/secrets/wrong "$(printf 'apiVersion: v1\nkind: Foo\n')" >/
 python3 -c 'import sys; sys.stdout.write("apiVersion: v1\nkind: Secret\nmetadata: {name: big}\nstringData: {passphrase: \"" + "x" * 1200000 + "\"}\n")' >"$T/big.yaml"
 etcdt put /kairos-kms/secrets/big "@$T/big.yaml" >/dev/null 2>&1
 sleep 2
-check "a junk value is skipped, its key named in A's log" 'has "$T/A.log" "/kairos-kms/sealedvolumes/junk"'
-check "a value of another kind is skipped, named" 'grep -F "/kairos-kms/secrets/wrong" "$T/A.log" | grep -q skipped'
+check "a junk value is skipped, its key named in A's log" 'has "$T/kms-A.log" "/kairos-kms/sealedvolumes/junk"'
+check "a value of another kind is skipped, named" 'grep -F "/kairos-kms/secrets/wrong" "$T/kms-A.log" | grep -q skipped'
 check "an oversized value (1.2 MB) is skipped, named; A stays ready" \
-    'grep -F "/kairos-kms/secrets/big" "$T/A.log" | grep -q "over 1048576" && ready "$A_URL"'
-KMS_URL=$A_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
+    'grep -F "/kairos-kms/secrets/big" "$T/kms-A.log" | grep -q "over 1048576" && ready "$URL_A"'
+KMS_URL=$URL_A node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
 check "the other records keep working" '[ "$grc" = 0 ] && [ "$(cat "$T/out")" = static-passphrase-of-a ]'
 etcdt del /kairos-kms/sealedvolumes/junk >/dev/null 2>&1
 etcdt del /kairos-kms/secrets/wrong >/dev/null 2>&1
 etcdt del /kairos-kms/secrets/big >/dev/null 2>&1
 
 # ---- (c) kill -9 a challenger, then the etcd leader ----
-kill -KILL "$A_PID"
-KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
+kill -KILL "$PID_A"
+KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
 check "challenger A killed: the node unlocks through B" '[ "$grc" = 0 ] && [ "$(cat "$T/out")" = static-passphrase-of-a ]'
 swtpm_start "$(golden_state node-d ekcert)"; SOCK_D=$TPM_SOCK
 HASH_D=$(node_hash "$SOCK_D") || bail "tpm-hash failed"
@@ -278,14 +273,14 @@ etcd_kill "$leader"
 timeout -k 5 60 "$KAIROS_KMS" challenger register "${EO[@]}" --tpm-hash "$HASH_D" --label COS_PERSISTENT \
     --passphrase-file "$T/pass-d" >"$T/reg-d.out" 2>"$T/reg-d.err" &
 regpid=$!
-KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
+KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
 check "etcd leader killed: unlocks keep working (from the cache)" \
     '[ "$grc" = 0 ] && [ "$(cat "$T/out")" = static-passphrase-of-a ]'
 wait $regpid
 rc=$?
 check "a register started as the leader died waits out the election and succeeds" '[ "$rc" = 0 ]'
 diag <"$T/reg-d.err"
-until_ok 5 'KMS_URL=$B_URL node_get "$T/out" "$T/err" grc "$SOCK_D" COS_PERSISTENT && [ "$grc" = 0 ]'
+until_ok 5 'KMS_URL=$URL_B node_get "$T/out" "$T/err" grc "$SOCK_D" COS_PERSISTENT && [ "$grc" = 0 ]'
 check "B serves the node registered after the leader died" '[ "$(cat "$T/out")" = static-d ]'
 etcd_restart "$leader"
 check "the killed member rejoins with its old data" 'etcd_wait_healthy 20 && etcdt_ep "$leader" get "/kairos-kms/sealedvolumes/node-${HASH_D:0:8}" | grep -q "^value "'
@@ -297,16 +292,16 @@ ch list
 check "operator command, etcd unreachable: exit 1 after its deadline, an error naming the endpoints" \
     '[ "$rc" = 1 ] && has "$T/ch.err" "$ETCD_ENDPOINTS"'
 ch_start C
-until_ok 15 'has "$T/C.log" "$ETCD_ENDPOINTS"'
+until_ok 15 'has "$T/kms-C.log" "$ETCD_ENDPOINTS"'
 check "server, etcd unreachable: up, /readyz 503, the error names the endpoints" \
-    '! ready "$C_URL" && has "$T/C.log" "$ETCD_ENDPOINTS"'
-check "and /metrics says kairos_kms_store_ready 0" 'curl -s --max-time 5 "$C_URL/metrics" | grep -qx "kairos_kms_store_ready 0"'
+    '! ready "$URL_C" && has "$T/kms-C.log" "$ETCD_ENDPOINTS"'
+check "and /metrics says kairos_kms_store_ready 0" 'curl -s --max-time 5 "$URL_C/metrics" | grep -qx "kairos_kms_store_ready 0"'
 for i in 0 1 2; do etcd_restart "$i"; done
 etcd_wait_healthy 30
-until_ok 30 'ready "$C_URL"'
+until_ok 30 'ready "$URL_C"'
 check "it becomes ready once etcd is up (and kairos_kms_store_ready 1)" \
-    'ready "$C_URL" && curl -s --max-time 5 "$C_URL/metrics" | grep -qx "kairos_kms_store_ready 1"'
-KMS_URL=$C_URL node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
+    'ready "$URL_C" && curl -s --max-time 5 "$URL_C/metrics" | grep -qx "kairos_kms_store_ready 1"'
+KMS_URL=$URL_C node_get "$T/out" "$T/err" grc "$SOCK_A" COS_PERSISTENT
 check "and serves" '[ "$grc" = 0 ] && [ "$(cat "$T/out")" = static-passphrase-of-a ]'
 EO=(--etcd "$ETCD_ENDPOINTS")
 printf 'kms-pw\n' >"$T/kms.pw"
