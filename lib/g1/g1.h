@@ -44,6 +44,27 @@ void g1_node_clear(struct g1_node *n);
 /* What lib/kms is asked about this node (peer from c). */
 struct kms_request g1_node_request(const struct g1_node *n, struct net_conn *c);
 
+/* A decision that waits for the store (kms_post_pass or kms_attest answered -EINPROGRESS to a
+ * memory-only request: it needs etcd) runs on the loop's offload thread; what an exchange of
+ * either server keeps meanwhile. The connection may close before the store answers: on_close
+ * then marks the exchange orphan and the done call frees it. */
+struct g1_offload {
+    struct net_conn *conn;
+    char *peer; /* the connection's peer, copied for the audit line */
+    bool busy, orphan;
+};
+/* Sends work(data) to the offload thread for the exchange on c (endpoint names it in the log
+ * line), req asked again from there (its peer then the copy, memory_only false). < 0 (busy, or
+ * no thread): nothing was sent. */
+int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpoint, struct kms_request *req,
+                     net_work_fn work, net_done_fn done, void *data);
+/* The done call: true when the connection is still open (held no more), false when the
+ * exchange is an orphan the caller frees. */
+bool g1_offload_end(struct g1_offload *o);
+/* on_close: true when the exchange must be left to its done call (then marked orphan). */
+bool g1_offload_orphan(struct g1_offload *o);
+void g1_offload_clear(struct g1_offload *o);
+
 /* The text a G1 node receives in the payload's "error" for a refused request: upstream's exact
  * string where upstream has one (kcrypt-challenger pkg/challenger/challenger.go), else the
  * KMS's own description (r->error). post: /postPass wording. */

@@ -20,6 +20,11 @@ struct exchange {
     bool post; /* /postPass */
     enum exchange_state state;
     struct g1_node node;
+    /* what is kept while the store is asked from the offload thread (/postPass: the payload) */
+    struct proto_payload posted;
+    struct kms_request req;
+    struct kms_reply reply;
+    struct g1_offload off;
 };
 
 static void exchange_free(struct exchange *x)
@@ -27,6 +32,9 @@ static void exchange_free(struct exchange *x)
     if (!x)
         return;
     g1_node_clear(&x->node);
+    proto_payload_clear(&x->posted);
+    kms_reply_clear(&x->reply);
+    g1_offload_clear(&x->off);
     free(x);
 }
 
@@ -179,54 +187,94 @@ static void on_open_get(struct net_conn *c, const struct net_request *req, void 
 
 static void on_open_post(struct net_conn *c, const struct net_request *req, void *data) { on_open(c, req, data, true); }
 
-static void serve_get(struct exchange *x, struct net_conn *c)
+static void get_answer(struct exchange *x, struct net_conn *c)
 {
-    struct kms_request req = g1_node_request(&x->node, c);
-    struct kms_reply reply = {0};
-
-    kms_get_pass(x->srv->store, &req, &reply);
-    if (reply.outcome == KMS_OK) {
+    if (x->reply.outcome == KMS_OK) {
         log_info("/getPass %s from %s: served %s", x->node.hash, net_conn_peer(c),
-                 reply.secret_name ? reply.secret_name : "");
-        send_payload(c, reply.passphrase, "", reply.generated_by ? reply.generated_by : "");
+                 x->reply.secret_name ? x->reply.secret_name : "");
+        send_payload(c, x->reply.passphrase, "", x->reply.generated_by ? x->reply.generated_by : "");
     } else {
-        char text[sizeof(reply.error)];
-        g1_words(false, &reply, text, sizeof(text));
+        char text[sizeof(x->reply.error)];
+        g1_words(false, &x->reply, text, sizeof(text));
         log_info("/getPass %s from %s: refused: %s", x->node.hash, net_conn_peer(c), text);
         send_payload(c, NULL, text, "");
     }
-    kms_reply_clear(&reply);
+    kms_reply_clear(&x->reply);
     x->state = DONE;
     net_conn_close(c, 1000, "");
 }
 
-/* /postPass: after the answer, the node sends the payload; we store it and, unlike upstream,
- * acknowledge once it is durable (an empty error means stored; upstream nodes do not read it). */
-static void serve_post(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
+/* The node's acknowledgement: an empty error means stored (upstream nodes do not read it). */
+static void post_answer(struct exchange *x, struct net_conn *c)
 {
-    struct kms_request req = g1_node_request(&x->node, c);
-    struct proto_payload p = {0};
-    struct kms_reply reply = {0};
+    char text[sizeof(x->reply.error)] = "";
 
-    if (proto_payload_decode((const char *)msg, len, &p) < 0 || !p.passphrase || p.passphrase->len == 0) {
-        proto_payload_clear(&p);
-        refuse(x, c, "invalid answer from client: doesn't contain any passphrase");
-        return;
-    }
-    kms_post_pass(x->srv->store, &req, p.passphrase, p.generated_by, &reply);
-    char text[sizeof(reply.error)] = "";
-    if (reply.outcome == KMS_OK)
+    if (x->reply.outcome == KMS_OK)
         log_info("/postPass %s from %s: stored %s", x->node.hash, net_conn_peer(c),
-                 reply.secret_name ? reply.secret_name : "");
+                 x->reply.secret_name ? x->reply.secret_name : "");
     else {
-        g1_words(true, &reply, text, sizeof(text));
+        g1_words(true, &x->reply, text, sizeof(text));
         log_info("/postPass %s from %s: refused: %s", x->node.hash, net_conn_peer(c), text);
     }
     send_payload(c, NULL, text, "");
-    kms_reply_clear(&reply);
-    proto_payload_clear(&p);
+    kms_reply_clear(&x->reply);
+    proto_payload_clear(&x->posted);
     x->state = DONE;
     net_conn_close(c, 1000, "");
+}
+
+/* The decision, from the store's memory when that is enough (req.memory_only), else from the
+ * offload thread (an etcd store: a Secret to look up or to store). */
+static int decide(struct exchange *x)
+{
+    if (x->post)
+        return kms_post_pass(x->srv->store, &x->req, x->posted.passphrase, x->posted.generated_by, &x->reply);
+    return kms_get_pass(x->srv->store, &x->req, &x->reply);
+}
+
+static void answer(struct exchange *x, struct net_conn *c)
+{
+    if (x->post)
+        post_answer(x, c);
+    else
+        get_answer(x, c);
+}
+
+static void decide_work(void *data) { decide(data); }
+
+static void decide_done(void *data, int status)
+{
+    struct exchange *x = data;
+
+    if (!g1_offload_end(&x->off))
+        exchange_free(x);
+    else if (status < 0)
+        refuse(x, x->off.conn, "the KMS is shutting down");
+    else
+        answer(x, x->off.conn);
+}
+
+static void serve(struct exchange *x, struct net_conn *c)
+{
+    x->req = g1_node_request(&x->node, c);
+    x->req.memory_only = true;
+    if (decide(x) != -EINPROGRESS)
+        answer(x, c);
+    else if (g1_offload_start(&x->off, c, x->post ? "/postPass" : "/getPass", &x->req, decide_work, decide_done, x) < 0)
+        refuse(x, c, "the KMS is busy; try again");
+}
+
+/* /postPass: after the answer, the node sends the payload; we store it and, unlike upstream,
+ * acknowledge once it is durable. */
+static void serve_post(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
+{
+    if (proto_payload_decode((const char *)msg, len, &x->posted) < 0 || !x->posted.passphrase ||
+        x->posted.passphrase->len == 0) {
+        proto_payload_clear(&x->posted);
+        refuse(x, c, "invalid answer from client: doesn't contain any passphrase");
+        return;
+    }
+    serve(x, c);
 }
 
 static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t *msg, size_t len, void *data)
@@ -236,7 +284,7 @@ static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t 
     (void)type; /* text and binary alike, as gorilla's readers (gorilla/websocket ReadJSON) */
     (void)data;
 
-    if (!x || x->state == DONE)
+    if (!x || x->state == DONE || x->off.busy)
         return;
     if (x->state == WAIT_POSTED) {
         serve_post(x, c, msg, len);
@@ -256,7 +304,7 @@ static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t 
     if (x->post)
         x->state = WAIT_POSTED;
     else
-        serve_get(x, c);
+        serve(x, c);
 }
 
 static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
@@ -266,6 +314,13 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
 
     if (x)
         kms_metrics_observe(x->srv->metrics, x->post ? "/postPass" : "/getPass", net_conn_busy_seconds(c));
+    if (x && g1_offload_orphan(&x->off)) {
+        /* the done call frees x once the store answered (the decision is audited there) */
+        log_info("%s %s from %s: closed while the store was asked", x->post ? "/postPass" : "/getPass", x->node.hash,
+                 net_conn_peer(c));
+        net_conn_set_data(c, NULL);
+        return;
+    }
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
         struct kms_request req = g1_node_request(&x->node, c);
         struct kms_audit_event e = {.action = x->post ? "postPass" : "getPass",

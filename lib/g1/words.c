@@ -75,3 +75,46 @@ struct kms_request g1_node_request(const struct g1_node *n, struct net_conn *c)
                                 .uuid = n->uuid,
                                 .peer = net_conn_peer(c)};
 }
+
+int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpoint, struct kms_request *req,
+                     net_work_fn work, net_done_fn done, void *data)
+{
+    int r;
+
+    free(o->peer);
+    o->peer = xstrdup(net_conn_peer(c));
+    req->peer = o->peer;
+    req->memory_only = false;
+    o->conn = c;
+    o->busy = true;
+    r = net_loop_offload(net_conn_loop(c), work, done, data);
+    if (r < 0) {
+        o->busy = false;
+        return r;
+    }
+    net_conn_hold(c, true); /* the wait is the store's, not the node's */
+    log_info("%s %s from %s: waiting for the store (etcd)", endpoint, req->tpm_hash ? req->tpm_hash : "-", o->peer);
+    return 0;
+}
+
+bool g1_offload_end(struct g1_offload *o)
+{
+    o->busy = false;
+    if (o->orphan)
+        return false;
+    net_conn_hold(o->conn, false);
+    return true;
+}
+
+bool g1_offload_orphan(struct g1_offload *o)
+{
+    if (o->busy)
+        o->orphan = true;
+    return o->busy;
+}
+
+void g1_offload_clear(struct g1_offload *o)
+{
+    free(o->peer);
+    *o = (struct g1_offload){0};
+}

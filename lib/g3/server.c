@@ -30,6 +30,14 @@ struct exchange {
     uint8_t *ak_public; /* TPMT_PUBLIC of the init's AK: the quote must be signed by it */
     size_t ak_public_len;
     uint8_t nonce[NONCE_LEN];
+    /* A decision that waits for the store (an etcd write) runs on the loop's offload thread
+     * (g1_offload_start) with what it needs kept here; the connection may close meanwhile. */
+    struct g1_offload off;
+    bool fresh;
+    uint8_t pcr[PROTO_G3_PCR_COUNT][PROTO_G3_PCR_LEN];
+    struct secret *pass;
+    struct kms_attest_request rq;
+    struct kms_reply reply;
 };
 
 static void exchange_free(struct exchange *x)
@@ -39,6 +47,9 @@ static void exchange_free(struct exchange *x)
     g1_node_clear(&x->node);
     free(x->ek_pem);
     free(x->ak_public);
+    g1_offload_clear(&x->off);
+    secret_free(x->pass);
+    kms_reply_clear(&x->reply);
     free(x);
 }
 
@@ -175,6 +186,48 @@ static int new_passphrase(const struct proto_g3_proof *pf, struct secret **out, 
     return 0;
 }
 
+/* 4. the response for the decision in x->reply (the audit line is written). */
+static void answer(struct exchange *x, struct net_conn *c)
+{
+    struct kms_reply *reply = &x->reply;
+
+    if (reply->outcome != KMS_OK) {
+        char text[sizeof(reply->error) + 64];
+        g3_words(reply, text, sizeof(text));
+        refuse(x, c, text, true);
+    } else {
+        struct proto_g3_response resp = {.passphrase = reply->passphrase, .generated_by = reply->generated_by};
+        _cleanup_secret_ struct secret *out = NULL;
+        log_info("/tpm-attestation %s from %s: served %s%s", x->node.hash, net_conn_peer(c),
+                 reply->secret_name ? reply->secret_name : "", x->fresh ? "" : " (quote not fresh: no nonce)");
+        if (proto_g3_response_encode(&resp, &out) == 0)
+            net_conn_send(c, NET_WS_TEXT, out->data, out->len);
+        x->state = DONE;
+        net_conn_close(c, 1000, "");
+    }
+    secret_free(x->pass);
+    x->pass = NULL;
+    kms_reply_clear(&x->reply);
+}
+
+static void decide_work(void *data)
+{
+    struct exchange *x = data;
+    kms_attest(x->srv->store, &x->rq, &x->reply);
+}
+
+static void decide_done(void *data, int status)
+{
+    struct exchange *x = data;
+
+    if (!g1_offload_end(&x->off))
+        exchange_free(x);
+    else if (status < 0)
+        refuse(x, x->off.conn, "Attestation verification failed: the KMS is shutting down", false);
+    else
+        answer(x, x->off.conn);
+}
+
 /* 3. proof -> 4. response. */
 static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg, size_t len)
 {
@@ -182,10 +235,8 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
     struct attest_pcr_value pcrs[PROTO_G3_PCR_COUNT];
     struct attest_attestation qa;
     struct bytes nonce = {x->nonce, sizeof(x->nonce)};
-    struct kms_reply reply = {0};
-    struct secret *pass = NULL;
     const char *generated_by = "";
-    char why[PROTO_G3_WHY_MAX + ATTEST_WHY_MAX] = "", text[sizeof(reply.error) + sizeof(why)];
+    char why[PROTO_G3_WHY_MAX + ATTEST_WHY_MAX] = "", text[sizeof(why) + 128];
     bool fresh;
     size_t n = 0;
     int r;
@@ -222,40 +273,31 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
         refuse(x, c, text, false);
         goto out;
     }
-    if (new_passphrase(&pf, &pass, &generated_by) < 0) {
+    if (new_passphrase(&pf, &x->pass, &generated_by) < 0) {
         refuse(x, c, "Attestation verification failed: cannot generate a passphrase", false);
         goto out;
     }
-    {
-        struct kms_attest_request rq = {
-            .req = g1_node_request(&x->node, c),
-            .ek_pem = x->ek_pem,
-            .pcr_mask = pf.pcr_mask,
-            .pcr = (const uint8_t(*)[32])pf.pcr,
-            .defer_pcr_enrollment = x->defer,
-            .tofu = x->srv->enroll == G3_ENROLL_TOFU,
-            .passphrase = pass,
-            .generated_by = generated_by,
-            .audit_note = fresh ? "quote over our nonce" : "quote not fresh (no nonce)",
-        };
-        kms_attest(x->srv->store, &rq, &reply);
-    }
-    if (reply.outcome != KMS_OK) {
-        g3_words(&reply, text, sizeof(text));
-        refuse(x, c, text, true);
-    } else {
-        struct proto_g3_response resp = {.passphrase = reply.passphrase, .generated_by = reply.generated_by};
-        _cleanup_secret_ struct secret *out = NULL;
-        log_info("/tpm-attestation %s from %s: served %s%s", x->node.hash, net_conn_peer(c),
-                 reply.secret_name ? reply.secret_name : "", fresh ? "" : " (quote not fresh: no nonce)");
-        if (proto_g3_response_encode(&resp, &out) == 0)
-            net_conn_send(c, NET_WS_TEXT, out->data, out->len);
-        x->state = DONE;
-        net_conn_close(c, 1000, "");
-    }
+    x->fresh = fresh;
+    memcpy(x->pcr, pf.pcr, sizeof(x->pcr));
+    x->rq = (struct kms_attest_request){
+        .req = g1_node_request(&x->node, c),
+        .ek_pem = x->ek_pem,
+        .pcr_mask = pf.pcr_mask,
+        .pcr = (const uint8_t(*)[32])x->pcr,
+        .defer_pcr_enrollment = x->defer,
+        .tofu = x->srv->enroll == G3_ENROLL_TOFU,
+        .passphrase = x->pass,
+        .generated_by = generated_by,
+        .audit_note = fresh ? "quote over our nonce" : "quote not fresh (no nonce)",
+    };
+    /* Decided on the loop when the store's memory is enough (every unlock of an enrolled
+     * node); a decision that must ask etcd goes to the offload thread. */
+    x->rq.req.memory_only = true;
+    if (kms_attest(x->srv->store, &x->rq, &x->reply) != -EINPROGRESS)
+        answer(x, c);
+    else if (g1_offload_start(&x->off, c, "/tpm-attestation", &x->rq.req, decide_work, decide_done, x) < 0)
+        refuse(x, c, "Attestation verification failed: the KMS is busy; try again", false);
 out:
-    secret_free(pass);
-    kms_reply_clear(&reply);
     proto_g3_proof_clear(&pf);
 }
 
@@ -264,7 +306,7 @@ static void on_message(struct net_conn *c, enum net_ws_type type, const uint8_t 
     struct exchange *x = net_conn_data(c);
     (void)data;
 
-    if (!x || x->state == DONE)
+    if (!x || x->state == DONE || x->off.busy)
         return;
     if (type != NET_WS_TEXT) {
         refuse(x, c,
@@ -287,6 +329,12 @@ static void on_close(struct net_conn *c, enum net_close_reason why, void *data)
 
     if (x)
         kms_metrics_observe(x->srv->metrics, "/tpm-attestation", net_conn_busy_seconds(c));
+    if (x && g1_offload_orphan(&x->off)) {
+        /* decide_done frees x once the store answered (the decision is audited there) */
+        log_info("/tpm-attestation %s from %s: closed while the store was asked", x->node.hash, net_conn_peer(c));
+        net_conn_set_data(c, NULL);
+        return;
+    }
     if (x && x->state != DONE && why == NET_CLOSE_TIMEOUT) {
         struct kms_request req = g1_node_request(&x->node, c);
         struct kms_audit_event e = {.action = "tpm-attestation",

@@ -437,7 +437,7 @@ static int attest_locked(struct kms_store *s, const struct kms_attest_request *r
         r = kms_volume_write(s, &nv, vfile);
         if (r == -EXDEV && only_verified) {
             r = 0; /* an operator's file of several objects: the time is not worth a warning */
-        } else if (r < 0 && only_verified) {
+        } else if (r < 0 && r != -EINPROGRESS && only_verified) {
             /* Only bookkeeping: releasing the key does not depend on it (an etcd election, another
              * challenger's write of the same volume at the same moment). */
             log_warn("tpm-attestation %s: the verification time of SealedVolume %s was not recorded: %s", hash, nv.name,
@@ -483,7 +483,9 @@ int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct 
         hash[64] = '\0';
         memcpy(out->detail.hash, hash, sizeof(hash));
         nrq.tpm_hash = hash;
+        bool deferred;
         pthread_mutex_lock(&s->lock);
+        kms_memory_only_begin(s, rq->req.memory_only);
         r = attest_locked(s, rq, hash, out, note, sizeof(note));
         /* The SealedVolume changed between our read and our write (another worker or challenger
          * recorded this TPM's attestation at the same moment): decide again on what is stored now. */
@@ -497,7 +499,13 @@ int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct 
         }
         if (r == 0)
             kms_pending_forget_locked(s, hash, &rq->req);
+        deferred = kms_memory_only_end();
         pthread_mutex_unlock(&s->lock);
+        if (deferred) {
+            kms_reply_clear(out);
+            *out = (struct kms_reply){0};
+            return -EINPROGRESS;
+        }
     } else {
         r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
     }

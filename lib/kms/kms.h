@@ -85,6 +85,12 @@ struct kms_request {
     const char *name;     /* header `name` (kernel name, matched against deviceName) */
     const char *uuid;     /* header `uuid` */
     const char *peer;     /* "address:port" of the node, for the audit only; may be NULL */
+    /* The server's event loop asks kms_post_pass and kms_attest this way: decide from what the
+     * store holds in memory. A decision that needs a request to etcd (a write, a pending
+     * record) is not taken: nothing is written or audited, and -EINPROGRESS is returned; ask
+     * again with false from a thread that may wait (net_loop_offload). A DIR store ignores it
+     * (its reads and writes are local files). */
+    bool memory_only;
 };
 
 struct kms_audit_event {
@@ -208,7 +214,10 @@ void kms_reply_clear(struct kms_reply *r);
  * 0: served. -ENOENT: "no volume found with data from request and hash: H" or
  * "No secret found for H and L"; -EACCES: "quarantined: L"; -ENODATA: the Secret lacks the key
  * or its value is empty ("passphrase not found in secret at key: K", docs/upstream.md §9.9); -ENOTUNIQ: the
- * volume or Secret is defined twice; -EINVAL: a malformed request. */
+ * volume or Secret is defined twice; -EINVAL: a malformed request. With an etcd store, a Secret
+ * missing from the copy is read from etcd before "No secret found" is answered (another
+ * challenger or worker may have just stored it): -EINPROGRESS when req->memory_only (nothing
+ * done, no audit line, out empty). */
 int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_reply *out);
 
 /* /postPass (docs/protocol-g1.md §6.2, §6.1): stores a node-generated passphrase (the base64url TPM ciphertext) as a
@@ -222,7 +231,8 @@ int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_
  * a quarantined volume is refused too.
  * 0: stored. -EEXIST: the Secret exists (never overwritten; upstream ignores such a post);
  * -ENOENT: "no TPM Hash found for H"; -EACCES: quarantined; -EPERM: refused by the rules above;
- * -EINVAL: empty/unprintable input. */
+ * -EINVAL: empty/unprintable input. -EINPROGRESS: req->memory_only and the decision needs etcd
+ * (nothing done, no audit line, out empty). */
 int kms_post_pass(struct kms_store *s, const struct kms_request *req, const struct secret *pass,
                   const char *generated_by, struct kms_reply *out);
 
@@ -238,7 +248,8 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
  * as pending (kms_pending_*). A Secret the KMS must create holds rq->passphrase (the node's TPM
  * ciphertext with generated_by "tpm", or one the session layer generated). Writes the audit
  * line (action "tpm-attestation", reason + audit_note). Returns 0 when served, else -errno with
- * out->code set. */
+ * out->code set; -EINPROGRESS when rq->req.memory_only and the decision needs etcd (nothing
+ * done, no audit line, out empty). */
 struct kms_attest_request {
     struct kms_request req;          /* tpm_hash, partition headers, peer */
     const char *ek_pem;              /* the EK as a "PUBLIC KEY" PEM (Go's pem.EncodeToMemory form) */

@@ -220,6 +220,11 @@ struct kms_obj_ver {
     struct stat st; /* dir: the version read */
     int64_t rev;    /* etcd: the key's mod_revision */
 };
+/* kms_request.memory_only for the calls of this thread, from kms_memory_only_begin(s, on) to
+ * kms_memory_only_end(), which says whether a kms_obj_* call was refused meanwhile (it returned
+ * -EINPROGRESS without doing anything). Only an etcd store refuses. */
+void kms_memory_only_begin(const struct kms_store *s, bool on);
+bool kms_memory_only_end(void);
 /* Reads the object (dir: kms_dir_read); *out NUL-terminated, caller wipes and frees. */
 int kms_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver);
 /* Writes it (dir: kms_dir_write). replace false: -EEXIST when it exists (etcd: create-if-absent;
@@ -250,6 +255,11 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
                        const struct kms_obj_ver *expect);
 int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_ver *expect);
 char *kms_etcd_where(struct kms_store *s, const char *name);
+/* Reads Secret `name` from etcd (linearizable) into the copy: a write by another challenger or
+ * worker that the watch has not brought yet (a node reading back the key it has just posted).
+ * 1 when etcd holds it, 0 when not, < 0 on error (-EINPROGRESS in memory-only mode). Lock
+ * held; the records may change (hold no pointers into them across it). */
+int kms_etcd_fetch_secret(struct kms_store *s, const char *name);
 /* The JSON an etcd value holds for manifest text (one object, or our PendingTPM). malloc'd. */
 int kms_etcd_json_of(const char *text, size_t len, const char *name, char **out, size_t *out_len);
 

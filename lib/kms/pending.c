@@ -115,8 +115,10 @@ void kms_pending_record_locked(struct kms_store *s, const struct kms_attest_requ
     gmtime_r(&t, &tm);
     strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(fname, sizeof(fname), PENDING_PREFIX "%s.yaml", hash);
-    if (kms_obj_read(s, fname, &text, &len, &st) == 0 && pending_parse(text, len, fname, &p) == 0 &&
-        !strcmp(p.hash, hash)) {
+    r = kms_obj_read(s, fname, &text, &len, &st);
+    if (r == -EINPROGRESS)
+        return; /* memory-only: asked again from a thread that may wait */
+    if (r == 0 && pending_parse(text, len, fname, &p) == 0 && !strcmp(p.hash, hash)) {
         free(p.ek_pem);
         free(p.label);
         free(p.device_name);

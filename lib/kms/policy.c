@@ -160,6 +160,23 @@ static int get_pass_locked(struct kms_store *s, const struct kms_request *req, c
                 "SealedVolume %s pins PCR values: this TPM must attest its boot on /tpm-attestation (G3)", v->name);
     kms_secret_ref_of(v, p, &ref);
     o = kms_secret_ref_find(s, &ref);
+    if (!o && s->etcd) {
+        /* Not in this copy: etcd is asked before a node is told to make a key (the Secret may
+         * have just been stored through another challenger or worker). v and p may be replaced. */
+        char label[sizeof(out->detail.label)];
+        snprintf(label, sizeof(label), "%s", p->label);
+        v = NULL;
+        p = NULL;
+        r = kms_etcd_fetch_secret(s, ref.name);
+        if (r == 0 && strcmp(ref.clean_name, ref.name))
+            r = kms_etcd_fetch_secret(s, ref.clean_name);
+        if (r < 0)
+            return kms_reply_set(out, KMS_C_STORE, r, "cannot read Secret %s from the store", ref.name);
+        o = kms_secret_ref_find(s, &ref);
+        if (!o)
+            return (detail_label(out, label), detail_object(out, ref.name, true),
+                    kms_reply_set(out, KMS_C_NO_SECRET, -ENOENT, "No secret found for %s and %s", hash, label));
+    }
     if (!o)
         return (detail_label(out, p->label), detail_object(out, ref.name, true),
                 kms_reply_set(out, KMS_C_NO_SECRET, -ENOENT, "No secret found for %s and %s", hash, p->label));
@@ -206,9 +223,17 @@ int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_
     if (!valid) {
         r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
     } else {
+        bool deferred;
         pthread_mutex_lock(&s->lock);
+        kms_memory_only_begin(s, req && req->memory_only);
         r = get_pass_locked(s, req, hash, out);
+        deferred = kms_memory_only_end();
         pthread_mutex_unlock(&s->lock);
+        if (deferred) {
+            kms_reply_clear(out);
+            *out = (struct kms_reply){0};
+            return -EINPROGRESS;
+        }
     }
     if (req) {
         nrq = *req;
@@ -415,9 +440,17 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
             "characters)",
             TPM_CIPHERTEXT_LEN, TPM_CIPHERTEXT_WIRE_LEN);
     else {
+        bool deferred;
         pthread_mutex_lock(&s->lock);
+        kms_memory_only_begin(s, req && req->memory_only);
         r = post_pass_locked(s, req, hash, pass, generated_by, out, &file);
+        deferred = kms_memory_only_end();
         pthread_mutex_unlock(&s->lock);
+        if (deferred) {
+            kms_reply_clear(out);
+            *out = (struct kms_reply){0};
+            return -EINPROGRESS;
+        }
     }
     if (file)
         snprintf(reason, sizeof(reason), "stored as %s", file);

@@ -51,6 +51,13 @@ struct kms_etcd_store {
      * into the records until then, as with a dir store); create_revision 0 = deleted */
     struct etcd_kv *pend;
     size_t npend;
+    /* Requests in flight from writers (the server's offload thread) that let go of the store's
+     * lock while they wait for etcd: readers go on meanwhile, but nothing changes the records
+     * (the writers hold pointers into them): the watch waits for io_done, the pending outcomes
+     * wait for the next refresh. A writer's next refresh lets a waiting watch in first
+     * (watch_done), so a stream of writes does not keep other challengers' changes out. */
+    unsigned io_busy, watch_waiting;
+    pthread_cond_t io_done, watch_done;
 };
 
 static void cfg_clear(struct etcd_config *c);
@@ -507,6 +514,9 @@ static void pend_apply(struct kms_store *s)
     struct kms_etcd_store *e = s->etcd;
     bool changed = false;
 
+    if (e->io_busy)
+        return; /* a writer waiting for etcd holds pointers into the records */
+
     for (size_t i = 0; i < e->npend; i++) {
         const struct etcd_kv *kv = &e->pend[i];
         changed |= kv->create_revision ? cache_put(s, kv) : cache_del(s, kv->key, 0);
@@ -517,6 +527,22 @@ static void pend_apply(struct kms_store *s)
     e->npend = 0;
     if (changed)
         kms_store_build_index(s);
+}
+
+/* The watch thread, before it changes the records: the lock, once no writer waits for etcd. */
+static void lock_for_change(struct kms_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->etcd->watch_waiting++;
+    while (s->etcd->io_busy)
+        pthread_cond_wait(&s->etcd->io_done, &s->lock);
+    s->etcd->watch_waiting--;
+}
+
+static void unlock_after_change(struct kms_store *s)
+{
+    pthread_cond_broadcast(&s->etcd->watch_done);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* One watch event (lock held); true when the cache changed. */
@@ -596,7 +622,7 @@ static void *watch_main(void *arg)
             r = need ? list_prefix(e, !loaded, &kvs) : 0;
             if (need && r == 0)
                 listing_of(e, &kvs, &l);
-            pthread_mutex_lock(&s->lock);
+            lock_for_change(s);
             if (need && r == 0)
                 cache_replace(s, &l);
             else if (r < 0)
@@ -604,7 +630,7 @@ static void *watch_main(void *arg)
             from = e->applied_rev + 1;
             if (r < 0 && !e->watch_lost_ms)
                 e->watch_lost_ms = now_ms();
-            pthread_mutex_unlock(&s->lock);
+            unlock_after_change(s);
             etcd_kvs_clear(&kvs);
             if (r < 0) {
                 if (!told)
@@ -687,7 +713,7 @@ static void *watch_main(void *arg)
             }
             continue;
         }
-        pthread_mutex_lock(&s->lock);
+        lock_for_change(s);
         /* What is waiting already is applied too before the index is rebuilt once (an import
          * of many objects arrives as many messages). */
         for (int more = 0; r == 0 && more < 1000; more++) {
@@ -701,7 +727,7 @@ static void *watch_main(void *arg)
         if (e->watch_lost_ms)
             log_info("etcd %s: watching %s again", e->endpoints, e->prefix);
         e->watch_lost_ms = 0;
-        pthread_mutex_unlock(&s->lock);
+        unlock_after_change(s);
         etcd_watch_batch_clear(&batch);
         backoff = BACKOFF_MIN_MS;
         if (r == -ESTALE || r == -E2BIG) {
@@ -718,6 +744,10 @@ static void *watch_main(void *arg)
 
 int kms_etcd_refresh_locked(struct kms_store *s, bool force)
 {
+    /* A watch waiting for writers to be out of etcd goes first (the callers hold no pointers
+     * into the records across a refresh). */
+    while (s->etcd->watch_waiting && !s->etcd->io_busy)
+        pthread_cond_wait(&s->etcd->watch_done, &s->lock);
     pend_apply(s);
     if (!s->etcd->loaded)
         return -EAGAIN;
@@ -771,6 +801,8 @@ void kms_etcd_close(struct kms_store *s)
     s->files = NULL;
     s->nfiles = 0;
     etcd_free(e->cli);
+    pthread_cond_destroy(&e->io_done);
+    pthread_cond_destroy(&e->watch_done);
     cfg_clear(&e->cfg);
     free(e->prefix);
     free(e->endpoints);
@@ -834,6 +866,26 @@ int kms_etcd_start(struct kms_store *s)
 }
 
 /* ---- object operations ---- */
+/* The server calls these with the store's lock held; it is let go while etcd answers (an
+ * election can take seconds), so that passphrases are still released from the cache meanwhile.
+ * Commands (no watch thread, nobody else reading) keep it. */
+static void io_begin(struct kms_store *s)
+{
+    if (!s->etcd->watching)
+        return;
+    s->etcd->io_busy++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void io_end(struct kms_store *s)
+{
+    if (!s->etcd->watching)
+        return;
+    pthread_mutex_lock(&s->lock);
+    if (--s->etcd->io_busy == 0)
+        pthread_cond_broadcast(&s->etcd->io_done);
+}
+
 int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver)
 {
     _cleanup_free_ char *key = key_of(s->etcd, name);
@@ -842,7 +894,9 @@ int kms_etcd_obj_read(struct kms_store *s, const char *name, char **out, size_t 
 
     if (!key)
         return log_error_errno(-EINVAL, "%s: not an object name of the etcd layout", name);
+    io_begin(s);
     r = etcd_get(s->etcd->cli, key, 0, ETCD_LINEARIZABLE, &kv, NULL);
+    io_end(s);
     if (r < 0) {
         etcd_kv_clear(&kv);
         return r;
@@ -888,6 +942,7 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
         idx.value_len = strlen(key);
         nidx = 1;
     }
+    io_begin(s);
     if (!replace) {
         r = etcd_create_with(s->etcd->cli, key, json, jlen, 0, &idx, nidx, &cur, &rev);
     } else if (expect && expect->rev) {
@@ -895,6 +950,7 @@ int kms_etcd_obj_write(struct kms_store *s, const char *name, const void *buf, s
     } else {
         r = etcd_put_with(s->etcd->cli, key, json, jlen, 0, &idx, nidx, &rev);
     }
+    io_end(s);
     /* The cache sees the outcome at the next refresh: ours, or what won. */
     if (r == 0)
         pend_add(s->etcd, key, json, jlen, rev, false);
@@ -916,11 +972,33 @@ int kms_etcd_obj_remove(struct kms_store *s, const char *name, const struct kms_
 
     if (!key)
         return log_error_errno(-EINVAL, "%s: not an object name of the etcd layout", name);
+    io_begin(s);
     r = expect && expect->rev ? etcd_cas_delete(s->etcd->cli, key, expect->rev, NULL)
                               : etcd_delete(s->etcd->cli, key, false, NULL, NULL);
+    io_end(s);
     if (r == 0)
         pend_add(s->etcd, key, "", 0, 0, true);
     return r == -ESTALE ? -EAGAIN : r;
+}
+
+int kms_etcd_fetch_secret(struct kms_store *s, const char *name)
+{
+    _cleanup_free_ char *fname = kms_file_name("secret", name, 0), *key = NULL, *text = NULL;
+    struct kms_obj_ver ver;
+    size_t len = 0;
+    int r;
+
+    r = kms_obj_read(s, fname, &text, &len, &ver);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    key = key_of(s->etcd, fname);
+    if (key)
+        pend_add(s->etcd, key, text, len, ver.rev, false);
+    secure_wipe(text, len);
+    (void)kms_etcd_refresh_locked(s, false);
+    return key ? 1 : 0;
 }
 
 char *kms_etcd_where(struct kms_store *s, const char *name)
@@ -971,6 +1049,8 @@ int kms_store_open_etcd(const struct kms_etcd_options *eo, const struct kms_stor
     snprintf(s->dir, strlen(e->prefix) + 8, "etcd:%.*s", (int)strlen(e->prefix) - 1, e->prefix);
     s->audit = opt ? opt->audit : NULL;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&e->io_done, NULL);
+    pthread_cond_init(&e->watch_done, NULL);
     s->vols = xcalloc(1, sizeof(*s->vols));
     s->by_hash = xcalloc(1, sizeof(*s->by_hash));
     s->secrets = xcalloc(1, sizeof(*s->secrets));

@@ -7,9 +7,34 @@
 
 #include "kms_internal.h"
 
+static __thread bool memory_only, io_refused;
+
+void kms_memory_only_begin(const struct kms_store *s, bool on)
+{
+    memory_only = on && s->etcd;
+    io_refused = false;
+}
+
+bool kms_memory_only_end(void)
+{
+    bool refused = io_refused;
+    memory_only = io_refused = false;
+    return refused;
+}
+
+/* An etcd request asked for in memory-only mode: refused before anything is done. */
+static bool refused(void)
+{
+    if (memory_only)
+        io_refused = true;
+    return memory_only;
+}
+
 int kms_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver)
 {
     *ver = (struct kms_obj_ver){0};
+    if (s->etcd && refused())
+        return -EINPROGRESS;
     if (s->etcd)
         return kms_etcd_obj_read(s, name, out, len, ver);
     return kms_dir_read(s->dirfd, s->dir, name, out, len, &ver->st);
@@ -18,6 +43,8 @@ int kms_obj_read(struct kms_store *s, const char *name, char **out, size_t *len,
 int kms_obj_write(struct kms_store *s, const char *name, const void *buf, size_t len, bool replace,
                   const struct kms_obj_ver *expect)
 {
+    if (s->etcd && refused())
+        return -EINPROGRESS;
     if (s->etcd)
         return kms_etcd_obj_write(s, name, buf, len, replace, expect);
     return kms_dir_write(s->dirfd, s->dir, name, buf, len, replace, expect ? &expect->st : NULL);
@@ -25,6 +52,8 @@ int kms_obj_write(struct kms_store *s, const char *name, const void *buf, size_t
 
 int kms_obj_remove(struct kms_store *s, const char *name, const struct kms_obj_ver *expect)
 {
+    if (s->etcd && refused())
+        return -EINPROGRESS;
     if (s->etcd)
         return kms_etcd_obj_remove(s, name, expect);
     (void)expect;

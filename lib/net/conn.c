@@ -341,6 +341,12 @@ void conn_update(struct net_conn *c)
         ev |= c->flush_wants ? c->flush_wants : EPOLLOUT;
     if (ev != c->events && net_loop_watch_modify(c->srv->loop, c->st.fd, ev) == 0)
         c->events = ev;
+    if (c->held) {
+        net_timer_cancel(c->timer);
+        c->timer = NULL;
+        c->timer_at = 0;
+        return;
+    }
     at = c->io_deadline;
     if (c->state == CS_WS && c->user_deadline && c->user_deadline < at)
         at = c->user_deadline;

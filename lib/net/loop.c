@@ -46,6 +46,7 @@ struct net_loop {
     size_t n_by_fd;
     uint32_t next_gen;
     struct deferred *defer_head, **defer_tail;
+    struct net_offload *offload;
 };
 
 int net_loop_new(struct net_loop **out)
@@ -80,6 +81,7 @@ void net_loop_free(struct net_loop *loop)
 {
     if (!loop)
         return;
+    net_offload_free(loop->offload);
     for (size_t i = 0; i < loop->n_timers; i++)
         free(loop->heap[i]);
     free(loop->heap);
@@ -100,6 +102,8 @@ void net_loop_free(struct net_loop *loop)
 }
 
 int64_t net_loop_now(struct net_loop *loop) { return loop->now; }
+
+struct net_offload **net_loop_offload_slot(struct net_loop *loop) { return &loop->offload; }
 
 void net_loop_quit(struct net_loop *loop) { loop->quit = true; }
 

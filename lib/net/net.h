@@ -67,6 +67,17 @@ void net_loop_unwatch_closing(struct net_loop *loop, int fd);
 /* Delivers signo (blocked for the process by this call) through the loop, via a signalfd. */
 int net_loop_on_signal(struct net_loop *loop, int signo, net_signal_fn fn, void *data);
 
+/* Work that may wait (a store request during an etcd leader election) runs on one thread of
+ * the loop, one job at a time in the order given, while the loop goes on serving; done(data, 0)
+ * then runs on the loop. At most NET_OFFLOAD_MAX jobs are given and not yet handed back:
+ * -EBUSY beyond. net_loop_free waits for the job running and calls done(data, -ECANCELED) for
+ * those never run. The thread starts with the first job (in the process that serves, after a
+ * fork) and blocks every signal. */
+#define NET_OFFLOAD_MAX 256
+typedef void (*net_work_fn)(void *data);
+typedef void (*net_done_fn)(void *data, int status);
+int net_loop_offload(struct net_loop *loop, net_work_fn work, net_done_fn done, void *data);
+
 /* ---- URLs ---- */
 struct net_url {
     char scheme[8];  /* lower case: http, https, ws or wss */
@@ -189,6 +200,13 @@ void *net_conn_data(const struct net_conn *c);
 double net_conn_busy_seconds(const struct net_conn *c);
 /* "address:port" of the peer, for log lines; owned by c. */
 const char *net_conn_peer(const struct net_conn *c);
+/* The loop serving c. */
+struct net_loop *net_conn_loop(const struct net_conn *c);
+/* on: the server works for c (a job on the offload thread), so neither its exchange deadline
+ * nor the idle timeout closes it meanwhile (the job's own deadline bounds the wait); the peer
+ * closing, a drain or the server's end still do. off: the exchange deadline is gone and the
+ * idle timeout starts again from now. */
+void net_conn_hold(struct net_conn *c, bool on);
 
 /* ---- clients (blocking; every call bounded by the deadline) ---- */
 struct net_client_opts {

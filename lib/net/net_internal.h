@@ -213,6 +213,10 @@ bool http_header_ok(const char *name, const char *value);
 /* ---- loop internals ---- */
 /* Runs fn(data) once after the current batch of events and timers (same order as added). */
 void net_loop_defer(struct net_loop *loop, void (*fn)(void *data), void *data);
+/* The loop's offload (offload.c): NULL until the first job; freed by net_loop_free. */
+struct net_offload;
+struct net_offload **net_loop_offload_slot(struct net_loop *loop);
+void net_offload_free(struct net_offload *o);
 /* Drops pending deferred calls of fn(data) (an object about to be freed). */
 void net_loop_defer_cancel(struct net_loop *loop, void (*fn)(void *data), void *data);
 /* Monotonic milliseconds as the loop last saw them. */

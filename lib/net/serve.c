@@ -151,6 +151,19 @@ void net_conn_set_data(struct net_conn *c, void *data) { c->user = data; }
 void *net_conn_data(const struct net_conn *c) { return c->user; }
 const char *net_conn_peer(const struct net_conn *c) { return c->peer; }
 
+struct net_loop *net_conn_loop(const struct net_conn *c) { return c->srv->loop; }
+
+void net_conn_hold(struct net_conn *c, bool on)
+{
+    c->held = on;
+    if (!on) {
+        c->user_deadline = 0;
+        c->io_deadline = now_ms() + c->srv->lim.idle_timeout_ms;
+    }
+    if (c->state != CS_DEAD)
+        server_touch(c);
+}
+
 static void ws_input(struct net_conn *c)
 {
     const struct net_handler *h = &c->route->h;
@@ -323,6 +336,8 @@ void serve_input(struct net_conn *c)
 void serve_timeout(struct net_conn *c)
 {
     int64_t now = now_ms();
+    if (c->held)
+        return;
     if (c->state == CS_WS && c->user_deadline && now >= c->user_deadline) {
         log_info("%s: the exchange did not finish in time; closing", c->peer);
         c->why_set = true;

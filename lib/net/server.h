@@ -83,6 +83,7 @@ struct net_conn {
     enum net_close_reason why;
     void *user;
     int64_t io_deadline, user_deadline, timer_at;
+    bool held; /* net_conn_hold: no deadline or idle timeout closes it */
     struct net_timer *timer;
     struct peer_count *pc; /* this peer's count */
     int64_t born;          /* accepted at (ms): bounds the keep-alive life */

@@ -129,10 +129,10 @@ int main(int argc, char **argv)
         return 1;
 
     if (!strcmp(cmd, "getpass") && argc == 7) {
-        struct kms_request rq = {argv[3], argv[4], argv[5], argv[6], "127.0.0.1:1"};
+        struct kms_request rq = {argv[3], argv[4], argv[5], argv[6], "127.0.0.1:1", false};
         r = print_reply(kms_get_pass(s, &rq, &rep), &rep);
     } else if (!strcmp(cmd, "postpass") && (argc == 8 || argc == 9)) {
-        struct kms_request rq = {argv[3], argv[4], argv[5], argv[6], "127.0.0.1:1"};
+        struct kms_request rq = {argv[3], argv[4], argv[5], argv[6], "127.0.0.1:1", false};
         _cleanup_secret_ struct secret *pass = NULL;
         if (kms_passphrase_read_file(argv[7], &pass) < 0)
             return 1;

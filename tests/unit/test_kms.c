@@ -114,7 +114,7 @@ static struct kms_store *open_store(const char *dir, struct kms_audit *audit)
 static int get(struct kms_store *s, const char *hash, const char *label, const char *name, const char *uuid,
                struct kms_reply *rep)
 {
-    struct kms_request rq = {hash, label, name, uuid, "192.0.2.7:40000"};
+    struct kms_request rq = {hash, label, name, uuid, "192.0.2.7:40000", false};
     return kms_get_pass(s, &rq, rep);
 }
 
@@ -146,7 +146,7 @@ static bool refused(struct kms_store *s, const char *hash, const char *label, co
 static int post_as(struct kms_store *s, const char *hash, const char *label, const char *pass, const char *gb,
                    struct kms_reply *rep)
 {
-    struct kms_request rq = {hash, label, "vda5", "", "192.0.2.7:40001"};
+    struct kms_request rq = {hash, label, "vda5", "", "192.0.2.7:40001", false};
     struct secret *p = secret_new(strlen(pass) + 1);
     int r;
     memcpy(p->data, pass, strlen(pass));

@@ -1,7 +1,10 @@
 /* Copyright 2026 The kairos-kms Authors
  * SPDX-License-Identifier: Apache-2.0 */
-/* lib/net without sockets: URLs, the HTTP parser, WebSocket frames, the accept key, timers. */
+/* lib/net without sockets: URLs, the HTTP parser, WebSocket frames, the accept key, timers,
+ * the offload thread. */
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net_internal.h"
 #include "tap.h"
@@ -455,6 +458,85 @@ static void test_loop_timers(void)
     net_loop_free(loop);
 }
 
+/* The offload thread: jobs run in order off the loop's thread, done calls on it; a bound; the
+ * jobs never run are handed back as cancelled when the loop is freed. */
+struct off_state {
+    struct net_loop *loop;
+    pthread_t loop_thread;
+    pthread_mutex_t gate; /* held by the test: the first job waits on it */
+    int ran[NET_OFFLOAD_MAX + 1], nran;
+    int done[NET_OFFLOAD_MAX + 1], ndone, cancelled, off_loop, on_loop;
+};
+struct off_job {
+    struct off_state *st;
+    int id;
+};
+
+static void off_work(void *data)
+{
+    struct off_job *j = data;
+    if (j->id == 0) {
+        pthread_mutex_lock(&j->st->gate);
+        pthread_mutex_unlock(&j->st->gate);
+    }
+    j->st->off_loop += !pthread_equal(pthread_self(), j->st->loop_thread);
+    j->st->ran[__atomic_load_n(&j->st->nran, __ATOMIC_RELAXED)] = j->id;
+    __atomic_fetch_add(&j->st->nran, 1, __ATOMIC_RELEASE);
+}
+
+static void off_done(void *data, int status)
+{
+    struct off_job *j = data;
+    j->st->on_loop += pthread_equal(pthread_self(), j->st->loop_thread);
+    if (status == -ECANCELED)
+        j->st->cancelled++;
+    else
+        j->st->done[j->st->ndone++] = j->id;
+    if (j->st->ndone == 3 && j->st->loop)
+        net_loop_quit(j->st->loop);
+}
+
+static void test_loop_offload(void)
+{
+    static struct off_state st;
+    static struct off_job jobs[NET_OFFLOAD_MAX + 1];
+    struct net_loop *loop;
+    int busy;
+
+    CHECK(net_loop_new(&loop) == 0, "offload: loop created");
+    st.loop = loop;
+    st.loop_thread = pthread_self();
+    pthread_mutex_init(&st.gate, NULL);
+    pthread_mutex_lock(&st.gate);
+    for (int i = 0; i <= NET_OFFLOAD_MAX; i++)
+        jobs[i] = (struct off_job){&st, i};
+    for (int i = 0; i < 3; i++)
+        net_loop_offload(loop, off_work, off_done, &jobs[i]);
+    pthread_mutex_unlock(&st.gate);
+    net_timer_add(loop, now_ms() + 10000, on_last, loop); /* a bound if the jobs never came back */
+    CHECK(net_loop_run(loop) == 0 && st.ndone == 3 && st.done[0] == 0 && st.done[1] == 1 && st.done[2] == 2 &&
+              st.nran == 3 && st.ran[2] == 2,
+          "offload: three jobs run and handed back in the order given");
+    CHECK(st.off_loop == 3 && st.on_loop == 3, "offload: work off the loop's thread, done calls on it");
+
+    /* the bound: job 0 waits on the gate, the rest queue behind it */
+    pthread_mutex_lock(&st.gate);
+    st.nran = st.ndone = 0;
+    st.loop = NULL;
+    busy = 0;
+    for (int i = 0; i < NET_OFFLOAD_MAX; i++)
+        busy += net_loop_offload(loop, off_work, off_done, &jobs[i]) == -EBUSY;
+    CHECK(busy == 0 && net_loop_offload(loop, off_work, off_done, &jobs[NET_OFFLOAD_MAX]) == -EBUSY,
+          "offload: %d jobs waiting at most, -EBUSY beyond", NET_OFFLOAD_MAX);
+    pthread_mutex_unlock(&st.gate);
+    for (int i = 0; i < 10000 && __atomic_load_n(&st.nran, __ATOMIC_ACQUIRE) == 0; i++)
+        usleep(1000); /* job 0 ran: it is not cancelled, the others may be */
+    net_loop_free(loop);
+    CHECK(st.ndone + st.cancelled == NET_OFFLOAD_MAX && st.ndone >= 1 && st.done[0] == 0 && st.nran == st.ndone,
+          "offload: freeing the loop hands back every job: %d run, %d cancelled (never run)", st.ndone, st.cancelled);
+    pthread_mutex_destroy(&st.gate);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERR);
@@ -467,5 +549,6 @@ int main(void)
     test_close_reason();
     test_ws_frames();
     test_loop_timers();
+    test_loop_offload();
     return tap_done();
 }
