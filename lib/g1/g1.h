@@ -54,10 +54,12 @@ struct g1_offload {
     bool busy, orphan;
 };
 /* Sends work(data) to the offload thread for the exchange on c (endpoint names it in the log
- * line), req asked again from there (its peer then the copy, memory_only false). < 0 (busy, or
- * no thread): nothing was sent. */
+ * line), req asked again from there (its peer then the copy, memory_only false); not run when
+ * its turn comes after start_wait_ms. < 0 (busy, or no thread): nothing was sent. */
 int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpoint, struct kms_request *req,
-                     net_work_fn work, net_done_fn done, void *data);
+                     int64_t start_wait_ms, net_work_fn work, net_done_fn done, void *data);
+/* The refusal a done call sends for a status < 0 (the job was not run). */
+const char *g1_offload_why(int status);
 /* The done call: true when the connection is still open (held no more), false when the
  * exchange is an orphan the caller frees. */
 bool g1_offload_end(struct g1_offload *o);

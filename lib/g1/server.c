@@ -249,7 +249,7 @@ static void decide_done(void *data, int status)
     if (!g1_offload_end(&x->off))
         exchange_free(x);
     else if (status < 0)
-        refuse(x, x->off.conn, "the KMS is shutting down");
+        refuse(x, x->off.conn, g1_offload_why(status));
     else
         answer(x, x->off.conn);
 }
@@ -260,7 +260,8 @@ static void serve(struct exchange *x, struct net_conn *c)
     x->req.memory_only = true;
     if (decide(x) != -EINPROGRESS)
         answer(x, c);
-    else if (g1_offload_start(&x->off, c, x->post ? "/postPass" : "/getPass", &x->req, decide_work, decide_done, x) < 0)
+    else if (g1_offload_start(&x->off, c, x->post ? "/postPass" : "/getPass", &x->req, x->srv->exchange_timeout_ms,
+                              decide_work, decide_done, x) < 0)
         refuse(x, c, "the KMS is busy; try again");
 }
 

@@ -77,7 +77,7 @@ struct kms_request g1_node_request(const struct g1_node *n, struct net_conn *c)
 }
 
 int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpoint, struct kms_request *req,
-                     net_work_fn work, net_done_fn done, void *data)
+                     int64_t start_wait_ms, net_work_fn work, net_done_fn done, void *data)
 {
     int r;
 
@@ -87,7 +87,7 @@ int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpo
     req->memory_only = false;
     o->conn = c;
     o->busy = true;
-    r = net_loop_offload(net_conn_loop(c), work, done, data);
+    r = net_loop_offload(net_conn_loop(c), work, done, data, now_ms() + start_wait_ms);
     if (r < 0) {
         o->busy = false;
         return r;
@@ -95,6 +95,11 @@ int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpo
     net_conn_hold(c, true); /* the wait is the store's, not the node's */
     log_info("%s %s from %s: waiting for the store (etcd)", endpoint, req->tpm_hash ? req->tpm_hash : "-", o->peer);
     return 0;
+}
+
+const char *g1_offload_why(int status)
+{
+    return status == -ECANCELED ? "the KMS is shutting down" : "the KMS is busy; try again";
 }
 
 bool g1_offload_end(struct g1_offload *o)

@@ -222,9 +222,11 @@ static void decide_done(void *data, int status)
 
     if (!g1_offload_end(&x->off))
         exchange_free(x);
-    else if (status < 0)
-        refuse(x, x->off.conn, "Attestation verification failed: the KMS is shutting down", false);
-    else
+    else if (status < 0) {
+        char text[96];
+        snprintf(text, sizeof(text), "Attestation verification failed: %s", g1_offload_why(status));
+        refuse(x, x->off.conn, text, false);
+    } else
         answer(x, x->off.conn);
 }
 
@@ -295,7 +297,8 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
     x->rq.req.memory_only = true;
     if (kms_attest(x->srv->store, &x->rq, &x->reply) != -EINPROGRESS)
         answer(x, c);
-    else if (g1_offload_start(&x->off, c, "/tpm-attestation", &x->rq.req, decide_work, decide_done, x) < 0)
+    else if (g1_offload_start(&x->off, c, "/tpm-attestation", &x->rq.req, x->srv->exchange_timeout_ms, decide_work,
+                              decide_done, x) < 0)
         refuse(x, c, "Attestation verification failed: the KMS is busy; try again", false);
 out:
     proto_g3_proof_clear(&pf);

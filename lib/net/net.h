@@ -69,14 +69,16 @@ int net_loop_on_signal(struct net_loop *loop, int signo, net_signal_fn fn, void 
 
 /* Work that may wait (a store request during an etcd leader election) runs on one thread of
  * the loop, one job at a time in the order given, while the loop goes on serving; done(data, 0)
- * then runs on the loop. At most NET_OFFLOAD_MAX jobs are given and not yet handed back:
- * -EBUSY beyond. net_loop_free waits for the job running and calls done(data, -ECANCELED) for
- * those never run. The thread starts with the first job (in the process that serves, after a
- * fork) and blocks every signal. */
+ * then runs on the loop. A job whose turn comes after start_by (now_ms() base; 0 = any time) is
+ * not run: done(data, -ETIMEDOUT), so that jobs queued behind slow ones do not wait without
+ * bound. At most NET_OFFLOAD_MAX jobs are given and not yet handed back: -EBUSY beyond.
+ * net_loop_free waits for the job running and calls done(data, -ECANCELED) for those never run.
+ * The thread starts with the first job (in the process that serves, after a fork) and blocks
+ * every signal. */
 #define NET_OFFLOAD_MAX 256
 typedef void (*net_work_fn)(void *data);
 typedef void (*net_done_fn)(void *data, int status);
-int net_loop_offload(struct net_loop *loop, net_work_fn work, net_done_fn done, void *data);
+int net_loop_offload(struct net_loop *loop, net_work_fn work, net_done_fn done, void *data, int64_t start_by);
 
 /* ---- URLs ---- */
 struct net_url {

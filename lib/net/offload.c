@@ -15,6 +15,8 @@ struct job {
     net_work_fn work;
     net_done_fn done;
     void *data;
+    int64_t start_by; /* 0 = any time */
+    int status;       /* 0 run, -ETIMEDOUT its turn came too late */
     struct job *next;
 };
 
@@ -52,7 +54,10 @@ static void *worker(void *arg)
         if (!o->todo)
             o->todo_tail = &o->todo;
         pthread_mutex_unlock(&o->lock);
-        j->work(j->data);
+        if (j->start_by && now_ms() > j->start_by)
+            j->status = -ETIMEDOUT;
+        else
+            j->work(j->data);
         pthread_mutex_lock(&o->lock);
         push(&o->ran_tail, j);
         /* the counter cannot overflow: at most NET_OFFLOAD_MAX increments between reads */
@@ -63,14 +68,15 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Hands the jobs run back to the loop: their done calls, in order. */
-static void hand_back(struct net_offload *o, struct job *list, int status)
+/* Hands jobs back to the loop: their done calls, in order (status: each job's own, or
+ * cancelled for the never run). */
+static void hand_back(struct net_offload *o, struct job *list, bool cancelled)
 {
     while (list) {
         struct job *j = list;
         list = j->next;
         o->n--;
-        j->done(j->data, status);
+        j->done(j->data, cancelled ? -ECANCELED : j->status);
         free(j);
     }
 }
@@ -95,7 +101,7 @@ static void on_ran(int fd, uint32_t events, void *data)
     pthread_mutex_lock(&o->lock);
     list = take(&o->ran, &o->ran_tail);
     pthread_mutex_unlock(&o->lock);
-    hand_back(o, list, 0);
+    hand_back(o, list, false);
 }
 
 static int offload_start(struct net_loop *loop, struct net_offload **out)
@@ -137,7 +143,7 @@ static int offload_start(struct net_loop *loop, struct net_offload **out)
     return 0;
 }
 
-int net_loop_offload(struct net_loop *loop, net_work_fn work, net_done_fn done, void *data)
+int net_loop_offload(struct net_loop *loop, net_work_fn work, net_done_fn done, void *data, int64_t start_by)
 {
     struct net_offload **op = net_loop_offload_slot(loop);
     struct job *j;
@@ -148,7 +154,7 @@ int net_loop_offload(struct net_loop *loop, net_work_fn work, net_done_fn done, 
     if ((*op)->n >= NET_OFFLOAD_MAX)
         return -EBUSY;
     j = xcalloc(1, sizeof(*j));
-    *j = (struct job){.work = work, .done = done, .data = data};
+    *j = (struct job){.work = work, .done = done, .data = data, .start_by = start_by};
     pthread_mutex_lock(&(*op)->lock);
     push(&(*op)->todo_tail, j);
     (*op)->n++;
@@ -166,8 +172,8 @@ void net_offload_free(struct net_offload *o)
     pthread_cond_signal(&o->more);
     pthread_mutex_unlock(&o->lock);
     pthread_join(o->thread, NULL); /* the job running ends within its own deadline */
-    hand_back(o, take(&o->ran, &o->ran_tail), 0);
-    hand_back(o, take(&o->todo, &o->todo_tail), -ECANCELED);
+    hand_back(o, take(&o->ran, &o->ran_tail), false);
+    hand_back(o, take(&o->todo, &o->todo_tail), true);
     close(o->efd);
     pthread_cond_destroy(&o->more);
     pthread_mutex_destroy(&o->lock);

@@ -55,7 +55,7 @@ done
 check "four swtpm nodes registered (one generated key, three static)" '[ "$rc" = 0 ]'
 
 CHALLENGER_STORE=(--etcd "$ETCD_ENDPOINTS" --etcd-timeout 120)
-challenger_start A --workers 1
+challenger_start A --workers 1 --exchange-timeout 120 # the waiting decisions queue behind each other
 check "the challenger is ready" 'wait_ready "$URL_A"'
 NODE_PROTOCOL=g3 KMS_URL=$URL_A node_get "$T/r3.out" "$T/r3.err" grc "$SOCK_R3" COS_PERSISTENT
 check "R3's first G3 unlock (its EK and PCRs learned, written to etcd)" '[ "$grc" = 0 ] && [ "$(cat "$T/r3.out")" = static-R3 ]'

@@ -465,7 +465,7 @@ struct off_state {
     pthread_t loop_thread;
     pthread_mutex_t gate; /* held by the test: the first job waits on it */
     int ran[NET_OFFLOAD_MAX + 1], nran;
-    int done[NET_OFFLOAD_MAX + 1], ndone, cancelled, off_loop, on_loop;
+    int done[NET_OFFLOAD_MAX + 1], ndone, cancelled, timedout, want, off_loop, on_loop;
 };
 struct off_job {
     struct off_state *st;
@@ -490,9 +490,11 @@ static void off_done(void *data, int status)
     j->st->on_loop += pthread_equal(pthread_self(), j->st->loop_thread);
     if (status == -ECANCELED)
         j->st->cancelled++;
+    else if (status == -ETIMEDOUT)
+        j->st->timedout++;
     else
         j->st->done[j->st->ndone++] = j->id;
-    if (j->st->ndone == 3 && j->st->loop)
+    if (j->st->ndone + j->st->timedout == j->st->want && j->st->loop)
         net_loop_quit(j->st->loop);
 }
 
@@ -505,13 +507,14 @@ static void test_loop_offload(void)
 
     CHECK(net_loop_new(&loop) == 0, "offload: loop created");
     st.loop = loop;
+    st.want = 3;
     st.loop_thread = pthread_self();
     pthread_mutex_init(&st.gate, NULL);
     pthread_mutex_lock(&st.gate);
     for (int i = 0; i <= NET_OFFLOAD_MAX; i++)
         jobs[i] = (struct off_job){&st, i};
     for (int i = 0; i < 3; i++)
-        net_loop_offload(loop, off_work, off_done, &jobs[i]);
+        net_loop_offload(loop, off_work, off_done, &jobs[i], 0);
     pthread_mutex_unlock(&st.gate);
     net_timer_add(loop, now_ms() + 10000, on_last, loop); /* a bound if the jobs never came back */
     CHECK(net_loop_run(loop) == 0 && st.ndone == 3 && st.done[0] == 0 && st.done[1] == 1 && st.done[2] == 2 &&
@@ -519,14 +522,25 @@ static void test_loop_offload(void)
           "offload: three jobs run and handed back in the order given");
     CHECK(st.off_loop == 3 && st.on_loop == 3, "offload: work off the loop's thread, done calls on it");
 
+    /* a job whose turn comes after its start_by is handed back unrun */
+    pthread_mutex_lock(&st.gate);
+    st.nran = st.ndone = 0;
+    st.want = 2;
+    net_loop_offload(loop, off_work, off_done, &jobs[0], 0);
+    net_loop_offload(loop, off_work, off_done, &jobs[1], now_ms() + 1);
+    usleep(20 * 1000);
+    pthread_mutex_unlock(&st.gate);
+    CHECK(net_loop_run(loop) == 0 && st.ndone == 1 && st.done[0] == 0 && st.timedout == 1 && st.nran == 1,
+          "offload: a job whose turn came after its start_by is not run (-ETIMEDOUT)");
+
     /* the bound: job 0 waits on the gate, the rest queue behind it */
     pthread_mutex_lock(&st.gate);
     st.nran = st.ndone = 0;
     st.loop = NULL;
     busy = 0;
     for (int i = 0; i < NET_OFFLOAD_MAX; i++)
-        busy += net_loop_offload(loop, off_work, off_done, &jobs[i]) == -EBUSY;
-    CHECK(busy == 0 && net_loop_offload(loop, off_work, off_done, &jobs[NET_OFFLOAD_MAX]) == -EBUSY,
+        busy += net_loop_offload(loop, off_work, off_done, &jobs[i], 0) == -EBUSY;
+    CHECK(busy == 0 && net_loop_offload(loop, off_work, off_done, &jobs[NET_OFFLOAD_MAX], 0) == -EBUSY,
           "offload: %d jobs waiting at most, -EBUSY beyond", NET_OFFLOAD_MAX);
     pthread_mutex_unlock(&st.gate);
     for (int i = 0; i < 10000 && __atomic_load_n(&st.nran, __ATOMIC_ACQUIRE) == 0; i++)
