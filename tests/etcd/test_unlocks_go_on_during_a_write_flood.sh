@@ -31,12 +31,7 @@ challenger_start A --workers 1 --exchange-timeout 5 --max-conns-per-peer 1024
 check "the challenger is ready with 64 nodes" 'wait_ready "$URL_A"'
 
 # ---- (b) ----
-leader=$(etcd_leader)
-stopped=()
-for i in 0 1 2; do [ "$i" != "$leader" ] && stopped+=("$i"); done
-for i in "${stopped[@]}"; do kill -STOP "${ETCD_PIDS[i]}"; done
-on_exit "for p in ${ETCD_PIDS[*]}; do kill -CONT \$p 2>/dev/null; done"
-diag <<<"stopped etcd members ${stopped[*]}: no quorum"
+etcd_lose_quorum
 LG_LIMIT=120 lg run --url "$URL_A" --protocol g3 --nodes 64 --seed "$SEED" --concurrency 64 --exchanges 256 \
     --timeout 60 >"$T/flood.json" 2>"$T/flood.err" &
 flood=$!
@@ -54,8 +49,7 @@ check "exchanges whose turn did not come in time were answered busy, not kept" \
     'until_true 30 "grep -q \"the KMS is busy; try again\" \"$T/audit-A.jsonl\""'
 
 # ---- (d) ----
-for i in "${stopped[@]}"; do kill -CONT "${ETCD_PIDS[i]}"; done
-etcd_wait_healthy 30
+etcd_regain_quorum
 wait "$flood"
 diag <"$T/flood.json"
 # what the flood's G3 exchanges were told, counted

@@ -61,12 +61,7 @@ NODE_PROTOCOL=g3 KMS_URL=$URL_A node_get "$T/r3.out" "$T/r3.err" grc "$SOCK_R3" 
 check "R3's first G3 unlock (its EK and PCRs learned, written to etcd)" '[ "$grc" = 0 ] && [ "$(cat "$T/r3.out")" = static-R3 ]'
 
 # ---- (a) ----
-leader=$(etcd_leader)
-stopped=()
-for i in 0 1 2; do [ "$i" != "$leader" ] && stopped+=("$i"); done
-for i in "${stopped[@]}"; do kill -STOP "${ETCD_PIDS[i]}"; done
-on_exit "for p in ${ETCD_PIDS[*]}; do kill -CONT \$p 2>/dev/null; done"
-diag <<<"stopped etcd members ${stopped[*]} (the leader $leader runs alone: no quorum)"
+etcd_lose_quorum
 KMS_URL=$URL_A node_get "$T/w1.out" "$T/w1.err" w1rc "$SOCK_W1" COS_PERSISTENT --timeout 200 &
 w1=$!
 NODE_PROTOCOL=g3 KMS_URL=$URL_A node_get "$T/w3.out" "$T/w3.err" w3rc "$SOCK_W3" COS_PERSISTENT --timeout 200 &
@@ -96,8 +91,7 @@ check "a node that gives up while its attestation is being recorded: the KMS nam
     'until_true 30 "grep -q \"/tpm-attestation $HASH_W2 from .*: closed while the store was asked\" \"$T/kms-A.log\""'
 
 # ---- (d) ----
-for i in "${stopped[@]}"; do kill -CONT "${ETCD_PIDS[i]}"; done
-etcd_wait_healthy 30
+etcd_regain_quorum
 wait "$w1"
 w1rc=$?
 wait "$w3"

@@ -12,6 +12,9 @@
 #   etcdt ARGS...              etcd_tool with the cluster's endpoints and TLS options, time-limited
 #   etcd_leader                prints the index (0-2) of the leader member
 #   etcd_kill I / etcd_restart I   SIGKILL member I / start it again with its old data
+#   etcd_lose_quorum / etcd_regain_quorum [SECONDS]   SIGSTOP every member but the leader (no
+#                              write commits, no linearizable read answers) / SIGCONT them and
+#                              wait until healthy
 #   etcd_wait_healthy [SECONDS]    waits until every running member reports the same leader
 #   etcd_enable_auth USER PASSWORD PREFIX   users root and USER (READWRITE on PREFIX), auth on
 : "${ETCD_TOOL:?set ETCD_TOOL to the etcd_tool binary}"
@@ -155,6 +158,23 @@ etcd_kill() {
 
 etcd_restart() {
     etcd_member_start "$1" existing
+}
+
+ETCD_STOPPED=()
+etcd_lose_quorum() {
+    local leader i
+    leader=$(etcd_leader)
+    ETCD_STOPPED=()
+    for i in 0 1 2; do [ "$i" != "$leader" ] && ETCD_STOPPED+=("$i"); done
+    for i in "${ETCD_STOPPED[@]}"; do kill -STOP "${ETCD_PIDS[i]}"; done
+    on_exit "for p in ${ETCD_PIDS[*]}; do kill -CONT \$p 2>/dev/null; done"
+    diag <<<"stopped etcd members ${ETCD_STOPPED[*]} (the leader ${leader:-?} runs alone: no quorum)"
+}
+
+etcd_regain_quorum() {
+    local i
+    for i in "${ETCD_STOPPED[@]}"; do kill -CONT "${ETCD_PIDS[i]}"; done
+    etcd_wait_healthy "${1:-30}"
 }
 
 ETCD_AUTH_OPTS=()
