@@ -499,13 +499,10 @@ int kms_attest(struct kms_store *s, const struct kms_attest_request *rq, struct 
         }
         if (r == 0)
             kms_pending_forget_locked(s, hash, &rq->req);
-        deferred = kms_memory_only_end();
+        deferred = kms_memory_only_end(out);
         pthread_mutex_unlock(&s->lock);
-        if (deferred) {
-            kms_reply_clear(out);
-            *out = (struct kms_reply){0};
+        if (deferred)
             return -EINPROGRESS;
-        }
     } else {
         r = kms_reply_set(out, KMS_C_BAD_REQUEST, -EINVAL, "invalid TPM hash");
     }

@@ -221,10 +221,11 @@ struct kms_obj_ver {
     int64_t rev;    /* etcd: the key's mod_revision */
 };
 /* kms_request.memory_only for the calls of this thread, from kms_memory_only_begin(s, on) to
- * kms_memory_only_end(), which says whether a kms_obj_* call was refused meanwhile (it returned
- * -EINPROGRESS without doing anything). Only an etcd store refuses. */
+ * kms_memory_only_end(out), which says whether a kms_obj_* call was refused meanwhile (it returned
+ * -EINPROGRESS without doing anything); out, the decision taken without it, is then emptied.
+ * Only an etcd store refuses. */
 void kms_memory_only_begin(const struct kms_store *s, bool on);
-bool kms_memory_only_end(void);
+bool kms_memory_only_end(struct kms_reply *out);
 /* Reads the object (dir: kms_dir_read); *out NUL-terminated, caller wipes and frees. */
 int kms_obj_read(struct kms_store *s, const char *name, char **out, size_t *len, struct kms_obj_ver *ver);
 /* Writes it (dir: kms_dir_write). replace false: -EEXIST when it exists (etcd: create-if-absent;

@@ -227,13 +227,10 @@ int kms_get_pass(struct kms_store *s, const struct kms_request *req, struct kms_
         pthread_mutex_lock(&s->lock);
         kms_memory_only_begin(s, req && req->memory_only);
         r = get_pass_locked(s, req, hash, out);
-        deferred = kms_memory_only_end();
+        deferred = kms_memory_only_end(out);
         pthread_mutex_unlock(&s->lock);
-        if (deferred) {
-            kms_reply_clear(out);
-            *out = (struct kms_reply){0};
+        if (deferred)
             return -EINPROGRESS;
-        }
     }
     if (req) {
         nrq = *req;
@@ -444,13 +441,10 @@ int kms_post_pass(struct kms_store *s, const struct kms_request *req, const stru
         pthread_mutex_lock(&s->lock);
         kms_memory_only_begin(s, req && req->memory_only);
         r = post_pass_locked(s, req, hash, pass, generated_by, out, &file);
-        deferred = kms_memory_only_end();
+        deferred = kms_memory_only_end(out);
         pthread_mutex_unlock(&s->lock);
-        if (deferred) {
-            kms_reply_clear(out);
-            *out = (struct kms_reply){0};
+        if (deferred)
             return -EINPROGRESS;
-        }
     }
     if (file)
         snprintf(reason, sizeof(reason), "stored as %s", file);

@@ -15,10 +15,14 @@ void kms_memory_only_begin(const struct kms_store *s, bool on)
     io_refused = false;
 }
 
-bool kms_memory_only_end(void)
+bool kms_memory_only_end(struct kms_reply *out)
 {
     bool refused = io_refused;
     memory_only = io_refused = false;
+    if (refused) {
+        kms_reply_clear(out);
+        *out = (struct kms_reply){0};
+    }
     return refused;
 }
 
