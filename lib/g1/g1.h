@@ -58,7 +58,8 @@ struct g1_offload {
  * its turn comes after start_wait_ms. < 0 (busy, or no thread): nothing was sent. */
 int g1_offload_start(struct g1_offload *o, struct net_conn *c, const char *endpoint, struct kms_request *req,
                      int64_t start_wait_ms, net_work_fn work, net_done_fn done, void *data);
-/* The refusal a done call sends for a status < 0 (the job was not run). */
+/* The refusal for a decision not taken: g1_offload_start's error, or a done call's status < 0
+ * (the job was not run). */
 const char *g1_offload_why(int status);
 /* The done call: true when the connection is still open (held no more), false when the
  * exchange is an orphan the caller frees. */

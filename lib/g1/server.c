@@ -256,13 +256,15 @@ static void decide_done(void *data, int status)
 
 static void serve(struct exchange *x, struct net_conn *c)
 {
+    int r;
+
     x->req = g1_node_request(&x->node, c);
     x->req.memory_only = true;
     if (decide(x) != -EINPROGRESS)
         answer(x, c);
-    else if (g1_offload_start(&x->off, c, x->post ? "/postPass" : "/getPass", &x->req, x->srv->exchange_timeout_ms,
-                              decide_work, decide_done, x) < 0)
-        refuse(x, c, "the KMS is busy; try again");
+    else if ((r = g1_offload_start(&x->off, c, x->post ? "/postPass" : "/getPass", &x->req, x->srv->exchange_timeout_ms,
+                                   decide_work, decide_done, x)) < 0)
+        refuse(x, c, g1_offload_why(r));
 }
 
 /* /postPass: after the answer, the node sends the payload; we store it and, unlike upstream,

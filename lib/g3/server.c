@@ -216,17 +216,23 @@ static void decide_work(void *data)
     kms_attest(x->srv->store, &x->rq, &x->reply);
 }
 
+/* The decision was not taken (status < 0: busy, or shutting down): the node is told so. */
+static void refuse_untaken(struct exchange *x, struct net_conn *c, int status)
+{
+    char text[96];
+    snprintf(text, sizeof(text), "Attestation verification failed: %s", g1_offload_why(status));
+    refuse(x, c, text, false);
+}
+
 static void decide_done(void *data, int status)
 {
     struct exchange *x = data;
 
     if (!g1_offload_end(&x->off))
         exchange_free(x);
-    else if (status < 0) {
-        char text[96];
-        snprintf(text, sizeof(text), "Attestation verification failed: %s", g1_offload_why(status));
-        refuse(x, x->off.conn, text, false);
-    } else
+    else if (status < 0)
+        refuse_untaken(x, x->off.conn, status);
+    else
         answer(x, x->off.conn);
 }
 
@@ -297,9 +303,9 @@ static void on_proof(struct exchange *x, struct net_conn *c, const uint8_t *msg,
     x->rq.req.memory_only = true;
     if (kms_attest(x->srv->store, &x->rq, &x->reply) != -EINPROGRESS)
         answer(x, c);
-    else if (g1_offload_start(&x->off, c, "/tpm-attestation", &x->rq.req, x->srv->exchange_timeout_ms, decide_work,
-                              decide_done, x) < 0)
-        refuse(x, c, "Attestation verification failed: the KMS is busy; try again", false);
+    else if ((r = g1_offload_start(&x->off, c, "/tpm-attestation", &x->rq.req, x->srv->exchange_timeout_ms, decide_work,
+                                   decide_done, x)) < 0)
+        refuse_untaken(x, c, r);
 out:
     proto_g3_proof_clear(&pf);
 }
